@@ -1,0 +1,645 @@
+//! msgpack encoding and decoding of [`Value`]s, byte-compatible with the
+//! reference (`msgpack.packb(..., use_bin_type=True)` plus msgpack-numpy).
+//!
+//! Encoding reserves the exact frame size first, so a large array is copied
+//! once into the frame and never again by a growing buffer. Decoding takes the
+//! frame as [`Bytes`] and hands out sub-slices of it for bin data, so array
+//! payloads are never copied out of an incoming frame.
+
+use bytes::Bytes;
+use rmp::Marker;
+
+use crate::array::{DType, NdArray};
+use crate::complex;
+use crate::value::{ObjId, Scalar, Value};
+
+/// Deepest nesting the decoder accepts; deeper frames are refused, not stack-overflowed.
+pub const MAX_DEPTH: usize = 128;
+
+/// Why bytes could not be decoded as msgpack.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    /// The frame ended inside a value.
+    #[error("frame ends early: needed {needed} more bytes at offset {offset}")]
+    UnexpectedEof {
+        /// where the read started
+        offset: usize,
+        /// how many bytes were missing
+        needed: usize,
+    },
+    /// 0xc1 (never used by msgpack).
+    #[error("invalid msgpack marker 0x{marker:02x} at offset {offset}")]
+    InvalidMarker {
+        /// the byte
+        marker: u8,
+        /// where
+        offset: usize,
+    },
+    /// msgpack ext types are not part of the protocol.
+    #[error("msgpack ext type {0} is not part of the protocol")]
+    UnsupportedExt(i8),
+    /// A str that is not UTF-8.
+    #[error("msgpack str at offset {0} is not valid UTF-8")]
+    InvalidUtf8(usize),
+    /// Nested deeper than [`MAX_DEPTH`].
+    #[error("value nested deeper than {MAX_DEPTH} levels")]
+    TooDeep,
+    /// Bytes left over after the value.
+    #[error("{0} trailing bytes after the value")]
+    TrailingBytes(usize),
+}
+
+/// Why a value could not be encoded.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EncodeError {
+    /// An executor handle is server-internal and never travels.
+    #[error("an executor handle cannot be sent; return an object id or a value instead")]
+    Handle,
+    /// msgpack lengths stop at 2^32 - 1.
+    #[error("{what} of length {len} is longer than msgpack allows (2^32 - 1)")]
+    TooLong {
+        /// what was too long
+        what: &'static str,
+        /// its length
+        len: usize,
+    },
+}
+
+// ---------------------------------------------------------------- encoding
+
+/// Encode a value into a new buffer of exactly the right size.
+pub fn to_vec(value: &Value) -> Result<Vec<u8>, EncodeError> {
+    let mut buf = Vec::with_capacity(encoded_len(value));
+    encode(&mut buf, value)?;
+    Ok(buf)
+}
+
+/// An upper bound of the encoded size of `value` (exact for everything but
+/// floats and complex numbers), used to reserve a frame once.
+pub fn encoded_len(value: &Value) -> usize {
+    match value {
+        Value::Nil | Value::Bool(_) => 1,
+        Value::Int(_) | Value::UInt(_) | Value::Float(_) => 9,
+        Value::F32(_) => 5,
+        Value::Str(s) => 5 + s.len(),
+        Value::Bin(b) => 5 + b.len(),
+        Value::List(items) => 5 + items.iter().map(encoded_len).sum::<usize>(),
+        Value::Map(pairs) => {
+            5 + pairs
+                .iter()
+                .map(|(k, v)| encoded_len(k) + encoded_len(v))
+                .sum::<usize>()
+        }
+        Value::Array(a) => 64 + 9 * a.shape().len() + a.data().len(),
+        Value::Scalar(s) => 32 + s.data.len(),
+        Value::Complex(..) => 64,
+        Value::Slice(s) => 40 + encoded_len(&s.start) + encoded_len(&s.stop) + encoded_len(&s.step),
+        Value::Proxy(_) => 32,
+        Value::Handle(_) => 0,
+    }
+}
+
+/// Append the msgpack encoding of `value` to `buf`.
+pub fn encode(buf: &mut Vec<u8>, value: &Value) -> Result<(), EncodeError> {
+    match value {
+        Value::Nil => buf.push(0xc0),
+        Value::Bool(b) => buf.push(if *b { 0xc3 } else { 0xc2 }),
+        Value::Int(i) => write_int(buf, *i),
+        Value::UInt(u) => write_uint(buf, *u),
+        Value::F32(f) => {
+            buf.push(0xca);
+            buf.extend_from_slice(&f.to_be_bytes());
+        }
+        Value::Float(f) => write_f64(buf, *f),
+        Value::Str(s) => write_str(buf, s)?,
+        Value::Bin(b) => write_bin(buf, b)?,
+        Value::List(items) => {
+            write_array_len(buf, items.len())?;
+            for v in items {
+                encode(buf, v)?;
+            }
+        }
+        Value::Map(pairs) => {
+            write_map_len(buf, pairs.len())?;
+            for (k, v) in pairs {
+                encode(buf, k)?;
+                encode(buf, v)?;
+            }
+        }
+        Value::Array(a) => write_ndarray(buf, a)?,
+        Value::Scalar(s) => {
+            write_map_len(buf, 3)?;
+            write_bin(buf, b"nd")?;
+            buf.push(0xc2);
+            write_bin(buf, b"type")?;
+            write_str(buf, &s.dtype.typestr(s.order))?;
+            write_bin(buf, b"data")?;
+            write_bin(buf, &s.data)?;
+        }
+        Value::Complex(re, im) => {
+            write_map_len(buf, 2)?;
+            write_bin(buf, b"complex")?;
+            buf.push(0xc3);
+            write_bin(buf, b"data")?;
+            write_str(buf, &complex::python_repr(*re, *im))?;
+        }
+        Value::Slice(s) => {
+            write_map_len(buf, 4)?;
+            write_str(buf, "__slice__")?;
+            buf.push(0xc3);
+            write_str(buf, "start")?;
+            encode(buf, &s.start)?;
+            write_str(buf, "stop")?;
+            encode(buf, &s.stop)?;
+            write_str(buf, "step")?;
+            encode(buf, &s.step)?;
+        }
+        Value::Proxy(id) => write_proxy(buf, *id)?,
+        Value::Handle(_) => return Err(EncodeError::Handle),
+    }
+    Ok(())
+}
+
+/// The reference's proxy reference marker: `{"__rpc_proxy__": true, "obj_id": N}`.
+pub(crate) fn write_proxy(buf: &mut Vec<u8>, id: ObjId) -> Result<(), EncodeError> {
+    write_map_len(buf, 2)?;
+    write_str(buf, "__rpc_proxy__")?;
+    buf.push(0xc3);
+    write_str(buf, "obj_id")?;
+    write_uint(buf, id.0);
+    Ok(())
+}
+
+fn write_ndarray(buf: &mut Vec<u8>, a: &NdArray) -> Result<(), EncodeError> {
+    write_map_len(buf, 5)?;
+    write_bin(buf, b"nd")?;
+    buf.push(0xc3);
+    write_bin(buf, b"type")?;
+    write_str(buf, &a.typestr())?;
+    write_bin(buf, b"kind")?;
+    write_bin(buf, b"")?;
+    write_bin(buf, b"shape")?;
+    write_array_len(buf, a.shape().len())?;
+    for &d in a.shape() {
+        write_uint(buf, d as u64);
+    }
+    write_bin(buf, b"data")?;
+    write_bin(buf, a.data())
+}
+
+/// Smallest msgpack encoding of a non-negative integer, as msgpack-python picks it.
+pub(crate) fn write_uint(buf: &mut Vec<u8>, u: u64) {
+    if u < 0x80 {
+        buf.push(u as u8);
+    } else if u <= 0xff {
+        buf.extend_from_slice(&[0xcc, u as u8]);
+    } else if u <= 0xffff {
+        buf.push(0xcd);
+        buf.extend_from_slice(&(u as u16).to_be_bytes());
+    } else if u <= 0xffff_ffff {
+        buf.push(0xce);
+        buf.extend_from_slice(&(u as u32).to_be_bytes());
+    } else {
+        buf.push(0xcf);
+        buf.extend_from_slice(&u.to_be_bytes());
+    }
+}
+
+fn write_int(buf: &mut Vec<u8>, i: i64) {
+    if i >= 0 {
+        write_uint(buf, i as u64);
+    } else if i >= -32 {
+        buf.push(i as i8 as u8);
+    } else if i >= i8::MIN as i64 {
+        buf.extend_from_slice(&[0xd0, i as i8 as u8]);
+    } else if i >= i16::MIN as i64 {
+        buf.push(0xd1);
+        buf.extend_from_slice(&(i as i16).to_be_bytes());
+    } else if i >= i32::MIN as i64 {
+        buf.push(0xd2);
+        buf.extend_from_slice(&(i as i32).to_be_bytes());
+    } else {
+        buf.push(0xd3);
+        buf.extend_from_slice(&i.to_be_bytes());
+    }
+}
+
+fn write_f64(buf: &mut Vec<u8>, f: f64) {
+    buf.push(0xcb);
+    buf.extend_from_slice(&f.to_be_bytes());
+}
+
+fn len_u32(what: &'static str, len: usize) -> Result<u32, EncodeError> {
+    u32::try_from(len).map_err(|_| EncodeError::TooLong { what, len })
+}
+
+/// msgpack str with the smallest length header.
+pub(crate) fn write_str(buf: &mut Vec<u8>, s: &str) -> Result<(), EncodeError> {
+    let n = len_u32("str", s.len())?;
+    if n < 32 {
+        buf.push(0xa0 | n as u8);
+    } else if n <= 0xff {
+        buf.extend_from_slice(&[0xd9, n as u8]);
+    } else if n <= 0xffff {
+        buf.push(0xda);
+        buf.extend_from_slice(&(n as u16).to_be_bytes());
+    } else {
+        buf.push(0xdb);
+        buf.extend_from_slice(&n.to_be_bytes());
+    }
+    buf.extend_from_slice(s.as_bytes());
+    Ok(())
+}
+
+/// msgpack bin with the smallest length header.
+pub(crate) fn write_bin(buf: &mut Vec<u8>, b: &[u8]) -> Result<(), EncodeError> {
+    let n = len_u32("bytes", b.len())?;
+    if n <= 0xff {
+        buf.extend_from_slice(&[0xc4, n as u8]);
+    } else if n <= 0xffff {
+        buf.push(0xc5);
+        buf.extend_from_slice(&(n as u16).to_be_bytes());
+    } else {
+        buf.push(0xc6);
+        buf.extend_from_slice(&n.to_be_bytes());
+    }
+    buf.extend_from_slice(b);
+    Ok(())
+}
+
+/// msgpack array header.
+pub(crate) fn write_array_len(buf: &mut Vec<u8>, len: usize) -> Result<(), EncodeError> {
+    let n = len_u32("list", len)?;
+    if n < 16 {
+        buf.push(0x90 | n as u8);
+    } else if n <= 0xffff {
+        buf.push(0xdc);
+        buf.extend_from_slice(&(n as u16).to_be_bytes());
+    } else {
+        buf.push(0xdd);
+        buf.extend_from_slice(&n.to_be_bytes());
+    }
+    Ok(())
+}
+
+/// msgpack map header.
+pub(crate) fn write_map_len(buf: &mut Vec<u8>, len: usize) -> Result<(), EncodeError> {
+    let n = len_u32("map", len)?;
+    if n < 16 {
+        buf.push(0x80 | n as u8);
+    } else if n <= 0xffff {
+        buf.push(0xde);
+        buf.extend_from_slice(&(n as u16).to_be_bytes());
+    } else {
+        buf.push(0xdf);
+        buf.extend_from_slice(&n.to_be_bytes());
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- decoding
+
+/// Decode one value that fills `frame` entirely. Bin data and array payloads
+/// in the result share `frame`'s buffer.
+pub fn from_bytes(frame: &Bytes) -> Result<Value, DecodeError> {
+    let mut d = Decoder { buf: frame, pos: 0 };
+    let v = d.value(0)?;
+    if d.pos != frame.len() {
+        return Err(DecodeError::TrailingBytes(frame.len() - d.pos));
+    }
+    Ok(v)
+}
+
+struct Decoder<'a> {
+    buf: &'a Bytes,
+    pos: usize,
+}
+
+impl Decoder<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8], DecodeError> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.buf.len())
+            .ok_or(DecodeError::UnexpectedEof {
+                offset: self.pos,
+                needed: n.saturating_sub(self.buf.len() - self.pos),
+            })?;
+        let s = &self.buf[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn take_bytes(&mut self, n: usize) -> Result<Bytes, DecodeError> {
+        let start = self.pos;
+        self.take(n)?;
+        Ok(self.buf.slice(start..self.pos))
+    }
+
+    fn be<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
+        let mut a = [0u8; N];
+        a.copy_from_slice(self.take(N)?);
+        Ok(a)
+    }
+
+    fn len8(&mut self) -> Result<usize, DecodeError> {
+        Ok(self.be::<1>()?[0] as usize)
+    }
+    fn len16(&mut self) -> Result<usize, DecodeError> {
+        Ok(u16::from_be_bytes(self.be()?) as usize)
+    }
+    fn len32(&mut self) -> Result<usize, DecodeError> {
+        Ok(u32::from_be_bytes(self.be()?) as usize)
+    }
+
+    fn string(&mut self, n: usize) -> Result<Value, DecodeError> {
+        let at = self.pos;
+        let s = std::str::from_utf8(self.take(n)?).map_err(|_| DecodeError::InvalidUtf8(at))?;
+        Ok(Value::Str(s.to_owned()))
+    }
+
+    fn list(&mut self, n: usize, depth: usize) -> Result<Value, DecodeError> {
+        // Every element takes at least one byte: never trust a claimed length
+        // further than the bytes that remain.
+        let mut items = Vec::with_capacity(n.min(self.buf.len() - self.pos));
+        for _ in 0..n {
+            items.push(self.value(depth + 1)?);
+        }
+        Ok(Value::List(items))
+    }
+
+    fn map(&mut self, n: usize, depth: usize) -> Result<Value, DecodeError> {
+        let mut pairs = Vec::with_capacity(n.min((self.buf.len() - self.pos) / 2));
+        for _ in 0..n {
+            let k = self.value(depth + 1)?;
+            let v = self.value(depth + 1)?;
+            pairs.push((k, v));
+        }
+        Ok(recognise(pairs))
+    }
+
+    fn ext(&mut self, n: usize) -> Result<Value, DecodeError> {
+        let t = self.be::<1>()?[0] as i8;
+        self.take(n)?;
+        Err(DecodeError::UnsupportedExt(t))
+    }
+
+    fn value(&mut self, depth: usize) -> Result<Value, DecodeError> {
+        if depth > MAX_DEPTH {
+            return Err(DecodeError::TooDeep);
+        }
+        let at = self.pos;
+        let m = self.be::<1>()?[0];
+        Ok(match Marker::from_u8(m) {
+            Marker::FixPos(v) => Value::UInt(v as u64),
+            Marker::FixNeg(v) => Value::Int(v as i64),
+            Marker::Null => Value::Nil,
+            Marker::True => Value::Bool(true),
+            Marker::False => Value::Bool(false),
+            Marker::U8 => Value::UInt(self.be::<1>()?[0] as u64),
+            Marker::U16 => Value::UInt(u16::from_be_bytes(self.be()?) as u64),
+            Marker::U32 => Value::UInt(u32::from_be_bytes(self.be()?) as u64),
+            Marker::U64 => Value::UInt(u64::from_be_bytes(self.be()?)),
+            Marker::I8 => int(i8::from_be_bytes(self.be()?) as i64),
+            Marker::I16 => int(i16::from_be_bytes(self.be()?) as i64),
+            Marker::I32 => int(i32::from_be_bytes(self.be()?) as i64),
+            Marker::I64 => int(i64::from_be_bytes(self.be()?)),
+            Marker::F32 => Value::F32(f32::from_be_bytes(self.be()?)),
+            Marker::F64 => Value::Float(f64::from_be_bytes(self.be()?)),
+            Marker::FixStr(n) => self.string(n as usize)?,
+            Marker::Str8 => {
+                let n = self.len8()?;
+                self.string(n)?
+            }
+            Marker::Str16 => {
+                let n = self.len16()?;
+                self.string(n)?
+            }
+            Marker::Str32 => {
+                let n = self.len32()?;
+                self.string(n)?
+            }
+            Marker::Bin8 => {
+                let n = self.len8()?;
+                Value::Bin(self.take_bytes(n)?)
+            }
+            Marker::Bin16 => {
+                let n = self.len16()?;
+                Value::Bin(self.take_bytes(n)?)
+            }
+            Marker::Bin32 => {
+                let n = self.len32()?;
+                Value::Bin(self.take_bytes(n)?)
+            }
+            Marker::FixArray(n) => self.list(n as usize, depth)?,
+            Marker::Array16 => {
+                let n = self.len16()?;
+                self.list(n, depth)?
+            }
+            Marker::Array32 => {
+                let n = self.len32()?;
+                self.list(n, depth)?
+            }
+            Marker::FixMap(n) => self.map(n as usize, depth)?,
+            Marker::Map16 => {
+                let n = self.len16()?;
+                self.map(n, depth)?
+            }
+            Marker::Map32 => {
+                let n = self.len32()?;
+                self.map(n, depth)?
+            }
+            Marker::FixExt1 => self.ext(1)?,
+            Marker::FixExt2 => self.ext(2)?,
+            Marker::FixExt4 => self.ext(4)?,
+            Marker::FixExt8 => self.ext(8)?,
+            Marker::FixExt16 => self.ext(16)?,
+            Marker::Ext8 => {
+                let n = self.len8()?;
+                self.ext(n)?
+            }
+            Marker::Ext16 => {
+                let n = self.len16()?;
+                self.ext(n)?
+            }
+            Marker::Ext32 => {
+                let n = self.len32()?;
+                self.ext(n)?
+            }
+            Marker::Reserved => {
+                return Err(DecodeError::InvalidMarker {
+                    marker: m,
+                    offset: at,
+                })
+            }
+        })
+    }
+}
+
+/// msgpack-python decodes every integer to one `int`; we keep non-negative
+/// ones as `UInt` whatever width carried them, so equal numbers compare equal.
+fn int(i: i64) -> Value {
+    if i >= 0 {
+        Value::UInt(i as u64)
+    } else {
+        Value::Int(i)
+    }
+}
+
+fn bin_key<'a>(pairs: &'a [(Value, Value)], key: &[u8]) -> Option<&'a Value> {
+    pairs.iter().find_map(|(k, v)| match k {
+        Value::Bin(b) if b.as_ref() == key => Some(v),
+        _ => None,
+    })
+}
+
+fn str_key<'a>(pairs: &'a [(Value, Value)], key: &str) -> Option<&'a Value> {
+    pairs
+        .iter()
+        .find_map(|(k, v)| (k.as_str() == Some(key)).then_some(v))
+}
+
+/// Turn the marker maps of the protocol (arrays, numpy scalars, complex
+/// numbers, slices, proxy references) into their values; any other map, and
+/// any marker map that does not fit its form, stays a plain map.
+fn recognise(pairs: Vec<(Value, Value)>) -> Value {
+    let first_is = |k: &[u8]| matches!(pairs.first(), Some((Value::Bin(b), _)) if b.as_ref() == k);
+    let first_str = |k: &str| matches!(pairs.first(), Some((Value::Str(s), _)) if s == k);
+    let special = if bin_key(&pairs, b"nd").is_some() {
+        recognise_numpy(&pairs)
+    } else if first_is(b"complex") || bin_key(&pairs, b"complex").is_some() {
+        recognise_complex(&pairs)
+    } else if pairs.len() == 2
+        && (first_str("__rpc_proxy__") || str_key(&pairs, "__rpc_proxy__").is_some())
+    {
+        match (str_key(&pairs, "__rpc_proxy__"), str_key(&pairs, "obj_id")) {
+            (Some(Value::Bool(true)), Some(id)) => id.as_u64().map(|id| Value::Proxy(ObjId(id))),
+            _ => None,
+        }
+    } else if pairs.len() == 4 && str_key(&pairs, "__slice__") == Some(&Value::Bool(true)) {
+        match (
+            str_key(&pairs, "start"),
+            str_key(&pairs, "stop"),
+            str_key(&pairs, "step"),
+        ) {
+            (Some(a), Some(b), Some(c)) => Some(Value::slice(a.clone(), b.clone(), c.clone())),
+            _ => None,
+        }
+    } else {
+        None
+    };
+    special.unwrap_or(Value::Map(pairs))
+}
+
+fn recognise_numpy(pairs: &[(Value, Value)]) -> Option<Value> {
+    let typestr = bin_key(pairs, b"type")?.as_str()?;
+    let Value::Bin(data) = bin_key(pairs, b"data")? else {
+        return None;
+    };
+    let (dtype, order) = DType::parse(typestr).ok()?;
+    match bin_key(pairs, b"nd")? {
+        Value::Bool(true) if pairs.len() == 5 => {
+            match bin_key(pairs, b"kind")? {
+                Value::Bin(k) if k.is_empty() => {}
+                _ => return None,
+            }
+            let Value::List(dims) = bin_key(pairs, b"shape")? else {
+                return None;
+            };
+            let shape = dims
+                .iter()
+                .map(|d| d.as_u64().and_then(|d| usize::try_from(d).ok()))
+                .collect::<Option<Vec<_>>>()?;
+            let a = NdArray::new(dtype, order, shape, data.clone()).ok()?;
+            // Keep the '<' of one-byte dtypes a peer may have written.
+            (a.order() == order).then_some(Value::Array(a))
+        }
+        Value::Bool(false) if pairs.len() == 3 && data.len() == dtype.itemsize() => {
+            Some(Value::Scalar(Scalar {
+                dtype,
+                order,
+                data: data.clone(),
+            }))
+        }
+        _ => None,
+    }
+}
+
+fn recognise_complex(pairs: &[(Value, Value)]) -> Option<Value> {
+    if pairs.len() != 2 || bin_key(pairs, b"complex")? != &Value::Bool(true) {
+        return None;
+    }
+    let text = bin_key(pairs, b"data")?.as_str()?;
+    let (re, im) = complex::parse(text)?;
+    // Only take it when it prints back the same, so frames re-encode exactly.
+    (complex::python_repr(re, im) == text).then_some(Value::Complex(re, im))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rt(v: Value) {
+        let bytes = Bytes::from(to_vec(&v).unwrap());
+        assert_eq!(from_bytes(&bytes).unwrap(), v);
+    }
+
+    #[test]
+    fn scalars_round_trip() {
+        for v in [
+            Value::Nil,
+            Value::Bool(true),
+            Value::UInt(u64::MAX),
+            Value::Int(i64::MIN),
+            Value::Int(-33),
+            Value::Float(1.5),
+            Value::F32(2.5),
+            Value::str("héllo"),
+            Value::Complex(1.0, -2.0),
+            Value::Proxy(ObjId(70000)),
+            Value::slice(Value::UInt(1), Value::Nil, Value::Int(-1)),
+        ] {
+            rt(v);
+        }
+    }
+
+    #[test]
+    fn array_payload_is_shared_with_frame() {
+        let a = NdArray::from_vec(vec![2, 2], vec![1.0f64, 2.0, 3.0, 4.0]).unwrap();
+        let frame = Bytes::from(to_vec(&Value::Array(a.clone())).unwrap());
+        let Value::Array(b) = from_bytes(&frame).unwrap() else {
+            panic!("not an array")
+        };
+        assert_eq!(a, b);
+        let range = frame.as_ptr() as usize..frame.as_ptr() as usize + frame.len();
+        assert!(
+            range.contains(&(b.data().as_ptr() as usize)),
+            "payload not copied"
+        );
+    }
+
+    #[test]
+    fn hostile_input_is_an_error() {
+        for bad in [
+            &[0xc1][..],
+            &[0xdd, 0xff, 0xff, 0xff, 0xff],
+            &[0xc6, 0xff, 0xff, 0xff, 0xff, 1],
+            &[0xd9, 2, 0xff, 0xfe],
+            &[0xd4, 1, 0],
+            &[0x91],
+            &[0xc0, 0xc0],
+        ] {
+            assert!(from_bytes(&Bytes::copy_from_slice(bad)).is_err(), "{bad:?}");
+        }
+        let deep = Bytes::from(vec![0x91u8; 100_000]);
+        assert_eq!(from_bytes(&deep), Err(DecodeError::TooDeep));
+    }
+
+    #[test]
+    fn handle_is_not_encodable() {
+        assert_eq!(
+            to_vec(&Value::Handle(crate::Handle(1))),
+            Err(EncodeError::Handle)
+        );
+    }
+}

@@ -1,0 +1,203 @@
+//! The executor: what a host (Rust, C, Python) implements to serve requests.
+//!
+//! One executor instance serves one client. It holds the objects it returned,
+//! each under a [`Handle`] of its own choosing; the server session maps the
+//! protocol's object ids to those handles and tells the executor when a handle
+//! is no longer used ([`Executor::release`]). Proxy references in arguments
+//! and keys reach the executor already resolved to [`Value::Handle`]s.
+
+use bytes::Bytes;
+
+use crate::message::RemoteError;
+use crate::value::{Handle, Value};
+
+/// An error an executor operation raised; it reaches the client as a remote exception.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecError {
+    /// Qualified exception type, `"builtins.ValueError"`.
+    pub exception_type: String,
+    /// The message.
+    pub message: String,
+    /// A formatted traceback, possibly empty.
+    pub traceback: String,
+    /// An optional opaque payload (the Python executor puts a pickle of the
+    /// exception here, as the reference does).
+    pub payload: Option<Bytes>,
+}
+
+impl ExecError {
+    /// An error with a type and a message.
+    pub fn new(exception_type: impl Into<String>, message: impl Into<String>) -> Self {
+        ExecError {
+            exception_type: exception_type.into(),
+            message: message.into(),
+            traceback: String::new(),
+            payload: None,
+        }
+    }
+
+    /// Attach a traceback text.
+    pub fn with_traceback(mut self, traceback: impl Into<String>) -> Self {
+        self.traceback = traceback.into();
+        self
+    }
+
+    /// `builtins.TypeError` with a message.
+    pub fn type_error(message: impl Into<String>) -> Self {
+        ExecError::new("builtins.TypeError", message)
+    }
+
+    /// `builtins.ValueError` with a message.
+    pub fn value_error(message: impl Into<String>) -> Self {
+        ExecError::new("builtins.ValueError", message)
+    }
+
+    /// `builtins.AttributeError` with a message.
+    pub fn attribute_error(message: impl Into<String>) -> Self {
+        ExecError::new("builtins.AttributeError", message)
+    }
+
+    /// `builtins.NotImplementedError`: the operation is not offered by this executor.
+    pub fn unsupported(op: &str) -> Self {
+        ExecError::new(
+            "builtins.NotImplementedError",
+            format!("this server's executor does not support {op}"),
+        )
+    }
+}
+
+impl std::fmt::Display for ExecError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.exception_type, self.message)
+    }
+}
+
+impl std::error::Error for ExecError {}
+
+impl From<ExecError> for RemoteError {
+    fn from(e: ExecError) -> Self {
+        RemoteError {
+            exception_type: e.exception_type,
+            message: e.message,
+            traceback: e.traceback,
+            payload: e.payload,
+            brief: false,
+        }
+    }
+}
+
+/// What a `getattr` or `call` acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target<'a> {
+    /// An object the executor holds. `path` is the client's trail to it; the
+    /// reference calls the attribute named by its last component when the
+    /// object itself is not callable.
+    Object {
+        /// the object
+        handle: Handle,
+        /// the client's human-readable trail (`"env.step"`)
+        path: &'a str,
+    },
+    /// No object: the reference evaluates `path` in the client's globals.
+    Path(&'a str),
+}
+
+/// Result type of executor operations.
+pub type ExecResult<T> = Result<T, ExecError>;
+
+/// The operations a host implements. Defaults answer "not supported", so an
+/// executor implements what it offers (a Rust registry has no `eval`).
+pub trait Executor {
+    /// Import a (possibly dotted) module.
+    fn import_module(&mut self, module: &str) -> ExecResult<Handle>;
+
+    /// Look up a builtin by name.
+    fn get_builtin(&mut self, name: &str) -> ExecResult<Handle> {
+        let _ = name;
+        Err(ExecError::unsupported("builtins"))
+    }
+
+    /// `getattr(target, attr)`.
+    fn getattr(&mut self, target: Target<'_>, attr: &str) -> ExecResult<Handle>;
+
+    /// `target(*args, **kwargs)`.
+    fn call(
+        &mut self,
+        target: Target<'_>,
+        args: Vec<Value>,
+        kwargs: Vec<(String, Value)>,
+    ) -> ExecResult<Handle>;
+
+    /// `obj[key]`; the key may hold slices and handles.
+    fn getitem(&mut self, obj: Handle, key: Value) -> ExecResult<Handle>;
+
+    /// The object's value, to be sent to the client.
+    fn materialize(&mut self, obj: Handle) -> ExecResult<Value>;
+
+    /// Evaluate an expression in this client's globals.
+    fn eval(&mut self, expr: &str) -> ExecResult<Handle> {
+        let _ = expr;
+        Err(ExecError::unsupported("eval"))
+    }
+
+    /// Execute statements in this client's globals.
+    fn execute(&mut self, code: &str) -> ExecResult<()> {
+        let _ = code;
+        Err(ExecError::unsupported("execute"))
+    }
+
+    /// Install a function sent as opaque bytes under `name`.
+    fn teleport(&mut self, func: Bytes, name: &str) -> ExecResult<Handle> {
+        let _ = (func, name);
+        Err(ExecError::unsupported("teleport"))
+    }
+
+    /// The names in this client's globals with a description of their types.
+    fn namespace(&mut self) -> ExecResult<Vec<(String, String)>> {
+        Ok(Vec::new())
+    }
+
+    /// The session no longer uses `handle`: drop the object it names.
+    fn release(&mut self, handle: Handle);
+}
+
+impl<E: Executor + ?Sized> Executor for Box<E> {
+    fn import_module(&mut self, module: &str) -> ExecResult<Handle> {
+        (**self).import_module(module)
+    }
+    fn get_builtin(&mut self, name: &str) -> ExecResult<Handle> {
+        (**self).get_builtin(name)
+    }
+    fn getattr(&mut self, target: Target<'_>, attr: &str) -> ExecResult<Handle> {
+        (**self).getattr(target, attr)
+    }
+    fn call(
+        &mut self,
+        target: Target<'_>,
+        args: Vec<Value>,
+        kwargs: Vec<(String, Value)>,
+    ) -> ExecResult<Handle> {
+        (**self).call(target, args, kwargs)
+    }
+    fn getitem(&mut self, obj: Handle, key: Value) -> ExecResult<Handle> {
+        (**self).getitem(obj, key)
+    }
+    fn materialize(&mut self, obj: Handle) -> ExecResult<Value> {
+        (**self).materialize(obj)
+    }
+    fn eval(&mut self, expr: &str) -> ExecResult<Handle> {
+        (**self).eval(expr)
+    }
+    fn execute(&mut self, code: &str) -> ExecResult<()> {
+        (**self).execute(code)
+    }
+    fn teleport(&mut self, func: Bytes, name: &str) -> ExecResult<Handle> {
+        (**self).teleport(func, name)
+    }
+    fn namespace(&mut self) -> ExecResult<Vec<(String, String)>> {
+        (**self).namespace()
+    }
+    fn release(&mut self, handle: Handle) {
+        (**self).release(handle)
+    }
+}

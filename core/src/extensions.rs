@@ -1,0 +1,110 @@
+//! Protocol extensions and their negotiation.
+//!
+//! The reference protocol has no request ids and no way to free an object.
+//! Ours adds both, but a stock `simplerpyc` peer must never see a message or a
+//! field it does not know. So extensions are negotiated before the first
+//! frame: a client that speaks them offers them in the HTTP upgrade request
+//! header [`HEADER`] (`simplerpc-extensions: release, request-id`); a server
+//! that speaks them answers with the subset it accepts in the same response
+//! header. A stock client sends no such header, and a stock server answers
+//! none, so either way a stock peer gets exactly the reference protocol.
+//! Transports other than WebSocket carry the same header value in whatever
+//! handshake they have, or configure both ends alike.
+
+/// The HTTP header, in requests and in responses, that carries the extension list.
+pub const HEADER: &str = "simplerpc-extensions";
+
+/// A set of protocol extensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Extensions(u32);
+
+const NAMES: [(Extensions, &str); 2] = [
+    (Extensions::RELEASE, "release"),
+    (Extensions::REQUEST_IDS, "request-id"),
+];
+
+impl Extensions {
+    /// No extensions: the reference protocol exactly.
+    pub const NONE: Extensions = Extensions(0);
+    /// `release`: a request may carry `"release": [obj_id, ...]`, the ids the
+    /// client dropped since its previous request; the server frees them before
+    /// it handles the request. Costs no round trip of its own.
+    pub const RELEASE: Extensions = Extensions(1);
+    /// `request-id`: each request carries `"id": n` and its response echoes
+    /// it, so a client with many requests in flight can check the pairing.
+    pub const REQUEST_IDS: Extensions = Extensions(2);
+    /// Everything this version speaks.
+    pub const ALL: Extensions = Extensions(3);
+
+    /// Whether the `release` extension is on.
+    pub fn release(self) -> bool {
+        self.0 & Self::RELEASE.0 != 0
+    }
+
+    /// Whether the `request-id` extension is on.
+    pub fn request_ids(self) -> bool {
+        self.0 & Self::REQUEST_IDS.0 != 0
+    }
+
+    /// The extensions both sets hold.
+    pub fn intersect(self, other: Extensions) -> Extensions {
+        Extensions(self.0 & other.0)
+    }
+
+    /// Parse a header value; names this version does not know are ignored.
+    pub fn parse(header: &str) -> Extensions {
+        let mut set = 0;
+        for token in header.split(',').map(str::trim) {
+            if let Some((e, _)) = NAMES.iter().find(|(_, n)| n.eq_ignore_ascii_case(token)) {
+                set |= e.0;
+            }
+        }
+        Extensions(set)
+    }
+
+    /// The header value naming this set (empty for [`Extensions::NONE`]).
+    pub fn header_value(self) -> String {
+        NAMES
+            .iter()
+            .filter(|(e, _)| self.0 & e.0 != 0)
+            .map(|(_, n)| *n)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Server side: what to accept, given the client's header (`None` when it
+    /// sent none, as a stock client does) and what this server supports.
+    pub fn negotiate(offered: Option<&str>, supported: Extensions) -> Extensions {
+        offered.map_or(Extensions::NONE, |h| {
+            Extensions::parse(h).intersect(supported)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negotiation() {
+        assert_eq!(
+            Extensions::negotiate(None, Extensions::ALL),
+            Extensions::NONE
+        );
+        let offer = Extensions::ALL.header_value();
+        assert_eq!(offer, "release, request-id");
+        assert_eq!(
+            Extensions::negotiate(Some(&offer), Extensions::ALL),
+            Extensions::ALL
+        );
+        assert_eq!(
+            Extensions::negotiate(Some("request-id, future-thing"), Extensions::ALL),
+            Extensions::REQUEST_IDS
+        );
+        assert_eq!(
+            Extensions::negotiate(Some(&offer), Extensions::RELEASE),
+            Extensions::RELEASE
+        );
+        assert!(Extensions::NONE.header_value().is_empty());
+    }
+}

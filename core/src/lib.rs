@@ -1,0 +1,39 @@
+//! # simplerpc-core
+//!
+//! The sans-IO protocol engine of simplerpc: remote calls where every result is
+//! a lazy proxy and the user decides when data crosses the wire.
+//!
+//! Bytes in, bytes out, decisions in between: nothing here opens a socket,
+//! spawns a thread, reads a clock or touches a file. A transport moves frames;
+//! this crate decides what they mean.
+//!
+//! - [`value`] and [`array`]: what the protocol carries ([`Value`], [`NdArray`]).
+//! - [`codec`]: msgpack + msgpack-numpy, byte-compatible with `simplerpyc`.
+//! - [`message`]: requests, responses and their frames.
+//! - [`extensions`]: what we add to the reference protocol, and its negotiation.
+//! - [`server`]: [`ServerSession`], one per connected client, over an [`Executor`].
+//! - [`client`]: [`ClientSession`], one per connection.
+//! - [`token`]: authentication tokens.
+
+#![forbid(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+pub mod array;
+pub mod client;
+pub mod codec;
+mod complex;
+pub mod executor;
+pub mod extensions;
+pub mod message;
+pub mod server;
+pub mod token;
+pub mod value;
+
+pub use array::{ArrayError, ByteOrder, DType, Element, NdArray};
+pub use bytes::Bytes;
+pub use client::{ClientError, ClientSession, RequestId};
+pub use executor::{ExecError, ExecResult, Executor, Target};
+pub use extensions::Extensions;
+pub use message::{RemoteError, Request, Response};
+pub use server::ServerSession;
+pub use value::{Handle, ObjId, Scalar, Slice, Value};

@@ -1,0 +1,634 @@
+//! Requests and responses of the protocol and their frames.
+//!
+//! Every frame is one msgpack map with string keys. Keys are written in the
+//! order the reference writes them, so our frames match its frames byte for
+//! byte. The extension keys `id` (request ids) and `release` (freed object
+//! ids) are written last, and only when [`Extensions`] says the peer speaks them.
+
+use bytes::Bytes;
+
+use crate::codec::{
+    self, write_array_len, write_bin, write_map_len, write_str, write_uint, DecodeError,
+    EncodeError,
+};
+use crate::extensions::Extensions;
+use crate::value::{ObjId, Value};
+
+/// A request, as the client sends it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    /// `import_module`: import a (possibly dotted) module.
+    ImportModule {
+        /// `"numpy"`, `"os.path"`
+        module: String,
+    },
+    /// `get_builtin`: a builtin by name.
+    GetBuiltin {
+        /// `"len"`
+        name: String,
+    },
+    /// `getattr`: an attribute of an object (or of the object `path` names).
+    GetAttr {
+        /// human-readable trail, `"os.path"`
+        path: String,
+        /// the object, when there is one
+        obj_id: Option<ObjId>,
+        /// attribute name
+        attr: String,
+    },
+    /// `call`: call an object with arguments.
+    Call {
+        /// human-readable trail, `"os.getcwd"`
+        path: String,
+        /// the object, when there is one
+        obj_id: Option<ObjId>,
+        /// positional arguments
+        args: Vec<Value>,
+        /// keyword arguments
+        kwargs: Vec<(String, Value)>,
+    },
+    /// `getitem`: `obj[key]`.
+    GetItem {
+        /// the object
+        obj_id: ObjId,
+        /// the key (ints, strings, slices, tuples of them, proxies)
+        key: Value,
+    },
+    /// `materialize`: send the object's value.
+    Materialize {
+        /// the object
+        obj_id: ObjId,
+    },
+    /// `eval`: evaluate an expression in the client's globals.
+    Eval {
+        /// the expression
+        expr: String,
+    },
+    /// `execute`: run statements in the client's globals.
+    Execute {
+        /// the code
+        code: String,
+    },
+    /// `teleport`: install a pickled function under a name.
+    Teleport {
+        /// dill pickle of the function (opaque to the protocol)
+        func_bytes: Bytes,
+        /// the name it is bound to
+        name: String,
+    },
+    /// `get_namespace`: the names in the client's globals and their types.
+    GetNamespace,
+}
+
+impl Request {
+    /// The wire name of the request type.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Request::ImportModule { .. } => "import_module",
+            Request::GetBuiltin { .. } => "get_builtin",
+            Request::GetAttr { .. } => "getattr",
+            Request::Call { .. } => "call",
+            Request::GetItem { .. } => "getitem",
+            Request::Materialize { .. } => "materialize",
+            Request::Eval { .. } => "eval",
+            Request::Execute { .. } => "execute",
+            Request::Teleport { .. } => "teleport",
+            Request::GetNamespace => "get_namespace",
+        }
+    }
+}
+
+/// A request with its extension fields, as it travels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestFrame {
+    /// Request id (the `request-id` extension).
+    pub id: Option<u64>,
+    /// Object ids the client dropped since its last request (the `release` extension).
+    pub release: Vec<ObjId>,
+    /// The request itself.
+    pub request: Request,
+}
+
+/// An error raised on the other side, as it travels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteError {
+    /// Qualified type name, `"builtins.KeyError"`.
+    pub exception_type: String,
+    /// The message, `str(exc)`.
+    pub message: String,
+    /// The formatted traceback, possibly empty.
+    pub traceback: String,
+    /// The reference's `exception_pickle` (a dill pickle) or another opaque
+    /// payload. Never unpickled by the core.
+    pub payload: Option<Bytes>,
+    /// This error travelled in the reference's short form
+    /// `{"type": "error", "error": message}` (it answers unknown request types so).
+    pub brief: bool,
+}
+
+impl RemoteError {
+    /// A full error response body.
+    pub fn new(exception_type: impl Into<String>, message: impl Into<String>) -> Self {
+        RemoteError {
+            exception_type: exception_type.into(),
+            message: message.into(),
+            traceback: String::new(),
+            payload: None,
+            brief: false,
+        }
+    }
+}
+
+impl std::fmt::Display for RemoteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.exception_type, self.message)
+    }
+}
+
+impl std::error::Error for RemoteError {}
+
+/// A response body.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Response {
+    /// `{"type": "success", "obj_id": N}`
+    Object(ObjId),
+    /// `{"type": "success", "value": v}`
+    Value(Value),
+    /// `{"type": "success"}` (answers `execute`)
+    Done,
+    /// `{"type": "success", "namespace": {name: type}}`
+    Namespace(Vec<(String, String)>),
+    /// `{"type": "error", ...}`
+    Error(RemoteError),
+}
+
+/// A response with its extension fields, as it travels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResponseFrame {
+    /// The id of the request it answers (the `request-id` extension).
+    pub id: Option<u64>,
+    /// The response itself.
+    pub response: Response,
+}
+
+/// Why a frame is not a valid request or response.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FrameError {
+    /// Not msgpack.
+    #[error("frame is not valid msgpack: {0}")]
+    Decode(#[from] DecodeError),
+    /// Not a map.
+    #[error("frame is a msgpack {0}, not a map")]
+    NotAMap(&'static str),
+    /// No `type`, or it is not a string.
+    #[error("frame has no string field \"type\"")]
+    NoType,
+    /// An unknown request type (the reference answers it with an error too).
+    #[error("Unknown message type: {0}")]
+    UnknownType(String),
+    /// A field is missing.
+    #[error("{kind} message lacks the field \"{field}\"")]
+    MissingField {
+        /// message type
+        kind: String,
+        /// field name
+        field: &'static str,
+    },
+    /// A field has the wrong type.
+    #[error("field \"{field}\" of a {kind} message must be {want}, got {got}")]
+    WrongField {
+        /// message type
+        kind: String,
+        /// field name
+        field: &'static str,
+        /// expected type
+        want: &'static str,
+        /// what came
+        got: &'static str,
+    },
+}
+
+// ---------------------------------------------------------------- encoding
+
+fn write_opt_id(buf: &mut Vec<u8>, id: Option<ObjId>) {
+    match id {
+        Some(id) => write_uint(buf, id.0),
+        None => buf.push(0xc0),
+    }
+}
+
+/// Encode a request frame. `ext` decides whether the extension keys (`id`,
+/// `release`) may be written; without them they are left out.
+pub fn encode_request(
+    r: &Request,
+    id: Option<u64>,
+    release: &[ObjId],
+    ext: Extensions,
+) -> Result<Vec<u8>, EncodeError> {
+    let id = id.filter(|_| ext.request_ids());
+    let release = if ext.release() { release } else { &[] };
+    let payload = match r {
+        Request::Call { args, kwargs, .. } => {
+            args.iter().map(codec::encoded_len).sum::<usize>()
+                + kwargs
+                    .iter()
+                    .map(|(k, v)| k.len() + 5 + codec::encoded_len(v))
+                    .sum::<usize>()
+        }
+        Request::GetItem { key, .. } => codec::encoded_len(key),
+        Request::Teleport { func_bytes, .. } => func_bytes.len(),
+        _ => 0,
+    };
+    let mut buf = Vec::with_capacity(128 + payload + 9 * release.len());
+    let fields = match r {
+        Request::GetNamespace => 1,
+        Request::ImportModule { .. }
+        | Request::GetBuiltin { .. }
+        | Request::Materialize { .. }
+        | Request::Eval { .. }
+        | Request::Execute { .. } => 2,
+        Request::GetItem { .. } | Request::Teleport { .. } => 3,
+        Request::GetAttr { .. } => 4,
+        Request::Call { .. } => 5,
+    } + usize::from(id.is_some())
+        + usize::from(!release.is_empty());
+    write_map_len(&mut buf, fields)?;
+    write_str(&mut buf, "type")?;
+    write_str(&mut buf, r.type_name())?;
+    match r {
+        Request::ImportModule { module } => {
+            write_str(&mut buf, "module")?;
+            write_str(&mut buf, module)?;
+        }
+        Request::GetBuiltin { name } => {
+            write_str(&mut buf, "name")?;
+            write_str(&mut buf, name)?;
+        }
+        Request::GetAttr { path, obj_id, attr } => {
+            write_str(&mut buf, "path")?;
+            write_str(&mut buf, path)?;
+            write_str(&mut buf, "obj_id")?;
+            write_opt_id(&mut buf, *obj_id);
+            write_str(&mut buf, "attr")?;
+            write_str(&mut buf, attr)?;
+        }
+        Request::Call {
+            path,
+            obj_id,
+            args,
+            kwargs,
+        } => {
+            write_str(&mut buf, "path")?;
+            write_str(&mut buf, path)?;
+            write_str(&mut buf, "obj_id")?;
+            write_opt_id(&mut buf, *obj_id);
+            write_str(&mut buf, "args")?;
+            write_array_len(&mut buf, args.len())?;
+            for a in args {
+                codec::encode(&mut buf, a)?;
+            }
+            write_str(&mut buf, "kwargs")?;
+            write_map_len(&mut buf, kwargs.len())?;
+            for (k, v) in kwargs {
+                write_str(&mut buf, k)?;
+                codec::encode(&mut buf, v)?;
+            }
+        }
+        Request::GetItem { obj_id, key } => {
+            write_str(&mut buf, "obj_id")?;
+            write_uint(&mut buf, obj_id.0);
+            write_str(&mut buf, "key")?;
+            codec::encode(&mut buf, key)?;
+        }
+        Request::Materialize { obj_id } => {
+            write_str(&mut buf, "obj_id")?;
+            write_uint(&mut buf, obj_id.0);
+        }
+        Request::Eval { expr } => {
+            write_str(&mut buf, "expr")?;
+            write_str(&mut buf, expr)?;
+        }
+        Request::Execute { code } => {
+            write_str(&mut buf, "code")?;
+            write_str(&mut buf, code)?;
+        }
+        Request::Teleport { func_bytes, name } => {
+            write_str(&mut buf, "func_bytes")?;
+            write_bin(&mut buf, func_bytes)?;
+            write_str(&mut buf, "name")?;
+            write_str(&mut buf, name)?;
+        }
+        Request::GetNamespace => {}
+    }
+    if let Some(id) = id {
+        write_str(&mut buf, "id")?;
+        write_uint(&mut buf, id);
+    }
+    if !release.is_empty() {
+        write_str(&mut buf, "release")?;
+        write_array_len(&mut buf, release.len())?;
+        for r in release {
+            write_uint(&mut buf, r.0);
+        }
+    }
+    Ok(buf)
+}
+
+/// Encode a response frame. `ext` decides whether the `id` key may be written.
+pub fn encode_response(frame: &ResponseFrame, ext: Extensions) -> Result<Vec<u8>, EncodeError> {
+    let id = frame.id.filter(|_| ext.request_ids());
+    let extra = usize::from(id.is_some());
+    let mut buf = Vec::with_capacity(match &frame.response {
+        Response::Value(v) => 32 + codec::encoded_len(v),
+        Response::Error(e) => {
+            128 + e.message.len() + e.traceback.len() + e.payload.as_ref().map_or(0, |p| p.len())
+        }
+        _ => 48,
+    });
+    match &frame.response {
+        Response::Error(e) if e.brief => {
+            write_map_len(&mut buf, 2 + extra)?;
+            write_str(&mut buf, "type")?;
+            write_str(&mut buf, "error")?;
+            write_str(&mut buf, "error")?;
+            write_str(&mut buf, &e.message)?;
+        }
+        Response::Error(e) => {
+            write_map_len(&mut buf, 5 + extra)?;
+            write_str(&mut buf, "type")?;
+            write_str(&mut buf, "error")?;
+            write_str(&mut buf, "exception_type")?;
+            write_str(&mut buf, &e.exception_type)?;
+            write_str(&mut buf, "exception_message")?;
+            write_str(&mut buf, &e.message)?;
+            write_str(&mut buf, "exception_pickle")?;
+            match &e.payload {
+                Some(p) => write_bin(&mut buf, p)?,
+                None => buf.push(0xc0),
+            }
+            write_str(&mut buf, "traceback")?;
+            write_str(&mut buf, &e.traceback)?;
+        }
+        ok => {
+            let n = if matches!(ok, Response::Done) { 1 } else { 2 };
+            write_map_len(&mut buf, n + extra)?;
+            write_str(&mut buf, "type")?;
+            write_str(&mut buf, "success")?;
+            match ok {
+                Response::Object(id) => {
+                    write_str(&mut buf, "obj_id")?;
+                    write_uint(&mut buf, id.0);
+                }
+                Response::Value(v) => {
+                    write_str(&mut buf, "value")?;
+                    codec::encode(&mut buf, v)?;
+                }
+                Response::Namespace(names) => {
+                    write_str(&mut buf, "namespace")?;
+                    write_map_len(&mut buf, names.len())?;
+                    for (k, v) in names {
+                        write_str(&mut buf, k)?;
+                        write_str(&mut buf, v)?;
+                    }
+                }
+                Response::Done | Response::Error(_) => {}
+            }
+        }
+    }
+    if let Some(id) = id {
+        write_str(&mut buf, "id")?;
+        write_uint(&mut buf, id);
+    }
+    Ok(buf)
+}
+
+// ---------------------------------------------------------------- decoding
+
+/// The fields of one message map, looked up by name.
+struct Fields {
+    kind: String,
+    pairs: Vec<(Value, Value)>,
+}
+
+impl Fields {
+    fn parse(frame: &Bytes) -> Result<Fields, FrameError> {
+        let v = codec::from_bytes(frame)?;
+        let pairs = match v {
+            Value::Map(pairs) => pairs,
+            other => return Err(FrameError::NotAMap(other.type_name())),
+        };
+        let kind = pairs
+            .iter()
+            .find_map(|(k, v)| (k.as_str() == Some("type")).then(|| v.as_str()))
+            .flatten()
+            .ok_or(FrameError::NoType)?
+            .to_owned();
+        Ok(Fields { kind, pairs })
+    }
+
+    fn take_opt(&mut self, field: &str) -> Option<Value> {
+        let i = self
+            .pairs
+            .iter()
+            .position(|(k, _)| k.as_str() == Some(field))?;
+        Some(self.pairs.swap_remove(i).1)
+    }
+
+    fn take(&mut self, field: &'static str) -> Result<Value, FrameError> {
+        self.take_opt(field)
+            .ok_or_else(|| FrameError::MissingField {
+                kind: self.kind.clone(),
+                field,
+            })
+    }
+
+    fn wrong(&self, field: &'static str, want: &'static str, got: &Value) -> FrameError {
+        FrameError::WrongField {
+            kind: self.kind.clone(),
+            field,
+            want,
+            got: got.type_name(),
+        }
+    }
+
+    fn string(&mut self, field: &'static str) -> Result<String, FrameError> {
+        match self.take(field)? {
+            Value::Str(s) => Ok(s),
+            other => Err(self.wrong(field, "a str", &other)),
+        }
+    }
+
+    fn obj_id(&mut self, field: &'static str) -> Result<ObjId, FrameError> {
+        let v = self.take(field)?;
+        v.as_u64()
+            .map(ObjId)
+            .ok_or_else(|| self.wrong(field, "a non-negative int", &v))
+    }
+
+    fn opt_obj_id(&mut self, field: &'static str) -> Result<Option<ObjId>, FrameError> {
+        match self.take_opt(field) {
+            None | Some(Value::Nil) => Ok(None),
+            Some(v) => v
+                .as_u64()
+                .map(|i| Some(ObjId(i)))
+                .ok_or_else(|| self.wrong(field, "an int or nil", &v)),
+        }
+    }
+
+    fn opt_u64(&mut self, field: &'static str) -> Result<Option<u64>, FrameError> {
+        match self.take_opt(field) {
+            None => Ok(None),
+            Some(v) => v
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| self.wrong(field, "a non-negative int", &v)),
+        }
+    }
+}
+
+/// Decode a request frame. Extension fields are read whenever present.
+pub fn decode_request(frame: &Bytes) -> Result<RequestFrame, FrameError> {
+    let mut f = Fields::parse(frame)?;
+    let id = f.opt_u64("id")?;
+    let release = match f.take_opt("release") {
+        None | Some(Value::Nil) => Vec::new(),
+        Some(Value::List(items)) => items
+            .iter()
+            .map(|v| v.as_u64().map(ObjId))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| f.wrong("release", "a list of ints", &Value::List(Vec::new())))?,
+        Some(other) => return Err(f.wrong("release", "a list of ints", &other)),
+    };
+    let request = match f.kind.as_str() {
+        "import_module" => Request::ImportModule {
+            module: f.string("module")?,
+        },
+        "get_builtin" => Request::GetBuiltin {
+            name: f.string("name")?,
+        },
+        "getattr" => Request::GetAttr {
+            path: f.string("path")?,
+            obj_id: f.opt_obj_id("obj_id")?,
+            attr: f.string("attr")?,
+        },
+        "call" => {
+            let path = f.string("path")?;
+            let obj_id = f.opt_obj_id("obj_id")?;
+            let args = match f.take("args")? {
+                Value::List(items) => items,
+                other => return Err(f.wrong("args", "a list", &other)),
+            };
+            let kwargs = match f.take_opt("kwargs") {
+                None | Some(Value::Nil) => Vec::new(),
+                Some(Value::Map(pairs)) => pairs
+                    .into_iter()
+                    .map(|(k, v)| match k {
+                        Value::Str(k) => Ok((k, v)),
+                        other => Err(f.wrong("kwargs", "a map with str keys", &other)),
+                    })
+                    .collect::<Result<_, _>>()?,
+                Some(other) => return Err(f.wrong("kwargs", "a map", &other)),
+            };
+            Request::Call {
+                path,
+                obj_id,
+                args,
+                kwargs,
+            }
+        }
+        "getitem" => Request::GetItem {
+            obj_id: f.obj_id("obj_id")?,
+            key: f.take("key")?,
+        },
+        "materialize" => Request::Materialize {
+            obj_id: f.obj_id("obj_id")?,
+        },
+        "eval" => Request::Eval {
+            expr: f.string("expr")?,
+        },
+        "execute" => Request::Execute {
+            code: f.string("code")?,
+        },
+        "teleport" => Request::Teleport {
+            func_bytes: match f.take("func_bytes")? {
+                Value::Bin(b) => b,
+                other => return Err(f.wrong("func_bytes", "bytes", &other)),
+            },
+            name: f.string("name")?,
+        },
+        "get_namespace" => Request::GetNamespace,
+        other => return Err(FrameError::UnknownType(other.to_owned())),
+    };
+    Ok(RequestFrame {
+        id,
+        release,
+        request,
+    })
+}
+
+/// Decode a response frame.
+pub fn decode_response(frame: &Bytes) -> Result<ResponseFrame, FrameError> {
+    let mut f = Fields::parse(frame)?;
+    let id = f.opt_u64("id")?;
+    let response = match f.kind.as_str() {
+        "success" => {
+            if let Some(v) = f.take_opt("obj_id") {
+                Response::Object(
+                    v.as_u64()
+                        .map(ObjId)
+                        .ok_or_else(|| f.wrong("obj_id", "a non-negative int", &v))?,
+                )
+            } else if let Some(v) = f.take_opt("value") {
+                Response::Value(v)
+            } else if let Some(v) = f.take_opt("namespace") {
+                match v {
+                    Value::Map(pairs) => Response::Namespace(
+                        pairs
+                            .into_iter()
+                            .map(|(k, v)| match (k, v) {
+                                (Value::Str(k), Value::Str(v)) => Ok((k, v)),
+                                (_, v) => Err(f.wrong("namespace", "a map of str to str", &v)),
+                            })
+                            .collect::<Result<_, _>>()?,
+                    ),
+                    other => return Err(f.wrong("namespace", "a map", &other)),
+                }
+            } else {
+                Response::Done
+            }
+        }
+        "error" => {
+            let text = |f: &mut Fields, k: &'static str| -> Result<Option<String>, FrameError> {
+                match f.take_opt(k) {
+                    None | Some(Value::Nil) => Ok(None),
+                    Some(Value::Str(s)) => Ok(Some(s)),
+                    Some(other) => Err(f.wrong(k, "a str", &other)),
+                }
+            };
+            if let Some(brief) = text(&mut f, "error")? {
+                Response::Error(RemoteError {
+                    exception_type: "Exception".into(),
+                    message: brief,
+                    traceback: String::new(),
+                    payload: None,
+                    brief: true,
+                })
+            } else {
+                Response::Error(RemoteError {
+                    exception_type: text(&mut f, "exception_type")?
+                        .unwrap_or_else(|| "Exception".into()),
+                    message: text(&mut f, "exception_message")?
+                        .unwrap_or_else(|| "Unknown error".into()),
+                    traceback: text(&mut f, "traceback")?.unwrap_or_default(),
+                    payload: match f.take_opt("exception_pickle") {
+                        Some(Value::Bin(b)) => Some(b),
+                        _ => None,
+                    },
+                    brief: false,
+                })
+            }
+        }
+        other => return Err(FrameError::UnknownType(other.to_owned())),
+    };
+    Ok(ResponseFrame { id, response })
+}

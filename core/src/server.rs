@@ -1,0 +1,239 @@
+//! The server session: one state machine per connected client.
+//!
+//! Feed it each request frame with [`ServerSession::handle_frame`]; it
+//! returns exactly one response frame, in order. It owns the client's object
+//! table (protocol ids to executor handles), resolves proxy references before
+//! the executor sees them, frees what the client releases and everything when
+//! it ends. Nothing a client sends can make it panic: every bad frame gets an
+//! error response and the session keeps working.
+
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use bytes::Bytes;
+
+use crate::executor::{ExecError, Executor, Target};
+use crate::extensions::Extensions;
+use crate::message::{self, FrameError, RemoteError, Request, Response, ResponseFrame};
+use crate::value::{Handle, ObjId, Value};
+
+/// Exception type of a frame the server could not understand.
+pub const PROTOCOL_ERROR: &str = "simplerpc.ProtocolError";
+/// Exception type of a request naming an object id the session does not hold.
+pub const UNKNOWN_OBJECT: &str = "simplerpc.UnknownObjectError";
+/// Exception type of an executor that panicked.
+pub const EXECUTOR_PANIC: &str = "simplerpc.ExecutorPanic";
+
+/// One client's session on the server.
+pub struct ServerSession<E: Executor> {
+    executor: E,
+    extensions: Extensions,
+    objects: HashMap<ObjId, Handle>,
+    next_id: u64,
+    requests: u64,
+}
+
+impl<E: Executor> ServerSession<E> {
+    /// A session over `executor` with the negotiated `extensions`.
+    pub fn new(executor: E, extensions: Extensions) -> Self {
+        ServerSession {
+            executor,
+            extensions,
+            objects: HashMap::new(),
+            next_id: 0,
+            requests: 0,
+        }
+    }
+
+    /// The extensions this session speaks.
+    pub fn extensions(&self) -> Extensions {
+        self.extensions
+    }
+
+    /// How many objects the client holds ids for.
+    pub fn live_objects(&self) -> usize {
+        self.objects.len()
+    }
+
+    /// How many requests this session has answered.
+    pub fn requests_handled(&self) -> u64 {
+        self.requests
+    }
+
+    /// The executor.
+    pub fn executor(&self) -> &E {
+        &self.executor
+    }
+
+    /// The executor, mutably.
+    pub fn executor_mut(&mut self) -> &mut E {
+        &mut self.executor
+    }
+
+    /// Handle one request frame and return its response frame.
+    #[must_use]
+    pub fn handle_frame(&mut self, frame: Bytes) -> Vec<u8> {
+        self.requests += 1;
+        let (id, response) = match message::decode_request(&frame) {
+            Ok(req) => {
+                for obj in &req.release {
+                    if let Some(h) = self.objects.remove(obj) {
+                        self.release_handle(h);
+                    }
+                }
+                (req.id, self.dispatch(req.request))
+            }
+            Err(e) => (None, Response::Error(frame_error(e))),
+        };
+        self.encode(ResponseFrame { id, response })
+    }
+
+    fn encode(&self, frame: ResponseFrame) -> Vec<u8> {
+        match message::encode_response(&frame, self.extensions) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                let err = RemoteError::new(
+                    "builtins.ValueError",
+                    format!("the result cannot be sent: {e}"),
+                );
+                let fallback = ResponseFrame {
+                    id: frame.id,
+                    response: Response::Error(err),
+                };
+                message::encode_response(&fallback, self.extensions)
+                    .expect("a short error response always encodes")
+            }
+        }
+    }
+
+    /// Free every object and end the session; later frames start afresh.
+    pub fn close(&mut self) {
+        let handles: Vec<Handle> = self.objects.drain().map(|(_, h)| h).collect();
+        for h in handles {
+            self.release_handle(h);
+        }
+    }
+
+    fn release_handle(&mut self, h: Handle) {
+        let executor = &mut self.executor;
+        // A panicking release must not stop the others from being freed.
+        let _ = catch_unwind(AssertUnwindSafe(|| executor.release(h)));
+    }
+
+    fn store(&mut self, h: Handle) -> ObjId {
+        let id = ObjId(self.next_id);
+        self.next_id += 1;
+        self.objects.insert(id, h);
+        id
+    }
+
+    fn lookup(&self, id: ObjId) -> Result<Handle, ExecError> {
+        self.objects.get(&id).copied().ok_or_else(|| unknown(id))
+    }
+
+    fn resolve(&self, v: &mut Value) -> Result<(), ExecError> {
+        v.walk_mut(&mut |v: &mut Value| {
+            if let Value::Proxy(id) = *v {
+                *v = Value::Handle(self.lookup(id)?);
+            }
+            Ok(())
+        })
+    }
+
+    fn dispatch(&mut self, req: Request) -> Response {
+        let kind = req.type_name();
+        match catch_unwind(AssertUnwindSafe(|| self.run(req))) {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => Response::Error(e.into()),
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                Response::Error(RemoteError::new(
+                    EXECUTOR_PANIC,
+                    format!("the executor panicked during {kind}: {what}"),
+                ))
+            }
+        }
+    }
+
+    fn target<'a>(&self, obj_id: Option<ObjId>, path: &'a str) -> Result<Target<'a>, ExecError> {
+        Ok(match obj_id {
+            Some(id) => Target::Object {
+                handle: self.lookup(id)?,
+                path,
+            },
+            None => Target::Path(path),
+        })
+    }
+
+    fn run(&mut self, req: Request) -> Result<Response, ExecError> {
+        let handle = match req {
+            Request::ImportModule { module } => self.executor.import_module(&module)?,
+            Request::GetBuiltin { name } => self.executor.get_builtin(&name)?,
+            Request::GetAttr { path, obj_id, attr } => {
+                let target = self.target(obj_id, &path)?;
+                self.executor.getattr(target, &attr)?
+            }
+            Request::Call {
+                path,
+                obj_id,
+                mut args,
+                mut kwargs,
+            } => {
+                let target = self.target(obj_id, &path)?;
+                for a in &mut args {
+                    self.resolve(a)?;
+                }
+                for (_, v) in &mut kwargs {
+                    self.resolve(v)?;
+                }
+                self.executor.call(target, args, kwargs)?
+            }
+            Request::GetItem { obj_id, mut key } => {
+                let h = self.lookup(obj_id)?;
+                self.resolve(&mut key)?;
+                self.executor.getitem(h, key)?
+            }
+            Request::Materialize { obj_id } => {
+                let h = self.lookup(obj_id)?;
+                return Ok(Response::Value(self.executor.materialize(h)?));
+            }
+            Request::Eval { expr } => self.executor.eval(&expr)?,
+            Request::Execute { code } => {
+                self.executor.execute(&code)?;
+                return Ok(Response::Done);
+            }
+            Request::Teleport { func_bytes, name } => self.executor.teleport(func_bytes, &name)?,
+            Request::GetNamespace => return Ok(Response::Namespace(self.executor.namespace()?)),
+        };
+        Ok(Response::Object(self.store(handle)))
+    }
+}
+
+impl<E: Executor> Drop for ServerSession<E> {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn unknown(id: ObjId) -> ExecError {
+    ExecError::new(
+        UNKNOWN_OBJECT,
+        format!(
+            "object id {} is not held by this session: it was never issued, or it was released",
+            id.0
+        ),
+    )
+}
+
+fn frame_error(e: FrameError) -> RemoteError {
+    match e {
+        FrameError::UnknownType(t) => {
+            RemoteError::new(PROTOCOL_ERROR, format!("Unknown message type: {t}"))
+        }
+        other => RemoteError::new(PROTOCOL_ERROR, format!("malformed request: {other}")),
+    }
+}

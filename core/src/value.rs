@@ -1,0 +1,273 @@
+//! The value model: everything the protocol can carry.
+//!
+//! [`Value`] mirrors what the reference implementation puts on the wire with
+//! msgpack and msgpack-numpy. Byte payloads ([`Value::Bin`], array and scalar
+//! data) are [`Bytes`], so a value decoded from a frame shares the frame's
+//! buffer instead of copying out of it.
+
+use bytes::Bytes;
+
+use crate::array::{ByteOrder, DType, NdArray};
+
+/// A protocol object id: the number a server session hands its client for one
+/// object the executor holds. Allocated by the server only, counting from 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjId(pub u64);
+
+/// An executor's own handle for an object it holds. Opaque to the protocol;
+/// the server session maps [`ObjId`]s to handles and never sends a handle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Handle(pub u64);
+
+/// One protocol value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// msgpack nil (Python `None`).
+    Nil,
+    /// msgpack bool.
+    Bool(bool),
+    /// A signed integer (negative values, and non-negative values that fit `i64`
+    /// when built by hand). The codec always picks the smallest msgpack encoding.
+    Int(i64),
+    /// An unsigned integer; the decoder produces this for every non-negative
+    /// msgpack integer, so the full `u64` range survives.
+    UInt(u64),
+    /// A msgpack float32 (Python never sends one, other peers may).
+    F32(f32),
+    /// A msgpack float64 (Python `float`, and numpy `float64` scalars).
+    Float(f64),
+    /// msgpack str: UTF-8 text.
+    Str(String),
+    /// msgpack bin: bytes, shared with the frame they were decoded from.
+    Bin(Bytes),
+    /// msgpack array (Python lists and tuples).
+    List(Vec<Value>),
+    /// msgpack map with keys of any type, in wire order.
+    Map(Vec<(Value, Value)>),
+    /// A numeric n-d array in msgpack-numpy form.
+    Array(NdArray),
+    /// A numpy scalar other than `float64` (`np.float32(1.5)`, `np.int64(3)`).
+    Scalar(Scalar),
+    /// A Python `complex`, travelling as `{b"complex": true, b"data": "(re+imj)"}`.
+    Complex(f64, f64),
+    /// A Python `slice`.
+    Slice(Box<Slice>),
+    /// A reference to an object on the server, inside call arguments or keys.
+    Proxy(ObjId),
+    /// Server side only: the executor handle a [`Value::Proxy`] resolved to.
+    /// Never decoded from or encoded into a frame.
+    Handle(Handle),
+}
+
+/// A Python `slice(start, stop, step)`; each part is usually nil or an integer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Slice {
+    /// `slice.start`
+    pub start: Value,
+    /// `slice.stop`
+    pub stop: Value,
+    /// `slice.step`
+    pub step: Value,
+}
+
+/// A numpy scalar: a dtype and its item bytes in the dtype's byte order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scalar {
+    /// The scalar's dtype.
+    pub dtype: DType,
+    /// Byte order marker as numpy wrote it.
+    pub order: ByteOrder,
+    /// The item's bytes (`dtype.itemsize()` of them).
+    pub data: Bytes,
+}
+
+impl Value {
+    /// Text value from anything string-like.
+    pub fn str(s: impl Into<String>) -> Self {
+        Value::Str(s.into())
+    }
+
+    /// A map from `(key, value)` pairs.
+    pub fn map<K: Into<Value>, V: Into<Value>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
+        Value::Map(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        )
+    }
+
+    /// A slice value.
+    pub fn slice(start: Value, stop: Value, step: Value) -> Self {
+        Value::Slice(Box::new(Slice { start, stop, step }))
+    }
+
+    /// The value as a signed integer, if it is an integer that fits.
+    pub fn as_i64(&self) -> Option<i64> {
+        match *self {
+            Value::Int(i) => Some(i),
+            Value::UInt(u) => i64::try_from(u).ok(),
+            _ => None,
+        }
+    }
+
+    /// The value as an unsigned integer, if it is a non-negative integer.
+    pub fn as_u64(&self) -> Option<u64> {
+        match *self {
+            Value::Int(i) => u64::try_from(i).ok(),
+            Value::UInt(u) => Some(u),
+            _ => None,
+        }
+    }
+
+    /// The value as a float: floats, and integers converted.
+    pub fn as_f64(&self) -> Option<f64> {
+        match *self {
+            Value::Float(f) => Some(f),
+            Value::F32(f) => Some(f as f64),
+            Value::Int(i) => Some(i as f64),
+            Value::UInt(u) => Some(u as f64),
+            _ => None,
+        }
+    }
+
+    /// The value as text.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The value as a bool.
+    pub fn as_bool(&self) -> Option<bool> {
+        match *self {
+            Value::Bool(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// Look a string key up in a map value.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        match self {
+            Value::Map(pairs) => pairs
+                .iter()
+                .find(|(k, _)| k.as_str() == Some(key))
+                .map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// A short name of the value's type, for error messages.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Nil => "nil",
+            Value::Bool(_) => "bool",
+            Value::Int(_) | Value::UInt(_) => "int",
+            Value::F32(_) | Value::Float(_) => "float",
+            Value::Str(_) => "str",
+            Value::Bin(_) => "bytes",
+            Value::List(_) => "list",
+            Value::Map(_) => "map",
+            Value::Array(_) => "ndarray",
+            Value::Scalar(_) => "numpy scalar",
+            Value::Complex(..) => "complex",
+            Value::Slice(_) => "slice",
+            Value::Proxy(_) => "proxy",
+            Value::Handle(_) => "handle",
+        }
+    }
+
+    /// Visit every value nested in this one (this one included), mutably.
+    pub fn walk_mut<E>(
+        &mut self,
+        f: &mut impl FnMut(&mut Value) -> Result<(), E>,
+    ) -> Result<(), E> {
+        f(self)?;
+        match self {
+            Value::List(items) => {
+                for v in items {
+                    v.walk_mut(f)?;
+                }
+            }
+            Value::Map(pairs) => {
+                for (k, v) in pairs {
+                    k.walk_mut(f)?;
+                    v.walk_mut(f)?;
+                }
+            }
+            Value::Slice(s) => {
+                s.start.walk_mut(f)?;
+                s.stop.walk_mut(f)?;
+                s.step.walk_mut(f)?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+macro_rules! from_int {
+    ($($t:ty => $v:ident),*) => {$(
+        impl From<$t> for Value {
+            fn from(x: $t) -> Self { Value::$v(x.into()) }
+        }
+    )*};
+}
+from_int!(i8 => Int, i16 => Int, i32 => Int, i64 => Int, u8 => UInt, u16 => UInt, u32 => UInt, u64 => UInt);
+
+impl From<usize> for Value {
+    fn from(x: usize) -> Self {
+        Value::UInt(x as u64)
+    }
+}
+impl From<bool> for Value {
+    fn from(b: bool) -> Self {
+        Value::Bool(b)
+    }
+}
+impl From<f64> for Value {
+    fn from(f: f64) -> Self {
+        Value::Float(f)
+    }
+}
+impl From<f32> for Value {
+    fn from(f: f32) -> Self {
+        Value::Float(f as f64)
+    }
+}
+impl From<&str> for Value {
+    fn from(s: &str) -> Self {
+        Value::Str(s.to_owned())
+    }
+}
+impl From<String> for Value {
+    fn from(s: String) -> Self {
+        Value::Str(s)
+    }
+}
+impl From<Bytes> for Value {
+    fn from(b: Bytes) -> Self {
+        Value::Bin(b)
+    }
+}
+impl From<NdArray> for Value {
+    fn from(a: NdArray) -> Self {
+        Value::Array(a)
+    }
+}
+impl<T: Into<Value>> From<Vec<T>> for Value {
+    fn from(v: Vec<T>) -> Self {
+        Value::List(v.into_iter().map(Into::into).collect())
+    }
+}
+impl<T: Into<Value>> From<Option<T>> for Value {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(Value::Nil, Into::into)
+    }
+}
+impl From<()> for Value {
+    fn from(_: ()) -> Self {
+        Value::Nil
+    }
+}

@@ -13,6 +13,7 @@
 //! - [`extensions`]: what we add to the reference protocol, and its negotiation.
 //! - [`server`]: [`ServerSession`], one per connected client, over an [`Executor`].
 //! - [`client`]: [`ClientSession`], one per connection.
+//! - [`registry`]: a Rust-native executor exposing Rust functions and objects.
 //! - [`token`]: authentication tokens.
 
 #![forbid(unsafe_op_in_unsafe_fn)]
@@ -25,6 +26,7 @@ mod complex;
 pub mod executor;
 pub mod extensions;
 pub mod message;
+pub mod registry;
 pub mod server;
 pub mod token;
 pub mod value;

@@ -41,7 +41,7 @@ fn percent_decode(s: &str) -> String {
     while i < b.len() {
         let hex = |c: u8| (c as char).to_digit(16);
         match b[i] {
-            b'%' if i + 2 < b.len() + 0 && i + 2 <= b.len() - 1 => {
+            b'%' if i + 2 < b.len() => {
                 match (hex(b[i + 1]), hex(b[i + 2])) {
                     (Some(h), Some(l)) => {
                         out.push((h * 16 + l) as u8);

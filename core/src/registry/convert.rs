@@ -1,0 +1,160 @@
+//! Typed conversions between protocol [`Value`]s and Rust types, used by
+//! registry functions for their arguments and results.
+
+use bytes::Bytes;
+use ndarray::{ArrayD, Dimension};
+
+use crate::array::{Element, NdArray};
+use crate::executor::{ExecError, ExecResult};
+use crate::value::Value;
+
+/// A Rust type a registry function can take as an argument.
+pub trait FromValue: Sized {
+    /// What the type is called in error messages (`"int"`, `"list"`).
+    const EXPECTED: &'static str;
+    /// Convert, or say why not (a `TypeError`).
+    fn from_value(v: Value) -> ExecResult<Self>;
+}
+
+fn mismatch(expected: &str, got: &Value) -> ExecError {
+    ExecError::type_error(format!("expected {expected}, got {}", got.type_name()))
+}
+
+impl FromValue for Value {
+    const EXPECTED: &'static str = "any value";
+    fn from_value(v: Value) -> ExecResult<Self> {
+        Ok(v)
+    }
+}
+
+macro_rules! from_int {
+    ($($t:ty),*) => {$(
+        impl FromValue for $t {
+            const EXPECTED: &'static str = "int";
+            fn from_value(v: Value) -> ExecResult<Self> {
+                let out = match &v {
+                    Value::Int(i) => <$t>::try_from(*i).ok(),
+                    Value::UInt(u) => <$t>::try_from(*u).ok(),
+                    Value::Bool(b) => Some(*b as $t),
+                    _ => return Err(mismatch("int", &v)),
+                };
+                out.ok_or_else(|| ExecError::new(
+                    "builtins.OverflowError",
+                    format!("{v:?} does not fit {}", stringify!($t)),
+                ))
+            }
+        }
+    )*};
+}
+from_int!(i8, i16, i32, i64, u8, u16, u32, u64, usize, isize);
+
+impl FromValue for f64 {
+    const EXPECTED: &'static str = "float";
+    fn from_value(v: Value) -> ExecResult<Self> {
+        if let Value::Scalar(s) = &v {
+            let a = NdArray::new(s.dtype, s.order, vec![], s.data.clone())
+                .map_err(|e| ExecError::value_error(e.to_string()))?;
+            let x = match s.dtype {
+                crate::DType::Float32 => a.to_vec::<f32>().map(|x| x[0] as f64),
+                crate::DType::Float64 => a.to_vec::<f64>().map(|x| x[0]),
+                _ => return Err(mismatch("float", &v)),
+            };
+            return x.map_err(|e| ExecError::value_error(e.to_string()));
+        }
+        v.as_f64().ok_or_else(|| mismatch("float", &v))
+    }
+}
+
+impl FromValue for f32 {
+    const EXPECTED: &'static str = "float";
+    fn from_value(v: Value) -> ExecResult<Self> {
+        f64::from_value(v).map(|f| f as f32)
+    }
+}
+
+impl FromValue for bool {
+    const EXPECTED: &'static str = "bool";
+    fn from_value(v: Value) -> ExecResult<Self> {
+        v.as_bool().ok_or_else(|| mismatch("bool", &v))
+    }
+}
+
+impl FromValue for String {
+    const EXPECTED: &'static str = "str";
+    fn from_value(v: Value) -> ExecResult<Self> {
+        match v {
+            Value::Str(s) => Ok(s),
+            other => Err(mismatch("str", &other)),
+        }
+    }
+}
+
+impl FromValue for Bytes {
+    const EXPECTED: &'static str = "bytes";
+    fn from_value(v: Value) -> ExecResult<Self> {
+        match v {
+            Value::Bin(b) => Ok(b),
+            other => Err(mismatch("bytes", &other)),
+        }
+    }
+}
+
+impl FromValue for NdArray {
+    const EXPECTED: &'static str = "ndarray";
+    fn from_value(v: Value) -> ExecResult<Self> {
+        match v {
+            Value::Array(a) => Ok(a),
+            other => Err(mismatch("ndarray", &other)),
+        }
+    }
+}
+
+impl<T: Element> FromValue for ArrayD<T> {
+    const EXPECTED: &'static str = "ndarray";
+    fn from_value(v: Value) -> ExecResult<Self> {
+        NdArray::from_value(v)?
+            .to_ndarray::<T>()
+            .map_err(|e| ExecError::type_error(e.to_string()))
+    }
+}
+
+impl<T: FromValue> FromValue for Vec<T> {
+    const EXPECTED: &'static str = "list";
+    fn from_value(v: Value) -> ExecResult<Self> {
+        match v {
+            Value::List(items) => items.into_iter().map(T::from_value).collect(),
+            other => Err(mismatch("list", &other)),
+        }
+    }
+}
+
+impl<T: FromValue> FromValue for Option<T> {
+    const EXPECTED: &'static str = "value or None";
+    fn from_value(v: Value) -> ExecResult<Self> {
+        match v {
+            Value::Nil => Ok(None),
+            other => T::from_value(other).map(Some),
+        }
+    }
+}
+
+/// A Rust type a registry function can return as a plain value.
+pub trait IntoValue {
+    /// Convert into a protocol value.
+    fn into_value(self) -> Value;
+}
+
+impl<T: Into<Value>> IntoValue for T {
+    fn into_value(self) -> Value {
+        self.into()
+    }
+}
+
+/// An owned `ndarray` array as a result value (no copy in standard layout).
+pub struct Array<T: Element, D: Dimension>(pub ndarray::Array<T, D>);
+
+impl<T: Element, D: Dimension> From<Array<T, D>> for Value {
+    fn from(a: Array<T, D>) -> Value {
+        Value::Array(NdArray::from_array(a.0))
+    }
+}

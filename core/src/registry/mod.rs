@@ -1,0 +1,294 @@
+//! A Rust-native executor: expose Rust functions and objects to clients.
+//!
+//! Build a [`Registry`] of [`Module`]s holding typed functions, constants and
+//! [`Class`]es of Rust objects, share it as an `Arc`, and give each client its
+//! own [`RegistryExecutor`] (its own object table):
+//!
+//! ```
+//! use std::sync::Arc;
+//! use simplerpc_core::registry::{Class, Instance, Module, Registry};
+//!
+//! struct Counter { n: i64 }
+//! let counter = Class::<Counter>::new("Counter")
+//!     .method("add", |c: &mut Counter, k: i64| { c.n += k; c.n })
+//!     .build();
+//! let registry = Arc::new(Registry::new().module(
+//!     Module::new("demo")
+//!         .function("double", |x: f64| x * 2.0)
+//!         .function("counter", move || Instance::new(&counter, Counter { n: 0 })),
+//! ));
+//! let executor = registry.executor(); // one per client
+//! # let _ = executor;
+//! ```
+
+mod convert;
+mod object;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub use convert::{Array, FromValue, IntoValue};
+pub use object::{Args, Class, ClassInfo, Instance, IntoFunction, IntoMethod, IntoObject, Object};
+
+use crate::executor::{ExecError, ExecResult, Executor, Target};
+use crate::value::{Handle, Value};
+
+/// A named set of functions, constants and classes.
+#[derive(Clone, Default)]
+pub struct Module {
+    name: String,
+    attrs: HashMap<String, Object>,
+}
+
+impl Module {
+    /// An empty module called `name` (dotted names like `"sim.envs"` are fine).
+    pub fn new(name: impl Into<String>) -> Self {
+        Module {
+            name: name.into(),
+            attrs: HashMap::new(),
+        }
+    }
+
+    /// The module's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Add a typed function: a closure of up to six [`FromValue`] arguments
+    /// returning a value, an [`Instance`] or a `Result` of either.
+    pub fn function<M>(mut self, name: &str, f: impl IntoFunction<M>) -> Self {
+        self.attrs
+            .insert(name.to_owned(), Object::function(name, f));
+        self
+    }
+
+    /// Add a function that takes the raw [`Args`] (keyword arguments included).
+    pub fn raw_function(
+        mut self,
+        name: &str,
+        f: impl Fn(Args) -> ExecResult<Object> + Send + Sync + 'static,
+    ) -> Self {
+        self.attrs
+            .insert(name.to_owned(), Object::raw_function(name, f));
+        self
+    }
+
+    /// Add a constant value.
+    pub fn value(mut self, name: &str, v: impl Into<Value>) -> Self {
+        self.attrs.insert(name.to_owned(), Object::Value(v.into()));
+        self
+    }
+
+    /// Add any object (a class's factory, a shared instance).
+    pub fn object(mut self, name: &str, o: Object) -> Self {
+        self.attrs.insert(name.to_owned(), o);
+        self
+    }
+
+    fn attr(&self, name: &str) -> ExecResult<Object> {
+        self.attrs.get(name).cloned().ok_or_else(|| {
+            ExecError::attribute_error(format!("module '{}' has no attribute '{name}'", self.name))
+        })
+    }
+}
+
+/// The modules a Rust server offers. Shared by all clients.
+#[derive(Default)]
+pub struct Registry {
+    modules: HashMap<String, Arc<Module>>,
+    builtins: Option<Arc<Module>>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Registry::default()
+    }
+
+    /// Add a module, importable by its name.
+    pub fn module(mut self, module: Module) -> Self {
+        self.modules.insert(module.name.clone(), Arc::new(module));
+        self
+    }
+
+    /// Set the module `get_builtin` looks names up in.
+    pub fn builtins(mut self, module: Module) -> Self {
+        self.builtins = Some(Arc::new(module));
+        self
+    }
+
+    /// A fresh executor for one client.
+    pub fn executor(self: &Arc<Self>) -> RegistryExecutor {
+        RegistryExecutor {
+            registry: Arc::clone(self),
+            objects: HashMap::new(),
+            next: 0,
+        }
+    }
+
+    fn import(&self, name: &str) -> ExecResult<Arc<Module>> {
+        self.modules.get(name).cloned().ok_or_else(|| {
+            ExecError::new(
+                "builtins.ModuleNotFoundError",
+                format!("No module named '{name}'"),
+            )
+        })
+    }
+}
+
+/// One client's view of a [`Registry`]: the objects it was handed.
+pub struct RegistryExecutor {
+    registry: Arc<Registry>,
+    objects: HashMap<u64, Object>,
+    next: u64,
+}
+
+impl RegistryExecutor {
+    /// How many objects this client holds.
+    pub fn live_objects(&self) -> usize {
+        self.objects.len()
+    }
+
+    fn store(&mut self, o: Object) -> Handle {
+        let h = self.next;
+        self.next += 1;
+        self.objects.insert(h, o);
+        Handle(h)
+    }
+
+    fn get(&self, h: Handle) -> ExecResult<Object> {
+        self.objects.get(&h.0).cloned().ok_or_else(|| {
+            ExecError::new(
+                "builtins.KeyError",
+                format!("no object under handle {}", h.0),
+            )
+        })
+    }
+
+    /// Resolve `"mod.attr.attr"` against the registry (longest module name first).
+    fn resolve_path(&self, path: &str) -> ExecResult<Object> {
+        let path = path.trim_end_matches("()");
+        let mut split = path.len();
+        loop {
+            let (module, rest) = path.split_at(split);
+            if let Ok(m) = self.registry.import(module) {
+                let mut obj = Object::Module(m);
+                for attr in rest.split('.').filter(|s| !s.is_empty()) {
+                    obj = obj.getattr(attr)?;
+                }
+                return Ok(obj);
+            }
+            match module.rfind('.') {
+                Some(i) => split = i,
+                None => {
+                    return Err(ExecError::new(
+                        "builtins.NameError",
+                        format!("name '{path}' is not defined"),
+                    ))
+                }
+            }
+        }
+    }
+
+    fn target(&self, t: Target<'_>) -> ExecResult<Object> {
+        match t {
+            Target::Object { handle, .. } => self.get(handle),
+            Target::Path(p) => self.resolve_path(p),
+        }
+    }
+
+    /// Replace handles inside a value by the plain values they name.
+    fn unwrap_handles(&self, v: &mut Value) -> ExecResult<()> {
+        v.walk_mut(&mut |v: &mut Value| {
+            if let Value::Handle(h) = *v {
+                match self.get(h)? {
+                    Object::Value(inner) => *v = inner,
+                    other => {
+                        return Err(ExecError::type_error(format!(
+                            "a remote {} cannot be passed as an argument to a Rust function",
+                            other.kind()
+                        )))
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+impl Executor for RegistryExecutor {
+    fn import_module(&mut self, module: &str) -> ExecResult<Handle> {
+        let m = self.registry.import(module)?;
+        Ok(self.store(Object::Module(m)))
+    }
+
+    fn get_builtin(&mut self, name: &str) -> ExecResult<Handle> {
+        let o = match &self.registry.builtins {
+            Some(b) => b.attr(name)?,
+            None => {
+                return Err(ExecError::attribute_error(format!(
+                    "module 'builtins' has no attribute '{name}'"
+                )))
+            }
+        };
+        Ok(self.store(o))
+    }
+
+    fn getattr(&mut self, target: Target<'_>, attr: &str) -> ExecResult<Handle> {
+        let o = self.target(target)?.getattr(attr)?;
+        Ok(self.store(o))
+    }
+
+    fn call(
+        &mut self,
+        target: Target<'_>,
+        mut args: Vec<Value>,
+        mut kwargs: Vec<(String, Value)>,
+    ) -> ExecResult<Handle> {
+        for a in &mut args {
+            self.unwrap_handles(a)?;
+        }
+        for (_, v) in &mut kwargs {
+            self.unwrap_handles(v)?;
+        }
+        let mut f = self.target(target)?;
+        // The reference calls the attribute named by the path's last component
+        // when the object itself is not callable.
+        if !f.is_callable() {
+            if let Target::Object { path, .. } = target {
+                let last = path.trim_end_matches("()").rsplit('.').next().unwrap_or("");
+                f = f.getattr(last)?;
+            }
+        }
+        let o = f.call(Args {
+            positional: args,
+            kwargs,
+        })?;
+        Ok(self.store(o))
+    }
+
+    fn getitem(&mut self, obj: Handle, mut key: Value) -> ExecResult<Handle> {
+        self.unwrap_handles(&mut key)?;
+        let o = self.get(obj)?.getitem(&key)?;
+        Ok(self.store(o))
+    }
+
+    fn materialize(&mut self, obj: Handle) -> ExecResult<Value> {
+        self.get(obj)?.materialize()
+    }
+
+    fn namespace(&mut self) -> ExecResult<Vec<(String, String)>> {
+        let mut names: Vec<(String, String)> = self
+            .registry
+            .modules
+            .keys()
+            .map(|k| (k.clone(), "<class 'module'>".to_owned()))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    fn release(&mut self, handle: Handle) {
+        self.objects.remove(&handle.0);
+    }
+}

@@ -1,0 +1,285 @@
+//! A client session and a server session talking in memory, with no transport.
+
+mod common;
+
+use common::Pair;
+use simplerpc_core::server::{EXECUTOR_PANIC, PROTOCOL_ERROR, UNKNOWN_OBJECT};
+use simplerpc_core::{Bytes, DType, Extensions, ObjId, Request, Response, Value};
+
+fn call(obj: ObjId, path: &str, args: Vec<Value>) -> Request {
+    Request::Call {
+        path: path.into(),
+        obj_id: Some(obj),
+        args,
+        kwargs: vec![],
+    }
+}
+
+#[test]
+fn import_call_materialize() {
+    for ext in [Extensions::NONE, Extensions::ALL] {
+        let mut p = Pair::new(ext);
+        let sim = p.obj(Request::ImportModule {
+            module: "sim".into(),
+        });
+        let add = p.obj(Request::GetAttr {
+            path: "sim".into(),
+            obj_id: Some(sim),
+            attr: "add".into(),
+        });
+        let r = p.obj(call(add, "sim.add", vec![Value::Int(-2), Value::UInt(5)]));
+        assert_eq!(
+            p.request(Request::Materialize { obj_id: r }),
+            Response::Value(Value::UInt(3))
+        );
+        // By path, without an object id.
+        let r = p.obj(Request::Call {
+            path: "sim.add".into(),
+            obj_id: None,
+            args: vec![1u8.into(), 2u8.into()],
+            kwargs: vec![],
+        });
+        assert_eq!(
+            p.request(Request::Materialize { obj_id: r }),
+            Response::Value(Value::UInt(3))
+        );
+    }
+}
+
+#[test]
+fn env_step_with_proxies_and_getitem() {
+    let mut p = Pair::new(Extensions::ALL);
+    let make = p.obj(Request::GetAttr {
+        path: "sim".into(),
+        obj_id: None,
+        attr: "make".into(),
+    });
+    let env = p.obj(call(make, "sim.make", vec![Value::UInt(0)]));
+    let step = p.obj(Request::GetAttr {
+        path: "env".into(),
+        obj_id: Some(env),
+        attr: "step".into(),
+    });
+    for t in 1..=3u8 {
+        let result = p.obj(call(step, "env.step", vec![Value::Float(2.0)]));
+        let obs = p.obj(Request::GetItem {
+            obj_id: result,
+            key: Value::str("obs"),
+        });
+        let Response::Value(Value::Array(a)) = p.request(Request::Materialize { obj_id: obs })
+        else {
+            panic!()
+        };
+        assert_eq!((a.dtype(), a.shape()), (DType::UInt8, &[4usize, 5, 3][..]));
+        assert!(a.data().iter().all(|&b| b == t));
+    }
+    // Calling the instance itself calls the method the path names (reference rule).
+    p.obj(call(env, "env.reset", vec![Value::UInt(7)]));
+    assert_eq!(
+        p.request(Request::Materialize { obj_id: env }),
+        Response::Value(Value::UInt(7))
+    );
+    // A proxy passed as an argument is resolved to its value.
+    let five = p.obj(Request::Call {
+        path: "sim.add".into(),
+        obj_id: None,
+        args: vec![2u8.into(), 3u8.into()],
+        kwargs: vec![],
+    });
+    let echo = p.obj(Request::GetAttr {
+        path: "sim".into(),
+        obj_id: None,
+        attr: "echo".into(),
+    });
+    let r = p.obj(call(
+        echo,
+        "sim.echo",
+        vec![Value::List(vec![Value::Proxy(five)])],
+    ));
+    assert_eq!(
+        p.request(Request::Materialize { obj_id: r }),
+        Response::Value(Value::List(vec![Value::UInt(5)]))
+    );
+}
+
+#[test]
+fn errors_are_responses_and_the_session_goes_on() {
+    let mut p = Pair::new(Extensions::NONE);
+    let err = |r: Response| match r {
+        Response::Error(e) => e,
+        other => panic!("expected an error, got {other:?}"),
+    };
+    let e = err(p.request(Request::ImportModule {
+        module: "nope".into(),
+    }));
+    assert_eq!(e.exception_type, "builtins.ModuleNotFoundError");
+    let e = err(p.request(Request::Materialize { obj_id: ObjId(999) }));
+    assert_eq!(e.exception_type, UNKNOWN_OBJECT);
+    let e = err(p.request(Request::Call {
+        path: "sim.fail".into(),
+        obj_id: None,
+        args: vec![],
+        kwargs: vec![],
+    }));
+    assert_eq!(
+        (e.exception_type.as_str(), e.message.as_str()),
+        ("builtins.ValueError", "it failed")
+    );
+    let e = err(p.request(Request::Call {
+        path: "sim.panic".into(),
+        obj_id: None,
+        args: vec![],
+        kwargs: vec![],
+    }));
+    assert_eq!(e.exception_type, EXECUTOR_PANIC);
+    assert!(e.message.contains("deliberate"));
+    let e = err(p.request(Request::Call {
+        path: "sim.add".into(),
+        obj_id: None,
+        args: vec![Value::str("x"), 1u8.into()],
+        kwargs: vec![],
+    }));
+    assert_eq!(e.exception_type, "builtins.TypeError");
+    let e = err(p.request(Request::Eval { expr: "1+1".into() }));
+    assert_eq!(e.exception_type, "builtins.NotImplementedError");
+    // Still serving.
+    let sim = p.obj(Request::ImportModule {
+        module: "sim".into(),
+    });
+    assert_eq!(sim, ObjId(0), "failed requests allocate no ids");
+}
+
+#[test]
+fn release_rides_on_the_next_request_and_close_frees_all() {
+    let mut p = Pair::new(Extensions::ALL);
+    let ids: Vec<ObjId> = (0..10)
+        .map(|_| {
+            p.obj(Request::ImportModule {
+                module: "sim".into(),
+            })
+        })
+        .collect();
+    assert_eq!(p.server.live_objects(), 10);
+    assert_eq!(p.server.executor().live_objects(), 10);
+    for id in &ids[..7] {
+        p.client.release(*id);
+    }
+    assert_eq!(p.client.pending_releases(), 7);
+    assert_eq!(p.server.live_objects(), 10, "no round trip of its own");
+    p.obj(Request::ImportModule {
+        module: "sim".into(),
+    });
+    assert_eq!(p.client.pending_releases(), 0);
+    assert_eq!(p.server.live_objects(), 4);
+    assert_eq!(p.server.executor().live_objects(), 4);
+    let e = p.request(Request::Materialize { obj_id: ids[0] });
+    assert!(
+        matches!(e, Response::Error(ref e) if e.exception_type == UNKNOWN_OBJECT),
+        "use after release is a clear error"
+    );
+    p.server.close();
+    assert_eq!(p.server.executor().live_objects(), 0);
+}
+
+#[test]
+fn release_is_dropped_for_a_stock_peer() {
+    let mut p = Pair::new(Extensions::NONE);
+    let id = p.obj(Request::ImportModule {
+        module: "sim".into(),
+    });
+    p.client.release(id);
+    assert_eq!(p.client.pending_releases(), 0);
+    let (_, frame) = p.client.send(&Request::GetNamespace).unwrap();
+    let v = simplerpc_core::codec::from_bytes(&Bytes::from(frame)).unwrap();
+    assert_eq!(
+        v,
+        Value::map([("type", "get_namespace")]),
+        "no extension keys for a stock peer"
+    );
+}
+
+#[test]
+fn pipelined_requests_pair_in_order() {
+    let mut p = Pair::new(Extensions::ALL);
+    let frames: Vec<Vec<u8>> = (0..50u64)
+        .map(|i| {
+            p.client
+                .send(&Request::Call {
+                    path: "sim.add".into(),
+                    obj_id: None,
+                    args: vec![i.into(), 1u8.into()],
+                    kwargs: vec![],
+                })
+                .unwrap()
+                .1
+        })
+        .collect();
+    assert_eq!(p.client.in_flight(), 50);
+    let responses: Vec<Vec<u8>> = frames
+        .into_iter()
+        .map(|f| p.server.handle_frame(Bytes::from(f)))
+        .collect();
+    for (i, r) in responses.into_iter().enumerate() {
+        let (rid, resp) = p.client.handle_frame(Bytes::from(r)).unwrap();
+        assert_eq!(rid.0, i as u64);
+        assert_eq!(resp, Response::Object(ObjId(i as u64)));
+    }
+    assert_eq!(p.client.in_flight(), 0);
+    // A response to no request is refused.
+    let extra = p.server.handle_frame(Bytes::from(
+        p.client.send(&Request::GetNamespace).unwrap().1,
+    ));
+    p.client.handle_frame(Bytes::from(extra.clone())).unwrap();
+    assert!(p.client.handle_frame(Bytes::from(extra)).is_err());
+}
+
+#[test]
+fn malformed_frames_get_protocol_errors() {
+    let mut p = Pair::new(Extensions::ALL);
+    let bad: Vec<Vec<u8>> = vec![
+        vec![],
+        vec![0xc1],
+        vec![0x93, 1, 2, 3],
+        simplerpc_core::codec::to_vec(&Value::map([("type", Value::UInt(3))])).unwrap(),
+        simplerpc_core::codec::to_vec(&Value::map([("type", "frobnicate")])).unwrap(),
+        simplerpc_core::codec::to_vec(&Value::map([("type", "materialize")])).unwrap(),
+        simplerpc_core::codec::to_vec(&Value::map([
+            ("type", Value::str("materialize")),
+            ("obj_id", Value::str("x")),
+        ]))
+        .unwrap(),
+        simplerpc_core::codec::to_vec(&Value::map([
+            ("type", Value::str("call")),
+            ("path", Value::str("sim.add")),
+            ("args", Value::UInt(1)),
+        ]))
+        .unwrap(),
+    ];
+    for f in bad {
+        let resp = simplerpc_core::message::decode_response(&Bytes::from(
+            p.server.handle_frame(Bytes::from(f.clone())),
+        ))
+        .unwrap();
+        match resp.response {
+            Response::Error(e) => assert_eq!(e.exception_type, PROTOCOL_ERROR, "{f:?}"),
+            other => panic!("{f:?} got {other:?}"),
+        }
+    }
+    let e = simplerpc_core::message::decode_response(&Bytes::from(p.server.handle_frame(
+        Bytes::from(simplerpc_core::codec::to_vec(&Value::map([("type", "frobnicate")])).unwrap()),
+    )))
+    .unwrap();
+    assert!(
+        matches!(e.response, Response::Error(ref e) if e.message == "Unknown message type: frobnicate")
+    );
+    // The session still serves.
+    let add = p.obj(Request::GetAttr {
+        path: "sim".into(),
+        obj_id: None,
+        attr: "version".into(),
+    });
+    assert_eq!(
+        p.request(Request::Materialize { obj_id: add }),
+        Response::Value(Value::str("1.0"))
+    );
+}

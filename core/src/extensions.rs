@@ -36,6 +36,16 @@ impl Extensions {
     /// Everything this version speaks.
     pub const ALL: Extensions = Extensions(3);
 
+    /// The set as bits (`RELEASE` is 1, `REQUEST_IDS` is 2), for C callers.
+    pub fn bits(self) -> u32 {
+        self.0
+    }
+
+    /// A set from bits; bits this version does not know are dropped.
+    pub fn from_bits(bits: u32) -> Extensions {
+        Extensions(bits & Self::ALL.0)
+    }
+
     /// Whether the `release` extension is on.
     pub fn release(self) -> bool {
         self.0 & Self::RELEASE.0 != 0

@@ -1,0 +1,287 @@
+#include "matrix_executor.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mini_msgpack.h"
+
+enum kind { K_FREE, K_MODULE, K_FUNC, K_MATRIX };
+enum func { F_ZEROS, F_EYE, F_MATMUL, F_FULL };
+static const char *FUNC_NAMES[] = {"zeros", "eye", "matmul", "full"};
+
+typedef struct {
+    enum kind kind;
+    enum func func;
+    int ndim;             /* 1 or 2 */
+    uint64_t rows, cols;  /* ndim 1: rows == 1 */
+    double *data;
+} object;
+
+typedef struct {
+    object *objs;
+    size_t len, cap;
+} session;
+
+static srpc_str S(const char *s) {
+    srpc_str r = {s, s ? strlen(s) : 0};
+    return r;
+}
+
+static srpc_status fail(srpc_reply *reply, const char *type, const char *msg) {
+    srpc_slice none = {NULL, 0};
+    srpc_reply_error(reply, S(type), S(msg), S(""), none);
+    return SRPC_OK;
+}
+
+static uint64_t store(session *s, object o) {
+    if (s->len == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 16;
+        s->objs = (object *)realloc(s->objs, s->cap * sizeof(object));
+    }
+    s->objs[s->len] = o;
+    return s->len++;
+}
+
+static object *lookup(session *s, uint64_t h) {
+    if (h >= s->len || s->objs[h].kind == K_FREE) return NULL;
+    return &s->objs[h];
+}
+
+static object new_matrix(uint64_t rows, uint64_t cols) {
+    object o;
+    memset(&o, 0, sizeof o);
+    o.kind = K_MATRIX;
+    o.ndim = 2;
+    o.rows = rows;
+    o.cols = cols;
+    o.data = (double *)calloc((rows * cols) > 0 ? rows * cols : 1, sizeof(double));
+    return o;
+}
+
+/* One argument: a number, a proxy of a matrix, or a float64 ndarray. */
+typedef struct {
+    int is_num;
+    double num;
+    object *m;      /* from a proxy */
+    object owned;   /* from an ndarray (freed by the caller) */
+} arg;
+
+static const char *read_arg(session *s, mp_reader *r, arg *a) {
+    memset(a, 0, sizeof *a);
+    mp_obj o = mp_next(r);
+    if (o.type == MP_INT || o.type == MP_FLOAT) {
+        a->is_num = 1;
+        a->num = o.type == MP_INT ? (double)o.i : o.f;
+        return NULL;
+    }
+    if (o.type != MP_MAP) return "arguments must be numbers or matrices";
+    const char *type = NULL;
+    uint64_t shape[2] = {0, 0};
+    int ndim = -1, is_proxy = 0;
+    mp_obj data = {0};
+    for (uint32_t i = 0; i < o.len && !r->err; i++) {
+        mp_obj k = mp_next(r);
+        if (mp_is(&k, "__rpc_proxy__")) { mp_skip(r); is_proxy = 1; }
+        else if (mp_is(&k, "obj_id")) {
+            mp_obj v = mp_next(r);
+            a->m = lookup(s, (uint64_t)v.i);
+            if (!a->m || a->m->kind != K_MATRIX) return "argument names no matrix";
+        } else if (mp_is(&k, "type")) {
+            mp_obj v = mp_next(r);
+            type = mp_is(&v, "<f8") ? "<f8" : "other";
+        } else if (mp_is(&k, "shape")) {
+            mp_obj v = mp_next(r);
+            ndim = (int)v.len;
+            for (uint32_t j = 0; j < v.len; j++) {
+                mp_obj d = mp_next(r);
+                if (j < 2) shape[j] = (uint64_t)d.i;
+            }
+        } else if (mp_is(&k, "data")) data = mp_next(r);
+        else mp_skip(r);
+    }
+    if (r->err) return "malformed argument";
+    if (is_proxy) return a->m ? NULL : "argument names no matrix";
+    if (!type || strcmp(type, "<f8") != 0 || ndim < 1 || ndim > 2) return "arrays must be 1-d or 2-d float64";
+    uint64_t rows = ndim == 2 ? shape[0] : 1, cols = ndim == 2 ? shape[1] : shape[0];
+    if (data.len != rows * cols * sizeof(double)) return "array data does not match its shape";
+    a->owned = new_matrix(rows, cols);
+    a->owned.ndim = ndim;
+    memcpy(a->owned.data, data.ptr, data.len);
+    a->m = &a->owned;
+    return NULL;
+}
+
+static srpc_status do_call(session *s, enum func f, const srpc_call *c, srpc_reply *reply) {
+    mp_reader r = {c->args.ptr, c->args.ptr + c->args.len, 0};
+    mp_obj list = mp_next(&r);
+    if (list.type != MP_ARRAY) return fail(reply, "builtins.TypeError", "args must be a list");
+    arg a[3];
+    uint32_t n = list.len;
+    static const uint32_t want[] = {2, 1, 2, 3};
+    if (n != want[f]) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "%s() takes %u arguments (%u given)", FUNC_NAMES[f], want[f], n);
+        return fail(reply, "builtins.TypeError", msg);
+    }
+    const char *err = NULL;
+    uint32_t got = 0;
+    for (; got < n && !err; got++) err = read_arg(s, &r, &a[got]);
+    object out;
+    memset(&out, 0, sizeof out);
+    if (!err) {
+        if (f == F_MATMUL) {
+            if (a[0].is_num || a[1].is_num) err = "matmul() takes two matrices";
+            else if (a[0].m->cols != a[1].m->rows) err = "matmul: shapes do not align";
+            else {
+                object *x = a[0].m, *y = a[1].m;
+                out = new_matrix(x->rows, y->cols);
+                for (uint64_t i = 0; i < x->rows; i++)
+                    for (uint64_t k = 0; k < x->cols; k++)
+                        for (uint64_t j = 0; j < y->cols; j++)
+                            out.data[i * y->cols + j] += x->data[i * x->cols + k] * y->data[k * y->cols + j];
+            }
+        } else {
+            for (uint32_t i = 0; i < n && !err; i++)
+                if (!a[i].is_num) err = "expected numbers";
+            if (!err && (a[0].num < 0 || (f != F_EYE && a[1].num < 0) || a[0].num > 1e5 || (f != F_EYE && a[1].num > 1e5)))
+                err = "dimensions must be between 0 and 100000";
+            if (!err) {
+                uint64_t rows = (uint64_t)a[0].num, cols = f == F_EYE ? rows : (uint64_t)a[1].num;
+                out = new_matrix(rows, cols);
+                for (uint64_t i = 0; i < rows * cols; i++) out.data[i] = f == F_FULL ? a[2].num : 0.0;
+                if (f == F_EYE)
+                    for (uint64_t i = 0; i < rows; i++) out.data[i * cols + i] = 1.0;
+            }
+        }
+    }
+    for (uint32_t i = 0; i < got; i++) free(a[i].owned.data);
+    if (err) return fail(reply, "builtins.ValueError", err);
+    return srpc_reply_handle(reply, store(s, out));
+}
+
+static const char *kind_name(enum kind k) {
+    return k == K_MODULE ? "module" : k == K_FUNC ? "function" : "matrix";
+}
+
+static srpc_status on_call(void *userdata, void *sess, const srpc_call *c, srpc_reply *reply) {
+    (void)userdata;
+    session *s = (session *)sess;
+    object *target = NULL;
+    if (c->obj != SRPC_NO_OBJECT) {
+        target = lookup(s, c->obj);
+        if (!target) {
+            char msg[64];
+            snprintf(msg, sizeof msg, "no object under handle %llu", (unsigned long long)c->obj);
+            return fail(reply, "builtins.KeyError", msg);
+        }
+    }
+    char name[128] = "", path[128] = "";
+    snprintf(name, sizeof name, "%.*s", (int)c->name.len, c->name.ptr ? c->name.ptr : "");
+    snprintf(path, sizeof path, "%.*s", (int)c->path.len, c->path.ptr ? c->path.ptr : "");
+    switch (c->kind) {
+    case SRPC_IMPORT_MODULE: {
+        if (strcmp(name, "matrix") != 0) {
+            char msg[256];
+            snprintf(msg, sizeof msg, "No module named '%s'", name);
+            return fail(reply, "builtins.ModuleNotFoundError", msg);
+        }
+        object o = {K_MODULE, F_ZEROS, 0, 0, 0, NULL};
+        return srpc_reply_handle(reply, store(s, o));
+    }
+    case SRPC_GET_ATTR:
+    case SRPC_CALL: {
+        enum func f = F_ZEROS;
+        const char *fname = c->kind == SRPC_GET_ATTR ? name : NULL;
+        if (c->kind == SRPC_CALL && target && target->kind == K_FUNC) {
+            f = target->func;
+        } else {
+            if (c->kind == SRPC_CALL) { /* by path: "matrix.zeros" */
+                fname = strncmp(path, "matrix.", 7) == 0 ? path + 7 : "";
+            } else if (target && target->kind != K_MODULE) {
+                char msg[256];
+                snprintf(msg, sizeof msg, "'%s' object has no attribute '%s'", kind_name(target->kind), name);
+                return fail(reply, "builtins.AttributeError", msg);
+            }
+            int found = 0;
+            for (int i = 0; i < 4; i++)
+                if (strcmp(fname, FUNC_NAMES[i]) == 0) { f = (enum func)i; found = 1; }
+            if (!found) {
+                char msg[256];
+                snprintf(msg, sizeof msg, "module 'matrix' has no attribute '%s'", fname);
+                return fail(reply, "builtins.AttributeError", msg);
+            }
+            if (c->kind == SRPC_GET_ATTR) {
+                object o = {K_FUNC, f, 0, 0, 0, NULL};
+                return srpc_reply_handle(reply, store(s, o));
+            }
+        }
+        return do_call(s, f, c, reply);
+    }
+    case SRPC_GET_ITEM: {
+        mp_reader r = {c->key.ptr, c->key.ptr + c->key.len, 0};
+        mp_obj k = mp_next(&r);
+        if (target->kind != K_MATRIX || target->ndim != 2 || k.type != MP_INT)
+            return fail(reply, "builtins.TypeError", "only rows of a matrix can be indexed (m[i])");
+        int64_t i = k.i < 0 ? k.i + (int64_t)target->rows : k.i;
+        if (i < 0 || (uint64_t)i >= target->rows) return fail(reply, "builtins.IndexError", "row index out of range");
+        object row = new_matrix(1, target->cols);
+        row.ndim = 1;
+        memcpy(row.data, target->data + (uint64_t)i * target->cols, target->cols * sizeof(double));
+        return srpc_reply_handle(reply, store(s, row));
+    }
+    case SRPC_MATERIALIZE: {
+        if (target->kind != K_MATRIX) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "a %s cannot be materialized", kind_name(target->kind));
+            return fail(reply, "builtins.TypeError", msg);
+        }
+        uint64_t shape[2] = {target->rows, target->cols};
+        mp_writer w = {NULL, 0, 0};
+        if (target->ndim == 2) mp_f64_array(&w, target->data, shape, 2);
+        else mp_f64_array(&w, target->data, shape + 1, 1);
+        srpc_status st = srpc_reply_value(reply, w.data, w.len);
+        free(w.data);
+        return st;
+    }
+    case SRPC_GET_NAMESPACE: {
+        uint8_t empty_map = 0x80;
+        return srpc_reply_value(reply, &empty_map, 1);
+    }
+    default:
+        return fail(reply, "builtins.NotImplementedError", "the matrix executor has no eval, execute, teleport or builtins");
+    }
+}
+
+static srpc_status on_open(void *userdata, void **sess) {
+    (void)userdata;
+    *sess = calloc(1, sizeof(session));
+    return *sess ? SRPC_OK : SRPC_ERR_IO;
+}
+
+static void on_release(void *userdata, void *sess, uint64_t h) {
+    (void)userdata;
+    object *o = lookup((session *)sess, h);
+    if (o) {
+        free(o->data);
+        o->data = NULL;
+        o->kind = K_FREE;
+    }
+}
+
+static void on_close(void *userdata, void *sess) {
+    session *s = (session *)sess;
+    for (size_t i = 0; i < s->len; i++) on_release(userdata, s, i);
+    free(s->objs);
+    free(s);
+}
+
+srpc_executor matrix_executor(void) {
+    srpc_executor e;
+    memset(&e, 0, sizeof e);
+    e.open = on_open;
+    e.close = on_close;
+    e.call = on_call;
+    e.release = on_release;
+    return e;
+}

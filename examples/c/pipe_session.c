@@ -1,0 +1,273 @@
+/*
+ * A client session and a server session over a socketpair: no WebSocket at all.
+ * The child process runs the server session with the C matrix executor; the
+ * parent drives a client session. Frames travel as a 4-byte big-endian length
+ * followed by the bytes. Exits 0 when every check passed.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "matrix_executor.h"
+#include "mini_msgpack.h"
+#include "simplerpc.h"
+
+#define CHECK(cond, ...)                                                  \
+    do {                                                                  \
+        if (!(cond)) {                                                    \
+            fprintf(stderr, "FAIL line %d: ", __LINE__);                  \
+            fprintf(stderr, __VA_ARGS__);                                 \
+            const char *m = srpc_last_error_message();                    \
+            fprintf(stderr, " (last error: %s)\n", m ? m : "none");       \
+            exit(1);                                                      \
+        }                                                                 \
+    } while (0)
+
+static int write_all(int fd, const uint8_t *p, size_t n) {
+    while (n) {
+        ssize_t k = write(fd, p, n);
+        if (k <= 0) return -1;
+        p += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+static int read_all(int fd, uint8_t *p, size_t n) {
+    while (n) {
+        ssize_t k = read(fd, p, n);
+        if (k <= 0) return -1;
+        p += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+static int send_frame(int fd, const srpc_buf *b) {
+    uint8_t len[4] = {(uint8_t)(b->len >> 24), (uint8_t)(b->len >> 16), (uint8_t)(b->len >> 8), (uint8_t)b->len};
+    return write_all(fd, len, 4) || write_all(fd, b->data, b->len);
+}
+
+/* Returns a malloc'd frame, or NULL at end of stream. */
+static uint8_t *recv_frame(int fd, size_t *n) {
+    uint8_t len[4];
+    if (read_all(fd, len, 4)) return NULL;
+    *n = ((size_t)len[0] << 24) | ((size_t)len[1] << 16) | ((size_t)len[2] << 8) | len[3];
+    uint8_t *p = (uint8_t *)malloc(*n ? *n : 1);
+    if (read_all(fd, p, *n)) { free(p); return NULL; }
+    return p;
+}
+
+static int serve(int fd) {
+    srpc_executor ex = matrix_executor();
+    srpc_server_session *s = NULL;
+    if (srpc_server_session_new(&ex, SRPC_EXT_ALL, &s) != SRPC_OK) return 1;
+    size_t n;
+    uint8_t *frame;
+    while ((frame = recv_frame(fd, &n)) != NULL) {
+        srpc_buf out = {NULL, 0, 0};
+        srpc_status st = srpc_server_session_handle(s, frame, n, &out);
+        free(frame);
+        if (st != SRPC_OK || send_frame(fd, &out)) { srpc_buf_free(&out); break; }
+        srpc_buf_free(&out);
+    }
+    srpc_server_session_free(s);
+    return 0;
+}
+
+static srpc_str S(const char *s) {
+    srpc_str r = {s, strlen(s)};
+    return r;
+}
+
+static srpc_call call_of(srpc_call_kind kind, uint64_t obj, const char *name, const char *path) {
+    srpc_call c;
+    memset(&c, 0, sizeof c);
+    c.kind = kind;
+    c.obj = obj;
+    c.name = S(name);
+    c.path = S(path);
+    return c;
+}
+
+/* Send one call, receive its response. Returns the status of receive. */
+static srpc_status roundtrip(int fd, srpc_client_session *cs, const srpc_call *c, srpc_response *resp) {
+    srpc_buf frame = {NULL, 0, 0};
+    uint64_t rid;
+    CHECK(srpc_client_session_send(cs, c, &frame, &rid) == SRPC_OK, "send");
+    CHECK(send_frame(fd, &frame) == 0, "write");
+    srpc_buf_free(&frame);
+    size_t n;
+    uint8_t *in = recv_frame(fd, &n);
+    CHECK(in != NULL, "server closed");
+    srpc_status st = srpc_client_session_receive(cs, in, n, resp);
+    free(in);
+    return st;
+}
+
+static uint64_t object_of(int fd, srpc_client_session *cs, const srpc_call *c) {
+    srpc_response r;
+    CHECK(roundtrip(fd, cs, c, &r) == SRPC_OK, "call kind %u", (unsigned)c->kind);
+    CHECK(r.kind == SRPC_RESPONSE_OBJECT, "expected an object");
+    return r.obj;
+}
+
+static uint64_t call_fn(int fd, srpc_client_session *cs, uint64_t fn, const char *path, mp_writer *args) {
+    srpc_call c = call_of(SRPC_CALL, fn, "", path);
+    c.args.ptr = args->data;
+    c.args.len = args->len;
+    uint64_t id = object_of(fd, cs, &c);
+    free(args->data);
+    memset(args, 0, sizeof *args);
+    return id;
+}
+
+static void proxy_arg(mp_writer *w, uint64_t id) {
+    mp_map(w, 2);
+    mp_str(w, "__rpc_proxy__");
+    mp_byte(w, 0xc3);
+    mp_str(w, "obj_id");
+    mp_uint(w, id);
+}
+
+static int drive(int fd) {
+    srpc_client_session *cs = NULL;
+    CHECK(srpc_client_session_new(SRPC_EXT_ALL, &cs) == SRPC_OK, "client session");
+
+    srpc_call imp = call_of(SRPC_IMPORT_MODULE, SRPC_NO_OBJECT, "matrix", "");
+    uint64_t mod = object_of(fd, cs, &imp);
+    srpc_call ga = call_of(SRPC_GET_ATTR, mod, "eye", "matrix");
+    uint64_t eye_fn = object_of(fd, cs, &ga);
+
+    mp_writer args = {NULL, 0, 0};
+    mp_array(&args, 1);
+    mp_uint(&args, 3);
+    uint64_t eye = call_fn(fd, cs, eye_fn, "matrix.eye", &args);
+
+    /* By path, without an object: matrix.full(3, 3, 2.5) */
+    mp_array(&args, 3);
+    mp_uint(&args, 3);
+    mp_uint(&args, 3);
+    mp_double(&args, 2.5);
+    uint64_t full = call_fn(fd, cs, SRPC_NO_OBJECT, "matrix.full", &args);
+
+    /* matmul(eye, full) with proxy arguments, pipelined with a getitem. */
+    mp_array(&args, 2);
+    proxy_arg(&args, eye);
+    proxy_arg(&args, full);
+    srpc_call mm = call_of(SRPC_CALL, SRPC_NO_OBJECT, "", "matrix.matmul");
+    mm.args.ptr = args.data;
+    mm.args.len = args.len;
+    srpc_buf f1 = {NULL, 0, 0}, f2 = {NULL, 0, 0};
+    uint64_t r1, r2;
+    CHECK(srpc_client_session_send(cs, &mm, &f1, &r1) == SRPC_OK, "send matmul");
+    free(args.data);
+    memset(&args, 0, sizeof args);
+    mp_uint(&args, 1);
+    srpc_call gi = call_of(SRPC_GET_ITEM, eye, "", "eye");
+    gi.key.ptr = args.data;
+    gi.key.len = args.len;
+    CHECK(srpc_client_session_send(cs, &gi, &f2, &r2) == SRPC_OK, "send getitem");
+    free(args.data);
+    memset(&args, 0, sizeof args);
+    CHECK(send_frame(fd, &f1) == 0 && send_frame(fd, &f2) == 0, "write pipelined");
+    srpc_buf_free(&f1);
+    srpc_buf_free(&f2);
+    srpc_response resp;
+    uint64_t product = 0, row = 0;
+    for (int i = 0; i < 2; i++) {
+        size_t n;
+        uint8_t *in = recv_frame(fd, &n);
+        CHECK(in != NULL, "server closed");
+        CHECK(srpc_client_session_receive(cs, in, n, &resp) == SRPC_OK, "pipelined response %d", i);
+        free(in);
+        CHECK(resp.request_id == (i == 0 ? r1 : r2), "responses in order");
+        if (i == 0) product = resp.obj; else row = resp.obj;
+    }
+
+    /* Materialize the product: a 3x3 float64 array of 2.5. */
+    srpc_call mat = call_of(SRPC_MATERIALIZE, product, "", "");
+    CHECK(roundtrip(fd, cs, &mat, &resp) == SRPC_OK && resp.kind == SRPC_RESPONSE_VALUE, "materialize");
+    mp_reader rd = {resp.value.data, resp.value.data + resp.value.len, 0};
+    mp_obj m = mp_next(&rd);
+    CHECK(m.type == MP_MAP && m.len == 5, "ndarray map");
+    int checked = 0;
+    for (uint32_t i = 0; i < m.len; i++) {
+        mp_obj k = mp_next(&rd);
+        if (mp_is(&k, "data")) {
+            mp_obj d = mp_next(&rd);
+            CHECK(d.len == 9 * sizeof(double), "9 doubles");
+            for (int j = 0; j < 9; j++) {
+                double x;
+                memcpy(&x, d.ptr + j * 8, 8);
+                CHECK(x == 2.5, "element %d is %g", j, x);
+            }
+            checked = 1;
+        } else mp_skip(&rd);
+    }
+    CHECK(checked, "data field");
+    srpc_buf_free(&resp.value);
+
+    /* The row of eye: [0, 1, 0]. */
+    mat.obj = row;
+    CHECK(roundtrip(fd, cs, &mat, &resp) == SRPC_OK, "materialize row");
+    srpc_buf_free(&resp.value);
+
+    /* A failing call: shapes do not align. */
+    mp_array(&args, 2);
+    proxy_arg(&args, full);
+    proxy_arg(&args, row);
+    mm.args.ptr = args.data;
+    mm.args.len = args.len;
+    CHECK(roundtrip(fd, cs, &mm, &resp) == SRPC_ERR_REMOTE, "matmul of a 3x3 and a 1x3 must fail");
+    free(args.data);
+    CHECK(strcmp(srpc_last_error_type(), "builtins.ValueError") == 0, "type %s", srpc_last_error_type());
+    CHECK(strstr(srpc_last_error_message(), "shapes do not align") != NULL, "message");
+
+    /* Release the product; using it afterwards is a clear error. */
+    CHECK(srpc_client_session_release(cs, product) == SRPC_OK, "release");
+    srpc_call ns = call_of(SRPC_GET_NAMESPACE, SRPC_NO_OBJECT, "", "");
+    CHECK(roundtrip(fd, cs, &ns, &resp) == SRPC_OK && resp.kind == SRPC_RESPONSE_NAMESPACE, "namespace");
+    srpc_buf_free(&resp.value);
+    mat.obj = product;
+    CHECK(roundtrip(fd, cs, &mat, &resp) == SRPC_ERR_REMOTE, "use after release");
+    CHECK(strcmp(srpc_last_error_type(), "simplerpc.UnknownObjectError") == 0, "type %s", srpc_last_error_type());
+
+    /* Bad arguments are reported, not undefined behaviour. */
+    CHECK(srpc_client_session_send(cs, NULL, NULL, NULL) == SRPC_ERR_NULL_ARGUMENT, "NULL call");
+    srpc_call bad = call_of(SRPC_IMPORT_MODULE, SRPC_NO_OBJECT, "", "");
+    bad.name.ptr = "\xff\xfe";
+    bad.name.len = 2;
+    srpc_buf fb = {NULL, 0, 0};
+    CHECK(srpc_client_session_send(cs, &bad, &fb, &r1) == SRPC_ERR_INVALID_UTF8, "invalid UTF-8");
+
+    srpc_client_session_free(cs);
+    printf("pipe_session: all checks passed\n");
+    return 0;
+}
+
+int main(void) {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) { perror("socketpair"); return 1; }
+    pid_t pid = fork();
+    if (pid < 0) { perror("fork"); return 1; }
+    if (pid == 0) {
+        close(sv[0]);
+        int rc = serve(sv[1]);
+        close(sv[1]);
+        _exit(rc);
+    }
+    close(sv[1]);
+    int rc = drive(sv[0]);
+    close(sv[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "server process failed\n");
+        return 1;
+    }
+    return rc;
+}

@@ -1,0 +1,434 @@
+//! An executor made of C callbacks, and the reply object they answer through.
+
+use std::ffi::c_void;
+use std::sync::Arc;
+
+use simplerpc_core::{codec, Bytes, ExecError, ExecResult, Executor, Handle, ObjId, Target, Value};
+
+use crate::error::srpc_status;
+use crate::error::{guard, FfiError, SrpcErrState, SrpcOk};
+use crate::types::{srpc_call, srpc_call_kind, srpc_slice, srpc_str, SRPC_NO_OBJECT};
+
+/// Opens a session for a newly connected client. Writes the session's own
+/// pointer (may be NULL) to `*session` and returns SRPC_OK, or another status
+/// to refuse the client.
+pub type srpc_open_fn =
+    Option<unsafe extern "C" fn(userdata: *mut c_void, session: *mut *mut c_void) -> srpc_status>;
+/// Closes a session (the client went away); every handle it held was released first.
+pub type srpc_close_fn = Option<unsafe extern "C" fn(userdata: *mut c_void, session: *mut c_void)>;
+/// Serves one call. Answer through `reply` with exactly one of
+/// srpc_reply_handle(), srpc_reply_value(), srpc_reply_error() (or nothing,
+/// for SRPC_EXECUTE), then return SRPC_OK. `call` and `reply` are valid only
+/// during the callback.
+pub type srpc_call_fn = Option<
+    unsafe extern "C" fn(
+        userdata: *mut c_void,
+        session: *mut c_void,
+        call: *const srpc_call,
+        reply: *mut srpc_reply,
+    ) -> srpc_status,
+>;
+/// The client no longer uses `handle`: drop the object.
+pub type srpc_release_fn =
+    Option<unsafe extern "C" fn(userdata: *mut c_void, session: *mut c_void, handle: u64)>;
+/// Frees `userdata` once nothing will call back any more.
+pub type srpc_free_fn = Option<unsafe extern "C" fn(userdata: *mut c_void)>;
+
+/// An executor given as C callbacks. `call` is required; the others may be NULL.
+/// The library copies this struct; `userdata` is passed to every callback and
+/// released with `free_userdata` (if set) when the server or session that
+/// took it is freed. Callbacks of a running server are called from several
+/// threads at once (one per client), so `userdata` must be thread-safe;
+/// the calls of one session never overlap.
+#[repr(C)]
+#[derive(Clone, Copy)]
+#[allow(non_camel_case_types)]
+pub struct srpc_executor {
+    /// Host state passed to every callback.
+    pub userdata: *mut c_void,
+    /// Per-client session start (optional).
+    pub open: srpc_open_fn,
+    /// Per-client session end (optional).
+    pub close: srpc_close_fn,
+    /// Serves calls (required).
+    pub call: srpc_call_fn,
+    /// Releases handles (optional).
+    pub release: srpc_release_fn,
+    /// Frees userdata at the end (optional).
+    pub free_userdata: srpc_free_fn,
+}
+
+/// Owns the callbacks and userdata; frees userdata when the last user drops.
+pub struct Callbacks(srpc_executor);
+
+// SAFETY: the header documents that userdata and the callbacks must be
+// thread-safe: the host promises it by handing them to a server.
+unsafe impl Send for Callbacks {}
+// SAFETY: as above.
+unsafe impl Sync for Callbacks {}
+
+impl Drop for Callbacks {
+    fn drop(&mut self) {
+        if let Some(free) = self.0.free_userdata {
+            // SAFETY: called once, when no session can call back any more.
+            let _ = std::panic::catch_unwind(|| unsafe { free(self.0.userdata) });
+        }
+    }
+}
+
+impl Callbacks {
+    pub fn new(e: &srpc_executor) -> Result<Arc<Callbacks>, FfiError> {
+        if e.call.is_none() {
+            return Err(FfiError::null("executor.call"));
+        }
+        Ok(Arc::new(Callbacks(*e)))
+    }
+
+    /// Open one client's executor.
+    pub fn open(self: &Arc<Self>) -> Result<CExecutor, FfiError> {
+        let mut session: *mut c_void = std::ptr::null_mut();
+        if let Some(open) = self.0.open {
+            // SAFETY: the host's callback, with its userdata and a valid out-pointer.
+            let st = unsafe { open(self.0.userdata, &mut session) };
+            if st != SrpcOk {
+                return Err(FfiError::new(
+                    st,
+                    "the executor's open callback refused the session",
+                ));
+            }
+        }
+        Ok(CExecutor {
+            cb: Arc::clone(self),
+            session,
+        })
+    }
+}
+
+/// One client's executor over C callbacks.
+pub struct CExecutor {
+    cb: Arc<Callbacks>,
+    session: *mut c_void,
+}
+
+// SAFETY: see Callbacks; the session pointer is used by one thread at a time.
+unsafe impl Send for CExecutor {}
+
+impl Drop for CExecutor {
+    fn drop(&mut self) {
+        if let Some(close) = self.cb.0.close {
+            // SAFETY: the host's callback with the pointer its open returned.
+            let _ = std::panic::catch_unwind(|| unsafe { close(self.cb.0.userdata, self.session) });
+        }
+    }
+}
+
+/// Where a callback puts its answer. Opaque; valid only during the callback.
+#[allow(non_camel_case_types)]
+pub struct srpc_reply {
+    answer: Option<Result<Answer, ExecError>>,
+}
+
+enum Answer {
+    Handle(u64),
+    Value(Bytes),
+}
+
+fn str_or(s: &srpc_str, what: &str) -> Result<String, FfiError> {
+    // SAFETY: the callback passes a valid srpc_str (documented).
+    unsafe { s.as_str(what) }.map(str::to_owned)
+}
+
+fn reply_mut<'a>(reply: *mut srpc_reply) -> Result<&'a mut srpc_reply, FfiError> {
+    // SAFETY: NULL checked; otherwise the pointer the library passed to the callback.
+    let r = unsafe { reply.as_mut() }.ok_or_else(|| FfiError::null("reply"))?;
+    if r.answer.is_some() {
+        return Err(FfiError::new(
+            SrpcErrState,
+            "this reply was already answered",
+        ));
+    }
+    Ok(r)
+}
+
+/// Answer with a handle: the executor now holds an object under `handle`.
+///
+/// # Safety
+/// `reply` is the pointer passed to the running callback.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_reply_handle(reply: *mut srpc_reply, handle: u64) -> srpc_status {
+    guard(|| {
+        reply_mut(reply)?.answer = Some(Ok(Answer::Handle(handle)));
+        Ok(())
+    })
+}
+
+/// Answer with a value, given as msgpack (copied; checked when it is sent).
+///
+/// # Safety
+/// `reply` is the pointer passed to the running callback; `data` is NULL with
+/// `len` 0 or points to `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_reply_value(
+    reply: *mut srpc_reply,
+    data: *const u8,
+    len: usize,
+) -> srpc_status {
+    guard(|| {
+        let r = reply_mut(reply)?;
+        // SAFETY: forwarded precondition.
+        let bytes = unsafe { crate::types::raw_slice(data, len, "data")? };
+        r.answer = Some(Ok(Answer::Value(Bytes::copy_from_slice(bytes))));
+        Ok(())
+    })
+}
+
+/// Answer with an error: the client sees a remote exception of type
+/// `exception_type` ("builtins.ValueError"), with `message`, `traceback` and an
+/// optional opaque `payload` (all copied).
+///
+/// # Safety
+/// `reply` is the pointer passed to the running callback; each srpc_str and
+/// srpc_slice is NULL with length 0 or valid for its length.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_reply_error(
+    reply: *mut srpc_reply,
+    exception_type: srpc_str,
+    message: srpc_str,
+    traceback: srpc_str,
+    payload: srpc_slice,
+) -> srpc_status {
+    guard(|| {
+        let r = reply_mut(reply)?;
+        let mut e = ExecError::new(
+            str_or(&exception_type, "exception_type")?,
+            str_or(&message, "message")?,
+        )
+        .with_traceback(str_or(&traceback, "traceback")?);
+        // SAFETY: forwarded precondition.
+        let p = unsafe { payload.as_bytes("payload")? };
+        if !p.is_empty() {
+            e.payload = Some(Bytes::copy_from_slice(p));
+        }
+        r.answer = Some(Err(e));
+        Ok(())
+    })
+}
+
+fn borrowed(s: &str) -> srpc_str {
+    srpc_str {
+        ptr: s.as_ptr().cast(),
+        len: s.len(),
+    }
+}
+
+fn slice(b: &[u8]) -> srpc_slice {
+    srpc_slice {
+        ptr: b.as_ptr(),
+        len: b.len(),
+    }
+}
+
+/// Executor handles travel to the host as proxy markers naming the handle.
+fn encode_for_host(mut v: Value) -> ExecResult<Vec<u8>> {
+    let _ = v.walk_mut(&mut |v: &mut Value| {
+        if let Value::Handle(h) = *v {
+            *v = Value::Proxy(ObjId(h.0));
+        }
+        Ok::<(), ()>(())
+    });
+    codec::to_vec(&v).map_err(|e| ExecError::value_error(e.to_string()))
+}
+
+struct CallData<'a> {
+    kind: srpc_call_kind,
+    obj: Option<Handle>,
+    name: &'a str,
+    path: &'a str,
+    args: Vec<u8>,
+    kwargs: Vec<u8>,
+    key: Vec<u8>,
+    payload: &'a [u8],
+}
+
+impl<'a> CallData<'a> {
+    fn new(kind: srpc_call_kind) -> Self {
+        CallData {
+            kind,
+            obj: None,
+            name: "",
+            path: "",
+            args: Vec::new(),
+            kwargs: Vec::new(),
+            key: Vec::new(),
+            payload: &[],
+        }
+    }
+}
+
+impl CExecutor {
+    fn invoke(&mut self, d: CallData<'_>) -> ExecResult<Answer> {
+        let call = srpc_call {
+            kind: d.kind,
+            obj: d.obj.map_or(SRPC_NO_OBJECT, |h| h.0),
+            name: borrowed(d.name),
+            path: borrowed(d.path),
+            args: slice(&d.args),
+            kwargs: slice(&d.kwargs),
+            key: slice(&d.key),
+            payload: slice(d.payload),
+        };
+        let mut reply = srpc_reply { answer: None };
+        let f = self.cb.0.call.expect("checked in Callbacks::new");
+        // SAFETY: the host's callback; `call` and `reply` live across the call.
+        let st = unsafe { f(self.cb.0.userdata, self.session, &call, &mut reply) };
+        match (st, reply.answer) {
+            (SrpcOk, Some(a)) => a,
+            (SrpcOk, None) if d.kind == srpc_call_kind::SrpcExecute => {
+                Ok(Answer::Value(Bytes::new()))
+            }
+            (SrpcOk, None) => Err(ExecError::new(
+                "simplerpc.ExecutorError",
+                format!(
+                    "the C executor answered {:?} with no result (no srpc_reply_* call)",
+                    d.kind
+                ),
+            )),
+            (_, Some(Err(e))) => Err(e),
+            (st, _) => Err(ExecError::new(
+                "simplerpc.ExecutorError",
+                format!(
+                    "the C executor's callback failed with status {} for {:?}",
+                    st as u32, d.kind
+                ),
+            )),
+        }
+    }
+
+    fn handle(&mut self, d: CallData<'_>) -> ExecResult<Handle> {
+        match self.invoke(d)? {
+            Answer::Handle(h) => Ok(Handle(h)),
+            Answer::Value(_) => Err(ExecError::new(
+                "simplerpc.ExecutorError",
+                "the C executor answered with a value where a handle was expected",
+            )),
+        }
+    }
+
+    fn value(&mut self, d: CallData<'_>) -> ExecResult<Value> {
+        match self.invoke(d)? {
+            Answer::Value(b) => codec::from_bytes(&b).map_err(|e| {
+                ExecError::new(
+                    "simplerpc.ExecutorError",
+                    format!("the C executor answered with invalid msgpack: {e}"),
+                )
+            }),
+            Answer::Handle(_) => Err(ExecError::new(
+                "simplerpc.ExecutorError",
+                "the C executor answered with a handle where a value was expected",
+            )),
+        }
+    }
+}
+
+fn target<'a>(t: Target<'a>, d: &mut CallData<'a>) {
+    match t {
+        Target::Object { handle, path } => {
+            d.obj = Some(handle);
+            d.path = path;
+        }
+        Target::Path(p) => d.path = p,
+    }
+}
+
+impl Executor for CExecutor {
+    fn import_module(&mut self, module: &str) -> ExecResult<Handle> {
+        let mut d = CallData::new(srpc_call_kind::SrpcImportModule);
+        d.name = module;
+        self.handle(d)
+    }
+
+    fn get_builtin(&mut self, name: &str) -> ExecResult<Handle> {
+        let mut d = CallData::new(srpc_call_kind::SrpcGetBuiltin);
+        d.name = name;
+        self.handle(d)
+    }
+
+    fn getattr(&mut self, t: Target<'_>, attr: &str) -> ExecResult<Handle> {
+        let mut d = CallData::new(srpc_call_kind::SrpcGetAttr);
+        target(t, &mut d);
+        d.name = attr;
+        self.handle(d)
+    }
+
+    fn call(
+        &mut self,
+        t: Target<'_>,
+        args: Vec<Value>,
+        kwargs: Vec<(String, Value)>,
+    ) -> ExecResult<Handle> {
+        let mut d = CallData::new(srpc_call_kind::SrpcCall);
+        target(t, &mut d);
+        d.args = encode_for_host(Value::List(args))?;
+        d.kwargs = encode_for_host(Value::map(kwargs))?;
+        self.handle(d)
+    }
+
+    fn getitem(&mut self, obj: Handle, key: Value) -> ExecResult<Handle> {
+        let mut d = CallData::new(srpc_call_kind::SrpcGetItem);
+        d.obj = Some(obj);
+        d.key = encode_for_host(key)?;
+        self.handle(d)
+    }
+
+    fn materialize(&mut self, obj: Handle) -> ExecResult<Value> {
+        let mut d = CallData::new(srpc_call_kind::SrpcMaterialize);
+        d.obj = Some(obj);
+        self.value(d)
+    }
+
+    fn eval(&mut self, expr: &str) -> ExecResult<Handle> {
+        let mut d = CallData::new(srpc_call_kind::SrpcEval);
+        d.name = expr;
+        self.handle(d)
+    }
+
+    fn execute(&mut self, code: &str) -> ExecResult<()> {
+        let mut d = CallData::new(srpc_call_kind::SrpcExecute);
+        d.name = code;
+        self.invoke(d).map(|_| ())
+    }
+
+    fn teleport(&mut self, func: Bytes, name: &str) -> ExecResult<Handle> {
+        let mut d = CallData::new(srpc_call_kind::SrpcTeleport);
+        d.name = name;
+        d.payload = &func;
+        self.handle(d)
+    }
+
+    fn namespace(&mut self) -> ExecResult<Vec<(String, String)>> {
+        match self.value(CallData::new(srpc_call_kind::SrpcGetNamespace))? {
+            Value::Map(pairs) => Ok(pairs
+                .into_iter()
+                .filter_map(|(k, v)| match (k, v) {
+                    (Value::Str(k), Value::Str(v)) => Some((k, v)),
+                    _ => None,
+                })
+                .collect()),
+            Value::Nil => Ok(Vec::new()),
+            other => Err(ExecError::new(
+                "simplerpc.ExecutorError",
+                format!(
+                    "the C executor's namespace must be a map of str to str, got {}",
+                    other.type_name()
+                ),
+            )),
+        }
+    }
+
+    fn release(&mut self, handle: Handle) {
+        if let Some(f) = self.cb.0.release {
+            // SAFETY: the host's callback with its userdata and session.
+            unsafe { f(self.cb.0.userdata, self.session, handle.0) };
+        }
+    }
+}

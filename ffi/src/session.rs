@@ -1,0 +1,210 @@
+//! The sans-IO sessions through the ABI, for hosts that carry frames over a
+//! transport of their own (a pipe, shared memory, their own sockets).
+
+use simplerpc_core::{Bytes, ClientSession, Extensions, ObjId, ServerSession};
+
+use crate::error::{guard, srpc_status, FfiError, SrpcErrProtocol};
+use crate::executor::{srpc_executor, CExecutor, Callbacks};
+use crate::types::{fill_response, raw_slice, srpc_buf, srpc_call, srpc_response};
+
+/// Extension bit: batched object release (`release`).
+pub const SRPC_EXT_RELEASE: u32 = 1;
+/// Extension bit: request ids (`request-id`).
+pub const SRPC_EXT_REQUEST_IDS: u32 = 2;
+/// Every extension this library speaks. Use it when both ends are simplerpc;
+/// use 0 to speak the reference protocol exactly.
+pub const SRPC_EXT_ALL: u32 = 3;
+
+pub(crate) fn extensions(bits: u32) -> Extensions {
+    Extensions::from_bits(bits)
+}
+
+/// A client session without a transport: builds request frames and takes
+/// response frames. Use from one thread at a time.
+#[allow(non_camel_case_types)]
+pub struct srpc_client_session(ClientSession);
+
+/// A server session without a transport: takes request frames, returns
+/// response frames, calling the executor in between. Use from one thread at a time.
+#[allow(non_camel_case_types)]
+pub struct srpc_server_session(ServerSession<CExecutor>);
+
+fn out<'a, T>(p: *mut T, what: &str) -> Result<&'a mut T, FfiError> {
+    // SAFETY: NULL is checked; otherwise the caller passes a valid out-pointer.
+    unsafe { p.as_mut() }.ok_or_else(|| FfiError::null(what))
+}
+
+/// Create a client session speaking the extension bits `extensions`
+/// (SRPC_EXT_*; both ends must agree). Free with srpc_client_session_free().
+///
+/// # Safety
+/// `session_out` is a valid pointer.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_client_session_new(
+    extensions_bits: u32,
+    session_out: *mut *mut srpc_client_session,
+) -> srpc_status {
+    guard(|| {
+        let o = out(session_out, "session_out")?;
+        *o = Box::into_raw(Box::new(srpc_client_session(ClientSession::new(
+            extensions(extensions_bits),
+        ))));
+        Ok(())
+    })
+}
+
+/// Free a client session. NULL does nothing.
+///
+/// # Safety
+/// `session` is NULL or from srpc_client_session_new() and not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_client_session_free(session: *mut srpc_client_session) {
+    if !session.is_null() {
+        // SAFETY: from Box::into_raw in srpc_client_session_new, freed once.
+        let _ = std::panic::catch_unwind(|| drop(unsafe { Box::from_raw(session) }));
+    }
+}
+
+/// Build the frame for `call`. Writes the frame (free with srpc_buf_free())
+/// and the request's id. Requests may be pipelined: send several, then feed
+/// their responses in order to srpc_client_session_receive().
+///
+/// # Safety
+/// `session` is a live client session; `call` a valid srpc_call; the out-pointers valid.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_client_session_send(
+    session: *mut srpc_client_session,
+    call: *const srpc_call,
+    frame_out: *mut srpc_buf,
+    request_id_out: *mut u64,
+) -> srpc_status {
+    guard(|| {
+        let s = out(session, "session")?;
+        // SAFETY: NULL checked; the caller passes a valid srpc_call.
+        let call = unsafe { call.as_ref() }.ok_or_else(|| FfiError::null("call"))?;
+        let (fo, io) = (
+            out(frame_out, "frame_out")?,
+            out(request_id_out, "request_id_out")?,
+        );
+        // SAFETY: the srpc_call's fields are valid per the caller's contract.
+        let request = unsafe { call.to_request()? };
+        let (id, frame) =
+            s.0.send(&request)
+                .map_err(|e| FfiError::invalid(e.to_string()))?;
+        *fo = srpc_buf::from_vec(frame);
+        *io = id.0;
+        Ok(())
+    })
+}
+
+/// Queue object `obj` for release; it rides on the next request frame
+/// (with SRPC_EXT_RELEASE; otherwise nothing happens).
+///
+/// # Safety
+/// `session` is a live client session.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_client_session_release(
+    session: *mut srpc_client_session,
+    obj: u64,
+) -> srpc_status {
+    guard(|| {
+        out(session, "session")?.0.release(ObjId(obj));
+        Ok(())
+    })
+}
+
+/// Take one response frame (in request order). On success writes `*response`
+/// (free its `value` with srpc_buf_free()); a remote exception returns
+/// SRPC_ERR_REMOTE with the details in srpc_last_error_type() and friends.
+///
+/// # Safety
+/// `session` is a live client session; `frame` points to `len` bytes; `response` is valid.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_client_session_receive(
+    session: *mut srpc_client_session,
+    frame: *const u8,
+    len: usize,
+    response: *mut srpc_response,
+) -> srpc_status {
+    guard(|| {
+        let s = out(session, "session")?;
+        let r = out(response, "response")?;
+        // SAFETY: forwarded precondition.
+        let bytes = Bytes::copy_from_slice(unsafe { raw_slice(frame, len, "frame")? });
+        let (id, resp) =
+            s.0.handle_frame(bytes)
+                .map_err(|e| FfiError::new(SrpcErrProtocol, e.to_string()))?;
+        fill_response(id.0, resp, r)
+    })
+}
+
+/// Create a server session over `executor` (copied; its `open` runs now)
+/// speaking the extension bits `extensions`. Free with srpc_server_session_free(),
+/// which releases every handle, closes the session and frees the userdata.
+///
+/// # Safety
+/// `executor` points to a valid srpc_executor; `session_out` is valid.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_server_session_new(
+    executor: *const srpc_executor,
+    extensions_bits: u32,
+    session_out: *mut *mut srpc_server_session,
+) -> srpc_status {
+    guard(|| {
+        // SAFETY: NULL checked; otherwise a valid srpc_executor.
+        let e = unsafe { executor.as_ref() }.ok_or_else(|| FfiError::null("executor"))?;
+        let o = out(session_out, "session_out")?;
+        let ex = Callbacks::new(e)?.open()?;
+        *o = Box::into_raw(Box::new(srpc_server_session(ServerSession::new(
+            ex,
+            extensions(extensions_bits),
+        ))));
+        Ok(())
+    })
+}
+
+/// Handle one request frame; writes exactly one response frame (free with
+/// srpc_buf_free()). A malformed frame gets an error response, not a failure.
+///
+/// # Safety
+/// `session` is live; `frame` points to `len` bytes; `response_out` is valid.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_server_session_handle(
+    session: *mut srpc_server_session,
+    frame: *const u8,
+    len: usize,
+    response_out: *mut srpc_buf,
+) -> srpc_status {
+    guard(|| {
+        let s = out(session, "session")?;
+        let o = out(response_out, "response_out")?;
+        // SAFETY: forwarded precondition.
+        let bytes = Bytes::copy_from_slice(unsafe { raw_slice(frame, len, "frame")? });
+        *o = srpc_buf::from_vec(s.0.handle_frame(bytes));
+        Ok(())
+    })
+}
+
+/// How many objects the session's client holds.
+///
+/// # Safety
+/// `session` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_server_session_live_objects(
+    session: *const srpc_server_session,
+) -> usize {
+    // SAFETY: NULL checked; otherwise live.
+    unsafe { session.as_ref() }.map_or(0, |s| s.0.live_objects())
+}
+
+/// Free a server session: release all its handles and close it. NULL does nothing.
+///
+/// # Safety
+/// `session` is NULL or from srpc_server_session_new() and not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_server_session_free(session: *mut srpc_server_session) {
+    if !session.is_null() {
+        // SAFETY: from Box::into_raw in srpc_server_session_new, freed once.
+        let _ = std::panic::catch_unwind(|| drop(unsafe { Box::from_raw(session) }));
+    }
+}

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Run every test of the project from a fresh clone: Rust (fmt, clippy, unit,
+# golden, property and WebSocket tests), the C ABI (header check, C examples
+# under valgrind, C++17 compile) and the Python package (pytest in a numpy>=2
+# venv and a numpy<2 venv, interop with the stock simplerpyc from PyPI).
+# Installs what it needs into .venv and .venv-np1 (git-ignored).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+step() { printf '\n==> %s\n' "$*"; }
+started=$(date +%s)
+
+step "cargo fmt and clippy"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo build (regenerates include/simplerpc.h)"
+cargo build --workspace --all-targets
+if ! git diff --quiet -- include/simplerpc.h 2>/dev/null; then
+  git --no-pager diff --stat -- include/simplerpc.h
+  echo "include/simplerpc.h is not what the build produces: commit the regenerated header" >&2
+  exit 1
+fi
+
+step "cargo test"
+cargo test --workspace
+
+step "C ABI: examples with gcc, header with g++ -std=c++17, valgrind"
+scripts/test-c.sh
+
+step "Python: venvs with numpy>=2 and numpy<2, the package built from this checkout"
+scripts/python-env.sh .venv "numpy>=2" dill msgpack pytest "simplerpyc==0.0.1a3"
+scripts/python-env.sh .venv-np1 "numpy<2" dill msgpack pytest
+export SIMPLERPC_NP1_PYTHON="$root/.venv-np1/bin/python"
+export SIMPLERPC_C_BIN="$root/target/c"
+.venv/bin/python -m pytest -q bindings/python/tests tests/interop
+.venv-np1/bin/python -m pytest -q bindings/python/tests/test_serialization.py
+
+echo
+echo "all tests passed in $(( $(date +%s) - started )) s"

@@ -27,8 +27,8 @@ impl Extensions {
     /// No extensions: the reference protocol exactly.
     pub const NONE: Extensions = Extensions(0);
     /// `release`: a request may carry `"release": [obj_id, ...]`, the ids the
-    /// client dropped since its previous request; the server frees them before
-    /// it handles the request. Costs no round trip of its own.
+    /// client dropped since its previous request; the server frees them once
+    /// it has handled the request. Costs no round trip of its own.
     pub const RELEASE: Extensions = Extensions(1);
     /// `request-id`: each request carries `"id": n` and its response echoes
     /// it, so a client with many requests in flight can check the pairing.

@@ -76,12 +76,15 @@ impl<E: Executor> ServerSession<E> {
         self.requests += 1;
         let (id, response) = match message::decode_request(&frame) {
             Ok(req) => {
+                let response = self.dispatch(req.request);
+                // Released after the request ran, so a proxy dropped while its
+                // own request was being built still resolves.
                 for obj in &req.release {
                     if let Some(h) = self.objects.remove(obj) {
                         self.release_handle(h);
                     }
                 }
-                (req.id, self.dispatch(req.request))
+                (req.id, response)
             }
             Err(e) => (None, Response::Error(frame_error(e))),
         };

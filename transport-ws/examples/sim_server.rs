@@ -1,0 +1,114 @@
+//! A Rust server exposing a simulator through the registry executor.
+//!
+//! ```text
+//! cargo run --release -p simplerpc-ws --example sim_server -- [--host H] [--port P] [--token T]
+//! ```
+//!
+//! Module `sim`:
+//! - `make(seed)` returns an `Env` with `reset(seed)` and `step(action)`;
+//!   `step` returns `{"obs": uint8[480, 640, 3], "reward": float, "done": bool,
+//!   "truncated": bool, "info": {"t": int}}` and `materialize(env)` gives its step count;
+//! - `add(a, b)`, `echo(x)`, `zeros(n)` (float64[n]), `sleep_ms(ms)`.
+//!
+//! From Python: `simplerpc.connect(...).modules.sim.make(0).step(1.0)`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ndarray::{Array1, Array3};
+use simplerpc_core::registry::{Array, Class, Instance, Module, Registry};
+use simplerpc_core::Value;
+use simplerpc_ws::{Server, ServerConfig};
+
+/// A toy environment that renders a fresh image every step.
+struct Env {
+    t: u64,
+    seed: u64,
+}
+
+impl Env {
+    fn observe(&self) -> Value {
+        let shade = (self.seed.wrapping_add(self.t) % 256) as u8;
+        Value::from(Array(Array3::<u8>::from_elem((480, 640, 3), shade)))
+    }
+
+    fn reset(&mut self, seed: u64) -> Value {
+        self.seed = seed;
+        self.t = 0;
+        self.observe()
+    }
+
+    fn step(&mut self, action: f64) -> Value {
+        self.t += 1;
+        Value::map([
+            ("obs", self.observe()),
+            ("reward", Value::Float(action * 0.5)),
+            ("done", Value::Bool(self.t >= 1000)),
+            ("truncated", Value::Bool(false)),
+            ("info", Value::map([("t", self.t)])),
+        ])
+    }
+}
+
+fn registry() -> Registry {
+    let env = Class::<Env>::new("Env")
+        .method("reset", Env::reset)
+        .method("step", Env::step)
+        .materialize(|e: &Env| e.t)
+        .build();
+    Registry::new().module(
+        Module::new("sim")
+            .function("make", move |seed: u64| {
+                Instance::new(&env, Env { t: 0, seed })
+            })
+            .function("add", |a: f64, b: f64| a + b)
+            .function("echo", |v: Value| v)
+            .function("zeros", |n: usize| Array(Array1::<f64>::zeros(n)))
+            .function("sleep_ms", |ms: u64| {
+                std::thread::sleep(Duration::from_millis(ms))
+            })
+            .value("version", env!("CARGO_PKG_VERSION")),
+    )
+}
+
+fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let args = clap::Command::new("sim_server")
+        .about("A simplerpc server exposing a Rust simulator registry")
+        .arg(clap::arg!(--host <HOST> "host to bind").default_value("localhost"))
+        .arg(
+            clap::arg!(--port <PORT> "port to bind (0 picks a free one)")
+                .value_parser(clap::value_parser!(u16))
+                .default_value("8000"),
+        )
+        .arg(clap::arg!(--token <TOKEN> "token clients must present (default: a fresh one)"))
+        .get_matches();
+    let config = ServerConfig {
+        host: args.get_one::<String>("host").cloned().unwrap_or_default(),
+        port: *args.get_one::<u16>("port").expect("has a default"),
+        token: args.get_one::<String>("token").cloned(),
+        ..ServerConfig::default()
+    };
+    let registry = Arc::new(registry());
+    let server = match Server::bind(config.clone(), move |_| registry.executor()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    };
+    let port = server.local_addr().port();
+    println!("WARNING: this server speaks plain ws://: tokens and data travel unencrypted. Use it on localhost or a trusted network.");
+    println!(
+        "Serving the Rust registry (module 'sim') on {}:{port}",
+        config.host
+    );
+    println!("Token: {}", server.token());
+    println!("export SIMPLERPC_HOST='{}'", config.host);
+    println!("export SIMPLERPC_PORT='{port}'");
+    println!("export SIMPLERPC_TOKEN='{}'", server.token());
+    if let Err(e) = server.serve() {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,161 @@
+//! Server and client configuration.
+
+use simplerpc_core::Extensions;
+use tungstenite::protocol::WebSocketConfig;
+
+use crate::error::Error;
+
+/// The default largest message: 2 GiB, so a 1 GiB array and its framing fit.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 2 << 30;
+
+/// The default host, as the reference uses.
+pub const DEFAULT_HOST: &str = "localhost";
+
+/// The default port, as the reference uses.
+pub const DEFAULT_PORT: u16 = 8000;
+
+/// How a [`Server`](crate::Server) listens and whom it lets in.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Host name or address to listen on (`"localhost"`, `"0.0.0.0"`).
+    pub host: String,
+    /// Port to listen on; 0 picks a free one ([`Server::local_addr`](crate::Server::local_addr) tells which).
+    pub port: u16,
+    /// The token clients must present; `None` generates a fresh one like the
+    /// reference does ([`Server::token`](crate::Server::token) tells it).
+    pub token: Option<String>,
+    /// Largest message (and frame) accepted from a client, in bytes.
+    pub max_message_size: usize,
+    /// The protocol extensions this server accepts when a client offers them.
+    pub extensions: Extensions,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            host: DEFAULT_HOST.into(),
+            port: DEFAULT_PORT,
+            token: None,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            extensions: Extensions::ALL,
+        }
+    }
+}
+
+/// Where a [`Client`](crate::Client) connects and how.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Server host name or address.
+    pub host: String,
+    /// Server port.
+    pub port: u16,
+    /// The token the server printed; connecting without one is an error.
+    pub token: Option<String>,
+    /// The protocol extensions to offer; [`Extensions::NONE`] speaks exactly
+    /// the reference protocol.
+    pub extensions: Extensions,
+    /// Largest message (and frame) accepted from the server, in bytes.
+    pub max_message_size: usize,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            host: DEFAULT_HOST.into(),
+            port: DEFAULT_PORT,
+            token: None,
+            extensions: Extensions::ALL,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+        }
+    }
+}
+
+impl ClientConfig {
+    /// A configuration for `host:port` with `token`.
+    pub fn new(host: impl Into<String>, port: u16, token: impl Into<String>) -> Self {
+        ClientConfig {
+            host: host.into(),
+            port,
+            token: Some(token.into()),
+            ..ClientConfig::default()
+        }
+    }
+
+    /// Read `SIMPLERPC_HOST`, `SIMPLERPC_PORT` and `SIMPLERPC_TOKEN`
+    /// (defaults: `localhost`, 8000, no token). A port that is not a number is
+    /// an error; a missing token is reported by [`Client::connect`](crate::Client::connect).
+    pub fn from_env() -> Result<Self, Error> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let port = match var("SIMPLERPC_PORT") {
+            None => DEFAULT_PORT,
+            Some(p) => p.trim().parse().map_err(|_| {
+                Error::Config(format!(
+                    "SIMPLERPC_PORT is {p:?}, not a port number (1-65535)"
+                ))
+            })?,
+        };
+        Ok(ClientConfig {
+            host: var("SIMPLERPC_HOST").unwrap_or_else(|| DEFAULT_HOST.into()),
+            port,
+            token: var("SIMPLERPC_TOKEN"),
+            ..ClientConfig::default()
+        })
+    }
+
+    /// `host:port`, with brackets around an IPv6 address.
+    pub fn addr(&self) -> String {
+        host_port(&self.host, self.port)
+    }
+}
+
+/// `host:port`, bracketing a bare IPv6 address.
+pub(crate) fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// tungstenite's configuration with both size limits set to `max`.
+pub(crate) fn websocket_config(max: usize) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_env_reads_the_reference_variables() {
+        // The only test that touches these variables.
+        std::env::set_var("SIMPLERPC_HOST", "10.1.2.3");
+        std::env::set_var("SIMPLERPC_PORT", "9001");
+        std::env::set_var("SIMPLERPC_TOKEN", "tok");
+        let c = ClientConfig::from_env().unwrap();
+        assert_eq!(
+            (c.host.as_str(), c.port, c.token.as_deref()),
+            ("10.1.2.3", 9001, Some("tok"))
+        );
+        assert_eq!(c.extensions, Extensions::ALL);
+        std::env::set_var("SIMPLERPC_PORT", "eighty");
+        assert!(matches!(ClientConfig::from_env(), Err(Error::Config(_))));
+        for v in ["SIMPLERPC_HOST", "SIMPLERPC_PORT", "SIMPLERPC_TOKEN"] {
+            std::env::remove_var(v);
+        }
+        let c = ClientConfig::from_env().unwrap();
+        assert_eq!(
+            (c.host.as_str(), c.port, c.token),
+            (DEFAULT_HOST, DEFAULT_PORT, None)
+        );
+    }
+
+    #[test]
+    fn addresses() {
+        assert_eq!(host_port("::1", 80), "[::1]:80");
+        assert_eq!(host_port("[::1]", 80), "[::1]:80");
+        assert_eq!(host_port("localhost", 80), "localhost:80");
+    }
+}

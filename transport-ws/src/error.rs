@@ -1,0 +1,113 @@
+//! The errors of the WebSocket transport, worded to say what to do next.
+
+use std::io;
+
+use simplerpc_core::codec::EncodeError;
+use simplerpc_core::{ClientError, RemoteError};
+
+/// Everything that can go wrong connecting, calling or serving.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The server refused the token: at the HTTP handshake (401/403), or, as
+    /// the reference server does, by closing the connection with code 1008.
+    #[error(
+        "the server at {addr} refused the token: set SIMPLERPC_TOKEN (or ClientConfig::token) \
+         to the token the server printed when it started"
+    )]
+    Unauthorized {
+        /// `host:port` of the server
+        addr: String,
+    },
+    /// No token was configured.
+    #[error(
+        "no token to connect to {addr}: set SIMPLERPC_TOKEN (or ClientConfig::token) \
+         to the token the server printed when it started"
+    )]
+    MissingToken {
+        /// `host:port` of the server
+        addr: String,
+    },
+    /// A configuration value is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The TCP connection could not be made.
+    #[error("cannot connect to {addr}: {source}; is the server running and listening there?")]
+    Connect {
+        /// `host:port` of the server
+        addr: String,
+        /// what the OS said
+        #[source]
+        source: io::Error,
+    },
+    /// The peer does not speak WebSocket, or broke off the handshake.
+    #[error("the WebSocket handshake with {addr} failed: {reason}")]
+    Handshake {
+        /// `host:port` of the peer
+        addr: String,
+        /// what went wrong
+        reason: String,
+    },
+    /// The connection is gone (the server shut down, the network failed, or
+    /// the client was closed). Requests in flight got no answer; connect again.
+    #[error("the connection to the server is closed ({0}); connect again")]
+    Closed(String),
+    /// The remote code raised an exception.
+    #[error("remote exception {}", remote_text(.0))]
+    Remote(RemoteError),
+    /// The server sent something the protocol does not allow.
+    #[error("protocol error: {0}")]
+    Protocol(#[from] ClientError),
+    /// The server answered with a response of the wrong kind.
+    #[error("protocol error: the server answered a {request} request with {got}")]
+    UnexpectedResponse {
+        /// the request type
+        request: &'static str,
+        /// what came back
+        got: &'static str,
+    },
+    /// A request could not be encoded (a value the protocol cannot carry).
+    #[error("the request cannot be encoded: {0}")]
+    Encode(#[from] EncodeError),
+    /// The server could not listen on its address.
+    #[error("cannot listen on {addr}: {source}; is another server using that port?")]
+    Bind {
+        /// `host:port` asked for
+        addr: String,
+        /// what the OS said
+        #[source]
+        source: io::Error,
+    },
+    /// No token could be generated (the OS random source failed).
+    #[error("cannot generate a token: {0}; pass one in ServerConfig::token")]
+    Token(String),
+    /// Another I/O failure (for example, a thread could not be started).
+    #[error("I/O error: {0}")]
+    Io(#[from] io::Error),
+}
+
+fn remote_text(e: &RemoteError) -> String {
+    if e.traceback.is_empty() {
+        e.to_string()
+    } else {
+        format!("{e}\n\nRemote traceback:\n{}", e.traceback.trim_end())
+    }
+}
+
+impl Error {
+    /// The remote exception, when this error is one.
+    pub fn remote(&self) -> Option<&RemoteError> {
+        match self {
+            Error::Remote(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// A read or write that timed out: nothing is lost, try again later.
+pub(crate) fn would_block(e: &tungstenite::Error) -> bool {
+    matches!(e, tungstenite::Error::Io(io) if matches!(
+        io.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    ))
+}

@@ -1,0 +1,52 @@
+//! # simplerpc-ws
+//!
+//! simplerpc over WebSocket: drives the sans-IO engine of
+//! [`simplerpc_core`] with [tungstenite], blocking I/O and plain threads (no
+//! async runtime). It speaks the reference `simplerpyc` protocol, so a stock
+//! client can use this server and this client can use a stock server;
+//! between two simplerpc peers the extensions (object release, request ids)
+//! are negotiated in the handshake header
+//! [`simplerpc_core::extensions::HEADER`].
+//!
+//! - [`Server`]: listens, checks the token before the upgrade (HTTP 401
+//!   otherwise), gives each client an executor of its own on a worker thread.
+//! - [`Client`]: one connection, shareable between threads; raw
+//!   [`Client::request`] and [`Client::pipeline`], and [`Proxy`] objects on top.
+//!
+//! ```no_run
+//! use simplerpc_ws::{Client, ClientConfig, Server, ServerConfig};
+//! # fn executor() -> simplerpc_core::registry::RegistryExecutor { unimplemented!() }
+//!
+//! let server = Server::bind(
+//!     ServerConfig { port: 0, ..ServerConfig::default() },
+//!     |_client: &simplerpc_ws::ClientInfo| executor(),
+//! )?
+//! .spawn()?;
+//! let client = Client::connect(&ClientConfig::new(
+//!     "localhost",
+//!     server.local_addr().port(),
+//!     server.token(),
+//! ))?;
+//! let m = client.module("demo")?;
+//! # let _ = m;
+//! server.shutdown();
+//! # Ok::<(), simplerpc_ws::Error>(())
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod client;
+pub mod config;
+mod connection;
+mod error;
+mod handshake;
+mod proxy;
+mod server;
+
+pub use client::Client;
+pub use config::{ClientConfig, ServerConfig};
+pub use error::Error;
+pub use proxy::Proxy;
+pub use server::{ClientInfo, RunningServer, Server, ShutdownHandle};
+pub use simplerpc_core::{Extensions, ObjId, RemoteError, Request, Response, Value};

@@ -1,0 +1,253 @@
+//! Proxies: remote objects held by id, as the reference client's `RPCProxy`.
+//!
+//! Every operation on a [`Proxy`] returns another proxy; only
+//! [`Proxy::materialize`] brings an object's value over. Dropping the last
+//! clone of a proxy queues the release of its object, which rides on the
+//! next request (with the `release` extension; a stock server frees objects
+//! when the client disconnects).
+//!
+//! ```no_run
+//! use simplerpc_ws::{Client, ClientConfig, Value};
+//!
+//! let client = Client::connect(&ClientConfig::from_env()?)?;
+//! let np = client.module("numpy")?;
+//! let zeros = np.getattr("zeros")?.call_args(vec![Value::from(3u64)])?;
+//! let value = zeros.materialize()?;
+//! # let _ = value;
+//! # Ok::<(), simplerpc_ws::Error>(())
+//! ```
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use simplerpc_core::{ObjId, Request, Response, Value};
+
+use crate::client::Client;
+use crate::error::Error;
+
+/// A remote object. Clones share it; the object is released when the last
+/// clone drops.
+#[derive(Clone)]
+pub struct Proxy {
+    inner: Arc<ProxyInner>,
+}
+
+struct ProxyInner {
+    client: Client,
+    id: ObjId,
+    path: String,
+}
+
+impl Drop for ProxyInner {
+    fn drop(&mut self) {
+        self.client.release(self.id);
+    }
+}
+
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proxy")
+            .field("id", &self.inner.id.0)
+            .field("path", &self.inner.path)
+            .finish()
+    }
+}
+
+impl Client {
+    /// Send `request`; a remote exception becomes [`Error::Remote`].
+    pub fn call(&self, request: &Request) -> Result<Response, Error> {
+        match self.request(request)? {
+            Response::Error(e) => Err(Error::Remote(e)),
+            ok => Ok(ok),
+        }
+    }
+
+    /// Send `request`, expecting an object id, and hold it as a proxy named `path`.
+    pub fn call_object(&self, request: &Request, path: String) -> Result<Proxy, Error> {
+        match self.call(request)? {
+            Response::Object(id) => Ok(Proxy::new(self.clone(), id, path)),
+            other => Err(unexpected(request, &other)),
+        }
+    }
+
+    /// `import module` on the server (dotted names work: `"os.path"`).
+    pub fn module(&self, name: &str) -> Result<Proxy, Error> {
+        let req = Request::ImportModule {
+            module: name.into(),
+        };
+        self.call_object(&req, name.into())
+    }
+
+    /// A builtin of the server by name (`"len"`).
+    pub fn builtin(&self, name: &str) -> Result<Proxy, Error> {
+        let req = Request::GetBuiltin { name: name.into() };
+        self.call_object(&req, format!("builtins.{name}"))
+    }
+
+    /// Evaluate an expression in this client's globals on the server.
+    pub fn eval(&self, expr: &str) -> Result<Proxy, Error> {
+        let req = Request::Eval { expr: expr.into() };
+        self.call_object(&req, format!("eval({expr:?})"))
+    }
+
+    /// Execute statements in this client's globals on the server.
+    pub fn execute(&self, code: &str) -> Result<(), Error> {
+        let req = Request::Execute { code: code.into() };
+        match self.call(&req)? {
+            Response::Done => Ok(()),
+            other => Err(unexpected(&req, &other)),
+        }
+    }
+
+    /// The names in this client's globals and a description of their types.
+    pub fn namespace(&self) -> Result<Vec<(String, String)>, Error> {
+        let req = Request::GetNamespace;
+        match self.call(&req)? {
+            Response::Namespace(names) => Ok(names),
+            other => Err(unexpected(&req, &other)),
+        }
+    }
+
+    /// Install a function sent as opaque bytes (a dill pickle for a Python
+    /// server) under `name` in this client's globals.
+    pub fn teleport(&self, func: impl Into<Bytes>, name: &str) -> Result<Proxy, Error> {
+        let req = Request::Teleport {
+            func_bytes: func.into(),
+            name: name.into(),
+        };
+        self.call_object(&req, name.into())
+    }
+
+    /// A proxy for an object id this client already holds (for example one
+    /// from [`Client::request`]); it is released when the proxy drops.
+    pub fn proxy(&self, id: ObjId, path: impl Into<String>) -> Proxy {
+        Proxy::new(self.clone(), id, path.into())
+    }
+}
+
+impl Proxy {
+    fn new(client: Client, id: ObjId, path: String) -> Proxy {
+        Proxy {
+            inner: Arc::new(ProxyInner { client, id, path }),
+        }
+    }
+
+    /// The object's id on the server.
+    pub fn id(&self) -> ObjId {
+        self.inner.id
+    }
+
+    /// The human-readable trail to the object, as the reference client
+    /// builds it (`"os.path.join"`, `"builtins.len"`, `"f()"`, `"x[1:3]"`).
+    pub fn path(&self) -> &str {
+        &self.inner.path
+    }
+
+    /// The client the object lives on.
+    pub fn client(&self) -> &Client {
+        &self.inner.client
+    }
+
+    /// A reference to this object, to pass as an argument or key. The server
+    /// frees released objects only after the request that carries the release
+    /// has run, so the reference stays valid for the next request even if the
+    /// proxy is dropped first; keep the proxy for any later use.
+    pub fn as_value(&self) -> Value {
+        Value::Proxy(self.inner.id)
+    }
+
+    /// `obj.attr`.
+    pub fn getattr(&self, attr: &str) -> Result<Proxy, Error> {
+        let path = format!("{}.{attr}", self.inner.path);
+        let req = Request::GetAttr {
+            path: self.inner.path.clone(),
+            obj_id: Some(self.inner.id),
+            attr: attr.into(),
+        };
+        self.inner.client.call_object(&req, path)
+    }
+
+    /// `obj(*args, **kwargs)`.
+    pub fn call(&self, args: Vec<Value>, kwargs: Vec<(String, Value)>) -> Result<Proxy, Error> {
+        let path = format!("{}()", self.inner.path);
+        let req = Request::Call {
+            path: self.inner.path.clone(),
+            obj_id: Some(self.inner.id),
+            args,
+            kwargs,
+        };
+        self.inner.client.call_object(&req, path)
+    }
+
+    /// `obj()`.
+    pub fn call0(&self) -> Result<Proxy, Error> {
+        self.call(Vec::new(), Vec::new())
+    }
+
+    /// `obj(*args)`.
+    pub fn call_args(&self, args: Vec<Value>) -> Result<Proxy, Error> {
+        self.call(args, Vec::new())
+    }
+
+    /// `obj[key]`; the key may be an int, a string, a slice, a list of them
+    /// (a tuple) or a proxy.
+    pub fn getitem(&self, key: impl Into<Value>) -> Result<Proxy, Error> {
+        let key = key.into();
+        let path = format!("{}[{}]", self.inner.path, key_text(&key));
+        let req = Request::GetItem {
+            obj_id: self.inner.id,
+            key,
+        };
+        self.inner.client.call_object(&req, path)
+    }
+
+    /// The object's value, sent over.
+    pub fn materialize(&self) -> Result<Value, Error> {
+        let req = Request::Materialize {
+            obj_id: self.inner.id,
+        };
+        match self.inner.client.call(&req)? {
+            Response::Value(v) => Ok(v),
+            other => Err(unexpected(&req, &other)),
+        }
+    }
+}
+
+impl From<&Proxy> for Value {
+    fn from(p: &Proxy) -> Value {
+        p.as_value()
+    }
+}
+
+/// A short rendering of a key for a proxy's path.
+fn key_text(key: &Value) -> String {
+    match key {
+        Value::Int(i) => i.to_string(),
+        Value::UInt(u) => u.to_string(),
+        Value::Str(s) => format!("{s:?}"),
+        Value::Proxy(id) => format!("<proxy {}>", id.0),
+        Value::Slice(s) => [&s.start, &s.stop, &s.step]
+            .iter()
+            .map(|v| match v {
+                Value::Nil => String::new(),
+                v => key_text(v),
+            })
+            .collect::<Vec<_>>()
+            .join(":"),
+        Value::List(items) => items.iter().map(key_text).collect::<Vec<_>>().join(", "),
+        other => other.type_name().to_owned(),
+    }
+}
+
+fn unexpected(request: &Request, response: &Response) -> Error {
+    Error::UnexpectedResponse {
+        request: request.type_name(),
+        got: match response {
+            Response::Object(_) => "an object id",
+            Response::Value(_) => "a value",
+            Response::Done => "a bare success",
+            Response::Namespace(_) => "a namespace",
+            Response::Error(_) => "an error",
+        },
+    }
+}

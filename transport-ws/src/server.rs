@@ -1,0 +1,426 @@
+//! The server: a listener, an accept loop and one pair of threads per client.
+//!
+//! [`Server::bind`] listens; [`Server::serve`] runs the accept loop on the
+//! calling thread, [`Server::spawn`] on a thread of its own. Every accepted
+//! connection gets an I/O thread (see [`crate::connection`]) and a worker
+//! thread owning that client's [`ServerSession`](simplerpc_core::ServerSession)
+//! and executor, made by the factory given to [`Server::bind`].
+//! A [`ShutdownHandle`] stops it all.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use simplerpc_core::{token, Executor, Extensions};
+use tungstenite::protocol::WebSocketConfig;
+
+use crate::config::{host_port, websocket_config, ServerConfig};
+use crate::connection;
+use crate::error::Error;
+
+/// What the executor factory learns about the client it serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClientInfo {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The extensions negotiated with it.
+    pub extensions: Extensions,
+}
+
+/// Makes one executor per client.
+pub(crate) type Factory = Arc<dyn Fn(&ClientInfo) -> Box<dyn Executor> + Send + Sync>;
+
+/// What every connection of one server shares.
+pub(crate) struct Context {
+    pub(crate) token: String,
+    pub(crate) extensions: Extensions,
+    pub(crate) ws_config: WebSocketConfig,
+    pub(crate) factory: Factory,
+    pub(crate) control: Arc<Control>,
+}
+
+/// The stop flag and the serving state, shared with [`ShutdownHandle`]s.
+pub(crate) struct Control {
+    stop: AtomicBool,
+    wake: SocketAddr,
+    phase: Mutex<Phase>,
+    changed: Condvar,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Idle,
+    Serving,
+    Stopped,
+}
+
+impl Control {
+    /// Whether a shutdown was asked for.
+    pub(crate) fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
+    }
+
+    fn set_phase(&self, phase: Phase) {
+        *self.phase.lock().unwrap_or_else(PoisonError::into_inner) = phase;
+        self.changed.notify_all();
+    }
+}
+
+/// A bound server, not yet accepting.
+pub struct Server {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    url: String,
+    ctx: Arc<Context>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// Listen on `config.host:config.port` (a name with several addresses
+    /// binds the first, IPv4 before IPv6). `factory` makes the executor of
+    /// each client, on that client's worker thread (so the executor itself
+    /// need not be `Send`); it gets the client's [`ClientInfo`].
+    pub fn bind<F, E>(config: ServerConfig, factory: F) -> Result<Server, Error>
+    where
+        F: Fn(&ClientInfo) -> E + Send + Sync + 'static,
+        E: Executor + 'static,
+    {
+        let token = match config.token {
+            Some(t) if t.is_empty() => {
+                return Err(Error::Config(
+                    "the token is empty; pass None to generate one".into(),
+                ))
+            }
+            Some(t) => t,
+            None => token::generate().map_err(|e| Error::Token(e.to_string()))?,
+        };
+        let host = config.host.trim_start_matches('[').trim_end_matches(']');
+        let addr = host_port(host, config.port);
+        let listener = listen(host, config.port).map_err(|source| Error::Bind { addr, source })?;
+        let local_addr = listener.local_addr()?;
+        let url = format!(
+            "ws://{}/?token={}",
+            host_port(host, local_addr.port()),
+            token
+        );
+        let control = Arc::new(Control {
+            stop: AtomicBool::new(false),
+            wake: wake_addr(local_addr),
+            phase: Mutex::new(Phase::Idle),
+            changed: Condvar::new(),
+        });
+        let factory: Factory =
+            Arc::new(move |info: &ClientInfo| Box::new(factory(info)) as Box<dyn Executor>);
+        let ctx = Arc::new(Context {
+            token,
+            extensions: config.extensions,
+            ws_config: websocket_config(config.max_message_size),
+            factory,
+            control,
+        });
+        Ok(Server {
+            listener,
+            local_addr,
+            url,
+            ctx,
+        })
+    }
+
+    /// The address the server listens on (with the port picked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The token clients must present.
+    pub fn token(&self) -> &str {
+        &self.ctx.token
+    }
+
+    /// The URL a client connects to, token included (`ws://host:port/?token=...`).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// A handle that stops this server from any thread.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle {
+            control: self.ctx.control.clone(),
+        }
+    }
+
+    /// Accept clients on this thread until a [`ShutdownHandle`] stops the
+    /// server; returns once every connection has ended.
+    pub fn serve(self) -> Result<(), Error> {
+        {
+            let mut phase = self
+                .ctx
+                .control
+                .phase
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if *phase == Phase::Stopped || self.ctx.control.stopping() {
+                *phase = Phase::Stopped;
+                return Ok(());
+            }
+            *phase = Phase::Serving;
+        }
+        self.accept_loop();
+        Ok(())
+    }
+
+    /// Accept clients on a thread of its own.
+    pub fn spawn(self) -> Result<RunningServer, Error> {
+        let handle = self.shutdown_handle();
+        let local_addr = self.local_addr;
+        let token = self.ctx.token.clone();
+        let url = self.url.clone();
+        // Serving from here on, so a shutdown right after spawn waits for the
+        // accept loop (and the listener's release).
+        self.ctx.control.set_phase(Phase::Serving);
+        let control = self.ctx.control.clone();
+        let thread = thread::Builder::new()
+            .name("simplerpc-accept".into())
+            .spawn(move || self.accept_loop())
+            .inspect_err(|_| control.set_phase(Phase::Stopped))?;
+        Ok(RunningServer {
+            local_addr,
+            token,
+            url,
+            handle,
+            thread: Some(thread),
+        })
+    }
+
+    fn accept_loop(self) {
+        // However this ends, waiters in `shutdown` must wake.
+        struct Stopped(Arc<Control>);
+        impl Drop for Stopped {
+            fn drop(&mut self) {
+                self.0.set_phase(Phase::Stopped);
+            }
+        }
+        let _stopped = Stopped(self.ctx.control.clone());
+
+        log::info!("simplerpc server listening on ws://{}", self.local_addr);
+        let mut connections: Vec<JoinHandle<()>> = Vec::new();
+        loop {
+            let accepted = self.listener.accept();
+            if self.ctx.control.stopping() {
+                break;
+            }
+            match accepted {
+                Ok((stream, peer)) => {
+                    let ctx = self.ctx.clone();
+                    let spawned = thread::Builder::new()
+                        .name(format!("simplerpc-io-{peer}"))
+                        .spawn(move || connection::run(stream, peer, &ctx));
+                    match spawned {
+                        Ok(h) => connections.push(h),
+                        Err(e) => log::error!("cannot start a thread for client {peer}: {e}"),
+                    }
+                }
+                Err(e) => {
+                    // Out of descriptors and the like: back off, keep serving.
+                    log::warn!("accepting a connection failed: {e}");
+                    thread::sleep(Duration::from_millis(50));
+                }
+            }
+            reap(&mut connections);
+        }
+        let Server {
+            listener,
+            local_addr,
+            ..
+        } = self;
+        drop(listener);
+        log::info!(
+            "simplerpc server on {local_addr} stopping: ending {} connection(s)",
+            connections.len()
+        );
+        for h in connections {
+            if h.join().is_err() {
+                log::error!("a connection thread panicked");
+            }
+        }
+        log::info!("simplerpc server on {local_addr} stopped");
+    }
+}
+
+/// Listen on the first address `host` resolves to, IPv4 addresses first: a
+/// `localhost` that also names `::1` still takes clients of `127.0.0.1`.
+fn listen(host: &str, port: u16) -> std::io::Result<TcpListener> {
+    let mut addrs: Vec<SocketAddr> = (host, port).to_socket_addrs()?.collect();
+    addrs.sort_by_key(SocketAddr::is_ipv6);
+    TcpListener::bind(&addrs[..])
+}
+
+/// Join the connection threads that have ended.
+fn reap(connections: &mut Vec<JoinHandle<()>>) {
+    let mut i = 0;
+    while i < connections.len() {
+        if connections[i].is_finished() {
+            if connections.swap_remove(i).join().is_err() {
+                log::error!("a connection thread panicked");
+            }
+        } else {
+            i += 1;
+        }
+    }
+}
+
+/// Where to connect to wake the accept loop: the listening address, with a
+/// wildcard replaced by loopback.
+fn wake_addr(local: SocketAddr) -> SocketAddr {
+    let ip = match local.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    SocketAddr::new(ip, local.port())
+}
+
+/// Stops a server from any thread. Cloneable.
+#[derive(Clone)]
+pub struct ShutdownHandle {
+    control: Arc<Control>,
+}
+
+impl std::fmt::Debug for ShutdownHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShutdownHandle")
+            .field("stopping", &self.control.stopping())
+            .finish()
+    }
+}
+
+impl ShutdownHandle {
+    /// Ask the server to stop and return at once: it stops accepting, closes
+    /// every connection (close code 1001) and releases every session.
+    /// Safe to call from an executor or a connection thread.
+    pub fn signal(&self) {
+        if self.control.stop.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let serving = *self
+            .control
+            .phase
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            == Phase::Serving;
+        if !serving {
+            // `serve` sees the flag before it accepts anything.
+            return;
+        }
+        // Wake the accept loop blocked in `accept`.
+        if let Err(e) = TcpStream::connect_timeout(&self.control.wake, Duration::from_secs(2)) {
+            log::warn!(
+                "could not wake the accept loop at {}: {e}; it stops at the next connection",
+                self.control.wake
+            );
+        }
+    }
+
+    /// Stop the server and wait until the accept loop has ended and every
+    /// connection thread has been joined (so every executor was released and
+    /// the port is free). Calls still running in executors are waited for.
+    /// Do not call it from a thread of the server itself (an executor): use
+    /// [`ShutdownHandle::signal`] there.
+    pub fn shutdown(&self) {
+        self.signal();
+        let mut phase = self
+            .control
+            .phase
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        while *phase == Phase::Serving {
+            phase = self
+                .control
+                .changed
+                .wait(phase)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Whether a shutdown was asked for.
+    pub fn is_stopping(&self) -> bool {
+        self.control.stopping()
+    }
+}
+
+/// A server accepting on its own thread. Dropping it shuts the server down.
+pub struct RunningServer {
+    local_addr: SocketAddr,
+    token: String,
+    url: String,
+    handle: ShutdownHandle,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for RunningServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningServer")
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunningServer {
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The token clients must present.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// The URL a client connects to, token included.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// A handle that stops this server from any thread.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.handle.clone()
+    }
+
+    /// Stop the server and wait for it, as [`ShutdownHandle::shutdown`].
+    pub fn shutdown(mut self) {
+        self.stop_and_join();
+    }
+
+    /// Wait until the server stops (through a [`ShutdownHandle`]).
+    pub fn wait(mut self) {
+        if let Some(t) = self.thread.take() {
+            if t.join().is_err() {
+                log::error!("the accept thread panicked");
+            }
+        }
+    }
+
+    fn stop_and_join(&mut self) {
+        self.handle.shutdown();
+        if let Some(t) = self.thread.take() {
+            if t.join().is_err() {
+                log::error!("the accept thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}

@@ -1,0 +1,295 @@
+//! The handshake (token, extensions) and what raw WebSocket peers see.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::Ordering;
+use std::thread;
+use std::time::Duration;
+
+use common::{config, connect, start, start_with, wait_until, with_deadline};
+use simplerpc_core::extensions::HEADER;
+use simplerpc_core::message::{decode_response, encode_request};
+use simplerpc_core::server::PROTOCOL_ERROR;
+use simplerpc_ws::{
+    Client, ClientConfig, Error, Extensions, Request, Response, ServerConfig, Value,
+};
+use tungstenite::client::IntoClientRequest;
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::CloseFrame;
+use tungstenite::{Message, WebSocket};
+
+type Raw = WebSocket<TcpStream>;
+
+/// A raw tungstenite client; `offer` goes into the extensions header.
+fn raw_client(
+    port: u16,
+    token: &str,
+    offer: Option<&str>,
+) -> (Raw, tungstenite::handshake::client::Response) {
+    let mut req = format!("ws://127.0.0.1:{port}/?token={token}")
+        .into_client_request()
+        .unwrap();
+    if let Some(o) = offer {
+        req.headers_mut().insert(HEADER, o.parse().unwrap());
+    }
+    let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    tungstenite::client::client(req, stream).unwrap()
+}
+
+fn read_binary(ws: &mut Raw) -> Response {
+    loop {
+        match ws.read().unwrap() {
+            Message::Binary(b) => return decode_response(&b).unwrap().response,
+            Message::Ping(_) | Message::Pong(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+fn frame(req: &Request) -> Message {
+    Message::Binary(
+        encode_request(req, None, &[], Extensions::NONE)
+            .unwrap()
+            .into(),
+    )
+}
+
+/// Send a raw upgrade request and read everything the server answers.
+fn raw_http(port: u16, target: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: Upgrade\r\n\
+         Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+#[test]
+fn wrong_or_missing_token_is_refused_before_the_upgrade() {
+    let (server, state) = start();
+    let port = server.local_addr().port();
+
+    let wrong = ClientConfig {
+        token: Some("not-the-token".into()),
+        ..config(&server)
+    };
+    assert!(matches!(
+        Client::connect(&wrong),
+        Err(Error::Unauthorized { .. })
+    ));
+    let missing = ClientConfig {
+        token: None,
+        ..config(&server)
+    };
+    let err = Client::connect(&missing).unwrap_err();
+    assert!(matches!(err, Error::MissingToken { .. }), "{err:?}");
+    assert!(err.to_string().contains("SIMPLERPC_TOKEN"));
+
+    for target in ["/?token=wrong", "/", "/?other=1"] {
+        let answer = raw_http(port, target);
+        assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+        assert!(!answer.contains("101"), "{answer}");
+        assert!(!answer.to_ascii_lowercase().contains("sec-websocket-accept"));
+        assert!(answer.ends_with("invalid or missing token\n"), "{answer}");
+    }
+    // A stock client sees a failed connection.
+    let req = format!("ws://127.0.0.1:{port}/")
+        .into_client_request()
+        .unwrap();
+    let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    match tungstenite::client::client(req, stream) {
+        Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(resp))) => {
+            assert_eq!(resp.status(), 401)
+        }
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+    assert_eq!(state.executors.load(Ordering::SeqCst), 0);
+
+    // The right token still works, percent-encoded or not.
+    let (mut ws, _) = raw_client(port, server.token(), None);
+    ws.send(frame(&Request::ImportModule { module: "m".into() }))
+        .unwrap();
+    assert!(matches!(read_binary(&mut ws), Response::Object(_)));
+}
+
+#[test]
+fn tokens_with_reserved_characters_work() {
+    let (server, _state) = start_with(ServerConfig {
+        token: Some("a b&c=d/é".into()),
+        ..ServerConfig::default()
+    });
+    let client = connect(&server);
+    client.module("m").unwrap();
+}
+
+#[test]
+fn extensions_are_negotiated() {
+    let (server, _state) = start();
+    let port = server.local_addr().port();
+    assert_eq!(connect(&server).extensions(), Extensions::ALL);
+
+    let (_, resp) = raw_client(port, server.token(), None);
+    assert!(resp.headers().get(HEADER).is_none());
+
+    let (_, resp) = raw_client(port, server.token(), Some("release, future-thing"));
+    assert_eq!(resp.headers().get(HEADER).unwrap(), "release");
+
+    let (_, resp) = raw_client(port, server.token(), Some("future-thing"));
+    assert!(resp.headers().get(HEADER).is_none());
+
+    // A server that accepts only `release`.
+    let (server, _state) = start_with(ServerConfig {
+        extensions: Extensions::RELEASE,
+        ..ServerConfig::default()
+    });
+    assert_eq!(connect(&server).extensions(), Extensions::RELEASE);
+}
+
+#[test]
+fn garbage_frames_get_error_responses() {
+    let (server, _state) = start();
+    let (mut ws, _) = raw_client(server.local_addr().port(), server.token(), None);
+    for garbage in [
+        &b"\xc1\xff\x00"[..],
+        b"",
+        b"\x93\x01\x02\x03",
+        b"\x81\xa4type\xa4nope",
+    ] {
+        ws.send(Message::Binary(garbage.to_vec().into())).unwrap();
+        let Response::Error(e) = read_binary(&mut ws) else {
+            panic!()
+        };
+        assert_eq!(e.exception_type, PROTOCOL_ERROR);
+    }
+    ws.send(Message::text("{\"type\": \"import_module\"}"))
+        .unwrap();
+    assert!(matches!(read_binary(&mut ws), Response::Error(_)));
+
+    ws.send(frame(&Request::ImportModule { module: "m".into() }))
+        .unwrap();
+    assert!(matches!(read_binary(&mut ws), Response::Object(_)));
+}
+
+#[test]
+fn pings_are_answered_during_a_slow_call() {
+    let (server, state) = start();
+    let (mut ws, _) = raw_client(server.local_addr().port(), server.token(), None);
+    ws.send(frame(&Request::Call {
+        path: "m.block".into(),
+        obj_id: None,
+        args: vec![],
+        kwargs: vec![],
+    }))
+    .unwrap();
+    wait_until("the call is running", || {
+        state.blocked.load(Ordering::SeqCst) == 1
+    });
+    // A pipelined request is taken while the slow call runs.
+    ws.send(frame(&Request::Eval { expr: "7".into() })).unwrap();
+    ws.send(Message::Ping(b"are you there".to_vec().into()))
+        .unwrap();
+    match ws.read().unwrap() {
+        Message::Pong(p) => assert_eq!(&p[..], b"are you there"),
+        other => panic!("expected a pong while the call is blocked, got {other:?}"),
+    }
+    connect(&server)
+        .module("m")
+        .unwrap()
+        .getattr("unblock")
+        .unwrap()
+        .call0()
+        .unwrap();
+    assert!(matches!(read_binary(&mut ws), Response::Object(_)));
+    assert!(matches!(read_binary(&mut ws), Response::Object(_)));
+}
+
+/// A fake server that accepts the upgrade, then behaves as `act` says.
+fn fake_server(act: impl FnOnce(&mut Raw) + Send + 'static) -> (u16, thread::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let mut ws = tungstenite::accept(stream).unwrap();
+        act(&mut ws);
+    });
+    (port, handle)
+}
+
+#[test]
+fn reference_server_token_refusal_is_unauthorized() {
+    // The reference server accepts the upgrade, then closes with 1008.
+    let (port, fake) = fake_server(|ws| {
+        ws.close(Some(CloseFrame {
+            code: CloseCode::Policy,
+            reason: "Invalid token".into(),
+        }))
+        .unwrap();
+        while ws.read().is_ok() {}
+    });
+    let client = Client::connect(&ClientConfig::new("127.0.0.1", port, "whatever")).unwrap();
+    assert_eq!(client.extensions(), Extensions::NONE);
+    let err = with_deadline("the first request", move || {
+        client.eval("1").map(|_| ()).unwrap_err()
+    });
+    assert!(matches!(err, Error::Unauthorized { .. }), "{err:?}");
+    fake.join().unwrap();
+}
+
+#[test]
+fn idle_clients_answer_pings() {
+    let (ponged_tx, ponged_rx) = std::sync::mpsc::channel();
+    let (port, fake) = fake_server(move |ws| {
+        ws.send(Message::Ping(b"idle?".to_vec().into())).unwrap();
+        match ws.read().unwrap() {
+            Message::Pong(p) => assert_eq!(&p[..], b"idle?"),
+            other => panic!("{other:?}"),
+        }
+        ponged_tx.send(()).unwrap();
+        // Then serve one reference-protocol request.
+        let Message::Binary(req) = ws.read().unwrap() else {
+            panic!()
+        };
+        let req = simplerpc_core::message::decode_request(&req).unwrap();
+        assert_eq!(req.id, None, "no extensions against a stock server");
+        let resp = simplerpc_core::message::encode_response(
+            &simplerpc_core::message::ResponseFrame {
+                id: None,
+                response: Response::Value(Value::from("pong")),
+            },
+            Extensions::NONE,
+        )
+        .unwrap();
+        ws.send(Message::Binary(resp.into())).unwrap();
+        while ws.read().is_ok() {}
+    });
+    let client = Client::connect(&ClientConfig::new("127.0.0.1", port, "t")).unwrap();
+    // Nobody calls: the keepalive thread must answer the ping.
+    ponged_rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("an idle client answers pings");
+    let v = with_deadline("the request", move || {
+        let v = client
+            .request(&Request::Materialize {
+                obj_id: simplerpc_ws::ObjId(0),
+            })
+            .unwrap();
+        client.close();
+        v
+    });
+    assert_eq!(v, Response::Value(Value::from("pong")));
+    fake.join().unwrap();
+}

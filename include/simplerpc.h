@@ -191,6 +191,12 @@ typedef uint32_t srpc_response_kind;
 #endif // __cplusplus
 
 /*
+ A connection to a server. Opaque. May be used from several threads; its
+ calls are serialised.
+ */
+typedef struct srpc_client srpc_client;
+
+/*
  A client session without a transport: builds request frames and takes
  response frames. Use from one thread at a time.
  */
@@ -200,6 +206,11 @@ typedef struct srpc_client_session srpc_client_session;
  Where a callback puts its answer. Opaque; valid only during the callback.
  */
 typedef struct srpc_reply srpc_reply;
+
+/*
+ A running WebSocket server. Opaque.
+ */
+typedef struct srpc_server srpc_server;
 
 /*
  A server session without a transport: takes request frames, returns
@@ -320,6 +331,39 @@ typedef struct srpc_response {
 } srpc_response;
 
 /*
+ Receives one log record: `level` is 1 (error) to 5 (trace); `target` names
+ the module; both strings are valid only during the call. Called from any
+ of the library's threads.
+ */
+typedef void (*srpc_log_fn)(void *userdata,
+                            uint32_t level,
+                            struct srpc_str target,
+                            struct srpc_str message);
+
+/*
+ How a server listens. Zero fields take the defaults.
+ */
+typedef struct srpc_server_config {
+  /*
+   Host to bind ("localhost", "127.0.0.1", "0.0.0.0"); empty means "localhost".
+   */
+  struct srpc_str host;
+  /*
+   Port to bind; 0 picks a free port (srpc_server_port() tells which).
+   */
+  uint16_t port;
+  /*
+   The token clients must present; empty generates a fresh one
+   (srpc_server_token() tells it).
+   */
+  struct srpc_str token;
+  /*
+   Largest message accepted, in bytes; 0 means the default (2 GiB).
+   */
+  uint64_t max_message_size;
+} srpc_server_config;
+
+/*
  Opens a session for a newly connected client. Writes the session's own
  pointer (may be NULL) to `*session` and returns SRPC_OK, or another status
  to refuse the client.
@@ -392,12 +436,141 @@ extern "C" {
 #endif // __cplusplus
 
 /*
+ Connect to `ws://host:port/?token=token`. An empty `host` means
+ "localhost"; an empty `token` is refused (SRPC_ERR_UNAUTHORIZED). Against
+ a stock simplerpyc server the reference protocol is spoken exactly.
+ Close with srpc_client_close().
+
+ # Safety
+ The strings are valid for their lengths; `client_out` is valid.
+ */
+srpc_status srpc_client_connect(struct srpc_str host,
+                                uint16_t port,
+                                struct srpc_str token,
+                                struct srpc_client **client_out);
+
+/*
+ Send `call` and wait for its response. A remote exception returns
+ SRPC_ERR_REMOTE with the details in srpc_last_error_type() and friends,
+ and the connection stays usable.
+
+ # Safety
+ `client` is live; `call` is a valid srpc_call; `response` is valid.
+ */
+srpc_status srpc_client_request(const struct srpc_client *client,
+                                const struct srpc_call *call,
+                                struct srpc_response *response);
+
+/*
+ Import `module` (dotted names allowed); writes the module's object id.
+
+ # Safety
+ `client` is live; `module` valid; `obj_out` valid.
+ */
+srpc_status srpc_client_import(const struct srpc_client *client,
+                               struct srpc_str module,
+                               uint64_t *obj_out);
+
+/*
+ Attribute `attr` of object `obj` (or of what `path` names, with
+ SRPC_NO_OBJECT); writes the attribute's object id.
+
+ # Safety
+ `client` is live; strings valid; `obj_out` valid.
+ */
+srpc_status srpc_client_getattr(const struct srpc_client *client,
+                                uint64_t obj,
+                                struct srpc_str path,
+                                struct srpc_str attr,
+                                uint64_t *obj_out);
+
+/*
+ Call object `obj` (or `path`) with msgpack `args` (an array) and `kwargs`
+ (a map, or empty); writes the result's object id.
+
+ # Safety
+ `client` is live; strings and slices valid; `obj_out` valid.
+ */
+srpc_status srpc_client_call(const struct srpc_client *client,
+                             uint64_t obj,
+                             struct srpc_str path,
+                             struct srpc_slice args,
+                             struct srpc_slice kwargs,
+                             uint64_t *obj_out);
+
+/*
+ `obj[key]` with a msgpack `key`; writes the item's object id.
+
+ # Safety
+ `client` is live; `key` valid; `obj_out` valid.
+ */
+srpc_status srpc_client_getitem(const struct srpc_client *client,
+                                uint64_t obj,
+                                struct srpc_slice key,
+                                uint64_t *obj_out);
+
+/*
+ Evaluate `expr` on the server; writes the result's object id.
+
+ # Safety
+ `client` is live; `expr` valid; `obj_out` valid.
+ */
+srpc_status srpc_client_eval(const struct srpc_client *client,
+                             struct srpc_str expr,
+                             uint64_t *obj_out);
+
+/*
+ Execute `code` on the server.
+
+ # Safety
+ `client` is live; `code` valid.
+ */
+srpc_status srpc_client_execute(const struct srpc_client *client, struct srpc_str code);
+
+/*
+ Fetch the value of object `obj` as msgpack into `*value_out` (free it with srpc_buf_free()).
+
+ # Safety
+ `client` is live; `value_out` valid.
+ */
+srpc_status srpc_client_materialize(const struct srpc_client *client,
+                                    uint64_t obj,
+                                    struct srpc_buf *value_out);
+
+/*
+ Release object `obj`: it is freed on the server with the next request
+ (against a stock server, which cannot free objects, nothing happens).
+ Never blocks on the network; safe to call from any thread, e.g. a finaliser.
+
+ # Safety
+ `client` is live.
+ */
+srpc_status srpc_client_release(const struct srpc_client *client, uint64_t obj);
+
+/*
+ The extension bits (SRPC_EXT_*) negotiated with the server: 0 for a stock server.
+
+ # Safety
+ `client` is NULL or live.
+ */
+uint32_t srpc_client_extensions(const struct srpc_client *client);
+
+/*
+ Disconnect and free the client. NULL does nothing.
+
+ # Safety
+ `client` is NULL or from srpc_client_connect() and not yet closed.
+ */
+void srpc_client_close(struct srpc_client *client);
+
+/*
  The status of the last failed call on this thread (0 if none yet).
  */
 uint32_t srpc_last_error_status(void);
 
 /*
- A message describing the last failed call on this thread, or NULL if none.
+ A message describing the last failed call on this thread, or NULL if none
+ (for SRPC_ERR_REMOTE: the remote exception's message, without its type).
  Borrowed: valid until the next srpc_ call on this thread. Do not free.
  */
 const char *srpc_last_error_message(void);
@@ -461,6 +634,69 @@ srpc_status srpc_reply_error(struct srpc_reply *reply,
                              struct srpc_str message,
                              struct srpc_str traceback,
                              struct srpc_slice payload);
+
+/*
+ Send log records up to `max_level` (1 error .. 5 trace; 0 turns logging
+ off) to `callback`, or stop sending them with a NULL callback. Setting a
+ new callback replaces the old one; once this returns, the old one is no
+ longer called. If the process already has another Rust logger, records go
+ there instead and this does nothing.
+
+ # Safety
+ `callback` and `userdata` must stay valid, and usable from any thread,
+ until they are replaced or removed.
+ */
+void srpc_set_log_callback(srpc_log_fn callback, void *userdata, uint32_t max_level);
+
+/*
+ Bind and start a server on its own threads; one executor session is
+ opened per connected client. `executor` is copied; its userdata is freed
+ (by `free_userdata`) in srpc_server_free(). Returns SRPC_ERR_IO when the
+ address cannot be bound. Stop with srpc_server_stop(), free with srpc_server_free().
+
+ # Safety
+ `config` and `executor` point to valid structs; `server_out` is valid.
+ */
+srpc_status srpc_server_start(const struct srpc_server_config *config,
+                              const struct srpc_executor *executor,
+                              struct srpc_server **server_out);
+
+/*
+ The port the server listens on (0 for NULL).
+
+ # Safety
+ `server` is NULL or live.
+ */
+uint16_t srpc_server_port(const struct srpc_server *server);
+
+/*
+ The token clients must present: NUL-terminated, borrowed, valid until
+ srpc_server_free(). NULL for a NULL server.
+
+ # Safety
+ `server` is NULL or live.
+ */
+const char *srpc_server_token(const struct srpc_server *server);
+
+/*
+ Stop the server: stop accepting, end every session (releasing its
+ handles and calling `close`), and return once all of them have ended.
+ Stopping a stopped server does nothing. Must not be called from an
+ executor callback.
+
+ # Safety
+ `server` is live.
+ */
+srpc_status srpc_server_stop(struct srpc_server *server);
+
+/*
+ Stop the server if it runs, then free it and the executor's userdata.
+ NULL does nothing.
+
+ # Safety
+ `server` is NULL or from srpc_server_start() and not yet freed.
+ */
+void srpc_server_free(struct srpc_server *server);
 
 /*
  Create a client session speaking the extension bits `extensions`

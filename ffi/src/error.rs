@@ -73,7 +73,7 @@ impl FfiError {
     pub fn remote(e: RemoteError) -> Self {
         FfiError {
             status: SrpcErrRemote,
-            message: e.to_string(),
+            message: e.message.clone(),
             remote: Some(Box::new(e)),
         }
     }
@@ -139,7 +139,8 @@ pub extern "C" fn srpc_last_error_status() -> u32 {
     LAST.with(|l| l.borrow().status)
 }
 
-/// A message describing the last failed call on this thread, or NULL if none.
+/// A message describing the last failed call on this thread, or NULL if none
+/// (for SRPC_ERR_REMOTE: the remote exception's message, without its type).
 /// Borrowed: valid until the next srpc_ call on this thread. Do not free.
 #[no_mangle]
 pub extern "C" fn srpc_last_error_message() -> *const c_char {

@@ -100,6 +100,20 @@ impl Callbacks {
         Ok(CExecutor {
             cb: Arc::clone(self),
             session,
+            opened: true,
+        })
+    }
+
+    /// Open one client's executor for a server: an executor whose open
+    /// callback failed answers every call with that error.
+    pub fn open_or_refuse(self: &Arc<Self>) -> CExecutor {
+        self.open().unwrap_or_else(|e| {
+            log::warn!("{}", e.message);
+            CExecutor {
+                cb: Arc::clone(self),
+                session: std::ptr::null_mut(),
+                opened: false,
+            }
         })
     }
 }
@@ -108,6 +122,8 @@ impl Callbacks {
 pub struct CExecutor {
     cb: Arc<Callbacks>,
     session: *mut c_void,
+    /// False when the open callback refused: nothing is called back then.
+    opened: bool,
 }
 
 // SAFETY: see Callbacks; the session pointer is used by one thread at a time.
@@ -115,6 +131,9 @@ unsafe impl Send for CExecutor {}
 
 impl Drop for CExecutor {
     fn drop(&mut self) {
+        if !self.opened {
+            return;
+        }
         if let Some(close) = self.cb.0.close {
             // SAFETY: the host's callback with the pointer its open returned.
             let _ = std::panic::catch_unwind(|| unsafe { close(self.cb.0.userdata, self.session) });
@@ -267,6 +286,12 @@ impl<'a> CallData<'a> {
 
 impl CExecutor {
     fn invoke(&mut self, d: CallData<'_>) -> ExecResult<Answer> {
+        if !self.opened {
+            return Err(ExecError::new(
+                "simplerpc.ExecutorError",
+                "the server's executor refused to open a session for this client",
+            ));
+        }
         let call = srpc_call {
             kind: d.kind,
             obj: d.obj.map_or(SRPC_NO_OBJECT, |h| h.0),
@@ -426,6 +451,9 @@ impl Executor for CExecutor {
     }
 
     fn release(&mut self, handle: Handle) {
+        if !self.opened {
+            return;
+        }
         if let Some(f) = self.cb.0.release {
             // SAFETY: the host's callback with its userdata and session.
             unsafe { f(self.cb.0.userdata, self.session, handle.0) };

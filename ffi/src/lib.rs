@@ -17,7 +17,10 @@
 #![allow(non_camel_case_types)] // C names: srpc_status, srpc_buf, ...
 #![allow(clippy::missing_safety_doc)] // every unsafe fn documents its contract under "# Safety"
 
+pub mod client;
 pub mod error;
 pub mod executor;
+pub mod logging;
+pub mod server;
 pub mod session;
 pub mod types;

@@ -1,0 +1,345 @@
+//! The WebSocket client.
+
+use simplerpc_core::{ObjId, Response};
+use simplerpc_ws::{Client, ClientConfig, Error};
+
+use crate::error::{
+    guard, srpc_status, FfiError, SrpcErrClosed, SrpcErrInvalidArgument, SrpcErrIo,
+    SrpcErrProtocol, SrpcErrUnauthorized,
+};
+use crate::types::{
+    fill_response, srpc_buf, srpc_call, srpc_call_kind, srpc_response, srpc_slice, srpc_str,
+    SRPC_NO_OBJECT,
+};
+
+/// A connection to a server. Opaque. May be used from several threads; its
+/// calls are serialised.
+pub struct srpc_client(Client);
+
+fn ws_error(e: Error) -> FfiError {
+    let status = match &e {
+        Error::Remote(r) => return FfiError::remote(r.clone()),
+        Error::Unauthorized { .. } | Error::MissingToken { .. } => SrpcErrUnauthorized,
+        Error::Closed(_) => SrpcErrClosed,
+        Error::Connect { .. } | Error::Handshake { .. } | Error::Io(_) | Error::Bind { .. } => {
+            SrpcErrIo
+        }
+        Error::Protocol(_) | Error::UnexpectedResponse { .. } => SrpcErrProtocol,
+        _ => SrpcErrInvalidArgument,
+    };
+    FfiError::new(status, e.to_string())
+}
+
+fn live<'a>(p: *const srpc_client) -> Result<&'a srpc_client, FfiError> {
+    // SAFETY: NULL checked; otherwise a live client from srpc_client_connect().
+    unsafe { p.as_ref() }.ok_or_else(|| FfiError::null("client"))
+}
+
+/// Connect to `ws://host:port/?token=token`. An empty `host` means
+/// "localhost"; an empty `token` is refused (SRPC_ERR_UNAUTHORIZED). Against
+/// a stock simplerpyc server the reference protocol is spoken exactly.
+/// Close with srpc_client_close().
+///
+/// # Safety
+/// The strings are valid for their lengths; `client_out` is valid.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_client_connect(
+    host: srpc_str,
+    port: u16,
+    token: srpc_str,
+    client_out: *mut *mut srpc_client,
+) -> srpc_status {
+    guard(|| {
+        // SAFETY: NULL checked; otherwise valid.
+        let o = unsafe { client_out.as_mut() }.ok_or_else(|| FfiError::null("client_out"))?;
+        // SAFETY: valid for the call.
+        let host = unsafe { host.as_str("host")? };
+        // SAFETY: valid for the call.
+        let token = unsafe { token.as_str("token")? };
+        let mut cfg = ClientConfig::new(
+            if host.is_empty() { "localhost" } else { host },
+            port,
+            token,
+        );
+        if token.is_empty() {
+            cfg.token = None;
+        }
+        let c = Client::connect(&cfg).map_err(ws_error)?;
+        *o = Box::into_raw(Box::new(srpc_client(c)));
+        Ok(())
+    })
+}
+
+/// Send `call` and wait for its response. A remote exception returns
+/// SRPC_ERR_REMOTE with the details in srpc_last_error_type() and friends,
+/// and the connection stays usable.
+///
+/// # Safety
+/// `client` is live; `call` is a valid srpc_call; `response` is valid.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_client_request(
+    client: *const srpc_client,
+    call: *const srpc_call,
+    response: *mut srpc_response,
+) -> srpc_status {
+    guard(|| {
+        let c = live(client)?;
+        // SAFETY: NULL checked; otherwise valid.
+        let call = unsafe { call.as_ref() }.ok_or_else(|| FfiError::null("call"))?;
+        // SAFETY: NULL checked; otherwise valid.
+        let out = unsafe { response.as_mut() }.ok_or_else(|| FfiError::null("response"))?;
+        // SAFETY: the srpc_call's fields are valid per the caller's contract.
+        let request = unsafe { call.to_request()? };
+        let resp = c.0.request(&request).map_err(ws_error)?;
+        fill_response(0, resp, out)
+    })
+}
+
+fn simple(kind: srpc_call_kind, obj: u64, name: srpc_str, path: srpc_str) -> srpc_call {
+    let none = srpc_slice {
+        ptr: std::ptr::null(),
+        len: 0,
+    };
+    srpc_call {
+        kind,
+        obj,
+        name,
+        path,
+        args: none,
+        kwargs: none,
+        key: none,
+        payload: none,
+    }
+}
+
+fn empty() -> srpc_str {
+    srpc_str {
+        ptr: std::ptr::null(),
+        len: 0,
+    }
+}
+
+/// Run `call`, expecting a new object: write its id to `*obj_out`.
+unsafe fn object(client: *const srpc_client, call: srpc_call, obj_out: *mut u64) -> srpc_status {
+    guard(|| {
+        let c = live(client)?;
+        // SAFETY: NULL checked; otherwise valid.
+        let o = unsafe { obj_out.as_mut() }.ok_or_else(|| FfiError::null("obj_out"))?;
+        // SAFETY: the call's fields come from the caller's valid arguments.
+        let request = unsafe { call.to_request()? };
+        match c.0.request(&request).map_err(ws_error)? {
+            Response::Object(id) => {
+                *o = id.0;
+                Ok(())
+            }
+            Response::Error(e) => Err(FfiError::remote(e)),
+            _ => Err(FfiError::new(
+                SrpcErrProtocol,
+                "the server answered with no object",
+            )),
+        }
+    })
+}
+
+/// Import `module` (dotted names allowed); writes the module's object id.
+///
+/// # Safety
+/// `client` is live; `module` valid; `obj_out` valid.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_client_import(
+    client: *const srpc_client,
+    module: srpc_str,
+    obj_out: *mut u64,
+) -> srpc_status {
+    // SAFETY: forwarded preconditions.
+    unsafe {
+        object(
+            client,
+            simple(
+                srpc_call_kind::SrpcImportModule,
+                SRPC_NO_OBJECT,
+                module,
+                empty(),
+            ),
+            obj_out,
+        )
+    }
+}
+
+/// Attribute `attr` of object `obj` (or of what `path` names, with
+/// SRPC_NO_OBJECT); writes the attribute's object id.
+///
+/// # Safety
+/// `client` is live; strings valid; `obj_out` valid.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_client_getattr(
+    client: *const srpc_client,
+    obj: u64,
+    path: srpc_str,
+    attr: srpc_str,
+    obj_out: *mut u64,
+) -> srpc_status {
+    // SAFETY: forwarded preconditions.
+    unsafe {
+        object(
+            client,
+            simple(srpc_call_kind::SrpcGetAttr, obj, attr, path),
+            obj_out,
+        )
+    }
+}
+
+/// Call object `obj` (or `path`) with msgpack `args` (an array) and `kwargs`
+/// (a map, or empty); writes the result's object id.
+///
+/// # Safety
+/// `client` is live; strings and slices valid; `obj_out` valid.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_client_call(
+    client: *const srpc_client,
+    obj: u64,
+    path: srpc_str,
+    args: srpc_slice,
+    kwargs: srpc_slice,
+    obj_out: *mut u64,
+) -> srpc_status {
+    let mut c = simple(srpc_call_kind::SrpcCall, obj, empty(), path);
+    c.args = args;
+    c.kwargs = kwargs;
+    // SAFETY: forwarded preconditions.
+    unsafe { object(client, c, obj_out) }
+}
+
+/// `obj[key]` with a msgpack `key`; writes the item's object id.
+///
+/// # Safety
+/// `client` is live; `key` valid; `obj_out` valid.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_client_getitem(
+    client: *const srpc_client,
+    obj: u64,
+    key: srpc_slice,
+    obj_out: *mut u64,
+) -> srpc_status {
+    let mut c = simple(srpc_call_kind::SrpcGetItem, obj, empty(), empty());
+    c.key = key;
+    // SAFETY: forwarded preconditions.
+    unsafe { object(client, c, obj_out) }
+}
+
+/// Evaluate `expr` on the server; writes the result's object id.
+///
+/// # Safety
+/// `client` is live; `expr` valid; `obj_out` valid.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_client_eval(
+    client: *const srpc_client,
+    expr: srpc_str,
+    obj_out: *mut u64,
+) -> srpc_status {
+    // SAFETY: forwarded preconditions.
+    unsafe {
+        object(
+            client,
+            simple(srpc_call_kind::SrpcEval, SRPC_NO_OBJECT, expr, empty()),
+            obj_out,
+        )
+    }
+}
+
+/// Execute `code` on the server.
+///
+/// # Safety
+/// `client` is live; `code` valid.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_client_execute(
+    client: *const srpc_client,
+    code: srpc_str,
+) -> srpc_status {
+    guard(|| {
+        let c = live(client)?;
+        // SAFETY: valid for the call.
+        let request = unsafe {
+            simple(srpc_call_kind::SrpcExecute, SRPC_NO_OBJECT, code, empty()).to_request()?
+        };
+        match c.0.request(&request).map_err(ws_error)? {
+            Response::Error(e) => Err(FfiError::remote(e)),
+            _ => Ok(()),
+        }
+    })
+}
+
+/// Fetch the value of object `obj` as msgpack into `*value_out` (free it with srpc_buf_free()).
+///
+/// # Safety
+/// `client` is live; `value_out` valid.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_client_materialize(
+    client: *const srpc_client,
+    obj: u64,
+    value_out: *mut srpc_buf,
+) -> srpc_status {
+    guard(|| {
+        let c = live(client)?;
+        // SAFETY: NULL checked; otherwise valid.
+        let o = unsafe { value_out.as_mut() }.ok_or_else(|| FfiError::null("value_out"))?;
+        match c
+            .0
+            .request(&simplerpc_core::Request::Materialize { obj_id: ObjId(obj) })
+            .map_err(ws_error)?
+        {
+            Response::Value(v) => {
+                *o = srpc_buf::from_vec(
+                    simplerpc_core::codec::to_vec(&v)
+                        .map_err(|e| FfiError::invalid(e.to_string()))?,
+                );
+                Ok(())
+            }
+            Response::Error(e) => Err(FfiError::remote(e)),
+            _ => Err(FfiError::new(
+                SrpcErrProtocol,
+                "the server answered materialize with no value",
+            )),
+        }
+    })
+}
+
+/// Release object `obj`: it is freed on the server with the next request
+/// (against a stock server, which cannot free objects, nothing happens).
+/// Never blocks on the network; safe to call from any thread, e.g. a finaliser.
+///
+/// # Safety
+/// `client` is live.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_client_release(client: *const srpc_client, obj: u64) -> srpc_status {
+    guard(|| {
+        live(client)?.0.release(ObjId(obj));
+        Ok(())
+    })
+}
+
+/// The extension bits (SRPC_EXT_*) negotiated with the server: 0 for a stock server.
+///
+/// # Safety
+/// `client` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_client_extensions(client: *const srpc_client) -> u32 {
+    // SAFETY: NULL checked; otherwise live.
+    unsafe { client.as_ref() }.map_or(0, |c| c.0.extensions().bits())
+}
+
+/// Disconnect and free the client. NULL does nothing.
+///
+/// # Safety
+/// `client` is NULL or from srpc_client_connect() and not yet closed.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_client_close(client: *mut srpc_client) {
+    if client.is_null() {
+        return;
+    }
+    let _ = std::panic::catch_unwind(|| {
+        // SAFETY: from Box::into_raw in srpc_client_connect; freed once.
+        let c = unsafe { Box::from_raw(client) };
+        c.0.close();
+    });
+}

@@ -1,0 +1,157 @@
+//! The WebSocket server with a C executor.
+
+use std::ffi::{c_char, CString};
+use std::sync::Mutex;
+
+use simplerpc_ws::{RunningServer, Server, ServerConfig};
+
+use crate::error::{guard, srpc_status, FfiError, SrpcErrIo};
+use crate::executor::{srpc_executor, Callbacks};
+use crate::types::srpc_str;
+
+/// How a server listens. Zero fields take the defaults.
+#[repr(C)]
+pub struct srpc_server_config {
+    /// Host to bind ("localhost", "127.0.0.1", "0.0.0.0"); empty means "localhost".
+    pub host: srpc_str,
+    /// Port to bind; 0 picks a free port (srpc_server_port() tells which).
+    pub port: u16,
+    /// The token clients must present; empty generates a fresh one
+    /// (srpc_server_token() tells it).
+    pub token: srpc_str,
+    /// Largest message accepted, in bytes; 0 means the default (2 GiB).
+    pub max_message_size: u64,
+}
+
+/// A running WebSocket server. Opaque.
+pub struct srpc_server {
+    running: Mutex<Option<RunningServer>>,
+    port: u16,
+    token: CString,
+}
+
+fn out<'a, T>(p: *mut T, what: &str) -> Result<&'a mut T, FfiError> {
+    // SAFETY: NULL checked; otherwise the caller passes a valid out-pointer.
+    unsafe { p.as_mut() }.ok_or_else(|| FfiError::null(what))
+}
+
+fn live<'a>(p: *const srpc_server) -> Result<&'a srpc_server, FfiError> {
+    // SAFETY: NULL checked; otherwise a live server from srpc_server_start().
+    unsafe { p.as_ref() }.ok_or_else(|| FfiError::null("server"))
+}
+
+/// Bind and start a server on its own threads; one executor session is
+/// opened per connected client. `executor` is copied; its userdata is freed
+/// (by `free_userdata`) in srpc_server_free(). Returns SRPC_ERR_IO when the
+/// address cannot be bound. Stop with srpc_server_stop(), free with srpc_server_free().
+///
+/// # Safety
+/// `config` and `executor` point to valid structs; `server_out` is valid.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_server_start(
+    config: *const srpc_server_config,
+    executor: *const srpc_executor,
+    server_out: *mut *mut srpc_server,
+) -> srpc_status {
+    guard(|| {
+        // SAFETY: NULL checked; otherwise valid structs (documented).
+        let cfg = unsafe { config.as_ref() }.ok_or_else(|| FfiError::null("config"))?;
+        // SAFETY: as above.
+        let ex = unsafe { executor.as_ref() }.ok_or_else(|| FfiError::null("executor"))?;
+        let o = out(server_out, "server_out")?;
+        // SAFETY: the config's strings are valid for the call.
+        let host = unsafe { cfg.host.as_str("config.host")? };
+        // SAFETY: as above.
+        let token = unsafe { cfg.token.as_str("config.token")? };
+        let callbacks = Callbacks::new(ex)?;
+        let mut config = ServerConfig {
+            port: cfg.port,
+            ..ServerConfig::default()
+        };
+        if !host.is_empty() {
+            config.host = host.to_owned();
+        }
+        if !token.is_empty() {
+            config.token = Some(token.to_owned());
+        }
+        if cfg.max_message_size != 0 {
+            config.max_message_size = usize::try_from(cfg.max_message_size).unwrap_or(usize::MAX);
+        }
+        let server = Server::bind(config, move |_: &simplerpc_ws::ClientInfo| {
+            callbacks.open_or_refuse()
+        })
+        .map_err(|e| FfiError::new(SrpcErrIo, e.to_string()))?;
+        let port = server.local_addr().port();
+        let token = CString::new(server.token())
+            .map_err(|_| FfiError::invalid("the token contains a NUL byte"))?;
+        let running = server
+            .spawn()
+            .map_err(|e| FfiError::new(SrpcErrIo, e.to_string()))?;
+        *o = Box::into_raw(Box::new(srpc_server {
+            running: Mutex::new(Some(running)),
+            port,
+            token,
+        }));
+        Ok(())
+    })
+}
+
+/// The port the server listens on (0 for NULL).
+///
+/// # Safety
+/// `server` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_server_port(server: *const srpc_server) -> u16 {
+    // SAFETY: NULL checked; otherwise live.
+    unsafe { server.as_ref() }.map_or(0, |s| s.port)
+}
+
+/// The token clients must present: NUL-terminated, borrowed, valid until
+/// srpc_server_free(). NULL for a NULL server.
+///
+/// # Safety
+/// `server` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_server_token(server: *const srpc_server) -> *const c_char {
+    // SAFETY: NULL checked; otherwise live.
+    unsafe { server.as_ref() }.map_or(std::ptr::null(), |s| s.token.as_ptr())
+}
+
+/// Stop the server: stop accepting, end every session (releasing its
+/// handles and calling `close`), and return once all of them have ended.
+/// Stopping a stopped server does nothing. Must not be called from an
+/// executor callback.
+///
+/// # Safety
+/// `server` is live.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_server_stop(server: *mut srpc_server) -> srpc_status {
+    guard(|| {
+        let s = live(server)?;
+        let running = s.running.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(r) = running {
+            r.shutdown();
+        }
+        Ok(())
+    })
+}
+
+/// Stop the server if it runs, then free it and the executor's userdata.
+/// NULL does nothing.
+///
+/// # Safety
+/// `server` is NULL or from srpc_server_start() and not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_server_free(server: *mut srpc_server) {
+    if server.is_null() {
+        return;
+    }
+    let _ = std::panic::catch_unwind(|| {
+        // SAFETY: from Box::into_raw in srpc_server_start; freed once.
+        let s = unsafe { Box::from_raw(server) };
+        let running = s.running.into_inner().unwrap_or_else(|p| p.into_inner());
+        if let Some(r) = running {
+            r.shutdown();
+        }
+    });
+}

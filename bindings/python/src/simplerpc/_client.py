@@ -1,0 +1,329 @@
+"""The client: connections, namespaces, module patching and remote errors."""
+
+from __future__ import annotations
+
+import os
+import sys
+import types
+from typing import Any, Callable, Dict, Optional, Tuple, Type, TypeVar
+
+from ._native_api import NativeClientAPI, NativeRemoteError
+from ._proxy import RPCProxy
+from ._serialization import packb, unpackb
+from .errors import ConnectionClosedError, RemoteException
+
+__all__ = ["Connection", "connect", "patch_module"]
+
+_T = TypeVar("_T")
+_is_finalizing = sys.is_finalizing
+
+
+class _ModulesNamespace:
+    """``conn.modules.os``, ``conn.modules["os.path"]``: remote modules."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: "Connection") -> None:
+        self._conn = conn
+
+    def __getattr__(self, name: str) -> RPCProxy:
+        if name.startswith("__") and name.endswith("__"):
+            raise AttributeError(name)
+        return self[name]
+
+    def __getitem__(self, name: str) -> RPCProxy:
+        conn = self._conn
+        return RPCProxy(conn, conn._request(conn._native.import_module, name), name)
+
+
+class _BuiltinsNamespace:
+    """``conn.builtins.len``: remote builtins."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: "Connection") -> None:
+        self._conn = conn
+
+    def __getattr__(self, name: str) -> RPCProxy:
+        if name.startswith("__") and name.endswith("__"):
+            raise AttributeError(name)
+        conn = self._conn
+        return RPCProxy(conn, conn._request(conn._native.get_builtin, name), f"builtins.{name}")
+
+
+class Connection:
+    """A connection to a simplerpc (or simplerpyc) server. Use :func:`connect`.
+
+    Attributes:
+        modules: remote modules, ``conn.modules.numpy`` or ``conn.modules["os.path"]``.
+        builtins: remote builtins, ``conn.builtins.len``.
+    """
+
+    def __init__(self, native: NativeClientAPI, *, allow_pickle: bool = False) -> None:
+        """Wrap a native client. ``allow_pickle``: see :func:`connect`."""
+        self._native = native
+        self._allow_pickle = allow_pickle
+        self._closed = False
+        self._patched: Dict[str, Optional[types.ModuleType]] = {}
+        self._remote_tuple: Optional[RPCProxy] = None
+        self.modules = _ModulesNamespace(self)
+        self.builtins = _BuiltinsNamespace(self)
+
+    # -- public API
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`disconnect` was called."""
+        return self._closed
+
+    @property
+    def namespace(self) -> Dict[Any, Any]:
+        """The remote globals: ``{name: "<class '...'>"}``."""
+        namespace: Dict[Any, Any] = unpackb(self._request(self._native.namespace))
+        return namespace
+
+    def eval(self, expr: str) -> RPCProxy:
+        """Evaluate ``expr`` in the remote globals; a proxy for the result."""
+        return RPCProxy(self, self._request(self._native.eval, expr), f"eval({expr!r})")
+
+    def execute(self, code: str) -> None:
+        """Run ``code`` in the remote globals."""
+        self._request(self._native.execute, code)
+
+    def teleport(self, func: Callable[..., Any]) -> RPCProxy:
+        """Send a local function to the server (with dill); a proxy for the remote copy.
+
+        The function is also bound to its ``__name__`` in the remote globals.
+        """
+        try:
+            import dill
+        except ImportError:
+            raise ImportError("teleport needs dill: pip install 'simplerpc[dill]'") from None
+        name = func.__name__
+        return RPCProxy(self, self._request(self._native.teleport, dill.dumps(func), name), name)
+
+    def patch_module(self, name: str) -> RPCProxy:
+        """Import module ``name`` remotely and put its proxy in ``sys.modules``.
+
+        Afterwards ``import name`` gives the remote module. Idempotent; undo
+        with :meth:`unpatch_module` or :meth:`unpatch_all` (also done by
+        :meth:`disconnect`).
+        """
+        current = sys.modules.get(name)
+        if name in self._patched and isinstance(current, RPCProxy):
+            return current
+        proxy = self.modules[name]
+        self._patched.setdefault(name, current)
+        sys.modules[name] = proxy  # type: ignore[assignment]
+        return proxy
+
+    def unpatch_module(self, name: str) -> None:
+        """Restore what ``sys.modules[name]`` was before :meth:`patch_module`."""
+        if name not in self._patched:
+            return
+        original = self._patched.pop(name)
+        if original is None:
+            sys.modules.pop(name, None)
+        else:
+            sys.modules[name] = original
+
+    def unpatch_all(self) -> None:
+        """Undo every :meth:`patch_module` of this connection."""
+        for name in list(self._patched):
+            self.unpatch_module(name)
+
+    def disconnect(self) -> None:
+        """Unpatch modules and close the connection. Idempotent.
+
+        Proxies of a closed connection raise :class:`ConnectionClosedError`.
+        """
+        if self._closed:
+            return
+        self.unpatch_all()
+        self._closed = True
+        self._native.close()
+
+    def __enter__(self) -> "Connection":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.disconnect()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<simplerpc.Connection {state}>"
+
+    # -- used by RPCProxy
+
+    def _getattr(self, proxy: RPCProxy, name: str) -> RPCProxy:
+        path = proxy._rpc_path
+        obj_id = self._request(self._native.getattr, proxy._rpc_obj_id, path, name)
+        return RPCProxy(self, obj_id, f"{path}.{name}" if path else name)
+
+    def _call(self, proxy: RPCProxy, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> RPCProxy:
+        path = proxy._rpc_path
+        packed_args = packb(list(args), proxy_owner=self)
+        packed_kwargs = packb(kwargs, proxy_owner=self)
+        obj_id = self._request(self._native.call, proxy._rpc_obj_id, path, packed_args, packed_kwargs)
+        return RPCProxy(self, obj_id, f"{path}()")
+
+    def _getitem(self, proxy: RPCProxy, key: Any) -> RPCProxy:
+        path = f"{proxy._rpc_path}[{key!r}]"
+        if isinstance(key, tuple):
+            # A tuple travels as an array, which servers take for a list (numpy
+            # fancy indexing: a[0, 1] would mean a[[0, 1]]). Build the tuple on
+            # the server and index with a reference to it: one more round trip.
+            if self._remote_tuple is None:
+                self._remote_tuple = self.builtins.tuple
+            key = self._remote_tuple(list(key))
+        packed = packb(key, proxy_owner=self)
+        obj_id = self._request(self._native.getitem, proxy._rpc_obj_id, packed)
+        return RPCProxy(self, obj_id, path)
+
+    def _materialize(self, proxy: RPCProxy) -> Any:
+        data = self._request(self._native.materialize, proxy._rpc_obj_id)
+        return unpackb(data, allow_pickle=self._allow_pickle)
+
+    def _release(self, obj_id: int) -> None:
+        if not self._closed and not _is_finalizing():
+            self._native.release(obj_id)
+
+    def _request(self, method: Callable[..., _T], *args: Any) -> _T:
+        if self._closed:
+            raise ConnectionClosedError("the connection is closed")
+        try:
+            return method(*args)
+        except NativeRemoteError as e:
+            error = e
+        exc, cause = remote_exception(error, allow_pickle=self._allow_pickle)
+        raise exc from cause
+
+
+def connect(
+    host: Optional[str] = None,
+    port: Optional[int] = None,
+    token: Optional[str] = None,
+    *,
+    allow_pickle: bool = False,
+) -> Connection:
+    """Connect to a server.
+
+    Args:
+        host: server host; default ``$SIMPLERPC_HOST`` or ``"localhost"``.
+        port: server port; default ``$SIMPLERPC_PORT`` or 8000.
+        token: the token the server printed; default ``$SIMPLERPC_TOKEN``.
+        allow_pickle: trust the server with code execution in this process:
+            unpickle the exceptions it sends (to re-raise the original
+            object) and numpy object arrays. Off by default: remote
+            exceptions are rebuilt from their type name and message instead.
+
+    Raises:
+        ValueError: no token given and ``$SIMPLERPC_TOKEN`` is not set.
+        AuthenticationError: the server refused the token.
+        ConnectionError: the server cannot be reached.
+    """
+    if host is None:
+        host = os.environ.get("SIMPLERPC_HOST", "localhost")
+    if port is None:
+        port = int(os.environ.get("SIMPLERPC_PORT", "8000"))
+    if token is None:
+        token = os.environ.get("SIMPLERPC_TOKEN")
+        if not token:
+            raise ValueError("token must be given or set in the SIMPLERPC_TOKEN environment variable")
+    from ._native import NativeClient
+
+    return Connection(NativeClient(host, port, token), allow_pickle=allow_pickle)
+
+
+def patch_module(conn: Connection, name: str) -> RPCProxy:
+    """Put the remote module ``name`` of ``conn`` in ``sys.modules`` (see :meth:`Connection.patch_module`)."""
+    return conn.patch_module(name)
+
+
+# ------------------------------------------------------------ remote errors
+
+
+def remote_exception(
+    error: NativeRemoteError, *, allow_pickle: bool = False
+) -> Tuple[RemoteException, Optional[BaseException]]:
+    """The exception to raise for a remote error, and its cause.
+
+    The cause is the original exception: unpickled from the payload when
+    ``allow_pickle``, else rebuilt as ``cls(message)`` when the type is a
+    builtin or belongs to a module this process has already imported
+    (modules are never imported on the server's say-so). For builtin and
+    simplerpc exception types the returned RemoteException is also an
+    instance of the original type.
+    """
+    etype, message = error.exception_type, error.message
+    cls = _exception_class(etype)
+    try:
+        exc = _remote_class(cls)(f"{etype}: {message}", error.traceback or None, etype)
+    except Exception:
+        exc = RemoteException(f"{etype}: {message}", error.traceback or None, etype)
+    cause = _unpickle(error.payload) if allow_pickle and error.payload else None
+    if cause is None and cls is not None:
+        cause = _rebuild(cls, message)
+    return exc, cause
+
+
+def _exception_class(name: str) -> Optional[Type[BaseException]]:
+    parts = name.split(".")
+    for i in range(len(parts) - 1, 0, -1):
+        module = sys.modules.get(".".join(parts[:i]))
+        if not isinstance(module, types.ModuleType):  # absent, or a patched-in proxy
+            continue
+        obj: Any = module
+        try:
+            for part in parts[i:]:
+                obj = getattr(obj, part)
+        except Exception:
+            return None
+        if isinstance(obj, type) and issubclass(obj, BaseException):
+            return obj
+        return None
+    return None
+
+
+_remote_classes: Dict[Type[BaseException], Type[RemoteException]] = {}
+
+
+def _remote_class(cls: Optional[Type[BaseException]]) -> Type[RemoteException]:
+    """RemoteException, or for builtin and simplerpc types a subclass of both it and ``cls``."""
+    if cls is None or not issubclass(cls, Exception) or cls.__module__ not in ("builtins", "simplerpc"):
+        return RemoteException
+    if issubclass(cls, RemoteException):
+        return cls
+    if cls not in _remote_classes:
+        try:
+            mixed = type(f"Remote{cls.__name__}", (RemoteException, cls), {"__module__": "simplerpc"})
+        except TypeError:
+            mixed = RemoteException
+        _remote_classes[cls] = mixed
+    return _remote_classes[cls]
+
+
+def _rebuild(cls: Type[BaseException], message: str) -> Optional[BaseException]:
+    try:
+        exc: BaseException = cls(message)
+        return exc
+    except Exception:
+        pass
+    try:
+        exc = cls.__new__(cls)
+        exc.args = (message,)
+        return exc
+    except Exception:
+        return None
+
+
+def _unpickle(payload: bytes) -> Optional[BaseException]:
+    try:
+        try:
+            import dill as loader
+        except ImportError:
+            import pickle as loader
+        obj = loader.loads(payload)
+    except Exception:
+        return None
+    return obj if isinstance(obj, BaseException) else None

@@ -1,0 +1,439 @@
+"""ctypes bindings to libsimplerpc: the one module that knows the C ABI.
+
+Every function's ``argtypes``/``restype`` is declared once, here. Buffers the
+library hands out are copied into Python objects and freed at once with
+``srpc_buf_free``. ctypes releases the GIL while a ``CDLL`` call runs, so a
+client waiting on the network never blocks other Python threads.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import glob
+import os
+import threading
+from ctypes import (
+    CFUNCTYPE,
+    POINTER,
+    Structure,
+    byref,
+    c_char_p,
+    c_size_t,
+    c_uint16,
+    c_uint32,
+    c_uint64,
+    c_void_p,
+)
+from typing import Any, Callable, Dict, Optional, Tuple
+
+from ._native_api import NativeRemoteError
+from .errors import AuthenticationError, ConnectionClosedError, ProtocolError, SimpleRPCError
+
+SRPC_OK = 0
+SRPC_ERR_IO = 4
+SRPC_ERR_UNAUTHORIZED = 5
+SRPC_ERR_CLOSED = 6
+SRPC_ERR_REMOTE = 7
+SRPC_ERR_PROTOCOL = 8
+NO_OBJECT = (1 << 64) - 1
+
+# srpc_call_kind
+IMPORT_MODULE, GET_BUILTIN, GET_ATTR, CALL, GET_ITEM, MATERIALIZE, EVAL, EXECUTE, TELEPORT, GET_NAMESPACE = range(10)
+# srpc_response_kind
+RESP_OBJECT, RESP_VALUE, RESP_DONE, RESP_NAMESPACE, RESP_ERROR = range(5)
+
+
+class Str(Structure):
+    _fields_ = [("ptr", c_void_p), ("len", c_size_t)]
+
+
+class Slice(Structure):
+    _fields_ = [("ptr", c_void_p), ("len", c_size_t)]
+
+
+class Buf(Structure):
+    _fields_ = [("data", c_void_p), ("len", c_size_t), ("capacity", c_size_t)]
+
+
+class Call(Structure):
+    _fields_ = [
+        ("kind", c_uint32),
+        ("obj", c_uint64),
+        ("name", Str),
+        ("path", Str),
+        ("args", Slice),
+        ("kwargs", Slice),
+        ("key", Slice),
+        ("payload", Slice),
+    ]
+
+
+class Response(Structure):
+    _fields_ = [("kind", c_uint32), ("obj", c_uint64), ("request_id", c_uint64), ("value", Buf)]
+
+
+OPEN_FN = CFUNCTYPE(c_uint32, c_void_p, POINTER(c_void_p))
+CLOSE_FN = CFUNCTYPE(None, c_void_p, c_void_p)
+CALL_FN = CFUNCTYPE(c_uint32, c_void_p, c_void_p, POINTER(Call), c_void_p)
+RELEASE_FN = CFUNCTYPE(None, c_void_p, c_void_p, c_uint64)
+FREE_FN = CFUNCTYPE(None, c_void_p)
+
+
+class Executor(Structure):
+    _fields_ = [
+        ("userdata", c_void_p),
+        ("open", OPEN_FN),
+        ("close", CLOSE_FN),
+        ("call", CALL_FN),
+        ("release", RELEASE_FN),
+        ("free_userdata", FREE_FN),
+    ]
+
+
+class ServerConfig(Structure):
+    _fields_ = [("host", Str), ("port", c_uint16), ("token", Str), ("max_message_size", c_uint64)]
+
+
+def _find_library() -> str:
+    override = os.environ.get("SIMPLERPC_LIBRARY")
+    if override:
+        return override
+    here = os.path.dirname(os.path.abspath(__file__))
+    # setuptools-rust names a binding-less library with Python's extension
+    # suffix (setuptools-rust #47), so look for any of the usual names.
+    for pattern in ("_libsimplerpc*.so", "_libsimplerpc*.pyd", "_libsimplerpc*.dylib", "libsimplerpc.so", "libsimplerpc.dylib", "simplerpc.dll"):
+        found = sorted(glob.glob(os.path.join(here, pattern)))
+        if found:
+            return found[0]
+    raise ImportError(
+        f"libsimplerpc was not found next to {here}; install the package with "
+        "`pip install ./bindings/python` (it builds the Rust library with cargo), "
+        "or point SIMPLERPC_LIBRARY at a built libsimplerpc.so"
+    )
+
+
+_lib = ctypes.CDLL(_find_library())
+
+
+def _declare(name: str, restype: Any, *argtypes: Any) -> Any:
+    f = getattr(_lib, name)
+    f.restype = restype
+    f.argtypes = list(argtypes)
+    return f
+
+
+_last_message = _declare("srpc_last_error_message", c_void_p)
+_last_type = _declare("srpc_last_error_type", c_void_p)
+_last_traceback = _declare("srpc_last_error_traceback", c_void_p)
+_last_payload = _declare("srpc_last_error_payload", c_void_p, POINTER(c_size_t))
+_buf_free = _declare("srpc_buf_free", None, POINTER(Buf))
+_client_connect = _declare("srpc_client_connect", c_uint32, Str, c_uint16, Str, POINTER(c_void_p))
+_client_request = _declare("srpc_client_request", c_uint32, c_void_p, POINTER(Call), POINTER(Response))
+_client_release = _declare("srpc_client_release", c_uint32, c_void_p, c_uint64)
+_client_extensions = _declare("srpc_client_extensions", c_uint32, c_void_p)
+_client_close = _declare("srpc_client_close", None, c_void_p)
+_server_start = _declare("srpc_server_start", c_uint32, POINTER(ServerConfig), POINTER(Executor), POINTER(c_void_p))
+_server_port = _declare("srpc_server_port", c_uint16, c_void_p)
+_server_token = _declare("srpc_server_token", c_void_p, c_void_p)
+_server_stop = _declare("srpc_server_stop", c_uint32, c_void_p)
+_server_free = _declare("srpc_server_free", None, c_void_p)
+LOG_FN = CFUNCTYPE(None, c_void_p, c_uint32, Str, Str)
+_set_log_callback = _declare("srpc_set_log_callback", None, LOG_FN, c_void_p, c_uint32)
+_reply_handle = _declare("srpc_reply_handle", c_uint32, c_void_p, c_uint64)
+_reply_value = _declare("srpc_reply_value", c_uint32, c_void_p, c_void_p, c_size_t)
+_reply_error = _declare("srpc_reply_error", c_uint32, c_void_p, Str, Str, Str, Slice)
+
+
+def _cstr(p: Optional[int]) -> str:
+    return ctypes.string_at(p).decode("utf-8", "replace") if p else ""
+
+
+class NativeError(SimpleRPCError):
+    """A libsimplerpc call failed; ``status`` is its srpc_status."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class NativeIOError(NativeError, ConnectionError):
+    """A network or OS error: the server cannot be reached or the address bound."""
+
+
+def _raise(status: int) -> None:
+    message = _cstr(_last_message())
+    if status == SRPC_ERR_REMOTE:
+        n = c_size_t(0)
+        p = _last_payload(byref(n))
+        payload = ctypes.string_at(p, n.value) if p and n.value else None
+        raise NativeRemoteError(_cstr(_last_type()) or "builtins.Exception", message, _cstr(_last_traceback()), payload)
+    if status == SRPC_ERR_UNAUTHORIZED:
+        raise AuthenticationError(message)
+    if status == SRPC_ERR_CLOSED:
+        raise ConnectionClosedError(message)
+    if status == SRPC_ERR_PROTOCOL:
+        raise ProtocolError(message)
+    if status == SRPC_ERR_IO:
+        raise NativeIOError(status, message)
+    raise NativeError(status, message)
+
+
+def _take(buf: Buf) -> bytes:
+    try:
+        return ctypes.string_at(buf.data, buf.len) if buf.data else b""
+    finally:
+        _buf_free(byref(buf))
+
+
+class _Keep:
+    """Keeps Python bytes alive while their pointers sit in a C struct."""
+
+    def __init__(self) -> None:
+        self.items: list = []
+
+    def str(self, s: str) -> Str:
+        return self.slice(s.encode("utf-8"), Str)
+
+    def slice(self, b: Any, cls: Any = Slice) -> Any:
+        if not b:
+            return cls(None, 0)
+        if isinstance(b, (bytes, bytearray)):
+            buf = ctypes.c_char_p(bytes(b)) if isinstance(b, bytearray) else ctypes.c_char_p(b)
+            self.items.append(buf)
+            return cls(ctypes.cast(buf, c_void_p), len(b))
+        mv = memoryview(b).cast("B")
+        arr = (ctypes.c_char * len(mv)).from_buffer_copy(mv) if mv.readonly else (ctypes.c_char * len(mv)).from_buffer(mv)
+        self.items.append(arr)
+        return cls(ctypes.addressof(arr), len(mv))
+
+
+class NativeClient:
+    """A connection through libsimplerpc (the ``NativeClientAPI`` of ``_native_api``)."""
+
+    def __init__(self, host: str, port: int, token: str) -> None:
+        keep = _Keep()
+        handle = c_void_p()
+        st = _client_connect(keep.str(host), port, keep.str(token), byref(handle))
+        if st != SRPC_OK:
+            _raise(st)
+        self._handle: Optional[int] = handle.value
+        self._lock = threading.Lock()
+
+    @property
+    def extensions(self) -> int:
+        """The negotiated extension bits (0 against a stock simplerpyc server)."""
+        return _client_extensions(self._handle) if self._handle else 0
+
+    def _request(self, kind: int, obj: Optional[int] = None, name: str = "", path: str = "", args: bytes = b"", kwargs: bytes = b"", key: bytes = b"", payload: bytes = b"") -> Tuple[int, Any]:
+        if not self._handle:
+            raise ConnectionClosedError("the connection is closed")
+        keep = _Keep()
+        call = Call(
+            kind,
+            NO_OBJECT if obj is None else obj,
+            keep.str(name),
+            keep.str(path),
+            keep.slice(args),
+            keep.slice(kwargs),
+            keep.slice(key),
+            keep.slice(payload),
+        )
+        resp = Response()
+        st = _client_request(self._handle, byref(call), byref(resp))
+        if st != SRPC_OK:
+            _raise(st)
+        if resp.kind in (RESP_VALUE, RESP_NAMESPACE):
+            return resp.kind, _take(resp.value)
+        return resp.kind, resp.obj
+
+    def import_module(self, name: str) -> int:
+        return self._request(IMPORT_MODULE, name=name)[1]
+
+    def get_builtin(self, name: str) -> int:
+        return self._request(GET_BUILTIN, name=name)[1]
+
+    def getattr(self, obj_id: Optional[int], path: str, attr: str) -> int:
+        return self._request(GET_ATTR, obj_id, name=attr, path=path)[1]
+
+    def call(self, obj_id: Optional[int], path: str, args: bytes, kwargs: bytes) -> int:
+        return self._request(CALL, obj_id, path=path, args=args, kwargs=kwargs)[1]
+
+    def getitem(self, obj_id: int, key: bytes) -> int:
+        return self._request(GET_ITEM, obj_id, key=key)[1]
+
+    def materialize(self, obj_id: int) -> bytes:
+        return self._request(MATERIALIZE, obj_id)[1]
+
+    def eval(self, expr: str) -> int:
+        return self._request(EVAL, name=expr)[1]
+
+    def execute(self, code: str) -> None:
+        self._request(EXECUTE, name=code)
+
+    def teleport(self, func_bytes: bytes, name: str) -> int:
+        return self._request(TELEPORT, name=name, payload=func_bytes)[1]
+
+    def namespace(self) -> bytes:
+        return self._request(GET_NAMESPACE)[1]
+
+    def release(self, obj_id: int) -> None:
+        """Queue a release; it rides on the next request. Never blocks, never raises."""
+        h = self._handle
+        if h:
+            _client_release(h, obj_id)
+
+    def close(self) -> None:
+        h, self._handle = self._handle, None
+        if h:
+            _client_close(h)
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+# ---------------------------------------------------------------- logging
+
+_LEVELS = {1: 40, 2: 30, 3: 20, 4: 10, 5: 5}
+
+
+def _forward_log(_userdata: Any, level: int, target: Str, message: Str) -> None:
+    try:
+        import logging
+
+        text = ctypes.string_at(message.ptr, message.len).decode("utf-8", "replace")
+        logging.getLogger("simplerpc").log(_LEVELS.get(level, 20), text)
+    except BaseException:
+        pass
+
+
+_log_callback = LOG_FN(_forward_log)
+
+
+def forward_logs(enabled: bool = True) -> None:
+    """Send the library's log records to the ``simplerpc`` logger (or stop)."""
+    if enabled:
+        _set_log_callback(_log_callback, None, 4)
+    else:
+        _set_log_callback(LOG_FN(0), None, 0)
+
+
+# ---------------------------------------------------------------- server
+
+Dispatch = Callable[[Any, int, Optional[int], str, str, bytes, bytes, bytes, bytes], Tuple[str, Any]]
+
+
+class NativeServer:
+    """The Rust WebSocket server running a Python executor.
+
+    ``make_executor()`` is called once per client. The executor's methods
+    follow ``_executor.PythonExecutor``; ``describe_exception(exc)`` turns an
+    exception into ``(type, message, traceback, payload)``.
+    """
+
+    def __init__(self, host: str, port: int, token: Optional[str], make_executor: Callable[[], Any], describe_exception: Callable[[BaseException], Tuple[str, str, str, Optional[bytes]]]) -> None:
+        self._make = make_executor
+        self._describe = describe_exception
+        self._sessions: Dict[int, Any] = {}
+        self._next = 1
+        self._lock = threading.Lock()
+        # The CFUNCTYPE objects live as long as the server: Rust holds them.
+        self._callbacks = (
+            OPEN_FN(self._on_open),
+            CLOSE_FN(self._on_close),
+            CALL_FN(self._on_call),
+            RELEASE_FN(self._on_release),
+            FREE_FN(0),
+        )
+        ex = Executor(None, *self._callbacks)
+        keep = _Keep()
+        cfg = ServerConfig(keep.str(host), port, keep.str(token or ""), 0)
+        handle = c_void_p()
+        st = _server_start(byref(cfg), byref(ex), byref(handle))
+        if st != SRPC_OK:
+            _raise(st)
+        self._handle: Optional[int] = handle.value
+        self.port = _server_port(self._handle)
+        self.token = _cstr(_server_token(self._handle))
+
+    def stop(self) -> None:
+        """Stop accepting, end every session; returns once all have closed."""
+        h = self._handle
+        if h:
+            _server_stop(h)
+
+    def close(self) -> None:
+        h, self._handle = self._handle, None
+        if h:
+            _server_stop(h)
+            _server_free(h)
+
+    # The callbacks run on the server's threads, with the GIL taken by ctypes.
+    # Each catches every exception: nothing may unwind into Rust.
+
+    def _on_open(self, _userdata: Any, session_out: Any) -> int:
+        try:
+            ex = self._make()
+            with self._lock:
+                sid = self._next
+                self._next += 1
+                self._sessions[sid] = ex
+            session_out[0] = sid
+            return SRPC_OK
+        except BaseException:
+            return 3
+
+    def _on_close(self, _userdata: Any, session: Any) -> None:
+        with self._lock:
+            self._sessions.pop(session or 0, None)
+
+    def _on_release(self, _userdata: Any, session: Any, handle: int) -> None:
+        ex = self._sessions.get(session or 0)
+        if ex is not None:
+            try:
+                ex.release(handle)
+            except BaseException:
+                pass
+
+    def _on_call(self, _userdata: Any, session: Any, call_p: Any, reply: Any) -> int:
+        try:
+            ex = self._sessions[session or 0]
+            c = call_p.contents
+            kind = c.kind
+            obj = None if c.obj == NO_OBJECT else c.obj
+            name = ctypes.string_at(c.name.ptr, c.name.len).decode() if c.name.len else ""
+            path = ctypes.string_at(c.path.ptr, c.path.len).decode() if c.path.len else ""
+            if kind == IMPORT_MODULE:
+                h = ex.import_module(name)
+            elif kind == GET_BUILTIN:
+                h = ex.get_builtin(name)
+            elif kind == GET_ATTR:
+                h = ex.getattr(obj, path, name)
+            elif kind == CALL:
+                h = ex.call(obj, path, ctypes.string_at(c.args.ptr, c.args.len), ctypes.string_at(c.kwargs.ptr, c.kwargs.len) if c.kwargs.len else b"\x80")
+            elif kind == GET_ITEM:
+                h = ex.getitem(obj, ctypes.string_at(c.key.ptr, c.key.len))
+            elif kind == EVAL:
+                h = ex.eval(name)
+            elif kind == TELEPORT:
+                h = ex.teleport(ctypes.string_at(c.payload.ptr, c.payload.len), name)
+            elif kind == EXECUTE:
+                ex.execute(name)
+                return SRPC_OK
+            elif kind in (MATERIALIZE, GET_NAMESPACE):
+                data = ex.materialize(obj) if kind == MATERIALIZE else ex.namespace()
+                keep = _Keep()
+                s = keep.slice(data)
+                return _reply_value(reply, s.ptr, s.len)
+            else:
+                raise NotImplementedError(f"unknown call kind {kind}")
+            return _reply_handle(reply, h)
+        except BaseException as exc:  # noqa: B902 - nothing may unwind into Rust
+            try:
+                etype, msg, tb, payload = self._describe(exc)
+            except BaseException:
+                etype, msg, tb, payload = "builtins.Exception", repr(exc), "", None
+            keep = _Keep()
+            return _reply_error(reply, keep.str(etype), keep.str(msg), keep.str(tb), keep.slice(payload or b""))

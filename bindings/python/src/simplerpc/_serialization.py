@@ -1,0 +1,279 @@
+"""Protocol values: msgpack with numpy support, in the msgpack-numpy wire format.
+
+Byte-compatible with the reference (``simplerpyc``, which uses msgpack-numpy),
+implemented here without msgpack-numpy and with these differences, all on
+inputs the reference cannot handle or should not:
+
+* object arrays (dtype kind ``'O'``) are refused when encoding, and decoded
+  (by unpickling) only with ``allow_pickle=True``;
+* C-contiguous datetime/timedelta arrays and numpy datetime/timedelta scalars
+  encode (the reference fails on them);
+* a map key that is an array decodes to a tuple (the reference fails:
+  unhashable list), so ``{(1, 2): x}`` round-trips;
+* structured dtypes with padding decode to the same layout and re-encode to
+  the same descr;
+* decoded arrays are writable and own their data (one copy out of the frame).
+
+numpy is optional: it is never imported to encode (a numpy object can only
+exist if numpy is already imported), and imported on decode only when an
+array or numpy scalar arrives.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, Dict, List, Optional, Tuple, Union
+
+from msgpack import ExtType
+
+try:  # The implementation classes, not the ``msgpack`` module attributes, which
+    # msgpack_numpy.patch() (run by simplerpyc on import) replaces process-wide.
+    from msgpack._cmsgpack import Packer as _Packer
+    from msgpack._cmsgpack import unpackb as _unpackb
+except ImportError:  # pragma: no cover - pure-Python msgpack
+    from msgpack.fallback import Packer as _Packer
+    from msgpack.fallback import unpackb as _unpackb
+
+__all__ = ["packb", "unpackb"]
+
+_SLICE_KEYS = frozenset(("__slice__", "start", "stop", "step"))
+_Buffer = Union[bytes, bytearray, memoryview]
+# Array data at least this large is not copied into msgpack's buffer: packb
+# packs a placeholder and splices the array's memory into the result.
+_SPLICE_MIN = 1 << 16
+_PLACEHOLDER_CODE = 42
+
+
+def packb(obj: Any, *, proxy_owner: Any = None) -> bytes:
+    """Encode ``obj`` as one msgpack value in the protocol's format.
+
+    Tuples travel as arrays, bytes as bin, str as str. numpy arrays and
+    scalars, Python complex numbers, slices and proxies (objects with an
+    ``_rpc_obj_id`` attribute) use the protocol's marker maps.
+
+    Args:
+        obj: the value.
+        proxy_owner: if given, every proxy in ``obj`` must belong to this
+            connection (its ``_rpc_connection``); a proxy of another
+            connection raises ValueError.
+
+    Raises:
+        TypeError: a value of a type the protocol cannot carry (including
+            numpy object arrays, which would need pickle).
+        ValueError: a proxy of another connection (see ``proxy_owner``).
+    """
+
+    spliced: List[Tuple[bytes, Any]] = []
+
+    def default(o: Any) -> Any:
+        return _encode_special(o, proxy_owner, spliced)
+
+    packed: bytes = _Packer(default=default, use_bin_type=True).pack(obj)
+    if not spliced:
+        return packed
+    # Each placeholder is a fixext16 with a random token; they occur in the
+    # output in the order default() made them. One copy of each array: join.
+    view, pieces, start = memoryview(packed), [], 0
+    for token, data in spliced:
+        marker = bytes((0xD8, _PLACEHOLDER_CODE)) + token
+        at = packed.index(marker, start)
+        pieces += [view[start:at], b"\xc6" + len(data).to_bytes(4, "big"), data]
+        start = at + len(marker)
+    pieces.append(view[start:])
+    return b"".join(pieces)
+
+
+def unpackb(data: _Buffer, *, allow_pickle: bool = False) -> Any:
+    """Decode one msgpack value in the protocol's format.
+
+    Marker maps come back as numpy arrays (writable, C-ordered, dtype and
+    byte order as sent, shape preserved), numpy scalars, complex numbers and
+    slices. Proxy reference maps stay dicts. Arrays decode to lists.
+
+    Args:
+        data: the encoded value (bytes, bytearray or memoryview).
+        allow_pickle: decode object arrays (kind ``b"O"``) by unpickling
+            them. Unpickling runs code chosen by whoever produced ``data``:
+            enable only for a trusted peer.
+
+    Raises:
+        ValueError: malformed data, or an object array without ``allow_pickle``.
+        ImportError: an array or numpy scalar arrived and numpy is not installed.
+    """
+
+    def hook(pairs: List[Tuple[Any, Any]]) -> Any:
+        return _decode_map(pairs, allow_pickle)
+
+    return _unpackb(data, raw=False, strict_map_key=False, object_pairs_hook=hook)
+
+
+# ----------------------------------------------------------------- encoding
+
+
+def _encode_special(obj: Any, proxy_owner: Any, spliced: List[Tuple[bytes, Any]]) -> Any:
+    np = sys.modules.get("numpy")
+    if np is not None:
+        if isinstance(obj, np.ndarray):
+            return _encode_array(np, obj, spliced)
+        if isinstance(obj, (np.bool_, np.number, np.datetime64, np.timedelta64)):
+            # np.float64 never gets here: it is a float, packed natively.
+            return {b"nd": False, b"type": obj.dtype.str, b"data": obj.tobytes()}
+    if isinstance(obj, complex):
+        return {b"complex": True, b"data": repr(obj)}
+    if isinstance(obj, slice):
+        return {"__slice__": True, "start": obj.start, "stop": obj.stop, "step": obj.step}
+    obj_id = getattr(obj, "_rpc_obj_id", None)
+    if obj_id is not None:
+        if proxy_owner is not None and getattr(obj, "_rpc_connection", None) is not proxy_owner:
+            raise ValueError(f"{obj!r} belongs to another connection and cannot be sent on this one")
+        return {"__rpc_proxy__": True, "obj_id": obj_id}
+    raise TypeError(f"can not serialize {type(obj).__qualname__!r} object")
+
+
+def _encode_array(np: Any, arr: Any, spliced: List[Tuple[bytes, Any]]) -> Dict[bytes, Any]:
+    dtype = arr.dtype
+    if dtype.hasobject:
+        raise TypeError(
+            f"can not serialize a numpy array of dtype {dtype} (it holds Python objects, "
+            "which would have to be pickled); convert it to a list or to a non-object dtype"
+        )
+    if dtype.kind == "V":
+        kind, type_ = b"V", dtype.descr
+    else:
+        kind, type_ = b"", dtype.str
+    if arr.nbytes == 0:
+        data: Any = b""
+    elif arr.flags.c_contiguous:
+        data = memoryview(arr.view(np.ndarray).reshape(-1).view(np.uint8))  # no copy
+    else:
+        data = arr.tobytes()  # C order
+    if len(data) >= _SPLICE_MIN:
+        if len(data) >= 1 << 32:
+            raise ValueError(f"numpy array of {len(data)} bytes: msgpack bin is limited to 4 GiB")
+        token = os.urandom(16)
+        spliced.append((token, data))
+        data = ExtType(_PLACEHOLDER_CODE, token)
+    return {b"nd": True, b"type": type_, b"kind": kind, b"shape": list(arr.shape), b"data": data}
+
+
+# ----------------------------------------------------------------- decoding
+
+
+def _decode_map(pairs: List[Tuple[Any, Any]], allow_pickle: bool) -> Any:
+    try:
+        obj = dict(pairs)
+    except TypeError:  # an array as a key: make it a tuple
+        obj = {_hashable(k): v for k, v in pairs}
+    if b"nd" in obj:
+        nd = obj[b"nd"]
+        if nd is True and b"type" in obj and b"shape" in obj and b"data" in obj:
+            return _decode_array(obj, allow_pickle)
+        if nd is False and b"type" in obj and b"data" in obj:
+            return _decode_scalar(obj)
+    elif obj.get(b"complex") is True and b"data" in obj:
+        text = obj[b"data"]
+        return complex(text.decode() if isinstance(text, bytes) else text)
+    elif obj.get("__slice__") is True and obj.keys() <= _SLICE_KEYS:
+        return slice(obj.get("start"), obj.get("stop"), obj.get("step"))
+    return obj
+
+
+def _hashable(key: Any) -> Any:
+    if isinstance(key, list):
+        return tuple(_hashable(k) for k in key)
+    return key
+
+
+def _numpy() -> Any:
+    try:
+        import numpy
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError("a numpy array or scalar arrived but numpy is not installed") from e
+    return numpy
+
+
+def _decode_array(obj: Dict[Any, Any], allow_pickle: bool) -> Any:
+    data = obj[b"data"]
+    if not isinstance(data, bytes):
+        raise ValueError("malformed numpy array: data is not bin")
+    if obj.get(b"kind") == b"O":
+        if not allow_pickle:
+            raise ValueError(
+                "refusing to decode a numpy object array: it is a pickle, and unpickling runs "
+                "code chosen by the sender (pass allow_pickle=True to trust this peer)"
+            )
+        import pickle
+
+        return pickle.loads(data)
+    np = _numpy()
+    dtype = _dtype(np, obj[b"type"])
+    shape = obj[b"shape"]
+    if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
+        raise ValueError(f"malformed numpy array: shape {shape!r}")
+    count = 1
+    for d in shape:
+        count *= d
+    if len(data) != count * dtype.itemsize:
+        raise ValueError(
+            f"malformed numpy array: {len(data)} data bytes for shape {tuple(shape)} of {dtype}"
+        )
+    if count == 0 or dtype.itemsize == 0:
+        return np.zeros(shape, dtype)
+    arr = np.empty(shape, dtype)
+    # Copy the bytes as they are (a dtype-aware copy would skip struct padding).
+    arr.reshape(-1).view(np.uint8)[:] = np.frombuffer(data, np.uint8)
+    return arr
+
+
+def _decode_scalar(obj: Dict[Any, Any]) -> Any:
+    np = _numpy()
+    dtype = _dtype(np, obj[b"type"])
+    data = obj[b"data"]
+    if not isinstance(data, bytes) or dtype.itemsize == 0 or len(data) != dtype.itemsize:
+        raise ValueError(f"malformed numpy scalar of type {dtype}")
+    return np.frombuffer(data, dtype)[0]
+
+
+def _dtype(np: Any, descr: Any) -> Any:
+    """A dtype from a dtype string or a structured descr list, refusing object dtypes."""
+    try:
+        dtype = _dtype_from_descr(np, descr)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"malformed numpy dtype {descr!r}: {e}") from None
+    if dtype.hasobject:
+        raise ValueError(f"refusing to decode a numpy array of dtype {dtype} (it holds Python objects)")
+    return dtype
+
+
+def _dtype_from_descr(np: Any, descr: Any) -> Any:
+    # numpy.lib.format.descr_to_dtype, for descrs whose tuples arrived as lists:
+    # unnamed void entries are padding, so aligned layouts come back exactly.
+    if isinstance(descr, bytes):
+        descr = descr.decode()
+    if isinstance(descr, str):
+        return np.dtype(descr)
+    if not isinstance(descr, list):
+        raise TypeError("expected a str or a list")
+    names: List[str] = []
+    formats: List[Any] = []
+    titles: List[Optional[str]] = []
+    offsets: List[int] = []
+    offset = 0
+    for field in descr:
+        if not isinstance(field, list) or len(field) not in (2, 3):
+            raise TypeError(f"bad field {field!r}")
+        name, dt = field[0], _dtype_from_descr(np, field[1])
+        if len(field) == 3:
+            shape = field[2]
+            dt = np.dtype((dt, tuple(shape) if isinstance(shape, list) else shape))
+        if not (name == "" and dt.type is np.void and dt.names is None):
+            title, name = name if isinstance(name, list) and len(name) == 2 else (None, name)
+            names.append(name)
+            formats.append(dt)
+            titles.append(title)
+            offsets.append(offset)
+        offset += dt.itemsize
+    return np.dtype(
+        {"names": names, "formats": formats, "titles": titles, "offsets": offsets, "itemsize": offset}
+    )

@@ -1,0 +1,94 @@
+"""Exceptions of simplerpc.
+
+Every class here reports its module as ``simplerpc`` so that its qualified
+name is the one the server puts on the wire (``"simplerpc.ProtocolError"``,
+``"simplerpc.UnknownObjectError"``); a client that receives such a remote
+error can rebuild the original exception from that name.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+__all__ = [
+    "SimpleRPCError",
+    "ProtocolError",
+    "UnknownObjectError",
+    "ExecutorPanic",
+    "ConnectionClosedError",
+    "AuthenticationError",
+    "RemoteException",
+]
+
+
+class SimpleRPCError(Exception):
+    """Base class of the errors simplerpc itself raises."""
+
+
+class ProtocolError(SimpleRPCError):
+    """A peer sent a frame that does not follow the protocol."""
+
+
+class UnknownObjectError(SimpleRPCError, LookupError):
+    """A request named an object id the server does not hold (never returned, or released)."""
+
+
+class ExecutorPanic(SimpleRPCError, RuntimeError):
+    """The server's executor failed internally while serving a request."""
+
+
+class ConnectionClosedError(SimpleRPCError, ConnectionError):
+    """The connection is closed: it was disconnected, or the peer went away."""
+
+
+class AuthenticationError(SimpleRPCError, ConnectionError):
+    """The server refused the token."""
+
+
+class RemoteException(Exception):
+    """An exception raised on the server.
+
+    ``str()`` shows ``"<exception_type>: <message>"`` followed by the remote
+    traceback. When the original exception type is known locally the
+    exception is raised ``from`` an instance of it, and for builtin
+    exception types the raised exception is also an instance of that type
+    (``except KeyError`` catches a remote ``KeyError``).
+
+    Attributes:
+        remote_traceback: the formatted traceback from the server, or None.
+        exception_type: the qualified name of the remote exception's type,
+            e.g. ``"builtins.ValueError"``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        traceback: Optional[str] = None,
+        exception_type: Optional[str] = None,
+    ) -> None:
+        super().__init__(message)
+        self.remote_traceback = traceback
+        self.exception_type = exception_type
+
+    def __str__(self) -> str:
+        text = str(self.args[0]) if self.args else ""
+        if self.remote_traceback:
+            return f"{text}\n\nRemote traceback:\n{self.remote_traceback}"
+        return text
+
+    def __repr__(self) -> str:
+        text = str(self.args[0]) if self.args else ""
+        return f"RemoteException({text!r})"
+
+
+for _cls in (
+    SimpleRPCError,
+    ProtocolError,
+    UnknownObjectError,
+    ExecutorPanic,
+    ConnectionClosedError,
+    AuthenticationError,
+    RemoteException,
+):
+    _cls.__module__ = "simplerpc"
+del _cls

@@ -10,6 +10,6 @@ if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
 "$venv/bin/python" -m pip install -q --upgrade pip >/dev/null
-"$venv/bin/python" -m pip install -q "$@"
+"$venv/bin/python" -m pip install -q "msgpack>=1.0" "$@"
+# Always rebuild from this checkout (cargo keeps the build incremental).
 "$venv/bin/python" -m pip install -q --force-reinstall --no-deps "$root/bindings/python"
-"$venv/bin/python" -m pip install -q "$root/bindings/python"

@@ -22,19 +22,21 @@ if ! git diff --quiet -- include/simplerpc.h 2>/dev/null; then
   exit 1
 fi
 
+step "Python venvs: numpy>=2 with the stock simplerpyc (interop), numpy<2; the package built from this checkout"
+scripts/python-env.sh .venv "numpy>=2" dill msgpack pytest "simplerpyc==0.0.1a3"
+scripts/python-env.sh .venv-np1 "numpy<2" dill msgpack pytest
+export SIMPLERPC_REFERENCE_PYTHON="$root/.venv/bin/python"
+export SIMPLERPC_NP1_PYTHON="$root/.venv-np1/bin/python"
+
 step "cargo test"
 cargo test --workspace
 
 step "C ABI: examples with gcc, header with g++ -std=c++17, valgrind"
 scripts/test-c.sh
 
-step "Python: venvs with numpy>=2 and numpy<2, the package built from this checkout"
-scripts/python-env.sh .venv "numpy>=2" dill msgpack pytest "simplerpyc==0.0.1a3"
-scripts/python-env.sh .venv-np1 "numpy<2" dill msgpack pytest
-export SIMPLERPC_NP1_PYTHON="$root/.venv-np1/bin/python"
-export SIMPLERPC_C_BIN="$root/target/c"
-.venv/bin/python -m pytest -q bindings/python/tests tests/interop
-.venv-np1/bin/python -m pytest -q bindings/python/tests/test_serialization.py
+step "Python: the package in a numpy>=2 venv and a numpy<2 venv"
+.venv-np1/bin/python -m pytest -q bindings/python/tests/test_serialization.py bindings/python/tests/test_executor.py
+.venv/bin/python -m pytest -q tests/interop bindings/python/tests
 
 echo
 echo "all tests passed in $(( $(date +%s) - started )) s"

@@ -1,0 +1,48 @@
+"""The C matrix executor (examples/c) serving over WebSocket, under valgrind,
+driven by the stock simplerpyc client and by ours."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import simplerpc
+import simplerpyc
+from simplerpc._native_api import NativeRemoteError
+
+
+def test_stock_client_uses_the_c_executor(c_server):
+    port, token, _ = c_server
+    conn = simplerpyc.connect("127.0.0.1", port, token=token)
+    try:
+        m = conn.modules.matrix
+        eye = m.eye(3)
+        full = m.full(3, 3, 2.5)
+        np.testing.assert_array_equal(simplerpyc.materialize(m.matmul(eye, full)), np.full((3, 3), 2.5))
+        np.testing.assert_array_equal(simplerpyc.materialize(m.matmul(np.ones((2, 3)), full)), np.full((2, 3), 7.5))
+        np.testing.assert_array_equal(simplerpyc.materialize(eye[1]), [0.0, 1.0, 0.0])
+        with pytest.raises(Exception, match="shapes do not align"):
+            m.matmul(full, eye[0])
+        with pytest.raises(Exception, match="cannot be materialized"):
+            simplerpyc.materialize(m)
+        with pytest.raises(Exception, match="No module named"):
+            conn.modules.numpy
+        assert simplerpyc.materialize(m.zeros(2, 2)).tolist() == [[0.0, 0.0], [0.0, 0.0]]
+    finally:
+        conn.disconnect()
+
+
+def test_our_client_and_release_against_the_c_executor(c_server):
+    port, token, _ = c_server
+    with simplerpc.connect("127.0.0.1", port, token=token) as conn:
+        m = conn.modules.matrix
+        for i in range(200):  # proxies dropped every round are released on the server
+            p = m.full(64, 64, float(i))
+            assert simplerpc.materialize(p)[0, 0] == float(i)
+        with pytest.raises(NativeRemoteError) as e:
+            conn._native.materialize(10**9)  # an id the server never issued
+        assert e.value.exception_type == "simplerpc.UnknownObjectError"
+        with pytest.raises(AttributeError):
+            m.nope
+    with pytest.raises(simplerpc.AuthenticationError):
+        simplerpc.connect("127.0.0.1", port, token="wrong")

@@ -1,0 +1,51 @@
+"""The stock simplerpyc client and our Python client against the Rust registry server."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import simplerpc
+import simplerpyc
+
+
+def test_stock_client_steps_the_rust_env(rust_server):
+    port, token, _ = rust_server
+    conn = simplerpyc.connect("127.0.0.1", port, token=token)
+    try:
+        sim = conn.modules.sim
+        assert simplerpyc.materialize(sim.add(2, 3.5)) == 5.5
+        assert simplerpyc.materialize(sim.version) == "0.1.0"
+        env = sim.make(7)
+        obs = simplerpyc.materialize(env.reset(7))
+        assert obs.shape == (480, 640, 3) and obs.dtype == np.uint8 and obs[0, 0, 0] == 7
+        for t in range(1, 4):
+            out = simplerpyc.materialize(env.step(1.0))
+            assert out["obs"].shape == (480, 640, 3)
+            assert out["obs"][0, 0, 0] == 7 + t
+            assert out["reward"] == 0.5 and out["done"] is False and out["truncated"] is False
+            assert out["info"] == {"t": t}
+        assert simplerpyc.materialize(env) == 3
+        z = simplerpyc.materialize(sim.zeros(5))
+        assert z.dtype == np.float64 and z.tolist() == [0.0] * 5
+        echoed = simplerpyc.materialize(sim.echo(np.arange(6, dtype=np.int16).reshape(2, 3)))
+        assert echoed.dtype == np.int16 and echoed.tolist() == [[0, 1, 2], [3, 4, 5]]
+        with pytest.raises(Exception, match="TypeError"):
+            sim.add("x", 1)
+        assert simplerpyc.materialize(sim.add(1, 1)) == 2.0  # still usable
+    finally:
+        conn.disconnect()
+
+
+def test_our_client_against_the_rust_server(rust_server):
+    port, token, _ = rust_server
+    with simplerpc.connect("127.0.0.1", port, token=token) as conn:
+        assert conn._native.extensions == 3
+        env = conn.modules.sim.make(1)
+        step = simplerpc.materialize(env.step(2.0))
+        assert step["obs"].shape == (480, 640, 3) and step["obs"].flags.writeable
+        with pytest.raises(ModuleNotFoundError):
+            conn.modules.nonexistent
+        with pytest.raises(simplerpc.RemoteException) as e:
+            simplerpc.materialize(conn.modules.sim)
+        assert "cannot be materialized" in str(e.value)

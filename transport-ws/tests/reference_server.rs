@@ -1,0 +1,111 @@
+//! Our Rust client against the stock `python -m simplerpyc.server` from PyPI.
+//!
+//! Needs a Python with `simplerpyc==0.0.1a3`: `SIMPLERPC_REFERENCE_PYTHON`
+//! (scripts/test.sh points it at its venv), else `python3`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use simplerpc_core::{DType, Extensions, Request, Response, Value};
+use simplerpc_ws::{Client, ClientConfig, Error};
+
+struct Reference {
+    child: Child,
+    port: u16,
+    token: String,
+}
+
+impl Drop for Reference {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_reference() -> Reference {
+    let python = std::env::var("SIMPLERPC_REFERENCE_PYTHON").unwrap_or_else(|_| "python3".into());
+    let mut child = Command::new(&python)
+        .args(["-u", "-m", "simplerpyc.server", "--host", "127.0.0.1", "--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {python}: {e}; set SIMPLERPC_REFERENCE_PYTHON to a python with simplerpyc==0.0.1a3 (scripts/test.sh does)"));
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut port, mut token) = (None, None);
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let value = || line.split('\'').nth(1).unwrap_or_default().to_owned();
+        if line.contains("SIMPLERPYC_PORT=") {
+            port = value().parse().ok();
+        } else if line.contains("SIMPLERPYC_TOKEN=") {
+            token = Some(value());
+            break;
+        }
+    }
+    let (Some(port), Some(token)) = (port, token) else {
+        let mut err = String::new();
+        let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err);
+        panic!("the stock simplerpyc server did not start with {python} (is simplerpyc==0.0.1a3 installed? scripts/test.sh installs it): {err}");
+    };
+    // Keep draining stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Reference { child, port, token }
+}
+
+#[test]
+fn rust_client_against_the_stock_server() {
+    let r = start_reference();
+    let client = Client::connect(&ClientConfig::new("127.0.0.1", r.port, r.token.clone())).unwrap();
+    assert_eq!(client.extensions(), Extensions::NONE, "a stock server negotiates nothing");
+
+    let np = client.module("numpy").unwrap();
+    let a = np
+        .getattr("arange")
+        .unwrap()
+        .call(vec![Value::UInt(12)], vec![("dtype".into(), Value::str("float32"))])
+        .unwrap();
+    let Value::Array(arr) = a.materialize().unwrap() else { panic!("not an array") };
+    assert_eq!(arr.dtype(), DType::Float32);
+    assert_eq!(arr.to_vec::<f32>().unwrap(), (0..12).map(|i| i as f32).collect::<Vec<_>>());
+
+    // getitem with a slice, and a proxy passed as an argument.
+    let part = a.getitem(Value::slice(Value::UInt(2), Value::UInt(8), Value::UInt(3))).unwrap();
+    let total = np.getattr("sum").unwrap().call_args(vec![part.as_value()]).unwrap();
+    let Value::Scalar(sum) = total.materialize().unwrap() else { panic!("np.float32 travels as a numpy scalar") };
+    assert_eq!((sum.dtype, sum.data.as_ref()), (DType::Float32, &7.0f32.to_le_bytes()[..]));
+
+    // eval and execute share the client's globals.
+    client.execute("x = 40").unwrap();
+    assert_eq!(client.eval("x + 2").unwrap().materialize().unwrap(), Value::UInt(42));
+    assert_eq!(client.module("os.path").unwrap().getattr("sep").unwrap().materialize().unwrap(), Value::str("/"));
+
+    // A remote exception, then the connection still works.
+    let err = client.eval("1/0").unwrap_err();
+    let remote = err.remote().expect("a remote error");
+    assert_eq!(remote.exception_type, "builtins.ZeroDivisionError");
+    assert!(remote.traceback.contains("ZeroDivisionError"));
+    assert!(remote.payload.is_some(), "the stock server sends its pickle (we never load it)");
+
+    // Pipelined requests work without request ids (responses come in order).
+    let responses = client
+        .pipeline(&[Request::Eval { expr: "1".into() }, Request::Eval { expr: "2".into() }, Request::Eval { expr: "3".into() }])
+        .unwrap();
+    assert!(responses.iter().all(|r| matches!(r, Response::Object(_))));
+    // Released proxies are simply not sent to a stock server.
+    drop(a);
+    assert_eq!(client.eval("x").unwrap().materialize().unwrap(), Value::UInt(40));
+    client.close();
+}
+
+#[test]
+fn wrong_token_is_unauthorized_against_the_stock_server() {
+    let r = start_reference();
+    let client = Client::connect(&ClientConfig::new("127.0.0.1", r.port, "wrong"));
+    // The reference accepts the upgrade and then closes with 1008: reported
+    // at connect or at the first request.
+    let err = match client {
+        Err(e) => e,
+        Ok(c) => c.eval("1").unwrap_err(),
+    };
+    assert!(matches!(err, Error::Unauthorized { .. }), "{err:?}");
+}

@@ -16,6 +16,9 @@ gcc "${cflags[@]}" examples/c/pipe_session.c examples/c/matrix_executor.c "${lin
 gcc "${cflags[@]}" examples/c/matrix_server.c examples/c/matrix_executor.c "${link[@]}" -o "$out/matrix_server"
 # The static library links too.
 gcc "${cflags[@]}" examples/c/pipe_session.c examples/c/matrix_executor.c "$lib/libsimplerpc.a" -lpthread -ldl -lm -o "$out/pipe_session_static"
+# The C host shown in the README compiles and links.
+awk '/^```c$/{on=1; next} /^```$/{on=0} on' README.md > "$out/readme_host.c"
+gcc "${cflags[@]}" -Wno-unused-parameter -Wno-missing-field-initializers "$out/readme_host.c" "${link[@]}" -o "$out/readme_host"
 # The header alone, twice, as C11 and C++17.
 printf '#include "simplerpc.h"\n#include "simplerpc.h"\nint main(void) { return SRPC_OK; }\n' > "$out/header.c"
 gcc -std=c11 -Wall -Wextra -Werror -pedantic -Iinclude -c "$out/header.c" -o "$out/header_c.o"

@@ -55,10 +55,8 @@ def rust_server() -> Iterator[Tuple[int, str, subprocess.Popen]]:
     proc.wait(timeout=20)
 
 
-@pytest.fixture(scope="module")
-def c_server() -> Iterator[Tuple[int, str, subprocess.Popen]]:
-    """examples/c/matrix_server.c, run under valgrind: exits non-zero on leaks or bad memory use."""
-    exe = _binary("SIMPLERPC_C_SERVER", ROOT / "target" / "c" / "matrix_server")
+def _c_server(name: str) -> Iterator[Tuple[int, str, subprocess.Popen]]:
+    exe = _binary("SIMPLERPC_C_BIN", ROOT / "target" / "c" / name) if "SIMPLERPC_C_BIN" not in os.environ else str(Path(os.environ["SIMPLERPC_C_BIN"]) / name)
     cmd = [exe]
     if os.environ.get("SIMPLERPC_NO_VALGRIND") != "1":
         cmd = ["valgrind", "--quiet", "--leak-check=full", "--show-leak-kinds=definite,indirect",
@@ -70,7 +68,19 @@ def c_server() -> Iterator[Tuple[int, str, subprocess.Popen]]:
     proc.stdin.flush()
     rc = proc.wait(timeout=120)
     err = proc.stderr.read() if proc.stderr else ""
-    assert rc == 0, f"matrix_server exited {rc} (valgrind errors or leaks?):\n{err[-4000:]}"
+    assert rc == 0, f"{name} exited {rc} (valgrind errors or leaks?):\n{err[-4000:]}"
+
+
+@pytest.fixture(scope="module")
+def c_server() -> Iterator[Tuple[int, str, subprocess.Popen]]:
+    """examples/c/matrix_server.c, run under valgrind: exits non-zero on leaks or bad memory use."""
+    yield from _c_server("matrix_server")
+
+
+@pytest.fixture(scope="module")
+def faulty_server() -> Iterator[Tuple[int, str, subprocess.Popen]]:
+    """tests/c/faulty_server.c (an executor that breaks its contract), under valgrind."""
+    yield from _c_server("faulty_server")
 
 
 def stock_python() -> str:

@@ -56,44 +56,89 @@ fn start_reference() -> Reference {
 fn rust_client_against_the_stock_server() {
     let r = start_reference();
     let client = Client::connect(&ClientConfig::new("127.0.0.1", r.port, r.token.clone())).unwrap();
-    assert_eq!(client.extensions(), Extensions::NONE, "a stock server negotiates nothing");
+    assert_eq!(
+        client.extensions(),
+        Extensions::NONE,
+        "a stock server negotiates nothing"
+    );
 
     let np = client.module("numpy").unwrap();
     let a = np
         .getattr("arange")
         .unwrap()
-        .call(vec![Value::UInt(12)], vec![("dtype".into(), Value::str("float32"))])
+        .call(
+            vec![Value::UInt(12)],
+            vec![("dtype".into(), Value::str("float32"))],
+        )
         .unwrap();
-    let Value::Array(arr) = a.materialize().unwrap() else { panic!("not an array") };
+    let Value::Array(arr) = a.materialize().unwrap() else {
+        panic!("not an array")
+    };
     assert_eq!(arr.dtype(), DType::Float32);
-    assert_eq!(arr.to_vec::<f32>().unwrap(), (0..12).map(|i| i as f32).collect::<Vec<_>>());
+    assert_eq!(
+        arr.to_vec::<f32>().unwrap(),
+        (0..12).map(|i| i as f32).collect::<Vec<_>>()
+    );
 
     // getitem with a slice, and a proxy passed as an argument.
-    let part = a.getitem(Value::slice(Value::UInt(2), Value::UInt(8), Value::UInt(3))).unwrap();
-    let total = np.getattr("sum").unwrap().call_args(vec![part.as_value()]).unwrap();
-    let Value::Scalar(sum) = total.materialize().unwrap() else { panic!("np.float32 travels as a numpy scalar") };
-    assert_eq!((sum.dtype, sum.data.as_ref()), (DType::Float32, &7.0f32.to_le_bytes()[..]));
+    let part = a
+        .getitem(Value::slice(Value::UInt(2), Value::UInt(8), Value::UInt(3)))
+        .unwrap();
+    let total = np
+        .getattr("sum")
+        .unwrap()
+        .call_args(vec![part.as_value()])
+        .unwrap();
+    let Value::Scalar(sum) = total.materialize().unwrap() else {
+        panic!("np.float32 travels as a numpy scalar")
+    };
+    assert_eq!(
+        (sum.dtype, sum.data.as_ref()),
+        (DType::Float32, &7.0f32.to_le_bytes()[..])
+    );
 
     // eval and execute share the client's globals.
     client.execute("x = 40").unwrap();
-    assert_eq!(client.eval("x + 2").unwrap().materialize().unwrap(), Value::UInt(42));
-    assert_eq!(client.module("os.path").unwrap().getattr("sep").unwrap().materialize().unwrap(), Value::str("/"));
+    assert_eq!(
+        client.eval("x + 2").unwrap().materialize().unwrap(),
+        Value::UInt(42)
+    );
+    assert_eq!(
+        client
+            .module("os.path")
+            .unwrap()
+            .getattr("sep")
+            .unwrap()
+            .materialize()
+            .unwrap(),
+        Value::str("/")
+    );
 
     // A remote exception, then the connection still works.
     let err = client.eval("1/0").unwrap_err();
     let remote = err.remote().expect("a remote error");
     assert_eq!(remote.exception_type, "builtins.ZeroDivisionError");
     assert!(remote.traceback.contains("ZeroDivisionError"));
-    assert!(remote.payload.is_some(), "the stock server sends its pickle (we never load it)");
+    assert!(
+        remote.payload.is_some(),
+        "the stock server sends its pickle (we never load it)"
+    );
 
     // Pipelined requests work without request ids (responses come in order).
     let responses = client
-        .pipeline(&[Request::Eval { expr: "1".into() }, Request::Eval { expr: "2".into() }, Request::Eval { expr: "3".into() }])
+        .pipeline(&[
+            Request::Eval { expr: "1".into() },
+            Request::Eval { expr: "2".into() },
+            Request::Eval { expr: "3".into() },
+        ])
         .unwrap();
     assert!(responses.iter().all(|r| matches!(r, Response::Object(_))));
     // Released proxies are simply not sent to a stock server.
     drop(a);
-    assert_eq!(client.eval("x").unwrap().materialize().unwrap(), Value::UInt(40));
+    assert_eq!(
+        client.eval("x").unwrap().materialize().unwrap(),
+        Value::UInt(40)
+    );
     client.close();
 }
 

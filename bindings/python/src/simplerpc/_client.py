@@ -9,7 +9,7 @@ from typing import Any, Callable, Dict, Optional, Tuple, Type, TypeVar
 
 from ._native_api import NativeClientAPI, NativeRemoteError
 from ._proxy import RPCProxy
-from ._serialization import packb, unpackb
+from ._serialization import local_imports, local_numpy, packb, unpackb
 from .errors import ConnectionClosedError, RemoteException
 
 __all__ = ["Connection", "connect", "patch_module"]
@@ -95,12 +95,16 @@ class Connection:
 
         The function is also bound to its ``__name__`` in the remote globals.
         """
-        try:
-            import dill
-        except ImportError:
-            raise ImportError("teleport needs dill: pip install 'simplerpc[dill]'") from None
+        # dill imports logging, which calls os.register_at_fork: with ``os``
+        # patched that would be the server's os. Import and pickle locally.
+        with local_imports():
+            try:
+                import dill
+            except ImportError:
+                raise ImportError("teleport needs dill: pip install 'simplerpc[dill]'") from None
+            func_bytes = dill.dumps(func)
         name = func.__name__
-        return RPCProxy(self, self._request(self._native.teleport, dill.dumps(func), name), name)
+        return RPCProxy(self, self._request(self._native.teleport, func_bytes, name), name)
 
     def patch_module(self, name: str) -> RPCProxy:
         """Import module ``name`` remotely and put its proxy in ``sys.modules``.
@@ -109,6 +113,11 @@ class Connection:
         with :meth:`unpatch_module` or :meth:`unpatch_all` (also done by
         :meth:`disconnect`).
         """
+        if name.partition(".")[0] == "numpy":
+            # Arrays are encoded and decoded with the local numpy: make sure
+            # it is loaded (and remembered) before the proxy hides it. It is
+            # then what unpatch_module() restores.
+            local_numpy(import_it=True)
         current = sys.modules.get(name)
         if name in self._patched and isinstance(current, RPCProxy):
             return current
@@ -181,8 +190,11 @@ class Connection:
         return RPCProxy(self, obj_id, path)
 
     def _materialize(self, proxy: RPCProxy) -> Any:
-        data = self._request(self._native.materialize, proxy._rpc_obj_id)
-        return unpackb(data, allow_pickle=self._allow_pickle)
+        native = self._native
+        decode = lambda view: unpackb(view, allow_pickle=self._allow_pickle)  # noqa: E731
+        if hasattr(native, "materialize_with"):  # decode from the library's buffer: one copy less
+            return self._request(native.materialize_with, proxy._rpc_obj_id, decode)
+        return decode(self._request(native.materialize, proxy._rpc_obj_id))
 
     def _release(self, obj_id: int) -> None:
         if not self._closed and not _is_finalizing():
@@ -319,11 +331,12 @@ def _rebuild(cls: Type[BaseException], message: str) -> Optional[BaseException]:
 
 def _unpickle(payload: bytes) -> Optional[BaseException]:
     try:
-        try:
-            import dill as loader
-        except ImportError:
-            import pickle as loader
-        obj = loader.loads(payload)
+        with local_imports():  # unpickling imports modules: the local ones
+            try:
+                import dill as loader
+            except ImportError:
+                import pickle as loader
+            obj = loader.loads(payload)
     except Exception:
         return None
     return obj if isinstance(obj, BaseException) else None

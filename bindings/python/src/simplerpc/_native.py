@@ -185,6 +185,19 @@ def _take(buf: Buf) -> bytes:
         _buf_free(byref(buf))
 
 
+def _decode_and_free(buf: Buf, decode: Callable[[memoryview], Any]) -> Any:
+    try:
+        if not buf.data:
+            return decode(memoryview(b""))
+        view = memoryview((ctypes.c_char * buf.len).from_address(buf.data)).cast("B")
+        try:
+            return decode(view)
+        finally:
+            view.release()
+    finally:
+        _buf_free(byref(buf))
+
+
 class _Keep:
     """Keeps Python bytes alive while their pointers sit in a C struct."""
 
@@ -224,7 +237,7 @@ class NativeClient:
         """The negotiated extension bits (0 against a stock simplerpyc server)."""
         return _client_extensions(self._handle) if self._handle else 0
 
-    def _request(self, kind: int, obj: Optional[int] = None, name: str = "", path: str = "", args: bytes = b"", kwargs: bytes = b"", key: bytes = b"", payload: bytes = b"") -> Tuple[int, Any]:
+    def _request(self, kind: int, obj: Optional[int] = None, name: str = "", path: str = "", args: bytes = b"", kwargs: bytes = b"", key: bytes = b"", payload: bytes = b"", decode: Optional[Callable[[memoryview], Any]] = None) -> Tuple[int, Any]:
         if not self._handle:
             raise ConnectionClosedError("the connection is closed")
         keep = _Keep()
@@ -243,7 +256,9 @@ class NativeClient:
         if st != SRPC_OK:
             _raise(st)
         if resp.kind in (RESP_VALUE, RESP_NAMESPACE):
-            return resp.kind, _take(resp.value)
+            if decode is None:
+                return resp.kind, _take(resp.value)
+            return resp.kind, _decode_and_free(resp.value, decode)
         return resp.kind, resp.obj
 
     def import_module(self, name: str) -> int:
@@ -263,6 +278,11 @@ class NativeClient:
 
     def materialize(self, obj_id: int) -> bytes:
         return self._request(MATERIALIZE, obj_id)[1]
+
+    def materialize_with(self, obj_id: int, decode: Callable[[memoryview], Any]) -> Any:
+        """``decode`` the value's msgpack straight from the library's buffer
+        (saving a copy), then free the buffer. ``decode`` must not keep the view."""
+        return self._request(MATERIALIZE, obj_id, decode=decode)[1]
 
     def eval(self, expr: str) -> int:
         return self._request(EVAL, name=expr)[1]

@@ -21,9 +21,12 @@ array or numpy scalar arrives.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from typing import Any, Dict, List, Optional, Tuple, Union
+import threading
+import types
+from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
 from msgpack import ExtType
 
@@ -112,7 +115,7 @@ def unpackb(data: _Buffer, *, allow_pickle: bool = False) -> Any:
 
 
 def _encode_special(obj: Any, proxy_owner: Any, spliced: List[Tuple[bytes, Any]]) -> Any:
-    np = sys.modules.get("numpy")
+    np = local_numpy(import_it=False)
     if np is not None:
         if isinstance(obj, np.ndarray):
             return _encode_array(np, obj, spliced)
@@ -185,12 +188,76 @@ def _hashable(key: Any) -> Any:
     return key
 
 
+_imports_lock = threading.RLock()
+
+
+def _is_standin(mod: Any) -> bool:
+    # A proxy that patch_module (ours, or the reference's) put in sys.modules.
+    return not isinstance(mod, types.ModuleType) and type(mod).__name__ == "RPCProxy"
+
+
+@contextlib.contextmanager
+def local_imports() -> Iterator[None]:
+    """Hide the remote modules ``patch_module`` put in ``sys.modules`` for the block.
+
+    simplerpc imports some libraries of this process lazily (numpy, dill,
+    pickle), and they import others (``import os``, ``import logging``):
+    while ``os`` is patched, ``os`` would be the *server's*. In the block
+    every patched-in proxy is lifted from ``sys.modules``; afterwards the
+    proxies are put back. Other threads importing meanwhile see the local
+    modules too.
+    """
+    with _imports_lock:
+        standins = {name: mod for name, mod in list(sys.modules.items()) if _is_standin(mod)}
+        for name in standins:
+            del sys.modules[name]
+        try:
+            yield
+        finally:
+            sys.modules.update(standins)
+
+
+_local_numpy: Any = None
+
+
+def local_numpy(*, import_it: bool) -> Any:
+    """This process's own numpy module, never a stand-in from ``patch_module``.
+
+    ``simplerpc.patch_module(conn, "numpy")`` puts a proxy of the *remote*
+    numpy in ``sys.modules["numpy"]``, so ``sys.modules`` and ``import numpy``
+    cannot be trusted to give the local module: encoding and decoding use
+    this instead. The module is remembered once seen (``patch_module`` makes
+    sure it is seen before it patches). Returns None when numpy is not
+    imported and ``import_it`` is false, or when it is not installed.
+    """
+    global _local_numpy
+    np = _local_numpy
+    if np is not None:
+        return np
+    current = sys.modules.get("numpy")
+    if isinstance(current, types.ModuleType):
+        _local_numpy = current
+        return current
+    if current is None and not import_it:
+        return None  # numpy was never imported: no numpy object can exist
+    if current is not None and not _is_standin(current):
+        return None  # something we do not know in sys.modules["numpy"]: leave it alone
+    # Absent, or hidden by a proxy we did not see before: import the real one.
+    with local_imports():
+        if _local_numpy is None:
+            try:
+                import numpy
+            except ImportError:
+                return None
+            _local_numpy = numpy
+    return _local_numpy
+
+
 def _numpy() -> Any:
-    try:
-        import numpy
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ImportError("a numpy array or scalar arrived but numpy is not installed") from e
-    return numpy
+    np = local_numpy(import_it=True)
+    if np is None:  # pragma: no cover - depends on the environment
+        raise ImportError("a numpy array or scalar arrived but numpy is not installed")
+    return np
 
 
 def _decode_array(obj: Dict[Any, Any], allow_pickle: bool) -> Any:
@@ -203,9 +270,10 @@ def _decode_array(obj: Dict[Any, Any], allow_pickle: bool) -> Any:
                 "refusing to decode a numpy object array: it is a pickle, and unpickling runs "
                 "code chosen by the sender (pass allow_pickle=True to trust this peer)"
             )
-        import pickle
+        with local_imports():  # unpickling imports modules: the local ones
+            import pickle
 
-        return pickle.loads(data)
+            return pickle.loads(data)
     np = _numpy()
     dtype = _dtype(np, obj[b"type"])
     shape = obj[b"shape"]

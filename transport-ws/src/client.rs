@@ -34,6 +34,9 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Socket timeout while a write cannot progress: the client then reads
 /// responses meanwhile, so pipelining large requests cannot deadlock.
 const POLL: Duration = Duration::from_millis(10);
+/// How long `connect` waits for a stock server to refuse a token (it closes
+/// with 1008 right after the upgrade).
+const STOCK_REFUSAL_WAIT: Duration = Duration::from_millis(150);
 /// How often the idle connection is checked for pings.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
 /// How long closing waits for the server's close frame.
@@ -151,6 +154,33 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .map_or(Extensions::NONE, Extensions::parse)
             .intersect(config.extensions);
+        let mut ws = ws;
+        if accepted == Extensions::NONE {
+            // A stock simplerpyc server accepts the upgrade and only then
+            // closes with 1008 on a wrong token: give it a moment to say so,
+            // so the refusal is reported here rather than at the first call.
+            ws.get_ref()
+                .set_read_timeout(Some(STOCK_REFUSAL_WAIT))
+                .map_err(connect_err)?;
+            match ws.read() {
+                Ok(Message::Close(Some(frame))) if frame.code == CloseCode::Policy => {
+                    return Err(Error::Unauthorized { addr });
+                }
+                Ok(Message::Close(_)) | Err(tungstenite::Error::ConnectionClosed) => {
+                    return Err(Error::Closed(
+                        "the server closed the connection right after the handshake".into(),
+                    ));
+                }
+                Ok(Message::Ping(_) | Message::Pong(_)) => {}
+                Ok(_) => {
+                    return Err(handshake_err(
+                        "the server sent a message before any request".into(),
+                    ))
+                }
+                Err(e) if would_block(&e) => {}
+                Err(e) => return Err(handshake_err(e.to_string())),
+            }
+        }
         let socket = ws.get_ref();
         socket.set_read_timeout(None).map_err(connect_err)?;
         socket.set_write_timeout(Some(POLL)).map_err(connect_err)?;

@@ -15,6 +15,7 @@ link=(-L"$lib" -lsimplerpc -Wl,-rpath,"$lib" -lpthread -ldl -lm)
 gcc "${cflags[@]}" examples/c/pipe_session.c examples/c/matrix_executor.c "${link[@]}" -o "$out/pipe_session"
 gcc "${cflags[@]}" examples/c/matrix_server.c examples/c/matrix_executor.c "${link[@]}" -o "$out/matrix_server"
 gcc "${cflags[@]}" tests/c/faulty_server.c "${link[@]}" -o "$out/faulty_server"
+gcc "${cflags[@]}" tests/c/ws_client.c "${link[@]}" -o "$out/ws_client"
 # The static library links too.
 gcc "${cflags[@]}" examples/c/pipe_session.c examples/c/matrix_executor.c "$lib/libsimplerpc.a" -lpthread -ldl -lm -o "$out/pipe_session_static"
 # The C host shown in the README compiles and links.

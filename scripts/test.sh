@@ -24,7 +24,7 @@ fi
 
 step "Python venvs: numpy>=2 with the stock simplerpyc (interop), numpy<2; the package built from this checkout"
 scripts/python-env.sh .venv "numpy>=2" dill msgpack pytest "simplerpyc==0.0.1a3"
-scripts/python-env.sh .venv-np1 "numpy<2" dill msgpack pytest
+scripts/python-env.sh .venv-np1 "numpy<2" dill msgpack pytest "simplerpyc==0.0.1a3"
 export SIMPLERPC_REFERENCE_PYTHON="$root/.venv/bin/python"
 export SIMPLERPC_NP1_PYTHON="$root/.venv-np1/bin/python"
 

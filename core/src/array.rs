@@ -416,6 +416,8 @@ impl NdArray {
     }
 
     /// A zero-copy view, when the data is in native order and aligned for `T`.
+    /// Data decoded from a frame lies at whatever offset msgpack put it, so for
+    /// multi-byte types it is often unaligned: then use [`NdArray::to_ndarray`].
     pub fn view<T: Element>(&self) -> Result<ArrayViewD<'_, T>, ArrayError> {
         self.check_type::<T>()?;
         if !self.dtype.is_native(self.order) {

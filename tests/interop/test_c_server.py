@@ -46,3 +46,20 @@ def test_our_client_and_release_against_the_c_executor(c_server):
             m.nope
     with pytest.raises(simplerpc.AuthenticationError):
         simplerpc.connect("127.0.0.1", port, token="wrong")
+
+
+def test_c_client_against_the_c_server(c_server):
+    """tests/c/ws_client.c uses the C client API, under valgrind."""
+    import os
+    import subprocess
+
+    from conftest import ROOT
+
+    port, token, _ = c_server
+    exe = str(ROOT / "target" / "c" / "ws_client")
+    cmd = [exe, str(port), token]
+    if os.environ.get("SIMPLERPC_NO_VALGRIND") != "1":
+        cmd = ["valgrind", "--quiet", "--leak-check=full", "--errors-for-leak-kinds=definite,indirect", "--error-exitcode=9"] + cmd
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "all checks passed" in out.stdout

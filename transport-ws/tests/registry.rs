@@ -1,0 +1,156 @@
+//! WebSocket end to end with the Rust registry executor: a 64 MiB array in
+//! each direction, and 16 concurrent clients stepping their own environments.
+
+use std::sync::Arc;
+use std::thread;
+
+use ndarray::{Array1, Array3};
+use simplerpc_core::registry::{Array, Class, Instance, Module, Registry};
+use simplerpc_core::{DType, NdArray, Value};
+use simplerpc_ws::{Client, ClientConfig, RunningServer, Server, ServerConfig};
+
+struct Env {
+    t: u64,
+}
+
+fn start() -> RunningServer {
+    let env = Class::<Env>::new("Env")
+        .method("step", |e: &mut Env, action: f64| {
+            e.t += 1;
+            Value::map([
+                (
+                    "obs",
+                    Value::from(Array(Array3::<u8>::from_elem(
+                        (48, 64, 3),
+                        (e.t % 256) as u8,
+                    ))),
+                ),
+                ("reward", Value::Float(action)),
+            ])
+        })
+        .materialize(|e: &Env| e.t)
+        .build();
+    let registry = Arc::new(
+        Registry::new().module(
+            Module::new("sim")
+                .function("make", move || Instance::new(&env, Env { t: 0 }))
+                .function("echo", |v: Value| v)
+                .function("checksum", |a: NdArray| {
+                    a.data().iter().map(|&b| b as u64).sum::<u64>()
+                })
+                .function("ramp", |n: usize| {
+                    Array(Array1::<f64>::from_iter((0..n).map(|i| i as f64)))
+                }),
+        ),
+    );
+    Server::bind(
+        ServerConfig {
+            host: "127.0.0.1".into(),
+            port: 0,
+            ..ServerConfig::default()
+        },
+        move |_| registry.executor(),
+    )
+    .unwrap()
+    .spawn()
+    .unwrap()
+}
+
+fn connect(s: &RunningServer) -> Client {
+    Client::connect(&ClientConfig::new(
+        "127.0.0.1",
+        s.local_addr().port(),
+        s.token(),
+    ))
+    .unwrap()
+}
+
+#[test]
+fn sixty_four_mib_each_way() {
+    let server = start();
+    let client = connect(&server);
+    let sim = client.module("sim").unwrap();
+    // Server to client: 8 Mi float64 = 64 MiB.
+    let n = 8 << 20;
+    let Value::Array(a) = sim
+        .getattr("ramp")
+        .unwrap()
+        .call_args(vec![Value::from(n)])
+        .unwrap()
+        .materialize()
+        .unwrap()
+    else {
+        panic!("not an array")
+    };
+    assert_eq!((a.dtype(), a.len()), (DType::Float64, n));
+    // Array data sits at whatever offset the frame puts it, so it is rarely
+    // aligned for a zero-copy view: to_ndarray copies (once).
+    let v = a.to_ndarray::<f64>().unwrap();
+    assert_eq!((v[0], v[n - 1], v[12345]), (0.0, (n - 1) as f64, 12345.0));
+    // Client to server and back: 64 MiB of bytes with a pattern.
+    let data: Vec<u8> = (0..64usize << 20).map(|i| (i * 7 % 251) as u8).collect();
+    let want: u64 = data.iter().map(|&b| b as u64).sum();
+    let arr = NdArray::from_vec(vec![data.len()], data).unwrap();
+    let sum = sim
+        .getattr("checksum")
+        .unwrap()
+        .call_args(vec![Value::Array(arr.clone())])
+        .unwrap();
+    assert_eq!(sum.materialize().unwrap(), Value::UInt(want));
+    let back = sim
+        .getattr("echo")
+        .unwrap()
+        .call_args(vec![Value::Array(arr.clone())])
+        .unwrap()
+        .materialize()
+        .unwrap();
+    assert_eq!(back, Value::Array(arr));
+    server.shutdown();
+}
+
+#[test]
+fn sixteen_clients_step_their_own_envs() {
+    let server = start();
+    let port = server.local_addr().port();
+    let token = server.token().to_owned();
+    let workers: Vec<_> = (0..16)
+        .map(|k| {
+            let token = token.clone();
+            thread::spawn(move || {
+                let client = Client::connect(&ClientConfig::new("127.0.0.1", port, token)).unwrap();
+                let env = client
+                    .module("sim")
+                    .unwrap()
+                    .getattr("make")
+                    .unwrap()
+                    .call0()
+                    .unwrap();
+                let step = env.getattr("step").unwrap();
+                for t in 1..=60u64 {
+                    let out = step.call_args(vec![Value::Float(k as f64)]).unwrap();
+                    let Value::Array(obs) = out.getitem("obs").unwrap().materialize().unwrap()
+                    else {
+                        panic!()
+                    };
+                    assert!(
+                        obs.data().iter().all(|&b| b as u64 == t % 256),
+                        "client {k} step {t}"
+                    );
+                    assert_eq!(
+                        out.getitem("reward").unwrap().materialize().unwrap(),
+                        Value::Float(k as f64)
+                    );
+                }
+                assert_eq!(
+                    env.materialize().unwrap(),
+                    Value::UInt(60),
+                    "each client has its own env"
+                );
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    server.shutdown();
+}

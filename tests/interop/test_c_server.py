@@ -52,11 +52,10 @@ def test_c_client_against_the_c_server(c_server):
     """tests/c/ws_client.c uses the C client API, under valgrind."""
     import os
     import subprocess
-
-    from conftest import ROOT
+    from pathlib import Path
 
     port, token, _ = c_server
-    exe = str(ROOT / "target" / "c" / "ws_client")
+    exe = str(Path(__file__).resolve().parents[2] / "target" / "c" / "ws_client")
     cmd = [exe, str(port), token]
     if os.environ.get("SIMPLERPC_NO_VALGRIND") != "1":
         cmd = ["valgrind", "--quiet", "--leak-check=full", "--errors-for-leak-kinds=definite,indirect", "--error-exitcode=9"] + cmd

@@ -242,7 +242,10 @@ def connect(
         token = os.environ.get("SIMPLERPC_TOKEN")
         if not token:
             raise ValueError("token must be given or set in the SIMPLERPC_TOKEN environment variable")
+    from ._malloc import tune_malloc
     from ._native import NativeClient
+
+    tune_malloc()
 
     return Connection(NativeClient(host, port, token), allow_pickle=allow_pickle)
 

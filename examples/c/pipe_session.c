@@ -14,17 +14,8 @@
 #include "matrix_executor.h"
 #include "mini_msgpack.h"
 #include "simplerpc.h"
+#include "check.h"
 
-#define CHECK(cond, ...)                                                  \
-    do {                                                                  \
-        if (!(cond)) {                                                    \
-            fprintf(stderr, "FAIL line %d: ", __LINE__);                  \
-            fprintf(stderr, __VA_ARGS__);                                 \
-            const char *m = srpc_last_error_message();                    \
-            fprintf(stderr, " (last error: %s)\n", m ? m : "none");       \
-            exit(1);                                                      \
-        }                                                                 \
-    } while (0)
 
 static int write_all(int fd, const uint8_t *p, size_t n) {
     while (n) {

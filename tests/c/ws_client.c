@@ -11,17 +11,8 @@
 
 #include "../../examples/c/mini_msgpack.h"
 #include "simplerpc.h"
+#include "../../examples/c/check.h"
 
-#define CHECK(cond, ...)                                                        \
-    do {                                                                        \
-        if (!(cond)) {                                                          \
-            fprintf(stderr, "FAIL line %d: ", __LINE__);                        \
-            fprintf(stderr, __VA_ARGS__);                                       \
-            const char *m = srpc_last_error_message();                          \
-            fprintf(stderr, " (last error: %s)\n", m ? m : "none");             \
-            exit(1);                                                            \
-        }                                                                       \
-    } while (0)
 
 static srpc_str S(const char *s) {
     srpc_str r = {s, strlen(s)};

@@ -8,6 +8,7 @@ client waiting on the network never blocks other Python threads.
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import glob
 import os
@@ -377,6 +378,9 @@ class NativeServer:
         self._handle: Optional[int] = handle.value
         self.port = _server_port(self._handle)
         self.token = _cstr(_server_token(self._handle))
+        # The server's threads call into Python: they must be stopped before
+        # the interpreter shuts down, or a late callback crashes the process.
+        atexit.register(self.close)
 
     def stop(self) -> None:
         """Stop accepting, end every session; returns once all have closed."""
@@ -385,10 +389,12 @@ class NativeServer:
             _server_stop(h)
 
     def close(self) -> None:
+        """Stop the server (if running) and free it; safe to call twice."""
         h, self._handle = self._handle, None
         if h:
             _server_stop(h)
             _server_free(h)
+            atexit.unregister(self.close)
 
     # The callbacks run on the server's threads, with the GIL taken by ctypes.
     # Each catches every exception: nothing may unwind into Rust.

@@ -92,7 +92,9 @@ pub fn encoded_len(value: &Value) -> usize {
         }
         Value::Array(a) => 64 + 9 * a.shape().len() + a.data().len(),
         Value::Scalar(s) => 32 + s.data.len(),
-        Value::Complex(..) => 64,
+        // 19 bytes of keys and headers plus the repr: two floats of at most
+        // 24 characters each, a sign, "j" and parentheses.
+        Value::Complex(..) => 19 + 2 * 24 + 4,
         Value::Slice(s) => 40 + encoded_len(&s.start) + encoded_len(&s.stop) + encoded_len(&s.step),
         Value::Proxy(_) => 32,
         Value::Handle(_) => 0,

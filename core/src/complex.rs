@@ -121,5 +121,12 @@ mod tests {
             assert_eq!(python_repr(r, i), want);
         }
         assert_eq!(parse("garbage"), None);
+        // The longest reprs fit the codec's size bound (19 + 2 * 24 + 4).
+        let longest = python_repr(-1.2345678901234567e-308, -1.2345678901234567e-308);
+        assert_eq!(
+            longest,
+            "(-1.2345678901234567e-308-1.2345678901234567e-308j)"
+        );
+        assert!(longest.len() <= 2 * 24 + 4);
     }
 }

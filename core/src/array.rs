@@ -308,6 +308,15 @@ impl NdArray {
         let want = element_count(&shape)
             .and_then(|n| n.checked_mul(dtype.itemsize()))
             .ok_or_else(|| ArrayError::ShapeOverflow(shape.clone()))?;
+        // Even an empty array must have a shape whose other dimensions fit
+        // (ndarray refuses [0, usize::MAX]).
+        let nonzero = shape
+            .iter()
+            .filter(|&&d| d != 0)
+            .try_fold(dtype.itemsize(), |n, &d| n.checked_mul(d));
+        if !matches!(nonzero, Some(n) if n <= isize::MAX as usize) {
+            return Err(ArrayError::ShapeOverflow(shape));
+        }
         if want != data.len() {
             return Err(ArrayError::LengthMismatch {
                 dtype: dtype.typestr(order),

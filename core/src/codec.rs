@@ -16,6 +16,12 @@ use crate::value::{ObjId, Scalar, Value};
 /// Deepest nesting the decoder accepts; deeper frames are refused, not stack-overflowed.
 pub const MAX_DEPTH: usize = 128;
 
+/// Most values one frame may hold (list items, map keys and values, scalars).
+/// Each decoded value takes tens of bytes, so a frame of a billion one-byte
+/// nils would need tens of GiB: such frames are refused. Arrays and bytes are
+/// one value each, whatever their size.
+pub const MAX_VALUES: usize = 1 << 24;
+
 /// Why bytes could not be decoded as msgpack.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
@@ -44,6 +50,11 @@ pub enum DecodeError {
     /// Nested deeper than [`MAX_DEPTH`].
     #[error("value nested deeper than {MAX_DEPTH} levels")]
     TooDeep,
+    /// More than [`MAX_VALUES`] values.
+    #[error(
+        "frame holds more than {MAX_VALUES} values; send large data as a numpy array or bytes"
+    )]
+    TooManyValues,
     /// Bytes left over after the value.
     #[error("{0} trailing bytes after the value")]
     TrailingBytes(usize),
@@ -304,7 +315,11 @@ pub(crate) fn write_map_len(buf: &mut Vec<u8>, len: usize) -> Result<(), EncodeE
 /// Decode one value that fills `frame` entirely. Bin data and array payloads
 /// in the result share `frame`'s buffer.
 pub fn from_bytes(frame: &Bytes) -> Result<Value, DecodeError> {
-    let mut d = Decoder { buf: frame, pos: 0 };
+    let mut d = Decoder {
+        buf: frame,
+        pos: 0,
+        values: 0,
+    };
     let v = d.value(0)?;
     if d.pos != frame.len() {
         return Err(DecodeError::TrailingBytes(frame.len() - d.pos));
@@ -315,6 +330,7 @@ pub fn from_bytes(frame: &Bytes) -> Result<Value, DecodeError> {
 struct Decoder<'a> {
     buf: &'a Bytes,
     pos: usize,
+    values: usize,
 }
 
 impl Decoder<'_> {
@@ -363,7 +379,7 @@ impl Decoder<'_> {
     fn list(&mut self, n: usize, depth: usize) -> Result<Value, DecodeError> {
         // Every element takes at least one byte: never trust a claimed length
         // further than the bytes that remain.
-        let mut items = Vec::with_capacity(n.min(self.buf.len() - self.pos));
+        let mut items = Vec::with_capacity(n.min(self.buf.len() - self.pos).min(MAX_VALUES));
         for _ in 0..n {
             items.push(self.value(depth + 1)?);
         }
@@ -371,7 +387,7 @@ impl Decoder<'_> {
     }
 
     fn map(&mut self, n: usize, depth: usize) -> Result<Value, DecodeError> {
-        let mut pairs = Vec::with_capacity(n.min((self.buf.len() - self.pos) / 2));
+        let mut pairs = Vec::with_capacity(n.min((self.buf.len() - self.pos) / 2).min(MAX_VALUES));
         for _ in 0..n {
             let k = self.value(depth + 1)?;
             let v = self.value(depth + 1)?;
@@ -389,6 +405,10 @@ impl Decoder<'_> {
     fn value(&mut self, depth: usize) -> Result<Value, DecodeError> {
         if depth > MAX_DEPTH {
             return Err(DecodeError::TooDeep);
+        }
+        self.values += 1;
+        if self.values > MAX_VALUES {
+            return Err(DecodeError::TooManyValues);
         }
         let at = self.pos;
         let m = self.be::<1>()?[0];
@@ -635,6 +655,12 @@ mod tests {
         }
         let deep = Bytes::from(vec![0x91u8; 100_000]);
         assert_eq!(from_bytes(&deep), Err(DecodeError::TooDeep));
+        let mut many = vec![0xdd, 0xff, 0xff, 0xff, 0xff];
+        many.resize(5 + MAX_VALUES + 1, 0xc0);
+        assert_eq!(
+            from_bytes(&Bytes::from(many)),
+            Err(DecodeError::TooManyValues)
+        );
     }
 
     #[test]

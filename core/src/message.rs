@@ -227,18 +227,29 @@ pub fn encode_request(
 ) -> Result<Vec<u8>, EncodeError> {
     let id = id.filter(|_| ext.request_ids());
     let release = if ext.release() { release } else { &[] };
-    let payload = match r {
-        Request::Call { args, kwargs, .. } => {
-            args.iter().map(codec::encoded_len).sum::<usize>()
-                + kwargs
-                    .iter()
-                    .map(|(k, v)| k.len() + 5 + codec::encoded_len(v))
-                    .sum::<usize>()
-        }
-        Request::GetItem { key, .. } => codec::encoded_len(key),
-        Request::Teleport { func_bytes, .. } => func_bytes.len(),
-        _ => 0,
+    let text = match r {
+        Request::ImportModule { module: t }
+        | Request::GetBuiltin { name: t }
+        | Request::Eval { expr: t }
+        | Request::Execute { code: t } => t.len(),
+        Request::GetAttr { path, attr, .. } => path.len() + attr.len(),
+        Request::Call { path, .. } => path.len(),
+        Request::Teleport { name, .. } => name.len(),
+        Request::GetItem { .. } | Request::Materialize { .. } | Request::GetNamespace => 0,
     };
+    let payload = text
+        + match r {
+            Request::Call { args, kwargs, .. } => {
+                args.iter().map(codec::encoded_len).sum::<usize>()
+                    + kwargs
+                        .iter()
+                        .map(|(k, v)| k.len() + 5 + codec::encoded_len(v))
+                        .sum::<usize>()
+            }
+            Request::GetItem { key, .. } => codec::encoded_len(key),
+            Request::Teleport { func_bytes, .. } => func_bytes.len(),
+            _ => 0,
+        };
     let mut buf = Vec::with_capacity(128 + payload + 9 * release.len());
     let fields = match r {
         Request::GetNamespace => 1,
@@ -341,7 +352,16 @@ pub fn encode_response(frame: &ResponseFrame, ext: Extensions) -> Result<Vec<u8>
     let mut buf = Vec::with_capacity(match &frame.response {
         Response::Value(v) => 32 + codec::encoded_len(v),
         Response::Error(e) => {
-            128 + e.message.len() + e.traceback.len() + e.payload.as_ref().map_or(0, |p| p.len())
+            128 + e.exception_type.len()
+                + e.message.len()
+                + e.traceback.len()
+                + e.payload.as_ref().map_or(0, |p| p.len())
+        }
+        Response::Namespace(names) => {
+            48 + names
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 10)
+                .sum::<usize>()
         }
         _ => 48,
     });

@@ -29,6 +29,9 @@ pub struct ServerSession<E: Executor> {
     executor: E,
     extensions: Extensions,
     objects: HashMap<ObjId, Handle>,
+    /// How many ids name each handle: an executor may hand out the same
+    /// handle twice (a singleton module); it is released when the last goes.
+    refs: HashMap<Handle, usize>,
     next_id: u64,
     requests: u64,
 }
@@ -40,6 +43,7 @@ impl<E: Executor> ServerSession<E> {
             executor,
             extensions,
             objects: HashMap::new(),
+            refs: HashMap::new(),
             next_id: 0,
             requests: 0,
         }
@@ -81,7 +85,7 @@ impl<E: Executor> ServerSession<E> {
                 // own request was being built still resolves.
                 for obj in &req.release {
                     if let Some(h) = self.objects.remove(obj) {
-                        self.release_handle(h);
+                        self.unref(h);
                     }
                 }
                 (req.id, response)
@@ -111,7 +115,8 @@ impl<E: Executor> ServerSession<E> {
 
     /// Free every object and end the session; later frames start afresh.
     pub fn close(&mut self) {
-        let handles: Vec<Handle> = self.objects.drain().map(|(_, h)| h).collect();
+        self.objects.clear();
+        let handles: Vec<Handle> = self.refs.drain().map(|(h, _)| h).collect();
         for h in handles {
             self.release_handle(h);
         }
@@ -123,7 +128,23 @@ impl<E: Executor> ServerSession<E> {
         let _ = catch_unwind(AssertUnwindSafe(|| executor.release(h)));
     }
 
+    /// Drop one id's reference to `h`; release it when none is left.
+    fn unref(&mut self, h: Handle) {
+        let last = match self.refs.get_mut(&h) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                false
+            }
+            _ => true,
+        };
+        if last {
+            self.refs.remove(&h);
+            self.release_handle(h);
+        }
+    }
+
     fn store(&mut self, h: Handle) -> ObjId {
+        *self.refs.entry(h).or_insert(0) += 1;
         let id = ObjId(self.next_id);
         self.next_id += 1;
         self.objects.insert(id, h);
@@ -136,8 +157,19 @@ impl<E: Executor> ServerSession<E> {
 
     fn resolve(&self, v: &mut Value) -> Result<(), ExecError> {
         v.walk_mut(&mut |v: &mut Value| {
-            if let Value::Proxy(id) = *v {
-                *v = Value::Handle(self.lookup(id)?);
+            match v {
+                Value::Proxy(id) => *v = Value::Handle(self.lookup(*id)?),
+                // A map that names "__rpc_proxy__" but is not a well-formed
+                // reference would reach the executor unresolved, and an
+                // executor that takes it for a reference would read its
+                // obj_id as one of its own handles: refuse it.
+                Value::Map(pairs) if pairs.iter().any(|(k, _)| k.as_str() == Some("__rpc_proxy__")) => {
+                    return Err(ExecError::new(
+                        PROTOCOL_ERROR,
+                        "a map with the reserved key \"__rpc_proxy__\" must be exactly {\"__rpc_proxy__\": true, \"obj_id\": <id>}",
+                    ));
+                }
+                _ => {}
             }
             Ok(())
         })

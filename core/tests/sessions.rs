@@ -283,3 +283,141 @@ fn malformed_frames_get_protocol_errors() {
         Response::Value(Value::str("1.0"))
     );
 }
+
+#[test]
+fn frames_are_reserved_once() {
+    use simplerpc_core::message::{encode_request, encode_response, RemoteError, ResponseFrame};
+    let long = "x".repeat(100_000);
+    for r in [
+        Request::Execute { code: long.clone() },
+        Request::GetAttr {
+            path: long.clone(),
+            obj_id: None,
+            attr: long.clone(),
+        },
+        Request::Teleport {
+            func_bytes: Bytes::from(long.clone().into_bytes()),
+            name: long.clone(),
+        },
+    ] {
+        let f = encode_request(&r, Some(7), &[ObjId(1)], Extensions::ALL).unwrap();
+        assert!(
+            f.capacity() < f.len() + 256,
+            "{} reserved {} for {}",
+            r.type_name(),
+            f.capacity(),
+            f.len()
+        );
+    }
+    let mut e = RemoteError::new(long.clone(), long.clone());
+    e.traceback = long.clone();
+    for resp in [
+        Response::Error(e),
+        Response::Namespace(vec![(long.clone(), long.clone()); 3]),
+    ] {
+        let f = encode_response(
+            &ResponseFrame {
+                id: Some(1),
+                response: resp,
+            },
+            Extensions::ALL,
+        )
+        .unwrap();
+        assert!(
+            f.capacity() < f.len() + 256,
+            "reserved {} for {}",
+            f.capacity(),
+            f.len()
+        );
+    }
+}
+
+#[test]
+fn a_handle_handed_out_twice_is_released_once() {
+    use simplerpc_core::{ExecResult, Executor, Handle, ServerSession, Target};
+    /// Hands out one handle for every import and counts releases.
+    struct Singleton(usize);
+    impl Executor for Singleton {
+        fn import_module(&mut self, _: &str) -> ExecResult<Handle> {
+            Ok(Handle(5))
+        }
+        fn getattr(&mut self, _: Target<'_>, _: &str) -> ExecResult<Handle> {
+            Ok(Handle(5))
+        }
+        fn call(
+            &mut self,
+            _: Target<'_>,
+            _: Vec<Value>,
+            _: Vec<(String, Value)>,
+        ) -> ExecResult<Handle> {
+            Ok(Handle(5))
+        }
+        fn getitem(&mut self, _: Handle, _: Value) -> ExecResult<Handle> {
+            Ok(Handle(5))
+        }
+        fn materialize(&mut self, _: Handle) -> ExecResult<Value> {
+            Ok(Value::Nil)
+        }
+        fn release(&mut self, _: Handle) {
+            self.0 += 1;
+        }
+    }
+    let mut client = simplerpc_core::ClientSession::new(Extensions::ALL);
+    let mut server = ServerSession::new(Singleton(0), Extensions::ALL);
+    fn send(
+        client: &mut simplerpc_core::ClientSession,
+        server: &mut ServerSession<Singleton>,
+        r: Request,
+    ) -> Response {
+        let (_, f) = client.send(&r).unwrap();
+        client
+            .handle_frame(Bytes::from(server.handle_frame(Bytes::from(f))))
+            .unwrap()
+            .1
+    }
+    let a = send(
+        &mut client,
+        &mut server,
+        Request::ImportModule { module: "m".into() },
+    );
+    let b = send(
+        &mut client,
+        &mut server,
+        Request::ImportModule { module: "m".into() },
+    );
+    let (Response::Object(a), Response::Object(b)) = (a, b) else {
+        panic!()
+    };
+    client.release(a);
+    send(&mut client, &mut server, Request::GetNamespace);
+    assert_eq!(server.executor().0, 0, "still named by the second id");
+    client.release(b);
+    send(&mut client, &mut server, Request::GetNamespace);
+    assert_eq!(
+        server.executor().0,
+        1,
+        "released once, when the last id went"
+    );
+}
+
+#[test]
+fn forged_proxy_maps_are_refused() {
+    let mut p = Pair::new(Extensions::ALL);
+    let echo = p.obj(Request::GetAttr {
+        path: "sim".into(),
+        obj_id: None,
+        attr: "echo".into(),
+    });
+    let forged = Value::map([
+        ("__rpc_proxy__", Value::Bool(true)),
+        ("obj_id", Value::UInt(0)),
+        ("extra", Value::Nil),
+    ]);
+    match p.request(call(echo, "sim.echo", vec![Value::List(vec![forged])])) {
+        Response::Error(e) => {
+            assert_eq!(e.exception_type, PROTOCOL_ERROR);
+            assert!(e.message.contains("__rpc_proxy__"));
+        }
+        other => panic!("a forged reference was accepted: {other:?}"),
+    }
+}

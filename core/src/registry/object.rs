@@ -167,7 +167,10 @@ impl Object {
                 let mut i = start;
                 while (step > 0 && i < stop) || (step < 0 && i > stop) {
                     out.push(items[i as usize].clone());
-                    i += step;
+                    match i.checked_add(step) {
+                        Some(next) => i = next,
+                        None => break,
+                    }
                 }
                 Ok(Object::Value(Value::List(out)))
             }

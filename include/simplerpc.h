@@ -105,6 +105,39 @@ typedef uint32_t srpc_status;
 #endif // __cplusplus
 
 /*
+ The kinds of successful response.
+ */
+enum srpc_response_kind
+#ifdef __cplusplus
+  : uint32_t
+#endif // __cplusplus
+ {
+  /*
+   A new object: `obj` holds its id.
+   */
+  SRPC_RESPONSE_OBJECT = 0,
+  /*
+   A value: `value` holds msgpack.
+   */
+  SRPC_RESPONSE_VALUE = 1,
+  /*
+   Done, nothing returned (execute).
+   */
+  SRPC_RESPONSE_DONE = 2,
+  /*
+   A namespace: `value` holds a msgpack map of str to str.
+   */
+  SRPC_RESPONSE_NAMESPACE = 3,
+  /*
+   The remote side raised: see srpc_last_error_type() and friends.
+   */
+  SRPC_RESPONSE_ERROR = 4,
+};
+#ifndef __cplusplus
+typedef uint32_t srpc_response_kind;
+#endif // __cplusplus
+
+/*
  The kinds of call, on a client and in an executor callback.
  */
 enum srpc_call_kind
@@ -155,39 +188,6 @@ enum srpc_call_kind
 };
 #ifndef __cplusplus
 typedef uint32_t srpc_call_kind;
-#endif // __cplusplus
-
-/*
- The kinds of successful response.
- */
-enum srpc_response_kind
-#ifdef __cplusplus
-  : uint32_t
-#endif // __cplusplus
- {
-  /*
-   A new object: `obj` holds its id.
-   */
-  SRPC_RESPONSE_OBJECT = 0,
-  /*
-   A value: `value` holds msgpack.
-   */
-  SRPC_RESPONSE_VALUE = 1,
-  /*
-   Done, nothing returned (execute).
-   */
-  SRPC_RESPONSE_DONE = 2,
-  /*
-   A namespace: `value` holds a msgpack map of str to str.
-   */
-  SRPC_RESPONSE_NAMESPACE = 3,
-  /*
-   The remote side raised: see srpc_last_error_type() and friends.
-   */
-  SRPC_RESPONSE_ERROR = 4,
-};
-#ifndef __cplusplus
-typedef uint32_t srpc_response_kind;
 #endif // __cplusplus
 
 /*
@@ -257,9 +257,10 @@ typedef struct srpc_slice {
  */
 typedef struct srpc_call {
   /*
-   What to do.
+   What to do: an srpc_call_kind value (checked; anything else is
+   SRPC_ERR_INVALID_ARGUMENT).
    */
-  srpc_call_kind kind;
+  uint32_t kind;
   /*
    The object acted on, or SRPC_NO_OBJECT.
    */
@@ -365,10 +366,10 @@ typedef struct srpc_server_config {
 
 /*
  Opens a session for a newly connected client. Writes the session's own
- pointer (may be NULL) to `*session` and returns SRPC_OK, or another status
- to refuse the client.
+ pointer (may be NULL) to `*session` and returns SRPC_OK, or another
+ srpc_status to refuse the client.
  */
-typedef srpc_status (*srpc_open_fn)(void *userdata, void **session);
+typedef uint32_t (*srpc_open_fn)(void *userdata, void **session);
 
 /*
  Closes a session (the client went away); every handle it held was released first.
@@ -378,13 +379,14 @@ typedef void (*srpc_close_fn)(void *userdata, void *session);
 /*
  Serves one call. Answer through `reply` with exactly one of
  srpc_reply_handle(), srpc_reply_value(), srpc_reply_error() (or nothing,
- for SRPC_EXECUTE), then return SRPC_OK. `call` and `reply` are valid only
- during the callback.
+ for SRPC_EXECUTE), then return SRPC_OK (an srpc_status). `call` and
+ `reply` are valid only during the callback and only on its thread: a
+ reply answered later, or from another thread, is refused with SRPC_ERR_STATE.
  */
-typedef srpc_status (*srpc_call_fn)(void *userdata,
-                                    void *session,
-                                    const struct srpc_call *call,
-                                    struct srpc_reply *reply);
+typedef uint32_t (*srpc_call_fn)(void *userdata,
+                                 void *session,
+                                 const struct srpc_call *call,
+                                 struct srpc_reply *reply);
 
 /*
  The client no longer uses `handle`: drop the object.
@@ -640,7 +642,8 @@ srpc_status srpc_reply_error(struct srpc_reply *reply,
  off) to `callback`, or stop sending them with a NULL callback. Setting a
  new callback replaces the old one; once this returns, the old one is no
  longer called. If the process already has another Rust logger, records go
- there instead and this does nothing.
+ there instead and this does nothing. Calling it from inside the callback
+ does nothing either.
 
  # Safety
  `callback` and `userdata` must stay valid, and usable from any thread,

@@ -101,7 +101,7 @@ fn simple(kind: srpc_call_kind, obj: u64, name: srpc_str, path: srpc_str) -> srp
         len: 0,
     };
     srpc_call {
-        kind,
+        kind: kind as u32,
         obj,
         name,
         path,

@@ -10,23 +10,24 @@ use crate::error::{guard, FfiError, SrpcErrState, SrpcOk};
 use crate::types::{srpc_call, srpc_call_kind, srpc_slice, srpc_str, SRPC_NO_OBJECT};
 
 /// Opens a session for a newly connected client. Writes the session's own
-/// pointer (may be NULL) to `*session` and returns SRPC_OK, or another status
-/// to refuse the client.
+/// pointer (may be NULL) to `*session` and returns SRPC_OK, or another
+/// srpc_status to refuse the client.
 pub type srpc_open_fn =
-    Option<unsafe extern "C" fn(userdata: *mut c_void, session: *mut *mut c_void) -> srpc_status>;
+    Option<unsafe extern "C" fn(userdata: *mut c_void, session: *mut *mut c_void) -> u32>;
 /// Closes a session (the client went away); every handle it held was released first.
 pub type srpc_close_fn = Option<unsafe extern "C" fn(userdata: *mut c_void, session: *mut c_void)>;
 /// Serves one call. Answer through `reply` with exactly one of
 /// srpc_reply_handle(), srpc_reply_value(), srpc_reply_error() (or nothing,
-/// for SRPC_EXECUTE), then return SRPC_OK. `call` and `reply` are valid only
-/// during the callback.
+/// for SRPC_EXECUTE), then return SRPC_OK (an srpc_status). `call` and
+/// `reply` are valid only during the callback and only on its thread: a
+/// reply answered later, or from another thread, is refused with SRPC_ERR_STATE.
 pub type srpc_call_fn = Option<
     unsafe extern "C" fn(
         userdata: *mut c_void,
         session: *mut c_void,
         call: *const srpc_call,
         reply: *mut srpc_reply,
-    ) -> srpc_status,
+    ) -> u32,
 >;
 /// The client no longer uses `handle`: drop the object.
 pub type srpc_release_fn =
@@ -90,10 +91,10 @@ impl Callbacks {
         if let Some(open) = self.0.open {
             // SAFETY: the host's callback, with its userdata and a valid out-pointer.
             let st = unsafe { open(self.0.userdata, &mut session) };
-            if st != SrpcOk {
+            if st != SrpcOk as u32 {
                 return Err(FfiError::new(
-                    st,
-                    "the executor's open callback refused the session",
+                    SrpcErrState,
+                    format!("the executor's open callback refused the session (status {st})"),
                 ));
             }
         }
@@ -157,8 +158,24 @@ fn str_or(s: &srpc_str, what: &str) -> Result<String, FfiError> {
     unsafe { s.as_str(what) }.map(str::to_owned)
 }
 
+thread_local! {
+    /// The reply of the callback running on this thread, if any: the only
+    /// reply the srpc_reply_* functions accept.
+    static CURRENT_REPLY: std::cell::Cell<*mut srpc_reply> = const { std::cell::Cell::new(std::ptr::null_mut()) };
+}
+
 fn reply_mut<'a>(reply: *mut srpc_reply) -> Result<&'a mut srpc_reply, FfiError> {
-    // SAFETY: NULL checked; otherwise the pointer the library passed to the callback.
+    if reply.is_null() {
+        return Err(FfiError::null("reply"));
+    }
+    if CURRENT_REPLY.with(|c| c.get()) != reply {
+        return Err(FfiError::new(
+            SrpcErrState,
+            "this reply is not the one of a callback running on this thread (answered too late, or from another thread)",
+        ));
+    }
+    // SAFETY: it is the reply of the callback running on this thread (checked
+    // above), which lives on `invoke`'s stack until that callback returns.
     let r = unsafe { reply.as_mut() }.ok_or_else(|| FfiError::null("reply"))?;
     if r.answer.is_some() {
         return Err(FfiError::new(
@@ -293,7 +310,7 @@ impl CExecutor {
             ));
         }
         let call = srpc_call {
-            kind: d.kind,
+            kind: d.kind as u32,
             obj: d.obj.map_or(SRPC_NO_OBJECT, |h| h.0),
             name: borrowed(d.name),
             path: borrowed(d.path),
@@ -304,28 +321,36 @@ impl CExecutor {
         };
         let mut reply = srpc_reply { answer: None };
         let f = self.cb.0.call.expect("checked in Callbacks::new");
+        let previous = CURRENT_REPLY.with(|c| c.replace(&mut reply as *mut srpc_reply));
         // SAFETY: the host's callback; `call` and `reply` live across the call.
         let st = unsafe { f(self.cb.0.userdata, self.session, &call, &mut reply) };
-        match (st, reply.answer) {
-            (SrpcOk, Some(a)) => a,
-            (SrpcOk, None) if d.kind == srpc_call_kind::SrpcExecute => {
-                Ok(Answer::Value(Bytes::new()))
-            }
-            (SrpcOk, None) => Err(ExecError::new(
+        CURRENT_REPLY.with(|c| c.set(previous));
+        let ok = st == SrpcOk as u32;
+        match reply.answer {
+            Some(a) if ok => a,
+            None if ok && d.kind == srpc_call_kind::SrpcExecute => Ok(Answer::Value(Bytes::new())),
+            None if ok => Err(ExecError::new(
                 "simplerpc.ExecutorError",
                 format!(
                     "the C executor answered {:?} with no result (no srpc_reply_* call)",
                     d.kind
                 ),
             )),
-            (_, Some(Err(e))) => Err(e),
-            (st, _) => Err(ExecError::new(
-                "simplerpc.ExecutorError",
-                format!(
-                    "the C executor's callback failed with status {} for {:?}",
-                    st as u32, d.kind
-                ),
-            )),
+            Some(Err(e)) => Err(e),
+            answer => {
+                // A handle answered and then a failure: the handle is not
+                // used, so give it back.
+                if let Some(Ok(Answer::Handle(h))) = answer {
+                    self.release(Handle(h));
+                }
+                Err(ExecError::new(
+                    "simplerpc.ExecutorError",
+                    format!(
+                        "the C executor's callback failed with status {st} for {:?}",
+                        d.kind
+                    ),
+                ))
+            }
         }
     }
 
@@ -341,16 +366,19 @@ impl CExecutor {
 
     fn value(&mut self, d: CallData<'_>) -> ExecResult<Value> {
         match self.invoke(d)? {
+            Answer::Handle(h) => {
+                self.release(Handle(h));
+                Err(ExecError::new(
+                    "simplerpc.ExecutorError",
+                    "the C executor answered with a handle where a value was expected",
+                ))
+            }
             Answer::Value(b) => codec::from_bytes(&b).map_err(|e| {
                 ExecError::new(
                     "simplerpc.ExecutorError",
                     format!("the C executor answered with invalid msgpack: {e}"),
                 )
             }),
-            Answer::Handle(_) => Err(ExecError::new(
-                "simplerpc.ExecutorError",
-                "the C executor answered with a handle where a value was expected",
-            )),
         }
     }
 }
@@ -420,7 +448,10 @@ impl Executor for CExecutor {
     fn execute(&mut self, code: &str) -> ExecResult<()> {
         let mut d = CallData::new(srpc_call_kind::SrpcExecute);
         d.name = code;
-        self.invoke(d).map(|_| ())
+        if let Answer::Handle(h) = self.invoke(d)? {
+            self.release(Handle(h));
+        }
+        Ok(())
     }
 
     fn teleport(&mut self, func: Bytes, name: &str) -> ExecResult<Handle> {

@@ -26,6 +26,13 @@ unsafe impl Sync for Sink {}
 
 static SINK: RwLock<Option<Sink>> = RwLock::new(None);
 
+thread_local! {
+    /// Set while this thread runs the host's log callback: records logged
+    /// from inside it are dropped, and it may not replace itself, so the
+    /// lock is never taken twice on one thread.
+    static IN_CALLBACK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 struct Forward;
 
 impl log::Log for Forward {
@@ -34,6 +41,9 @@ impl log::Log for Forward {
     }
 
     fn log(&self, record: &log::Record<'_>) {
+        if IN_CALLBACK.with(|c| c.get()) {
+            return;
+        }
         let Ok(sink) = SINK.read() else { return };
         if let Some(s) = sink.as_ref() {
             let msg = record.args().to_string();
@@ -63,7 +73,8 @@ static FORWARD: Forward = Forward;
 /// off) to `callback`, or stop sending them with a NULL callback. Setting a
 /// new callback replaces the old one; once this returns, the old one is no
 /// longer called. If the process already has another Rust logger, records go
-/// there instead and this does nothing.
+/// there instead and this does nothing. Calling it from inside the callback
+/// does nothing either.
 ///
 /// # Safety
 /// `callback` and `userdata` must stay valid, and usable from any thread,
@@ -74,6 +85,9 @@ pub unsafe extern "C" fn srpc_set_log_callback(
     userdata: *mut c_void,
     max_level: u32,
 ) {
+    if IN_CALLBACK.with(|c| c.get()) {
+        return;
+    }
     let _ = std::panic::catch_unwind(|| {
         let _ = log::set_logger(&FORWARD);
         let mut sink = SINK.write().unwrap_or_else(|p| p.into_inner());

@@ -1,7 +1,7 @@
 //! The WebSocket server with a C executor.
 
 use std::ffi::{c_char, CString};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use simplerpc_ws::{RunningServer, Server, ServerConfig};
 
@@ -26,6 +26,9 @@ pub struct srpc_server_config {
 /// A running WebSocket server. Opaque.
 pub struct srpc_server {
     running: Mutex<Option<RunningServer>>,
+    /// Keeps the userdata alive (and unfreed) until srpc_server_free, even
+    /// after the server's threads, which hold the other references, ended.
+    _callbacks: Arc<Callbacks>,
     port: u16,
     token: CString,
 }
@@ -64,6 +67,7 @@ pub unsafe extern "C" fn srpc_server_start(
         // SAFETY: as above.
         let token = unsafe { cfg.token.as_str("config.token")? };
         let callbacks = Callbacks::new(ex)?;
+        let kept = Arc::clone(&callbacks);
         let mut config = ServerConfig {
             port: cfg.port,
             ..ServerConfig::default()
@@ -89,6 +93,7 @@ pub unsafe extern "C" fn srpc_server_start(
             .map_err(|e| FfiError::new(SrpcErrIo, e.to_string()))?;
         *o = Box::into_raw(Box::new(srpc_server {
             running: Mutex::new(Some(running)),
+            _callbacks: kept,
             port,
             token,
         }));
@@ -128,8 +133,9 @@ pub unsafe extern "C" fn srpc_server_token(server: *const srpc_server) -> *const
 pub unsafe extern "C" fn srpc_server_stop(server: *mut srpc_server) -> srpc_status {
     guard(|| {
         let s = live(server)?;
-        let running = s.running.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(r) = running {
+        // Held while stopping, so a concurrent stop returns only once it is done.
+        let mut running = s.running.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(r) = running.take() {
             r.shutdown();
         }
         Ok(())

@@ -55,6 +55,9 @@ impl srpc_buf {
     }
 
     pub fn from_vec(v: Vec<u8>) -> Self {
+        if v.capacity() == 0 {
+            return srpc_buf::empty();
+        }
         let mut v = std::mem::ManuallyDrop::new(v);
         srpc_buf {
             data: v.as_mut_ptr(),
@@ -112,6 +115,27 @@ pub enum srpc_call_kind {
     SrpcGetNamespace = 9,
 }
 
+impl srpc_call_kind {
+    /// The kind with this number, if there is one.
+    pub fn from_u32(k: u32) -> Option<Self> {
+        use srpc_call_kind::*;
+        [
+            SrpcImportModule,
+            SrpcGetBuiltin,
+            SrpcGetAttr,
+            SrpcCall,
+            SrpcGetItem,
+            SrpcMaterialize,
+            SrpcEval,
+            SrpcExecute,
+            SrpcTeleport,
+            SrpcGetNamespace,
+        ]
+        .into_iter()
+        .find(|c| *c as u32 == k)
+    }
+}
+
 /// One call: on a client, the request to send; in an executor callback, the
 /// request to serve (there `obj` is the executor's own handle, and object
 /// references inside `args`, `kwargs` and `key` are msgpack maps
@@ -120,8 +144,9 @@ pub enum srpc_call_kind {
 #[repr(C)]
 #[allow(non_camel_case_types)]
 pub struct srpc_call {
-    /// What to do.
-    pub kind: srpc_call_kind,
+    /// What to do: an srpc_call_kind value (checked; anything else is
+    /// SRPC_ERR_INVALID_ARGUMENT).
+    pub kind: u32,
     /// The object acted on, or SRPC_NO_OBJECT.
     pub obj: u64,
     /// Module, builtin or attribute name, expression, code, or teleport name.
@@ -264,7 +289,10 @@ impl srpc_call {
         // SAFETY (all blocks below): forwarded precondition on the fields.
         let name = || unsafe { self.name.as_str("name") }.map(str::to_owned);
         let path = || unsafe { self.path.as_str("path") }.map(str::to_owned);
-        Ok(match self.kind {
+        let kind = srpc_call_kind::from_u32(self.kind).ok_or_else(|| {
+            FfiError::invalid(format!("call kind {} is not an srpc_call_kind", self.kind))
+        })?;
+        Ok(match kind {
             srpc_call_kind::SrpcImportModule => Request::ImportModule { module: name()? },
             srpc_call_kind::SrpcGetBuiltin => Request::GetBuiltin { name: name()? },
             srpc_call_kind::SrpcGetAttr => Request::GetAttr {

@@ -9,6 +9,7 @@
  *   bad_msgpack()   -> answers materialize with bytes that are not msgpack
  *   ghost()         -> a handle the executor never made (materialize then fails)
  *   twice()         -> answers twice (the second answer is refused)
+ *   stale()         -> answers through the reply of an earlier call (refused), then properly
  * Prints "PORT <port>" and "TOKEN <token>", stops when stdin says "stop" or closes.
  */
 #include <stdio.h>
@@ -17,9 +18,13 @@
 
 #include "simplerpc.h"
 
-enum { H_MODULE = 1, H_OK, H_NO_REPLY, H_BAD_STATUS, H_NULL_VALUE, H_BAD_MSGPACK, H_GHOST_FN, H_TWICE, H_FORTY_TWO, H_GHOST = 999999 };
+enum { H_MODULE = 1, H_OK, H_NO_REPLY, H_BAD_STATUS, H_NULL_VALUE, H_BAD_MSGPACK, H_GHOST_FN, H_TWICE, H_STALE, H_FORTY_TWO, H_GHOST = 999999 };
 
-static const char *NAMES[] = {"ok", "no_reply", "bad_status", "null_value", "bad_msgpack", "ghost", "twice"};
+#define N_NAMES 8
+static const char *NAMES[N_NAMES] = {"ok", "no_reply", "bad_status", "null_value", "bad_msgpack", "ghost", "twice", "stale"};
+
+/* The reply pointer of the previous call on this thread (dead by now). */
+static _Thread_local srpc_reply *previous_reply = NULL;
 
 static srpc_str S(const char *s) {
     srpc_str r = {s, strlen(s)};
@@ -31,15 +36,23 @@ static srpc_status err(srpc_reply *reply, const char *type, const char *msg) {
     return srpc_reply_error(reply, S(type), S(msg), S(""), none);
 }
 
+static srpc_status dispatch(const srpc_call *c, srpc_reply *reply);
+
 static srpc_status on_call(void *ud, void *session, const srpc_call *c, srpc_reply *reply) {
     (void)ud;
     (void)session;
+    srpc_status st = dispatch(c, reply);
+    previous_reply = reply;
+    return st;
+}
+
+static srpc_status dispatch(const srpc_call *c, srpc_reply *reply) {
     switch (c->kind) {
     case SRPC_IMPORT_MODULE:
         if (c->name.len == 6 && memcmp(c->name.ptr, "faulty", 6) == 0) return srpc_reply_handle(reply, H_MODULE);
         return err(reply, "builtins.ModuleNotFoundError", "only 'faulty' lives here");
     case SRPC_GET_ATTR:
-        for (int i = 0; i < 7; i++)
+        for (int i = 0; i < N_NAMES; i++)
             if (c->name.len == strlen(NAMES[i]) && memcmp(c->name.ptr, NAMES[i], c->name.len) == 0)
                 return srpc_reply_handle(reply, (uint64_t)(H_OK + i));
         return err(reply, "builtins.AttributeError", "no such attribute");
@@ -51,6 +64,9 @@ static srpc_status on_call(void *ud, void *session, const srpc_call *c, srpc_rep
         case H_NULL_VALUE: return srpc_reply_value(reply, NULL, 8);
         case H_BAD_MSGPACK: return srpc_reply_handle(reply, H_BAD_MSGPACK);
         case H_GHOST_FN: return srpc_reply_handle(reply, H_GHOST);
+        case H_STALE:
+            if (previous_reply && previous_reply != reply && srpc_reply_handle(previous_reply, H_FORTY_TWO) != SRPC_ERR_STATE) abort();
+            return srpc_reply_handle(reply, H_FORTY_TWO);
         case H_TWICE:
             srpc_reply_handle(reply, H_FORTY_TWO);
             if (srpc_reply_handle(reply, H_FORTY_TWO) != SRPC_ERR_STATE) abort();

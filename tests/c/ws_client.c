@@ -85,6 +85,8 @@ int main(int argc, char **argv) {
     srpc_str broken = {NULL, 3};
     CHECK(srpc_client_import(c, broken, &ignored) == SRPC_ERR_NULL_ARGUMENT, "NULL with a length");
     CHECK(srpc_client_request(NULL, &call, &r) == SRPC_ERR_NULL_ARGUMENT, "NULL client");
+    call.kind = 42;
+    CHECK(srpc_client_request(c, &call, &r) == SRPC_ERR_INVALID_ARGUMENT, "a kind that is not an srpc_call_kind");
 
     srpc_client_close(c);
     printf("ws_client: all checks passed\n");

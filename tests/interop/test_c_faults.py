@@ -37,6 +37,7 @@ def test_bad_values_and_ghost_handles(faulty_server):
         with pytest.raises(KeyError, match="no object under handle 999999"):
             simplerpc.materialize(m.ghost())
         assert simplerpc.materialize(m.twice()) == 42  # a second answer is refused, the first stands
+        assert simplerpc.materialize(m.stale()) == 42  # a dead reply from an earlier call is refused
     # Another client, the stock one, is still served.
     stock = simplerpyc.connect("127.0.0.1", port, token=token)
     try:

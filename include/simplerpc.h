@@ -99,6 +99,10 @@ enum srpc_status
    The object is in the wrong state for this call (e.g. already stopped).
    */
   SRPC_ERR_STATE = 10,
+  /*
+   A request got no answer within the client's timeout; the connection is closed.
+   */
+  SRPC_ERR_TIMEOUT = 11,
 };
 #ifndef __cplusplus
 typedef uint32_t srpc_status;
@@ -548,6 +552,17 @@ srpc_status srpc_client_materialize(const struct srpc_client *client,
  `client` is live.
  */
 srpc_status srpc_client_release(const struct srpc_client *client, uint64_t obj);
+
+/*
+ Limit how long each request waits for its answer, in milliseconds (0: no
+ limit, the default). A request that runs out of time returns
+ SRPC_ERR_TIMEOUT and closes the connection (a late answer could not be
+ paired any more).
+
+ # Safety
+ `client` is live.
+ */
+srpc_status srpc_client_set_timeout(const struct srpc_client *client, uint64_t timeout_ms);
 
 /*
  The extension bits (SRPC_EXT_*) negotiated with the server: 0 for a stock server.

@@ -5,7 +5,7 @@ use simplerpc_ws::{Client, ClientConfig, Error};
 
 use crate::error::{
     guard, srpc_status, FfiError, SrpcErrClosed, SrpcErrInvalidArgument, SrpcErrIo,
-    SrpcErrProtocol, SrpcErrUnauthorized,
+    SrpcErrProtocol, SrpcErrTimeout, SrpcErrUnauthorized,
 };
 use crate::types::{
     fill_response, srpc_buf, srpc_call, srpc_call_kind, srpc_response, srpc_slice, srpc_str,
@@ -21,6 +21,7 @@ fn ws_error(e: Error) -> FfiError {
         Error::Remote(r) => return FfiError::remote(r.clone()),
         Error::Unauthorized { .. } | Error::MissingToken { .. } => SrpcErrUnauthorized,
         Error::Closed(_) => SrpcErrClosed,
+        Error::Timeout(_) => SrpcErrTimeout,
         Error::Connect { .. } | Error::Handshake { .. } | Error::Io(_) | Error::Bind { .. } => {
             SrpcErrIo
         }
@@ -314,6 +315,25 @@ pub unsafe extern "C" fn srpc_client_materialize(
 pub unsafe extern "C" fn srpc_client_release(client: *const srpc_client, obj: u64) -> srpc_status {
     guard(|| {
         live(client)?.0.release(ObjId(obj));
+        Ok(())
+    })
+}
+
+/// Limit how long each request waits for its answer, in milliseconds (0: no
+/// limit, the default). A request that runs out of time returns
+/// SRPC_ERR_TIMEOUT and closes the connection (a late answer could not be
+/// paired any more).
+///
+/// # Safety
+/// `client` is live.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_client_set_timeout(
+    client: *const srpc_client,
+    timeout_ms: u64,
+) -> srpc_status {
+    guard(|| {
+        let t = (timeout_ms != 0).then(|| std::time::Duration::from_millis(timeout_ms));
+        live(client)?.0.set_timeout(t);
         Ok(())
     })
 }

@@ -32,6 +32,8 @@ pub enum srpc_status {
     SrpcErrPanic = 9,
     /// The object is in the wrong state for this call (e.g. already stopped).
     SrpcErrState = 10,
+    /// A request got no answer within the client's timeout; the connection is closed.
+    SrpcErrTimeout = 11,
 }
 
 pub use srpc_status::*;
@@ -195,6 +197,7 @@ pub extern "C" fn srpc_status_str(status: u32) -> *const c_char {
         8 => b"protocol error\0",
         9 => b"internal error (Rust panic)\0",
         10 => b"wrong state for this call\0",
+        11 => b"no answer within the timeout\0",
         _ => b"unknown status\0",
     };
     s.as_ptr().cast()

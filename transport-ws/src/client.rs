@@ -74,6 +74,8 @@ struct Conn {
     pending: Option<Error>,
     read_timeout: Option<Duration>,
     addr: String,
+    /// How long a request may wait for its responses (None: as long as it takes).
+    timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for Client {
@@ -193,6 +195,7 @@ impl Client {
                 ended: None,
                 pending: None,
                 read_timeout: None,
+                timeout: config.timeout,
                 addr: addr.clone(),
             }),
             releases: Mutex::new(Vec::new()),
@@ -232,6 +235,13 @@ impl Client {
             Some(r) => Ok(r?),
             None => Err(Error::Closed("no response arrived".into())),
         }
+    }
+
+    /// Change how long a request may wait for its response (`None`: no limit).
+    /// A request that runs out of time fails with [`Error::Timeout`] and ends
+    /// the connection, since its late answer could no longer be paired.
+    pub fn set_timeout(&self, timeout: Option<Duration>) {
+        self.lock().timeout = timeout;
     }
 
     /// Send every request, then read every response: one round trip for all.
@@ -353,8 +363,25 @@ impl Conn {
             }
         }
         self.flush_all(&mut answers)?;
-        self.set_read_timeout(None)?;
+        let Some(limit) = self.timeout else {
+            self.set_read_timeout(None)?;
+            while answers.len() < n {
+                self.read_one(&mut answers)?;
+            }
+            return Ok(answers);
+        };
+        let deadline = Instant::now() + limit;
         while answers.len() < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                // The late answers could no longer be paired: end the connection.
+                self.ended = Some(Ended::Closed(format!(
+                    "a request got no answer within {limit:?}"
+                )));
+                let _ = self.ws.get_ref().shutdown(std::net::Shutdown::Both);
+                return Err(Error::Timeout(limit));
+            }
+            self.set_read_timeout(Some(left.min(Duration::from_millis(100))))?;
             self.read_one(&mut answers)?;
         }
         Ok(answers)

@@ -56,6 +56,10 @@ pub struct ClientConfig {
     pub extensions: Extensions,
     /// Largest message (and frame) accepted from the server, in bytes.
     pub max_message_size: usize,
+    /// How long a request may wait for its response; `None` (the default)
+    /// waits as long as the call takes. A request that runs out of time fails
+    /// with [`Error::Timeout`](crate::Error::Timeout) and ends the connection.
+    pub timeout: Option<std::time::Duration>,
 }
 
 impl Default for ClientConfig {
@@ -66,6 +70,7 @@ impl Default for ClientConfig {
             token: None,
             extensions: Extensions::ALL,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            timeout: None,
         }
     }
 }

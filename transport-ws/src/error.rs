@@ -52,6 +52,10 @@ pub enum Error {
     /// the client was closed). Requests in flight got no answer; connect again.
     #[error("the connection to the server is closed ({0}); connect again")]
     Closed(String),
+    /// A request got no answer within the client's timeout; the connection
+    /// was closed (a late answer could not be paired any more).
+    #[error("the server did not answer within {0:?}; the connection was closed, connect again")]
+    Timeout(std::time::Duration),
     /// The remote code raised an exception.
     #[error("remote exception {}", remote_text(.0))]
     Remote(RemoteError),

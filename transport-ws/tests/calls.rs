@@ -463,3 +463,41 @@ fn a_panicking_connection_does_not_stop_the_server() {
         Value::UInt(2)
     );
 }
+
+#[test]
+fn a_request_past_its_timeout_fails_and_ends_the_connection() {
+    let (server, _) = start();
+    let mut cfg = common::config(&server);
+    cfg.timeout = Some(std::time::Duration::from_millis(300));
+    let client = Client::connect(&cfg).unwrap();
+    let m = client.module("m").unwrap();
+    // A quick call is within the limit.
+    assert_eq!(
+        m.getattr("echo")
+            .unwrap()
+            .call_args(vec![Value::UInt(7)])
+            .unwrap()
+            .materialize()
+            .unwrap(),
+        Value::UInt(7)
+    );
+    let sleep = m.getattr("sleep").unwrap();
+    let err = with_deadline("the timed-out call", move || {
+        sleep.call_args(vec![Value::UInt(1500)]).unwrap_err()
+    });
+    assert!(matches!(err, Error::Timeout(_)), "{err:?}");
+    assert!(
+        matches!(client.eval("1"), Err(Error::Closed(_))),
+        "the connection ended"
+    );
+    // Raising the limit on a fresh connection lets the slow call through.
+    let client = connect(&server);
+    client.set_timeout(Some(std::time::Duration::from_secs(30)));
+    let r = client
+        .module("m")
+        .unwrap()
+        .getattr("sleep")
+        .unwrap()
+        .call_args(vec![Value::UInt(400)]);
+    assert!(r.is_ok(), "{r:?}");
+}

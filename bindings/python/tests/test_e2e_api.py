@@ -637,3 +637,19 @@ def test_garbage_frames_get_protocol_errors_and_the_server_keeps_serving(
     assert materialize(conn.eval("'alive'")) == "alive"
     with simplerpc.connect(host, port, token) as c:
         assert materialize(c.eval("1")) == 1
+
+
+def test_a_request_past_its_timeout_raises_and_closes(server):
+    host, port, token = server[0], server[1], server[2]
+    conn = simplerpc.connect(host, port, token=token, timeout=0.3)
+    try:
+        assert simplerpc.materialize(conn.eval("1 + 1")) == 2
+        with pytest.raises(simplerpc.RequestTimeoutError) as e:
+            conn.modules.time.sleep(2)
+        assert isinstance(e.value, TimeoutError)
+        with pytest.raises(simplerpc.ConnectionClosedError):
+            conn.eval("1")
+    finally:
+        conn.disconnect()
+    with pytest.raises(ValueError):
+        simplerpc.connect(host, port, token=token, timeout=0)

@@ -18,6 +18,7 @@ from .errors import (
     ExecutorPanic,
     ProtocolError,
     RemoteException,
+    RequestTimeoutError,
     SimpleRPCError,
     UnknownObjectError,
 )
@@ -38,4 +39,5 @@ __all__ = [
     "ExecutorPanic",
     "ConnectionClosedError",
     "AuthenticationError",
+    "RequestTimeoutError",
 ]

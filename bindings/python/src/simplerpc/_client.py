@@ -217,6 +217,7 @@ def connect(
     token: Optional[str] = None,
     *,
     allow_pickle: bool = False,
+    timeout: Optional[float] = None,
 ) -> Connection:
     """Connect to a server.
 
@@ -228,6 +229,10 @@ def connect(
             unpickle the exceptions it sends (to re-raise the original
             object) and numpy object arrays. Off by default: remote
             exceptions are rebuilt from their type name and message instead.
+        timeout: seconds a request may wait for its answer; ``None`` (the
+            default) waits as long as the remote call takes. A request that
+            runs out of time raises :class:`RequestTimeoutError` and closes
+            the connection.
 
     Raises:
         ValueError: no token given and ``$SIMPLERPC_TOKEN`` is not set.
@@ -247,7 +252,7 @@ def connect(
 
     tune_malloc()
 
-    return Connection(NativeClient(host, port, token), allow_pickle=allow_pickle)
+    return Connection(NativeClient(host, port, token, timeout=timeout), allow_pickle=allow_pickle)
 
 
 def patch_module(conn: Connection, name: str) -> RPCProxy:

@@ -28,7 +28,7 @@ from ctypes import (
 from typing import Any, Callable, Dict, Optional, Tuple
 
 from ._native_api import NativeRemoteError
-from .errors import AuthenticationError, ConnectionClosedError, ProtocolError, SimpleRPCError
+from .errors import AuthenticationError, ConnectionClosedError, ProtocolError, RequestTimeoutError, SimpleRPCError
 
 SRPC_OK = 0
 SRPC_ERR_IO = 4
@@ -36,6 +36,7 @@ SRPC_ERR_UNAUTHORIZED = 5
 SRPC_ERR_CLOSED = 6
 SRPC_ERR_REMOTE = 7
 SRPC_ERR_PROTOCOL = 8
+SRPC_ERR_TIMEOUT = 11
 NO_OBJECT = (1 << 64) - 1
 
 # srpc_call_kind
@@ -131,6 +132,7 @@ _buf_free = _declare("srpc_buf_free", None, POINTER(Buf))
 _client_connect = _declare("srpc_client_connect", c_uint32, Str, c_uint16, Str, POINTER(c_void_p))
 _client_request = _declare("srpc_client_request", c_uint32, c_void_p, POINTER(Call), POINTER(Response))
 _client_release = _declare("srpc_client_release", c_uint32, c_void_p, c_uint64)
+_client_set_timeout = _declare("srpc_client_set_timeout", c_uint32, c_void_p, c_uint64)
 _client_extensions = _declare("srpc_client_extensions", c_uint32, c_void_p)
 _client_close = _declare("srpc_client_close", None, c_void_p)
 _server_start = _declare("srpc_server_start", c_uint32, POINTER(ServerConfig), POINTER(Executor), POINTER(c_void_p))
@@ -172,6 +174,8 @@ def _raise(status: int) -> None:
         raise AuthenticationError(message)
     if status == SRPC_ERR_CLOSED:
         raise ConnectionClosedError(message)
+    if status == SRPC_ERR_TIMEOUT:
+        raise RequestTimeoutError(message)
     if status == SRPC_ERR_PROTOCOL:
         raise ProtocolError(message)
     if status == SRPC_ERR_IO:
@@ -224,13 +228,18 @@ class _Keep:
 class NativeClient:
     """A connection through libsimplerpc (the ``NativeClientAPI`` of ``_native_api``)."""
 
-    def __init__(self, host: str, port: int, token: str) -> None:
+    def __init__(self, host: str, port: int, token: str, timeout: Optional[float] = None) -> None:
         keep = _Keep()
         handle = c_void_p()
         st = _client_connect(keep.str(host), port, keep.str(token), byref(handle))
         if st != SRPC_OK:
             _raise(st)
         self._handle: Optional[int] = handle.value
+        if timeout is not None:
+            if timeout <= 0:
+                self.close()
+                raise ValueError(f"timeout must be a positive number of seconds or None, not {timeout!r}")
+            _client_set_timeout(self._handle, max(1, int(timeout * 1000)))
         self._lock = threading.Lock()
 
     @property

@@ -17,6 +17,7 @@ __all__ = [
     "ExecutorPanic",
     "ConnectionClosedError",
     "AuthenticationError",
+    "RequestTimeoutError",
     "RemoteException",
 ]
 
@@ -43,6 +44,11 @@ class ConnectionClosedError(SimpleRPCError, ConnectionError):
 
 class AuthenticationError(SimpleRPCError, ConnectionError):
     """The server refused the token."""
+
+
+class RequestTimeoutError(SimpleRPCError, TimeoutError):
+    """A request got no answer within the connection's ``timeout``; the
+    connection is closed (connect again)."""
 
 
 class RemoteException(Exception):
@@ -88,6 +94,7 @@ for _cls in (
     ExecutorPanic,
     ConnectionClosedError,
     AuthenticationError,
+    RequestTimeoutError,
     RemoteException,
 ):
     _cls.__module__ = "simplerpc"

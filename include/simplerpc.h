@@ -326,7 +326,9 @@ typedef struct srpc_response {
    */
   uint64_t obj;
   /*
-   The id of the request this answers (counting from 0 per session).
+   The id of the request this answers (counting from 0 per session), from
+   srpc_client_session_receive(); srpc_client_request() answers one call
+   at a time and sets 0.
    */
   uint64_t request_id;
   /*

@@ -188,7 +188,9 @@ pub struct srpc_response {
     pub kind: srpc_response_kind,
     /// The new object's id (SRPC_RESPONSE_OBJECT).
     pub obj: u64,
-    /// The id of the request this answers (counting from 0 per session).
+    /// The id of the request this answers (counting from 0 per session), from
+    /// srpc_client_session_receive(); srpc_client_request() answers one call
+    /// at a time and sets 0.
     pub request_id: u64,
     /// msgpack bytes (SRPC_RESPONSE_VALUE, SRPC_RESPONSE_NAMESPACE), else empty.
     pub value: srpc_buf,

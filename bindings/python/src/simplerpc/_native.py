@@ -229,6 +229,8 @@ class NativeClient:
     """A connection through libsimplerpc (the ``NativeClientAPI`` of ``_native_api``)."""
 
     def __init__(self, host: str, port: int, token: str, timeout: Optional[float] = None) -> None:
+        if timeout is not None and not timeout > 0:
+            raise ValueError(f"timeout must be a positive number of seconds or None, not {timeout!r}")
         keep = _Keep()
         handle = c_void_p()
         st = _client_connect(keep.str(host), port, keep.str(token), byref(handle))
@@ -236,11 +238,7 @@ class NativeClient:
             _raise(st)
         self._handle: Optional[int] = handle.value
         if timeout is not None:
-            if timeout <= 0:
-                self.close()
-                raise ValueError(f"timeout must be a positive number of seconds or None, not {timeout!r}")
             _client_set_timeout(self._handle, max(1, int(timeout * 1000)))
-        self._lock = threading.Lock()
 
     @property
     def extensions(self) -> int:
@@ -351,8 +349,6 @@ def forward_logs(enabled: bool = True) -> None:
 
 
 # ---------------------------------------------------------------- server
-
-Dispatch = Callable[[Any, int, Optional[int], str, str, bytes, bytes, bytes, bytes], Tuple[str, Any]]
 
 
 class NativeServer:

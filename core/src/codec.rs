@@ -627,7 +627,17 @@ mod tests {
 
     #[test]
     fn array_payload_is_shared_with_frame() {
-        let a = NdArray::from_vec(vec![2, 2], vec![1.0f64, 2.0, 3.0, 4.0]).unwrap();
+        let data: Vec<u8> = [1.0f64, 2.0, 3.0, 4.0]
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
+        let a = NdArray::new(
+            crate::DType::Float64,
+            crate::ByteOrder::Little,
+            vec![2, 2],
+            Bytes::from(data),
+        )
+        .unwrap();
         let frame = Bytes::from(to_vec(&Value::Array(a.clone())).unwrap());
         let Value::Array(b) = from_bytes(&frame).unwrap() else {
             panic!("not an array")

@@ -13,7 +13,6 @@
 //! - [`extensions`]: what we add to the reference protocol, and its negotiation.
 //! - [`server`]: [`ServerSession`], one per connected client, over an [`Executor`].
 //! - [`client`]: [`ClientSession`], one per connection.
-//! - [`registry`]: a Rust-native executor exposing Rust functions and objects.
 //! - [`token`]: authentication tokens.
 
 #![forbid(unsafe_op_in_unsafe_fn)]
@@ -26,12 +25,11 @@ mod complex;
 pub mod executor;
 pub mod extensions;
 pub mod message;
-pub mod registry;
 pub mod server;
 pub mod token;
 pub mod value;
 
-pub use array::{ArrayError, ByteOrder, DType, Element, NdArray};
+pub use array::{ArrayError, ByteOrder, DType, NdArray};
 pub use bytes::Bytes;
 pub use client::{ClientError, ClientSession, RequestId};
 pub use executor::{ExecError, ExecResult, Executor, Target};

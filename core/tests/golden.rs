@@ -1,6 +1,7 @@
 //! Golden frames made by the stock `simplerpyc` 0.0.1a3 (see tests/golden/generate.py):
 //! each must decode, and re-encode to the very same bytes.
 
+use simplerpc_registry::NdArrayExt;
 use std::path::PathBuf;
 
 use simplerpc_core::codec;

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ndarray::Array1;
-use simplerpc_core::registry::{Array, Module, Registry};
 use simplerpc_core::Value;
+use simplerpc_registry::{Array, Module, Registry};
 use simplerpc_ws::{Client, ClientConfig, Server, ServerConfig};
 
 fn median(mut v: Vec<f64>) -> f64 {

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ndarray::{Array1, Array3};
-use simplerpc_core::registry::{Array, Class, Instance, Module, Registry};
 use simplerpc_core::Value;
+use simplerpc_registry::{Array, Class, Instance, Module, Registry};
 use simplerpc_ws::{Server, ServerConfig};
 
 /// A toy environment that renders a fresh image every step.

@@ -15,7 +15,7 @@
 //!
 //! ```no_run
 //! use simplerpc_ws::{Client, ClientConfig, Server, ServerConfig};
-//! # fn executor() -> simplerpc_core::registry::RegistryExecutor { unimplemented!() }
+//! # fn executor() -> simplerpc_registry::RegistryExecutor { unimplemented!() }
 //!
 //! let server = Server::bind(
 //!     ServerConfig { port: 0, ..ServerConfig::default() },

@@ -3,6 +3,7 @@
 
 mod common;
 
+use simplerpc_registry::NdArrayExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;

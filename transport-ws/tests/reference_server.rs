@@ -3,6 +3,7 @@
 //! Needs a Python with `simplerpyc==0.0.1a3`: `SIMPLERPC_REFERENCE_PYTHON`
 //! (scripts/test.sh points it at its venv), else `python3`.
 
+use simplerpc_registry::NdArrayExt;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 

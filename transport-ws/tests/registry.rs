@@ -1,12 +1,13 @@
 //! WebSocket end to end with the Rust registry executor: a 64 MiB array in
 //! each direction, and 16 concurrent clients stepping their own environments.
 
+use simplerpc_registry::NdArrayExt;
 use std::sync::Arc;
 use std::thread;
 
 use ndarray::{Array1, Array3};
-use simplerpc_core::registry::{Array, Class, Instance, Module, Registry};
 use simplerpc_core::{DType, NdArray, Value};
+use simplerpc_registry::{Array, Class, Instance, Module, Registry};
 use simplerpc_ws::{Client, ClientConfig, RunningServer, Server, ServerConfig};
 
 struct Env {

@@ -3,10 +3,10 @@
 use std::sync::Arc;
 
 use ndarray::Array3;
-use simplerpc_core::registry::{Array, Class, Instance, Module, Registry};
 use simplerpc_core::{
     Bytes, ClientSession, ExecError, Extensions, Request, Response, ServerSession, Value,
 };
+use simplerpc_registry::{Array, Class, Instance, Module, Registry};
 
 /// A toy environment: `reset(seed)`, `step(action)` returning an observation image.
 pub struct Sim {
@@ -48,7 +48,7 @@ pub fn registry() -> Arc<Registry> {
 /// A client session and a server session joined by nothing but function calls.
 pub struct Pair {
     pub client: ClientSession,
-    pub server: ServerSession<simplerpc_core::registry::RegistryExecutor>,
+    pub server: ServerSession<simplerpc_registry::RegistryExecutor>,
 }
 
 impl Pair {

@@ -16,6 +16,7 @@
 
 #![allow(dead_code)]
 
+use simplerpc_registry::NdArrayExt;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};

@@ -1,3 +1,5 @@
+//! # simplerpc-registry
+//!
 //! A Rust-native executor: expose Rust functions and objects to clients.
 //!
 //! Build a [`Registry`] of [`Module`]s holding typed functions, constants and
@@ -6,7 +8,7 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use simplerpc_core::registry::{Class, Instance, Module, Registry};
+//! use simplerpc_registry::{Class, Instance, Module, Registry};
 //!
 //! struct Counter { n: i64 }
 //! let counter = Class::<Counter>::new("Counter")
@@ -21,17 +23,23 @@
 //! # let _ = executor;
 //! ```
 
+#![warn(missing_docs)]
+
+pub mod array;
 mod convert;
 mod object;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+pub use array::{Element, NdArrayExt};
 pub use convert::{Array, FromValue, IntoValue};
+/// The `ndarray` version this crate converts to and from.
+pub use ndarray;
 pub use object::{Args, Class, ClassInfo, Instance, IntoFunction, IntoMethod, IntoObject, Object};
 
-use crate::executor::{ExecError, ExecResult, Executor, Target};
-use crate::value::{Handle, Value};
+use simplerpc_core::executor::{ExecError, ExecResult, Executor, Target};
+use simplerpc_core::value::{Handle, Value};
 
 /// A named set of functions, constants and classes.
 #[derive(Clone, Default)]

@@ -4,9 +4,10 @@
 use bytes::Bytes;
 use ndarray::{ArrayD, Dimension};
 
-use crate::array::{Element, NdArray};
-use crate::executor::{ExecError, ExecResult};
-use crate::value::Value;
+use crate::array::{Element, NdArrayExt};
+use simplerpc_core::executor::{ExecError, ExecResult};
+use simplerpc_core::value::Value;
+use simplerpc_core::{DType, NdArray};
 
 /// A Rust type a registry function can take as an argument.
 pub trait FromValue: Sized {
@@ -55,8 +56,8 @@ impl FromValue for f64 {
             let a = NdArray::new(s.dtype, s.order, vec![], s.data.clone())
                 .map_err(|e| ExecError::value_error(e.to_string()))?;
             let x = match s.dtype {
-                crate::DType::Float32 => a.to_vec::<f32>().map(|x| x[0] as f64),
-                crate::DType::Float64 => a.to_vec::<f64>().map(|x| x[0]),
+                DType::Float32 => a.to_vec::<f32>().map(|x| x[0] as f64),
+                DType::Float64 => a.to_vec::<f64>().map(|x| x[0]),
                 _ => return Err(mismatch("float", &v)),
             };
             return x.map_err(|e| ExecError::value_error(e.to_string()));

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use super::convert::FromValue;
 use super::Module;
-use crate::executor::{ExecError, ExecResult};
-use crate::value::Value;
+use simplerpc_core::executor::{ExecError, ExecResult};
+use simplerpc_core::value::Value;
 
 /// Arguments of a call: positional and keyword.
 #[derive(Debug, Clone, Default)]
@@ -302,7 +302,51 @@ pub trait IntoObject {
     fn into_object(self) -> ExecResult<Object>;
 }
 
-impl<T: Into<Value>> IntoObject for T {
+// One impl per value type rather than a blanket `T: Into<Value>`: `Value`
+// lives in core, so a blanket impl would overlap the `ExecResult<T>` one.
+macro_rules! value_object {
+    ($($t:ty),*) => {$(
+        impl IntoObject for $t {
+            fn into_object(self) -> ExecResult<Object> {
+                Ok(Object::Value(self.into()))
+            }
+        }
+    )*};
+}
+value_object!(
+    Value,
+    (),
+    bool,
+    i8,
+    i16,
+    i32,
+    i64,
+    u8,
+    u16,
+    u32,
+    u64,
+    usize,
+    f32,
+    f64,
+    String,
+    &str,
+    bytes::Bytes,
+    simplerpc_core::NdArray
+);
+
+impl<T: Into<Value>> IntoObject for Vec<T> {
+    fn into_object(self) -> ExecResult<Object> {
+        Ok(Object::Value(self.into()))
+    }
+}
+
+impl<T: Into<Value>> IntoObject for Option<T> {
+    fn into_object(self) -> ExecResult<Object> {
+        Ok(Object::Value(self.into()))
+    }
+}
+
+impl<T: crate::Element, D: ndarray::Dimension> IntoObject for crate::Array<T, D> {
     fn into_object(self) -> ExecResult<Object> {
         Ok(Object::Value(self.into()))
     }

@@ -13,8 +13,9 @@ use bytes::Bytes;
 
 use crate::codec::EncodeError;
 use crate::extensions::Extensions;
-use crate::message::{self, FrameError, Request, Response};
+use crate::message::{self, FrameError, RawRequest, Request, Response};
 use crate::value::ObjId;
+use crate::value::RawValue;
 
 /// Identifies one request of a client session, counting from 0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -102,14 +103,40 @@ impl ClientSession {
         Ok((id, frame))
     }
 
+    /// Build the frame for a request whose value fields are msgpack the
+    /// caller already holds (checked, then copied once into the frame).
+    pub fn send_raw(
+        &mut self,
+        request: &RawRequest<'_>,
+    ) -> Result<(RequestId, Vec<u8>), FrameError> {
+        let id = RequestId(self.next_id);
+        let frame =
+            message::encode_request_raw(request, Some(id.0), &self.releases, self.extensions)?;
+        self.next_id += 1;
+        self.released_total += self.releases.len() as u64;
+        self.releases.clear();
+        self.in_flight.push_back(id);
+        Ok((id, frame))
+    }
+
     /// Take one response frame: the response and the request it answers.
     ///
     /// A frame that cannot be decoded still consumes the oldest request (the
     /// server answers each request exactly once), so later responses stay
     /// paired; the error says what was wrong.
     pub fn handle_frame(&mut self, frame: Bytes) -> Result<(RequestId, Response), ClientError> {
+        self.handle_frame_raw(frame).map(|(id, r, _)| (id, r))
+    }
+
+    /// As [`ClientSession::handle_frame`], and also the bytes of the
+    /// response's value (or namespace) as the frame holds them, for callers
+    /// that pass the msgpack on rather than use the decoded value.
+    pub fn handle_frame_raw(
+        &mut self,
+        frame: Bytes,
+    ) -> Result<(RequestId, Response, Option<RawValue>), ClientError> {
         let expected = self.in_flight.pop_front().ok_or(ClientError::Unsolicited)?;
-        let resp = message::decode_response(&frame)?;
+        let (resp, raw) = message::decode_response_raw(&frame)?;
         if let Some(got) = resp.id.filter(|_| self.extensions.request_ids()) {
             if got != expected.0 {
                 return Err(ClientError::OutOfOrder {
@@ -118,6 +145,6 @@ impl ClientSession {
                 });
             }
         }
-        Ok((expected, resp.response))
+        Ok((expected, resp.response, raw))
     }
 }

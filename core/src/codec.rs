@@ -109,6 +109,7 @@ pub fn encoded_len(value: &Value) -> usize {
         Value::Slice(s) => 40 + encoded_len(&s.start) + encoded_len(&s.stop) + encoded_len(&s.step),
         Value::Proxy(_) => 32,
         Value::Handle(_) => 0,
+        Value::Raw(r) => r.len(),
     }
 }
 
@@ -169,6 +170,7 @@ pub fn encode(buf: &mut Vec<u8>, value: &Value) -> Result<(), EncodeError> {
         }
         Value::Proxy(id) => write_proxy(buf, *id)?,
         Value::Handle(_) => return Err(EncodeError::Handle),
+        Value::Raw(r) => buf.extend_from_slice(r.as_bytes()),
     }
     Ok(())
 }
@@ -315,25 +317,92 @@ pub(crate) fn write_map_len(buf: &mut Vec<u8>, len: usize) -> Result<(), EncodeE
 /// Decode one value that fills `frame` entirely. Bin data and array payloads
 /// in the result share `frame`'s buffer.
 pub fn from_bytes(frame: &Bytes) -> Result<Value, DecodeError> {
-    let mut d = Decoder {
-        buf: frame,
-        pos: 0,
-        values: 0,
-    };
+    let mut d = Decoder::new(frame, Some(frame));
     let v = d.value(0)?;
-    if d.pos != frame.len() {
-        return Err(DecodeError::TrailingBytes(frame.len() - d.pos));
-    }
+    d.finish()?;
     Ok(v)
 }
 
+/// Check that `data` is exactly one well-formed msgpack value the protocol
+/// accepts (no ext types, UTF-8 strings, nesting and size within limits),
+/// without keeping anything. Used where bytes from a host or a peer are
+/// passed on as they are.
+pub fn validate(data: &[u8]) -> Result<(), DecodeError> {
+    let mut d = Decoder::new(data, None);
+    d.value(0)?;
+    d.finish()
+}
+
+/// A frame's top level: a map whose values are decoded together with the
+/// byte range each occupies in the frame, or any other value.
+pub(crate) enum TopLevel {
+    /// `(key, value, range of the value's bytes)` in wire order.
+    Map(Vec<(Value, Value, std::ops::Range<usize>)>),
+    /// Not a map.
+    Other(Value),
+}
+
+/// Decode a frame, remembering where each top-level map value lies, so a
+/// field can be handed on as the frame's own bytes.
+pub(crate) fn top_level(frame: &Bytes) -> Result<TopLevel, DecodeError> {
+    let mut d = Decoder::new(frame, Some(frame));
+    let n = match frame.first() {
+        Some(&m @ 0x80..=0x8f) => {
+            d.pos = 1;
+            (m & 0x0f) as usize
+        }
+        Some(0xde) => {
+            d.pos = 1;
+            d.len16()?
+        }
+        Some(0xdf) => {
+            d.pos = 1;
+            d.len32()?
+        }
+        _ => {
+            let v = d.value(0)?;
+            d.finish()?;
+            return Ok(TopLevel::Other(v));
+        }
+    };
+    d.values = 1;
+    let mut fields = Vec::with_capacity(n.min(64));
+    for _ in 0..n {
+        let k = d.value(1)?;
+        let start = d.pos;
+        let v = d.value(1)?;
+        fields.push((k, v, start..d.pos));
+    }
+    d.finish()?;
+    Ok(TopLevel::Map(fields))
+}
+
 struct Decoder<'a> {
-    buf: &'a Bytes,
+    buf: &'a [u8],
+    /// The buffer as shared bytes, for zero-copy bin values; `None` when only
+    /// validating (bin values are then left empty).
+    owner: Option<&'a Bytes>,
     pos: usize,
     values: usize,
 }
 
-impl Decoder<'_> {
+impl<'a> Decoder<'a> {
+    fn new(buf: &'a [u8], owner: Option<&'a Bytes>) -> Self {
+        Decoder {
+            buf,
+            owner,
+            pos: 0,
+            values: 0,
+        }
+    }
+
+    fn finish(&self) -> Result<(), DecodeError> {
+        if self.pos != self.buf.len() {
+            return Err(DecodeError::TrailingBytes(self.buf.len() - self.pos));
+        }
+        Ok(())
+    }
+
     fn take(&mut self, n: usize) -> Result<&[u8], DecodeError> {
         let end = self
             .pos
@@ -351,7 +420,10 @@ impl Decoder<'_> {
     fn take_bytes(&mut self, n: usize) -> Result<Bytes, DecodeError> {
         let start = self.pos;
         self.take(n)?;
-        Ok(self.buf.slice(start..self.pos))
+        Ok(match self.owner {
+            Some(b) => b.slice(start..self.pos),
+            None => Bytes::new(),
+        })
     }
 
     fn be<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {

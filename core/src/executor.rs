@@ -3,13 +3,95 @@
 //! One executor instance serves one client. It holds the objects it returned,
 //! each under a [`Handle`] of its own choosing; the server session maps the
 //! protocol's object ids to those handles and tells the executor when a handle
-//! is no longer used ([`Executor::release`]). Proxy references in arguments
-//! and keys reach the executor already resolved to [`Value::Handle`]s.
+//! is no longer used ([`Executor::release`]).
+//!
+//! Call arguments and `getitem` keys reach the executor in two forms at once
+//! ([`Arguments`], [`Key`]): decoded, with proxy references already resolved
+//! to [`Value::Handle`]s, for executors written in Rust; and as the frame's
+//! own msgpack bytes plus the resolved handles in order, for executors that
+//! decode msgpack themselves (C, Python), so nothing is encoded twice.
 
 use bytes::Bytes;
 
 use crate::message::RemoteError;
-use crate::value::{Handle, Value};
+use crate::value::{Handle, RawValue, Value};
+
+/// The arguments of a `call`.
+///
+/// `args` and `kwargs` are decoded, each proxy reference replaced by the
+/// [`Value::Handle`] it names. `raw_args` and `raw_kwargs` are the same
+/// arguments as the frame carried them (a msgpack array and a msgpack map,
+/// shared with the frame, not copied); in them each proxy reference is still
+/// the reference's marker map `{"__rpc_proxy__": true, "obj_id": N}` with the
+/// *client's* id, and `refs` holds the handle each marker stands for, in the
+/// order the markers appear in `raw_args` and then `raw_kwargs`. The session
+/// has checked every marker: an executor that decodes the bytes replaces the
+/// i-th map holding the key `"__rpc_proxy__"` by the object of `refs[i]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Arguments {
+    /// Positional arguments, decoded, references resolved.
+    pub args: Vec<Value>,
+    /// Keyword arguments, decoded, references resolved.
+    pub kwargs: Vec<(String, Value)>,
+    /// The positional arguments as a msgpack array, as the frame carried them.
+    pub raw_args: RawValue,
+    /// The keyword arguments as a msgpack map, as the frame carried them
+    /// (an empty map when the frame had none).
+    pub raw_kwargs: RawValue,
+    /// The handle of each proxy reference in `raw_args` then `raw_kwargs`.
+    pub refs: Vec<Handle>,
+}
+
+impl Arguments {
+    /// Arguments built from values (a Rust caller, a test): the raw forms are
+    /// encoded from them, with handles as markers naming the handle itself.
+    pub fn from_values(args: Vec<Value>, kwargs: Vec<(String, Value)>) -> Self {
+        let mut refs = Vec::new();
+        let raw_args = raw_for(&Value::List(args.clone()), &mut refs);
+        let raw_kwargs = raw_for(&Value::map(kwargs.clone()), &mut refs);
+        Arguments {
+            args,
+            kwargs,
+            raw_args,
+            raw_kwargs,
+            refs,
+        }
+    }
+}
+
+/// The key of a `getitem`, in the two forms [`Arguments`] describes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Key {
+    /// The key, decoded, references resolved.
+    pub value: Value,
+    /// The key as the frame carried it.
+    pub raw: RawValue,
+    /// The handle of each proxy reference in `raw`, in order.
+    pub refs: Vec<Handle>,
+}
+
+impl Key {
+    /// A key built from a value (see [`Arguments::from_values`]).
+    pub fn from_value(value: Value) -> Self {
+        let mut refs = Vec::new();
+        let raw = raw_for(&value, &mut refs);
+        Key { value, raw, refs }
+    }
+}
+
+/// Encode `v` with each handle written as a marker naming itself.
+fn raw_for(v: &Value, refs: &mut Vec<Handle>) -> RawValue {
+    let mut v = v.clone();
+    let _ = v.walk_mut(&mut |x: &mut Value| {
+        if let Value::Handle(h) = *x {
+            refs.push(h);
+            *x = Value::Proxy(crate::ObjId(h.0));
+        }
+        Ok::<(), ()>(())
+    });
+    let bytes = crate::codec::to_vec(&v).unwrap_or_else(|_| vec![0xc0]);
+    RawValue::new(Bytes::from(bytes)).expect("the codec writes valid msgpack")
+}
 
 /// An error an executor operation raised; it reaches the client as a remote exception.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,17 +203,13 @@ pub trait Executor {
     fn getattr(&mut self, target: Target<'_>, attr: &str) -> ExecResult<Handle>;
 
     /// `target(*args, **kwargs)`.
-    fn call(
-        &mut self,
-        target: Target<'_>,
-        args: Vec<Value>,
-        kwargs: Vec<(String, Value)>,
-    ) -> ExecResult<Handle>;
+    fn call(&mut self, target: Target<'_>, args: Arguments) -> ExecResult<Handle>;
 
     /// `obj[key]`; the key may hold slices and handles.
-    fn getitem(&mut self, obj: Handle, key: Value) -> ExecResult<Handle>;
+    fn getitem(&mut self, obj: Handle, key: Key) -> ExecResult<Handle>;
 
-    /// The object's value, to be sent to the client.
+    /// The object's value, to be sent to the client. An executor holding the
+    /// value as msgpack answers [`Value::Raw`], which is sent as it is.
     fn materialize(&mut self, obj: Handle) -> ExecResult<Value>;
 
     /// Evaluate an expression in this client's globals.
@@ -171,15 +249,10 @@ impl<E: Executor + ?Sized> Executor for Box<E> {
     fn getattr(&mut self, target: Target<'_>, attr: &str) -> ExecResult<Handle> {
         (**self).getattr(target, attr)
     }
-    fn call(
-        &mut self,
-        target: Target<'_>,
-        args: Vec<Value>,
-        kwargs: Vec<(String, Value)>,
-    ) -> ExecResult<Handle> {
-        (**self).call(target, args, kwargs)
+    fn call(&mut self, target: Target<'_>, args: Arguments) -> ExecResult<Handle> {
+        (**self).call(target, args)
     }
-    fn getitem(&mut self, obj: Handle, key: Value) -> ExecResult<Handle> {
+    fn getitem(&mut self, obj: Handle, key: Key) -> ExecResult<Handle> {
         (**self).getitem(obj, key)
     }
     fn materialize(&mut self, obj: Handle) -> ExecResult<Value> {

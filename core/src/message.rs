@@ -12,7 +12,7 @@ use crate::codec::{
     EncodeError,
 };
 use crate::extensions::Extensions;
-use crate::value::{ObjId, Value};
+use crate::value::{ObjId, RawValue, Value};
 
 /// A request, as the client sends it.
 #[derive(Debug, Clone, PartialEq)]
@@ -107,6 +107,20 @@ pub struct RequestFrame {
     pub release: Vec<ObjId>,
     /// The request itself.
     pub request: Request,
+    /// The value fields of a decoded request as the frame's own bytes, for
+    /// executors that take msgpack as it is (empty for other requests).
+    pub raw: RawFields,
+}
+
+/// The msgpack bytes of a request's value fields, shared with its frame.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RawFields {
+    /// `args` of a `call`: a msgpack array.
+    pub args: Option<RawValue>,
+    /// `kwargs` of a `call`: a msgpack map (absent when the frame has none).
+    pub kwargs: Option<RawValue>,
+    /// `key` of a `getitem`.
+    pub key: Option<RawValue>,
 }
 
 /// An error raised on the other side, as it travels.
@@ -194,6 +208,9 @@ pub enum FrameError {
         /// field name
         field: &'static str,
     },
+    /// A request could not be encoded.
+    #[error("the request cannot be encoded: {0}")]
+    Encode(String),
     /// A field has the wrong type.
     #[error("field \"{field}\" of a {kind} message must be {want}, got {got}")]
     WrongField {
@@ -215,6 +232,141 @@ fn write_opt_id(buf: &mut Vec<u8>, id: Option<ObjId>) {
         Some(id) => write_uint(buf, id.0),
         None => buf.push(0xc0),
     }
+}
+
+/// A `call` or `getitem` whose value fields a host already holds as msgpack
+/// (the C ABI, Python): the bytes are checked once and copied into the frame
+/// as they are, never decoded and encoded again.
+#[derive(Debug, Clone, Copy)]
+pub enum RawRequest<'a> {
+    /// `call` with `args` a msgpack array and `kwargs` a msgpack map (empty: none).
+    Call {
+        /// human-readable trail, `"os.getcwd"`
+        path: &'a str,
+        /// the object, when there is one
+        obj_id: Option<ObjId>,
+        /// msgpack array of positional arguments (empty: none)
+        args: &'a [u8],
+        /// msgpack map of keyword arguments (empty: none)
+        kwargs: &'a [u8],
+    },
+    /// `getitem` with a msgpack `key`.
+    GetItem {
+        /// the object
+        obj_id: ObjId,
+        /// msgpack key
+        key: &'a [u8],
+    },
+}
+
+fn check_raw(
+    kind: &str,
+    field: &'static str,
+    bytes: &[u8],
+    want: Option<(&'static str, fn(u8) -> bool)>,
+) -> Result<(), FrameError> {
+    codec::validate(bytes)?;
+    if let Some((what, ok)) = want {
+        if !ok(bytes[0]) {
+            return Err(FrameError::WrongField {
+                kind: kind.into(),
+                field,
+                want: what,
+                got: "another msgpack type",
+            });
+        }
+    }
+    Ok(())
+}
+
+fn is_array_marker(m: u8) -> bool {
+    matches!(m, 0x90..=0x9f | 0xdc | 0xdd)
+}
+
+fn is_map_marker(m: u8) -> bool {
+    matches!(m, 0x80..=0x8f | 0xde | 0xdf)
+}
+
+/// Encode a [`RawRequest`]: the value bytes are checked, then copied once.
+pub fn encode_request_raw(
+    r: &RawRequest<'_>,
+    id: Option<u64>,
+    release: &[ObjId],
+    ext: Extensions,
+) -> Result<Vec<u8>, FrameError> {
+    let id = id.filter(|_| ext.request_ids());
+    let release = if ext.release() { release } else { &[] };
+    let extra = usize::from(id.is_some()) + usize::from(!release.is_empty());
+    let enc = |e: EncodeError| FrameError::Encode(e.to_string());
+    let mut buf;
+    match *r {
+        RawRequest::Call {
+            path,
+            obj_id,
+            args,
+            kwargs,
+        } => {
+            let args: &[u8] = if args.is_empty() { &[0x90] } else { args };
+            let kwargs: &[u8] = if kwargs.is_empty() { &[0x80] } else { kwargs };
+            check_raw(
+                "call",
+                "args",
+                args,
+                Some(("a msgpack array", is_array_marker)),
+            )?;
+            check_raw(
+                "call",
+                "kwargs",
+                kwargs,
+                Some(("a msgpack map", is_map_marker)),
+            )?;
+            buf =
+                Vec::with_capacity(96 + path.len() + args.len() + kwargs.len() + 9 * release.len());
+            write_map_len(&mut buf, 5 + extra).map_err(enc)?;
+            write_str(&mut buf, "type").map_err(enc)?;
+            write_str(&mut buf, "call").map_err(enc)?;
+            write_str(&mut buf, "path").map_err(enc)?;
+            write_str(&mut buf, path).map_err(enc)?;
+            write_str(&mut buf, "obj_id").map_err(enc)?;
+            write_opt_id(&mut buf, obj_id);
+            write_str(&mut buf, "args").map_err(enc)?;
+            buf.extend_from_slice(args);
+            write_str(&mut buf, "kwargs").map_err(enc)?;
+            buf.extend_from_slice(kwargs);
+        }
+        RawRequest::GetItem { obj_id, key } => {
+            check_raw("getitem", "key", key, None)?;
+            buf = Vec::with_capacity(64 + key.len() + 9 * release.len());
+            write_map_len(&mut buf, 3 + extra).map_err(enc)?;
+            write_str(&mut buf, "type").map_err(enc)?;
+            write_str(&mut buf, "getitem").map_err(enc)?;
+            write_str(&mut buf, "obj_id").map_err(enc)?;
+            write_uint(&mut buf, obj_id.0);
+            write_str(&mut buf, "key").map_err(enc)?;
+            buf.extend_from_slice(key);
+        }
+    }
+    write_extension_fields(&mut buf, id, release).map_err(enc)?;
+    Ok(buf)
+}
+
+fn write_extension_fields(
+    buf: &mut Vec<u8>,
+    id: Option<u64>,
+    release: &[ObjId],
+) -> Result<(), EncodeError> {
+    if let Some(id) = id {
+        write_str(buf, "id")?;
+        write_uint(buf, id);
+    }
+    if !release.is_empty() {
+        write_str(buf, "release")?;
+        write_array_len(buf, release.len())?;
+        for r in release {
+            write_uint(buf, r.0);
+        }
+    }
+    Ok(())
 }
 
 /// Encode a request frame. `ext` decides whether the extension keys (`id`,
@@ -331,18 +483,50 @@ pub fn encode_request(
         }
         Request::GetNamespace => {}
     }
-    if let Some(id) = id {
-        write_str(&mut buf, "id")?;
-        write_uint(&mut buf, id);
-    }
-    if !release.is_empty() {
-        write_str(&mut buf, "release")?;
-        write_array_len(&mut buf, release.len())?;
-        for r in release {
-            write_uint(&mut buf, r.0);
-        }
-    }
+    write_extension_fields(&mut buf, id, release)?;
     Ok(buf)
+}
+
+/// Encode a response frame, taking it by value: a value copied in by
+/// [`RawValue::copy_from_slice`] becomes the frame where it lies, with the
+/// header written into the room in front of it (no copy).
+pub fn encode_response_owned(
+    frame: ResponseFrame,
+    ext: Extensions,
+) -> Result<Vec<u8>, EncodeError> {
+    let id = frame.id.filter(|_| ext.request_ids());
+    match frame.response {
+        Response::Value(Value::Raw(raw)) => match raw.into_framed() {
+            Ok(mut buf) => {
+                let mut head = Vec::with_capacity(RawValue::FRAME_ROOM);
+                write_map_len(&mut head, 2 + usize::from(id.is_some()))?;
+                write_str(&mut head, "type")?;
+                write_str(&mut head, "success")?;
+                write_str(&mut head, "value")?;
+                debug_assert_eq!(head.len(), RawValue::FRAME_ROOM);
+                buf[..RawValue::FRAME_ROOM].copy_from_slice(&head);
+                if let Some(id) = id {
+                    write_str(&mut buf, "id")?;
+                    write_uint(&mut buf, id);
+                }
+                Ok(buf)
+            }
+            Err(raw) => encode_response(
+                &ResponseFrame {
+                    id: frame.id,
+                    response: Response::Value(Value::Raw(raw)),
+                },
+                ext,
+            ),
+        },
+        response => encode_response(
+            &ResponseFrame {
+                id: frame.id,
+                response,
+            },
+            ext,
+        ),
+    }
 }
 
 /// Encode a response frame. `ext` decides whether the `id` key may be written.
@@ -427,31 +611,41 @@ pub fn encode_response(frame: &ResponseFrame, ext: Extensions) -> Result<Vec<u8>
 /// The fields of one message map, looked up by name.
 struct Fields {
     kind: String,
-    pairs: Vec<(Value, Value)>,
+    frame: Bytes,
+    pairs: Vec<(Value, Value, std::ops::Range<usize>)>,
 }
 
 impl Fields {
     fn parse(frame: &Bytes) -> Result<Fields, FrameError> {
-        let v = codec::from_bytes(frame)?;
-        let pairs = match v {
-            Value::Map(pairs) => pairs,
-            other => return Err(FrameError::NotAMap(other.type_name())),
+        let pairs = match codec::top_level(frame)? {
+            codec::TopLevel::Map(pairs) => pairs,
+            codec::TopLevel::Other(other) => return Err(FrameError::NotAMap(other.type_name())),
         };
         let kind = pairs
             .iter()
-            .find_map(|(k, v)| (k.as_str() == Some("type")).then(|| v.as_str()))
+            .find_map(|(k, v, _)| (k.as_str() == Some("type")).then(|| v.as_str()))
             .flatten()
             .ok_or(FrameError::NoType)?
             .to_owned();
-        Ok(Fields { kind, pairs })
+        Ok(Fields {
+            kind,
+            frame: frame.clone(),
+            pairs,
+        })
     }
 
     fn take_opt(&mut self, field: &str) -> Option<Value> {
+        self.take_raw(field).map(|(v, _)| v)
+    }
+
+    /// A field's value and its bytes in the frame.
+    fn take_raw(&mut self, field: &str) -> Option<(Value, RawValue)> {
         let i = self
             .pairs
             .iter()
-            .position(|(k, _)| k.as_str() == Some(field))?;
-        Some(self.pairs.swap_remove(i).1)
+            .position(|(k, _, _)| k.as_str() == Some(field))?;
+        let (_, v, range) = self.pairs.swap_remove(i);
+        Some((v, RawValue::trusted(self.frame.slice(range))))
     }
 
     fn take(&mut self, field: &'static str) -> Result<Value, FrameError> {
@@ -519,6 +713,7 @@ pub fn decode_request(frame: &Bytes) -> Result<RequestFrame, FrameError> {
             .ok_or_else(|| f.wrong("release", "a list of ints", &Value::List(Vec::new())))?,
         Some(other) => return Err(f.wrong("release", "a list of ints", &other)),
     };
+    let mut raw = RawFields::default();
     let request = match f.kind.as_str() {
         "import_module" => Request::ImportModule {
             module: f.string("module")?,
@@ -534,20 +729,32 @@ pub fn decode_request(frame: &Bytes) -> Result<RequestFrame, FrameError> {
         "call" => {
             let path = f.string("path")?;
             let obj_id = f.opt_obj_id("obj_id")?;
-            let args = match f.take("args")? {
-                Value::List(items) => items,
-                other => return Err(f.wrong("args", "a list", &other)),
-            };
-            let kwargs = match f.take_opt("kwargs") {
-                None | Some(Value::Nil) => Vec::new(),
-                Some(Value::Map(pairs)) => pairs
-                    .into_iter()
-                    .map(|(k, v)| match k {
-                        Value::Str(k) => Ok((k, v)),
-                        other => Err(f.wrong("kwargs", "a map with str keys", &other)),
+            let args = match f.take_raw("args") {
+                Some((Value::List(items), bytes)) => {
+                    raw.args = Some(bytes);
+                    items
+                }
+                Some((other, _)) => return Err(f.wrong("args", "a list", &other)),
+                None => {
+                    return Err(FrameError::MissingField {
+                        kind: f.kind.clone(),
+                        field: "args",
                     })
-                    .collect::<Result<_, _>>()?,
-                Some(other) => return Err(f.wrong("kwargs", "a map", &other)),
+                }
+            };
+            let kwargs = match f.take_raw("kwargs") {
+                None | Some((Value::Nil, _)) => Vec::new(),
+                Some((Value::Map(pairs), bytes)) => {
+                    raw.kwargs = Some(bytes);
+                    pairs
+                        .into_iter()
+                        .map(|(k, v)| match k {
+                            Value::Str(k) => Ok((k, v)),
+                            other => Err(f.wrong("kwargs", "a map with str keys", &other)),
+                        })
+                        .collect::<Result<_, _>>()?
+                }
+                Some((other, _)) => return Err(f.wrong("kwargs", "a map", &other)),
             };
             Request::Call {
                 path,
@@ -556,10 +763,15 @@ pub fn decode_request(frame: &Bytes) -> Result<RequestFrame, FrameError> {
                 kwargs,
             }
         }
-        "getitem" => Request::GetItem {
-            obj_id: f.obj_id("obj_id")?,
-            key: f.take("key")?,
-        },
+        "getitem" => {
+            let obj_id = f.obj_id("obj_id")?;
+            let (key, bytes) = f.take_raw("key").ok_or_else(|| FrameError::MissingField {
+                kind: f.kind.clone(),
+                field: "key",
+            })?;
+            raw.key = Some(bytes);
+            Request::GetItem { obj_id, key }
+        }
         "materialize" => Request::Materialize {
             obj_id: f.obj_id("obj_id")?,
         },
@@ -583,12 +795,21 @@ pub fn decode_request(frame: &Bytes) -> Result<RequestFrame, FrameError> {
         id,
         release,
         request,
+        raw,
     })
 }
 
 /// Decode a response frame.
 pub fn decode_response(frame: &Bytes) -> Result<ResponseFrame, FrameError> {
+    decode_response_raw(frame).map(|(r, _)| r)
+}
+
+/// Decode a response frame, and hand out the bytes of its `value` (or
+/// `namespace`) field as they are in the frame, for callers that pass the
+/// msgpack on (the C ABI) rather than use the decoded value.
+pub fn decode_response_raw(frame: &Bytes) -> Result<(ResponseFrame, Option<RawValue>), FrameError> {
     let mut f = Fields::parse(frame)?;
+    let mut raw = None;
     let id = f.opt_u64("id")?;
     let response = match f.kind.as_str() {
         "success" => {
@@ -598,9 +819,11 @@ pub fn decode_response(frame: &Bytes) -> Result<ResponseFrame, FrameError> {
                         .map(ObjId)
                         .ok_or_else(|| f.wrong("obj_id", "a non-negative int", &v))?,
                 )
-            } else if let Some(v) = f.take_opt("value") {
+            } else if let Some((v, bytes)) = f.take_raw("value") {
+                raw = Some(bytes);
                 Response::Value(v)
-            } else if let Some(v) = f.take_opt("namespace") {
+            } else if let Some((v, bytes)) = f.take_raw("namespace") {
+                raw = Some(bytes);
                 match v {
                     Value::Map(pairs) => Response::Namespace(
                         pairs
@@ -650,5 +873,5 @@ pub fn decode_response(frame: &Bytes) -> Result<ResponseFrame, FrameError> {
         }
         other => return Err(FrameError::UnknownType(other.to_owned())),
     };
-    Ok(ResponseFrame { id, response })
+    Ok((ResponseFrame { id, response }, raw))
 }

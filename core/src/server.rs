@@ -12,10 +12,10 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use bytes::Bytes;
 
-use crate::executor::{ExecError, Executor, Target};
+use crate::executor::{Arguments, ExecError, Executor, Key, Target};
 use crate::extensions::Extensions;
-use crate::message::{self, FrameError, RemoteError, Request, Response, ResponseFrame};
-use crate::value::{Handle, ObjId, Value};
+use crate::message::{self, FrameError, RawFields, RemoteError, Request, Response, ResponseFrame};
+use crate::value::{Handle, ObjId, RawValue, Value};
 
 /// Exception type of a frame the server could not understand.
 pub const PROTOCOL_ERROR: &str = "simplerpc.ProtocolError";
@@ -80,7 +80,7 @@ impl<E: Executor> ServerSession<E> {
         self.requests += 1;
         let (id, response) = match message::decode_request(&frame) {
             Ok(req) => {
-                let response = self.dispatch(req.request);
+                let response = self.dispatch(req.request, req.raw);
                 // Released after the request ran, so a proxy dropped while its
                 // own request was being built still resolves.
                 for obj in &req.release {
@@ -96,7 +96,8 @@ impl<E: Executor> ServerSession<E> {
     }
 
     fn encode(&self, frame: ResponseFrame) -> Vec<u8> {
-        match message::encode_response(&frame, self.extensions) {
+        let id = frame.id;
+        match message::encode_response_owned(frame, self.extensions) {
             Ok(bytes) => bytes,
             Err(e) => {
                 let err = RemoteError::new(
@@ -104,7 +105,7 @@ impl<E: Executor> ServerSession<E> {
                     format!("the result cannot be sent: {e}"),
                 );
                 let fallback = ResponseFrame {
-                    id: frame.id,
+                    id,
                     response: Response::Error(err),
                 };
                 message::encode_response(&fallback, self.extensions)
@@ -155,10 +156,15 @@ impl<E: Executor> ServerSession<E> {
         self.objects.get(&id).copied().ok_or_else(|| unknown(id))
     }
 
-    fn resolve(&self, v: &mut Value) -> Result<(), ExecError> {
+    /// Replace each proxy reference by its handle, noting the handles in order.
+    fn resolve(&self, v: &mut Value, refs: &mut Vec<Handle>) -> Result<(), ExecError> {
         v.walk_mut(&mut |v: &mut Value| {
             match v {
-                Value::Proxy(id) => *v = Value::Handle(self.lookup(*id)?),
+                Value::Proxy(id) => {
+                    let h = self.lookup(*id)?;
+                    refs.push(h);
+                    *v = Value::Handle(h);
+                }
                 // A map that names "__rpc_proxy__" but is not a well-formed
                 // reference would reach the executor unresolved, and an
                 // executor that takes it for a reference would read its
@@ -175,9 +181,9 @@ impl<E: Executor> ServerSession<E> {
         })
     }
 
-    fn dispatch(&mut self, req: Request) -> Response {
+    fn dispatch(&mut self, req: Request, raw: RawFields) -> Response {
         let kind = req.type_name();
-        match catch_unwind(AssertUnwindSafe(|| self.run(req))) {
+        match catch_unwind(AssertUnwindSafe(|| self.run(req, raw))) {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => Response::Error(e.into()),
             Err(panic) => {
@@ -204,7 +210,7 @@ impl<E: Executor> ServerSession<E> {
         })
     }
 
-    fn run(&mut self, req: Request) -> Result<Response, ExecError> {
+    fn run(&mut self, req: Request, raw: RawFields) -> Result<Response, ExecError> {
         let handle = match req {
             Request::ImportModule { module } => self.executor.import_module(&module)?,
             Request::GetBuiltin { name } => self.executor.get_builtin(&name)?,
@@ -219,17 +225,44 @@ impl<E: Executor> ServerSession<E> {
                 mut kwargs,
             } => {
                 let target = self.target(obj_id, &path)?;
+                let mut refs = Vec::new();
                 for a in &mut args {
-                    self.resolve(a)?;
+                    self.resolve(a, &mut refs)?;
                 }
                 for (_, v) in &mut kwargs {
-                    self.resolve(v)?;
+                    self.resolve(v, &mut refs)?;
                 }
-                self.executor.call(target, args, kwargs)?
+                let (raw_args, raw_kwargs) = match (raw.args, raw.kwargs) {
+                    (Some(a), k) => (a, k.unwrap_or_else(empty_map)),
+                    // A request built in memory rather than decoded.
+                    _ => {
+                        let built = Arguments::from_values(args.clone(), kwargs.clone());
+                        (built.raw_args, built.raw_kwargs)
+                    }
+                };
+                self.executor.call(
+                    target,
+                    Arguments {
+                        args,
+                        kwargs,
+                        raw_args,
+                        raw_kwargs,
+                        refs,
+                    },
+                )?
             }
             Request::GetItem { obj_id, mut key } => {
                 let h = self.lookup(obj_id)?;
-                self.resolve(&mut key)?;
+                let mut refs = Vec::new();
+                self.resolve(&mut key, &mut refs)?;
+                let key = match raw.key {
+                    Some(raw) => Key {
+                        value: key,
+                        raw,
+                        refs,
+                    },
+                    None => Key::from_value(key),
+                };
                 self.executor.getitem(h, key)?
             }
             Request::Materialize { obj_id } => {
@@ -252,6 +285,10 @@ impl<E: Executor> Drop for ServerSession<E> {
     fn drop(&mut self) {
         self.close();
     }
+}
+
+fn empty_map() -> RawValue {
+    RawValue::new(Bytes::from_static(&[0x80])).expect("an empty map is valid msgpack")
 }
 
 fn unknown(id: ObjId) -> ExecError {

@@ -8,6 +8,7 @@
 use bytes::Bytes;
 
 use crate::array::{ByteOrder, DType, NdArray};
+use crate::codec::{self, DecodeError};
 
 /// A protocol object id: the number a server session hands its client for one
 /// object the executor holds. Allocated by the server only, counting from 0.
@@ -57,6 +58,97 @@ pub enum Value {
     /// Server side only: the executor handle a [`Value::Proxy`] resolved to.
     /// Never decoded from or encoded into a frame.
     Handle(Handle),
+    /// A value given as its msgpack encoding, already checked: written into a
+    /// frame byte for byte. The decoder never produces it; hosts that hold
+    /// their values as msgpack (C, Python) answer with it.
+    Raw(RawValue),
+}
+
+/// One msgpack value, checked once ([`codec::validate`]) and then passed on
+/// as it is, never decoded and encoded again.
+#[derive(Clone, PartialEq)]
+pub struct RawValue(RawRepr);
+
+#[derive(Clone, PartialEq)]
+enum RawRepr {
+    /// Bytes shared with the frame (or buffer) they came in.
+    Shared(Bytes),
+    /// [`RawValue::FRAME_ROOM`] bytes of room, then the value: a response
+    /// frame is written around it without moving it.
+    Framed(Vec<u8>),
+}
+
+impl RawValue {
+    /// Room kept in front of a value copied in by [`RawValue::copy_from_slice`]:
+    /// exactly the header of a success response carrying a value
+    /// (`{"type": "success", "value": ` as fixmap, fixstr, fixstr, fixstr).
+    pub const FRAME_ROOM: usize = 20;
+
+    /// Check `bytes` and keep them as they are.
+    pub fn new(bytes: Bytes) -> Result<RawValue, DecodeError> {
+        codec::validate(&bytes)?;
+        Ok(RawValue(RawRepr::Shared(bytes)))
+    }
+
+    /// Bytes already checked (a field of a frame the decoder read).
+    pub(crate) fn trusted(bytes: Bytes) -> RawValue {
+        RawValue(RawRepr::Shared(bytes))
+    }
+
+    /// Check borrowed bytes and copy them once, into a buffer that becomes
+    /// the response frame carrying them (no further copy when a server
+    /// session sends it as a `materialize` result).
+    pub fn copy_from_slice(data: &[u8]) -> Result<RawValue, DecodeError> {
+        codec::validate(data)?;
+        // Room for the header in front and the request-id field behind.
+        let mut v = Vec::with_capacity(Self::FRAME_ROOM + data.len() + 12);
+        v.resize(Self::FRAME_ROOM, 0);
+        v.extend_from_slice(data);
+        Ok(RawValue(RawRepr::Framed(v)))
+    }
+
+    /// The msgpack bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            RawRepr::Shared(b) => b,
+            RawRepr::Framed(v) => &v[Self::FRAME_ROOM..],
+        }
+    }
+
+    /// Length of the msgpack bytes.
+    pub fn len(&self) -> usize {
+        self.as_bytes().len()
+    }
+
+    /// Whether there are no bytes (never, for a checked value).
+    pub fn is_empty(&self) -> bool {
+        self.as_bytes().is_empty()
+    }
+
+    /// Decode into a [`Value`] (bin data shares the bytes when they are shared).
+    pub fn decode(&self) -> Result<Value, DecodeError> {
+        match &self.0 {
+            RawRepr::Shared(b) => codec::from_bytes(b),
+            RawRepr::Framed(v) => {
+                codec::from_bytes(&Bytes::copy_from_slice(&v[Self::FRAME_ROOM..]))
+            }
+        }
+    }
+
+    /// The buffer with room in front, when this value was copied in by
+    /// [`RawValue::copy_from_slice`].
+    pub(crate) fn into_framed(self) -> Result<Vec<u8>, RawValue> {
+        match self.0 {
+            RawRepr::Framed(v) => Ok(v),
+            shared => Err(RawValue(shared)),
+        }
+    }
+}
+
+impl std::fmt::Debug for RawValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RawValue({} bytes)", self.len())
+    }
 }
 
 /// A Python `slice(start, stop, step)`; each part is usually nil or an integer.
@@ -175,6 +267,7 @@ impl Value {
             Value::Slice(_) => "slice",
             Value::Proxy(_) => "proxy",
             Value::Handle(_) => "handle",
+            Value::Raw(_) => "msgpack",
         }
     }
 

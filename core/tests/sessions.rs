@@ -344,15 +344,10 @@ fn a_handle_handed_out_twice_is_released_once() {
         fn getattr(&mut self, _: Target<'_>, _: &str) -> ExecResult<Handle> {
             Ok(Handle(5))
         }
-        fn call(
-            &mut self,
-            _: Target<'_>,
-            _: Vec<Value>,
-            _: Vec<(String, Value)>,
-        ) -> ExecResult<Handle> {
+        fn call(&mut self, _: Target<'_>, _: simplerpc_core::Arguments) -> ExecResult<Handle> {
             Ok(Handle(5))
         }
-        fn getitem(&mut self, _: Handle, _: Value) -> ExecResult<Handle> {
+        fn getitem(&mut self, _: Handle, _: simplerpc_core::Key) -> ExecResult<Handle> {
             Ok(Handle(5))
         }
         fn materialize(&mut self, _: Handle) -> ExecResult<Value> {

@@ -3,7 +3,9 @@
 use std::ffi::c_void;
 use std::sync::Arc;
 
-use simplerpc_core::{codec, Bytes, ExecError, ExecResult, Executor, Handle, ObjId, Target, Value};
+use simplerpc_core::{
+    codec, Arguments, Bytes, ExecError, ExecResult, Executor, Handle, Key, ObjId, Target, Value,
+};
 
 use crate::error::srpc_status;
 use crate::error::{guard, FfiError, SrpcErrState, SrpcOk};
@@ -413,23 +415,18 @@ impl Executor for CExecutor {
         self.handle(d)
     }
 
-    fn call(
-        &mut self,
-        t: Target<'_>,
-        args: Vec<Value>,
-        kwargs: Vec<(String, Value)>,
-    ) -> ExecResult<Handle> {
+    fn call(&mut self, t: Target<'_>, a: Arguments) -> ExecResult<Handle> {
         let mut d = CallData::new(srpc_call_kind::SrpcCall);
         target(t, &mut d);
-        d.args = encode_for_host(Value::List(args))?;
-        d.kwargs = encode_for_host(Value::map(kwargs))?;
+        d.args = encode_for_host(Value::List(a.args))?;
+        d.kwargs = encode_for_host(Value::map(a.kwargs))?;
         self.handle(d)
     }
 
-    fn getitem(&mut self, obj: Handle, key: Value) -> ExecResult<Handle> {
+    fn getitem(&mut self, obj: Handle, key: Key) -> ExecResult<Handle> {
         let mut d = CallData::new(srpc_call_kind::SrpcGetItem);
         d.obj = Some(obj);
-        d.key = encode_for_host(key)?;
+        d.key = encode_for_host(key.value)?;
         self.handle(d)
     }
 

@@ -38,7 +38,7 @@ pub use convert::{Array, FromValue, IntoValue};
 pub use ndarray;
 pub use object::{Args, Class, ClassInfo, Instance, IntoFunction, IntoMethod, IntoObject, Object};
 
-use simplerpc_core::executor::{ExecError, ExecResult, Executor, Target};
+use simplerpc_core::executor::{Arguments, ExecError, ExecResult, Executor, Key, Target};
 use simplerpc_core::value::{Handle, Value};
 
 /// A named set of functions, constants and classes.
@@ -247,12 +247,12 @@ impl Executor for RegistryExecutor {
         Ok(self.store(o))
     }
 
-    fn call(
-        &mut self,
-        target: Target<'_>,
-        mut args: Vec<Value>,
-        mut kwargs: Vec<(String, Value)>,
-    ) -> ExecResult<Handle> {
+    fn call(&mut self, target: Target<'_>, arguments: Arguments) -> ExecResult<Handle> {
+        let Arguments {
+            mut args,
+            mut kwargs,
+            ..
+        } = arguments;
         for a in &mut args {
             self.unwrap_handles(a)?;
         }
@@ -275,7 +275,8 @@ impl Executor for RegistryExecutor {
         Ok(self.store(o))
     }
 
-    fn getitem(&mut self, obj: Handle, mut key: Value) -> ExecResult<Handle> {
+    fn getitem(&mut self, obj: Handle, key: Key) -> ExecResult<Handle> {
+        let mut key = key.value;
         self.unwrap_handles(&mut key)?;
         let o = self.get(obj)?.getitem(&key)?;
         Ok(self.store(o))

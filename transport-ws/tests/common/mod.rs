@@ -23,7 +23,9 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use simplerpc_core::{ExecError, ExecResult, Executor, Handle, NdArray, Target, Value};
+use simplerpc_core::{
+    Arguments, ExecError, ExecResult, Executor, Handle, Key, NdArray, Target, Value,
+};
 use simplerpc_ws::{Client, ClientConfig, ClientInfo, RunningServer, Server, ServerConfig};
 
 /// What every executor of one test server shares.
@@ -217,13 +219,9 @@ impl Executor for TestExecutor {
         }
     }
 
-    fn call(
-        &mut self,
-        target: Target<'_>,
-        args: Vec<Value>,
-        kwargs: Vec<(String, Value)>,
-    ) -> ExecResult<Handle> {
+    fn call(&mut self, target: Target<'_>, arguments: Arguments) -> ExecResult<Handle> {
         let name = self.func(target)?;
+        let Arguments { args, kwargs, .. } = arguments;
         let mut args = args
             .into_iter()
             .map(|a| self.resolve(a))
@@ -237,7 +235,8 @@ impl Executor for TestExecutor {
         Ok(self.store(Obj::Value(v)))
     }
 
-    fn getitem(&mut self, obj: Handle, key: Value) -> ExecResult<Handle> {
+    fn getitem(&mut self, obj: Handle, key: Key) -> ExecResult<Handle> {
+        let key = key.value;
         let key = self.resolve(key)?;
         let item = match (self.value_of(obj)?, &key) {
             (Value::List(items), k) => {

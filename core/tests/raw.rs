@@ -1,0 +1,272 @@
+//! Values handed on as msgpack: arguments reach an executor as the frame's own
+//! bytes with the handles of their references in order; an executor's msgpack
+//! answer becomes the response frame without being decoded; a client sends
+//! msgpack it already holds and reads a result's bytes as the frame has them.
+
+use std::sync::{Arc, Mutex};
+
+use simplerpc_core::message::{self, RawRequest};
+use simplerpc_core::{
+    codec, Arguments, Bytes, ClientSession, ExecResult, Executor, Extensions, Handle, Key, ObjId,
+    RawValue, Request, Response, ServerSession, Target, Value,
+};
+
+/// Records what it was given; `materialize` answers raw msgpack.
+#[derive(Default, Clone)]
+struct Recorder {
+    seen: Arc<Mutex<Vec<(Vec<u8>, Vec<u8>, Vec<Handle>)>>>,
+    next: u64,
+}
+
+impl Executor for Recorder {
+    fn import_module(&mut self, _: &str) -> ExecResult<Handle> {
+        self.next += 1;
+        Ok(Handle(100 + self.next))
+    }
+    fn getattr(&mut self, _: Target<'_>, _: &str) -> ExecResult<Handle> {
+        self.import_module("")
+    }
+    fn call(&mut self, _: Target<'_>, a: Arguments) -> ExecResult<Handle> {
+        // The decoded form carries the same handles, in the same order.
+        let mut decoded = Vec::new();
+        for v in a.args.iter().chain(a.kwargs.iter().map(|(_, v)| v)) {
+            let mut v = v.clone();
+            let _ = v.walk_mut(&mut |x: &mut Value| {
+                if let Value::Handle(h) = x {
+                    decoded.push(*h);
+                }
+                Ok::<(), ()>(())
+            });
+        }
+        assert_eq!(decoded, a.refs);
+        self.seen.lock().unwrap().push((
+            a.raw_args.as_bytes().to_vec(),
+            a.raw_kwargs.as_bytes().to_vec(),
+            a.refs.clone(),
+        ));
+        self.import_module("")
+    }
+    fn getitem(&mut self, _: Handle, k: Key) -> ExecResult<Handle> {
+        self.seen
+            .lock()
+            .unwrap()
+            .push((k.raw.as_bytes().to_vec(), vec![], k.refs.clone()));
+        self.import_module("")
+    }
+    fn materialize(&mut self, _: Handle) -> ExecResult<Value> {
+        // [1, b"xyz"] as a host would hand it over.
+        let raw = RawValue::copy_from_slice(&[0x92, 0x01, 0xc4, 3, b'x', b'y', b'z']).unwrap();
+        Ok(Value::Raw(raw))
+    }
+    fn release(&mut self, _: Handle) {}
+}
+
+fn proxy(id: u64) -> Value {
+    Value::Proxy(ObjId(id))
+}
+
+#[test]
+fn call_arguments_arrive_as_frame_bytes_with_refs_in_order() {
+    for ext in [Extensions::NONE, Extensions::ALL] {
+        let rec = Recorder::default();
+        let mut server = ServerSession::new(rec.clone(), ext);
+        let mut client = ClientSession::new(ext);
+        let mut ids = Vec::new();
+        for _ in 0..3 {
+            let (_, f) = client
+                .send(&Request::ImportModule { module: "m".into() })
+                .unwrap();
+            let resp = server.handle_frame(Bytes::from(f));
+            match client.handle_frame(Bytes::from(resp)).unwrap().1 {
+                Response::Object(id) => ids.push(id),
+                other => panic!("{other:?}"),
+            }
+        }
+        let args = vec![
+            proxy(ids[2].0),
+            Value::List(vec![Value::UInt(7), proxy(ids[0].0)]),
+        ];
+        let kwargs = vec![("k".to_owned(), proxy(ids[1].0))];
+        let req = Request::Call {
+            path: "m.f".into(),
+            obj_id: Some(ids[0]),
+            args: args.clone(),
+            kwargs: kwargs.clone(),
+        };
+        let (_, f) = client.send(&req).unwrap();
+        let frame = Bytes::from(f);
+        let resp = server.handle_frame(frame.clone());
+        assert!(matches!(
+            client.handle_frame(Bytes::from(resp)).unwrap().1,
+            Response::Object(_)
+        ));
+        let seen = rec.seen.lock().unwrap().clone();
+        let (raw_args, raw_kwargs, refs) = &seen[0];
+        // The bytes are exactly what the client encoded, markers included.
+        assert_eq!(raw_args, &codec::to_vec(&Value::List(args)).unwrap());
+        assert_eq!(raw_kwargs, &codec::to_vec(&Value::map(kwargs)).unwrap());
+        assert_eq!(refs, &vec![Handle(103), Handle(101), Handle(102)]);
+    }
+}
+
+#[test]
+fn getitem_key_arrives_as_frame_bytes() {
+    let rec = Recorder::default();
+    let mut server = ServerSession::new(rec.clone(), Extensions::ALL);
+    let mut client = ClientSession::new(Extensions::ALL);
+    let (_, f) = client
+        .send(&Request::ImportModule { module: "m".into() })
+        .unwrap();
+    let Response::Object(m) = client
+        .handle_frame(Bytes::from(server.handle_frame(Bytes::from(f))))
+        .unwrap()
+        .1
+    else {
+        panic!()
+    };
+    let key = Value::List(vec![
+        Value::slice(Value::UInt(1), Value::Nil, Value::Nil),
+        proxy(m.0),
+    ]);
+    let (_, f) = client
+        .send(&Request::GetItem {
+            obj_id: m,
+            key: key.clone(),
+        })
+        .unwrap();
+    let _ = client.handle_frame(Bytes::from(server.handle_frame(Bytes::from(f))));
+    let seen = rec.seen.lock().unwrap().clone();
+    assert_eq!(seen[0].0, codec::to_vec(&key).unwrap());
+    assert_eq!(seen[0].2, vec![Handle(101)]);
+}
+
+#[test]
+fn raw_reply_becomes_the_frame_and_reaches_the_client_as_bytes() {
+    for ext in [Extensions::NONE, Extensions::ALL] {
+        let mut server = ServerSession::new(Recorder::default(), ext);
+        let mut client = ClientSession::new(ext);
+        let (_, f) = client
+            .send(&Request::ImportModule { module: "m".into() })
+            .unwrap();
+        let Response::Object(m) = client
+            .handle_frame(Bytes::from(server.handle_frame(Bytes::from(f))))
+            .unwrap()
+            .1
+        else {
+            panic!()
+        };
+        let (_, f) = client.send(&Request::Materialize { obj_id: m }).unwrap();
+        let resp = Bytes::from(server.handle_frame(Bytes::from(f)));
+        // The frame is what encoding the decoded value would give.
+        let expected_value =
+            Value::List(vec![Value::UInt(1), Value::Bin(Bytes::from_static(b"xyz"))]);
+        let expected = message::encode_response(
+            &message::ResponseFrame {
+                id: Some(1),
+                response: Response::Value(expected_value.clone()),
+            },
+            ext,
+        )
+        .unwrap();
+        assert_eq!(resp.as_ref(), expected.as_slice());
+        let (_, r, raw) = client.handle_frame_raw(resp.clone()).unwrap();
+        assert_eq!(r, Response::Value(expected_value));
+        let raw = raw.unwrap();
+        assert_eq!(raw.as_bytes(), &[0x92, 0x01, 0xc4, 3, b'x', b'y', b'z']);
+        // Shared with the frame, not copied out of it.
+        let span = resp.as_ptr() as usize..resp.as_ptr() as usize + resp.len();
+        assert!(span.contains(&(raw.as_bytes().as_ptr() as usize)));
+    }
+}
+
+#[test]
+fn invalid_msgpack_from_a_host_is_refused_before_it_is_sent() {
+    for bad in [&[0xc1][..], &[0x92, 0x01], &[0x01, 0x02], &[]] {
+        assert!(RawValue::copy_from_slice(bad).is_err(), "{bad:?}");
+        assert!(
+            RawValue::new(Bytes::copy_from_slice(bad)).is_err(),
+            "{bad:?}"
+        );
+    }
+}
+
+#[test]
+fn raw_requests_encode_like_value_requests() {
+    let args = Value::List(vec![Value::UInt(1), Value::str("a"), proxy(4)]);
+    let kwargs = Value::map([("x", Value::Float(0.5))]);
+    let a = codec::to_vec(&args).unwrap();
+    let k = codec::to_vec(&kwargs).unwrap();
+    for ext in [Extensions::NONE, Extensions::ALL] {
+        let mut c1 = ClientSession::new(ext);
+        let mut c2 = ClientSession::new(ext);
+        c1.release(ObjId(9));
+        c2.release(ObjId(9));
+        let Value::List(items) = args.clone() else {
+            unreachable!()
+        };
+        let (_, by_value) = c1
+            .send(&Request::Call {
+                path: "f".into(),
+                obj_id: None,
+                args: items,
+                kwargs: vec![("x".into(), Value::Float(0.5))],
+            })
+            .unwrap();
+        let (_, by_raw) = c2
+            .send_raw(&RawRequest::Call {
+                path: "f",
+                obj_id: None,
+                args: &a,
+                kwargs: &k,
+            })
+            .unwrap();
+        assert_eq!(by_value, by_raw);
+        let (_, by_value) = c1
+            .send(&Request::GetItem {
+                obj_id: ObjId(3),
+                key: Value::UInt(2),
+            })
+            .unwrap();
+        let (_, by_raw) = c2
+            .send_raw(&RawRequest::GetItem {
+                obj_id: ObjId(3),
+                key: &[0x02],
+            })
+            .unwrap();
+        assert_eq!(by_value, by_raw);
+    }
+    // Empty args and kwargs mean none; a non-array args is refused.
+    let mut c = ClientSession::new(Extensions::NONE);
+    let (_, f) = c
+        .send_raw(&RawRequest::Call {
+            path: "f",
+            obj_id: None,
+            args: &[],
+            kwargs: &[],
+        })
+        .unwrap();
+    let decoded = message::decode_request(&Bytes::from(f)).unwrap();
+    assert_eq!(
+        decoded.request,
+        Request::Call {
+            path: "f".into(),
+            obj_id: None,
+            args: vec![],
+            kwargs: vec![]
+        }
+    );
+    assert!(c
+        .send_raw(&RawRequest::Call {
+            path: "f",
+            obj_id: None,
+            args: &[0x01],
+            kwargs: &[],
+        })
+        .is_err());
+    assert!(c
+        .send_raw(&RawRequest::GetItem {
+            obj_id: ObjId(1),
+            key: &[0x92],
+        })
+        .is_err());
+}

@@ -259,12 +259,10 @@ pub enum RawRequest<'a> {
     },
 }
 
-fn check_raw(
-    kind: &str,
-    field: &'static str,
-    bytes: &[u8],
-    want: Option<(&'static str, fn(u8) -> bool)>,
-) -> Result<(), FrameError> {
+/// What a raw field must be: its name, and a test of its first byte.
+type Shape = Option<(&'static str, fn(u8) -> bool)>;
+
+fn check_raw(kind: &str, field: &'static str, bytes: &[u8], want: Shape) -> Result<(), FrameError> {
     codec::validate(bytes)?;
     if let Some((what, ok)) = want {
         if !ok(bytes[0]) {

@@ -11,10 +11,13 @@ use simplerpc_core::{
     RawValue, Request, Response, ServerSession, Target, Value,
 };
 
+/// What one call or getitem received: raw args (or key), raw kwargs, refs.
+type Seen = (Vec<u8>, Vec<u8>, Vec<Handle>);
+
 /// Records what it was given; `materialize` answers raw msgpack.
 #[derive(Default, Clone)]
 struct Recorder {
-    seen: Arc<Mutex<Vec<(Vec<u8>, Vec<u8>, Vec<Handle>)>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
     next: u64,
 }
 

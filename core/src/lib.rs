@@ -14,7 +14,6 @@
 //! - [`server`]: [`ServerSession`], one per connected client, over an [`Executor`].
 //! - [`client`]: [`ClientSession`], one per connection.
 //! - [`registry`]: a Rust-native executor exposing Rust functions and objects.
-//! - [`token`]: authentication tokens.
 
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
@@ -28,7 +27,6 @@ pub mod extensions;
 pub mod message;
 pub mod registry;
 pub mod server;
-pub mod token;
 pub mod value;
 
 pub use array::{ArrayError, ByteOrder, DType, Element, NdArray};

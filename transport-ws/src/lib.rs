@@ -12,6 +12,8 @@
 //!   otherwise), gives each client an executor of its own on a worker thread.
 //! - [`Client`]: one connection, shareable between threads; raw
 //!   [`Client::request`] and [`Client::pipeline`], and [`Proxy`] objects on top.
+//! - [`token`]: the authentication token, made, carried in the request
+//!   target's `?token=` query and checked.
 //!
 //! ```no_run
 //! use simplerpc_ws::{Client, ClientConfig, Server, ServerConfig};
@@ -43,6 +45,7 @@ mod error;
 mod handshake;
 mod proxy;
 mod server;
+pub mod token;
 
 pub use client::Client;
 pub use config::{ClientConfig, ServerConfig};

@@ -13,12 +13,13 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use simplerpc_core::{token, Executor, Extensions};
+use simplerpc_core::{Executor, Extensions};
 use tungstenite::protocol::WebSocketConfig;
 
 use crate::config::{host_port, websocket_config, ServerConfig};
 use crate::connection;
 use crate::error::Error;
+use crate::token;
 
 /// What the executor factory learns about the client it serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,5 +1,9 @@
-//! Authentication tokens: made like the reference's (`secrets.token_urlsafe(32)`)
-//! and compared in constant time.
+//! Authentication tokens: made like the reference's (`secrets.token_urlsafe(32)`),
+//! carried in the `?token=` query of the WebSocket upgrade request, and
+//! compared in constant time.
+//!
+//! This lives in the transport, not in the core: how a peer proves who it is
+//! belongs to the way it connects, not to the protocol's messages.
 
 use base64::Engine;
 use subtle::ConstantTimeEq;

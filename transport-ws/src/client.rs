@@ -26,6 +26,7 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::CloseFrame;
 use tungstenite::{Message, WebSocket};
 
+use crate::close;
 use crate::config::{websocket_config, ClientConfig};
 use crate::error::{would_block, Error};
 
@@ -39,8 +40,6 @@ const POLL: Duration = Duration::from_millis(10);
 const STOCK_REFUSAL_WAIT: Duration = Duration::from_millis(150);
 /// How often the idle connection is checked for pings.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
-/// How long closing waits for the server's close frame.
-const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// A connection to a simplerpc (or stock simplerpyc) server. Clones share it.
 #[derive(Clone)]
@@ -524,23 +523,7 @@ impl Conn {
             return;
         }
         self.ended = Some(Ended::Closed("closed by this client".into()));
-        match self.ws.close(None) {
-            Ok(()) => {}
-            Err(e) if would_block(&e) => {}
-            Err(_) => return,
-        }
-        let _ = self.ws.get_ref().set_read_timeout(Some(POLL));
-        self.read_timeout = Some(POLL);
-        let deadline = Instant::now() + CLOSE_GRACE;
-        while Instant::now() < deadline {
-            match self.ws.read() {
-                Ok(_) => {}
-                Err(e) if would_block(&e) => {
-                    let _ = self.ws.flush();
-                }
-                Err(_) => return,
-            }
-        }
+        close::close_with_grace(&mut self.ws, None, &mut self.read_timeout);
     }
 }
 

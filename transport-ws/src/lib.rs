@@ -39,6 +39,7 @@
 #![warn(missing_docs)]
 
 mod client;
+mod close;
 pub mod config;
 mod connection;
 mod error;

@@ -13,7 +13,6 @@
 //! - [`extensions`]: what we add to the reference protocol, and its negotiation.
 //! - [`server`]: [`ServerSession`], one per connected client, over an [`Executor`].
 //! - [`client`]: [`ClientSession`], one per connection.
-//! - [`token`]: authentication tokens.
 
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
@@ -26,7 +25,6 @@ pub mod executor;
 pub mod extensions;
 pub mod message;
 pub mod server;
-pub mod token;
 pub mod value;
 
 pub use array::{ArrayError, ByteOrder, DType, NdArray};

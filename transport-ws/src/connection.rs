@@ -22,7 +22,7 @@
 use std::net::{SocketAddr, TcpStream};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use simplerpc_core::ServerSession;
@@ -31,6 +31,7 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::CloseFrame;
 use tungstenite::{Message, WebSocket};
 
+use crate::close;
 use crate::error::would_block;
 use crate::handshake;
 use crate::server::{ClientInfo, Context, Factory};
@@ -43,8 +44,6 @@ const BUSY_READ: Duration = Duration::from_millis(5);
 const RESPONSE_WAIT: Duration = Duration::from_millis(30);
 /// Socket write timeout: a write that cannot progress this long yields to reading.
 const WRITE_TIMEOUT: Duration = Duration::from_millis(50);
-/// How long a closing connection waits for the client's close frame.
-const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// Serve one accepted TCP connection until it ends; joins its worker.
 pub(crate) fn run(stream: TcpStream, peer: SocketAddr, ctx: &Context) {
@@ -256,23 +255,6 @@ impl IoLoop {
             code,
             reason: reason.into(),
         };
-        match self.ws.close(Some(frame)) {
-            Ok(()) => {}
-            Err(e) if would_block(&e) => {}
-            Err(_) => return,
-        }
-        if self.set_read_timeout(Duration::from_millis(50)).is_err() {
-            return;
-        }
-        let deadline = Instant::now() + CLOSE_GRACE;
-        while Instant::now() < deadline {
-            match self.ws.read() {
-                Ok(_) => {}
-                Err(e) if would_block(&e) => {
-                    let _ = self.ws.flush();
-                }
-                Err(_) => return,
-            }
-        }
+        close::close_with_grace(&mut self.ws, Some(frame), &mut self.read_timeout);
     }
 }

@@ -5,13 +5,14 @@ use std::cell::Cell;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use simplerpc_core::{extensions, token, Extensions};
+use simplerpc_core::{extensions, Extensions};
 use tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tungstenite::handshake::HandshakeError;
 use tungstenite::http::{header, HeaderValue, StatusCode};
 use tungstenite::WebSocket;
 
 use crate::server::Context;
+use crate::token;
 
 /// How long a client may take to send its upgrade request.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

@@ -12,6 +12,8 @@
 //!   otherwise), gives each client an executor of its own on a worker thread.
 //! - [`Client`]: one connection, shareable between threads; raw
 //!   [`Client::request`] and [`Client::pipeline`], and [`Proxy`] objects on top.
+//! - [`token`]: the authentication token, made, carried in the request
+//!   target's `?token=` query and checked.
 //!
 //! ```no_run
 //! use simplerpc_ws::{Client, ClientConfig, Server, ServerConfig};
@@ -37,12 +39,14 @@
 #![warn(missing_docs)]
 
 mod client;
+mod close;
 pub mod config;
 mod connection;
 mod error;
 mod handshake;
 mod proxy;
 mod server;
+pub mod token;
 
 pub use client::Client;
 pub use config::{ClientConfig, ServerConfig};

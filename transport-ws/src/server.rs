@@ -13,12 +13,13 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use simplerpc_core::{token, Executor, Extensions};
+use simplerpc_core::{Executor, Extensions};
 use tungstenite::protocol::WebSocketConfig;
 
 use crate::config::{host_port, websocket_config, ServerConfig};
 use crate::connection;
 use crate::error::Error;
+use crate::token;
 
 /// What the executor factory learns about the client it serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,10 +109,11 @@ impl Server {
         let addr = host_port(host, config.port);
         let listener = listen(host, config.port).map_err(|source| Error::Bind { addr, source })?;
         let local_addr = listener.local_addr()?;
+        // Percent-encoded: a token of the user's may hold '&', '#' or spaces.
         let url = format!(
-            "ws://{}/?token={}",
+            "ws://{}{}",
             host_port(host, local_addr.port()),
-            token
+            token::request_target(&token)
         );
         let control = Arc::new(Control {
             stop: AtomicBool::new(false),

@@ -1,5 +1,9 @@
-//! Authentication tokens: made like the reference's (`secrets.token_urlsafe(32)`)
-//! and compared in constant time.
+//! Authentication tokens: made like the reference's (`secrets.token_urlsafe(32)`),
+//! carried in the `?token=` query of the WebSocket upgrade request, and
+//! compared in constant time.
+//!
+//! This lives in the transport, not in the core: how a peer proves who it is
+//! belongs to the way it connects, not to the protocol's messages.
 
 use base64::Engine;
 use subtle::ConstantTimeEq;
@@ -18,6 +22,12 @@ pub fn matches(presented: &str, expected: &str) -> bool {
     presented.as_bytes().ct_eq(expected.as_bytes()).into()
 }
 
+/// The request target that presents `token`: `/?token=...`, the token
+/// percent-encoded. [`from_request_target`] reads it back.
+pub fn request_target(token: &str) -> String {
+    format!("/?token={}", percent_encode(token))
+}
+
 /// The `token` query parameter of a request target (`/?token=abc&x=1`),
 /// percent-decoded. `None` when there is none.
 pub fn from_request_target(target: &str) -> Option<String> {
@@ -32,6 +42,19 @@ pub fn from_request_target(target: &str) -> Option<String> {
 /// Check a request target's token against the expected token.
 pub fn authorize(target: &str, expected: &str) -> bool {
     from_request_target(target).is_some_and(|t| matches(&t, expected))
+}
+
+/// Percent-encode everything but RFC 3986 unreserved characters.
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 fn percent_decode(s: &str) -> String {
@@ -78,5 +101,14 @@ mod tests {
             from_request_target("/?token=a%20b%zz%"),
             Some("a b%zz%".into())
         );
+    }
+
+    #[test]
+    fn encodes_tokens() {
+        assert_eq!(percent_encode("aZ09-_.~"), "aZ09-_.~");
+        assert_eq!(percent_encode("a b&c=é"), "a%20b%26c%3D%C3%A9");
+        for t in ["plain", "a b&c=é", "100%+#?/"] {
+            assert_eq!(from_request_target(&request_target(t)).as_deref(), Some(t));
+        }
     }
 }

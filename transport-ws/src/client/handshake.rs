@@ -1,0 +1,148 @@
+//! The client side of the WebSocket handshake: the TCP connection, the
+//! upgrade request (token in its query, extensions offered in a header),
+//! reading which extensions the server accepted, and telling a refused
+//! token from a working connection.
+
+use std::io;
+use std::net::TcpStream;
+use std::time::Duration;
+
+use simplerpc_core::{extensions, Extensions};
+use tungstenite::client::IntoClientRequest;
+use tungstenite::handshake::client::Request;
+use tungstenite::handshake::HandshakeError;
+use tungstenite::http::{HeaderValue, StatusCode, Uri};
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::{Message, WebSocket};
+
+use super::POLL;
+use crate::config::{websocket_config, ClientConfig};
+use crate::error::{would_block, Error};
+use crate::token;
+
+/// How long connecting may wait for the server's handshake answer.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long `connect` waits for a stock server to refuse a token (it closes
+/// with 1008 right after the upgrade).
+const STOCK_REFUSAL_WAIT: Duration = Duration::from_millis(150);
+
+/// Connect to `addr` (`config.addr()`), present `token` and offer
+/// `config.extensions`. Returns the socket, set up for requests (no read
+/// timeout, a [`POLL`] write timeout), and the extensions both sides speak.
+pub(super) fn connect(
+    config: &ClientConfig,
+    addr: &str,
+    token: &str,
+) -> Result<(WebSocket<TcpStream>, Extensions), Error> {
+    let host = config.host.trim_start_matches('[').trim_end_matches(']');
+    let connect_err = |source: io::Error| Error::Connect {
+        addr: addr.into(),
+        source,
+    };
+    let stream = TcpStream::connect((host, config.port)).map_err(connect_err)?;
+    stream.set_nodelay(true).map_err(connect_err)?;
+    stream
+        .set_read_timeout(Some(HANDSHAKE_TIMEOUT))
+        .map_err(connect_err)?;
+    stream
+        .set_write_timeout(Some(HANDSHAKE_TIMEOUT))
+        .map_err(connect_err)?;
+
+    let request = upgrade_request(addr, host, token, config.extensions)?;
+    let ws_config = websocket_config(config.max_message_size);
+    let (mut ws, response) =
+        match tungstenite::client::client_with_config(request, stream, Some(ws_config)) {
+            Ok(done) => done,
+            Err(HandshakeError::Failure(tungstenite::Error::Http(resp))) => {
+                return Err(http_refusal(addr, resp.status()))
+            }
+            Err(HandshakeError::Failure(e)) => return Err(handshake_err(addr, e.to_string())),
+            Err(HandshakeError::Interrupted(_)) => {
+                return Err(handshake_err(
+                    addr,
+                    format!("no answer within {HANDSHAKE_TIMEOUT:?}"),
+                ))
+            }
+        };
+    let accepted = response
+        .headers()
+        .get(extensions::HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map_or(Extensions::NONE, Extensions::parse)
+        .intersect(config.extensions);
+    if accepted == Extensions::NONE {
+        await_stock_refusal(&mut ws, addr)?;
+    }
+    let socket = ws.get_ref();
+    socket.set_read_timeout(None).map_err(connect_err)?;
+    socket.set_write_timeout(Some(POLL)).map_err(connect_err)?;
+    Ok((ws, accepted))
+}
+
+/// The upgrade request for `ws://addr/?token=TOKEN`, offering `offer` in the
+/// extensions header (no header when it offers nothing).
+fn upgrade_request(
+    addr: &str,
+    host: &str,
+    token: &str,
+    offer: Extensions,
+) -> Result<Request, Error> {
+    let uri: Uri = format!("ws://{addr}{}", token::request_target(token))
+        .parse()
+        .map_err(|e| Error::Config(format!("cannot make a URL of host {host:?}: {e}")))?;
+    let mut request = uri
+        .into_client_request()
+        .map_err(|e| handshake_err(addr, e.to_string()))?;
+    if offer != Extensions::NONE {
+        let value = HeaderValue::from_str(&offer.header_value())
+            .map_err(|e| handshake_err(addr, e.to_string()))?;
+        request.headers_mut().insert(extensions::HEADER, value);
+    }
+    Ok(request)
+}
+
+/// A stock simplerpyc server accepts the upgrade and only then closes with
+/// 1008 on a wrong token: give it a moment to say so, so the refusal is
+/// reported by `connect` rather than by the first call.
+fn await_stock_refusal(ws: &mut WebSocket<TcpStream>, addr: &str) -> Result<(), Error> {
+    ws.get_ref()
+        .set_read_timeout(Some(STOCK_REFUSAL_WAIT))
+        .map_err(|source| Error::Connect {
+            addr: addr.into(),
+            source,
+        })?;
+    match ws.read() {
+        Ok(Message::Close(Some(frame))) if frame.code == CloseCode::Policy => {
+            Err(Error::Unauthorized { addr: addr.into() })
+        }
+        Ok(Message::Close(_)) | Err(tungstenite::Error::ConnectionClosed) => Err(Error::Closed(
+            "the server closed the connection right after the handshake".into(),
+        )),
+        Ok(Message::Ping(_) | Message::Pong(_)) => Ok(()),
+        Ok(_) => Err(handshake_err(
+            addr,
+            "the server sent a message before any request".into(),
+        )),
+        Err(e) if would_block(&e) => Ok(()),
+        Err(e) => Err(handshake_err(addr, e.to_string())),
+    }
+}
+
+/// The server answered the upgrade request with a plain HTTP status.
+fn http_refusal(addr: &str, status: StatusCode) -> Error {
+    if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+        Error::Unauthorized { addr: addr.into() }
+    } else {
+        handshake_err(
+            addr,
+            format!("the server answered HTTP {status} instead of switching to WebSocket"),
+        )
+    }
+}
+
+fn handshake_err(addr: &str, reason: String) -> Error {
+    Error::Handshake {
+        addr: addr.into(),
+        reason,
+    }
+}

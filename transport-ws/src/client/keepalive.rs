@@ -1,0 +1,104 @@
+//! Liveness while idle: a background thread answers the server's pings when
+//! no request holds the connection (a stock server drops a connection whose
+//! pongs stop), and notices a close or an unsolicited message. During a
+//! request the requesting thread answers pings itself (see `exchange`).
+
+use std::io;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Mutex, PoisonError, Weak};
+use std::thread;
+use std::time::Duration;
+
+use simplerpc_core::ClientError;
+use tungstenite::Message;
+
+use super::conn::Conn;
+use super::Shared;
+use crate::error::{would_block, Error};
+
+/// How often the idle connection is checked for pings.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The handle that stops the keepalive thread: dropping its sender ends it.
+pub(super) struct Keepalive(Mutex<Option<Sender<()>>>);
+
+impl Keepalive {
+    /// A handle, and the receiver [`start`] gives the thread.
+    pub(super) fn new() -> (Keepalive, Receiver<()>) {
+        let (tx, rx) = mpsc::channel();
+        (Keepalive(Mutex::new(Some(tx))), rx)
+    }
+
+    /// Stop the thread (it ends within [`KEEPALIVE_INTERVAL`]).
+    pub(super) fn stop(&self) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).take();
+    }
+}
+
+/// Start the keepalive thread of `client`; it holds only a weak reference,
+/// so it ends with the client at the latest.
+pub(super) fn start(client: Weak<Shared>, stop: Receiver<()>) -> io::Result<()> {
+    thread::Builder::new()
+        .name("simplerpc-keepalive".into())
+        .spawn(move || run(client, stop))
+        .map(drop)
+}
+
+/// Wake every [`KEEPALIVE_INTERVAL`]; if the connection is idle, read what
+/// the server sent (answering pings). Ends with the client.
+fn run(client: Weak<Shared>, stop: Receiver<()>) {
+    loop {
+        match stop.recv_timeout(KEEPALIVE_INTERVAL) {
+            Err(RecvTimeoutError::Timeout) => {}
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+        }
+        let Some(shared) = client.upgrade() else {
+            return;
+        };
+        let ended = match shared.conn.try_lock() {
+            Ok(mut conn) => {
+                conn.poll_idle();
+                conn.ended.is_some()
+            }
+            Err(_) => false,
+        };
+        if ended {
+            return;
+        }
+    }
+}
+
+impl Conn {
+    /// While idle: answer pings, notice a close.
+    fn poll_idle(&mut self) {
+        if self.ended.is_some() || self.session.in_flight() > 0 {
+            return;
+        }
+        if self.ws.get_ref().set_nonblocking(true).is_err() {
+            return;
+        }
+        for _ in 0..64 {
+            match self.ws.read() {
+                Ok(Message::Ping(_)) => {
+                    let _ = self.ws.flush();
+                }
+                Ok(Message::Pong(_) | Message::Frame(_)) => {}
+                Ok(Message::Binary(_) | Message::Text(_)) => {
+                    if self.pending.is_none() {
+                        self.pending = Some(Error::Protocol(ClientError::Unsolicited));
+                    }
+                }
+                Ok(Message::Close(frame)) => {
+                    self.peer_closed(frame);
+                    break;
+                }
+                Err(e) if would_block(&e) => break,
+                Err(e) => {
+                    self.fail(e);
+                    break;
+                }
+            }
+        }
+        let _ = self.ws.get_ref().set_nonblocking(false);
+    }
+}

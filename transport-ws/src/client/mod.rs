@@ -1,0 +1,208 @@
+//! The client: one WebSocket connection driving a [`ClientSession`].
+//!
+//! [`Client`] is cheap to clone and may be shared between threads; requests
+//! take turns on the connection. Its low-level calls ([`Client::request`],
+//! [`Client::pipeline`], [`Client::release`]) carry protocol values as they
+//! are; the proxy layer ([`crate::proxy`]) builds on them.
+//!
+//! A background thread answers the server's pings while the client is idle
+//! (a stock server drops a connection whose pongs stop); during a call the
+//! calling thread answers them as it waits for the response.
+//!
+//! The parts: `handshake` (connecting, the upgrade request, a refused
+//! token), `conn` (the locked connection state and how it ends),
+//! `exchange` (writing requests and reading their responses) and
+//! `keepalive` (the idle thread).
+
+mod conn;
+mod exchange;
+mod handshake;
+mod keepalive;
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use simplerpc_core::{ClientSession, Extensions, ObjId, Request, Response};
+
+use crate::config::ClientConfig;
+use crate::error::Error;
+use conn::Conn;
+use keepalive::Keepalive;
+
+/// Socket timeout while a write cannot progress: the client then reads
+/// responses meanwhile, so pipelining large requests cannot deadlock.
+const POLL: Duration = Duration::from_millis(10);
+
+/// A connection to a simplerpc (or stock simplerpyc) server. Clones share it.
+#[derive(Clone)]
+pub struct Client {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    conn: Mutex<Conn>,
+    /// Ids dropped by proxies; moved into the session before each send, so a
+    /// proxy's drop never waits for a call in progress.
+    releases: Mutex<Vec<ObjId>>,
+    extensions: Extensions,
+    addr: String,
+    keepalive: Keepalive,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("addr", &self.shared.addr)
+            .field("extensions", &self.shared.extensions)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Connect to `ws://host:port/?token=TOKEN`, offering `config.extensions`.
+    /// A server that answers no extension header (a stock `simplerpyc`
+    /// server) gets exactly the reference protocol.
+    pub fn connect(config: &ClientConfig) -> Result<Client, Error> {
+        let addr = config.addr();
+        let token = config
+            .token
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| Error::MissingToken { addr: addr.clone() })?;
+        let (ws, accepted) = handshake::connect(config, &addr, token)?;
+        let session = ClientSession::new(accepted);
+        let (keepalive, stop) = Keepalive::new();
+        let shared = Arc::new(Shared {
+            conn: Mutex::new(Conn::new(ws, session, addr.clone(), config.timeout)),
+            releases: Mutex::new(Vec::new()),
+            extensions: accepted,
+            addr,
+            keepalive,
+        });
+        keepalive::start(Arc::downgrade(&shared), stop)?;
+        Ok(Client { shared })
+    }
+
+    /// Connect with [`ClientConfig::from_env`].
+    pub fn connect_env() -> Result<Client, Error> {
+        Client::connect(&ClientConfig::from_env()?)
+    }
+
+    /// The extensions the server accepted ([`Extensions::NONE`] against a stock server).
+    pub fn extensions(&self) -> Extensions {
+        self.shared.extensions
+    }
+
+    /// `host:port` of the server.
+    pub fn addr(&self) -> &str {
+        &self.shared.addr
+    }
+
+    /// Send one request and wait for its response. A remote exception comes
+    /// back as [`Response::Error`]; `Err` means the exchange itself failed.
+    pub fn request(&self, request: &Request) -> Result<Response, Error> {
+        let mut conn = self.begin()?;
+        let (_, frame) = conn.session.send(request)?;
+        let mut responses = conn.exchange(vec![frame])?;
+        match responses.pop() {
+            Some(r) => Ok(r?),
+            None => Err(Error::Closed("no response arrived".into())),
+        }
+    }
+
+    /// Change how long a request may wait for its response (`None`: no limit).
+    /// A request that runs out of time fails with [`Error::Timeout`] and ends
+    /// the connection, since its late answer could no longer be paired.
+    pub fn set_timeout(&self, timeout: Option<Duration>) {
+        self.lock().timeout = timeout;
+    }
+
+    /// Send every request, then read every response: one round trip for all.
+    /// Responses come back in request order.
+    pub fn pipeline(&self, requests: &[Request]) -> Result<Vec<Response>, Error> {
+        if requests.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.begin()?;
+        let mut frames = Vec::with_capacity(requests.len());
+        let mut unencodable = None;
+        for r in requests {
+            match conn.session.send(r) {
+                Ok((_, frame)) => frames.push(frame),
+                Err(e) => {
+                    unencodable = Some(e);
+                    break;
+                }
+            }
+        }
+        // The requests before the bad one are already counted in flight:
+        // send them, so responses stay paired, then report the bad one.
+        let responses = conn.exchange(frames)?;
+        if let Some(e) = unencodable {
+            return Err(Error::Encode(e));
+        }
+        responses
+            .into_iter()
+            .map(|r| r.map_err(Error::Protocol))
+            .collect()
+    }
+
+    /// The object `id` is no longer used: free it on the server with the next
+    /// request (no round trip of its own). Does nothing against a server
+    /// without the `release` extension, which frees objects at disconnect.
+    pub fn release(&self, id: ObjId) {
+        if self.shared.extensions.release() {
+            self.shared
+                .releases
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(id);
+        }
+    }
+
+    /// Close the connection (the server then frees every object of this
+    /// client). Later requests, from any clone, fail with [`Error::Closed`].
+    pub fn close(&self) {
+        self.lock().close();
+        self.shared.keepalive.stop();
+    }
+
+    /// Whether the connection is known to be closed (never waits: while a
+    /// request is in progress the connection counts as open).
+    pub fn is_closed(&self) -> bool {
+        match self.shared.conn.try_lock() {
+            Ok(conn) => conn.ended.is_some(),
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner().ended.is_some(),
+            Err(std::sync::TryLockError::WouldBlock) => false,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Conn> {
+        self.shared
+            .conn
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Lock the connection for a request: check it is usable, move queued releases in.
+    fn begin(&self) -> Result<MutexGuard<'_, Conn>, Error> {
+        let mut conn = self.lock();
+        if let Some(e) = conn.pending.take() {
+            return Err(e);
+        }
+        if let Some(ended) = &conn.ended {
+            return Err(ended.error(&conn.addr));
+        }
+        let released = std::mem::take(
+            &mut *self
+                .shared
+                .releases
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        for id in released {
+            conn.session.release(id);
+        }
+        Ok(conn)
+    }
+}

@@ -13,6 +13,7 @@
 //! - [`extensions`]: what we add to the reference protocol, and its negotiation.
 //! - [`server`]: [`ServerSession`], one per connected client, over an [`Executor`].
 //! - [`client`]: [`ClientSession`], one per connection.
+//! - [`trail`]: what every client adds to a request: path trails, tuple keys.
 
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
@@ -25,6 +26,7 @@ pub mod executor;
 pub mod extensions;
 pub mod message;
 pub mod server;
+pub mod trail;
 pub mod value;
 
 pub use array::{ArrayError, ByteOrder, DType, NdArray};

@@ -20,7 +20,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use simplerpc_core::{ObjId, Request, Response, Value};
+use simplerpc_core::{trail, ObjId, Request, Response, Value};
 
 use crate::client::Client;
 use crate::error::Error;
@@ -75,19 +75,19 @@ impl Client {
         let req = Request::ImportModule {
             module: name.into(),
         };
-        self.call_object(&req, name.into())
+        self.call_object(&req, trail::module(name))
     }
 
     /// A builtin of the server by name (`"len"`).
     pub fn builtin(&self, name: &str) -> Result<Proxy, Error> {
         let req = Request::GetBuiltin { name: name.into() };
-        self.call_object(&req, format!("builtins.{name}"))
+        self.call_object(&req, trail::builtin(name))
     }
 
     /// Evaluate an expression in this client's globals on the server.
     pub fn eval(&self, expr: &str) -> Result<Proxy, Error> {
         let req = Request::Eval { expr: expr.into() };
-        self.call_object(&req, format!("eval({expr:?})"))
+        self.call_object(&req, trail::eval(expr))
     }
 
     /// Execute statements in this client's globals on the server.
@@ -115,7 +115,7 @@ impl Client {
             func_bytes: func.into(),
             name: name.into(),
         };
-        self.call_object(&req, name.into())
+        self.call_object(&req, trail::teleport(name))
     }
 
     /// A proxy for an object id this client already holds (for example one
@@ -158,7 +158,7 @@ impl Proxy {
 
     /// `obj.attr`.
     pub fn getattr(&self, attr: &str) -> Result<Proxy, Error> {
-        let path = format!("{}.{attr}", self.inner.path);
+        let path = trail::getattr(&self.inner.path, attr);
         let req = Request::GetAttr {
             path: self.inner.path.clone(),
             obj_id: Some(self.inner.id),
@@ -169,7 +169,7 @@ impl Proxy {
 
     /// `obj(*args, **kwargs)`.
     pub fn call(&self, args: Vec<Value>, kwargs: Vec<(String, Value)>) -> Result<Proxy, Error> {
-        let path = format!("{}()", self.inner.path);
+        let path = trail::call(&self.inner.path);
         let req = Request::Call {
             path: self.inner.path.clone(),
             obj_id: Some(self.inner.id),
@@ -189,16 +189,35 @@ impl Proxy {
         self.call(args, Vec::new())
     }
 
-    /// `obj[key]`; the key may be an int, a string, a slice, a list of them
-    /// (a tuple) or a proxy.
+    /// `obj[key]`; the key may be an int, a string, a slice, a list or a
+    /// proxy. A list stays a list (numpy: fancy indexing); for a tuple key
+    /// (`a[0, 1]`) use [`Proxy::getitem_tuple`].
     pub fn getitem(&self, key: impl Into<Value>) -> Result<Proxy, Error> {
         let key = key.into();
-        let path = format!("{}[{}]", self.inner.path, key_text(&key));
+        let path = trail::getitem(&self.inner.path, &key, false);
         let req = Request::GetItem {
             obj_id: self.inner.id,
             key,
         };
         self.inner.client.call_object(&req, path)
+    }
+
+    /// `obj[a, b, ...]`: a tuple key, built on the server as
+    /// [`simplerpc_core::trail`] prescribes (`builtins.tuple` of the items),
+    /// so a numpy array is indexed per axis, as `a[0, 1]` is in Python.
+    pub fn getitem_tuple(&self, items: Vec<Value>) -> Result<Proxy, Error> {
+        let path = trail::getitem(&self.inner.path, &Value::List(items.clone()), true);
+        let client = &self.inner.client;
+        let tuple = client.call_object(
+            &trail::tuple_builtin_request(),
+            trail::builtin(trail::TUPLE_BUILTIN),
+        )?;
+        let key = client.call_object(&trail::tuple_request(tuple.id(), items), String::new())?;
+        let req = Request::GetItem {
+            obj_id: self.inner.id,
+            key: key.as_value(),
+        };
+        client.call_object(&req, path)
     }
 
     /// The object's value, sent over.
@@ -216,26 +235,6 @@ impl Proxy {
 impl From<&Proxy> for Value {
     fn from(p: &Proxy) -> Value {
         p.as_value()
-    }
-}
-
-/// A short rendering of a key for a proxy's path.
-fn key_text(key: &Value) -> String {
-    match key {
-        Value::Int(i) => i.to_string(),
-        Value::UInt(u) => u.to_string(),
-        Value::Str(s) => format!("{s:?}"),
-        Value::Proxy(id) => format!("<proxy {}>", id.0),
-        Value::Slice(s) => [&s.start, &s.stop, &s.step]
-            .iter()
-            .map(|v| match v {
-                Value::Nil => String::new(),
-                v => key_text(v),
-            })
-            .collect::<Vec<_>>()
-            .join(":"),
-        Value::List(items) => items.iter().map(key_text).collect::<Vec<_>>().join(", "),
-        other => other.type_name().to_owned(),
     }
 }
 

@@ -134,6 +134,32 @@ fn rust_client_against_the_stock_server() {
         (DType::Float32, &7.0f32.to_le_bytes()[..])
     );
 
+    // A tuple key indexes per axis (a list would be fancy indexing).
+    let grid = np
+        .getattr("arange")
+        .unwrap()
+        .call_args(vec![Value::UInt(6)])
+        .unwrap()
+        .getattr("reshape")
+        .unwrap()
+        .call_args(vec![Value::UInt(2), Value::UInt(3)])
+        .unwrap();
+    let cell = grid
+        .getitem_tuple(vec![Value::UInt(1), Value::UInt(2)])
+        .unwrap();
+    assert_eq!(cell.path(), "numpy.arange().reshape()[1, 2]");
+    let Value::Scalar(cell) = cell.materialize().unwrap() else {
+        panic!("np.int64 travels as a numpy scalar")
+    };
+    assert_eq!(cell.data.as_ref(), &5i64.to_le_bytes()[..]);
+    let rows = grid
+        .getitem(Value::List(vec![Value::UInt(1), Value::UInt(0)]))
+        .unwrap();
+    let Value::Array(rows) = rows.materialize().unwrap() else {
+        panic!("fancy indexing gives an array")
+    };
+    assert_eq!(rows.shape(), &[2, 3]);
+
     // eval and execute share the client's globals.
     client.execute("x = 40").unwrap();
     assert_eq!(

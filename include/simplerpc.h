@@ -2,14 +2,14 @@
  * libsimplerpc: the C ABI of simplerpc.
  *
  * Conventions
- * - Every function returns an srpc_status (SRPC_OK is 0) unless it cannot fail.
+ * - Every function returns an srpc_status (SRPC_STATUS_OK is 0) unless it cannot fail.
  *   After a failure, srpc_last_error_message() and friends describe it; they
  *   are per thread and valid until the next srpc_ call on that thread.
  * - Out-parameters are written only on success.
  * - Borrowed inputs (srpc_str, srpc_slice, const pointers) need only live for
  *   the call. Owned outputs (srpc_buf) belong to the caller, who frees them
- *   with srpc_buf_free(). Opaque objects are freed with their _free or _close.
- * - No Rust panic crosses this boundary: it becomes SRPC_ERR_PANIC.
+ *   with srpc_buf_free(). Opaque objects are freed with their _free function.
+ * - No Rust panic crosses this boundary: it becomes SRPC_STATUS_ERR_PANIC.
  * - Threads: an srpc_client may be used from any thread (calls are serialised);
  *   srpc_client_session and srpc_server_session from one thread at a time;
  *   executor callbacks of a running srpc_server are called from the server's
@@ -48,7 +48,7 @@
 #define SRPC_NO_OBJECT UINT64_MAX
 
 /*
- The result of every fallible function. `SRPC_OK` is 0.
+ The result of every fallible function. `SRPC_STATUS_OK` is 0.
  */
 enum srpc_status
 #ifdef __cplusplus
@@ -58,51 +58,51 @@ enum srpc_status
   /*
    Success.
    */
-  SRPC_OK = 0,
+  SRPC_STATUS_OK = 0,
   /*
    A required pointer argument was NULL.
    */
-  SRPC_ERR_NULL_ARGUMENT = 1,
+  SRPC_STATUS_ERR_NULL_ARGUMENT = 1,
   /*
    A string argument was not valid UTF-8.
    */
-  SRPC_ERR_INVALID_UTF8 = 2,
+  SRPC_STATUS_ERR_INVALID_UTF8 = 2,
   /*
    An argument was invalid (bad msgpack, bad length, wrong kind).
    */
-  SRPC_ERR_INVALID_ARGUMENT = 3,
+  SRPC_STATUS_ERR_INVALID_ARGUMENT = 3,
   /*
    A network or OS error (cannot bind, cannot connect).
    */
-  SRPC_ERR_IO = 4,
+  SRPC_STATUS_ERR_IO = 4,
   /*
    The server refused the token.
    */
-  SRPC_ERR_UNAUTHORIZED = 5,
+  SRPC_STATUS_ERR_UNAUTHORIZED = 5,
   /*
    The connection is closed or the peer went away.
    */
-  SRPC_ERR_CLOSED = 6,
+  SRPC_STATUS_ERR_CLOSED = 6,
   /*
    The remote side raised an exception: see srpc_last_error_type() and friends.
    */
-  SRPC_ERR_REMOTE = 7,
+  SRPC_STATUS_ERR_REMOTE = 7,
   /*
    The peer broke the protocol.
    */
-  SRPC_ERR_PROTOCOL = 8,
+  SRPC_STATUS_ERR_PROTOCOL = 8,
   /*
    A Rust panic was caught at the boundary (a bug: please report it).
    */
-  SRPC_ERR_PANIC = 9,
+  SRPC_STATUS_ERR_PANIC = 9,
   /*
    The object is in the wrong state for this call (e.g. already stopped).
    */
-  SRPC_ERR_STATE = 10,
+  SRPC_STATUS_ERR_STATE = 10,
   /*
    A request got no answer within the client's timeout; the connection is closed.
    */
-  SRPC_ERR_TIMEOUT = 11,
+  SRPC_STATUS_ERR_TIMEOUT = 11,
 };
 #ifndef __cplusplus
 typedef uint32_t srpc_status;
@@ -119,26 +119,63 @@ enum srpc_response_kind
   /*
    A new object: `obj` holds its id.
    */
-  SRPC_RESPONSE_OBJECT = 0,
+  SRPC_RESPONSE_KIND_OBJECT = 0,
   /*
    A value: `value` holds msgpack.
    */
-  SRPC_RESPONSE_VALUE = 1,
+  SRPC_RESPONSE_KIND_VALUE = 1,
   /*
    Done, nothing returned (execute).
    */
-  SRPC_RESPONSE_DONE = 2,
+  SRPC_RESPONSE_KIND_DONE = 2,
   /*
    A namespace: `value` holds a msgpack map of str to str.
    */
-  SRPC_RESPONSE_NAMESPACE = 3,
+  SRPC_RESPONSE_KIND_NAMESPACE = 3,
   /*
    The remote side raised: see srpc_last_error_type() and friends.
    */
-  SRPC_RESPONSE_ERROR = 4,
+  SRPC_RESPONSE_KIND_ERROR = 4,
 };
 #ifndef __cplusplus
 typedef uint32_t srpc_response_kind;
+#endif // __cplusplus
+
+/*
+ How much the library logs, from nothing to everything.
+ */
+enum srpc_log_level
+#ifdef __cplusplus
+  : uint32_t
+#endif // __cplusplus
+ {
+  /*
+   Nothing (as a `max_level`; no record has this level).
+   */
+  SRPC_LOG_LEVEL_OFF = 0,
+  /*
+   Failures the library could not hide (a client's connection broke).
+   */
+  SRPC_LOG_LEVEL_ERROR = 1,
+  /*
+   Something looks wrong (a refused token, an executor that refused a session).
+   */
+  SRPC_LOG_LEVEL_WARN = 2,
+  /*
+   Connects and disconnects.
+   */
+  SRPC_LOG_LEVEL_INFO = 3,
+  /*
+   Details for debugging.
+   */
+  SRPC_LOG_LEVEL_DEBUG = 4,
+  /*
+   Everything.
+   */
+  SRPC_LOG_LEVEL_TRACE = 5,
+};
+#ifndef __cplusplus
+typedef uint32_t srpc_log_level;
 #endif // __cplusplus
 
 /*
@@ -152,43 +189,43 @@ enum srpc_call_kind
   /*
    Import module `name` (dotted names allowed).
    */
-  SRPC_IMPORT_MODULE = 0,
+  SRPC_CALL_KIND_IMPORT_MODULE = 0,
   /*
    The builtin called `name`.
    */
-  SRPC_GET_BUILTIN = 1,
+  SRPC_CALL_KIND_GET_BUILTIN = 1,
   /*
    Attribute `name` of `obj` (or of what `path` names when `obj` is SRPC_NO_OBJECT).
    */
-  SRPC_GET_ATTR = 2,
+  SRPC_CALL_KIND_GET_ATTR = 2,
   /*
    Call `obj` (or `path`) with `args` (msgpack array) and `kwargs` (msgpack map).
    */
-  SRPC_CALL = 3,
+  SRPC_CALL_KIND_CALL = 3,
   /*
    `obj[key]` with `key` msgpack.
    */
-  SRPC_GET_ITEM = 4,
+  SRPC_CALL_KIND_GET_ITEM = 4,
   /*
    The value of `obj`, as msgpack.
    */
-  SRPC_MATERIALIZE = 5,
+  SRPC_CALL_KIND_MATERIALIZE = 5,
   /*
    Evaluate expression `name`.
    */
-  SRPC_EVAL = 6,
+  SRPC_CALL_KIND_EVAL = 6,
   /*
    Execute code `name`.
    */
-  SRPC_EXECUTE = 7,
+  SRPC_CALL_KIND_EXECUTE = 7,
   /*
    Install function bytes `payload` under `name`.
    */
-  SRPC_TELEPORT = 8,
+  SRPC_CALL_KIND_TELEPORT = 8,
   /*
    The namespace, as a msgpack map of str to str.
    */
-  SRPC_GET_NAMESPACE = 9,
+  SRPC_CALL_KIND_GET_NAMESPACE = 9,
 };
 #ifndef __cplusplus
 typedef uint32_t srpc_call_kind;
@@ -261,10 +298,10 @@ typedef struct srpc_slice {
  */
 typedef struct srpc_call {
   /*
-   What to do: an srpc_call_kind value (checked; anything else is
-   SRPC_ERR_INVALID_ARGUMENT).
+   What to do (checked: a number that is no srpc_call_kind is
+   SRPC_STATUS_ERR_INVALID_ARGUMENT).
    */
-  uint32_t kind;
+  srpc_call_kind kind;
   /*
    The object acted on, or SRPC_NO_OBJECT.
    */
@@ -278,19 +315,19 @@ typedef struct srpc_call {
    */
   struct srpc_str path;
   /*
-   msgpack array of positional arguments (SRPC_CALL).
+   msgpack array of positional arguments (SRPC_CALL_KIND_CALL).
    */
   struct srpc_slice args;
   /*
-   msgpack map of keyword arguments (SRPC_CALL); empty means none.
+   msgpack map of keyword arguments (SRPC_CALL_KIND_CALL); empty means none.
    */
   struct srpc_slice kwargs;
   /*
-   msgpack key (SRPC_GET_ITEM).
+   msgpack key (SRPC_CALL_KIND_GET_ITEM).
    */
   struct srpc_slice key;
   /*
-   opaque bytes (SRPC_TELEPORT).
+   opaque bytes (SRPC_CALL_KIND_TELEPORT).
    */
   struct srpc_slice payload;
 } srpc_call;
@@ -322,7 +359,7 @@ typedef struct srpc_response {
    */
   srpc_response_kind kind;
   /*
-   The new object's id (SRPC_RESPONSE_OBJECT).
+   The new object's id (SRPC_RESPONSE_KIND_OBJECT).
    */
   uint64_t obj;
   /*
@@ -332,18 +369,18 @@ typedef struct srpc_response {
    */
   uint64_t request_id;
   /*
-   msgpack bytes (SRPC_RESPONSE_VALUE, SRPC_RESPONSE_NAMESPACE), else empty.
+   msgpack bytes (SRPC_RESPONSE_KIND_VALUE, SRPC_RESPONSE_KIND_NAMESPACE), else empty.
    */
   struct srpc_buf value;
 } srpc_response;
 
 /*
- Receives one log record: `level` is 1 (error) to 5 (trace); `target` names
- the module; both strings are valid only during the call. Called from any
- of the library's threads.
+ Receives one log record: its `level` (SRPC_LOG_LEVEL_ERROR to
+ SRPC_LOG_LEVEL_TRACE); `target` names the module; both strings are valid
+ only during the call. Called from any of the library's threads.
  */
 typedef void (*srpc_log_fn)(void *userdata,
-                            uint32_t level,
+                            srpc_log_level level,
                             struct srpc_str target,
                             struct srpc_str message);
 
@@ -372,10 +409,10 @@ typedef struct srpc_server_config {
 
 /*
  Opens a session for a newly connected client. Writes the session's own
- pointer (may be NULL) to `*session` and returns SRPC_OK, or another
+ pointer (may be NULL) to `*session` and returns SRPC_STATUS_OK, or another
  srpc_status to refuse the client.
  */
-typedef uint32_t (*srpc_open_fn)(void *userdata, void **session);
+typedef srpc_status (*srpc_open_fn)(void *userdata, void **session);
 
 /*
  Closes a session (the client went away); every handle it held was released first.
@@ -385,14 +422,15 @@ typedef void (*srpc_close_fn)(void *userdata, void *session);
 /*
  Serves one call. Answer through `reply` with exactly one of
  srpc_reply_handle(), srpc_reply_value(), srpc_reply_error() (or nothing,
- for SRPC_EXECUTE), then return SRPC_OK (an srpc_status). `call` and
+ for SRPC_CALL_KIND_EXECUTE), then return SRPC_STATUS_OK. `call` and
  `reply` are valid only during the callback and only on its thread: a
- reply answered later, or from another thread, is refused with SRPC_ERR_STATE.
+ reply answered later, or from another thread, is refused with
+ SRPC_STATUS_ERR_STATE. Any other status reports the call as failed.
  */
-typedef uint32_t (*srpc_call_fn)(void *userdata,
-                                 void *session,
-                                 const struct srpc_call *call,
-                                 struct srpc_reply *reply);
+typedef srpc_status (*srpc_call_fn)(void *userdata,
+                                    void *session,
+                                    const struct srpc_call *call,
+                                    struct srpc_reply *reply);
 
 /*
  The client no longer uses `handle`: drop the object.
@@ -445,9 +483,9 @@ extern "C" {
 
 /*
  Connect to `ws://host:port/?token=token`. An empty `host` means
- "localhost"; an empty `token` is refused (SRPC_ERR_UNAUTHORIZED). Against
+ "localhost"; an empty `token` is refused (SRPC_STATUS_ERR_UNAUTHORIZED). Against
  a stock simplerpyc server the reference protocol is spoken exactly.
- Close with srpc_client_close().
+ Close and free with srpc_client_free().
 
  # Safety
  The strings are valid for their lengths; `client_out` is valid.
@@ -459,7 +497,7 @@ srpc_status srpc_client_connect(struct srpc_str host,
 
 /*
  Send `call` and wait for its response. A remote exception returns
- SRPC_ERR_REMOTE with the details in srpc_last_error_type() and friends,
+ SRPC_STATUS_ERR_REMOTE with the details in srpc_last_error_type() and friends,
  and the connection stays usable.
 
  # Safety
@@ -558,7 +596,7 @@ srpc_status srpc_client_release(const struct srpc_client *client, uint64_t obj);
 /*
  Limit how long each request waits for its answer, in milliseconds (0: no
  limit, the default). A request that runs out of time returns
- SRPC_ERR_TIMEOUT and closes the connection (a late answer could not be
+ SRPC_STATUS_ERR_TIMEOUT and closes the connection (a late answer could not be
  paired any more).
 
  # Safety
@@ -575,42 +613,47 @@ srpc_status srpc_client_set_timeout(const struct srpc_client *client, uint64_t t
 uint32_t srpc_client_extensions(const struct srpc_client *client);
 
 /*
- Disconnect and free the client. NULL does nothing.
+ Close the connection (politely, waiting briefly for the server's answer)
+ and free the client. NULL does nothing.
 
  # Safety
- `client` is NULL or from srpc_client_connect() and not yet closed.
+ `client` is NULL or from srpc_client_connect() and not yet freed.
  */
-void srpc_client_close(struct srpc_client *client);
+void srpc_client_free(struct srpc_client *client);
 
 /*
- The status of the last failed call on this thread (0 if none yet).
+ The status of the last call on this thread that returns an srpc_status:
+ SRPC_STATUS_OK if it succeeded (or none was made yet). Functions that
+ cannot fail (they return no srpc_status) leave it as it is.
  */
-uint32_t srpc_last_error_status(void);
+srpc_status srpc_last_error_status(void);
 
 /*
- A message describing the last failed call on this thread, or NULL if none
- (for SRPC_ERR_REMOTE: the remote exception's message, without its type).
- Borrowed: valid until the next srpc_ call on this thread. Do not free.
+ A message describing the last call on this thread that returned an
+ srpc_status, if it failed; NULL if it succeeded (a success clears the
+ previous error) or none was made yet. For SRPC_STATUS_ERR_REMOTE: the
+ remote exception's message, without its type. Borrowed: valid until the
+ next srpc_ call on this thread. Do not free.
  */
 const char *srpc_last_error_message(void);
 
 /*
- For SRPC_ERR_REMOTE: the remote exception's qualified type name
+ For SRPC_STATUS_ERR_REMOTE: the remote exception's qualified type name
  ("builtins.ValueError"), else NULL. Borrowed like srpc_last_error_message().
  */
 const char *srpc_last_error_type(void);
 
 /*
- For SRPC_ERR_REMOTE: the remote traceback text (possibly empty), else NULL.
- Borrowed like srpc_last_error_message().
+ For SRPC_STATUS_ERR_REMOTE: the remote traceback text (possibly empty),
+ else NULL. Borrowed like srpc_last_error_message().
  */
 const char *srpc_last_error_traceback(void);
 
 /*
- For SRPC_ERR_REMOTE: the opaque error payload (the reference server's
- pickle of the exception; never unpickle it from an untrusted server).
- Writes its length to `*len` (0 when there is none) and returns a borrowed
- pointer valid like srpc_last_error_message(). `len` may be NULL.
+ For SRPC_STATUS_ERR_REMOTE: the opaque error payload (the reference
+ server's pickle of the exception; never unpickle it from an untrusted
+ server). Writes its length to `*len` (0 when there is none) and returns a
+ borrowed pointer valid like srpc_last_error_message(). `len` may be NULL.
 
  # Safety
  `len` is NULL or a valid pointer to a size_t.
@@ -618,9 +661,16 @@ const char *srpc_last_error_traceback(void);
 const uint8_t *srpc_last_error_payload(size_t *len);
 
 /*
- A static description of a status code. Never NULL; do not free.
+ A static description of a status ("invalid argument"; "unknown status"
+ for a number that is no srpc_status). Never NULL; do not free.
  */
-const char *srpc_status_str(uint32_t status);
+const char *srpc_status_str(srpc_status status);
+
+/*
+ The C name of a status ("SRPC_STATUS_ERR_INVALID_ARGUMENT"; "unknown
+ status" for a number that is no srpc_status). Never NULL; do not free.
+ */
+const char *srpc_status_name(srpc_status status);
 
 /*
  Answer with a handle: the executor now holds an object under `handle`.
@@ -655,8 +705,8 @@ srpc_status srpc_reply_error(struct srpc_reply *reply,
                              struct srpc_slice payload);
 
 /*
- Send log records up to `max_level` (1 error .. 5 trace; 0 turns logging
- off) to `callback`, or stop sending them with a NULL callback. Setting a
+ Send log records up to `max_level` (SRPC_LOG_LEVEL_OFF turns logging off)
+ to `callback`, or stop sending them with a NULL callback. Setting a
  new callback replaces the old one; once this returns, the old one is no
  longer called. If the process already has another Rust logger, records go
  there instead and this does nothing. Calling it from inside the callback
@@ -666,12 +716,12 @@ srpc_status srpc_reply_error(struct srpc_reply *reply,
  `callback` and `userdata` must stay valid, and usable from any thread,
  until they are replaced or removed.
  */
-void srpc_set_log_callback(srpc_log_fn callback, void *userdata, uint32_t max_level);
+void srpc_set_log_callback(srpc_log_fn callback, void *userdata, srpc_log_level max_level);
 
 /*
  Bind and start a server on its own threads; one executor session is
  opened per connected client. `executor` is copied; its userdata is freed
- (by `free_userdata`) in srpc_server_free(). Returns SRPC_ERR_IO when the
+ (by `free_userdata`) in srpc_server_free(). Returns SRPC_STATUS_ERR_IO when the
  address cannot be bound. Stop with srpc_server_stop(), free with srpc_server_free().
 
  # Safety
@@ -761,7 +811,7 @@ srpc_status srpc_client_session_release(struct srpc_client_session *session, uin
 /*
  Take one response frame (in request order). On success writes `*response`
  (free its `value` with srpc_buf_free()); a remote exception returns
- SRPC_ERR_REMOTE with the details in srpc_last_error_type() and friends.
+ SRPC_STATUS_ERR_REMOTE with the details in srpc_last_error_type() and friends.
 
  # Safety
  `session` is a live client session; `frame` points to `len` bytes; `response` is valid.

@@ -22,7 +22,7 @@ gcc "${cflags[@]}" examples/c/pipe_session.c examples/c/matrix_executor.c "$lib/
 awk '/^```c$/{on=1; next} /^```$/{on=0} on' README.md > "$out/readme_host.c"
 gcc "${cflags[@]}" -Wno-unused-parameter -Wno-missing-field-initializers "$out/readme_host.c" "${link[@]}" -o "$out/readme_host"
 # The header alone, twice, as C11 and C++17.
-printf '#include "simplerpc.h"\n#include "simplerpc.h"\nint main(void) { return SRPC_OK; }\n' > "$out/header.c"
+printf '#include "simplerpc.h"\n#include "simplerpc.h"\nint main(void) { return SRPC_STATUS_OK; }\n' > "$out/header.c"
 gcc -std=c11 -Wall -Wextra -Werror -pedantic -Iinclude -c "$out/header.c" -o "$out/header_c.o"
 cp "$out/header.c" "$out/header.cpp"
 g++ -std=c++17 -Wall -Wextra -Werror -pedantic -Iinclude -c "$out/header.cpp" -o "$out/header_cpp.o"

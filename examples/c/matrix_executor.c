@@ -31,7 +31,7 @@ static srpc_str S(const char *s) {
 static srpc_status fail(srpc_reply *reply, const char *type, const char *msg) {
     srpc_slice none = {NULL, 0};
     srpc_reply_error(reply, S(type), S(msg), S(""), none);
-    return SRPC_OK;
+    return SRPC_STATUS_OK;
 }
 
 static uint64_t store(session *s, object o) {
@@ -180,7 +180,7 @@ static srpc_status on_call(void *userdata, void *sess, const srpc_call *c, srpc_
     snprintf(name, sizeof name, "%.*s", (int)c->name.len, c->name.ptr ? c->name.ptr : "");
     snprintf(path, sizeof path, "%.*s", (int)c->path.len, c->path.ptr ? c->path.ptr : "");
     switch (c->kind) {
-    case SRPC_IMPORT_MODULE: {
+    case SRPC_CALL_KIND_IMPORT_MODULE: {
         if (strcmp(name, "matrix") != 0) {
             char msg[256];
             snprintf(msg, sizeof msg, "No module named '%s'", name);
@@ -189,14 +189,14 @@ static srpc_status on_call(void *userdata, void *sess, const srpc_call *c, srpc_
         object o = {K_MODULE, F_ZEROS, 0, 0, 0, NULL};
         return srpc_reply_handle(reply, store(s, o));
     }
-    case SRPC_GET_ATTR:
-    case SRPC_CALL: {
+    case SRPC_CALL_KIND_GET_ATTR:
+    case SRPC_CALL_KIND_CALL: {
         enum func f = F_ZEROS;
-        const char *fname = c->kind == SRPC_GET_ATTR ? name : NULL;
-        if (c->kind == SRPC_CALL && target && target->kind == K_FUNC) {
+        const char *fname = c->kind == SRPC_CALL_KIND_GET_ATTR ? name : NULL;
+        if (c->kind == SRPC_CALL_KIND_CALL && target && target->kind == K_FUNC) {
             f = target->func;
         } else {
-            if (c->kind == SRPC_CALL) { /* by path: "matrix.zeros" */
+            if (c->kind == SRPC_CALL_KIND_CALL) { /* by path: "matrix.zeros" */
                 fname = strncmp(path, "matrix.", 7) == 0 ? path + 7 : "";
             } else if (target && target->kind != K_MODULE) {
                 char msg[256];
@@ -211,14 +211,14 @@ static srpc_status on_call(void *userdata, void *sess, const srpc_call *c, srpc_
                 snprintf(msg, sizeof msg, "module 'matrix' has no attribute '%s'", fname);
                 return fail(reply, "builtins.AttributeError", msg);
             }
-            if (c->kind == SRPC_GET_ATTR) {
+            if (c->kind == SRPC_CALL_KIND_GET_ATTR) {
                 object o = {K_FUNC, f, 0, 0, 0, NULL};
                 return srpc_reply_handle(reply, store(s, o));
             }
         }
         return do_call(s, f, c, reply);
     }
-    case SRPC_GET_ITEM: {
+    case SRPC_CALL_KIND_GET_ITEM: {
         mp_reader r = {c->key.ptr, c->key.ptr + c->key.len, 0};
         mp_obj k = mp_next(&r);
         if (target->kind != K_MATRIX || target->ndim != 2 || k.type != MP_INT)
@@ -230,7 +230,7 @@ static srpc_status on_call(void *userdata, void *sess, const srpc_call *c, srpc_
         memcpy(row.data, target->data + (uint64_t)i * target->cols, target->cols * sizeof(double));
         return srpc_reply_handle(reply, store(s, row));
     }
-    case SRPC_MATERIALIZE: {
+    case SRPC_CALL_KIND_MATERIALIZE: {
         if (target->kind != K_MATRIX) {
             char msg[128];
             snprintf(msg, sizeof msg, "a %s cannot be materialized", kind_name(target->kind));
@@ -244,7 +244,7 @@ static srpc_status on_call(void *userdata, void *sess, const srpc_call *c, srpc_
         free(w.data);
         return st;
     }
-    case SRPC_GET_NAMESPACE: {
+    case SRPC_CALL_KIND_GET_NAMESPACE: {
         uint8_t empty_map = 0x80;
         return srpc_reply_value(reply, &empty_map, 1);
     }
@@ -256,7 +256,7 @@ static srpc_status on_call(void *userdata, void *sess, const srpc_call *c, srpc_
 static srpc_status on_open(void *userdata, void **sess) {
     (void)userdata;
     *sess = calloc(1, sizeof(session));
-    return *sess ? SRPC_OK : SRPC_ERR_IO;
+    return *sess ? SRPC_STATUS_OK : SRPC_STATUS_ERR_IO;
 }
 
 static void on_release(void *userdata, void *sess, uint64_t h) {

@@ -23,7 +23,7 @@ int main(int argc, char **argv) {
     }
     srpc_executor ex = matrix_executor();
     srpc_server *server = NULL;
-    if (srpc_server_start(&cfg, &ex, &server) != SRPC_OK) {
+    if (srpc_server_start(&cfg, &ex, &server) != SRPC_STATUS_OK) {
         fprintf(stderr, "cannot start: %s\n", srpc_last_error_message());
         return 1;
     }
@@ -34,5 +34,5 @@ int main(int argc, char **argv) {
     }
     srpc_status st = srpc_server_stop(server);
     srpc_server_free(server);
-    return st == SRPC_OK ? 0 : 1;
+    return st == SRPC_STATUS_OK ? 0 : 1;
 }

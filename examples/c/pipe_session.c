@@ -55,14 +55,14 @@ static uint8_t *recv_frame(int fd, size_t *n) {
 static int serve(int fd) {
     srpc_executor ex = matrix_executor();
     srpc_server_session *s = NULL;
-    if (srpc_server_session_new(&ex, SRPC_EXT_ALL, &s) != SRPC_OK) return 1;
+    if (srpc_server_session_new(&ex, SRPC_EXT_ALL, &s) != SRPC_STATUS_OK) return 1;
     size_t n;
     uint8_t *frame;
     while ((frame = recv_frame(fd, &n)) != NULL) {
         srpc_buf out = {NULL, 0, 0};
         srpc_status st = srpc_server_session_handle(s, frame, n, &out);
         free(frame);
-        if (st != SRPC_OK || send_frame(fd, &out)) { srpc_buf_free(&out); break; }
+        if (st != SRPC_STATUS_OK || send_frame(fd, &out)) { srpc_buf_free(&out); break; }
         srpc_buf_free(&out);
     }
     srpc_server_session_free(s);
@@ -88,7 +88,7 @@ static srpc_call call_of(srpc_call_kind kind, uint64_t obj, const char *name, co
 static srpc_status roundtrip(int fd, srpc_client_session *cs, const srpc_call *c, srpc_response *resp) {
     srpc_buf frame = {NULL, 0, 0};
     uint64_t rid;
-    CHECK(srpc_client_session_send(cs, c, &frame, &rid) == SRPC_OK, "send");
+    CHECK(srpc_client_session_send(cs, c, &frame, &rid) == SRPC_STATUS_OK, "send");
     CHECK(send_frame(fd, &frame) == 0, "write");
     srpc_buf_free(&frame);
     size_t n;
@@ -101,13 +101,13 @@ static srpc_status roundtrip(int fd, srpc_client_session *cs, const srpc_call *c
 
 static uint64_t object_of(int fd, srpc_client_session *cs, const srpc_call *c) {
     srpc_response r;
-    CHECK(roundtrip(fd, cs, c, &r) == SRPC_OK, "call kind %u", (unsigned)c->kind);
-    CHECK(r.kind == SRPC_RESPONSE_OBJECT, "expected an object");
+    CHECK(roundtrip(fd, cs, c, &r) == SRPC_STATUS_OK, "call kind %u", (unsigned)c->kind);
+    CHECK(r.kind == SRPC_RESPONSE_KIND_OBJECT, "expected an object");
     return r.obj;
 }
 
 static uint64_t call_fn(int fd, srpc_client_session *cs, uint64_t fn, const char *path, mp_writer *args) {
-    srpc_call c = call_of(SRPC_CALL, fn, "", path);
+    srpc_call c = call_of(SRPC_CALL_KIND_CALL, fn, "", path);
     c.args.ptr = args->data;
     c.args.len = args->len;
     uint64_t id = object_of(fd, cs, &c);
@@ -126,11 +126,11 @@ static void proxy_arg(mp_writer *w, uint64_t id) {
 
 static int drive(int fd) {
     srpc_client_session *cs = NULL;
-    CHECK(srpc_client_session_new(SRPC_EXT_ALL, &cs) == SRPC_OK, "client session");
+    CHECK(srpc_client_session_new(SRPC_EXT_ALL, &cs) == SRPC_STATUS_OK, "client session");
 
-    srpc_call imp = call_of(SRPC_IMPORT_MODULE, SRPC_NO_OBJECT, "matrix", "");
+    srpc_call imp = call_of(SRPC_CALL_KIND_IMPORT_MODULE, SRPC_NO_OBJECT, "matrix", "");
     uint64_t mod = object_of(fd, cs, &imp);
-    srpc_call ga = call_of(SRPC_GET_ATTR, mod, "eye", "matrix");
+    srpc_call ga = call_of(SRPC_CALL_KIND_GET_ATTR, mod, "eye", "matrix");
     uint64_t eye_fn = object_of(fd, cs, &ga);
 
     mp_writer args = {NULL, 0, 0};
@@ -149,19 +149,19 @@ static int drive(int fd) {
     mp_array(&args, 2);
     proxy_arg(&args, eye);
     proxy_arg(&args, full);
-    srpc_call mm = call_of(SRPC_CALL, SRPC_NO_OBJECT, "", "matrix.matmul");
+    srpc_call mm = call_of(SRPC_CALL_KIND_CALL, SRPC_NO_OBJECT, "", "matrix.matmul");
     mm.args.ptr = args.data;
     mm.args.len = args.len;
     srpc_buf f1 = {NULL, 0, 0}, f2 = {NULL, 0, 0};
     uint64_t r1, r2;
-    CHECK(srpc_client_session_send(cs, &mm, &f1, &r1) == SRPC_OK, "send matmul");
+    CHECK(srpc_client_session_send(cs, &mm, &f1, &r1) == SRPC_STATUS_OK, "send matmul");
     free(args.data);
     memset(&args, 0, sizeof args);
     mp_uint(&args, 1);
-    srpc_call gi = call_of(SRPC_GET_ITEM, eye, "", "eye");
+    srpc_call gi = call_of(SRPC_CALL_KIND_GET_ITEM, eye, "", "eye");
     gi.key.ptr = args.data;
     gi.key.len = args.len;
-    CHECK(srpc_client_session_send(cs, &gi, &f2, &r2) == SRPC_OK, "send getitem");
+    CHECK(srpc_client_session_send(cs, &gi, &f2, &r2) == SRPC_STATUS_OK, "send getitem");
     free(args.data);
     memset(&args, 0, sizeof args);
     CHECK(send_frame(fd, &f1) == 0 && send_frame(fd, &f2) == 0, "write pipelined");
@@ -173,15 +173,15 @@ static int drive(int fd) {
         size_t n;
         uint8_t *in = recv_frame(fd, &n);
         CHECK(in != NULL, "server closed");
-        CHECK(srpc_client_session_receive(cs, in, n, &resp) == SRPC_OK, "pipelined response %d", i);
+        CHECK(srpc_client_session_receive(cs, in, n, &resp) == SRPC_STATUS_OK, "pipelined response %d", i);
         free(in);
         CHECK(resp.request_id == (i == 0 ? r1 : r2), "responses in order");
         if (i == 0) product = resp.obj; else row = resp.obj;
     }
 
     /* Materialize the product: a 3x3 float64 array of 2.5. */
-    srpc_call mat = call_of(SRPC_MATERIALIZE, product, "", "");
-    CHECK(roundtrip(fd, cs, &mat, &resp) == SRPC_OK && resp.kind == SRPC_RESPONSE_VALUE, "materialize");
+    srpc_call mat = call_of(SRPC_CALL_KIND_MATERIALIZE, product, "", "");
+    CHECK(roundtrip(fd, cs, &mat, &resp) == SRPC_STATUS_OK && resp.kind == SRPC_RESPONSE_KIND_VALUE, "materialize");
     mp_reader rd = {resp.value.data, resp.value.data + resp.value.len, 0};
     mp_obj m = mp_next(&rd);
     CHECK(m.type == MP_MAP && m.len == 5, "ndarray map");
@@ -204,7 +204,7 @@ static int drive(int fd) {
 
     /* The row of eye: [0, 1, 0]. */
     mat.obj = row;
-    CHECK(roundtrip(fd, cs, &mat, &resp) == SRPC_OK, "materialize row");
+    CHECK(roundtrip(fd, cs, &mat, &resp) == SRPC_STATUS_OK, "materialize row");
     srpc_buf_free(&resp.value);
 
     /* A failing call: shapes do not align. */
@@ -213,27 +213,27 @@ static int drive(int fd) {
     proxy_arg(&args, row);
     mm.args.ptr = args.data;
     mm.args.len = args.len;
-    CHECK(roundtrip(fd, cs, &mm, &resp) == SRPC_ERR_REMOTE, "matmul of a 3x3 and a 1x3 must fail");
+    CHECK(roundtrip(fd, cs, &mm, &resp) == SRPC_STATUS_ERR_REMOTE, "matmul of a 3x3 and a 1x3 must fail");
     free(args.data);
     CHECK(strcmp(srpc_last_error_type(), "builtins.ValueError") == 0, "type %s", srpc_last_error_type());
     CHECK(strstr(srpc_last_error_message(), "shapes do not align") != NULL, "message");
 
     /* Release the product; using it afterwards is a clear error. */
-    CHECK(srpc_client_session_release(cs, product) == SRPC_OK, "release");
-    srpc_call ns = call_of(SRPC_GET_NAMESPACE, SRPC_NO_OBJECT, "", "");
-    CHECK(roundtrip(fd, cs, &ns, &resp) == SRPC_OK && resp.kind == SRPC_RESPONSE_NAMESPACE, "namespace");
+    CHECK(srpc_client_session_release(cs, product) == SRPC_STATUS_OK, "release");
+    srpc_call ns = call_of(SRPC_CALL_KIND_GET_NAMESPACE, SRPC_NO_OBJECT, "", "");
+    CHECK(roundtrip(fd, cs, &ns, &resp) == SRPC_STATUS_OK && resp.kind == SRPC_RESPONSE_KIND_NAMESPACE, "namespace");
     srpc_buf_free(&resp.value);
     mat.obj = product;
-    CHECK(roundtrip(fd, cs, &mat, &resp) == SRPC_ERR_REMOTE, "use after release");
+    CHECK(roundtrip(fd, cs, &mat, &resp) == SRPC_STATUS_ERR_REMOTE, "use after release");
     CHECK(strcmp(srpc_last_error_type(), "simplerpc.UnknownObjectError") == 0, "type %s", srpc_last_error_type());
 
     /* Bad arguments are reported, not undefined behaviour. */
-    CHECK(srpc_client_session_send(cs, NULL, NULL, NULL) == SRPC_ERR_NULL_ARGUMENT, "NULL call");
-    srpc_call bad = call_of(SRPC_IMPORT_MODULE, SRPC_NO_OBJECT, "", "");
+    CHECK(srpc_client_session_send(cs, NULL, NULL, NULL) == SRPC_STATUS_ERR_NULL_ARGUMENT, "NULL call");
+    srpc_call bad = call_of(SRPC_CALL_KIND_IMPORT_MODULE, SRPC_NO_OBJECT, "", "");
     bad.name.ptr = "\xff\xfe";
     bad.name.len = 2;
     srpc_buf fb = {NULL, 0, 0};
-    CHECK(srpc_client_session_send(cs, &bad, &fb, &r1) == SRPC_ERR_INVALID_UTF8, "invalid UTF-8");
+    CHECK(srpc_client_session_send(cs, &bad, &fb, &r1) == SRPC_STATUS_ERR_INVALID_UTF8, "invalid UTF-8");
 
     srpc_client_session_free(cs);
     printf("pipe_session: all checks passed\n");

@@ -4,8 +4,8 @@ use simplerpc_core::{ObjId, Response};
 use simplerpc_ws::{Client, ClientConfig, Error};
 
 use crate::error::{
-    guard, srpc_status, FfiError, SrpcErrClosed, SrpcErrInvalidArgument, SrpcErrIo,
-    SrpcErrProtocol, SrpcErrTimeout, SrpcErrUnauthorized,
+    guard, srpc_status, FfiError, SrpcStatusErrClosed, SrpcStatusErrInvalidArgument,
+    SrpcStatusErrIo, SrpcStatusErrProtocol, SrpcStatusErrTimeout, SrpcStatusErrUnauthorized,
 };
 use crate::types::{
     fill_response, srpc_buf, srpc_call, srpc_call_kind, srpc_response, srpc_slice, srpc_str,
@@ -19,14 +19,14 @@ pub struct srpc_client(Client);
 fn ws_error(e: Error) -> FfiError {
     let status = match &e {
         Error::Remote(r) => return FfiError::remote(r.clone()),
-        Error::Unauthorized { .. } | Error::MissingToken { .. } => SrpcErrUnauthorized,
-        Error::Closed(_) => SrpcErrClosed,
-        Error::Timeout(_) => SrpcErrTimeout,
+        Error::Unauthorized { .. } | Error::MissingToken { .. } => SrpcStatusErrUnauthorized,
+        Error::Closed(_) => SrpcStatusErrClosed,
+        Error::Timeout(_) => SrpcStatusErrTimeout,
         Error::Connect { .. } | Error::Handshake { .. } | Error::Io(_) | Error::Bind { .. } => {
-            SrpcErrIo
+            SrpcStatusErrIo
         }
-        Error::Protocol(_) | Error::UnexpectedResponse { .. } => SrpcErrProtocol,
-        _ => SrpcErrInvalidArgument,
+        Error::Protocol(_) | Error::UnexpectedResponse { .. } => SrpcStatusErrProtocol,
+        _ => SrpcStatusErrInvalidArgument,
     };
     FfiError::new(status, e.to_string())
 }
@@ -37,9 +37,9 @@ fn live<'a>(p: *const srpc_client) -> Result<&'a srpc_client, FfiError> {
 }
 
 /// Connect to `ws://host:port/?token=token`. An empty `host` means
-/// "localhost"; an empty `token` is refused (SRPC_ERR_UNAUTHORIZED). Against
+/// "localhost"; an empty `token` is refused (SRPC_STATUS_ERR_UNAUTHORIZED). Against
 /// a stock simplerpyc server the reference protocol is spoken exactly.
-/// Close with srpc_client_close().
+/// Close and free with srpc_client_free().
 ///
 /// # Safety
 /// The strings are valid for their lengths; `client_out` is valid.
@@ -72,7 +72,7 @@ pub unsafe extern "C" fn srpc_client_connect(
 }
 
 /// Send `call` and wait for its response. A remote exception returns
-/// SRPC_ERR_REMOTE with the details in srpc_last_error_type() and friends,
+/// SRPC_STATUS_ERR_REMOTE with the details in srpc_last_error_type() and friends,
 /// and the connection stays usable.
 ///
 /// # Safety
@@ -135,7 +135,7 @@ unsafe fn object(client: *const srpc_client, call: srpc_call, obj_out: *mut u64)
             }
             Response::Error(e) => Err(FfiError::remote(e)),
             _ => Err(FfiError::new(
-                SrpcErrProtocol,
+                SrpcStatusErrProtocol,
                 "the server answered with no object",
             )),
         }
@@ -157,7 +157,7 @@ pub unsafe extern "C" fn srpc_client_import(
         object(
             client,
             simple(
-                srpc_call_kind::SrpcImportModule,
+                srpc_call_kind::SrpcCallKindImportModule,
                 SRPC_NO_OBJECT,
                 module,
                 empty(),
@@ -184,7 +184,7 @@ pub unsafe extern "C" fn srpc_client_getattr(
     unsafe {
         object(
             client,
-            simple(srpc_call_kind::SrpcGetAttr, obj, attr, path),
+            simple(srpc_call_kind::SrpcCallKindGetAttr, obj, attr, path),
             obj_out,
         )
     }
@@ -204,7 +204,7 @@ pub unsafe extern "C" fn srpc_client_call(
     kwargs: srpc_slice,
     obj_out: *mut u64,
 ) -> srpc_status {
-    let mut c = simple(srpc_call_kind::SrpcCall, obj, empty(), path);
+    let mut c = simple(srpc_call_kind::SrpcCallKindCall, obj, empty(), path);
     c.args = args;
     c.kwargs = kwargs;
     // SAFETY: forwarded preconditions.
@@ -222,7 +222,7 @@ pub unsafe extern "C" fn srpc_client_getitem(
     key: srpc_slice,
     obj_out: *mut u64,
 ) -> srpc_status {
-    let mut c = simple(srpc_call_kind::SrpcGetItem, obj, empty(), empty());
+    let mut c = simple(srpc_call_kind::SrpcCallKindGetItem, obj, empty(), empty());
     c.key = key;
     // SAFETY: forwarded preconditions.
     unsafe { object(client, c, obj_out) }
@@ -242,7 +242,12 @@ pub unsafe extern "C" fn srpc_client_eval(
     unsafe {
         object(
             client,
-            simple(srpc_call_kind::SrpcEval, SRPC_NO_OBJECT, expr, empty()),
+            simple(
+                srpc_call_kind::SrpcCallKindEval,
+                SRPC_NO_OBJECT,
+                expr,
+                empty(),
+            ),
             obj_out,
         )
     }
@@ -261,7 +266,13 @@ pub unsafe extern "C" fn srpc_client_execute(
         let c = live(client)?;
         // SAFETY: valid for the call.
         let request = unsafe {
-            simple(srpc_call_kind::SrpcExecute, SRPC_NO_OBJECT, code, empty()).to_request()?
+            simple(
+                srpc_call_kind::SrpcCallKindExecute,
+                SRPC_NO_OBJECT,
+                code,
+                empty(),
+            )
+            .to_request()?
         };
         match c.0.request(&request).map_err(ws_error)? {
             Response::Error(e) => Err(FfiError::remote(e)),
@@ -298,7 +309,7 @@ pub unsafe extern "C" fn srpc_client_materialize(
             }
             Response::Error(e) => Err(FfiError::remote(e)),
             _ => Err(FfiError::new(
-                SrpcErrProtocol,
+                SrpcStatusErrProtocol,
                 "the server answered materialize with no value",
             )),
         }
@@ -321,7 +332,7 @@ pub unsafe extern "C" fn srpc_client_release(client: *const srpc_client, obj: u6
 
 /// Limit how long each request waits for its answer, in milliseconds (0: no
 /// limit, the default). A request that runs out of time returns
-/// SRPC_ERR_TIMEOUT and closes the connection (a late answer could not be
+/// SRPC_STATUS_ERR_TIMEOUT and closes the connection (a late answer could not be
 /// paired any more).
 ///
 /// # Safety
@@ -348,12 +359,13 @@ pub unsafe extern "C" fn srpc_client_extensions(client: *const srpc_client) -> u
     unsafe { client.as_ref() }.map_or(0, |c| c.0.extensions().bits())
 }
 
-/// Disconnect and free the client. NULL does nothing.
+/// Close the connection (politely, waiting briefly for the server's answer)
+/// and free the client. NULL does nothing.
 ///
 /// # Safety
-/// `client` is NULL or from srpc_client_connect() and not yet closed.
+/// `client` is NULL or from srpc_client_connect() and not yet freed.
 #[no_mangle]
-pub unsafe extern "C" fn srpc_client_close(client: *mut srpc_client) {
+pub unsafe extern "C" fn srpc_client_free(client: *mut srpc_client) {
     if client.is_null() {
         return;
     }

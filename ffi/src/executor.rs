@@ -7,29 +7,32 @@ use simplerpc_core::{
     codec, Arguments, Bytes, ExecError, ExecResult, Executor, Handle, Key, ObjId, Target, Value,
 };
 
-use crate::error::srpc_status;
-use crate::error::{guard, FfiError, SrpcErrState, SrpcOk};
+use crate::error::{
+    guard, srpc_status, srpc_status_in, FfiError, SrpcStatusErrState, SrpcStatusOk,
+};
 use crate::types::{srpc_call, srpc_call_kind, srpc_slice, srpc_str, SRPC_NO_OBJECT};
 
 /// Opens a session for a newly connected client. Writes the session's own
-/// pointer (may be NULL) to `*session` and returns SRPC_OK, or another
+/// pointer (may be NULL) to `*session` and returns SRPC_STATUS_OK, or another
 /// srpc_status to refuse the client.
-pub type srpc_open_fn =
-    Option<unsafe extern "C" fn(userdata: *mut c_void, session: *mut *mut c_void) -> u32>;
+pub type srpc_open_fn = Option<
+    unsafe extern "C" fn(userdata: *mut c_void, session: *mut *mut c_void) -> srpc_status_in,
+>;
 /// Closes a session (the client went away); every handle it held was released first.
 pub type srpc_close_fn = Option<unsafe extern "C" fn(userdata: *mut c_void, session: *mut c_void)>;
 /// Serves one call. Answer through `reply` with exactly one of
 /// srpc_reply_handle(), srpc_reply_value(), srpc_reply_error() (or nothing,
-/// for SRPC_EXECUTE), then return SRPC_OK (an srpc_status). `call` and
+/// for SRPC_CALL_KIND_EXECUTE), then return SRPC_STATUS_OK. `call` and
 /// `reply` are valid only during the callback and only on its thread: a
-/// reply answered later, or from another thread, is refused with SRPC_ERR_STATE.
+/// reply answered later, or from another thread, is refused with
+/// SRPC_STATUS_ERR_STATE. Any other status reports the call as failed.
 pub type srpc_call_fn = Option<
     unsafe extern "C" fn(
         userdata: *mut c_void,
         session: *mut c_void,
         call: *const srpc_call,
         reply: *mut srpc_reply,
-    ) -> u32,
+    ) -> srpc_status_in,
 >;
 /// The client no longer uses `handle`: drop the object.
 pub type srpc_release_fn =
@@ -93,10 +96,13 @@ impl Callbacks {
         if let Some(open) = self.0.open {
             // SAFETY: the host's callback, with its userdata and a valid out-pointer.
             let st = unsafe { open(self.0.userdata, &mut session) };
-            if st != SrpcOk as u32 {
+            if st != SrpcStatusOk as u32 {
                 return Err(FfiError::new(
-                    SrpcErrState,
-                    format!("the executor's open callback refused the session (status {st})"),
+                    SrpcStatusErrState,
+                    format!(
+                        "the executor's open callback refused the session (status {})",
+                        srpc_status::describe(st)
+                    ),
                 ));
             }
         }
@@ -172,7 +178,7 @@ fn reply_mut<'a>(reply: *mut srpc_reply) -> Result<&'a mut srpc_reply, FfiError>
     }
     if CURRENT_REPLY.with(|c| c.get()) != reply {
         return Err(FfiError::new(
-            SrpcErrState,
+            SrpcStatusErrState,
             "this reply is not the one of a callback running on this thread (answered too late, or from another thread)",
         ));
     }
@@ -181,7 +187,7 @@ fn reply_mut<'a>(reply: *mut srpc_reply) -> Result<&'a mut srpc_reply, FfiError>
     let r = unsafe { reply.as_mut() }.ok_or_else(|| FfiError::null("reply"))?;
     if r.answer.is_some() {
         return Err(FfiError::new(
-            SrpcErrState,
+            SrpcStatusErrState,
             "this reply was already answered",
         ));
     }
@@ -327,15 +333,17 @@ impl CExecutor {
         // SAFETY: the host's callback; `call` and `reply` live across the call.
         let st = unsafe { f(self.cb.0.userdata, self.session, &call, &mut reply) };
         CURRENT_REPLY.with(|c| c.set(previous));
-        let ok = st == SrpcOk as u32;
+        let ok = st == SrpcStatusOk as u32;
         match reply.answer {
             Some(a) if ok => a,
-            None if ok && d.kind == srpc_call_kind::SrpcExecute => Ok(Answer::Value(Bytes::new())),
+            None if ok && d.kind == srpc_call_kind::SrpcCallKindExecute => {
+                Ok(Answer::Value(Bytes::new()))
+            }
             None if ok => Err(ExecError::new(
                 "simplerpc.ExecutorError",
                 format!(
-                    "the C executor answered {:?} with no result (no srpc_reply_* call)",
-                    d.kind
+                    "the C executor answered a {} call with no result (no srpc_reply_* call)",
+                    d.kind.wire_name()
                 ),
             )),
             Some(Err(e)) => Err(e),
@@ -348,8 +356,9 @@ impl CExecutor {
                 Err(ExecError::new(
                     "simplerpc.ExecutorError",
                     format!(
-                        "the C executor's callback failed with status {st} for {:?}",
-                        d.kind
+                        "the C executor's callback failed with status {} for a {} call",
+                        srpc_status::describe(st),
+                        d.kind.wire_name()
                     ),
                 ))
             }
@@ -397,26 +406,26 @@ fn target<'a>(t: Target<'a>, d: &mut CallData<'a>) {
 
 impl Executor for CExecutor {
     fn import_module(&mut self, module: &str) -> ExecResult<Handle> {
-        let mut d = CallData::new(srpc_call_kind::SrpcImportModule);
+        let mut d = CallData::new(srpc_call_kind::SrpcCallKindImportModule);
         d.name = module;
         self.handle(d)
     }
 
     fn get_builtin(&mut self, name: &str) -> ExecResult<Handle> {
-        let mut d = CallData::new(srpc_call_kind::SrpcGetBuiltin);
+        let mut d = CallData::new(srpc_call_kind::SrpcCallKindGetBuiltin);
         d.name = name;
         self.handle(d)
     }
 
     fn getattr(&mut self, t: Target<'_>, attr: &str) -> ExecResult<Handle> {
-        let mut d = CallData::new(srpc_call_kind::SrpcGetAttr);
+        let mut d = CallData::new(srpc_call_kind::SrpcCallKindGetAttr);
         target(t, &mut d);
         d.name = attr;
         self.handle(d)
     }
 
     fn call(&mut self, t: Target<'_>, a: Arguments) -> ExecResult<Handle> {
-        let mut d = CallData::new(srpc_call_kind::SrpcCall);
+        let mut d = CallData::new(srpc_call_kind::SrpcCallKindCall);
         target(t, &mut d);
         d.args = encode_for_host(Value::List(a.args))?;
         d.kwargs = encode_for_host(Value::map(a.kwargs))?;
@@ -424,26 +433,26 @@ impl Executor for CExecutor {
     }
 
     fn getitem(&mut self, obj: Handle, key: Key) -> ExecResult<Handle> {
-        let mut d = CallData::new(srpc_call_kind::SrpcGetItem);
+        let mut d = CallData::new(srpc_call_kind::SrpcCallKindGetItem);
         d.obj = Some(obj);
         d.key = encode_for_host(key.value)?;
         self.handle(d)
     }
 
     fn materialize(&mut self, obj: Handle) -> ExecResult<Value> {
-        let mut d = CallData::new(srpc_call_kind::SrpcMaterialize);
+        let mut d = CallData::new(srpc_call_kind::SrpcCallKindMaterialize);
         d.obj = Some(obj);
         self.value(d)
     }
 
     fn eval(&mut self, expr: &str) -> ExecResult<Handle> {
-        let mut d = CallData::new(srpc_call_kind::SrpcEval);
+        let mut d = CallData::new(srpc_call_kind::SrpcCallKindEval);
         d.name = expr;
         self.handle(d)
     }
 
     fn execute(&mut self, code: &str) -> ExecResult<()> {
-        let mut d = CallData::new(srpc_call_kind::SrpcExecute);
+        let mut d = CallData::new(srpc_call_kind::SrpcCallKindExecute);
         d.name = code;
         if let Answer::Handle(h) = self.invoke(d)? {
             self.release(Handle(h));
@@ -452,14 +461,14 @@ impl Executor for CExecutor {
     }
 
     fn teleport(&mut self, func: Bytes, name: &str) -> ExecResult<Handle> {
-        let mut d = CallData::new(srpc_call_kind::SrpcTeleport);
+        let mut d = CallData::new(srpc_call_kind::SrpcCallKindTeleport);
         d.name = name;
         d.payload = &func;
         self.handle(d)
     }
 
     fn namespace(&mut self) -> ExecResult<Vec<(String, String)>> {
-        match self.value(CallData::new(srpc_call_kind::SrpcGetNamespace))? {
+        match self.value(CallData::new(srpc_call_kind::SrpcCallKindGetNamespace))? {
             Value::Map(pairs) => Ok(pairs
                 .into_iter()
                 .filter_map(|(k, v)| match (k, v) {

@@ -6,15 +6,43 @@ use std::sync::RwLock;
 
 use crate::types::srpc_str;
 
-/// Receives one log record: `level` is 1 (error) to 5 (trace); `target` names
-/// the module; both strings are valid only during the call. Called from any
-/// of the library's threads.
+/// How much the library logs, from nothing to everything.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(non_camel_case_types)]
+pub enum srpc_log_level {
+    /// Nothing (as a `max_level`; no record has this level).
+    SrpcLogLevelOff = 0,
+    /// Failures the library could not hide (a client's connection broke).
+    SrpcLogLevelError = 1,
+    /// Something looks wrong (a refused token, an executor that refused a session).
+    SrpcLogLevelWarn = 2,
+    /// Connects and disconnects.
+    SrpcLogLevelInfo = 3,
+    /// Details for debugging.
+    SrpcLogLevelDebug = 4,
+    /// Everything.
+    SrpcLogLevelTrace = 5,
+}
+
+/// An srpc_log_level as C hands it in: any `uint32_t` (above
+/// SRPC_LOG_LEVEL_TRACE means TRACE). The header calls it `srpc_log_level`.
+pub type srpc_log_level_in = u32;
+
+/// Receives one log record: its `level` (SRPC_LOG_LEVEL_ERROR to
+/// SRPC_LOG_LEVEL_TRACE); `target` names the module; both strings are valid
+/// only during the call. Called from any of the library's threads.
 pub type srpc_log_fn = Option<
-    unsafe extern "C" fn(userdata: *mut c_void, level: u32, target: srpc_str, message: srpc_str),
+    unsafe extern "C" fn(
+        userdata: *mut c_void,
+        level: srpc_log_level,
+        target: srpc_str,
+        message: srpc_str,
+    ),
 >;
 
 struct Sink {
-    f: unsafe extern "C" fn(*mut c_void, u32, srpc_str, srpc_str),
+    f: unsafe extern "C" fn(*mut c_void, srpc_log_level, srpc_str, srpc_str),
     userdata: *mut c_void,
 }
 
@@ -56,7 +84,13 @@ impl log::Log for Forward {
             unsafe {
                 (s.f)(
                     s.userdata,
-                    record.level() as u32,
+                    match record.level() {
+                        log::Level::Error => srpc_log_level::SrpcLogLevelError,
+                        log::Level::Warn => srpc_log_level::SrpcLogLevelWarn,
+                        log::Level::Info => srpc_log_level::SrpcLogLevelInfo,
+                        log::Level::Debug => srpc_log_level::SrpcLogLevelDebug,
+                        log::Level::Trace => srpc_log_level::SrpcLogLevelTrace,
+                    },
                     as_str(target),
                     as_str(&msg),
                 )
@@ -69,8 +103,8 @@ impl log::Log for Forward {
 
 static FORWARD: Forward = Forward;
 
-/// Send log records up to `max_level` (1 error .. 5 trace; 0 turns logging
-/// off) to `callback`, or stop sending them with a NULL callback. Setting a
+/// Send log records up to `max_level` (SRPC_LOG_LEVEL_OFF turns logging off)
+/// to `callback`, or stop sending them with a NULL callback. Setting a
 /// new callback replaces the old one; once this returns, the old one is no
 /// longer called. If the process already has another Rust logger, records go
 /// there instead and this does nothing. Calling it from inside the callback
@@ -83,7 +117,7 @@ static FORWARD: Forward = Forward;
 pub unsafe extern "C" fn srpc_set_log_callback(
     callback: srpc_log_fn,
     userdata: *mut c_void,
-    max_level: u32,
+    max_level: srpc_log_level_in,
 ) {
     if IN_CALLBACK.with(|c| c.get()) {
         return;

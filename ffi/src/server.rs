@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use simplerpc_ws::{RunningServer, Server, ServerConfig};
 
-use crate::error::{guard, srpc_status, FfiError, SrpcErrIo};
+use crate::error::{guard, srpc_status, FfiError, SrpcStatusErrIo};
 use crate::executor::{srpc_executor, Callbacks};
 use crate::types::srpc_str;
 
@@ -45,7 +45,7 @@ fn live<'a>(p: *const srpc_server) -> Result<&'a srpc_server, FfiError> {
 
 /// Bind and start a server on its own threads; one executor session is
 /// opened per connected client. `executor` is copied; its userdata is freed
-/// (by `free_userdata`) in srpc_server_free(). Returns SRPC_ERR_IO when the
+/// (by `free_userdata`) in srpc_server_free(). Returns SRPC_STATUS_ERR_IO when the
 /// address cannot be bound. Stop with srpc_server_stop(), free with srpc_server_free().
 ///
 /// # Safety
@@ -84,13 +84,13 @@ pub unsafe extern "C" fn srpc_server_start(
         let server = Server::bind(config, move |_: &simplerpc_ws::ClientInfo| {
             callbacks.open_or_refuse()
         })
-        .map_err(|e| FfiError::new(SrpcErrIo, e.to_string()))?;
+        .map_err(|e| FfiError::new(SrpcStatusErrIo, e.to_string()))?;
         let port = server.local_addr().port();
         let token = CString::new(server.token())
             .map_err(|_| FfiError::invalid("the token contains a NUL byte"))?;
         let running = server
             .spawn()
-            .map_err(|e| FfiError::new(SrpcErrIo, e.to_string()))?;
+            .map_err(|e| FfiError::new(SrpcStatusErrIo, e.to_string()))?;
         *o = Box::into_raw(Box::new(srpc_server {
             running: Mutex::new(Some(running)),
             _callbacks: kept,

@@ -3,7 +3,7 @@
 
 use simplerpc_core::{Bytes, ClientSession, Extensions, ObjId, ServerSession};
 
-use crate::error::{guard, srpc_status, FfiError, SrpcErrProtocol};
+use crate::error::{guard, srpc_status, FfiError, SrpcStatusErrProtocol};
 use crate::executor::{srpc_executor, CExecutor, Callbacks};
 use crate::types::{fill_response, raw_slice, srpc_buf, srpc_call, srpc_response};
 
@@ -115,7 +115,7 @@ pub unsafe extern "C" fn srpc_client_session_release(
 
 /// Take one response frame (in request order). On success writes `*response`
 /// (free its `value` with srpc_buf_free()); a remote exception returns
-/// SRPC_ERR_REMOTE with the details in srpc_last_error_type() and friends.
+/// SRPC_STATUS_ERR_REMOTE with the details in srpc_last_error_type() and friends.
 ///
 /// # Safety
 /// `session` is a live client session; `frame` points to `len` bytes; `response` is valid.
@@ -133,7 +133,7 @@ pub unsafe extern "C" fn srpc_client_session_receive(
         let bytes = Bytes::copy_from_slice(unsafe { raw_slice(frame, len, "frame")? });
         let (id, resp) =
             s.0.handle_frame(bytes)
-                .map_err(|e| FfiError::new(SrpcErrProtocol, e.to_string()))?;
+                .map_err(|e| FfiError::new(SrpcStatusErrProtocol, e.to_string()))?;
         fill_response(id.0, resp, r)
     })
 }

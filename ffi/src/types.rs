@@ -4,7 +4,7 @@ use std::ffi::c_char;
 
 use simplerpc_core::{codec, Bytes, ObjId, Request, Response, Value};
 
-use crate::error::{FfiError, SrpcErrInvalidUtf8};
+use crate::error::{FfiError, SrpcStatusErrInvalidUtf8};
 
 /// "No object": pass as `obj` where a call has no object (it then acts on `path`).
 pub const SRPC_NO_OBJECT: u64 = u64::MAX;
@@ -94,42 +94,62 @@ pub unsafe extern "C" fn srpc_buf_free(buf: *mut srpc_buf) {
 #[allow(non_camel_case_types)]
 pub enum srpc_call_kind {
     /// Import module `name` (dotted names allowed).
-    SrpcImportModule = 0,
+    SrpcCallKindImportModule = 0,
     /// The builtin called `name`.
-    SrpcGetBuiltin = 1,
+    SrpcCallKindGetBuiltin = 1,
     /// Attribute `name` of `obj` (or of what `path` names when `obj` is SRPC_NO_OBJECT).
-    SrpcGetAttr = 2,
+    SrpcCallKindGetAttr = 2,
     /// Call `obj` (or `path`) with `args` (msgpack array) and `kwargs` (msgpack map).
-    SrpcCall = 3,
+    SrpcCallKindCall = 3,
     /// `obj[key]` with `key` msgpack.
-    SrpcGetItem = 4,
+    SrpcCallKindGetItem = 4,
     /// The value of `obj`, as msgpack.
-    SrpcMaterialize = 5,
+    SrpcCallKindMaterialize = 5,
     /// Evaluate expression `name`.
-    SrpcEval = 6,
+    SrpcCallKindEval = 6,
     /// Execute code `name`.
-    SrpcExecute = 7,
+    SrpcCallKindExecute = 7,
     /// Install function bytes `payload` under `name`.
-    SrpcTeleport = 8,
+    SrpcCallKindTeleport = 8,
     /// The namespace, as a msgpack map of str to str.
-    SrpcGetNamespace = 9,
+    SrpcCallKindGetNamespace = 9,
 }
 
+/// An srpc_call_kind as C hands it in: any `uint32_t` (checked on entry).
+/// The header calls it `srpc_call_kind` (see cbindgen.toml).
+pub type srpc_call_kind_in = u32;
+
 impl srpc_call_kind {
+    /// The request's name on the wire (`"getattr"`), for messages.
+    pub fn wire_name(self) -> &'static str {
+        match self {
+            srpc_call_kind::SrpcCallKindImportModule => "import_module",
+            srpc_call_kind::SrpcCallKindGetBuiltin => "get_builtin",
+            srpc_call_kind::SrpcCallKindGetAttr => "getattr",
+            srpc_call_kind::SrpcCallKindCall => "call",
+            srpc_call_kind::SrpcCallKindGetItem => "getitem",
+            srpc_call_kind::SrpcCallKindMaterialize => "materialize",
+            srpc_call_kind::SrpcCallKindEval => "eval",
+            srpc_call_kind::SrpcCallKindExecute => "execute",
+            srpc_call_kind::SrpcCallKindTeleport => "teleport",
+            srpc_call_kind::SrpcCallKindGetNamespace => "get_namespace",
+        }
+    }
+
     /// The kind with this number, if there is one.
-    pub fn from_u32(k: u32) -> Option<Self> {
+    pub fn from_u32(k: srpc_call_kind_in) -> Option<Self> {
         use srpc_call_kind::*;
         [
-            SrpcImportModule,
-            SrpcGetBuiltin,
-            SrpcGetAttr,
-            SrpcCall,
-            SrpcGetItem,
-            SrpcMaterialize,
-            SrpcEval,
-            SrpcExecute,
-            SrpcTeleport,
-            SrpcGetNamespace,
+            SrpcCallKindImportModule,
+            SrpcCallKindGetBuiltin,
+            SrpcCallKindGetAttr,
+            SrpcCallKindCall,
+            SrpcCallKindGetItem,
+            SrpcCallKindMaterialize,
+            SrpcCallKindEval,
+            SrpcCallKindExecute,
+            SrpcCallKindTeleport,
+            SrpcCallKindGetNamespace,
         ]
         .into_iter()
         .find(|c| *c as u32 == k)
@@ -144,22 +164,22 @@ impl srpc_call_kind {
 #[repr(C)]
 #[allow(non_camel_case_types)]
 pub struct srpc_call {
-    /// What to do: an srpc_call_kind value (checked; anything else is
-    /// SRPC_ERR_INVALID_ARGUMENT).
-    pub kind: u32,
+    /// What to do (checked: a number that is no srpc_call_kind is
+    /// SRPC_STATUS_ERR_INVALID_ARGUMENT).
+    pub kind: srpc_call_kind_in,
     /// The object acted on, or SRPC_NO_OBJECT.
     pub obj: u64,
     /// Module, builtin or attribute name, expression, code, or teleport name.
     pub name: srpc_str,
     /// The human-readable trail to the object (`"env.step"`).
     pub path: srpc_str,
-    /// msgpack array of positional arguments (SRPC_CALL).
+    /// msgpack array of positional arguments (SRPC_CALL_KIND_CALL).
     pub args: srpc_slice,
-    /// msgpack map of keyword arguments (SRPC_CALL); empty means none.
+    /// msgpack map of keyword arguments (SRPC_CALL_KIND_CALL); empty means none.
     pub kwargs: srpc_slice,
-    /// msgpack key (SRPC_GET_ITEM).
+    /// msgpack key (SRPC_CALL_KIND_GET_ITEM).
     pub key: srpc_slice,
-    /// opaque bytes (SRPC_TELEPORT).
+    /// opaque bytes (SRPC_CALL_KIND_TELEPORT).
     pub payload: srpc_slice,
 }
 
@@ -169,15 +189,15 @@ pub struct srpc_call {
 #[allow(non_camel_case_types)]
 pub enum srpc_response_kind {
     /// A new object: `obj` holds its id.
-    SrpcResponseObject = 0,
+    SrpcResponseKindObject = 0,
     /// A value: `value` holds msgpack.
-    SrpcResponseValue = 1,
+    SrpcResponseKindValue = 1,
     /// Done, nothing returned (execute).
-    SrpcResponseDone = 2,
+    SrpcResponseKindDone = 2,
     /// A namespace: `value` holds a msgpack map of str to str.
-    SrpcResponseNamespace = 3,
+    SrpcResponseKindNamespace = 3,
     /// The remote side raised: see srpc_last_error_type() and friends.
-    SrpcResponseError = 4,
+    SrpcResponseKindError = 4,
 }
 
 /// A response. `value` is owned by the caller: free it with srpc_buf_free().
@@ -186,13 +206,13 @@ pub enum srpc_response_kind {
 pub struct srpc_response {
     /// What came back.
     pub kind: srpc_response_kind,
-    /// The new object's id (SRPC_RESPONSE_OBJECT).
+    /// The new object's id (SRPC_RESPONSE_KIND_OBJECT).
     pub obj: u64,
     /// The id of the request this answers (counting from 0 per session), from
     /// srpc_client_session_receive(); srpc_client_request() answers one call
     /// at a time and sets 0.
     pub request_id: u64,
-    /// msgpack bytes (SRPC_RESPONSE_VALUE, SRPC_RESPONSE_NAMESPACE), else empty.
+    /// msgpack bytes (SRPC_RESPONSE_KIND_VALUE, SRPC_RESPONSE_KIND_NAMESPACE), else empty.
     pub value: srpc_buf,
 }
 
@@ -206,7 +226,7 @@ impl srpc_str {
         let bytes = unsafe { raw_slice(self.ptr.cast(), self.len, what)? };
         std::str::from_utf8(bytes).map_err(|e| {
             FfiError::new(
-                SrpcErrInvalidUtf8,
+                SrpcStatusErrInvalidUtf8,
                 format!("{what} is not valid UTF-8: {e}"),
             )
         })
@@ -267,7 +287,7 @@ pub unsafe fn cstr<'a>(p: *const c_char, what: &str) -> Result<&'a str, FfiError
         .to_str()
         .map_err(|e| {
             FfiError::new(
-                SrpcErrInvalidUtf8,
+                SrpcStatusErrInvalidUtf8,
                 format!("{what} is not valid UTF-8: {e}"),
             )
         })
@@ -295,14 +315,14 @@ impl srpc_call {
             FfiError::invalid(format!("call kind {} is not an srpc_call_kind", self.kind))
         })?;
         Ok(match kind {
-            srpc_call_kind::SrpcImportModule => Request::ImportModule { module: name()? },
-            srpc_call_kind::SrpcGetBuiltin => Request::GetBuiltin { name: name()? },
-            srpc_call_kind::SrpcGetAttr => Request::GetAttr {
+            srpc_call_kind::SrpcCallKindImportModule => Request::ImportModule { module: name()? },
+            srpc_call_kind::SrpcCallKindGetBuiltin => Request::GetBuiltin { name: name()? },
+            srpc_call_kind::SrpcCallKindGetAttr => Request::GetAttr {
                 path: path()?,
                 obj_id: obj(self.obj),
                 attr: name()?,
             },
-            srpc_call_kind::SrpcCall => {
+            srpc_call_kind::SrpcCallKindCall => {
                 let args = match unsafe { self.args.decode("args")? } {
                     Value::List(items) => items,
                     Value::Nil => Vec::new(),
@@ -343,20 +363,20 @@ impl srpc_call {
                     kwargs,
                 }
             }
-            srpc_call_kind::SrpcGetItem => Request::GetItem {
+            srpc_call_kind::SrpcCallKindGetItem => Request::GetItem {
                 obj_id: need_obj(self.obj, "getitem")?,
                 key: unsafe { self.key.decode("key")? },
             },
-            srpc_call_kind::SrpcMaterialize => Request::Materialize {
+            srpc_call_kind::SrpcCallKindMaterialize => Request::Materialize {
                 obj_id: need_obj(self.obj, "materialize")?,
             },
-            srpc_call_kind::SrpcEval => Request::Eval { expr: name()? },
-            srpc_call_kind::SrpcExecute => Request::Execute { code: name()? },
-            srpc_call_kind::SrpcTeleport => Request::Teleport {
+            srpc_call_kind::SrpcCallKindEval => Request::Eval { expr: name()? },
+            srpc_call_kind::SrpcCallKindExecute => Request::Execute { code: name()? },
+            srpc_call_kind::SrpcCallKindTeleport => Request::Teleport {
                 func_bytes: Bytes::copy_from_slice(unsafe { self.payload.as_bytes("payload")? }),
                 name: name()?,
             },
-            srpc_call_kind::SrpcGetNamespace => Request::GetNamespace,
+            srpc_call_kind::SrpcCallKindGetNamespace => Request::GetNamespace,
         })
     }
 }
@@ -369,22 +389,22 @@ pub fn fill_response(
 ) -> Result<(), FfiError> {
     let (kind, obj, value) = match r {
         Response::Object(id) => (
-            srpc_response_kind::SrpcResponseObject,
+            srpc_response_kind::SrpcResponseKindObject,
             id.0,
             srpc_buf::empty(),
         ),
         Response::Value(v) => (
-            srpc_response_kind::SrpcResponseValue,
+            srpc_response_kind::SrpcResponseKindValue,
             SRPC_NO_OBJECT,
             srpc_buf::from_vec(codec::to_vec(&v).map_err(|e| FfiError::invalid(e.to_string()))?),
         ),
         Response::Done => (
-            srpc_response_kind::SrpcResponseDone,
+            srpc_response_kind::SrpcResponseKindDone,
             SRPC_NO_OBJECT,
             srpc_buf::empty(),
         ),
         Response::Namespace(names) => (
-            srpc_response_kind::SrpcResponseNamespace,
+            srpc_response_kind::SrpcResponseKindNamespace,
             SRPC_NO_OBJECT,
             srpc_buf::from_vec(
                 codec::to_vec(&Value::map(names)).map_err(|e| FfiError::invalid(e.to_string()))?,

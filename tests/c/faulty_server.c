@@ -3,7 +3,7 @@
  * that every fault reaches the client as a clear remote error and the server
  * keeps serving. Module "faulty", attributes (called with no arguments):
  *   ok()            -> handle of a value 42 (materialize gives 42)
- *   no_reply()      -> returns SRPC_OK without answering
+ *   no_reply()      -> returns SRPC_STATUS_OK without answering
  *   bad_status()    -> returns an error status without answering
  *   null_value()    -> srpc_reply_value(reply, NULL, 8): NULL where bytes were promised
  *   bad_msgpack()   -> answers materialize with bytes that are not msgpack
@@ -48,32 +48,32 @@ static srpc_status on_call(void *ud, void *session, const srpc_call *c, srpc_rep
 
 static srpc_status dispatch(const srpc_call *c, srpc_reply *reply) {
     switch (c->kind) {
-    case SRPC_IMPORT_MODULE:
+    case SRPC_CALL_KIND_IMPORT_MODULE:
         if (c->name.len == 6 && memcmp(c->name.ptr, "faulty", 6) == 0) return srpc_reply_handle(reply, H_MODULE);
         return err(reply, "builtins.ModuleNotFoundError", "only 'faulty' lives here");
-    case SRPC_GET_ATTR:
+    case SRPC_CALL_KIND_GET_ATTR:
         for (int i = 0; i < N_NAMES; i++)
             if (c->name.len == strlen(NAMES[i]) && memcmp(c->name.ptr, NAMES[i], c->name.len) == 0)
                 return srpc_reply_handle(reply, (uint64_t)(H_OK + i));
         return err(reply, "builtins.AttributeError", "no such attribute");
-    case SRPC_CALL:
+    case SRPC_CALL_KIND_CALL:
         switch (c->obj) {
         case H_OK: return srpc_reply_handle(reply, H_FORTY_TWO);
-        case H_NO_REPLY: return SRPC_OK;
-        case H_BAD_STATUS: return SRPC_ERR_INVALID_ARGUMENT;
+        case H_NO_REPLY: return SRPC_STATUS_OK;
+        case H_BAD_STATUS: return SRPC_STATUS_ERR_INVALID_ARGUMENT;
         case H_NULL_VALUE: return srpc_reply_value(reply, NULL, 8);
         case H_BAD_MSGPACK: return srpc_reply_handle(reply, H_BAD_MSGPACK);
         case H_GHOST_FN: return srpc_reply_handle(reply, H_GHOST);
         case H_STALE:
-            if (previous_reply && previous_reply != reply && srpc_reply_handle(previous_reply, H_FORTY_TWO) != SRPC_ERR_STATE) abort();
+            if (previous_reply && previous_reply != reply && srpc_reply_handle(previous_reply, H_FORTY_TWO) != SRPC_STATUS_ERR_STATE) abort();
             return srpc_reply_handle(reply, H_FORTY_TWO);
         case H_TWICE:
             srpc_reply_handle(reply, H_FORTY_TWO);
-            if (srpc_reply_handle(reply, H_FORTY_TWO) != SRPC_ERR_STATE) abort();
-            return SRPC_OK;
+            if (srpc_reply_handle(reply, H_FORTY_TWO) != SRPC_STATUS_ERR_STATE) abort();
+            return SRPC_STATUS_OK;
         default: return err(reply, "builtins.TypeError", "not callable");
         }
-    case SRPC_MATERIALIZE:
+    case SRPC_CALL_KIND_MATERIALIZE:
         if (c->obj == H_FORTY_TWO) {
             uint8_t v = 42;
             return srpc_reply_value(reply, &v, 1);
@@ -100,7 +100,7 @@ int main(void) {
     memset(&ex, 0, sizeof ex);
     ex.call = on_call;
     srpc_server *server = NULL;
-    if (srpc_server_start(&cfg, &ex, &server) != SRPC_OK) {
+    if (srpc_server_start(&cfg, &ex, &server) != SRPC_STATUS_OK) {
         fprintf(stderr, "cannot start: %s\n", srpc_last_error_message());
         return 1;
     }

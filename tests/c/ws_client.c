@@ -23,28 +23,28 @@ int main(int argc, char **argv) {
     if (argc < 3) return 2;
     uint16_t port = (uint16_t)atoi(argv[1]);
     srpc_client *bad = NULL;
-    CHECK(srpc_client_connect(S("127.0.0.1"), port, S("wrong"), &bad) == SRPC_ERR_UNAUTHORIZED, "wrong token refused");
+    CHECK(srpc_client_connect(S("127.0.0.1"), port, S("wrong"), &bad) == SRPC_STATUS_ERR_UNAUTHORIZED, "wrong token refused");
     CHECK(bad == NULL, "out-parameter untouched on failure");
 
     srpc_client *c = NULL;
-    CHECK(srpc_client_connect(S("127.0.0.1"), port, S(argv[2]), &c) == SRPC_OK, "connect");
+    CHECK(srpc_client_connect(S("127.0.0.1"), port, S(argv[2]), &c) == SRPC_STATUS_OK, "connect");
     CHECK(srpc_client_extensions(c) == SRPC_EXT_ALL, "extensions negotiated with our server");
 
     uint64_t mod, eye_fn, eye, row;
-    CHECK(srpc_client_import(c, S("matrix"), &mod) == SRPC_OK, "import");
-    CHECK(srpc_client_getattr(c, mod, S("matrix"), S("eye"), &eye_fn) == SRPC_OK, "getattr");
+    CHECK(srpc_client_import(c, S("matrix"), &mod) == SRPC_STATUS_OK, "import");
+    CHECK(srpc_client_getattr(c, mod, S("matrix"), S("eye"), &eye_fn) == SRPC_STATUS_OK, "getattr");
     mp_writer args = {NULL, 0, 0};
     mp_array(&args, 1);
     mp_uint(&args, 4);
     srpc_slice a = {args.data, args.len}, none = {NULL, 0};
-    CHECK(srpc_client_call(c, eye_fn, S("matrix.eye"), a, none, &eye) == SRPC_OK, "call");
+    CHECK(srpc_client_call(c, eye_fn, S("matrix.eye"), a, none, &eye) == SRPC_STATUS_OK, "call");
     free(args.data);
     uint8_t key = 2; /* msgpack positive fixint 2 */
     srpc_slice k = {&key, 1};
-    CHECK(srpc_client_getitem(c, eye, k, &row) == SRPC_OK, "getitem");
+    CHECK(srpc_client_getitem(c, eye, k, &row) == SRPC_STATUS_OK, "getitem");
 
     srpc_buf v = {NULL, 0, 0};
-    CHECK(srpc_client_materialize(c, row, &v) == SRPC_OK, "materialize");
+    CHECK(srpc_client_materialize(c, row, &v) == SRPC_STATUS_OK, "materialize");
     mp_reader rd = {v.data, v.data + v.len, 0};
     mp_obj m = mp_next(&rd);
     int found = 0;
@@ -64,31 +64,31 @@ int main(int argc, char **argv) {
     srpc_buf_free(&v); /* freeing twice is harmless: the buffer was reset */
 
     uint64_t ignored;
-    CHECK(srpc_client_eval(c, S("1+1"), &ignored) == SRPC_ERR_REMOTE, "the matrix executor has no eval");
+    CHECK(srpc_client_eval(c, S("1+1"), &ignored) == SRPC_STATUS_ERR_REMOTE, "the matrix executor has no eval");
     CHECK(strcmp(srpc_last_error_type(), "builtins.NotImplementedError") == 0, "type");
-    CHECK(srpc_client_execute(c, S("x = 1")) == SRPC_ERR_REMOTE, "nor execute");
+    CHECK(srpc_client_execute(c, S("x = 1")) == SRPC_STATUS_ERR_REMOTE, "nor execute");
 
     /* The generic request, and a release that rides on it. */
-    CHECK(srpc_client_release(c, row) == SRPC_OK, "release");
+    CHECK(srpc_client_release(c, row) == SRPC_STATUS_OK, "release");
     srpc_call call;
     memset(&call, 0, sizeof call);
-    call.kind = SRPC_MATERIALIZE;
+    call.kind = SRPC_CALL_KIND_MATERIALIZE;
     call.obj = row;
     srpc_response r;
-    CHECK(srpc_client_request(c, &call, &r) == SRPC_OK, "materialize the released row: its release rides on this request");
+    CHECK(srpc_client_request(c, &call, &r) == SRPC_STATUS_OK, "materialize the released row: its release rides on this request");
     srpc_buf_free(&r.value);
-    CHECK(srpc_client_request(c, &call, &r) == SRPC_ERR_REMOTE, "now it is gone");
+    CHECK(srpc_client_request(c, &call, &r) == SRPC_STATUS_ERR_REMOTE, "now it is gone");
     CHECK(strcmp(srpc_last_error_type(), "simplerpc.UnknownObjectError") == 0, "type %s", srpc_last_error_type());
 
     /* Bad arguments are errors, not crashes. */
-    CHECK(srpc_client_import(c, S("matrix"), NULL) == SRPC_ERR_NULL_ARGUMENT, "NULL out");
+    CHECK(srpc_client_import(c, S("matrix"), NULL) == SRPC_STATUS_ERR_NULL_ARGUMENT, "NULL out");
     srpc_str broken = {NULL, 3};
-    CHECK(srpc_client_import(c, broken, &ignored) == SRPC_ERR_NULL_ARGUMENT, "NULL with a length");
-    CHECK(srpc_client_request(NULL, &call, &r) == SRPC_ERR_NULL_ARGUMENT, "NULL client");
+    CHECK(srpc_client_import(c, broken, &ignored) == SRPC_STATUS_ERR_NULL_ARGUMENT, "NULL with a length");
+    CHECK(srpc_client_request(NULL, &call, &r) == SRPC_STATUS_ERR_NULL_ARGUMENT, "NULL client");
     call.kind = 42;
-    CHECK(srpc_client_request(c, &call, &r) == SRPC_ERR_INVALID_ARGUMENT, "a kind that is not an srpc_call_kind");
+    CHECK(srpc_client_request(c, &call, &r) == SRPC_STATUS_ERR_INVALID_ARGUMENT, "a kind that is not an srpc_call_kind");
 
-    srpc_client_close(c);
+    srpc_client_free(c);
     printf("ws_client: all checks passed\n");
     return 0;
 }

@@ -30,19 +30,53 @@ from typing import Any, Callable, Dict, Optional, Tuple
 from ._native_api import NativeRemoteError
 from .errors import AuthenticationError, ConnectionClosedError, ProtocolError, RequestTimeoutError, SimpleRPCError
 
-SRPC_OK = 0
-SRPC_ERR_IO = 4
-SRPC_ERR_UNAUTHORIZED = 5
-SRPC_ERR_CLOSED = 6
-SRPC_ERR_REMOTE = 7
-SRPC_ERR_PROTOCOL = 8
-SRPC_ERR_TIMEOUT = 11
-NO_OBJECT = (1 << 64) - 1
-
+# The header's constants, by their C names.
+# srpc_status
+(
+    SRPC_STATUS_OK,
+    SRPC_STATUS_ERR_NULL_ARGUMENT,
+    SRPC_STATUS_ERR_INVALID_UTF8,
+    SRPC_STATUS_ERR_INVALID_ARGUMENT,
+    SRPC_STATUS_ERR_IO,
+    SRPC_STATUS_ERR_UNAUTHORIZED,
+    SRPC_STATUS_ERR_CLOSED,
+    SRPC_STATUS_ERR_REMOTE,
+    SRPC_STATUS_ERR_PROTOCOL,
+    SRPC_STATUS_ERR_PANIC,
+    SRPC_STATUS_ERR_STATE,
+    SRPC_STATUS_ERR_TIMEOUT,
+) = range(12)
 # srpc_call_kind
-IMPORT_MODULE, GET_BUILTIN, GET_ATTR, CALL, GET_ITEM, MATERIALIZE, EVAL, EXECUTE, TELEPORT, GET_NAMESPACE = range(10)
+(
+    SRPC_CALL_KIND_IMPORT_MODULE,
+    SRPC_CALL_KIND_GET_BUILTIN,
+    SRPC_CALL_KIND_GET_ATTR,
+    SRPC_CALL_KIND_CALL,
+    SRPC_CALL_KIND_GET_ITEM,
+    SRPC_CALL_KIND_MATERIALIZE,
+    SRPC_CALL_KIND_EVAL,
+    SRPC_CALL_KIND_EXECUTE,
+    SRPC_CALL_KIND_TELEPORT,
+    SRPC_CALL_KIND_GET_NAMESPACE,
+) = range(10)
 # srpc_response_kind
-RESP_OBJECT, RESP_VALUE, RESP_DONE, RESP_NAMESPACE, RESP_ERROR = range(5)
+(
+    SRPC_RESPONSE_KIND_OBJECT,
+    SRPC_RESPONSE_KIND_VALUE,
+    SRPC_RESPONSE_KIND_DONE,
+    SRPC_RESPONSE_KIND_NAMESPACE,
+    SRPC_RESPONSE_KIND_ERROR,
+) = range(5)
+# srpc_log_level
+(
+    SRPC_LOG_LEVEL_OFF,
+    SRPC_LOG_LEVEL_ERROR,
+    SRPC_LOG_LEVEL_WARN,
+    SRPC_LOG_LEVEL_INFO,
+    SRPC_LOG_LEVEL_DEBUG,
+    SRPC_LOG_LEVEL_TRACE,
+) = range(6)
+SRPC_NO_OBJECT = (1 << 64) - 1
 
 
 class Str(Structure):
@@ -134,7 +168,7 @@ _client_request = _declare("srpc_client_request", c_uint32, c_void_p, POINTER(Ca
 _client_release = _declare("srpc_client_release", c_uint32, c_void_p, c_uint64)
 _client_set_timeout = _declare("srpc_client_set_timeout", c_uint32, c_void_p, c_uint64)
 _client_extensions = _declare("srpc_client_extensions", c_uint32, c_void_p)
-_client_close = _declare("srpc_client_close", None, c_void_p)
+_client_free = _declare("srpc_client_free", None, c_void_p)
 _server_start = _declare("srpc_server_start", c_uint32, POINTER(ServerConfig), POINTER(Executor), POINTER(c_void_p))
 _server_port = _declare("srpc_server_port", c_uint16, c_void_p)
 _server_token = _declare("srpc_server_token", c_void_p, c_void_p)
@@ -165,20 +199,20 @@ class NativeIOError(NativeError, ConnectionError):
 
 def _raise(status: int) -> None:
     message = _cstr(_last_message())
-    if status == SRPC_ERR_REMOTE:
+    if status == SRPC_STATUS_ERR_REMOTE:
         n = c_size_t(0)
         p = _last_payload(byref(n))
         payload = ctypes.string_at(p, n.value) if p and n.value else None
         raise NativeRemoteError(_cstr(_last_type()) or "builtins.Exception", message, _cstr(_last_traceback()), payload)
-    if status == SRPC_ERR_UNAUTHORIZED:
+    if status == SRPC_STATUS_ERR_UNAUTHORIZED:
         raise AuthenticationError(message)
-    if status == SRPC_ERR_CLOSED:
+    if status == SRPC_STATUS_ERR_CLOSED:
         raise ConnectionClosedError(message)
-    if status == SRPC_ERR_TIMEOUT:
+    if status == SRPC_STATUS_ERR_TIMEOUT:
         raise RequestTimeoutError(message)
-    if status == SRPC_ERR_PROTOCOL:
+    if status == SRPC_STATUS_ERR_PROTOCOL:
         raise ProtocolError(message)
-    if status == SRPC_ERR_IO:
+    if status == SRPC_STATUS_ERR_IO:
         raise NativeIOError(status, message)
     raise NativeError(status, message)
 
@@ -234,7 +268,7 @@ class NativeClient:
         keep = _Keep()
         handle = c_void_p()
         st = _client_connect(keep.str(host), port, keep.str(token), byref(handle))
-        if st != SRPC_OK:
+        if st != SRPC_STATUS_OK:
             _raise(st)
         self._handle: Optional[int] = handle.value
         if timeout is not None:
@@ -251,7 +285,7 @@ class NativeClient:
         keep = _Keep()
         call = Call(
             kind,
-            NO_OBJECT if obj is None else obj,
+            SRPC_NO_OBJECT if obj is None else obj,
             keep.str(name),
             keep.str(path),
             keep.slice(args),
@@ -261,48 +295,48 @@ class NativeClient:
         )
         resp = Response()
         st = _client_request(self._handle, byref(call), byref(resp))
-        if st != SRPC_OK:
+        if st != SRPC_STATUS_OK:
             _raise(st)
-        if resp.kind in (RESP_VALUE, RESP_NAMESPACE):
+        if resp.kind in (SRPC_RESPONSE_KIND_VALUE, SRPC_RESPONSE_KIND_NAMESPACE):
             if decode is None:
                 return resp.kind, _take(resp.value)
             return resp.kind, _decode_and_free(resp.value, decode)
         return resp.kind, resp.obj
 
     def import_module(self, name: str) -> int:
-        return self._request(IMPORT_MODULE, name=name)[1]
+        return self._request(SRPC_CALL_KIND_IMPORT_MODULE, name=name)[1]
 
     def get_builtin(self, name: str) -> int:
-        return self._request(GET_BUILTIN, name=name)[1]
+        return self._request(SRPC_CALL_KIND_GET_BUILTIN, name=name)[1]
 
     def getattr(self, obj_id: Optional[int], path: str, attr: str) -> int:
-        return self._request(GET_ATTR, obj_id, name=attr, path=path)[1]
+        return self._request(SRPC_CALL_KIND_GET_ATTR, obj_id, name=attr, path=path)[1]
 
     def call(self, obj_id: Optional[int], path: str, args: bytes, kwargs: bytes) -> int:
-        return self._request(CALL, obj_id, path=path, args=args, kwargs=kwargs)[1]
+        return self._request(SRPC_CALL_KIND_CALL, obj_id, path=path, args=args, kwargs=kwargs)[1]
 
     def getitem(self, obj_id: int, key: bytes) -> int:
-        return self._request(GET_ITEM, obj_id, key=key)[1]
+        return self._request(SRPC_CALL_KIND_GET_ITEM, obj_id, key=key)[1]
 
     def materialize(self, obj_id: int) -> bytes:
-        return self._request(MATERIALIZE, obj_id)[1]
+        return self._request(SRPC_CALL_KIND_MATERIALIZE, obj_id)[1]
 
     def materialize_with(self, obj_id: int, decode: Callable[[memoryview], Any]) -> Any:
         """``decode`` the value's msgpack straight from the library's buffer
         (saving a copy), then free the buffer. ``decode`` must not keep the view."""
-        return self._request(MATERIALIZE, obj_id, decode=decode)[1]
+        return self._request(SRPC_CALL_KIND_MATERIALIZE, obj_id, decode=decode)[1]
 
     def eval(self, expr: str) -> int:
-        return self._request(EVAL, name=expr)[1]
+        return self._request(SRPC_CALL_KIND_EVAL, name=expr)[1]
 
     def execute(self, code: str) -> None:
-        self._request(EXECUTE, name=code)
+        self._request(SRPC_CALL_KIND_EXECUTE, name=code)
 
     def teleport(self, func_bytes: bytes, name: str) -> int:
-        return self._request(TELEPORT, name=name, payload=func_bytes)[1]
+        return self._request(SRPC_CALL_KIND_TELEPORT, name=name, payload=func_bytes)[1]
 
     def namespace(self) -> bytes:
-        return self._request(GET_NAMESPACE)[1]
+        return self._request(SRPC_CALL_KIND_GET_NAMESPACE)[1]
 
     def release(self, obj_id: int) -> None:
         """Queue a release; it rides on the next request. Never blocks, never raises."""
@@ -313,7 +347,7 @@ class NativeClient:
     def close(self) -> None:
         h, self._handle = self._handle, None
         if h:
-            _client_close(h)
+            _client_free(h)
 
     def __del__(self) -> None:
         try:
@@ -324,7 +358,7 @@ class NativeClient:
 
 # ---------------------------------------------------------------- logging
 
-_LEVELS = {1: 40, 2: 30, 3: 20, 4: 10, 5: 5}
+_LEVELS = {SRPC_LOG_LEVEL_ERROR: 40, SRPC_LOG_LEVEL_WARN: 30, SRPC_LOG_LEVEL_INFO: 20, SRPC_LOG_LEVEL_DEBUG: 10, SRPC_LOG_LEVEL_TRACE: 5}
 
 
 def _forward_log(_userdata: Any, level: int, target: Str, message: Str) -> None:
@@ -343,9 +377,9 @@ _log_callback = LOG_FN(_forward_log)
 def forward_logs(enabled: bool = True) -> None:
     """Send the library's log records to the ``simplerpc`` logger (or stop)."""
     if enabled:
-        _set_log_callback(_log_callback, None, 4)
+        _set_log_callback(_log_callback, None, SRPC_LOG_LEVEL_DEBUG)
     else:
-        _set_log_callback(LOG_FN(0), None, 0)
+        _set_log_callback(LOG_FN(0), None, SRPC_LOG_LEVEL_OFF)
 
 
 # ---------------------------------------------------------------- server
@@ -378,7 +412,7 @@ class NativeServer:
         cfg = ServerConfig(keep.str(host), port, keep.str(token or ""), 0)
         handle = c_void_p()
         st = _server_start(byref(cfg), byref(ex), byref(handle))
-        if st != SRPC_OK:
+        if st != SRPC_STATUS_OK:
             _raise(st)
         self._handle: Optional[int] = handle.value
         self.port = _server_port(self._handle)
@@ -412,9 +446,17 @@ class NativeServer:
                 self._next += 1
                 self._sessions[sid] = ex
             session_out[0] = sid
-            return SRPC_OK
+            return SRPC_STATUS_OK
         except BaseException:
-            return 3
+            # The executor could not be made: refuse this client's session
+            # (every call of it is answered with an error); say why in the log.
+            try:
+                import logging
+
+                logging.getLogger("simplerpc").exception("the executor for a new client could not be created")
+            except BaseException:
+                pass
+            return SRPC_STATUS_ERR_STATE
 
     def _on_close(self, _userdata: Any, session: Any) -> None:
         with self._lock:
@@ -433,28 +475,28 @@ class NativeServer:
             ex = self._sessions[session or 0]
             c = call_p.contents
             kind = c.kind
-            obj = None if c.obj == NO_OBJECT else c.obj
+            obj = None if c.obj == SRPC_NO_OBJECT else c.obj
             name = ctypes.string_at(c.name.ptr, c.name.len).decode() if c.name.len else ""
             path = ctypes.string_at(c.path.ptr, c.path.len).decode() if c.path.len else ""
-            if kind == IMPORT_MODULE:
+            if kind == SRPC_CALL_KIND_IMPORT_MODULE:
                 h = ex.import_module(name)
-            elif kind == GET_BUILTIN:
+            elif kind == SRPC_CALL_KIND_GET_BUILTIN:
                 h = ex.get_builtin(name)
-            elif kind == GET_ATTR:
+            elif kind == SRPC_CALL_KIND_GET_ATTR:
                 h = ex.getattr(obj, path, name)
-            elif kind == CALL:
+            elif kind == SRPC_CALL_KIND_CALL:
                 h = ex.call(obj, path, ctypes.string_at(c.args.ptr, c.args.len), ctypes.string_at(c.kwargs.ptr, c.kwargs.len) if c.kwargs.len else b"\x80")
-            elif kind == GET_ITEM:
+            elif kind == SRPC_CALL_KIND_GET_ITEM:
                 h = ex.getitem(obj, ctypes.string_at(c.key.ptr, c.key.len))
-            elif kind == EVAL:
+            elif kind == SRPC_CALL_KIND_EVAL:
                 h = ex.eval(name)
-            elif kind == TELEPORT:
+            elif kind == SRPC_CALL_KIND_TELEPORT:
                 h = ex.teleport(ctypes.string_at(c.payload.ptr, c.payload.len), name)
-            elif kind == EXECUTE:
+            elif kind == SRPC_CALL_KIND_EXECUTE:
                 ex.execute(name)
-                return SRPC_OK
-            elif kind in (MATERIALIZE, GET_NAMESPACE):
-                data = ex.materialize(obj) if kind == MATERIALIZE else ex.namespace()
+                return SRPC_STATUS_OK
+            elif kind in (SRPC_CALL_KIND_MATERIALIZE, SRPC_CALL_KIND_GET_NAMESPACE):
+                data = ex.materialize(obj) if kind == SRPC_CALL_KIND_MATERIALIZE else ex.namespace()
                 keep = _Keep()
                 s = keep.slice(data)
                 return _reply_value(reply, s.ptr, s.len)

@@ -3,6 +3,7 @@
 use std::io;
 
 use simplerpc_core::codec::EncodeError;
+use simplerpc_core::message::FrameError;
 use simplerpc_core::{ClientError, RemoteError};
 
 /// Everything that can go wrong connecting, calling or serving.
@@ -73,6 +74,11 @@ pub enum Error {
     /// A request could not be encoded (a value the protocol cannot carry).
     #[error("the request cannot be encoded: {0}")]
     Encode(#[from] EncodeError),
+    /// A request given as msgpack ([`crate::Client::request_raw_fields`]) is
+    /// not what the protocol needs (invalid msgpack, args that are no array);
+    /// nothing was sent.
+    #[error("the request cannot be sent: {0}")]
+    InvalidRequest(FrameError),
     /// The server could not listen on its address.
     #[error("cannot listen on {addr}: {source}; is another server using that port?")]
     Bind {

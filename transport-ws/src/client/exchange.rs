@@ -5,15 +5,17 @@
 
 use std::time::{Duration, Instant};
 
-use simplerpc_core::{ClientError, Response};
+use simplerpc_core::{ClientError, RawValue, Response};
 use tungstenite::Message;
 
 use super::conn::{Conn, Ended};
 use super::POLL;
 use crate::error::{would_block, Error};
 
-/// A response paired with its request by the session, or why it could not be.
-pub(super) type Answer = Result<Response, ClientError>;
+/// A response paired with its request by the session, with the bytes of its
+/// value as the frame holds them (see [`simplerpc_core::ClientSession::handle_frame_raw`]),
+/// or why it could not be paired.
+pub(super) type Answer = Result<(Response, Option<RawValue>), ClientError>;
 
 impl Conn {
     /// Write `frames`, then read as many responses, within the request
@@ -73,10 +75,18 @@ impl Conn {
     fn read_one(&mut self, answers: &mut Vec<Answer>) -> Result<(), Error> {
         match self.ws.read() {
             Ok(Message::Binary(frame)) => {
-                answers.push(self.session.handle_frame(frame).map(|(_, r)| r));
+                answers.push(
+                    self.session
+                        .handle_frame_raw(frame)
+                        .map(|(_, r, raw)| (r, raw)),
+                );
             }
             Ok(Message::Text(text)) => {
-                answers.push(self.session.handle_frame(text.into()).map(|(_, r)| r));
+                answers.push(
+                    self.session
+                        .handle_frame_raw(text.into())
+                        .map(|(_, r, raw)| (r, raw)),
+                );
             }
             Ok(Message::Close(frame)) => return Err(self.peer_closed(frame)),
             // Pongs to pings go out with the next read.

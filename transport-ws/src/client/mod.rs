@@ -22,7 +22,7 @@ mod keepalive;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use simplerpc_core::{ClientSession, Extensions, ObjId, Request, Response};
+use simplerpc_core::{ClientSession, Extensions, ObjId, RawRequest, RawValue, Request, Response};
 
 use crate::config::ClientConfig;
 use crate::error::Error;
@@ -101,10 +101,39 @@ impl Client {
     /// Send one request and wait for its response. A remote exception comes
     /// back as [`Response::Error`]; `Err` means the exchange itself failed.
     pub fn request(&self, request: &Request) -> Result<Response, Error> {
+        self.request_raw(request).map(|(r, _)| r)
+    }
+
+    /// As [`Client::request`], and also the bytes of the response's value
+    /// (or namespace) as the received frame holds them, shared with the
+    /// frame rather than copied out of it: for callers that pass the msgpack
+    /// on (the C ABI) instead of using the decoded value.
+    pub fn request_raw(&self, request: &Request) -> Result<(Response, Option<RawValue>), Error> {
         let mut conn = self.begin()?;
         let (_, frame) = conn.session.send(request)?;
-        let mut responses = conn.exchange(vec![frame])?;
-        match responses.pop() {
+        Self::one(conn.exchange(vec![frame])?)
+    }
+
+    /// Send a `call` or `getitem` whose arguments (or key) the caller holds
+    /// as msgpack: checked once and copied once into the frame, never decoded
+    /// and encoded again. Answers as [`Client::request_raw`]. Bytes that are
+    /// not the msgpack the request needs fail with [`Error::InvalidRequest`]
+    /// before anything is sent.
+    pub fn request_raw_fields(
+        &self,
+        request: &RawRequest<'_>,
+    ) -> Result<(Response, Option<RawValue>), Error> {
+        let mut conn = self.begin()?;
+        let (_, frame) = conn
+            .session
+            .send_raw(request)
+            .map_err(Error::InvalidRequest)?;
+        Self::one(conn.exchange(vec![frame])?)
+    }
+
+    /// The one answer of a one-request exchange.
+    fn one(mut answers: Vec<exchange::Answer>) -> Result<(Response, Option<RawValue>), Error> {
+        match answers.pop() {
             Some(r) => Ok(r?),
             None => Err(Error::Closed("no response arrived".into())),
         }
@@ -143,7 +172,7 @@ impl Client {
         }
         responses
             .into_iter()
-            .map(|r| r.map_err(Error::Protocol))
+            .map(|r| r.map(|(r, _)| r).map_err(Error::Protocol))
             .collect()
     }
 

@@ -291,10 +291,16 @@ typedef struct srpc_slice {
 
 /*
  One call: on a client, the request to send; in an executor callback, the
- request to serve (there `obj` is the executor's own handle, and object
- references inside `args`, `kwargs` and `key` are msgpack maps
- `{"__rpc_proxy__": true, "obj_id": HANDLE}` naming executor handles).
- Fields a kind does not use are ignored (set them to zero).
+ request to serve (there `obj` is the executor's own handle). Fields a kind
+ does not use are ignored (set them to zero).
+
+ In an executor callback, `args`, `kwargs` and `key` are the bytes of the
+ request frame exactly as the client wrote them (borrowed, not copied, not
+ re-encoded). A proxy reference in them is still the client's marker map
+ `{"__rpc_proxy__": true, "obj_id": ID}`, whose ID is the *client's* object
+ id, not a handle of this executor: `refs` gives the handle each marker
+ stands for. The session has checked every marker (and refused any other
+ map with the key `"__rpc_proxy__"`) before calling back.
  */
 typedef struct srpc_call {
   /*
@@ -315,43 +321,68 @@ typedef struct srpc_call {
    */
   struct srpc_str path;
   /*
-   msgpack array of positional arguments (SRPC_CALL_KIND_CALL).
+   msgpack array of positional arguments (SRPC_CALL_KIND_CALL); on a
+   client, empty means no arguments.
    */
   struct srpc_slice args;
   /*
-   msgpack map of keyword arguments (SRPC_CALL_KIND_CALL); empty means none.
+   msgpack map of keyword arguments (SRPC_CALL_KIND_CALL); on a client,
+   empty means none. An executor always gets a map (`0x80` when none).
    */
   struct srpc_slice kwargs;
   /*
-   msgpack key (SRPC_CALL_KIND_GET_ITEM).
+   One msgpack value, the key (SRPC_CALL_KIND_GET_ITEM).
    */
   struct srpc_slice key;
   /*
    opaque bytes (SRPC_CALL_KIND_TELEPORT).
    */
   struct srpc_slice payload;
+  /*
+   Executor callbacks only (a client ignores it): the handle each proxy
+   reference marker in `args`, then `kwargs` (or in `key`) stands for,
+   in the order the markers appear in the bytes; the markers themselves
+   carry the client's ids, not handles: replace the i-th map with key
+   "__rpc_proxy__" by `refs[i]`. Borrowed for the callback; NULL when
+   `refs_len` is 0.
+   */
+  const uint64_t *refs;
+  /*
+   The number of handles in `refs` (the number of markers).
+   */
+  size_t refs_len;
 } srpc_call;
 
 /*
- Bytes owned by the caller, allocated by the library: free with srpc_buf_free().
+ Bytes handed to the caller: free with srpc_buf_free(). The library keeps
+ what `data` points into alive until then: its own allocation (a frame it
+ built), or, for a value taken from a response, the received frame itself,
+ which the value's bytes are a part of (they are not copied out of it).
+ Zero it (`{NULL, 0, NULL}`) before a call that may leave it unwritten.
  */
 typedef struct srpc_buf {
   /*
-   The bytes (NULL when empty).
+   The bytes, read-only (NULL when empty).
    */
-  uint8_t *data;
+  const uint8_t *data;
   /*
    Their length.
    */
   size_t len;
   /*
-   Private: the allocation's capacity. Do not change.
+   Private: what keeps the bytes alive (the library's allocation or the
+   received frame), released by srpc_buf_free(). Do not change.
    */
-  size_t capacity;
+  void *owner;
 } srpc_buf;
 
 /*
  A response. `value` is owned by the caller: free it with srpc_buf_free().
+
+ Written on success, and also for SRPC_STATUS_ERR_REMOTE (a remote
+ exception answered the request): then `kind` is SRPC_RESPONSE_KIND_ERROR,
+ `request_id` names the request that failed, `obj` is SRPC_NO_OBJECT and
+ `value` is empty (the exception is in srpc_last_error_type() and friends).
  */
 typedef struct srpc_response {
   /*
@@ -359,7 +390,7 @@ typedef struct srpc_response {
    */
   srpc_response_kind kind;
   /*
-   The new object's id (SRPC_RESPONSE_KIND_OBJECT).
+   The new object's id (SRPC_RESPONSE_KIND_OBJECT), else SRPC_NO_OBJECT.
    */
   uint64_t obj;
   /*
@@ -369,7 +400,10 @@ typedef struct srpc_response {
    */
   uint64_t request_id;
   /*
-   msgpack bytes (SRPC_RESPONSE_KIND_VALUE, SRPC_RESPONSE_KIND_NAMESPACE), else empty.
+   msgpack bytes (SRPC_RESPONSE_KIND_VALUE, SRPC_RESPONSE_KIND_NAMESPACE),
+   else empty: the value as the response frame holds it, byte for byte
+   (not decoded and encoded again), and `value.data` points into that
+   frame, which the buffer keeps alive until srpc_buf_free().
    */
   struct srpc_buf value;
 } srpc_response;
@@ -496,12 +530,16 @@ srpc_status srpc_client_connect(struct srpc_str host,
                                 struct srpc_client **client_out);
 
 /*
- Send `call` and wait for its response. A remote exception returns
- SRPC_STATUS_ERR_REMOTE with the details in srpc_last_error_type() and friends,
- and the connection stays usable.
+ Send `call` and wait for its response. `args`, `kwargs` and `key` go into
+ the request frame as they are (checked, copied once); a value comes back
+ in `response->value` as the response frame holds it (not re-encoded; see
+ srpc_response). A remote exception returns SRPC_STATUS_ERR_REMOTE with
+ the details in srpc_last_error_type() and friends, writes `*response`
+ with kind SRPC_RESPONSE_KIND_ERROR, and the connection stays usable.
 
  # Safety
- `client` is live; `call` is a valid srpc_call; `response` is valid.
+ `client` is live; `call` is a valid srpc_call; `response` is valid for
+ writing an srpc_response.
  */
 srpc_status srpc_client_request(const struct srpc_client *client,
                                 const struct srpc_call *call,
@@ -531,8 +569,9 @@ srpc_status srpc_client_getattr(const struct srpc_client *client,
                                 uint64_t *obj_out);
 
 /*
- Call object `obj` (or `path`) with msgpack `args` (an array) and `kwargs`
- (a map, or empty); writes the result's object id.
+ Call object `obj` (or `path`) with msgpack `args` (an array, or empty for
+ no arguments) and `kwargs` (a map, or empty for none); they go into the
+ frame as they are. Writes the result's object id.
 
  # Safety
  `client` is live; strings and slices valid; `obj_out` valid.
@@ -545,7 +584,8 @@ srpc_status srpc_client_call(const struct srpc_client *client,
                              uint64_t *obj_out);
 
 /*
- `obj[key]` with a msgpack `key`; writes the item's object id.
+ `obj[key]` with a msgpack `key` (one value; it goes into the frame as it
+ is); writes the item's object id.
 
  # Safety
  `client` is live; `key` valid; `obj_out` valid.
@@ -574,7 +614,10 @@ srpc_status srpc_client_eval(const struct srpc_client *client,
 srpc_status srpc_client_execute(const struct srpc_client *client, struct srpc_str code);
 
 /*
- Fetch the value of object `obj` as msgpack into `*value_out` (free it with srpc_buf_free()).
+ Fetch the value of object `obj` as msgpack into `*value_out` (free it
+ with srpc_buf_free()): the bytes as the response frame holds them, not
+ decoded and encoded again, and not copied out of the frame (`data`
+ points into it; the buffer keeps it alive).
 
  # Safety
  `client` is live; `value_out` valid.
@@ -788,7 +831,8 @@ void srpc_client_session_free(struct srpc_client_session *session);
 
 /*
  Build the frame for `call`. Writes the frame (free with srpc_buf_free())
- and the request's id. Requests may be pipelined: send several, then feed
+ and the request's id. `args`, `kwargs` and `key` go into the frame as they
+ are (checked once, copied once, never re-encoded). Requests may be pipelined: send several, then feed
  their responses in order to srpc_client_session_receive().
 
  # Safety
@@ -810,11 +854,16 @@ srpc_status srpc_client_session_release(struct srpc_client_session *session, uin
 
 /*
  Take one response frame (in request order). On success writes `*response`
- (free its `value` with srpc_buf_free()); a remote exception returns
- SRPC_STATUS_ERR_REMOTE with the details in srpc_last_error_type() and friends.
+ (free its `value` with srpc_buf_free()): a value is handed on as the frame
+ holds it, byte for byte, in the library's one copy of `frame` (it is not
+ decoded and encoded again). A remote exception returns
+ SRPC_STATUS_ERR_REMOTE with the details in srpc_last_error_type() and
+ friends, and writes `*response` too, with kind SRPC_RESPONSE_KIND_ERROR
+ and the `request_id` that failed.
 
  # Safety
- `session` is a live client session; `frame` points to `len` bytes; `response` is valid.
+ `session` is a live client session; `frame` points to `len` bytes;
+ `response` is valid for writing an srpc_response.
  */
 srpc_status srpc_client_session_receive(struct srpc_client_session *session,
                                         const uint8_t *frame,
@@ -863,10 +912,12 @@ void srpc_server_session_free(struct srpc_server_session *session);
 
 /*
  Free a buffer the library handed out, and reset it to empty. Freeing an
- empty buffer, or passing NULL, does nothing.
+ empty buffer, or passing NULL, does nothing. The bytes it pointed to may
+ be gone at once (with the frame they were part of).
 
  # Safety
- `buf` is NULL or points to an srpc_buf filled by this library and not yet freed.
+ `buf` is NULL or points to an srpc_buf filled by this library (or zeroed)
+ and not yet freed.
  */
 void srpc_buf_free(struct srpc_buf *buf);
 

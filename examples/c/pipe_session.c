@@ -214,6 +214,7 @@ static int drive(int fd) {
     mm.args.ptr = args.data;
     mm.args.len = args.len;
     CHECK(roundtrip(fd, cs, &mm, &resp) == SRPC_STATUS_ERR_REMOTE, "matmul of a 3x3 and a 1x3 must fail");
+    CHECK(resp.kind == SRPC_RESPONSE_KIND_ERROR, "the failed request's response says so");
     free(args.data);
     CHECK(strcmp(srpc_last_error_type(), "builtins.ValueError") == 0, "type %s", srpc_last_error_type());
     CHECK(strstr(srpc_last_error_message(), "shapes do not align") != NULL, "message");

@@ -1,6 +1,6 @@
 //! The WebSocket client.
 
-use simplerpc_core::{ObjId, Response};
+use simplerpc_core::{ObjId, RawValue, Request, Response};
 use simplerpc_ws::{Client, ClientConfig, Error};
 
 use crate::error::{
@@ -8,8 +8,8 @@ use crate::error::{
     SrpcStatusErrIo, SrpcStatusErrProtocol, SrpcStatusErrTimeout, SrpcStatusErrUnauthorized,
 };
 use crate::types::{
-    fill_response, srpc_buf, srpc_call, srpc_call_kind, srpc_response, srpc_slice, srpc_str,
-    SRPC_NO_OBJECT,
+    fill_response, refused, srpc_buf, srpc_call, srpc_call_kind, srpc_response, srpc_slice,
+    srpc_str, Outgoing, SRPC_NO_OBJECT,
 };
 
 /// A connection to a server. Opaque. May be used from several threads; its
@@ -71,12 +71,28 @@ pub unsafe extern "C" fn srpc_client_connect(
     })
 }
 
-/// Send `call` and wait for its response. A remote exception returns
-/// SRPC_STATUS_ERR_REMOTE with the details in srpc_last_error_type() and friends,
-/// and the connection stays usable.
+/// Send what `call` asks for and wait for the answer: the response with its
+/// value's bytes as the frame holds them.
+fn send(c: &srpc_client, call: &Outgoing<'_>) -> Result<(Response, Option<RawValue>), FfiError> {
+    match call {
+        Outgoing::Request(r) => c.0.request_raw(r).map_err(ws_error),
+        Outgoing::Raw(r) => c.0.request_raw_fields(r).map_err(|e| match e {
+            Error::InvalidRequest(e) => refused(r, e),
+            other => ws_error(other),
+        }),
+    }
+}
+
+/// Send `call` and wait for its response. `args`, `kwargs` and `key` go into
+/// the request frame as they are (checked, copied once); a value comes back
+/// in `response->value` as the response frame holds it (not re-encoded; see
+/// srpc_response). A remote exception returns SRPC_STATUS_ERR_REMOTE with
+/// the details in srpc_last_error_type() and friends, writes `*response`
+/// with kind SRPC_RESPONSE_KIND_ERROR, and the connection stays usable.
 ///
 /// # Safety
-/// `client` is live; `call` is a valid srpc_call; `response` is valid.
+/// `client` is live; `call` is a valid srpc_call; `response` is valid for
+/// writing an srpc_response.
 #[no_mangle]
 pub unsafe extern "C" fn srpc_client_request(
     client: *const srpc_client,
@@ -87,12 +103,14 @@ pub unsafe extern "C" fn srpc_client_request(
         let c = live(client)?;
         // SAFETY: NULL checked; otherwise valid.
         let call = unsafe { call.as_ref() }.ok_or_else(|| FfiError::null("call"))?;
-        // SAFETY: NULL checked; otherwise valid.
-        let out = unsafe { response.as_mut() }.ok_or_else(|| FfiError::null("response"))?;
+        if response.is_null() {
+            return Err(FfiError::null("response"));
+        }
         // SAFETY: the srpc_call's fields are valid per the caller's contract.
-        let request = unsafe { call.to_request()? };
-        let resp = c.0.request(&request).map_err(ws_error)?;
-        fill_response(0, resp, out)
+        let outgoing = unsafe { call.to_outgoing()? };
+        let (resp, raw) = send(c, &outgoing)?;
+        // SAFETY: non-NULL and valid for writing (the caller's contract).
+        unsafe { fill_response(0, resp, raw, response) }
     })
 }
 
@@ -110,6 +128,8 @@ fn simple(kind: srpc_call_kind, obj: u64, name: srpc_str, path: srpc_str) -> srp
         kwargs: none,
         key: none,
         payload: none,
+        refs: std::ptr::null(),
+        refs_len: 0,
     }
 }
 
@@ -127,8 +147,8 @@ unsafe fn object(client: *const srpc_client, call: srpc_call, obj_out: *mut u64)
         // SAFETY: NULL checked; otherwise valid.
         let o = unsafe { obj_out.as_mut() }.ok_or_else(|| FfiError::null("obj_out"))?;
         // SAFETY: the call's fields come from the caller's valid arguments.
-        let request = unsafe { call.to_request()? };
-        match c.0.request(&request).map_err(ws_error)? {
+        let outgoing = unsafe { call.to_outgoing()? };
+        match send(c, &outgoing)?.0 {
             Response::Object(id) => {
                 *o = id.0;
                 Ok(())
@@ -136,7 +156,10 @@ unsafe fn object(client: *const srpc_client, call: srpc_call, obj_out: *mut u64)
             Response::Error(e) => Err(FfiError::remote(e)),
             _ => Err(FfiError::new(
                 SrpcStatusErrProtocol,
-                "the server answered with no object",
+                format!(
+                    "the server answered a {} request with no object",
+                    srpc_call_kind::from_u32(call.kind).map_or("", |k| k.wire_name())
+                ),
             )),
         }
     })
@@ -190,8 +213,9 @@ pub unsafe extern "C" fn srpc_client_getattr(
     }
 }
 
-/// Call object `obj` (or `path`) with msgpack `args` (an array) and `kwargs`
-/// (a map, or empty); writes the result's object id.
+/// Call object `obj` (or `path`) with msgpack `args` (an array, or empty for
+/// no arguments) and `kwargs` (a map, or empty for none); they go into the
+/// frame as they are. Writes the result's object id.
 ///
 /// # Safety
 /// `client` is live; strings and slices valid; `obj_out` valid.
@@ -211,7 +235,8 @@ pub unsafe extern "C" fn srpc_client_call(
     unsafe { object(client, c, obj_out) }
 }
 
-/// `obj[key]` with a msgpack `key`; writes the item's object id.
+/// `obj[key]` with a msgpack `key` (one value; it goes into the frame as it
+/// is); writes the item's object id.
 ///
 /// # Safety
 /// `client` is live; `key` valid; `obj_out` valid.
@@ -264,24 +289,25 @@ pub unsafe extern "C" fn srpc_client_execute(
 ) -> srpc_status {
     guard(|| {
         let c = live(client)?;
-        // SAFETY: valid for the call.
-        let request = unsafe {
-            simple(
-                srpc_call_kind::SrpcCallKindExecute,
-                SRPC_NO_OBJECT,
-                code,
-                empty(),
-            )
-            .to_request()?
-        };
-        match c.0.request(&request).map_err(ws_error)? {
+        let call = simple(
+            srpc_call_kind::SrpcCallKindExecute,
+            SRPC_NO_OBJECT,
+            code,
+            empty(),
+        );
+        // SAFETY: `code` is valid for the call (the caller's contract).
+        let outgoing = unsafe { call.to_outgoing()? };
+        match send(c, &outgoing)?.0 {
             Response::Error(e) => Err(FfiError::remote(e)),
             _ => Ok(()),
         }
     })
 }
 
-/// Fetch the value of object `obj` as msgpack into `*value_out` (free it with srpc_buf_free()).
+/// Fetch the value of object `obj` as msgpack into `*value_out` (free it
+/// with srpc_buf_free()): the bytes as the response frame holds them, not
+/// decoded and encoded again, and not copied out of the frame (`data`
+/// points into it; the buffer keeps it alive).
 ///
 /// # Safety
 /// `client` is live; `value_out` valid.
@@ -293,26 +319,26 @@ pub unsafe extern "C" fn srpc_client_materialize(
 ) -> srpc_status {
     guard(|| {
         let c = live(client)?;
-        // SAFETY: NULL checked; otherwise valid.
-        let o = unsafe { value_out.as_mut() }.ok_or_else(|| FfiError::null("value_out"))?;
-        match c
-            .0
-            .request(&simplerpc_core::Request::Materialize { obj_id: ObjId(obj) })
-            .map_err(ws_error)?
-        {
-            Response::Value(v) => {
-                *o = srpc_buf::from_vec(
-                    simplerpc_core::codec::to_vec(&v)
-                        .map_err(|e| FfiError::invalid(e.to_string()))?,
-                );
-                Ok(())
-            }
-            Response::Error(e) => Err(FfiError::remote(e)),
-            _ => Err(FfiError::new(
-                SrpcStatusErrProtocol,
-                "the server answered materialize with no value",
-            )),
+        if value_out.is_null() {
+            return Err(FfiError::null("value_out"));
         }
+        let request = Request::Materialize { obj_id: ObjId(obj) };
+        let value = match send(c, &Outgoing::Request(request))? {
+            (Response::Value(_), Some(raw)) => srpc_buf::from_raw(raw),
+            (Response::Value(v), None) => srpc_buf::from_vec(
+                simplerpc_core::codec::to_vec(&v).map_err(|e| FfiError::invalid(e.to_string()))?,
+            ),
+            (Response::Error(e), _) => return Err(FfiError::remote(e)),
+            _ => {
+                return Err(FfiError::new(
+                    SrpcStatusErrProtocol,
+                    "the server answered materialize with no value",
+                ))
+            }
+        };
+        // SAFETY: non-NULL; the caller's srpc_buf, written whole.
+        unsafe { value_out.write(value) };
+        Ok(())
     })
 }
 

@@ -326,6 +326,8 @@ impl CExecutor {
             kwargs: slice(&d.kwargs),
             key: slice(&d.key),
             payload: slice(d.payload),
+            refs: std::ptr::null(),
+            refs_len: 0,
         };
         let mut reply = srpc_reply { answer: None };
         let f = self.cb.0.call.expect("checked in Callbacks::new");

@@ -5,7 +5,9 @@ use simplerpc_core::{Bytes, ClientSession, Extensions, ObjId, ServerSession};
 
 use crate::error::{guard, srpc_status, FfiError, SrpcStatusErrProtocol};
 use crate::executor::{srpc_executor, CExecutor, Callbacks};
-use crate::types::{fill_response, raw_slice, srpc_buf, srpc_call, srpc_response};
+use crate::types::{
+    fill_response, raw_slice, refused, srpc_buf, srpc_call, srpc_response, Outgoing,
+};
 
 /// Extension bit: batched object release (`release`).
 pub const SRPC_EXT_RELEASE: u32 = 1;
@@ -66,7 +68,8 @@ pub unsafe extern "C" fn srpc_client_session_free(session: *mut srpc_client_sess
 }
 
 /// Build the frame for `call`. Writes the frame (free with srpc_buf_free())
-/// and the request's id. Requests may be pipelined: send several, then feed
+/// and the request's id. `args`, `kwargs` and `key` go into the frame as they
+/// are (checked once, copied once, never re-encoded). Requests may be pipelined: send several, then feed
 /// their responses in order to srpc_client_session_receive().
 ///
 /// # Safety
@@ -87,10 +90,10 @@ pub unsafe extern "C" fn srpc_client_session_send(
             out(request_id_out, "request_id_out")?,
         );
         // SAFETY: the srpc_call's fields are valid per the caller's contract.
-        let request = unsafe { call.to_request()? };
-        let (id, frame) =
-            s.0.send(&request)
-                .map_err(|e| FfiError::invalid(e.to_string()))?;
+        let (id, frame) = match unsafe { call.to_outgoing()? } {
+            Outgoing::Request(r) => s.0.send(&r).map_err(|e| FfiError::invalid(e.to_string()))?,
+            Outgoing::Raw(r) => s.0.send_raw(&r).map_err(|e| refused(&r, e))?,
+        };
         *fo = srpc_buf::from_vec(frame);
         *io = id.0;
         Ok(())
@@ -114,11 +117,16 @@ pub unsafe extern "C" fn srpc_client_session_release(
 }
 
 /// Take one response frame (in request order). On success writes `*response`
-/// (free its `value` with srpc_buf_free()); a remote exception returns
-/// SRPC_STATUS_ERR_REMOTE with the details in srpc_last_error_type() and friends.
+/// (free its `value` with srpc_buf_free()): a value is handed on as the frame
+/// holds it, byte for byte, in the library's one copy of `frame` (it is not
+/// decoded and encoded again). A remote exception returns
+/// SRPC_STATUS_ERR_REMOTE with the details in srpc_last_error_type() and
+/// friends, and writes `*response` too, with kind SRPC_RESPONSE_KIND_ERROR
+/// and the `request_id` that failed.
 ///
 /// # Safety
-/// `session` is a live client session; `frame` points to `len` bytes; `response` is valid.
+/// `session` is a live client session; `frame` points to `len` bytes;
+/// `response` is valid for writing an srpc_response.
 #[no_mangle]
 pub unsafe extern "C" fn srpc_client_session_receive(
     session: *mut srpc_client_session,
@@ -128,14 +136,31 @@ pub unsafe extern "C" fn srpc_client_session_receive(
 ) -> srpc_status {
     guard(|| {
         let s = out(session, "session")?;
-        let r = out(response, "response")?;
-        // SAFETY: forwarded precondition.
+        if response.is_null() {
+            return Err(FfiError::null("response"));
+        }
+        // SAFETY: forwarded precondition. The one copy: the frame outlives this call.
         let bytes = Bytes::copy_from_slice(unsafe { raw_slice(frame, len, "frame")? });
-        let (id, resp) =
-            s.0.handle_frame(bytes)
-                .map_err(|e| FfiError::new(SrpcStatusErrProtocol, e.to_string()))?;
-        fill_response(id.0, resp, r)
+        // SAFETY: non-NULL and valid for writing (the caller's contract).
+        unsafe { receive(s, bytes, response) }
     })
+}
+
+/// Take one response frame the library owns: the value handed out in
+/// `*response` is a part of `frame`.
+///
+/// # Safety
+/// `response` is valid for writing an srpc_response.
+unsafe fn receive(
+    s: &mut srpc_client_session,
+    frame: Bytes,
+    response: *mut srpc_response,
+) -> Result<(), FfiError> {
+    let (id, resp, raw) =
+        s.0.handle_frame_raw(frame)
+            .map_err(|e| FfiError::new(SrpcStatusErrProtocol, e.to_string()))?;
+    // SAFETY: forwarded precondition.
+    unsafe { fill_response(id.0, resp, raw, response) }
 }
 
 /// Create a server session over `executor` (copied; its `open` runs now)
@@ -206,5 +231,58 @@ pub unsafe extern "C" fn srpc_server_session_free(session: *mut srpc_server_sess
     if !session.is_null() {
         // SAFETY: from Box::into_raw in srpc_server_session_new, freed once.
         let _ = std::panic::catch_unwind(|| drop(unsafe { Box::from_raw(session) }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{srpc_buf_free, srpc_response_kind};
+    use simplerpc_core::message::{encode_response, ResponseFrame};
+    use simplerpc_core::{RawValue, Request, Response, Value};
+
+    /// msgpack no encoder writes so: keys out of order, 5 as a uint8.
+    const ODD: &[u8] = &[0x82, 0xa1, b'b', 0xcc, 0x05, 0xa1, b'a', 0x01];
+
+    #[test]
+    fn a_received_value_is_a_part_of_the_frame() {
+        let mut s = srpc_client_session(ClientSession::new(Extensions::ALL));
+        let _ =
+            s.0.send(&Request::Materialize { obj_id: ObjId(0) })
+                .unwrap();
+        let value = Value::Raw(RawValue::new(Bytes::from_static(ODD)).unwrap());
+        let frame = Bytes::from(
+            encode_response(
+                &ResponseFrame {
+                    id: Some(0),
+                    response: Response::Value(value),
+                },
+                Extensions::ALL,
+            )
+            .unwrap(),
+        );
+        let mut r = std::mem::MaybeUninit::<srpc_response>::uninit();
+        // SAFETY: `r` is valid for writing an srpc_response.
+        unsafe { receive(&mut s, frame.clone(), r.as_mut_ptr()) }.unwrap();
+        // SAFETY: written whole by `receive`.
+        let mut r = unsafe { r.assume_init() };
+        assert_eq!(r.kind, srpc_response_kind::SrpcResponseKindValue);
+        // SAFETY: the library's buffer, not yet freed.
+        let got = unsafe { std::slice::from_raw_parts(r.value.data, r.value.len) };
+        assert_eq!(got, ODD, "byte for byte, not re-encoded");
+        let span = frame.as_ptr() as usize..frame.as_ptr() as usize + frame.len();
+        assert!(
+            span.contains(&(r.value.data as usize))
+                && span.contains(&(r.value.data as usize + r.value.len - 1)),
+            "the value points into the frame, not into a copy"
+        );
+        drop(frame);
+        // The buffer keeps the frame alive on its own.
+        // SAFETY: as above.
+        let again = unsafe { std::slice::from_raw_parts(r.value.data, r.value.len) };
+        assert_eq!(again, ODD);
+        // SAFETY: from the library, freed once.
+        unsafe { srpc_buf_free(&mut r.value) };
+        assert!(r.value.data.is_null() && r.value.owner.is_null());
     }
 }

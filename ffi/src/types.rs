@@ -1,8 +1,9 @@
 //! Plain C types: borrowed strings and bytes, owned buffers, calls and responses.
 
-use std::ffi::c_char;
+use std::ffi::{c_char, c_void};
 
-use simplerpc_core::{codec, Bytes, ObjId, Request, Response, Value};
+use simplerpc_core::message::FrameError;
+use simplerpc_core::{codec, Bytes, ObjId, RawRequest, RawValue, Request, Response, Value};
 
 use crate::error::{FfiError, SrpcStatusErrInvalidUtf8};
 
@@ -33,45 +34,79 @@ pub struct srpc_slice {
     pub len: usize,
 }
 
-/// Bytes owned by the caller, allocated by the library: free with srpc_buf_free().
+/// Bytes handed to the caller: free with srpc_buf_free(). The library keeps
+/// what `data` points into alive until then: its own allocation (a frame it
+/// built), or, for a value taken from a response, the received frame itself,
+/// which the value's bytes are a part of (they are not copied out of it).
+/// Zero it (`{NULL, 0, NULL}`) before a call that may leave it unwritten.
 #[repr(C)]
 #[allow(non_camel_case_types)]
 pub struct srpc_buf {
-    /// The bytes (NULL when empty).
-    pub data: *mut u8,
+    /// The bytes, read-only (NULL when empty).
+    pub data: *const u8,
     /// Their length.
     pub len: usize,
-    /// Private: the allocation's capacity. Do not change.
-    pub capacity: usize,
+    /// Private: what keeps the bytes alive (the library's allocation or the
+    /// received frame), released by srpc_buf_free(). Do not change.
+    pub owner: *mut c_void,
+}
+
+/// What an srpc_buf's `owner` points to (boxed).
+enum Owner {
+    /// Bytes the library produced.
+    Vec(#[allow(dead_code)] Vec<u8>),
+    /// A value's bytes, shared with the frame they arrived in.
+    Raw(#[allow(dead_code)] RawValue),
 }
 
 impl srpc_buf {
+    /// No bytes.
     pub fn empty() -> Self {
         srpc_buf {
-            data: std::ptr::null_mut(),
+            data: std::ptr::null(),
             len: 0,
-            capacity: 0,
+            owner: std::ptr::null_mut(),
         }
     }
 
+    /// Hand out `v` (moved, not copied).
     pub fn from_vec(v: Vec<u8>) -> Self {
-        if v.capacity() == 0 {
+        if v.is_empty() {
             return srpc_buf::empty();
         }
-        let mut v = std::mem::ManuallyDrop::new(v);
+        let (data, len) = (v.as_ptr(), v.len());
+        // Moving the Vec into the box does not move its heap buffer: `data` stays valid.
+        srpc_buf::owned(data, len, Owner::Vec(v))
+    }
+
+    /// Hand out a value's bytes where they lie (in the frame they arrived in,
+    /// or the buffer they were copied into once): no copy.
+    pub fn from_raw(r: RawValue) -> Self {
+        if r.is_empty() {
+            return srpc_buf::empty();
+        }
+        let bytes = r.as_bytes();
+        let (data, len) = (bytes.as_ptr(), bytes.len());
+        // Moving the RawValue does not move the bytes it shares or owns.
+        srpc_buf::owned(data, len, Owner::Raw(r))
+    }
+
+    fn owned(data: *const u8, len: usize, owner: Owner) -> Self {
         srpc_buf {
-            data: v.as_mut_ptr(),
-            len: v.len(),
-            capacity: v.capacity(),
+            data,
+            len,
+            owner: Box::into_raw(Box::new(owner)).cast(),
         }
     }
 }
 
 /// Free a buffer the library handed out, and reset it to empty. Freeing an
-/// empty buffer, or passing NULL, does nothing.
+/// empty buffer, or passing NULL, does nothing. The bytes it pointed to may
+/// be gone at once (with the frame they were part of).
 ///
 /// # Safety
-/// `buf` is NULL or points to an srpc_buf filled by this library and not yet freed.
+/// `buf` is NULL or points to an srpc_buf filled by this library (or zeroed)
+/// and not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn srpc_buf_free(buf: *mut srpc_buf) {
     let _ = std::panic::catch_unwind(|| {
@@ -79,10 +114,10 @@ pub unsafe extern "C" fn srpc_buf_free(buf: *mut srpc_buf) {
         let Some(b) = (unsafe { buf.as_mut() }) else {
             return;
         };
-        if !b.data.is_null() {
-            // SAFETY: data/len/capacity came from a Vec<u8> in srpc_buf::from_vec
-            // and the caller has not freed it (documented precondition).
-            drop(unsafe { Vec::from_raw_parts(b.data, b.len, b.capacity) });
+        if !b.owner.is_null() {
+            // SAFETY: `owner` came from Box::into_raw in srpc_buf::owned and
+            // has not been freed (documented precondition; freeing resets it).
+            drop(unsafe { Box::from_raw(b.owner.cast::<Owner>()) });
         }
         *b = srpc_buf::empty();
     });
@@ -157,10 +192,16 @@ impl srpc_call_kind {
 }
 
 /// One call: on a client, the request to send; in an executor callback, the
-/// request to serve (there `obj` is the executor's own handle, and object
-/// references inside `args`, `kwargs` and `key` are msgpack maps
-/// `{"__rpc_proxy__": true, "obj_id": HANDLE}` naming executor handles).
-/// Fields a kind does not use are ignored (set them to zero).
+/// request to serve (there `obj` is the executor's own handle). Fields a kind
+/// does not use are ignored (set them to zero).
+///
+/// In an executor callback, `args`, `kwargs` and `key` are the bytes of the
+/// request frame exactly as the client wrote them (borrowed, not copied, not
+/// re-encoded). A proxy reference in them is still the client's marker map
+/// `{"__rpc_proxy__": true, "obj_id": ID}`, whose ID is the *client's* object
+/// id, not a handle of this executor: `refs` gives the handle each marker
+/// stands for. The session has checked every marker (and refused any other
+/// map with the key `"__rpc_proxy__"`) before calling back.
 #[repr(C)]
 #[allow(non_camel_case_types)]
 pub struct srpc_call {
@@ -173,14 +214,25 @@ pub struct srpc_call {
     pub name: srpc_str,
     /// The human-readable trail to the object (`"env.step"`).
     pub path: srpc_str,
-    /// msgpack array of positional arguments (SRPC_CALL_KIND_CALL).
+    /// msgpack array of positional arguments (SRPC_CALL_KIND_CALL); on a
+    /// client, empty means no arguments.
     pub args: srpc_slice,
-    /// msgpack map of keyword arguments (SRPC_CALL_KIND_CALL); empty means none.
+    /// msgpack map of keyword arguments (SRPC_CALL_KIND_CALL); on a client,
+    /// empty means none. An executor always gets a map (`0x80` when none).
     pub kwargs: srpc_slice,
-    /// msgpack key (SRPC_CALL_KIND_GET_ITEM).
+    /// One msgpack value, the key (SRPC_CALL_KIND_GET_ITEM).
     pub key: srpc_slice,
     /// opaque bytes (SRPC_CALL_KIND_TELEPORT).
     pub payload: srpc_slice,
+    /// Executor callbacks only (a client ignores it): the handle each proxy
+    /// reference marker in `args`, then `kwargs` (or in `key`) stands for,
+    /// in the order the markers appear in the bytes; the markers themselves
+    /// carry the client's ids, not handles: replace the i-th map with key
+    /// "__rpc_proxy__" by `refs[i]`. Borrowed for the callback; NULL when
+    /// `refs_len` is 0.
+    pub refs: *const u64,
+    /// The number of handles in `refs` (the number of markers).
+    pub refs_len: usize,
 }
 
 /// The kinds of successful response.
@@ -201,18 +253,26 @@ pub enum srpc_response_kind {
 }
 
 /// A response. `value` is owned by the caller: free it with srpc_buf_free().
+///
+/// Written on success, and also for SRPC_STATUS_ERR_REMOTE (a remote
+/// exception answered the request): then `kind` is SRPC_RESPONSE_KIND_ERROR,
+/// `request_id` names the request that failed, `obj` is SRPC_NO_OBJECT and
+/// `value` is empty (the exception is in srpc_last_error_type() and friends).
 #[repr(C)]
 #[allow(non_camel_case_types)]
 pub struct srpc_response {
     /// What came back.
     pub kind: srpc_response_kind,
-    /// The new object's id (SRPC_RESPONSE_KIND_OBJECT).
+    /// The new object's id (SRPC_RESPONSE_KIND_OBJECT), else SRPC_NO_OBJECT.
     pub obj: u64,
     /// The id of the request this answers (counting from 0 per session), from
     /// srpc_client_session_receive(); srpc_client_request() answers one call
     /// at a time and sets 0.
     pub request_id: u64,
-    /// msgpack bytes (SRPC_RESPONSE_KIND_VALUE, SRPC_RESPONSE_KIND_NAMESPACE), else empty.
+    /// msgpack bytes (SRPC_RESPONSE_KIND_VALUE, SRPC_RESPONSE_KIND_NAMESPACE),
+    /// else empty: the value as the response frame holds it, byte for byte
+    /// (not decoded and encoded again), and `value.data` points into that
+    /// frame, which the buffer keeps alive until srpc_buf_free().
     pub value: srpc_buf,
 }
 
@@ -241,17 +301,6 @@ impl srpc_slice {
     pub unsafe fn as_bytes<'a>(&self, what: &str) -> Result<&'a [u8], FfiError> {
         // SAFETY: forwarded precondition.
         unsafe { raw_slice(self.ptr, self.len, what) }
-    }
-
-    /// Decode as one msgpack value (copied once; arrays share that copy).
-    ///
-    /// # Safety
-    /// As [`srpc_slice::as_bytes`].
-    pub unsafe fn decode(&self, what: &str) -> Result<Value, FfiError> {
-        // SAFETY: forwarded precondition.
-        let bytes = Bytes::copy_from_slice(unsafe { self.as_bytes(what)? });
-        codec::from_bytes(&bytes)
-            .map_err(|e| FfiError::invalid(format!("{what} is not valid msgpack: {e}")))
     }
 }
 
@@ -302,71 +351,54 @@ fn need_obj(o: u64, kind: &str) -> Result<ObjId, FfiError> {
         .ok_or_else(|| FfiError::invalid(format!("{kind} needs an object (obj is SRPC_NO_OBJECT)")))
 }
 
+/// What a client sends for an srpc_call: a request built from values, or a
+/// call or getitem whose msgpack goes into the frame as it is.
+pub enum Outgoing<'a> {
+    /// Everything but call and getitem.
+    Request(Request),
+    /// call and getitem: args, kwargs or key checked once, copied once.
+    Raw(RawRequest<'a>),
+}
+
 impl srpc_call {
-    /// Build the core request this call describes.
+    /// What this call sends. The msgpack fields are borrowed, not decoded:
+    /// they are checked when the frame is built.
     ///
     /// # Safety
-    /// Every pointer field is NULL with length 0 or valid for its length.
-    pub unsafe fn to_request(&self) -> Result<Request, FfiError> {
+    /// Every pointer field is NULL with length 0 or valid for its length,
+    /// for as long as the result is used.
+    pub unsafe fn to_outgoing(&self) -> Result<Outgoing<'_>, FfiError> {
         // SAFETY (all blocks below): forwarded precondition on the fields.
         let name = || unsafe { self.name.as_str("name") }.map(str::to_owned);
-        let path = || unsafe { self.path.as_str("path") }.map(str::to_owned);
         let kind = srpc_call_kind::from_u32(self.kind).ok_or_else(|| {
             FfiError::invalid(format!("call kind {} is not an srpc_call_kind", self.kind))
         })?;
-        Ok(match kind {
+        Ok(Outgoing::Request(match kind {
             srpc_call_kind::SrpcCallKindImportModule => Request::ImportModule { module: name()? },
             srpc_call_kind::SrpcCallKindGetBuiltin => Request::GetBuiltin { name: name()? },
             srpc_call_kind::SrpcCallKindGetAttr => Request::GetAttr {
-                path: path()?,
+                path: unsafe { self.path.as_str("path")? }.to_owned(),
                 obj_id: obj(self.obj),
                 attr: name()?,
             },
             srpc_call_kind::SrpcCallKindCall => {
-                let args = match unsafe { self.args.decode("args")? } {
-                    Value::List(items) => items,
-                    Value::Nil => Vec::new(),
-                    other => {
-                        return Err(FfiError::invalid(format!(
-                            "args must be a msgpack array, got {}",
-                            other.type_name()
-                        )))
-                    }
-                };
-                let kwargs = if self.kwargs.len == 0 {
-                    Vec::new()
-                } else {
-                    match unsafe { self.kwargs.decode("kwargs")? } {
-                        Value::Map(pairs) => pairs
-                            .into_iter()
-                            .map(|(k, v)| match k {
-                                Value::Str(k) => Ok((k, v)),
-                                other => Err(FfiError::invalid(format!(
-                                    "kwargs keys must be str, got {}",
-                                    other.type_name()
-                                ))),
-                            })
-                            .collect::<Result<_, _>>()?,
-                        Value::Nil => Vec::new(),
-                        other => {
-                            return Err(FfiError::invalid(format!(
-                                "kwargs must be a msgpack map, got {}",
-                                other.type_name()
-                            )))
-                        }
-                    }
-                };
-                Request::Call {
-                    path: path()?,
+                return Ok(Outgoing::Raw(RawRequest::Call {
+                    path: unsafe { self.path.as_str("path")? },
                     obj_id: obj(self.obj),
-                    args,
-                    kwargs,
-                }
+                    args: unsafe { self.args.as_bytes("args")? },
+                    kwargs: unsafe { self.kwargs.as_bytes("kwargs")? },
+                }))
             }
-            srpc_call_kind::SrpcCallKindGetItem => Request::GetItem {
-                obj_id: need_obj(self.obj, "getitem")?,
-                key: unsafe { self.key.decode("key")? },
-            },
+            srpc_call_kind::SrpcCallKindGetItem => {
+                let obj_id = need_obj(self.obj, "getitem")?;
+                let key = unsafe { self.key.as_bytes("key")? };
+                if key.is_empty() {
+                    return Err(FfiError::invalid(
+                        "key must be one msgpack value (it is empty)",
+                    ));
+                }
+                return Ok(Outgoing::Raw(RawRequest::GetItem { obj_id, key }));
+            }
             srpc_call_kind::SrpcCallKindMaterialize => Request::Materialize {
                 obj_id: need_obj(self.obj, "materialize")?,
             },
@@ -377,46 +409,95 @@ impl srpc_call {
                 name: name()?,
             },
             srpc_call_kind::SrpcCallKindGetNamespace => Request::GetNamespace,
-        })
+        }))
     }
 }
 
-/// Fill `out` from a core response; an error response becomes `Err(Remote)`.
-pub fn fill_response(
+/// The error for msgpack fields core refused to put in a frame, naming the
+/// field (core's message says "frame" for bytes that are only one field).
+pub fn refused(r: &RawRequest<'_>, e: FrameError) -> FfiError {
+    let FrameError::Decode(_) = e else {
+        return FfiError::invalid(e.to_string());
+    };
+    let fields: &[(&str, &[u8])] = match *r {
+        RawRequest::Call { args, kwargs, .. } => &[("args", args), ("kwargs", kwargs)],
+        RawRequest::GetItem { key, .. } => &[("key", key)],
+    };
+    for (name, bytes) in fields {
+        if bytes.is_empty() {
+            continue;
+        }
+        if let Err(d) = codec::validate(bytes) {
+            return FfiError::invalid(format!("{name} is not valid msgpack: {d}"));
+        }
+    }
+    FfiError::invalid(e.to_string())
+}
+
+/// Fill `*out` from a core response and the bytes of its value as the frame
+/// holds them. A remote error writes an SRPC_RESPONSE_KIND_ERROR response
+/// and becomes `Err(Remote)`.
+///
+/// # Safety
+/// `out` is valid for writing an srpc_response (it need not be initialised).
+pub unsafe fn fill_response(
     request_id: u64,
     r: Response,
-    out: &mut srpc_response,
+    raw: Option<RawValue>,
+    out: *mut srpc_response,
 ) -> Result<(), FfiError> {
-    let (kind, obj, value) = match r {
+    let value = |v: Value| match raw {
+        Some(raw) => Ok(srpc_buf::from_raw(raw)),
+        // Never for a decoded frame (it always hands the bytes on); kept for
+        // a response built in memory.
+        None => codec::to_vec(&v)
+            .map(srpc_buf::from_vec)
+            .map_err(|e| FfiError::invalid(e.to_string())),
+    };
+    let (kind, obj, value, error) = match r {
         Response::Object(id) => (
             srpc_response_kind::SrpcResponseKindObject,
             id.0,
             srpc_buf::empty(),
+            None,
         ),
         Response::Value(v) => (
             srpc_response_kind::SrpcResponseKindValue,
             SRPC_NO_OBJECT,
-            srpc_buf::from_vec(codec::to_vec(&v).map_err(|e| FfiError::invalid(e.to_string()))?),
+            value(v)?,
+            None,
         ),
         Response::Done => (
             srpc_response_kind::SrpcResponseKindDone,
             SRPC_NO_OBJECT,
             srpc_buf::empty(),
+            None,
         ),
         Response::Namespace(names) => (
             srpc_response_kind::SrpcResponseKindNamespace,
             SRPC_NO_OBJECT,
-            srpc_buf::from_vec(
-                codec::to_vec(&Value::map(names)).map_err(|e| FfiError::invalid(e.to_string()))?,
-            ),
+            value(Value::map(names))?,
+            None,
         ),
-        Response::Error(e) => return Err(FfiError::remote(e)),
+        Response::Error(e) => (
+            srpc_response_kind::SrpcResponseKindError,
+            SRPC_NO_OBJECT,
+            srpc_buf::empty(),
+            Some(e),
+        ),
     };
-    *out = srpc_response {
-        kind,
-        obj,
-        request_id,
-        value,
+    // SAFETY: valid for writing (the caller's contract); written whole,
+    // without reading what was there (it may be uninitialised).
+    unsafe {
+        out.write(srpc_response {
+            kind,
+            obj,
+            request_id,
+            value,
+        })
     };
-    Ok(())
+    match error {
+        Some(e) => Err(FfiError::remote(e)),
+        None => Ok(()),
+    }
 }

@@ -77,7 +77,9 @@ int main(int argc, char **argv) {
     srpc_response r;
     CHECK(srpc_client_request(c, &call, &r) == SRPC_STATUS_OK, "materialize the released row: its release rides on this request");
     srpc_buf_free(&r.value);
+    memset(&r, 0, sizeof r); /* a zeroed response would read as an OBJECT if left unwritten */
     CHECK(srpc_client_request(c, &call, &r) == SRPC_STATUS_ERR_REMOTE, "now it is gone");
+    CHECK(r.kind == SRPC_RESPONSE_KIND_ERROR && r.obj == SRPC_NO_OBJECT && r.value.len == 0, "an error response is written");
     CHECK(strcmp(srpc_last_error_type(), "simplerpc.UnknownObjectError") == 0, "type %s", srpc_last_error_type());
 
     /* Bad arguments are errors, not crashes. */

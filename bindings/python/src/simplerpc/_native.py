@@ -88,7 +88,9 @@ class Slice(Structure):
 
 
 class Buf(Structure):
-    _fields_ = [("data", c_void_p), ("len", c_size_t), ("capacity", c_size_t)]
+    # ``owner`` is private: what keeps ``data`` alive until srpc_buf_free()
+    # (for a value, the received frame itself).
+    _fields_ = [("data", c_void_p), ("len", c_size_t), ("owner", c_void_p)]
 
 
 class Call(Structure):
@@ -101,6 +103,8 @@ class Call(Structure):
         ("kwargs", Slice),
         ("key", Slice),
         ("payload", Slice),
+        ("refs", POINTER(c_uint64)),
+        ("refs_len", c_size_t),
     ]
 
 

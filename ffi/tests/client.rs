@@ -1,0 +1,198 @@
+//! The WebSocket client through the C ABI, against a server whose executor is
+//! C callbacks: what a C host sees.
+
+mod common;
+
+use common::{buf_bytes, last_message, s, sl, Server};
+use simplerpc::client::{
+    srpc_client, srpc_client_call, srpc_client_connect, srpc_client_free, srpc_client_getattr,
+    srpc_client_getitem, srpc_client_import, srpc_client_materialize, srpc_client_request,
+};
+use simplerpc::error::{srpc_last_error_message, srpc_last_error_status, srpc_status};
+use simplerpc::types::{
+    srpc_buf, srpc_buf_free, srpc_call, srpc_call_kind, srpc_response, srpc_response_kind,
+    SRPC_NO_OBJECT,
+};
+
+struct Client(*mut srpc_client);
+
+impl Client {
+    fn connect(server: &Server) -> Client {
+        let mut c = std::ptr::null_mut();
+        // SAFETY: borrowed strings, valid out-pointer.
+        let st =
+            unsafe { srpc_client_connect(s("127.0.0.1"), server.port, s(&server.token), &mut c) };
+        assert_eq!(st, srpc_status::SrpcStatusOk, "{}", last_message());
+        Client(c)
+    }
+
+    fn import(&self, name: &str) -> u64 {
+        let mut id = 0;
+        // SAFETY: a live client, valid out-pointer.
+        let st = unsafe { srpc_client_import(self.0, s(name), &mut id) };
+        assert_eq!(st, srpc_status::SrpcStatusOk, "{}", last_message());
+        id
+    }
+
+    fn getattr(&self, obj: u64, attr: &str) -> u64 {
+        let mut id = 0;
+        // SAFETY: as above.
+        let st = unsafe { srpc_client_getattr(self.0, obj, s("t"), s(attr), &mut id) };
+        assert_eq!(st, srpc_status::SrpcStatusOk, "{}", last_message());
+        id
+    }
+
+    fn call(&self, obj: u64, args: &[u8], kwargs: &[u8]) -> Result<u64, srpc_status> {
+        let mut id = 0;
+        // SAFETY: as above; the slices are valid for the call.
+        let st = unsafe { srpc_client_call(self.0, obj, s("t.f"), sl(args), sl(kwargs), &mut id) };
+        if st == srpc_status::SrpcStatusOk {
+            Ok(id)
+        } else {
+            Err(st)
+        }
+    }
+
+    fn materialize(&self, obj: u64) -> Vec<u8> {
+        let mut v = srpc_buf::empty();
+        // SAFETY: as above.
+        let st = unsafe { srpc_client_materialize(self.0, obj, &mut v) };
+        assert_eq!(st, srpc_status::SrpcStatusOk, "{}", last_message());
+        let bytes = buf_bytes(&v);
+        // SAFETY: filled by the library, freed once.
+        unsafe { srpc_buf_free(&mut v) };
+        bytes
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        // SAFETY: from srpc_client_connect, freed once.
+        unsafe { srpc_client_free(self.0) };
+    }
+}
+
+fn call_of(kind: srpc_call_kind, obj: u64) -> srpc_call {
+    srpc_call {
+        kind: kind as u32,
+        obj,
+        name: s(""),
+        path: s(""),
+        args: sl(&[]),
+        kwargs: sl(&[]),
+        key: sl(&[]),
+        payload: sl(&[]),
+        refs: std::ptr::null(),
+        refs_len: 0,
+    }
+}
+
+#[test]
+fn a_remote_error_writes_an_error_response() {
+    let server = Server::start();
+    let c = Client::connect(&server);
+    let m = c.import("t");
+    let fail = c.getattr(m, "fail");
+    let mut call = call_of(srpc_call_kind::SrpcCallKindCall, fail);
+    call.args = sl(&[0x90]);
+    // A response full of garbage: the library writes all of it.
+    let mut r = srpc_response {
+        kind: srpc_response_kind::SrpcResponseKindObject,
+        obj: 77,
+        request_id: 77,
+        value: srpc_buf::empty(),
+    };
+    // SAFETY: live client, valid call and response.
+    let st = unsafe { srpc_client_request(c.0, &call, &mut r) };
+    assert_eq!(st, srpc_status::SrpcStatusErrRemote);
+    assert_eq!(r.kind, srpc_response_kind::SrpcResponseKindError);
+    assert_eq!(r.obj, SRPC_NO_OBJECT);
+    assert!(r.value.data.is_null() && r.value.len == 0);
+    assert_eq!(last_message(), "it failed on purpose");
+}
+
+#[test]
+fn empty_args_mean_no_arguments() {
+    let server = Server::start();
+    let c = Client::connect(&server);
+    let m = c.import("t");
+    let echo = c.getattr(m, "echo");
+    c.call(echo, &[], &[])
+        .expect("an empty args slice is no arguments");
+    // The executor got an empty array and an empty map.
+    assert_eq!(server.calls()[0].0, vec![0x90]);
+    assert_eq!(server.calls()[0].1, vec![0x80]);
+}
+
+#[test]
+fn a_success_clears_the_last_error() {
+    let server = Server::start();
+    let c = Client::connect(&server);
+    let m = c.import("t");
+    let echo = c.getattr(m, "echo");
+    assert_eq!(
+        c.call(echo, &[0x01], &[]),
+        Err(srpc_status::SrpcStatusErrInvalidArgument)
+    );
+    assert!(last_message().contains("args"), "{}", last_message());
+    assert_eq!(
+        srpc_last_error_status(),
+        srpc_status::SrpcStatusErrInvalidArgument
+    );
+    c.call(echo, &[0x90], &[]).unwrap();
+    assert_eq!(srpc_last_error_status(), srpc_status::SrpcStatusOk);
+    assert!(srpc_last_error_message().is_null());
+}
+
+#[test]
+fn msgpack_the_library_refuses_names_the_field() {
+    let server = Server::start();
+    let c = Client::connect(&server);
+    let m = c.import("t");
+    let echo = c.getattr(m, "echo");
+    for (args, kwargs, field) in [
+        (&[0xc1][..], &[][..], "args is not valid msgpack"),
+        (&[0x92, 0x01][..], &[][..], "args is not valid msgpack"),
+        (
+            &[0x90][..],
+            &[0x81, 0xa1][..],
+            "kwargs is not valid msgpack",
+        ),
+        (
+            &[0x01][..],
+            &[][..],
+            "field \"args\" of a call message must be a msgpack array",
+        ),
+        (
+            &[0x90][..],
+            &[0x90][..],
+            "field \"kwargs\" of a call message must be a msgpack map",
+        ),
+    ] {
+        assert_eq!(
+            c.call(echo, args, kwargs),
+            Err(srpc_status::SrpcStatusErrInvalidArgument)
+        );
+        assert!(
+            last_message().contains(field),
+            "{field}: {}",
+            last_message()
+        );
+    }
+    let mut id = 0;
+    // SAFETY: live client; the slice is valid for the call.
+    let st = unsafe { srpc_client_getitem(c.0, echo, sl(&[]), &mut id) };
+    assert_eq!(st, srpc_status::SrpcStatusErrInvalidArgument);
+    assert!(last_message().contains("key"), "{}", last_message());
+    // SAFETY: as above.
+    let st = unsafe { srpc_client_getitem(c.0, echo, sl(&[0x92]), &mut id) };
+    assert_eq!(st, srpc_status::SrpcStatusErrInvalidArgument);
+    assert!(
+        last_message().contains("key is not valid msgpack"),
+        "{}",
+        last_message()
+    );
+    // Nothing was sent: the connection goes on.
+    let value = c.getattr(m, "value");
+    assert!(!c.materialize(value).is_empty());
+}

@@ -460,6 +460,11 @@ typedef void (*srpc_close_fn)(void *userdata, void *session);
  `reply` are valid only during the callback and only on its thread: a
  reply answered later, or from another thread, is refused with
  SRPC_STATUS_ERR_STATE. Any other status reports the call as failed.
+
+ `call->args`, `kwargs` and `key` are borrowed from the request frame, as
+ the client wrote them: a proxy reference in them is the client's marker
+ map, whose `obj_id` is no handle of this executor; the i-th marker stands
+ for the handle `call->refs[i]` (see srpc_call).
  */
 typedef srpc_status (*srpc_call_fn)(void *userdata,
                                     void *session,
@@ -724,7 +729,13 @@ const char *srpc_status_name(srpc_status status);
 srpc_status srpc_reply_handle(struct srpc_reply *reply, uint64_t handle);
 
 /*
- Answer with a value, given as msgpack (copied; checked when it is sent).
+ Answer with a value, given as msgpack. The bytes are checked here, once,
+ and copied once, into the buffer that becomes the response frame (they
+ reach the client byte for byte, never decoded and encoded again). Bytes
+ that are not exactly one msgpack value return
+ SRPC_STATUS_ERR_INVALID_ARGUMENT, and unless the callback then answers
+ otherwise, the client gets a `simplerpc.ExecutorError` saying that the
+ executor answered invalid msgpack.
 
  # Safety
  `reply` is the pointer passed to the running callback; `data` is NULL with

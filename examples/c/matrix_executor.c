@@ -67,7 +67,11 @@ typedef struct {
     object owned;   /* from an ndarray (freed by the caller) */
 } arg;
 
-static const char *read_arg(session *s, mp_reader *r, arg *a) {
+/* Read the next argument. A proxy reference is the client's marker map
+ * {"__rpc_proxy__": true, "obj_id": ID}: ID is the client's object id, not a
+ * handle of ours; the handle of the i-th marker is c->refs[i] (*next_ref
+ * counts the markers read so far). */
+static const char *read_arg(session *s, mp_reader *r, const srpc_call *c, size_t *next_ref, arg *a) {
     memset(a, 0, sizeof *a);
     mp_obj o = mp_next(r);
     if (o.type == MP_INT || o.type == MP_FLOAT) {
@@ -83,11 +87,7 @@ static const char *read_arg(session *s, mp_reader *r, arg *a) {
     for (uint32_t i = 0; i < o.len && !r->err; i++) {
         mp_obj k = mp_next(r);
         if (mp_is(&k, "__rpc_proxy__")) { mp_skip(r); is_proxy = 1; }
-        else if (mp_is(&k, "obj_id")) {
-            mp_obj v = mp_next(r);
-            a->m = lookup(s, (uint64_t)v.i);
-            if (!a->m || a->m->kind != K_MATRIX) return "argument names no matrix";
-        } else if (mp_is(&k, "type")) {
+        else if (mp_is(&k, "type")) {
             mp_obj v = mp_next(r);
             type = mp_is(&v, "<f8") ? "<f8" : "other";
         } else if (mp_is(&k, "shape")) {
@@ -101,7 +101,11 @@ static const char *read_arg(session *s, mp_reader *r, arg *a) {
         else mp_skip(r);
     }
     if (r->err) return "malformed argument";
-    if (is_proxy) return a->m ? NULL : "argument names no matrix";
+    if (is_proxy) {
+        if (*next_ref >= c->refs_len) return "a proxy reference without a handle";
+        a->m = lookup(s, c->refs[(*next_ref)++]);
+        return a->m && a->m->kind == K_MATRIX ? NULL : "argument names no matrix";
+    }
     if (!type || strcmp(type, "<f8") != 0 || ndim < 1 || ndim > 2) return "arrays must be 1-d or 2-d float64";
     uint64_t rows = ndim == 2 ? shape[0] : 1, cols = ndim == 2 ? shape[1] : shape[0];
     if (data.len != rows * cols * sizeof(double)) return "array data does not match its shape";
@@ -126,7 +130,8 @@ static srpc_status do_call(session *s, enum func f, const srpc_call *c, srpc_rep
     }
     const char *err = NULL;
     uint32_t got = 0;
-    for (; got < n && !err; got++) err = read_arg(s, &r, &a[got]);
+    size_t next_ref = 0;
+    for (; got < n && !err; got++) err = read_arg(s, &r, c, &next_ref, &a[got]);
     object out;
     memset(&out, 0, sizeof out);
     if (!err) {

@@ -4,7 +4,7 @@ use std::ffi::c_void;
 use std::sync::Arc;
 
 use simplerpc_core::{
-    codec, Arguments, Bytes, ExecError, ExecResult, Executor, Handle, Key, ObjId, Target, Value,
+    Arguments, Bytes, ExecError, ExecResult, Executor, Handle, Key, RawValue, Target, Value,
 };
 
 use crate::error::{
@@ -26,6 +26,11 @@ pub type srpc_close_fn = Option<unsafe extern "C" fn(userdata: *mut c_void, sess
 /// `reply` are valid only during the callback and only on its thread: a
 /// reply answered later, or from another thread, is refused with
 /// SRPC_STATUS_ERR_STATE. Any other status reports the call as failed.
+///
+/// `call->args`, `kwargs` and `key` are borrowed from the request frame, as
+/// the client wrote them: a proxy reference in them is the client's marker
+/// map, whose `obj_id` is no handle of this executor; the i-th marker stands
+/// for the handle `call->refs[i]` (see srpc_call).
 pub type srpc_call_fn = Option<
     unsafe extern "C" fn(
         userdata: *mut c_void,
@@ -153,12 +158,21 @@ impl Drop for CExecutor {
 /// Where a callback puts its answer. Opaque; valid only during the callback.
 #[allow(non_camel_case_types)]
 pub struct srpc_reply {
+    /// The call being answered, for messages.
+    kind: srpc_call_kind,
     answer: Option<Result<Answer, ExecError>>,
+    /// A value srpc_reply_value() refused (not msgpack): reported to the
+    /// client unless the callback answers properly after all.
+    refused: Option<ExecError>,
 }
 
 enum Answer {
     Handle(u64),
-    Value(Bytes),
+    /// msgpack checked once and copied once, into the buffer that becomes
+    /// the response frame.
+    Value(RawValue),
+    /// No answer, where none is needed (execute).
+    Nothing,
 }
 
 fn str_or(s: &srpc_str, what: &str) -> Result<String, FfiError> {
@@ -206,7 +220,13 @@ pub unsafe extern "C" fn srpc_reply_handle(reply: *mut srpc_reply, handle: u64) 
     })
 }
 
-/// Answer with a value, given as msgpack (copied; checked when it is sent).
+/// Answer with a value, given as msgpack. The bytes are checked here, once,
+/// and copied once, into the buffer that becomes the response frame (they
+/// reach the client byte for byte, never decoded and encoded again). Bytes
+/// that are not exactly one msgpack value return
+/// SRPC_STATUS_ERR_INVALID_ARGUMENT, and unless the callback then answers
+/// otherwise, the client gets a `simplerpc.ExecutorError` saying that the
+/// executor answered invalid msgpack.
 ///
 /// # Safety
 /// `reply` is the pointer passed to the running callback; `data` is NULL with
@@ -221,8 +241,24 @@ pub unsafe extern "C" fn srpc_reply_value(
         let r = reply_mut(reply)?;
         // SAFETY: forwarded precondition.
         let bytes = unsafe { crate::types::raw_slice(data, len, "data")? };
-        r.answer = Some(Ok(Answer::Value(Bytes::copy_from_slice(bytes))));
-        Ok(())
+        match RawValue::copy_from_slice(bytes) {
+            Ok(v) => {
+                r.answer = Some(Ok(Answer::Value(v)));
+                Ok(())
+            }
+            Err(e) => {
+                r.refused = Some(ExecError::new(
+                    EXECUTOR_ERROR,
+                    format!(
+                        "the C executor answered a {} request with invalid msgpack: {e}",
+                        r.kind.wire_name()
+                    ),
+                ));
+                Err(FfiError::invalid(format!(
+                    "the value is not valid msgpack ({len} bytes): {e}"
+                )))
+            }
+        }
     })
 }
 
@@ -272,26 +308,19 @@ fn slice(b: &[u8]) -> srpc_slice {
     }
 }
 
-/// Executor handles travel to the host as proxy markers naming the handle.
-fn encode_for_host(mut v: Value) -> ExecResult<Vec<u8>> {
-    let _ = v.walk_mut(&mut |v: &mut Value| {
-        if let Value::Handle(h) = *v {
-            *v = Value::Proxy(ObjId(h.0));
-        }
-        Ok::<(), ()>(())
-    });
-    codec::to_vec(&v).map_err(|e| ExecError::value_error(e.to_string()))
-}
+/// The exception type of the executor's own faults.
+const EXECUTOR_ERROR: &str = "simplerpc.ExecutorError";
 
 struct CallData<'a> {
     kind: srpc_call_kind,
     obj: Option<Handle>,
     name: &'a str,
     path: &'a str,
-    args: Vec<u8>,
-    kwargs: Vec<u8>,
-    key: Vec<u8>,
+    args: &'a [u8],
+    kwargs: &'a [u8],
+    key: &'a [u8],
     payload: &'a [u8],
+    refs: &'a [u64],
 }
 
 impl<'a> CallData<'a> {
@@ -301,19 +330,25 @@ impl<'a> CallData<'a> {
             obj: None,
             name: "",
             path: "",
-            args: Vec::new(),
-            kwargs: Vec::new(),
-            key: Vec::new(),
+            args: &[],
+            kwargs: &[],
+            key: &[],
             payload: &[],
+            refs: &[],
         }
     }
+}
+
+/// The handles of a call's references, as the C ABI passes them.
+fn handles(refs: &[Handle]) -> Vec<u64> {
+    refs.iter().map(|h| h.0).collect()
 }
 
 impl CExecutor {
     fn invoke(&mut self, d: CallData<'_>) -> ExecResult<Answer> {
         if !self.opened {
             return Err(ExecError::new(
-                "simplerpc.ExecutorError",
+                EXECUTOR_ERROR,
                 "the server's executor refused to open a session for this client",
             ));
         }
@@ -322,33 +357,42 @@ impl CExecutor {
             obj: d.obj.map_or(SRPC_NO_OBJECT, |h| h.0),
             name: borrowed(d.name),
             path: borrowed(d.path),
-            args: slice(&d.args),
-            kwargs: slice(&d.kwargs),
-            key: slice(&d.key),
+            args: slice(d.args),
+            kwargs: slice(d.kwargs),
+            key: slice(d.key),
             payload: slice(d.payload),
-            refs: std::ptr::null(),
-            refs_len: 0,
+            refs: if d.refs.is_empty() {
+                std::ptr::null()
+            } else {
+                d.refs.as_ptr()
+            },
+            refs_len: d.refs.len(),
         };
-        let mut reply = srpc_reply { answer: None };
+        let mut reply = srpc_reply {
+            kind: d.kind,
+            answer: None,
+            refused: None,
+        };
         let f = self.cb.0.call.expect("checked in Callbacks::new");
         let previous = CURRENT_REPLY.with(|c| c.replace(&mut reply as *mut srpc_reply));
         // SAFETY: the host's callback; `call` and `reply` live across the call.
         let st = unsafe { f(self.cb.0.userdata, self.session, &call, &mut reply) };
         CURRENT_REPLY.with(|c| c.set(previous));
         let ok = st == SrpcStatusOk as u32;
+        let wire = d.kind.wire_name();
         match reply.answer {
             Some(a) if ok => a,
-            None if ok && d.kind == srpc_call_kind::SrpcCallKindExecute => {
-                Ok(Answer::Value(Bytes::new()))
-            }
+            Some(Err(e)) => Err(e),
+            // The executor's one try at a value was not msgpack: say so,
+            // whatever status the callback returned after it.
+            None if reply.refused.is_some() => Err(reply.refused.take().expect("checked")),
+            None if ok && d.kind == srpc_call_kind::SrpcCallKindExecute => Ok(Answer::Nothing),
             None if ok => Err(ExecError::new(
-                "simplerpc.ExecutorError",
+                EXECUTOR_ERROR,
                 format!(
-                    "the C executor answered a {} call with no result (no srpc_reply_* call)",
-                    d.kind.wire_name()
+                    "the C executor answered a {wire} request with no result (no srpc_reply_* call)"
                 ),
             )),
-            Some(Err(e)) => Err(e),
             answer => {
                 // A handle answered and then a failure: the handle is not
                 // used, so give it back.
@@ -356,11 +400,10 @@ impl CExecutor {
                     self.release(Handle(h));
                 }
                 Err(ExecError::new(
-                    "simplerpc.ExecutorError",
+                    EXECUTOR_ERROR,
                     format!(
-                        "the C executor's callback failed with status {} for a {} call",
+                        "the C executor's callback failed with status {} serving a {wire} request",
                         srpc_status::describe(st),
-                        d.kind.wire_name()
                     ),
                 ))
             }
@@ -368,30 +411,33 @@ impl CExecutor {
     }
 
     fn handle(&mut self, d: CallData<'_>) -> ExecResult<Handle> {
+        let wire = d.kind.wire_name();
         match self.invoke(d)? {
             Answer::Handle(h) => Ok(Handle(h)),
-            Answer::Value(_) => Err(ExecError::new(
-                "simplerpc.ExecutorError",
-                "the C executor answered with a value where a handle was expected",
+            Answer::Value(_) | Answer::Nothing => Err(ExecError::new(
+                EXECUTOR_ERROR,
+                format!(
+                    "the C executor answered a {wire} request with a value where a handle was expected"
+                ),
             )),
         }
     }
 
-    fn value(&mut self, d: CallData<'_>) -> ExecResult<Value> {
+    /// The msgpack value a callback answered, as it answered it.
+    fn value(&mut self, d: CallData<'_>) -> ExecResult<RawValue> {
+        let wire = d.kind.wire_name();
         match self.invoke(d)? {
+            Answer::Value(v) => Ok(v),
             Answer::Handle(h) => {
                 self.release(Handle(h));
                 Err(ExecError::new(
-                    "simplerpc.ExecutorError",
-                    "the C executor answered with a handle where a value was expected",
+                    EXECUTOR_ERROR,
+                    format!(
+                        "the C executor answered a {wire} request with a handle where a value was expected"
+                    ),
                 ))
             }
-            Answer::Value(b) => codec::from_bytes(&b).map_err(|e| {
-                ExecError::new(
-                    "simplerpc.ExecutorError",
-                    format!("the C executor answered with invalid msgpack: {e}"),
-                )
-            }),
+            Answer::Nothing => unreachable!("only execute may answer nothing"),
         }
     }
 }
@@ -427,24 +473,31 @@ impl Executor for CExecutor {
     }
 
     fn call(&mut self, t: Target<'_>, a: Arguments) -> ExecResult<Handle> {
+        // The frame's own bytes, borrowed: the markers in them keep the
+        // client's ids, and `refs` says which handle each stands for.
+        let refs = handles(&a.refs);
         let mut d = CallData::new(srpc_call_kind::SrpcCallKindCall);
         target(t, &mut d);
-        d.args = encode_for_host(Value::List(a.args))?;
-        d.kwargs = encode_for_host(Value::map(a.kwargs))?;
+        d.args = a.raw_args.as_bytes();
+        d.kwargs = a.raw_kwargs.as_bytes();
+        d.refs = &refs;
         self.handle(d)
     }
 
     fn getitem(&mut self, obj: Handle, key: Key) -> ExecResult<Handle> {
+        let refs = handles(&key.refs);
         let mut d = CallData::new(srpc_call_kind::SrpcCallKindGetItem);
         d.obj = Some(obj);
-        d.key = encode_for_host(key.value)?;
+        d.key = key.raw.as_bytes();
+        d.refs = &refs;
         self.handle(d)
     }
 
     fn materialize(&mut self, obj: Handle) -> ExecResult<Value> {
         let mut d = CallData::new(srpc_call_kind::SrpcCallKindMaterialize);
         d.obj = Some(obj);
-        self.value(d)
+        // Checked when the callback answered; sent as it is.
+        self.value(d).map(Value::Raw)
     }
 
     fn eval(&mut self, expr: &str) -> ExecResult<Handle> {
@@ -470,7 +523,16 @@ impl Executor for CExecutor {
     }
 
     fn namespace(&mut self) -> ExecResult<Vec<(String, String)>> {
-        match self.value(CallData::new(srpc_call_kind::SrpcCallKindGetNamespace))? {
+        let raw = self.value(CallData::new(srpc_call_kind::SrpcCallKindGetNamespace))?;
+        let decoded = raw.decode().map_err(|e| {
+            ExecError::new(
+                EXECUTOR_ERROR,
+                format!(
+                    "the C executor answered a get_namespace request with invalid msgpack: {e}"
+                ),
+            )
+        })?;
+        match decoded {
             Value::Map(pairs) => Ok(pairs
                 .into_iter()
                 .filter_map(|(k, v)| match (k, v) {
@@ -480,7 +542,7 @@ impl Executor for CExecutor {
                 .collect()),
             Value::Nil => Ok(Vec::new()),
             other => Err(ExecError::new(
-                "simplerpc.ExecutorError",
+                EXECUTOR_ERROR,
                 format!(
                     "the C executor's namespace must be a map of str to str, got {}",
                     other.type_name()

@@ -193,6 +193,107 @@ fn msgpack_the_library_refuses_names_the_field() {
         last_message()
     );
     // Nothing was sent: the connection goes on.
+    assert_eq!(c.materialize(c.getattr(m, "value")), common::ODD_BYTES);
+}
+
+#[test]
+fn a_c_executor_value_reaches_a_c_client_byte_for_byte() {
+    let server = Server::start();
+    let c = Client::connect(&server);
+    let m = c.import("t");
     let value = c.getattr(m, "value");
-    assert!(!c.materialize(value).is_empty());
+    // Key order, a uint8 written as 0xcc 0x05 and an int16 -1: a decode and
+    // re-encode anywhere on the way would change these bytes.
+    assert_eq!(c.materialize(value), common::ODD_BYTES);
+    let mut r = std::mem::MaybeUninit::<srpc_response>::uninit();
+    let call = call_of(srpc_call_kind::SrpcCallKindMaterialize, value);
+    // SAFETY: live client, valid call, `r` valid for writing.
+    let st = unsafe { srpc_client_request(c.0, &call, r.as_mut_ptr()) };
+    assert_eq!(st, srpc_status::SrpcStatusOk, "{}", last_message());
+    // SAFETY: written on success.
+    let mut r = unsafe { r.assume_init() };
+    assert_eq!(r.kind, srpc_response_kind::SrpcResponseKindValue);
+    assert_eq!(buf_bytes(&r.value), common::ODD_BYTES);
+    // SAFETY: from the library, freed once.
+    unsafe { srpc_buf_free(&mut r.value) };
+}
+
+#[test]
+fn call_arguments_reach_the_executor_as_the_client_wrote_them() {
+    let server = Server::start();
+    let c = Client::connect(&server);
+    let m = c.import("t"); // handle MODULE
+    let value = c.getattr(m, "value"); // handle VALUE
+    let echo = c.getattr(m, "echo"); // handle ECHO
+    assert_eq!((m, value, echo), (0, 1, 2), "protocol ids count from 0");
+    // [ref(echo), {"b": 5 (uint8), "a": ref(m)}] and {"k": ref(value), "n": -1 (int16)}
+    let mut args = vec![0x92];
+    args.extend(common::marker(echo));
+    args.extend([0x82, 0xa1, b'b', 0xcc, 0x05, 0xa1, b'a']);
+    args.extend(common::marker(m));
+    let mut kwargs = vec![0x82, 0xa1, b'k'];
+    kwargs.extend(common::marker(value));
+    kwargs.extend([0xa1, b'n', 0xd1, 0xff, 0xff]);
+    let result = c.call(echo, &args, &kwargs).unwrap();
+
+    let (got_args, got_kwargs, refs) = server.calls()[0].clone();
+    // The frame's own bytes: the markers still carry the client's ids...
+    assert_eq!(got_args, args);
+    assert_eq!(got_kwargs, kwargs);
+    // ...and refs says which handle each stands for, in order.
+    assert_eq!(refs, vec![common::ECHO, common::MODULE, common::VALUE]);
+
+    // The executor answers [args, kwargs, refs] by splicing the bytes it got:
+    // they come back to this client unchanged.
+    let mut expected = vec![0x93];
+    expected.extend(&args);
+    expected.extend(&kwargs);
+    expected.push(0x93);
+    for h in [common::ECHO, common::MODULE, common::VALUE] {
+        expected.push(0xcf);
+        expected.extend(h.to_be_bytes());
+    }
+    assert_eq!(c.materialize(result), expected);
+
+    // A getitem key likewise, with its own refs.
+    let mut key = vec![0x92, 0xcd, 0x00, 0x01];
+    key.extend(common::marker(value));
+    let mut item = 0;
+    // SAFETY: live client; the slice is valid for the call.
+    let st = unsafe { srpc_client_getitem(c.0, echo, sl(&key), &mut item) };
+    assert_eq!(st, srpc_status::SrpcStatusOk, "{}", last_message());
+    let (got_key, _, refs) = server.calls()[1].clone();
+    assert_eq!(got_key, key);
+    assert_eq!(refs, vec![common::VALUE]);
+}
+
+#[test]
+fn a_value_that_is_not_msgpack_is_refused_once_and_named() {
+    let server = Server::start();
+    let c = Client::connect(&server);
+    let m = c.import("t");
+    let junk = c.getattr(m, "junk");
+    let mut v = srpc_buf::empty();
+    // SAFETY: live client, valid out-pointer.
+    let st = unsafe { srpc_client_materialize(c.0, junk, &mut v) };
+    assert_eq!(st, srpc_status::SrpcStatusErrRemote);
+    assert_eq!(
+        server.junk_status(),
+        Some(srpc_status::SrpcStatusErrInvalidArgument as u32),
+        "srpc_reply_value refuses it"
+    );
+    let t = simplerpc::error::srpc_last_error_type();
+    // SAFETY: NUL-terminated, valid until the next call on this thread.
+    let t = unsafe { std::ffi::CStr::from_ptr(t) }
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(t, "simplerpc.ExecutorError");
+    assert!(
+        last_message().contains("answered a materialize request with invalid msgpack"),
+        "{}",
+        last_message()
+    );
+    // The connection goes on.
+    assert_eq!(c.materialize(c.getattr(m, "value")), common::ODD_BYTES);
 }

@@ -24,9 +24,18 @@ from simplerpc import (
 )
 from simplerpc._executor import PythonExecutor, describe_exception
 from simplerpc._native_api import NativeClientAPI, NativeRemoteError
-from simplerpc._serialization import packb
+from simplerpc._serialization import packb, unpackb
 
 T = TypeVar("T")
+
+
+def refs_of(*packed: bytes) -> List[int]:
+    """What the server session passes as ``refs``: the handle of each proxy
+    marker, in order (here the ids the client holds are the handles)."""
+    found: List[int] = []
+    for p in packed:
+        unpackb(p, on_proxy=lambda marker: found.append(marker["obj_id"]))
+    return found
 
 
 class Loopback:
@@ -53,10 +62,10 @@ class Loopback:
         return self._run(self.ex.getattr, obj_id, path, attr)
 
     def call(self, obj_id: Optional[int], path: str, args: bytes, kwargs: bytes) -> int:
-        return self._run(self.ex.call, obj_id, path, args, kwargs)
+        return self._run(self.ex.call, obj_id, path, args, kwargs, refs_of(args, kwargs))
 
     def getitem(self, obj_id: int, key: bytes) -> int:
-        return self._run(self.ex.getitem, obj_id, key)
+        return self._run(self.ex.getitem, obj_id, key, refs_of(key))
 
     def materialize(self, obj_id: int) -> bytes:
         return self._run(self.ex.materialize, obj_id)

@@ -6,7 +6,7 @@ import gc
 import os
 import weakref
 from pathlib import Path
-from typing import Any
+from typing import Any, List
 
 import dill
 import numpy as np
@@ -22,8 +22,19 @@ def ref(handle: int) -> dict:
     return {"__rpc_proxy__": True, "obj_id": handle}
 
 
+def refs_of(*packed: bytes) -> List[int]:
+    """The ids of the proxy markers in ``packed``, in order: what the server
+    session passes as ``refs`` when, as in these tests, a marker's id is the
+    executor's handle."""
+    found: List[int] = []
+    for p in packed:
+        unpackb(p, on_proxy=lambda marker: found.append(marker["obj_id"]))
+    return found
+
+
 def call(ex: PythonExecutor, handle: Any, path: str, *args: Any, **kwargs: Any) -> int:
-    return ex.call(handle, path, packb(list(args)), packb(kwargs))
+    a, k = packb(list(args)), packb(kwargs)
+    return ex.call(handle, path, a, k, refs_of(a, k))
 
 
 def value(ex: PythonExecutor, handle: int) -> Any:
@@ -82,6 +93,24 @@ def test_call_resolves_proxy_references_recursively(ex: PythonExecutor) -> None:
     assert ex.objects[h][0][0] == {"__rpc_proxy__": False, "obj_id": arr}
 
 
+def test_references_are_the_handles_given_not_the_ids_in_the_markers(ex: PythonExecutor) -> None:
+    """A marker's obj_id is the client's id; the server session passes the
+    handle each marker stands for, in order, and only those count."""
+    ex.execute("def echo(*args, **kwargs):\n    return [list(args), kwargs]")
+    echo = ex.eval("echo")
+    x, y = ex.eval("'x'"), ex.eval("'y'")
+    args = packb([ref(900), [ref(901)], {"k": ref(900)}])
+    kwargs = packb({"kw": ref(902)})
+    h = ex.call(echo, "echo", memoryview(args), kwargs, [y, x, y, x])
+    assert ex.objects[h] == [["y", ["x"], {"k": "y"}], {"kw": "x"}]
+    key = ex.getitem(ex.eval("{'x': 1}"), packb(ref(12345)), [x])
+    assert ex.objects[key] == 1
+    with pytest.raises(ValueError, match="more proxy references than the handles"):
+        ex.call(echo, "echo", args, kwargs, [y, x])
+    with pytest.raises(ValueError, match="fewer proxy references than the handles"):
+        ex.call(echo, "echo", args, kwargs, [y, x, y, x, y])
+
+
 def test_call_with_numpy_arrays_and_slices(ex: PythonExecutor) -> None:
     np_h = ex.import_module("numpy")
     add = ex.getattr(np_h, "numpy", "add")
@@ -122,7 +151,7 @@ def test_getitem(ex: PythonExecutor) -> None:
     np.testing.assert_array_equal(fancy, a[[1, 0]])
     np.testing.assert_array_equal(value(ex, ex.getitem(arr, packb(np.array([1, 0])))), a[[1, 0]])
     key = ex.eval("3")
-    assert value(ex, ex.getitem(d, packb(ref(key)))) == "int"
+    assert value(ex, ex.getitem(d, packb(ref(key)), [key])) == "int"
     with pytest.raises(IndexError):
         ex.getitem(lst, packb(10))
 

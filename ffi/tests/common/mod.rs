@@ -44,6 +44,8 @@ pub type Seen = (Vec<u8>, Vec<u8>, Vec<u64>);
 #[derive(Default)]
 pub struct State {
     pub calls: Mutex<Vec<Seen>>,
+    /// What srpc_reply_value() returned for bytes that are not msgpack.
+    pub junk_status: Mutex<Option<u32>>,
 }
 
 pub fn s(t: &str) -> srpc_str {
@@ -177,7 +179,11 @@ unsafe extern "C" fn on_call(
                 _ => return error(reply, "builtins.TypeError", "no value"),
             };
             // SAFETY: the running callback's reply; `v` valid for its length.
-            unsafe { srpc_reply_value(reply, v.as_ptr(), v.len()) as u32 }
+            let st = unsafe { srpc_reply_value(reply, v.as_ptr(), v.len()) as u32 };
+            if c.obj == JUNK {
+                *state.junk_status.lock().unwrap() = Some(st);
+            }
+            st
         }
         srpc_call_kind::SrpcCallKindGetNamespace => {
             let v = [0x81, 0xa1, b'x', 0xa3, b'i', b'n', b't'];
@@ -249,6 +255,12 @@ impl Server {
     pub fn calls(&self) -> Vec<Seen> {
         // SAFETY: the State lives until srpc_server_free.
         unsafe { &*self.state }.calls.lock().unwrap().clone()
+    }
+
+    /// What srpc_reply_value() returned for the junk value, if it was asked.
+    pub fn junk_status(&self) -> Option<u32> {
+        // SAFETY: as above.
+        *unsafe { &*self.state }.junk_status.lock().unwrap()
     }
 }
 

@@ -3,9 +3,10 @@
 Same semantics as the reference's ``ClientExecutor``, but with explicit
 handles: every result is stored under a fresh integer handle, which the
 caller (the server session in the core) maps to protocol object ids, and
-objects are freed by ``release``. Arguments and keys arrive as msgpack in
-the protocol's value format; proxy references in them name handles of this
-executor.
+objects are freed by ``release``. Arguments and keys arrive as the msgpack
+the client wrote (the request frame's own bytes); a proxy reference in them
+is still the client's marker, whose ``obj_id`` is the client's id, and the
+handles those markers stand for come alongside, in order (``refs``).
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ import builtins
 import importlib
 import traceback
 from collections.abc import Mapping
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Tuple
 
-from ._serialization import _hashable, packb, unpackb
+from ._serialization import _Buffer, _hashable, packb, unpackb
 
 __all__ = ["PythonExecutor", "describe_exception"]
 
@@ -73,15 +74,26 @@ class PythonExecutor:
         except KeyError:
             raise KeyError(f"no object with handle {handle} (never returned, or released)") from None
 
-    def _resolve(self, value: Any) -> Any:
-        """Replace proxy references (``{"__rpc_proxy__": True, "obj_id": H}``) by the objects."""
-        if isinstance(value, dict):
-            if value.get("__rpc_proxy__") is True and "obj_id" in value:
-                return self._get(value["obj_id"])
-            return {k: self._resolve(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self._resolve(v) for v in value]
-        return value
+    def _resolver(self, refs: Sequence[int]) -> Tuple[Callable[[Any], Any], Iterator[int]]:
+        """What replaces the i-th proxy marker: the object under ``refs[i]``.
+
+        The marker's own ``obj_id`` (the client's id) is never read.
+        """
+        handles = iter(refs)
+
+        def resolve(_marker: Any) -> Any:
+            try:
+                handle = next(handles)
+            except StopIteration:
+                raise ValueError("the arguments hold more proxy references than the handles given for them") from None
+            return self._get(handle)
+
+        return resolve, handles
+
+    @staticmethod
+    def _all_used(handles: Iterator[int]) -> None:
+        if next(handles, None) is not None:
+            raise ValueError("the arguments hold fewer proxy references than the handles given for them")
 
     def release(self, handle: int) -> None:
         """Drop the object stored under ``handle`` (unknown handles are ignored)."""
@@ -105,25 +117,30 @@ class PythonExecutor:
         obj = self._get(handle) if handle is not None else eval(path, self.globals)
         return self._store(getattr(obj, attr))
 
-    def call(self, handle: Optional[int], path: str, args: bytes, kwargs: bytes) -> int:
+    def call(self, handle: Optional[int], path: str, args: _Buffer, kwargs: _Buffer, refs: Sequence[int] = ()) -> int:
         """Call the object ``handle`` (or ``eval(path)``) with msgpack-encoded args and kwargs.
 
-        As in the reference, an object that is not callable has the attribute
-        named by the last component of ``path`` called instead.
+        ``args`` (an array) and ``kwargs`` (a map) are the bytes the client
+        sent; ``refs`` holds the handle each proxy reference marker in them
+        stands for, in the order the markers appear in ``args`` then
+        ``kwargs``. As in the reference, an object that is not callable has
+        the attribute named by the last component of ``path`` called instead.
         """
         if handle is not None:
             obj = self._get(handle)
             func = obj if callable(obj) else getattr(obj, path.split(".")[-1].rstrip("()"))
         else:
             func = eval(path, self.globals)
-        call_args = self._resolve(unpackb(args))
-        call_kwargs = self._resolve(unpackb(kwargs))
+        resolve, rest = self._resolver(refs)
+        call_args = unpackb(args, on_proxy=resolve)
+        call_kwargs = unpackb(kwargs, on_proxy=resolve)
+        self._all_used(rest)
         if not isinstance(call_args, list) or not isinstance(call_kwargs, dict):
             raise TypeError("call arguments must be an array and keyword arguments a map")
         return self._store(func(*call_args, **call_kwargs))
 
-    def getitem(self, handle: int, key: bytes) -> int:
-        """``obj[key]`` with a msgpack-encoded key.
+    def getitem(self, handle: int, key: _Buffer, refs: Sequence[int] = ()) -> int:
+        """``obj[key]`` with a msgpack-encoded key (``refs``: as for :meth:`call`).
 
         Tuples travel as arrays, so a key arrives as a list whether the
         client indexed with a tuple or a list. Like the reference, the list
@@ -132,7 +149,9 @@ class PythonExecutor:
         (``a[1:3, 0]``) or indexes a mapping (``d[1, 2]``).
         """
         obj = self._get(handle)
-        k = self._resolve(unpackb(key))
+        resolve, rest = self._resolver(refs)
+        k = unpackb(key, on_proxy=resolve)
+        self._all_used(rest)
         if isinstance(k, list):
             if isinstance(obj, Mapping):
                 k = _hashable(k)

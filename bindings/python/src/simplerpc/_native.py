@@ -9,6 +9,7 @@ client waiting on the network never blocks other Python threads.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import ctypes
 import glob
 import os
@@ -25,7 +26,7 @@ from ctypes import (
     c_uint64,
     c_void_p,
 )
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 
 from ._native_api import NativeRemoteError
 from .errors import AuthenticationError, ConnectionClosedError, ProtocolError, RequestTimeoutError, SimpleRPCError
@@ -239,6 +240,20 @@ def _decode_and_free(buf: Buf, decode: Callable[[memoryview], Any]) -> Any:
             view.release()
     finally:
         _buf_free(byref(buf))
+
+
+@contextlib.contextmanager
+def _borrowed(s: Slice, empty: bytes) -> Iterator[memoryview]:
+    """A view of bytes the library lends for one callback (no copy), released
+    after it; ``empty`` stands in when the slice is empty."""
+    if not s.ptr or not s.len:
+        yield memoryview(empty)
+        return
+    view = memoryview((ctypes.c_char * s.len).from_address(s.ptr)).cast("B")
+    try:
+        yield view
+    finally:
+        view.release()
 
 
 class _Keep:
@@ -489,9 +504,15 @@ class NativeServer:
             elif kind == SRPC_CALL_KIND_GET_ATTR:
                 h = ex.getattr(obj, path, name)
             elif kind == SRPC_CALL_KIND_CALL:
-                h = ex.call(obj, path, ctypes.string_at(c.args.ptr, c.args.len), ctypes.string_at(c.kwargs.ptr, c.kwargs.len) if c.kwargs.len else b"\x80")
+                # The request frame's own bytes, borrowed for this callback;
+                # refs[i] is the handle of the i-th proxy marker in them.
+                refs = c.refs[: c.refs_len] if c.refs_len else ()
+                with _borrowed(c.args, b"\x90") as args, _borrowed(c.kwargs, b"\x80") as kwargs:
+                    h = ex.call(obj, path, args, kwargs, refs)
             elif kind == SRPC_CALL_KIND_GET_ITEM:
-                h = ex.getitem(obj, ctypes.string_at(c.key.ptr, c.key.len))
+                refs = c.refs[: c.refs_len] if c.refs_len else ()
+                with _borrowed(c.key, b"\xc0") as key:
+                    h = ex.getitem(obj, key, refs)
             elif kind == SRPC_CALL_KIND_EVAL:
                 h = ex.eval(name)
             elif kind == SRPC_CALL_KIND_TELEPORT:

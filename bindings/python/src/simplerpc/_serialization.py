@@ -26,7 +26,7 @@ import os
 import sys
 import threading
 import types
-from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 from msgpack import ExtType
 
@@ -87,18 +87,23 @@ def packb(obj: Any, *, proxy_owner: Any = None) -> bytes:
     return b"".join(pieces)
 
 
-def unpackb(data: _Buffer, *, allow_pickle: bool = False) -> Any:
+def unpackb(data: _Buffer, *, allow_pickle: bool = False, on_proxy: Optional[Callable[[Dict[str, Any]], Any]] = None) -> Any:
     """Decode one msgpack value in the protocol's format.
 
     Marker maps come back as numpy arrays (writable, C-ordered, dtype and
     byte order as sent, shape preserved), numpy scalars, complex numbers and
-    slices. Proxy reference maps stay dicts. Arrays decode to lists.
+    slices. Proxy reference maps stay dicts unless ``on_proxy`` is given.
+    Arrays decode to lists.
 
     Args:
         data: the encoded value (bytes, bytearray or memoryview).
         allow_pickle: decode object arrays (kind ``b"O"``) by unpickling
             them. Unpickling runs code chosen by whoever produced ``data``:
             enable only for a trusted peer.
+        on_proxy: called with each proxy reference marker map
+            (``{"__rpc_proxy__": True, "obj_id": N}``, recognised exactly as
+            the core recognises one), in the order the markers appear in
+            ``data``; what it returns replaces the marker.
 
     Raises:
         ValueError: malformed data, or an object array without ``allow_pickle``.
@@ -106,7 +111,7 @@ def unpackb(data: _Buffer, *, allow_pickle: bool = False) -> Any:
     """
 
     def hook(pairs: List[Tuple[Any, Any]]) -> Any:
-        return _decode_map(pairs, allow_pickle)
+        return _decode_map(pairs, allow_pickle, on_proxy)
 
     return _unpackb(data, raw=False, strict_map_key=False, object_pairs_hook=hook)
 
@@ -163,7 +168,13 @@ def _encode_array(np: Any, arr: Any, spliced: List[Tuple[bytes, Any]]) -> Dict[b
 # ----------------------------------------------------------------- decoding
 
 
-def _decode_map(pairs: List[Tuple[Any, Any]], allow_pickle: bool) -> Any:
+def _is_proxy_marker(obj: Dict[Any, Any]) -> bool:
+    """``{"__rpc_proxy__": True, "obj_id": N}`` with N a non-negative int, in either key order."""
+    obj_id = obj.get("obj_id")
+    return len(obj) == 2 and obj.get("__rpc_proxy__") is True and type(obj_id) is int and obj_id >= 0
+
+
+def _decode_map(pairs: List[Tuple[Any, Any]], allow_pickle: bool, on_proxy: Optional[Callable[[Dict[str, Any]], Any]] = None) -> Any:
     try:
         obj = dict(pairs)
     except TypeError:  # an array as a key: make it a tuple
@@ -179,6 +190,10 @@ def _decode_map(pairs: List[Tuple[Any, Any]], allow_pickle: bool) -> Any:
         return complex(text.decode() if isinstance(text, bytes) else text)
     elif obj.get("__slice__") is True and obj.keys() <= _SLICE_KEYS:
         return slice(obj.get("start"), obj.get("stop"), obj.get("step"))
+    elif on_proxy is not None and _is_proxy_marker(obj):
+        # Markers hold no maps, so this hook meets them in the order they
+        # appear in the bytes (inner maps complete before outer ones).
+        return on_proxy(obj)
     return obj
 
 

@@ -4,12 +4,23 @@
  * Conventions
  * - Every function returns an srpc_status (SRPC_STATUS_OK is 0) unless it cannot fail.
  *   After a failure, srpc_last_error_message() and friends describe it; they
- *   are per thread and valid until the next srpc_ call on that thread.
- * - Out-parameters are written only on success.
+ *   are per thread and valid until the next srpc_ call on that thread. A
+ *   success clears them (srpc_last_error_message() is then NULL).
+ * - Out-parameters are written only on success, with one exception: an
+ *   srpc_response is also written for SRPC_STATUS_ERR_REMOTE, with kind
+ *   SRPC_RESPONSE_KIND_ERROR (see srpc_response).
  * - Borrowed inputs (srpc_str, srpc_slice, const pointers) need only live for
  *   the call. Owned outputs (srpc_buf) belong to the caller, who frees them
  *   with srpc_buf_free(). Opaque objects are freed with their _free function.
+ * - msgpack crosses this boundary as it is: what a client passes goes into the
+ *   frame byte for byte, and what comes back is the frame's own bytes (an
+ *   srpc_buf pointing into the received frame). Executor callbacks get the
+ *   request frame's bytes and the handles of its proxy references (srpc_call).
  * - No Rust panic crosses this boundary: it becomes SRPC_STATUS_ERR_PANIC.
+ * - Names: functions are srpc_<object>_<verb>, destructors srpc_<object>_free;
+ *   every enum constant is SRPC_<ENUM>_<VARIANT>. An enum value the host hands
+ *   in (a callback's srpc_status, srpc_call.kind, a log level) is read as a
+ *   plain uint32_t: a number that is no variant is reported, never undefined.
  * - Threads: an srpc_client may be used from any thread (calls are serialised);
  *   srpc_client_session and srpc_server_session from one thread at a time;
  *   executor callbacks of a running srpc_server are called from the server's

@@ -88,6 +88,7 @@ impl Drop for Callbacks {
 }
 
 impl Callbacks {
+    /// Take a copy of the host's callbacks (`call` is required).
     pub fn new(e: &srpc_executor) -> Result<Arc<Callbacks>, FfiError> {
         if e.call.is_none() {
             return Err(FfiError::null("executor.call"));

@@ -368,7 +368,7 @@ impl srpc_call {
     /// Every pointer field is NULL with length 0 or valid for its length,
     /// for as long as the result is used.
     pub unsafe fn to_outgoing(&self) -> Result<Outgoing<'_>, FfiError> {
-        // SAFETY (all blocks below): forwarded precondition on the fields.
+        // SAFETY: `name` is valid for its length (the caller's contract).
         let name = || unsafe { self.name.as_str("name") }.map(str::to_owned);
         let kind = srpc_call_kind::from_u32(self.kind).ok_or_else(|| {
             FfiError::invalid(format!("call kind {} is not an srpc_call_kind", self.kind))
@@ -377,20 +377,27 @@ impl srpc_call {
             srpc_call_kind::SrpcCallKindImportModule => Request::ImportModule { module: name()? },
             srpc_call_kind::SrpcCallKindGetBuiltin => Request::GetBuiltin { name: name()? },
             srpc_call_kind::SrpcCallKindGetAttr => Request::GetAttr {
+                // SAFETY: `path` is valid for its length (the caller's contract).
                 path: unsafe { self.path.as_str("path")? }.to_owned(),
                 obj_id: obj(self.obj),
                 attr: name()?,
             },
             srpc_call_kind::SrpcCallKindCall => {
                 return Ok(Outgoing::Raw(RawRequest::Call {
+                    // SAFETY: `path` is valid for its length (the caller's contract).
                     path: unsafe { self.path.as_str("path")? },
                     obj_id: obj(self.obj),
+                    // SAFETY: `args` is valid for its length, for as long as
+                    // the result is used (the caller's contract).
                     args: unsafe { self.args.as_bytes("args")? },
+                    // SAFETY: as for `args`.
                     kwargs: unsafe { self.kwargs.as_bytes("kwargs")? },
-                }))
+                }));
             }
             srpc_call_kind::SrpcCallKindGetItem => {
                 let obj_id = need_obj(self.obj, "getitem")?;
+                // SAFETY: `key` is valid for its length, for as long as the
+                // result is used (the caller's contract).
                 let key = unsafe { self.key.as_bytes("key")? };
                 if key.is_empty() {
                     return Err(FfiError::invalid(
@@ -405,6 +412,7 @@ impl srpc_call {
             srpc_call_kind::SrpcCallKindEval => Request::Eval { expr: name()? },
             srpc_call_kind::SrpcCallKindExecute => Request::Execute { code: name()? },
             srpc_call_kind::SrpcCallKindTeleport => Request::Teleport {
+                // SAFETY: `payload` is valid for its length (the caller's contract).
                 func_bytes: Bytes::copy_from_slice(unsafe { self.payload.as_bytes("payload")? }),
                 name: name()?,
             },

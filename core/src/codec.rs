@@ -611,13 +611,18 @@ fn recognise(pairs: Vec<(Value, Value)>) -> Value {
             _ => None,
         }
     } else if pairs.len() == 4 && str_key(&pairs, "__slice__") == Some(&Value::Bool(true)) {
-        match (
-            str_key(&pairs, "start"),
-            str_key(&pairs, "stop"),
-            str_key(&pairs, "step"),
-        ) {
-            (Some(a), Some(b), Some(c)) => Some(Value::slice(a.clone(), b.clone(), c.clone())),
-            _ => None,
+        // Only in the order every client writes (and the encoder re-writes):
+        // a slice is walked start, stop, step, and the references in it must
+        // be met in the order their bytes stand in the frame.
+        let keys: Vec<Option<&str>> = pairs.iter().map(|(k, _)| k.as_str()).collect();
+        if keys == [Some("__slice__"), Some("start"), Some("stop"), Some("step")] {
+            Some(Value::slice(
+                pairs[1].1.clone(),
+                pairs[2].1.clone(),
+                pairs[3].1.clone(),
+            ))
+        } else {
+            None
         }
     } else {
         None

@@ -243,6 +243,51 @@ typedef uint32_t srpc_call_kind;
 #endif // __cplusplus
 
 /*
+ Which trail to build with srpc_trail().
+ */
+enum srpc_trail_kind
+#ifdef __cplusplus
+  : uint32_t
+#endif // __cplusplus
+ {
+  /*
+   `name`: an imported module's trail (`a` is the module name).
+   */
+  SRPC_TRAIL_KIND_MODULE = 0,
+  /*
+   `builtins.name` (`a` is the builtin's name).
+   */
+  SRPC_TRAIL_KIND_BUILTIN = 1,
+  /*
+   `eval('expr')` (`a` is the expression).
+   */
+  SRPC_TRAIL_KIND_EVAL = 2,
+  /*
+   a teleported function's name (`a`).
+   */
+  SRPC_TRAIL_KIND_TELEPORT = 3,
+  /*
+   `parent.attr` (`parent`, `a` is the attribute).
+   */
+  SRPC_TRAIL_KIND_GETATTR = 4,
+  /*
+   `parent()` (`parent`).
+   */
+  SRPC_TRAIL_KIND_CALL = 5,
+  /*
+   `parent[key]` (`parent`, `key` msgpack).
+   */
+  SRPC_TRAIL_KIND_GETITEM = 6,
+  /*
+   `parent[k1, k2]`: `key` is a msgpack array of the tuple's items.
+   */
+  SRPC_TRAIL_KIND_GETITEM_TUPLE = 7,
+};
+#ifndef __cplusplus
+typedef uint32_t srpc_trail_kind;
+#endif // __cplusplus
+
+/*
  A connection to a server. Opaque. May be used from several threads; its
  calls are serialised.
  */
@@ -931,6 +976,34 @@ size_t srpc_server_session_live_objects(const struct srpc_server_session *sessio
  `session` is NULL or from srpc_server_session_new() and not yet freed.
  */
 void srpc_server_session_free(struct srpc_server_session *session);
+
+/*
+ The path trail of an object, as every simplerpc client writes it
+ (`"numpy.zeros()"`, `"frames[0, ::2]"`). Clients send a proxy's trail
+ with each getattr and call (the reference protocol needs it); build it
+ here rather than by hand so all clients agree. `kind` is an
+ srpc_trail_kind; unused inputs may be empty. On success `*out` holds the
+ UTF-8 trail (free with srpc_buf_free()).
+
+ A tuple key has no wire form of its own: build it on the server by
+ calling the builtin named by srpc_trail_tuple_builtin() with the items as
+ one list, and index with a reference to the result.
+
+ # Safety
+ Each srpc_str/srpc_slice is NULL with length 0 or valid for its length;
+ `out` is NULL or points to writable memory for an srpc_buf.
+ */
+srpc_status srpc_trail(srpc_trail_kind kind,
+                       struct srpc_str parent,
+                       struct srpc_str a,
+                       struct srpc_slice key,
+                       struct srpc_buf *out);
+
+/*
+ The name of the builtin a tuple key is built with (`"tuple"`), static
+ and NUL-terminated.
+ */
+const char *srpc_trail_tuple_builtin(void);
 
 /*
  Free a buffer the library handed out, and reset it to empty. Freeing an

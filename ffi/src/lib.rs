@@ -9,6 +9,7 @@
 //! - [`session`]: the sans-IO client and server sessions, for custom transports.
 //! - [`server`]: the WebSocket server running a C executor.
 //! - [`client`]: the WebSocket client.
+//! - [`trail`]: path trails and tuple keys as core decides them, for clients.
 //!
 //! Conventions follow rustls-ffi: `srpc_` names with the object first, a
 //! status from every fallible function, out-parameters written only on
@@ -23,4 +24,5 @@ pub mod executor;
 pub mod logging;
 pub mod server;
 pub mod session;
+pub mod trail;
 pub mod types;

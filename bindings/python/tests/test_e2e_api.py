@@ -395,6 +395,18 @@ def test_getitem(conn: simplerpc.Connection) -> None:
     assert materialize(conn.eval("[[0, 1], [2, 3]]")[1][0]) == 2
 
 
+def test_path_trails_are_cores(conn: simplerpc.Connection) -> None:
+    """Trails come from core (srpc_trail), the same as the Rust client writes them."""
+    np_ = conn.modules.numpy
+    grid = np_.arange(6).reshape(2, 3)
+    assert grid._rpc_path == "numpy.arange().reshape()"
+    assert grid[1, ::2]._rpc_path == "numpy.arange().reshape()[1, ::2]"
+    assert grid[[1, 0]]._rpc_path == "numpy.arange().reshape()[[1, 0]]"
+    assert conn.eval("{'k': 1}")["k"]._rpc_path == "eval(\"{'k': 1}\")['k']"
+    assert conn.builtins.len._rpc_path == "builtins.len"
+    assert materialize(grid[1, 2]) == 5
+
+
 # ------------------------------------------------------------ errors
 
 

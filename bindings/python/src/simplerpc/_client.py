@@ -12,6 +12,21 @@ from ._proxy import RPCProxy
 from ._serialization import local_imports, local_numpy, packb, unpackb
 from .errors import ConnectionClosedError, RemoteException
 
+
+def _trail(kind: str, parent: str = "", a: str = "", key: bytes = b"") -> str:
+    """A path trail as core prescribes it (``srpc_trail``); ``kind`` is the
+    suffix of an ``SRPC_TRAIL_KIND_*`` name. The library is loaded on first
+    use, so ``import simplerpc`` alone needs none."""
+    from . import _native
+
+    return _native.trail(getattr(_native, "SRPC_TRAIL_KIND_" + kind), parent, a, key)
+
+
+def _tuple_builtin() -> str:
+    from . import _native
+
+    return _native.TUPLE_BUILTIN
+
 __all__ = ["Connection", "connect", "patch_module"]
 
 _T = TypeVar("_T")
@@ -33,7 +48,7 @@ class _ModulesNamespace:
 
     def __getitem__(self, name: str) -> RPCProxy:
         conn = self._conn
-        return RPCProxy(conn, conn._request(conn._native.import_module, name), name)
+        return RPCProxy(conn, conn._request(conn._native.import_module, name), _trail("MODULE", a=name))
 
 
 class _BuiltinsNamespace:
@@ -48,7 +63,7 @@ class _BuiltinsNamespace:
         if name.startswith("__") and name.endswith("__"):
             raise AttributeError(name)
         conn = self._conn
-        return RPCProxy(conn, conn._request(conn._native.get_builtin, name), f"builtins.{name}")
+        return RPCProxy(conn, conn._request(conn._native.get_builtin, name), _trail("BUILTIN", a=name))
 
 
 class Connection:
@@ -84,7 +99,7 @@ class Connection:
 
     def eval(self, expr: str) -> RPCProxy:
         """Evaluate ``expr`` in the remote globals; a proxy for the result."""
-        return RPCProxy(self, self._request(self._native.eval, expr), f"eval({expr!r})")
+        return RPCProxy(self, self._request(self._native.eval, expr), _trail("EVAL", a=expr))
 
     def execute(self, code: str) -> None:
         """Run ``code`` in the remote globals."""
@@ -104,7 +119,7 @@ class Connection:
                 raise ImportError("teleport needs dill: pip install 'simplerpc[dill]'") from None
             func_bytes = dill.dumps(func)
         name = func.__name__
-        return RPCProxy(self, self._request(self._native.teleport, func_bytes, name), name)
+        return RPCProxy(self, self._request(self._native.teleport, func_bytes, name), _trail("TELEPORT", a=name))
 
     def patch_module(self, name: str) -> RPCProxy:
         """Import module ``name`` remotely and put its proxy in ``sys.modules``.
@@ -164,28 +179,35 @@ class Connection:
 
     # -- used by RPCProxy
 
+    # Path trails and tuple keys are wire semantics: core decides them
+    # (simplerpc_core::trail, through srpc_trail), so every client sends the
+    # same frames for the same code.
+
     def _getattr(self, proxy: RPCProxy, name: str) -> RPCProxy:
         path = proxy._rpc_path
         obj_id = self._request(self._native.getattr, proxy._rpc_obj_id, path, name)
-        return RPCProxy(self, obj_id, f"{path}.{name}" if path else name)
+        return RPCProxy(self, obj_id, _trail("GETATTR", path, name))
 
     def _call(self, proxy: RPCProxy, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> RPCProxy:
         path = proxy._rpc_path
         packed_args = packb(list(args), proxy_owner=self)
         packed_kwargs = packb(kwargs, proxy_owner=self)
         obj_id = self._request(self._native.call, proxy._rpc_obj_id, path, packed_args, packed_kwargs)
-        return RPCProxy(self, obj_id, f"{path}()")
+        return RPCProxy(self, obj_id, _trail("CALL", path))
 
     def _getitem(self, proxy: RPCProxy, key: Any) -> RPCProxy:
-        path = f"{proxy._rpc_path}[{key!r}]"
         if isinstance(key, tuple):
-            # A tuple travels as an array, which servers take for a list (numpy
-            # fancy indexing: a[0, 1] would mean a[[0, 1]]). Build the tuple on
-            # the server and index with a reference to it: one more round trip.
+            # No tuple on the wire (a server takes an array for a list, numpy
+            # for fancy indexing): the tuple is built on the server with the
+            # builtin core names, and indexed with by reference.
+            path = _trail("GETITEM_TUPLE", proxy._rpc_path, key=packb(list(key), proxy_owner=self))
             if self._remote_tuple is None:
-                self._remote_tuple = self.builtins.tuple
+                self._remote_tuple = getattr(self.builtins, _tuple_builtin())
             key = self._remote_tuple(list(key))
-        packed = packb(key, proxy_owner=self)
+            packed = packb(key, proxy_owner=self)
+        else:
+            packed = packb(key, proxy_owner=self)
+            path = _trail("GETITEM", proxy._rpc_path, key=packed)
         obj_id = self._request(self._native.getitem, proxy._rpc_obj_id, packed)
         return RPCProxy(self, obj_id, path)
 

@@ -77,24 +77,43 @@ from .errors import AuthenticationError, ConnectionClosedError, ProtocolError, R
     SRPC_LOG_LEVEL_DEBUG,
     SRPC_LOG_LEVEL_TRACE,
 ) = range(6)
+# srpc_trail_kind
+(
+    SRPC_TRAIL_KIND_MODULE,
+    SRPC_TRAIL_KIND_BUILTIN,
+    SRPC_TRAIL_KIND_EVAL,
+    SRPC_TRAIL_KIND_TELEPORT,
+    SRPC_TRAIL_KIND_GETATTR,
+    SRPC_TRAIL_KIND_CALL,
+    SRPC_TRAIL_KIND_GETITEM,
+    SRPC_TRAIL_KIND_GETITEM_TUPLE,
+) = range(8)
 SRPC_NO_OBJECT = (1 << 64) - 1
+
+# Each Structure names its C type in ``_c_type_``: tests/test_abi_header.py
+# compiles a C program against include/simplerpc.h and checks every size,
+# field offset and SRPC_* constant here against it.
 
 
 class Str(Structure):
+    _c_type_ = "srpc_str"
     _fields_ = [("ptr", c_void_p), ("len", c_size_t)]
 
 
 class Slice(Structure):
+    _c_type_ = "srpc_slice"
     _fields_ = [("ptr", c_void_p), ("len", c_size_t)]
 
 
 class Buf(Structure):
+    _c_type_ = "srpc_buf"
     # ``owner`` is private: what keeps ``data`` alive until srpc_buf_free()
     # (for a value, the received frame itself).
     _fields_ = [("data", c_void_p), ("len", c_size_t), ("owner", c_void_p)]
 
 
 class Call(Structure):
+    _c_type_ = "srpc_call"
     _fields_ = [
         ("kind", c_uint32),
         ("obj", c_uint64),
@@ -110,6 +129,7 @@ class Call(Structure):
 
 
 class Response(Structure):
+    _c_type_ = "srpc_response"
     _fields_ = [("kind", c_uint32), ("obj", c_uint64), ("request_id", c_uint64), ("value", Buf)]
 
 
@@ -121,6 +141,7 @@ FREE_FN = CFUNCTYPE(None, c_void_p)
 
 
 class Executor(Structure):
+    _c_type_ = "srpc_executor"
     _fields_ = [
         ("userdata", c_void_p),
         ("open", OPEN_FN),
@@ -132,6 +153,7 @@ class Executor(Structure):
 
 
 class ServerConfig(Structure):
+    _c_type_ = "srpc_server_config"
     _fields_ = [("host", Str), ("port", c_uint16), ("token", Str), ("max_message_size", c_uint64)]
 
 
@@ -184,10 +206,28 @@ _set_log_callback = _declare("srpc_set_log_callback", None, LOG_FN, c_void_p, c_
 _reply_handle = _declare("srpc_reply_handle", c_uint32, c_void_p, c_uint64)
 _reply_value = _declare("srpc_reply_value", c_uint32, c_void_p, c_void_p, c_size_t)
 _reply_error = _declare("srpc_reply_error", c_uint32, c_void_p, Str, Str, Str, Slice)
+_trail = _declare("srpc_trail", c_uint32, c_uint32, Str, Str, Slice, POINTER(Buf))
+_trail_tuple_builtin = _declare("srpc_trail_tuple_builtin", c_void_p)
 
 
 def _cstr(p: Optional[int]) -> str:
     return ctypes.string_at(p).decode("utf-8", "replace") if p else ""
+
+
+def trail(kind: int, parent: str = "", a: str = "", key: bytes = b"") -> str:
+    """The path trail core prescribes (``srpc_trail``): ``kind`` is an
+    ``SRPC_TRAIL_KIND_*``, ``parent`` the parent's trail, ``a`` the name
+    (module, builtin, attribute, expression) and ``key`` a msgpack key."""
+    keep = _Keep()
+    out = Buf()
+    st = _trail(kind, keep.str(parent), keep.str(a), keep.slice(key), byref(out))
+    if st != SRPC_STATUS_OK:
+        _raise(st)
+    return _take(out).decode("utf-8")
+
+
+#: The builtin a tuple key is built with on the server (core decides: ``"tuple"``).
+TUPLE_BUILTIN = _cstr(_trail_tuple_builtin())
 
 
 class NativeError(SimpleRPCError):

@@ -6,16 +6,32 @@
 //! with the `request-id` extension, checks the echoed id). Objects the user
 //! dropped are queued with [`ClientSession::release`] and ride along on the
 //! next request, so freeing costs no round trip of its own.
+//!
+//! ## Promise pipelining
+//!
+//! With the `promise` extension a request whose answer nobody waits for is
+//! sent with [`ClientSession::send_pipelined`]: it returns at once with a
+//! promise ([`ObjId::promise`]) that later requests may name as their object
+//! or pass as an argument, so `materialize(env.step(a))` is one round trip.
+//! A driver then reads frames with [`ClientSession::receive`] and hands out
+//! the answers its callers wait for with [`ClientSession::take`]. The session
+//! keeps the rest of the bookkeeping:
+//! - the object each pipelined request returned, so a dropped promise
+//!   releases the right id (at once if its answer has come, else when it
+//!   comes);
+//! - the errors of pipelined requests nobody waits for, in order
+//!   ([`ClientSession::take_failure`]), so a driver raises each at the next
+//!   wait; an error that a waited answer reports as its `cause` (a request
+//!   built on the failed one, which the server did not run) is taken with it.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use bytes::Bytes;
 
 use crate::codec::EncodeError;
 use crate::extensions::Extensions;
-use crate::message::{self, FrameError, RawRequest, Request, Response};
-use crate::value::ObjId;
-use crate::value::RawValue;
+use crate::message::{self, FrameError, RawRequest, RemoteError, Request, Response};
+use crate::value::{ObjId, RawValue};
 
 /// Identifies one request of a client session, counting from 0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -38,7 +54,14 @@ pub enum ClientError {
         /// the id the response carried
         got: u64,
     },
+    /// A pipelined request was sent on a connection without the `promise` extension.
+    #[error("the server did not accept the promise extension: wait for each answer instead")]
+    NoPromises,
 }
+
+/// A response with the bytes of its value as the frame holds them, or why
+/// the frame answering the request could not be read.
+pub type Answer = Result<(Response, Option<RawValue>), ClientError>;
 
 /// One connection's client state machine.
 #[derive(Debug)]
@@ -48,6 +71,16 @@ pub struct ClientSession {
     in_flight: VecDeque<RequestId>,
     releases: Vec<ObjId>,
     released_total: u64,
+    /// Requests sent with `send_pipelined`: nobody takes their answers.
+    pipelined: HashSet<u64>,
+    /// Answers of waited-for requests that arrived and are not taken yet.
+    answers: HashMap<u64, Answer>,
+    /// The object each pipelined request returned, while its promise lives.
+    settled: HashMap<u64, ObjId>,
+    /// Promises dropped before their answer came.
+    dropped: HashSet<u64>,
+    /// Errors of pipelined requests not reported yet, oldest first.
+    failures: BTreeMap<u64, RemoteError>,
 }
 
 impl ClientSession {
@@ -59,12 +92,22 @@ impl ClientSession {
             in_flight: VecDeque::new(),
             releases: Vec::new(),
             released_total: 0,
+            pipelined: HashSet::new(),
+            answers: HashMap::new(),
+            settled: HashMap::new(),
+            dropped: HashSet::new(),
+            failures: BTreeMap::new(),
         }
     }
 
     /// The extensions this session speaks.
     pub fn extensions(&self) -> Extensions {
         self.extensions
+    }
+
+    /// Whether requests may be pipelined on promises (the `promise` extension).
+    pub fn promises(&self) -> bool {
+        self.extensions.promises()
     }
 
     /// Requests sent whose responses have not arrived.
@@ -82,25 +125,56 @@ impl ClientSession {
         self.released_total
     }
 
+    /// Promises whose object is known and still held, and answers waiting
+    /// to be taken: what the session keeps for pipelining (for tests and
+    /// leak checks).
+    pub fn pipeline_state(&self) -> (usize, usize) {
+        (self.settled.len(), self.answers.len())
+    }
+
     /// The user dropped its last reference to `obj`: free it on the server
-    /// with the next request. Against a peer without the `release` extension
-    /// this does nothing (the reference server keeps every object until the
+    /// with the next request. A promise whose answer has not come is freed
+    /// when it comes. Against a peer without the `release` extension this
+    /// does nothing (the reference server keeps every object until the
     /// client disconnects).
     pub fn release(&mut self, obj: ObjId) {
+        if let Some(n) = obj.as_promise() {
+            match self.settled.remove(&n) {
+                Some(real) => self.release(real),
+                None if self.pipelined.contains(&n) => {
+                    self.dropped.insert(n);
+                }
+                // Failed, or never sent: nothing is held.
+                None => {}
+            }
+            return;
+        }
         if self.extensions.release() {
             self.releases.push(obj);
         }
     }
 
-    /// Build the frame for `request` and count it in flight.
-    pub fn send(&mut self, request: &Request) -> Result<(RequestId, Vec<u8>), EncodeError> {
+    /// The object a promise names, once its answer has come (else `obj` itself).
+    pub fn settle(&self, obj: ObjId) -> ObjId {
+        obj.as_promise()
+            .and_then(|n| self.settled.get(&n).copied())
+            .unwrap_or(obj)
+    }
+
+    fn next(&mut self, frame: Vec<u8>) -> (RequestId, Vec<u8>) {
         let id = RequestId(self.next_id);
-        let frame = message::encode_request(request, Some(id.0), &self.releases, self.extensions)?;
         self.next_id += 1;
         self.released_total += self.releases.len() as u64;
         self.releases.clear();
         self.in_flight.push_back(id);
-        Ok((id, frame))
+        (id, frame)
+    }
+
+    /// Build the frame for `request` and count it in flight.
+    pub fn send(&mut self, request: &Request) -> Result<(RequestId, Vec<u8>), EncodeError> {
+        let frame =
+            message::encode_request(request, Some(self.next_id), &self.releases, self.extensions)?;
+        Ok(self.next(frame))
     }
 
     /// Build the frame for a request whose value fields are msgpack the
@@ -109,14 +183,43 @@ impl ClientSession {
         &mut self,
         request: &RawRequest<'_>,
     ) -> Result<(RequestId, Vec<u8>), FrameError> {
-        let id = RequestId(self.next_id);
-        let frame =
-            message::encode_request_raw(request, Some(id.0), &self.releases, self.extensions)?;
-        self.next_id += 1;
-        self.released_total += self.releases.len() as u64;
-        self.releases.clear();
-        self.in_flight.push_back(id);
-        Ok((id, frame))
+        let frame = message::encode_request_raw(
+            request,
+            Some(self.next_id),
+            &self.releases,
+            self.extensions,
+        )?;
+        Ok(self.next(frame))
+    }
+
+    /// Send `request` without waiting for its answer: the returned promise
+    /// stands for the object it will return, in later requests of this
+    /// session. Needs the `promise` extension ([`ClientSession::promises`]).
+    pub fn send_pipelined(
+        &mut self,
+        request: &Request,
+    ) -> Result<(RequestId, ObjId, Vec<u8>), ClientError> {
+        if !self.promises() {
+            return Err(ClientError::NoPromises);
+        }
+        let (id, frame) = self
+            .send(request)
+            .map_err(|e| ClientError::Frame(FrameError::Encode(e.to_string())))?;
+        self.pipelined.insert(id.0);
+        Ok((id, ObjId::promise(id.0), frame))
+    }
+
+    /// [`ClientSession::send_pipelined`] for msgpack the caller holds.
+    pub fn send_raw_pipelined(
+        &mut self,
+        request: &RawRequest<'_>,
+    ) -> Result<(RequestId, ObjId, Vec<u8>), ClientError> {
+        if !self.promises() {
+            return Err(ClientError::NoPromises);
+        }
+        let (id, frame) = self.send_raw(request)?;
+        self.pipelined.insert(id.0);
+        Ok((id, ObjId::promise(id.0), frame))
     }
 
     /// Take one response frame: the response and the request it answers.
@@ -136,6 +239,14 @@ impl ClientSession {
         frame: Bytes,
     ) -> Result<(RequestId, Response, Option<RawValue>), ClientError> {
         let expected = self.in_flight.pop_front().ok_or(ClientError::Unsolicited)?;
+        let answer = self.decode(expected, frame);
+        if self.pipelined.remove(&expected.0) {
+            self.note_pipelined(expected.0, &answer);
+        }
+        answer.map(|(r, raw)| (expected, r, raw))
+    }
+
+    fn decode(&self, expected: RequestId, frame: Bytes) -> Answer {
         let (resp, raw) = message::decode_response_raw(&frame)?;
         if let Some(got) = resp.id.filter(|_| self.extensions.request_ids()) {
             if got != expected.0 {
@@ -145,6 +256,74 @@ impl ClientSession {
                 });
             }
         }
-        Ok((expected, resp.response, raw))
+        Ok((resp.response, raw))
+    }
+
+    /// What a pipelined request's answer leaves behind: its object (or the
+    /// release of it, if its promise was dropped meanwhile) or its error.
+    fn note_pipelined(&mut self, n: u64, answer: &Answer) {
+        let dropped = self.dropped.remove(&n);
+        match answer {
+            Ok((Response::Object(obj), _)) => {
+                if dropped {
+                    self.release(*obj);
+                } else {
+                    self.settled.insert(n, *obj);
+                }
+            }
+            // A request built on a failed one reports that failure, which
+            // is already noted (or was reported to whoever waited for it).
+            Ok((Response::Error(e), _)) if e.cause.get().is_none() => {
+                self.failures.insert(n, e.clone());
+            }
+            Err(e) => {
+                self.failures.insert(
+                    n,
+                    RemoteError::new("simplerpc.ProtocolError", e.to_string()),
+                );
+            }
+            _ => {}
+        }
+    }
+
+    /// Read one response frame into the session: a waited-for request's
+    /// answer is kept for [`ClientSession::take`], a pipelined one's is
+    /// noted (its object, or its error for [`ClientSession::take_failure`]).
+    /// Returns the request it answered; `Err` only for a frame that answers
+    /// no request.
+    pub fn receive(&mut self, frame: Bytes) -> Result<RequestId, ClientError> {
+        let expected = self.in_flight.pop_front().ok_or(ClientError::Unsolicited)?;
+        let answer = self.decode(expected, frame);
+        if self.pipelined.remove(&expected.0) {
+            self.note_pipelined(expected.0, &answer);
+        } else {
+            self.answers.insert(expected.0, answer);
+        }
+        Ok(expected)
+    }
+
+    /// Whether request `id` has been answered (and not yet taken), or is no
+    /// longer in flight at all.
+    pub fn is_answered(&self, id: RequestId) -> bool {
+        self.answers.contains_key(&id.0) || !self.in_flight.contains(&id)
+    }
+
+    /// The answer of waited-for request `id`, once [`ClientSession::receive`]
+    /// has read it. An error caused by a failed pipelined request takes that
+    /// failure with it (it is reported now, by this answer).
+    pub fn take(&mut self, id: RequestId) -> Option<Answer> {
+        let answer = self.answers.remove(&id.0)?;
+        if let Ok((Response::Error(e), _)) = &answer {
+            if let Some(cause) = e.cause.get() {
+                self.failures.remove(&cause);
+            }
+        }
+        Some(answer)
+    }
+
+    /// The oldest error of a pipelined request that no answer has reported:
+    /// a driver raises it at its next wait, so no error is lost.
+    pub fn take_failure(&mut self) -> Option<(RequestId, RemoteError)> {
+        self.failures.pop_first().map(|(n, e)| (RequestId(n), e))
     }
 }

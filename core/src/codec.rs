@@ -175,8 +175,15 @@ pub fn encode(buf: &mut Vec<u8>, value: &Value) -> Result<(), EncodeError> {
     Ok(())
 }
 
-/// The reference's proxy reference marker: `{"__rpc_proxy__": true, "obj_id": N}`.
+/// The reference's proxy reference marker: `{"__rpc_proxy__": true, "obj_id": N}`,
+/// or for a promise the `promise` extension's `{"__rpc_promise__": n}`.
 pub(crate) fn write_proxy(buf: &mut Vec<u8>, id: ObjId) -> Result<(), EncodeError> {
+    if let Some(n) = id.as_promise() {
+        write_map_len(buf, 1)?;
+        write_str(buf, "__rpc_promise__")?;
+        write_uint(buf, n);
+        return Ok(());
+    }
     write_map_len(buf, 2)?;
     write_str(buf, "__rpc_proxy__")?;
     buf.push(0xc3);
@@ -607,9 +614,18 @@ fn recognise(pairs: Vec<(Value, Value)>) -> Value {
         && (first_str("__rpc_proxy__") || str_key(&pairs, "__rpc_proxy__").is_some())
     {
         match (str_key(&pairs, "__rpc_proxy__"), str_key(&pairs, "obj_id")) {
-            (Some(Value::Bool(true)), Some(id)) => id.as_u64().map(|id| Value::Proxy(ObjId(id))),
+            (Some(Value::Bool(true)), Some(id)) => id
+                .as_u64()
+                .filter(|&id| id < ObjId::PROMISE_BIT)
+                .map(|id| Value::Proxy(ObjId(id))),
             _ => None,
         }
+    } else if pairs.len() == 1 && first_str("__rpc_promise__") {
+        pairs[0]
+            .1
+            .as_u64()
+            .filter(|&n| n < ObjId::PROMISE_BIT)
+            .map(|n| Value::Proxy(ObjId::promise(n)))
     } else if pairs.len() == 4 && str_key(&pairs, "__slice__") == Some(&Value::Bool(true)) {
         // Only in the order every client writes (and the encoder re-writes):
         // a slice is walked start, stop, step, and the references in it must

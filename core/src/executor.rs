@@ -164,6 +164,7 @@ impl From<ExecError> for RemoteError {
             traceback: e.traceback,
             payload: e.payload,
             brief: false,
+            cause: crate::message::Cause::NONE,
         }
     }
 }

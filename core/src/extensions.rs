@@ -18,9 +18,10 @@ pub const HEADER: &str = "simplerpc-extensions";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Extensions(u32);
 
-const NAMES: [(Extensions, &str); 2] = [
+const NAMES: [(Extensions, &str); 3] = [
     (Extensions::RELEASE, "release"),
     (Extensions::REQUEST_IDS, "request-id"),
+    (Extensions::PROMISE, "promise"),
 ];
 
 impl Extensions {
@@ -33,10 +34,19 @@ impl Extensions {
     /// `request-id`: each request carries `"id": n` and its response echoes
     /// it, so a client with many requests in flight can check the pairing.
     pub const REQUEST_IDS: Extensions = Extensions(2);
+    /// `promise`: promise pipelining. Where a request may name an object (its
+    /// `obj_id`, a reference in its arguments or key) it may name instead the
+    /// result of an earlier request of the connection whose answer has not
+    /// arrived, as `{"__rpc_promise__": n}` with `n` that request's id, so a
+    /// chain of calls costs one round trip. A request built on a failed one
+    /// is not run: it fails with the same error, marked `"cause": n` with
+    /// the id of the request that failed first. Needs `request-id`.
+    pub const PROMISE: Extensions = Extensions(4);
     /// Everything this version speaks.
-    pub const ALL: Extensions = Extensions(3);
+    pub const ALL: Extensions = Extensions(7);
 
-    /// The set as bits (`RELEASE` is 1, `REQUEST_IDS` is 2), for C callers.
+    /// The set as bits (`RELEASE` is 1, `REQUEST_IDS` is 2, `PROMISE` is 4),
+    /// for C callers.
     pub fn bits(self) -> u32 {
         self.0
     }
@@ -54,6 +64,11 @@ impl Extensions {
     /// Whether the `request-id` extension is on.
     pub fn request_ids(self) -> bool {
         self.0 & Self::REQUEST_IDS.0 != 0
+    }
+
+    /// Whether the `promise` extension is on (it is only with `request-id`).
+    pub fn promises(self) -> bool {
+        self.0 & Self::PROMISE.0 != 0 && self.request_ids()
     }
 
     /// The extensions both sets hold.
@@ -85,9 +100,15 @@ impl Extensions {
     /// Server side: what to accept, given the client's header (`None` when it
     /// sent none, as a stock client does) and what this server supports.
     pub fn negotiate(offered: Option<&str>, supported: Extensions) -> Extensions {
-        offered.map_or(Extensions::NONE, |h| {
+        let set = offered.map_or(Extensions::NONE, |h| {
             Extensions::parse(h).intersect(supported)
-        })
+        });
+        // Promises name requests by id: without ids there are none.
+        if set.request_ids() {
+            set
+        } else {
+            Extensions(set.0 & !Self::PROMISE.0)
+        }
     }
 }
 
@@ -102,7 +123,7 @@ mod tests {
             Extensions::NONE
         );
         let offer = Extensions::ALL.header_value();
-        assert_eq!(offer, "release, request-id");
+        assert_eq!(offer, "release, request-id, promise");
         assert_eq!(
             Extensions::negotiate(Some(&offer), Extensions::ALL),
             Extensions::ALL
@@ -116,5 +137,10 @@ mod tests {
             Extensions::RELEASE
         );
         assert!(Extensions::NONE.header_value().is_empty());
+        assert_eq!(
+            Extensions::negotiate(Some("release, promise"), Extensions::ALL),
+            Extensions::RELEASE,
+            "no promises without request ids"
+        );
     }
 }

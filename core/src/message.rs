@@ -138,6 +138,30 @@ pub struct RemoteError {
     /// This error travelled in the reference's short form
     /// `{"type": "error", "error": message}` (it answers unknown request types so).
     pub brief: bool,
+    /// With the `promise` extension: the request was not run because it was
+    /// built on request [`Cause::get`], which failed with this error.
+    pub cause: Cause,
+}
+
+/// The request a failure came from, for a request that was not run because
+/// it was built on a failed one (the `promise` extension). Eight bytes, so
+/// an error stays small enough to return by value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct Cause(Option<std::num::NonZeroU64>);
+
+impl Cause {
+    /// No cause: the request failed by itself.
+    pub const NONE: Cause = Cause(None);
+
+    /// Caused by request `n`.
+    pub fn of(n: u64) -> Cause {
+        Cause(std::num::NonZeroU64::new(n.wrapping_add(1)))
+    }
+
+    /// The request, if any.
+    pub fn get(self) -> Option<u64> {
+        self.0.map(|v| v.get() - 1)
+    }
 }
 
 impl RemoteError {
@@ -149,6 +173,7 @@ impl RemoteError {
             traceback: String::new(),
             payload: None,
             brief: false,
+            cause: Cause::NONE,
         }
     }
 }
@@ -227,9 +252,18 @@ pub enum FrameError {
 
 // ---------------------------------------------------------------- encoding
 
+/// An object id, or a promise's `{"__rpc_promise__": n}`.
+fn write_obj_id(buf: &mut Vec<u8>, id: ObjId) {
+    if id.as_promise().is_some() {
+        codec::write_proxy(buf, id).expect("a promise marker always encodes");
+    } else {
+        write_uint(buf, id.0);
+    }
+}
+
 fn write_opt_id(buf: &mut Vec<u8>, id: Option<ObjId>) {
     match id {
-        Some(id) => write_uint(buf, id.0),
+        Some(id) => write_obj_id(buf, id),
         None => buf.push(0xc0),
     }
 }
@@ -339,7 +373,7 @@ pub fn encode_request_raw(
             write_str(&mut buf, "type").map_err(enc)?;
             write_str(&mut buf, "getitem").map_err(enc)?;
             write_str(&mut buf, "obj_id").map_err(enc)?;
-            write_uint(&mut buf, obj_id.0);
+            write_obj_id(&mut buf, obj_id);
             write_str(&mut buf, "key").map_err(enc)?;
             buf.extend_from_slice(key);
         }
@@ -457,13 +491,13 @@ pub fn encode_request(
         }
         Request::GetItem { obj_id, key } => {
             write_str(&mut buf, "obj_id")?;
-            write_uint(&mut buf, obj_id.0);
+            write_obj_id(&mut buf, *obj_id);
             write_str(&mut buf, "key")?;
             codec::encode(&mut buf, key)?;
         }
         Request::Materialize { obj_id } => {
             write_str(&mut buf, "obj_id")?;
-            write_uint(&mut buf, obj_id.0);
+            write_obj_id(&mut buf, *obj_id);
         }
         Request::Eval { expr } => {
             write_str(&mut buf, "expr")?;
@@ -556,7 +590,8 @@ pub fn encode_response(frame: &ResponseFrame, ext: Extensions) -> Result<Vec<u8>
             write_str(&mut buf, &e.message)?;
         }
         Response::Error(e) => {
-            write_map_len(&mut buf, 5 + extra)?;
+            let cause = e.cause.get().filter(|_| ext.promises());
+            write_map_len(&mut buf, 5 + extra + usize::from(cause.is_some()))?;
             write_str(&mut buf, "type")?;
             write_str(&mut buf, "error")?;
             write_str(&mut buf, "exception_type")?;
@@ -570,6 +605,10 @@ pub fn encode_response(frame: &ResponseFrame, ext: Extensions) -> Result<Vec<u8>
             }
             write_str(&mut buf, "traceback")?;
             write_str(&mut buf, &e.traceback)?;
+            if let Some(cause) = cause {
+                write_str(&mut buf, "cause")?;
+                write_uint(&mut buf, cause);
+            }
         }
         ok => {
             let n = if matches!(ok, Response::Done) { 1 } else { 2 };
@@ -672,18 +711,16 @@ impl Fields {
 
     fn obj_id(&mut self, field: &'static str) -> Result<ObjId, FrameError> {
         let v = self.take(field)?;
-        v.as_u64()
-            .map(ObjId)
-            .ok_or_else(|| self.wrong(field, "a non-negative int", &v))
+        as_obj_id(&v)
+            .ok_or_else(|| self.wrong(field, "an object id (an int below 2^63, or a promise)", &v))
     }
 
     fn opt_obj_id(&mut self, field: &'static str) -> Result<Option<ObjId>, FrameError> {
         match self.take_opt(field) {
             None | Some(Value::Nil) => Ok(None),
-            Some(v) => v
-                .as_u64()
-                .map(|i| Some(ObjId(i)))
-                .ok_or_else(|| self.wrong(field, "an int or nil", &v)),
+            Some(v) => as_obj_id(&v)
+                .map(Some)
+                .ok_or_else(|| self.wrong(field, "an object id, a promise or nil", &v)),
         }
     }
 
@@ -698,6 +735,14 @@ impl Fields {
     }
 }
 
+/// An object id field: an int below [`ObjId::PROMISE_BIT`], or a promise marker.
+fn as_obj_id(v: &Value) -> Option<ObjId> {
+    match v {
+        Value::Proxy(id) if id.as_promise().is_some() => Some(*id),
+        v => v.as_u64().filter(|&i| i < ObjId::PROMISE_BIT).map(ObjId),
+    }
+}
+
 /// Decode a request frame. Extension fields are read whenever present.
 pub fn decode_request(frame: &Bytes) -> Result<RequestFrame, FrameError> {
     let mut f = Fields::parse(frame)?;
@@ -706,7 +751,7 @@ pub fn decode_request(frame: &Bytes) -> Result<RequestFrame, FrameError> {
         None | Some(Value::Nil) => Vec::new(),
         Some(Value::List(items)) => items
             .iter()
-            .map(|v| v.as_u64().map(ObjId))
+            .map(|v| v.as_u64().filter(|&i| i < ObjId::PROMISE_BIT).map(ObjId))
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| f.wrong("release", "a list of ints", &Value::List(Vec::new())))?,
         Some(other) => return Err(f.wrong("release", "a list of ints", &other)),
@@ -814,8 +859,9 @@ pub fn decode_response_raw(frame: &Bytes) -> Result<(ResponseFrame, Option<RawVa
             if let Some(v) = f.take_opt("obj_id") {
                 Response::Object(
                     v.as_u64()
+                        .filter(|&i| i < ObjId::PROMISE_BIT)
                         .map(ObjId)
-                        .ok_or_else(|| f.wrong("obj_id", "a non-negative int", &v))?,
+                        .ok_or_else(|| f.wrong("obj_id", "an int below 2^63", &v))?,
                 )
             } else if let Some((v, bytes)) = f.take_raw("value") {
                 raw = Some(bytes);
@@ -853,6 +899,7 @@ pub fn decode_response_raw(frame: &Bytes) -> Result<(ResponseFrame, Option<RawVa
                     traceback: String::new(),
                     payload: None,
                     brief: true,
+                    cause: Cause::NONE,
                 })
             } else {
                 Response::Error(RemoteError {
@@ -866,6 +913,7 @@ pub fn decode_response_raw(frame: &Bytes) -> Result<(ResponseFrame, Option<RawVa
                         _ => None,
                     },
                     brief: false,
+                    cause: f.opt_u64("cause")?.map_or(Cause::NONE, Cause::of),
                 })
             }
         }

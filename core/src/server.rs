@@ -7,7 +7,7 @@
 //! it ends. Nothing a client sends can make it panic: every bad frame gets an
 //! error response and the session keeps working.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use bytes::Bytes;
@@ -34,6 +34,33 @@ pub struct ServerSession<E: Executor> {
     refs: HashMap<Handle, usize>,
     next_id: u64,
     requests: u64,
+    /// `promise` extension: the object each request returned, by request id,
+    /// while that object lives (forgotten when it is released).
+    promised: HashMap<u64, ObjId>,
+    /// The request that returned each promised object.
+    promise_of: HashMap<ObjId, u64>,
+    /// `promise` extension: the errors of failed requests, by request id,
+    /// each with `cause` set to the request that failed first; the newest
+    /// [`FAILED_KEPT`] are kept.
+    failed: HashMap<u64, RemoteError>,
+    failed_order: VecDeque<u64>,
+}
+
+/// How many failed requests a session remembers for promises built on them.
+pub const FAILED_KEPT: usize = 4096;
+
+/// Why a request stops before (or while) it runs.
+enum Stop {
+    /// The executor or the session refused it.
+    Exec(ExecError),
+    /// It was built on a promise whose request failed: that error, as it was.
+    Failed(Box<RemoteError>),
+}
+
+impl From<ExecError> for Stop {
+    fn from(e: ExecError) -> Self {
+        Stop::Exec(e)
+    }
 }
 
 impl<E: Executor> ServerSession<E> {
@@ -46,6 +73,10 @@ impl<E: Executor> ServerSession<E> {
             refs: HashMap::new(),
             next_id: 0,
             requests: 0,
+            promised: HashMap::new(),
+            promise_of: HashMap::new(),
+            failed: HashMap::new(),
+            failed_order: VecDeque::new(),
         }
     }
 
@@ -81,10 +112,16 @@ impl<E: Executor> ServerSession<E> {
         let (id, response) = match message::decode_request(&frame) {
             Ok(req) => {
                 let response = self.dispatch(req.request, req.raw);
+                if let Some(n) = req.id.filter(|_| self.extensions.promises()) {
+                    self.remember(n, &response);
+                }
                 // Released after the request ran, so a proxy dropped while its
                 // own request was being built still resolves.
                 for obj in &req.release {
                     if let Some(h) = self.objects.remove(obj) {
+                        if let Some(n) = self.promise_of.remove(obj) {
+                            self.promised.remove(&n);
+                        }
                         self.unref(h);
                     }
                 }
@@ -114,8 +151,37 @@ impl<E: Executor> ServerSession<E> {
         }
     }
 
+    /// Keep what request `n` answered, for later requests built on it.
+    fn remember(&mut self, n: u64, response: &Response) {
+        match response {
+            Response::Object(obj) => {
+                self.promised.insert(n, *obj);
+                self.promise_of.insert(*obj, n);
+            }
+            Response::Error(e) => {
+                let mut e = e.clone();
+                if e.cause.get().is_none() {
+                    e.cause = message::Cause::of(n);
+                }
+                if self.failed.insert(n, e).is_none() {
+                    self.failed_order.push_back(n);
+                }
+                while self.failed_order.len() > FAILED_KEPT {
+                    if let Some(old) = self.failed_order.pop_front() {
+                        self.failed.remove(&old);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// Free every object and end the session; later frames start afresh.
     pub fn close(&mut self) {
+        self.promised.clear();
+        self.promise_of.clear();
+        self.failed.clear();
+        self.failed_order.clear();
         self.objects.clear();
         let handles: Vec<Handle> = self.refs.drain().map(|(h, _)| h).collect();
         for h in handles {
@@ -152,12 +218,38 @@ impl<E: Executor> ServerSession<E> {
         id
     }
 
-    fn lookup(&self, id: ObjId) -> Result<Handle, ExecError> {
-        self.objects.get(&id).copied().ok_or_else(|| unknown(id))
+    fn lookup(&self, id: ObjId) -> Result<Handle, Stop> {
+        let Some(n) = id.as_promise() else {
+            return Ok(self.objects.get(&id).copied().ok_or_else(|| unknown(id))?);
+        };
+        if !self.extensions.promises() {
+            return Err(Stop::Exec(ExecError::new(
+                PROTOCOL_ERROR,
+                "a promise ({\"__rpc_promise__\": n}) needs the promise extension, which this connection did not negotiate",
+            )));
+        }
+        if let Some(obj) = self.promised.get(&n) {
+            return Ok(self
+                .objects
+                .get(obj)
+                .copied()
+                .ok_or_else(|| unknown(*obj))?);
+        }
+        if let Some(e) = self.failed.get(&n) {
+            return Err(Stop::Failed(Box::new(e.clone())));
+        }
+        Err(Stop::Exec(ExecError::new(
+            PROTOCOL_ERROR,
+            format!(
+                "promise {n} names no earlier request of this connection whose object is still held \
+                 (the request answered a value, its object was released, it failed more than \
+                 {FAILED_KEPT} failures ago, or it has not been sent)"
+            ),
+        )))
     }
 
     /// Replace each proxy reference by its handle, noting the handles in order.
-    fn resolve(&self, v: &mut Value, refs: &mut Vec<Handle>) -> Result<(), ExecError> {
+    fn resolve(&self, v: &mut Value, refs: &mut Vec<Handle>) -> Result<(), Stop> {
         v.walk_mut(&mut |v: &mut Value| {
             match v {
                 Value::Proxy(id) => {
@@ -169,11 +261,12 @@ impl<E: Executor> ServerSession<E> {
                 // reference would reach the executor unresolved, and an
                 // executor that takes it for a reference would read its
                 // obj_id as one of its own handles: refuse it.
-                Value::Map(pairs) if pairs.iter().any(|(k, _)| k.as_str() == Some("__rpc_proxy__")) => {
-                    return Err(ExecError::new(
+                Value::Map(pairs) if pairs.iter().any(|(k, _)| matches!(k.as_str(), Some("__rpc_proxy__" | "__rpc_promise__"))) => {
+                    return Err(Stop::Exec(ExecError::new(
                         PROTOCOL_ERROR,
-                        "a map with the reserved key \"__rpc_proxy__\" must be exactly {\"__rpc_proxy__\": true, \"obj_id\": <id>}",
-                    ));
+                        "a map with the reserved key \"__rpc_proxy__\" (or \"__rpc_promise__\") must be exactly \
+                         {\"__rpc_proxy__\": true, \"obj_id\": <id below 2^63>} (or {\"__rpc_promise__\": <request id>})",
+                    )));
                 }
                 _ => {}
             }
@@ -185,7 +278,8 @@ impl<E: Executor> ServerSession<E> {
         let kind = req.type_name();
         match catch_unwind(AssertUnwindSafe(|| self.run(req, raw))) {
             Ok(Ok(r)) => r,
-            Ok(Err(e)) => Response::Error(e.into()),
+            Ok(Err(Stop::Exec(e))) => Response::Error(e.into()),
+            Ok(Err(Stop::Failed(e))) => Response::Error(*e),
             Err(panic) => {
                 let what = panic
                     .downcast_ref::<&str>()
@@ -200,7 +294,7 @@ impl<E: Executor> ServerSession<E> {
         }
     }
 
-    fn target<'a>(&self, obj_id: Option<ObjId>, path: &'a str) -> Result<Target<'a>, ExecError> {
+    fn target<'a>(&self, obj_id: Option<ObjId>, path: &'a str) -> Result<Target<'a>, Stop> {
         Ok(match obj_id {
             Some(id) => Target::Object {
                 handle: self.lookup(id)?,
@@ -210,7 +304,7 @@ impl<E: Executor> ServerSession<E> {
         })
     }
 
-    fn run(&mut self, req: Request, raw: RawFields) -> Result<Response, ExecError> {
+    fn run(&mut self, req: Request, raw: RawFields) -> Result<Response, Stop> {
         let handle = match req {
             Request::ImportModule { module } => self.executor.import_module(&module)?,
             Request::GetBuiltin { name } => self.executor.get_builtin(&name)?,

@@ -12,8 +12,29 @@ use crate::codec::{self, DecodeError};
 
 /// A protocol object id: the number a server session hands its client for one
 /// object the executor holds. Allocated by the server only, counting from 0.
+///
+/// With the `promise` extension an `ObjId` may instead name a *promise*: the
+/// object that request `n` of the connection returns, before its answer has
+/// arrived ([`ObjId::promise`]). Promises have [`ObjId::PROMISE_BIT`] set, a
+/// range a server never allocates, and travel as `{"__rpc_promise__": n}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ObjId(pub u64);
+
+impl ObjId {
+    /// The bit that marks a promise. Ids from the wire never have it: the
+    /// codec refuses such ints as object ids.
+    pub const PROMISE_BIT: u64 = 1 << 63;
+
+    /// The object request `request` will return (see the `promise` extension).
+    pub fn promise(request: u64) -> ObjId {
+        ObjId(Self::PROMISE_BIT | (request & !Self::PROMISE_BIT))
+    }
+
+    /// The request whose result this names, when it is a promise.
+    pub fn as_promise(self) -> Option<u64> {
+        (self.0 & Self::PROMISE_BIT != 0).then_some(self.0 & !Self::PROMISE_BIT)
+    }
+}
 
 /// An executor's own handle for an object it holds. Opaque to the protocol;
 /// the server session maps [`ObjId`]s to handles and never sends a handle.

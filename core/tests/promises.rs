@@ -1,0 +1,283 @@
+//! Promise pipelining between a client session and a server session in
+//! memory: chains cost one round trip, errors keep their type and are never
+//! lost, released promises free their objects, and nothing of it reaches a
+//! peer that did not negotiate it.
+
+#[allow(dead_code)] // each test file uses a part of it
+mod common;
+
+use common::registry;
+use simplerpc_core::message::decode_request;
+use simplerpc_core::server::PROTOCOL_ERROR;
+use simplerpc_core::{
+    Bytes, ClientError, ClientSession, Extensions, ObjId, Request, RequestId, Response,
+    ServerSession, Value,
+};
+
+/// A client and a server, with the frames between them queued so that a
+/// test counts round trips: frames the client writes wait in `wire` until
+/// `round_trip` carries them all to the server and all answers back.
+struct Link {
+    client: ClientSession,
+    server: ServerSession<simplerpc_registry::RegistryExecutor>,
+    wire: Vec<Vec<u8>>,
+    round_trips: usize,
+}
+
+impl Link {
+    fn new(ext: Extensions) -> Link {
+        Link {
+            client: ClientSession::new(ext),
+            server: ServerSession::new(registry().executor(), ext),
+            wire: Vec::new(),
+            round_trips: 0,
+        }
+    }
+
+    fn pipelined(&mut self, r: Request) -> ObjId {
+        let (_, promise, frame) = self.client.send_pipelined(&r).unwrap();
+        self.wire.push(frame);
+        promise
+    }
+
+    fn send(&mut self, r: Request) -> RequestId {
+        let (id, frame) = self.client.send(&r).unwrap();
+        self.wire.push(frame);
+        id
+    }
+
+    /// Everything written goes to the server; every answer comes back.
+    fn round_trip(&mut self) {
+        self.round_trips += 1;
+        for frame in std::mem::take(&mut self.wire) {
+            let answer = self.server.handle_frame(Bytes::from(frame));
+            self.client.receive(Bytes::from(answer)).unwrap();
+        }
+    }
+
+    /// Wait for `id`: one round trip if its answer is not here yet.
+    fn wait(&mut self, id: RequestId) -> Response {
+        if !self.client.is_answered(id) || !self.wire.is_empty() {
+            self.round_trip();
+        }
+        self.client.take(id).unwrap().unwrap().0
+    }
+}
+
+fn getattr(obj: ObjId, path: &str, attr: &str) -> Request {
+    Request::GetAttr {
+        path: path.into(),
+        obj_id: Some(obj),
+        attr: attr.into(),
+    }
+}
+
+fn call(obj: ObjId, path: &str, args: Vec<Value>) -> Request {
+    Request::Call {
+        path: path.into(),
+        obj_id: Some(obj),
+        args,
+        kwargs: vec![],
+    }
+}
+
+#[test]
+fn a_call_and_its_materialize_are_one_round_trip() {
+    let mut l = Link::new(Extensions::ALL);
+    let sim = l.send(Request::ImportModule {
+        module: "sim".into(),
+    });
+    let Response::Object(sim) = l.wait(sim) else {
+        panic!()
+    };
+    let before = l.round_trips;
+    // materialize(sim.add(2, 3)): getattr and call pipelined, one wait.
+    let add = l.pipelined(getattr(sim, "sim", "add"));
+    let r = l.pipelined(call(add, "sim.add", vec![2u8.into(), 3u8.into()]));
+    let m = l.send(Request::Materialize { obj_id: r });
+    assert_eq!(l.wait(m), Response::Value(Value::UInt(5)));
+    assert_eq!(l.round_trips - before, 1);
+}
+
+#[test]
+fn an_env_step_with_a_promise_argument_is_one_round_trip() {
+    let mut l = Link::new(Extensions::ALL);
+    let make = l.send(Request::GetAttr {
+        path: "sim".into(),
+        obj_id: None,
+        attr: "make".into(),
+    });
+    let Response::Object(make) = l.wait(make) else {
+        panic!()
+    };
+    let env = l.pipelined(call(make, "sim.make", vec![Value::UInt(0)]));
+    let echo = l.pipelined(Request::GetAttr {
+        path: "sim".into(),
+        obj_id: None,
+        attr: "echo".into(),
+    });
+    let before = l.round_trips;
+    // materialize(env.step(0.5)) and materialize(echo(env)): the promise of
+    // env as the target, and as an argument.
+    let step = l.pipelined(getattr(env, "env", "step"));
+    let out = l.pipelined(call(step, "env.step", vec![Value::Float(0.5)]));
+    let m = l.send(Request::Materialize { obj_id: out });
+    let Response::Value(v) = l.wait(m) else {
+        panic!()
+    };
+    assert_eq!(v.get("reward"), Some(&Value::Float(0.25)));
+    assert_eq!(l.round_trips - before, 1);
+    let step2 = l.pipelined(call(step, "env.step", vec![Value::Float(1.0)]));
+    let same = l.pipelined(call(echo, "sim.echo", vec![Value::Proxy(step2)]));
+    let m = l.send(Request::Materialize { obj_id: same });
+    let Response::Value(v) = l.wait(m) else {
+        panic!()
+    };
+    assert_eq!(
+        v.get("reward"),
+        Some(&Value::Float(0.5)),
+        "a promise as an argument"
+    );
+    assert_eq!(l.round_trips - before, 2);
+}
+
+#[test]
+fn a_failed_request_fails_what_is_built_on_it_with_its_own_error() {
+    let mut l = Link::new(Extensions::ALL);
+    let sim = l.send(Request::ImportModule {
+        module: "sim".into(),
+    });
+    let Response::Object(sim) = l.wait(sim) else {
+        panic!()
+    };
+    let missing = l.pipelined(getattr(sim, "sim", "missing"));
+    let r = l.pipelined(call(missing, "sim.missing", vec![]));
+    let m = l.send(Request::Materialize { obj_id: r });
+    let Response::Error(e) = l.wait(m) else {
+        panic!("the materialize of a chain on a failed request fails")
+    };
+    assert_eq!(e.exception_type, "builtins.AttributeError");
+    assert_eq!(e.cause.get(), Some(missing.as_promise().unwrap()));
+    // Reported by that answer: not again.
+    assert_eq!(l.client.take_failure(), None);
+}
+
+#[test]
+fn an_error_nobody_waits_for_is_kept_for_the_next_wait() {
+    let mut l = Link::new(Extensions::ALL);
+    let sim = l.send(Request::ImportModule {
+        module: "sim".into(),
+    });
+    let Response::Object(sim) = l.wait(sim) else {
+        panic!()
+    };
+    let fail = l.pipelined(getattr(sim, "sim", "fail"));
+    let failed = l.pipelined(call(fail, "sim.fail", vec![]));
+    let also = l.pipelined(getattr(failed, "sim.fail()", "x"));
+    let v = l.send(Request::Materialize { obj_id: sim });
+    // The wait itself succeeds ...
+    assert!(matches!(l.wait(v), Response::Error(_) | Response::Value(_)));
+    // ... and the unrelated failure is there to raise, once, with its type;
+    // the request built on it did not add a second one.
+    let (id, e) = l.client.take_failure().unwrap();
+    assert_eq!(id.0, failed.as_promise().unwrap());
+    assert_eq!(e.exception_type, "builtins.ValueError");
+    assert_eq!(l.client.take_failure(), None);
+    let _ = also;
+}
+
+#[test]
+fn dropped_promises_free_their_objects_before_and_after_their_answer() {
+    let mut l = Link::new(Extensions::ALL);
+    let sim = l.send(Request::ImportModule {
+        module: "sim".into(),
+    });
+    let Response::Object(sim) = l.wait(sim) else {
+        panic!()
+    };
+    let base = l.server.live_objects();
+    // Dropped after its answer came.
+    let a = l.pipelined(getattr(sim, "sim", "add"));
+    l.round_trip();
+    assert_eq!(l.server.live_objects(), base + 1);
+    l.client.release(a);
+    // Dropped before its answer came.
+    let b = l.pipelined(getattr(sim, "sim", "echo"));
+    l.client.release(b);
+    l.round_trip();
+    // Both releases ride on the next request.
+    let v = l.send(Request::Materialize { obj_id: sim });
+    let _ = l.wait(v);
+    assert_eq!(l.server.live_objects(), base);
+    assert_eq!(l.client.pipeline_state(), (0, 0));
+}
+
+#[test]
+fn without_the_extension_nothing_is_pipelined() {
+    for ext in [
+        Extensions::NONE,
+        Extensions::RELEASE,
+        Extensions::negotiate(Some("release, promise"), Extensions::ALL),
+    ] {
+        let mut c = ClientSession::new(ext);
+        assert_eq!(
+            c.send_pipelined(&Request::Eval { expr: "1".into() })
+                .unwrap_err(),
+            ClientError::NoPromises
+        );
+    }
+    // A promise sent to a server that did not negotiate it is refused, clearly.
+    let mut server = ServerSession::new(registry().executor(), Extensions::NONE);
+    let mut c = ClientSession::new(Extensions::ALL);
+    let (_, f) = c
+        .send(&Request::Materialize {
+            obj_id: ObjId::promise(0),
+        })
+        .unwrap();
+    let resp = server.handle_frame(Bytes::from(f));
+    let mut plain = ClientSession::new(Extensions::NONE);
+    let _ = plain.send(&Request::GetNamespace).unwrap();
+    let Response::Error(e) = plain.handle_frame(Bytes::from(resp)).unwrap().1 else {
+        panic!()
+    };
+    assert_eq!(e.exception_type, PROTOCOL_ERROR);
+}
+
+#[test]
+fn promises_travel_as_markers_and_wire_ids_never_look_like_promises() {
+    let mut c = ClientSession::new(Extensions::ALL);
+    let (_, p, _) = c
+        .send_pipelined(&Request::Eval { expr: "f".into() })
+        .unwrap();
+    let (_, f) = c
+        .send(&Request::Call {
+            path: "f".into(),
+            obj_id: Some(p),
+            args: vec![Value::Proxy(p)],
+            kwargs: vec![],
+        })
+        .unwrap();
+    let text = String::from_utf8_lossy(&f).into_owned();
+    assert!(text.contains("__rpc_promise__"), "{text}");
+    let back = decode_request(&Bytes::from(f)).unwrap();
+    assert_eq!(
+        back.request,
+        Request::Call {
+            path: "f".into(),
+            obj_id: Some(p),
+            args: vec![Value::Proxy(p)],
+            kwargs: vec![],
+        }
+    );
+    // An int id at or above 2^63 is not an object id.
+    let mut frame = Vec::new();
+    frame.extend_from_slice(&[0x82, 0xa4]);
+    frame.extend_from_slice(b"type");
+    frame.push(0xab);
+    frame.extend_from_slice(b"materialize");
+    frame.push(0xa6);
+    frame.extend_from_slice(b"obj_id");
+    frame.push(0xcf);
+    frame.extend_from_slice(&(1u64 << 63).to_be_bytes());
+    assert!(decode_request(&Bytes::from(frame)).is_err());
+}

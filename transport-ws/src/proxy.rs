@@ -1,7 +1,14 @@
 //! Proxies: remote objects held by id, as the reference client's `RPCProxy`.
 //!
 //! Every operation on a [`Proxy`] returns another proxy; only
-//! [`Proxy::materialize`] brings an object's value over. Dropping the last
+//! [`Proxy::materialize`] brings an object's value over. With a server that
+//! accepted the `promise` extension (ours), `getattr`, `call`, `getitem`
+//! and `eval` return at once with a proxy of the promised result, and the
+//! whole chain travels with the next wait: `f.call(..)?.materialize()?` is
+//! one round trip. An error of the chain comes back from that wait, with
+//! its original type; an error of a request nobody waits for comes back
+//! from the next wait, naming the expression it came from. Against a stock
+//! server every operation waits for its answer, as before. Dropping the last
 //! clone of a proxy queues the release of its object, which rides on the
 //! next request (with the `release` extension; a stock server frees objects
 //! when the client disconnects).
@@ -40,6 +47,9 @@ struct ProxyInner {
 
 impl Drop for ProxyInner {
     fn drop(&mut self) {
+        if let Some(n) = self.id.as_promise() {
+            self.client.forget_expr(n);
+        }
         self.client.release(self.id);
     }
 }
@@ -62,12 +72,46 @@ impl Client {
         }
     }
 
-    /// Send `request`, expecting an object id, and hold it as a proxy named `path`.
+    /// Send `request`, expecting an object id, and hold it as a proxy named
+    /// `path`. Waits for the answer.
     pub fn call_object(&self, request: &Request, path: String) -> Result<Proxy, Error> {
         match self.call(request)? {
             Response::Object(id) => Ok(Proxy::new(self.clone(), id, path)),
             other => Err(unexpected(request, &other)),
         }
+    }
+
+    /// As [`Client::call_object`], but pipelined when the server accepted
+    /// promises: the proxy holds the promise of the result at once.
+    fn promise_object(&self, request: &Request, path: String) -> Result<Proxy, Error> {
+        if !self.promises() {
+            return self.call_object(request, path);
+        }
+        let promise = self.send_pipelined(request)?;
+        self.note_expr(promise, &path);
+        Ok(Proxy::new(self.clone(), promise, path))
+    }
+
+    /// Send `request` and wait for its answer, then report the error of any
+    /// pipelined request that no wait has reported yet (naming its
+    /// expression), so that no error is lost.
+    fn call_waiting(&self, request: &Request) -> Result<Response, Error> {
+        let id = self.send(request)?;
+        let (response, _) = self.wait(id)?;
+        if let Response::Error(e) = response {
+            return Err(Error::Remote(e));
+        }
+        if let Some((failed, mut e)) = self.take_failure() {
+            let expr = self
+                .expr_of(failed.0)
+                .unwrap_or_else(|| format!("request {}", failed.0));
+            e.message = format!(
+                "{} (raised by {expr}, whose result nobody waited for)",
+                e.message
+            );
+            return Err(Error::Remote(e));
+        }
+        Ok(response)
     }
 
     /// `import module` on the server (dotted names work: `"os.path"`).
@@ -84,10 +128,11 @@ impl Client {
         self.call_object(&req, trail::builtin(name))
     }
 
-    /// Evaluate an expression in this client's globals on the server.
+    /// Evaluate an expression in this client's globals on the server
+    /// (pipelined: see the module docs).
     pub fn eval(&self, expr: &str) -> Result<Proxy, Error> {
         let req = Request::Eval { expr: expr.into() };
-        self.call_object(&req, trail::eval(expr))
+        self.promise_object(&req, trail::eval(expr))
     }
 
     /// Execute statements in this client's globals on the server.
@@ -164,7 +209,7 @@ impl Proxy {
             obj_id: Some(self.inner.id),
             attr: attr.into(),
         };
-        self.inner.client.call_object(&req, path)
+        self.inner.client.promise_object(&req, path)
     }
 
     /// `obj(*args, **kwargs)`.
@@ -176,7 +221,7 @@ impl Proxy {
             args,
             kwargs,
         };
-        self.inner.client.call_object(&req, path)
+        self.inner.client.promise_object(&req, path)
     }
 
     /// `obj()`.
@@ -199,7 +244,7 @@ impl Proxy {
             obj_id: self.inner.id,
             key,
         };
-        self.inner.client.call_object(&req, path)
+        self.inner.client.promise_object(&req, path)
     }
 
     /// `obj[a, b, ...]`: a tuple key, built on the server as
@@ -220,12 +265,12 @@ impl Proxy {
         client.call_object(&req, path)
     }
 
-    /// The object's value, sent over.
+    /// The object's value, sent over: the one wait of a pipelined chain.
     pub fn materialize(&self) -> Result<Value, Error> {
         let req = Request::Materialize {
             obj_id: self.inner.id,
         };
-        match self.inner.client.call(&req)? {
+        match self.inner.client.call_waiting(&req)? {
             Response::Value(v) => Ok(v),
             other => Err(unexpected(&req, &other)),
         }

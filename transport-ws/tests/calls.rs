@@ -146,7 +146,14 @@ fn remote_errors_leave_the_connection_usable() {
     let client = connect(&server);
     let m = client.module("m").unwrap();
 
-    let err = m.getattr("boom").unwrap().call0().unwrap_err();
+    // Pipelined: the call's error comes back from the wait that needs it.
+    let err = m
+        .getattr("boom")
+        .unwrap()
+        .call0()
+        .unwrap()
+        .materialize()
+        .unwrap_err();
     let Error::Remote(remote) = &err else {
         panic!("{err:?}")
     };
@@ -166,14 +173,20 @@ fn remote_errors_leave_the_connection_usable() {
     };
     assert_eq!(e.exception_type, "builtins.ModuleNotFoundError");
 
-    let err = m.getattr("missing").unwrap_err();
+    let err = m.getattr("missing").unwrap().materialize().unwrap_err();
     assert_eq!(
         err.remote().unwrap().exception_type,
         "builtins.AttributeError"
     );
 
     // An executor panic is an error too.
-    let err = m.getattr("panic").unwrap().call0().unwrap_err();
+    let err = m
+        .getattr("panic")
+        .unwrap()
+        .call0()
+        .unwrap()
+        .materialize()
+        .unwrap_err();
     assert_eq!(err.remote().unwrap().exception_type, EXECUTOR_PANIC);
 
     // Unknown object id.
@@ -334,16 +347,21 @@ fn dropped_proxies_are_released_with_the_next_request() {
     let m = client.module("m").unwrap();
     let echo = m.getattr("echo").unwrap();
     let live = || state.live.load(Ordering::SeqCst);
+    // The getattr is pipelined: a wait brings it through.
+    client.namespace().unwrap();
     assert_eq!(live(), 2);
 
     let proxies: Vec<_> = (0..10i64)
         .map(|i| echo.call_args(vec![Value::from(i)]).unwrap())
         .collect();
+    // The calls are pipelined: one wait brings them all through.
+    assert_eq!(proxies[9].materialize().unwrap(), Value::UInt(9));
     assert_eq!(live(), 12);
     let kept = proxies[3].clone();
     drop(proxies);
     // The releases ride on the next request, handled before its response.
     let r = client.eval("5").unwrap();
+    assert_eq!(r.materialize().unwrap(), Value::UInt(5));
     assert_eq!(
         live(),
         2 + 1 + 1,
@@ -396,8 +414,9 @@ fn a_slow_call_does_not_delay_other_clients() {
         thread::spawn(move || {
             let m = a.module("m").unwrap();
             let r = m.getattr("block").unwrap().call0().unwrap();
+            let v = r.materialize().unwrap();
             a_done.store(true, Ordering::SeqCst);
-            r.materialize().unwrap()
+            v
         })
     };
     wait_until("A's call is running", || {
@@ -416,7 +435,12 @@ fn a_slow_call_does_not_delay_other_clients() {
             !a_done.load(Ordering::SeqCst),
             "A finished before B's calls"
         );
-        m.getattr("unblock").unwrap().call0().unwrap();
+        m.getattr("unblock")
+            .unwrap()
+            .call0()
+            .unwrap()
+            .materialize()
+            .unwrap();
     });
     assert_eq!(
         with_deadline("client A's call", move || slow.join().unwrap()),
@@ -456,7 +480,7 @@ fn a_panicking_connection_does_not_stop_the_server() {
     .spawn()
     .unwrap();
     let first = connect(&server);
-    let err = first.eval("1").unwrap_err();
+    let err = first.eval("1").and_then(|p| p.materialize()).unwrap_err();
     assert!(matches!(err, Error::Closed(_)), "{err:?}");
     let second = connect(&server);
     assert_eq!(
@@ -484,7 +508,10 @@ fn a_request_past_its_timeout_fails_and_ends_the_connection() {
     );
     let sleep = m.getattr("sleep").unwrap();
     let err = with_deadline("the timed-out call", move || {
-        sleep.call_args(vec![Value::UInt(1500)]).unwrap_err()
+        sleep
+            .call_args(vec![Value::UInt(1500)])
+            .and_then(|r| r.materialize())
+            .unwrap_err()
     });
     assert!(matches!(err, Error::Timeout(_)), "{err:?}");
     assert!(

@@ -99,7 +99,10 @@ fn rust_client_against_the_stock_server() {
         "a stock server negotiates nothing"
     );
 
+    assert!(!client.promises());
     let np = client.module("numpy").unwrap();
+    // Without promises every operation waits, and fails at once, as before.
+    assert!(np.getattr("no_such_function").is_err());
     let a = np
         .getattr("arange")
         .unwrap()

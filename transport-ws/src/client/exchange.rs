@@ -1,46 +1,54 @@
-//! One exchange: write request frames, then read until each has its
-//! response. The client has no I/O thread of its own: the thread that makes
-//! the request does the I/O while it holds the connection, answering the
-//! server's pings as it waits.
+//! Writing request frames and reading until a given request is answered.
+//! The client has no I/O thread of its own: the thread that makes a request
+//! does the I/O while it holds the connection, answering the server's pings
+//! as it waits.
+//!
+//! Every frame read goes into the [`simplerpc_core::ClientSession`]
+//! ([`ClientSession::receive`](simplerpc_core::ClientSession::receive)),
+//! which keeps the answers callers wait for and notes those of pipelined
+//! requests, so waited-for and pipelined requests share the connection in
+//! any mix.
 
 use std::time::{Duration, Instant};
 
-use simplerpc_core::{ClientError, RawValue, Response};
+use simplerpc_core::{ClientError, RawValue, RequestId, Response};
 use tungstenite::Message;
 
 use super::conn::{Conn, Ended};
 use super::POLL;
 use crate::error::{would_block, Error};
 
-/// A response paired with its request by the session, with the bytes of its
-/// value as the frame holds them (see [`simplerpc_core::ClientSession::handle_frame_raw`]),
-/// or why it could not be paired.
+/// A response with the bytes of its value as the frame holds them (see
+/// [`simplerpc_core::ClientSession::handle_frame_raw`]), or why the frame
+/// answering the request could not be read.
 pub(super) type Answer = Result<(Response, Option<RawValue>), ClientError>;
 
 impl Conn {
-    /// Write `frames`, then read as many responses, within the request
-    /// timeout if there is one.
-    pub(super) fn exchange(&mut self, frames: Vec<Vec<u8>>) -> Result<Vec<Answer>, Error> {
-        let n = frames.len();
-        let mut answers = Vec::with_capacity(n);
-        for frame in frames {
-            match self.ws.write(Message::Binary(frame.into())) {
-                Ok(()) => {}
-                // Buffered; make room by flushing, reading responses meanwhile.
-                Err(e) if would_block(&e) => self.flush_all(&mut answers)?,
-                Err(e) => return Err(self.fail(e)),
-            }
+    /// Write one request frame and flush it, reading responses meanwhile if
+    /// the socket will not take it at once (so a large pipeline cannot
+    /// deadlock against a server that is writing to us).
+    pub(super) fn write_frame(&mut self, frame: Vec<u8>) -> Result<(), Error> {
+        match self.ws.write(Message::Binary(frame.into())) {
+            Ok(()) => {}
+            Err(e) if would_block(&e) => {}
+            Err(e) => return Err(self.fail(e)),
         }
-        self.flush_all(&mut answers)?;
+        self.flush_all()
+    }
+
+    /// Read until request `id` is answered, within the request timeout if
+    /// there is one, and take its answer.
+    pub(super) fn wait(&mut self, id: RequestId) -> Result<Answer, Error> {
+        self.flush_all()?;
         let Some(limit) = self.timeout else {
             self.set_read_timeout(None)?;
-            while answers.len() < n {
-                self.read_one(&mut answers)?;
+            while !self.session.is_answered(id) {
+                self.read_one()?;
             }
-            return Ok(answers);
+            return self.take(id);
         };
         let deadline = Instant::now() + limit;
-        while answers.len() < n {
+        while !self.session.is_answered(id) {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 // The late answers could no longer be paired: end the connection.
@@ -51,49 +59,44 @@ impl Conn {
                 return Err(Error::Timeout(limit));
             }
             self.set_read_timeout(Some(left.min(Duration::from_millis(100))))?;
-            self.read_one(&mut answers)?;
+            self.read_one()?;
         }
-        Ok(answers)
+        self.take(id)
+    }
+
+    fn take(&mut self, id: RequestId) -> Result<Answer, Error> {
+        self.session
+            .take(id)
+            .ok_or_else(|| Error::Closed(format!("request {} has no answer to wait for", id.0)))
     }
 
     /// Flush everything written; while the socket will not take more, read
     /// responses so the server is never blocked writing to us.
-    fn flush_all(&mut self, answers: &mut Vec<Answer>) -> Result<(), Error> {
+    fn flush_all(&mut self) -> Result<(), Error> {
         loop {
             match self.ws.flush() {
                 Ok(()) => return Ok(()),
                 Err(e) if would_block(&e) => {
                     self.set_read_timeout(Some(POLL))?;
-                    self.read_one(answers)?;
+                    self.read_one()?;
                 }
                 Err(e) => return Err(self.fail(e)),
             }
         }
     }
 
-    /// Read one message; a response is paired by the session and pushed.
-    fn read_one(&mut self, answers: &mut Vec<Answer>) -> Result<(), Error> {
-        match self.ws.read() {
-            Ok(Message::Binary(frame)) => {
-                answers.push(
-                    self.session
-                        .handle_frame_raw(frame)
-                        .map(|(_, r, raw)| (r, raw)),
-                );
-            }
-            Ok(Message::Text(text)) => {
-                answers.push(
-                    self.session
-                        .handle_frame_raw(text.into())
-                        .map(|(_, r, raw)| (r, raw)),
-                );
-            }
+    /// Read one message; a response goes into the session.
+    fn read_one(&mut self) -> Result<(), Error> {
+        let frame = match self.ws.read() {
+            Ok(Message::Binary(frame)) => frame,
+            Ok(Message::Text(text)) => text.into(),
             Ok(Message::Close(frame)) => return Err(self.peer_closed(frame)),
             // Pongs to pings go out with the next read.
-            Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {}
-            Err(e) if would_block(&e) => {}
+            Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => return Ok(()),
+            Err(e) if would_block(&e) => return Ok(()),
             Err(e) => return Err(self.fail(e)),
-        }
+        };
+        self.session.receive(frame)?;
         Ok(())
     }
 }

@@ -9,7 +9,6 @@ use std::sync::{Mutex, PoisonError, Weak};
 use std::thread;
 use std::time::Duration;
 
-use simplerpc_core::ClientError;
 use tungstenite::Message;
 
 use super::conn::Conn;
@@ -71,7 +70,7 @@ fn run(client: Weak<Shared>, stop: Receiver<()>) {
 impl Conn {
     /// While idle: answer pings, notice a close.
     fn poll_idle(&mut self) {
-        if self.ended.is_some() || self.session.in_flight() > 0 {
+        if self.ended.is_some() {
             return;
         }
         if self.ws.get_ref().set_nonblocking(true).is_err() {
@@ -83,11 +82,12 @@ impl Conn {
                     let _ = self.ws.flush();
                 }
                 Ok(Message::Pong(_) | Message::Frame(_)) => {}
-                Ok(Message::Binary(_) | Message::Text(_)) => {
-                    if self.pending.is_none() {
-                        self.pending = Some(Error::Protocol(ClientError::Unsolicited));
-                    }
-                }
+                // The answer of a pipelined request (or of one sent with
+                // `Client::send`) that arrived while nobody waits: keep it in
+                // the session for the next wait; with nothing in flight it is
+                // an error the next request reports.
+                Ok(Message::Binary(frame)) => self.receive_idle(frame),
+                Ok(Message::Text(text)) => self.receive_idle(text.into()),
                 Ok(Message::Close(frame)) => {
                     self.peer_closed(frame);
                     break;
@@ -100,5 +100,13 @@ impl Conn {
             }
         }
         let _ = self.ws.get_ref().set_nonblocking(false);
+    }
+
+    fn receive_idle(&mut self, frame: bytes::Bytes) {
+        if let Err(e) = self.session.receive(frame) {
+            if self.pending.is_none() {
+                self.pending = Some(Error::Protocol(e));
+            }
+        }
     }
 }

@@ -22,7 +22,10 @@ mod keepalive;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use simplerpc_core::{ClientSession, Extensions, ObjId, RawRequest, RawValue, Request, Response};
+use simplerpc_core::{
+    ClientSession, Extensions, ObjId, RawRequest, RawValue, RemoteError, Request, RequestId,
+    Response,
+};
 
 use crate::config::ClientConfig;
 use crate::error::Error;
@@ -47,6 +50,11 @@ struct Shared {
     extensions: Extensions,
     addr: String,
     keepalive: Keepalive,
+    /// The expression (path trail) of each pipelined request whose proxy
+    /// lives, to name it when its error is reported at a later wait.
+    exprs: Mutex<std::collections::HashMap<u64, String>>,
+    /// How many waits had to read from the socket: round trips, for tests.
+    waits: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Client {
@@ -78,6 +86,8 @@ impl Client {
             extensions: accepted,
             addr,
             keepalive,
+            exprs: Mutex::new(std::collections::HashMap::new()),
+            waits: std::sync::atomic::AtomicU64::new(0),
         });
         keepalive::start(Arc::downgrade(&shared), stop)?;
         Ok(Client { shared })
@@ -110,8 +120,10 @@ impl Client {
     /// on (the C ABI) instead of using the decoded value.
     pub fn request_raw(&self, request: &Request) -> Result<(Response, Option<RawValue>), Error> {
         let mut conn = self.begin()?;
-        let (_, frame) = conn.session.send(request)?;
-        Self::one(conn.exchange(vec![frame])?)
+        let (id, frame) = conn.session.send(request)?;
+        conn.write_frame(frame)?;
+        self.count_wait();
+        Ok(conn.wait(id)??)
     }
 
     /// Send a `call` or `getitem` whose arguments (or key) the caller holds
@@ -124,19 +136,130 @@ impl Client {
         request: &RawRequest<'_>,
     ) -> Result<(Response, Option<RawValue>), Error> {
         let mut conn = self.begin()?;
-        let (_, frame) = conn
+        let (id, frame) = conn
             .session
             .send_raw(request)
             .map_err(Error::InvalidRequest)?;
-        Self::one(conn.exchange(vec![frame])?)
+        conn.write_frame(frame)?;
+        self.count_wait();
+        Ok(conn.wait(id)??)
     }
 
-    /// The one answer of a one-request exchange.
-    fn one(mut answers: Vec<exchange::Answer>) -> Result<(Response, Option<RawValue>), Error> {
-        match answers.pop() {
-            Some(r) => Ok(r?),
-            None => Err(Error::Closed("no response arrived".into())),
+    /// Whether requests may be pipelined on promises: the server accepted
+    /// the `promise` extension.
+    pub fn promises(&self) -> bool {
+        self.shared.extensions.promises()
+    }
+
+    /// Send `request` without waiting for its answer, and return the
+    /// promise of the object it will return: later requests may name it as
+    /// their object or pass it as an argument, and it is released like any
+    /// id ([`Client::release`]). Its error, if it fails, comes back from the
+    /// first wait for a request built on it, or from
+    /// [`Client::take_failure`]. Fails with [`Error::Protocol`] when the
+    /// server did not accept promises ([`Client::promises`]).
+    pub fn send_pipelined(&self, request: &Request) -> Result<ObjId, Error> {
+        let mut conn = self.begin()?;
+        let (_, promise, frame) = conn.session.send_pipelined(request)?;
+        conn.write_frame(frame)?;
+        Ok(promise)
+    }
+
+    /// [`Client::send_pipelined`] for a request whose arguments (or key) the
+    /// caller holds as msgpack (see [`Client::request_raw_fields`]).
+    pub fn send_raw_pipelined(&self, request: &RawRequest<'_>) -> Result<ObjId, Error> {
+        let mut conn = self.begin()?;
+        let (_, promise, frame) = conn.session.send_raw_pipelined(request)?;
+        conn.write_frame(frame)?;
+        Ok(promise)
+    }
+
+    /// Send `request` and return its id without waiting; [`Client::wait`]
+    /// takes its answer later. Requests sent meanwhile share the round trip.
+    pub fn send(&self, request: &Request) -> Result<RequestId, Error> {
+        let mut conn = self.begin()?;
+        let (id, frame) = conn.session.send(request)?;
+        conn.write_frame(frame)?;
+        Ok(id)
+    }
+
+    /// [`Client::send`] for a request whose arguments (or key) the caller
+    /// holds as msgpack.
+    pub fn send_raw(&self, request: &RawRequest<'_>) -> Result<RequestId, Error> {
+        let mut conn = self.begin()?;
+        let (id, frame) = conn
+            .session
+            .send_raw(request)
+            .map_err(Error::InvalidRequest)?;
+        conn.write_frame(frame)?;
+        Ok(id)
+    }
+
+    /// Wait for the answer of request `id` (from [`Client::send`]), reading
+    /// the answers of earlier requests on the way.
+    pub fn wait(&self, id: RequestId) -> Result<(Response, Option<RawValue>), Error> {
+        let mut conn = self.lock();
+        // An answer already read can be taken even from a closed connection.
+        if let Some(answer) = conn.session.take(id) {
+            return Ok(answer?);
         }
+        if let Some(e) = conn.pending.take() {
+            return Err(e);
+        }
+        if let Some(ended) = &conn.ended {
+            return Err(ended.error(&conn.addr));
+        }
+        self.count_wait();
+        Ok(conn.wait(id)??)
+    }
+
+    /// The oldest error of a pipelined request that no wait has reported
+    /// yet, with the id of that request: raise it, so that no error is lost.
+    pub fn take_failure(&self) -> Option<(RequestId, RemoteError)> {
+        self.lock().session.take_failure()
+    }
+
+    /// How many times this client waited for answers from the server (each
+    /// request it waited for, each [`Client::wait`] that had to read, each
+    /// [`Client::pipeline`]): its round trips, for tests and benchmarks.
+    pub fn round_trips(&self) -> u64 {
+        self.shared.waits.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn count_wait(&self) {
+        self.shared
+            .waits
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Remember the expression a pipelined request came from.
+    pub(crate) fn note_expr(&self, promise: ObjId, expr: &str) {
+        if let Some(n) = promise.as_promise() {
+            self.shared
+                .exprs
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(n, expr.to_owned());
+        }
+    }
+
+    /// Forget it (its proxy is gone); returns it.
+    pub(crate) fn forget_expr(&self, request: u64) -> Option<String> {
+        self.shared
+            .exprs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&request)
+    }
+
+    /// The expression of a pipelined request, if its proxy lives.
+    pub(crate) fn expr_of(&self, request: u64) -> Option<String> {
+        self.shared
+            .exprs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&request)
+            .cloned()
     }
 
     /// Change how long a request may wait for its response (`None`: no limit).
@@ -157,7 +280,7 @@ impl Client {
         let mut unencodable = None;
         for r in requests {
             match conn.session.send(r) {
-                Ok((_, frame)) => frames.push(frame),
+                Ok((id, frame)) => frames.push((id, frame)),
                 Err(e) => {
                     unencodable = Some(e);
                     break;
@@ -166,14 +289,20 @@ impl Client {
         }
         // The requests before the bad one are already counted in flight:
         // send them, so responses stay paired, then report the bad one.
-        let responses = conn.exchange(frames)?;
+        let mut ids = Vec::with_capacity(frames.len());
+        for (id, frame) in frames {
+            conn.write_frame(frame)?;
+            ids.push(id);
+        }
+        let mut responses = Vec::with_capacity(ids.len());
+        self.count_wait();
+        for id in ids {
+            responses.push(conn.wait(id)?.map(|(r, _)| r).map_err(Error::Protocol));
+        }
         if let Some(e) = unencodable {
             return Err(Error::Encode(e));
         }
-        responses
-            .into_iter()
-            .map(|r| r.map(|(r, _)| r).map_err(Error::Protocol))
-            .collect()
+        responses.into_iter().collect()
     }
 
     /// The object `id` is no longer used: free it on the server with the next

@@ -38,6 +38,13 @@
 #include <stdbool.h>
 
 /*
+ The bit that marks a promise among object ids: an object id with it set
+ names the object request `id & ~SRPC_PROMISE_BIT` will return (see
+ srpc_client_send_pipelined()). A server never allocates such ids.
+ */
+#define SRPC_PROMISE_BIT 9223372036854775808ull
+
+/*
  Extension bit: batched object release (`release`).
  */
 #define SRPC_EXT_RELEASE 1
@@ -589,6 +596,80 @@ srpc_status srpc_client_connect(struct srpc_str host,
                                 uint16_t port,
                                 struct srpc_str token,
                                 struct srpc_client **client_out);
+
+/*
+ Whether the server accepted promise pipelining (the `promise` extension;
+ ours does, a stock simplerpyc server does not).
+
+ # Safety
+ `client` is NULL or live.
+ */
+bool srpc_client_promises(const struct srpc_client *client);
+
+/*
+ Send `call` without waiting for its answer, and write the *promise* of
+ the object it will return to `*promise_out`: use it as `obj`, or inside
+ `args`/`kwargs`/`key` as `{"__rpc_promise__": n}` with `n = promise &
+ ~SRPC_PROMISE_BIT`, in later calls, and release it with
+ srpc_client_release() like any object id. A chain of such calls and the
+ srpc_client_request() (or srpc_client_wait()) that needs its value cost
+ one round trip. If the call fails, calls built on it are not run and
+ fail with its error (SRPC_STATUS_ERR_REMOTE, with its own type); an error
+ nobody waits for is kept for srpc_client_take_failure(). For getattr,
+ call, getitem and eval; needs srpc_client_promises() (else
+ SRPC_STATUS_ERR_PROTOCOL).
+
+ # Safety
+ `client` is live; `call` is a valid srpc_call; `promise_out` is valid.
+ */
+srpc_status srpc_client_send_pipelined(const struct srpc_client *client,
+                                       const struct srpc_call *call,
+                                       uint64_t *promise_out);
+
+/*
+ Send `call` and return at once with its request id in `*request_out`;
+ srpc_client_wait() takes the answer later. Calls sent meanwhile share the
+ round trip.
+
+ # Safety
+ `client` is live; `call` is a valid srpc_call; `request_out` is valid.
+ */
+srpc_status srpc_client_send(const struct srpc_client *client,
+                             const struct srpc_call *call,
+                             uint64_t *request_out);
+
+/*
+ Wait for the answer of the request srpc_client_send() numbered `request`,
+ and write it as srpc_client_request() does (its `request_id` set).
+
+ # Safety
+ `client` is live; `response` is valid for writing an srpc_response.
+ */
+srpc_status srpc_client_wait(const struct srpc_client *client,
+                             uint64_t request,
+                             struct srpc_response *response);
+
+/*
+ Take the oldest error of a pipelined call that no wait has reported yet,
+ so that no error is lost: raise it at your next wait. Returns
+ SRPC_STATUS_OK (writing nothing) when there is none; otherwise returns
+ SRPC_STATUS_ERR_REMOTE with the error in srpc_last_error_type() and
+ friends, and writes the failed request's id to `*request_out` (as
+ srpc_client_request() writes its response on SRPC_STATUS_ERR_REMOTE).
+
+ # Safety
+ `client` is live; `request_out` is valid.
+ */
+srpc_status srpc_client_take_failure(const struct srpc_client *client, uint64_t *request_out);
+
+/*
+ How many times this client waited for answers from the server: its round
+ trips (for tests and benchmarks).
+
+ # Safety
+ `client` is NULL or live.
+ */
+uint64_t srpc_client_round_trips(const struct srpc_client *client);
 
 /*
  Send `call` and wait for its response. `args`, `kwargs` and `key` go into

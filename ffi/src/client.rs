@@ -83,6 +83,157 @@ fn send(c: &srpc_client, call: &Outgoing<'_>) -> Result<(Response, Option<RawVal
     }
 }
 
+/// Send what `call` asks for without waiting: its request id, or with
+/// `pipelined` its promise.
+fn send_only(c: &srpc_client, call: &Outgoing<'_>, pipelined: bool) -> Result<u64, FfiError> {
+    let raw_err = |r: &simplerpc_core::RawRequest<'_>, e: Error| match e {
+        Error::InvalidRequest(e) => refused(r, e),
+        other => ws_error(other),
+    };
+    Ok(match (call, pipelined) {
+        (Outgoing::Request(r), false) => c.0.send(r).map_err(ws_error)?.0,
+        (Outgoing::Raw(r), false) => c.0.send_raw(r).map_err(|e| raw_err(r, e))?.0,
+        (Outgoing::Request(r), true) => c.0.send_pipelined(r).map_err(ws_error)?.0,
+        (Outgoing::Raw(r), true) => c.0.send_raw_pipelined(r).map_err(|e| raw_err(r, e))?.0,
+    })
+}
+
+/// The bit that marks a promise among object ids: an object id with it set
+/// names the object request `id & ~SRPC_PROMISE_BIT` will return (see
+/// srpc_client_send_pipelined()). A server never allocates such ids.
+pub const SRPC_PROMISE_BIT: u64 = 0x8000_0000_0000_0000;
+const _: () = assert!(SRPC_PROMISE_BIT == ObjId::PROMISE_BIT);
+
+/// Whether the server accepted promise pipelining (the `promise` extension;
+/// ours does, a stock simplerpyc server does not).
+///
+/// # Safety
+/// `client` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_client_promises(client: *const srpc_client) -> bool {
+    live(client).map(|c| c.0.promises()).unwrap_or(false)
+}
+
+/// Send `call` without waiting for its answer, and write the *promise* of
+/// the object it will return to `*promise_out`: use it as `obj`, or inside
+/// `args`/`kwargs`/`key` as `{"__rpc_promise__": n}` with `n = promise &
+/// ~SRPC_PROMISE_BIT`, in later calls, and release it with
+/// srpc_client_release() like any object id. A chain of such calls and the
+/// srpc_client_request() (or srpc_client_wait()) that needs its value cost
+/// one round trip. If the call fails, calls built on it are not run and
+/// fail with its error (SRPC_STATUS_ERR_REMOTE, with its own type); an error
+/// nobody waits for is kept for srpc_client_take_failure(). For getattr,
+/// call, getitem and eval; needs srpc_client_promises() (else
+/// SRPC_STATUS_ERR_PROTOCOL).
+///
+/// # Safety
+/// `client` is live; `call` is a valid srpc_call; `promise_out` is valid.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_client_send_pipelined(
+    client: *const srpc_client,
+    call: *const srpc_call,
+    promise_out: *mut u64,
+) -> srpc_status {
+    guard(|| {
+        let c = live(client)?;
+        // SAFETY: NULL checked; otherwise valid.
+        let call = unsafe { call.as_ref() }.ok_or_else(|| FfiError::null("call"))?;
+        // SAFETY: NULL checked; otherwise valid for writing.
+        let out = unsafe { promise_out.as_mut() }.ok_or_else(|| FfiError::null("promise_out"))?;
+        // SAFETY: the srpc_call's fields are valid per the caller's contract.
+        let outgoing = unsafe { call.to_outgoing()? };
+        *out = send_only(c, &outgoing, true)?;
+        Ok(())
+    })
+}
+
+/// Send `call` and return at once with its request id in `*request_out`;
+/// srpc_client_wait() takes the answer later. Calls sent meanwhile share the
+/// round trip.
+///
+/// # Safety
+/// `client` is live; `call` is a valid srpc_call; `request_out` is valid.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_client_send(
+    client: *const srpc_client,
+    call: *const srpc_call,
+    request_out: *mut u64,
+) -> srpc_status {
+    guard(|| {
+        let c = live(client)?;
+        // SAFETY: NULL checked; otherwise valid.
+        let call = unsafe { call.as_ref() }.ok_or_else(|| FfiError::null("call"))?;
+        // SAFETY: NULL checked; otherwise valid for writing.
+        let out = unsafe { request_out.as_mut() }.ok_or_else(|| FfiError::null("request_out"))?;
+        // SAFETY: the srpc_call's fields are valid per the caller's contract.
+        let outgoing = unsafe { call.to_outgoing()? };
+        *out = send_only(c, &outgoing, false)?;
+        Ok(())
+    })
+}
+
+/// Wait for the answer of the request srpc_client_send() numbered `request`,
+/// and write it as srpc_client_request() does (its `request_id` set).
+///
+/// # Safety
+/// `client` is live; `response` is valid for writing an srpc_response.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_client_wait(
+    client: *const srpc_client,
+    request: u64,
+    response: *mut srpc_response,
+) -> srpc_status {
+    guard(|| {
+        let c = live(client)?;
+        if response.is_null() {
+            return Err(FfiError::null("response"));
+        }
+        let (resp, raw) =
+            c.0.wait(simplerpc_core::RequestId(request))
+                .map_err(ws_error)?;
+        // SAFETY: non-NULL and valid for writing (the caller's contract).
+        unsafe { fill_response(request, resp, raw, response) }
+    })
+}
+
+/// Take the oldest error of a pipelined call that no wait has reported yet,
+/// so that no error is lost: raise it at your next wait. Returns
+/// SRPC_STATUS_OK (writing nothing) when there is none; otherwise returns
+/// SRPC_STATUS_ERR_REMOTE with the error in srpc_last_error_type() and
+/// friends, and writes the failed request's id to `*request_out` (as
+/// srpc_client_request() writes its response on SRPC_STATUS_ERR_REMOTE).
+///
+/// # Safety
+/// `client` is live; `request_out` is valid.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_client_take_failure(
+    client: *const srpc_client,
+    request_out: *mut u64,
+) -> srpc_status {
+    guard(|| {
+        let c = live(client)?;
+        // SAFETY: NULL checked; otherwise valid for writing.
+        let out = unsafe { request_out.as_mut() }.ok_or_else(|| FfiError::null("request_out"))?;
+        match c.0.take_failure() {
+            None => Ok(()),
+            Some((id, e)) => {
+                *out = id.0;
+                Err(FfiError::remote(e))
+            }
+        }
+    })
+}
+
+/// How many times this client waited for answers from the server: its round
+/// trips (for tests and benchmarks).
+///
+/// # Safety
+/// `client` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_client_round_trips(client: *const srpc_client) -> u64 {
+    live(client).map(|c| c.0.round_trips()).unwrap_or(0)
+}
+
 /// Send `call` and wait for its response. `args`, `kwargs` and `key` go into
 /// the request frame as they are (checked, copied once); a value comes back
 /// in `response->value` as the response frame holds it (not re-encoded; see

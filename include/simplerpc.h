@@ -55,10 +55,17 @@
 #define SRPC_EXT_REQUEST_IDS 2
 
 /*
+ Extension bit: promise pipelining (`promise`; only together with
+ SRPC_EXT_REQUEST_IDS, since a promise names a request by its id). See
+ srpc_client_send_pipelined().
+ */
+#define SRPC_EXT_PROMISE 4
+
+/*
  Every extension this library speaks. Use it when both ends are simplerpc;
  use 0 to speak the reference protocol exactly.
  */
-#define SRPC_EXT_ALL 3
+#define SRPC_EXT_ALL 7
 
 /*
  "No object": pass as `obj` where a call has no object (it then acts on `path`).

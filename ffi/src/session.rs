@@ -13,9 +13,13 @@ use crate::types::{
 pub const SRPC_EXT_RELEASE: u32 = 1;
 /// Extension bit: request ids (`request-id`).
 pub const SRPC_EXT_REQUEST_IDS: u32 = 2;
+/// Extension bit: promise pipelining (`promise`; only together with
+/// SRPC_EXT_REQUEST_IDS, since a promise names a request by its id). See
+/// srpc_client_send_pipelined().
+pub const SRPC_EXT_PROMISE: u32 = 4;
 /// Every extension this library speaks. Use it when both ends are simplerpc;
 /// use 0 to speak the reference protocol exactly.
-pub const SRPC_EXT_ALL: u32 = 3;
+pub const SRPC_EXT_ALL: u32 = 7;
 
 pub(crate) fn extensions(bits: u32) -> Extensions {
     Extensions::from_bits(bits)
@@ -240,6 +244,14 @@ mod tests {
     use crate::types::{srpc_buf_free, srpc_response_kind};
     use simplerpc_core::message::{encode_response, ResponseFrame};
     use simplerpc_core::{RawValue, Request, Response, Value};
+
+    #[test]
+    fn the_extension_bits_are_core_s() {
+        assert_eq!(SRPC_EXT_RELEASE, Extensions::RELEASE.bits());
+        assert_eq!(SRPC_EXT_REQUEST_IDS, Extensions::REQUEST_IDS.bits());
+        assert_eq!(SRPC_EXT_PROMISE, Extensions::PROMISE.bits());
+        assert_eq!(SRPC_EXT_ALL, Extensions::ALL.bits());
+    }
 
     /// msgpack no encoder writes so: keys out of order, 5 as a uint8.
     const ODD: &[u8] = &[0x82, 0xa1, b'b', 0xcc, 0x05, 0xa1, b'a', 0x01];

@@ -15,7 +15,8 @@
  * - msgpack crosses this boundary as it is: what a client passes goes into the
  *   frame byte for byte, and what comes back is the frame's own bytes (an
  *   srpc_buf pointing into the received frame). Executor callbacks get the
- *   request frame's bytes and the handles of its proxy references (srpc_call).
+ *   request frame's bytes and the handles of its references, proxies and
+ *   promises alike (srpc_call).
  * - No Rust panic crosses this boundary: it becomes SRPC_STATUS_ERR_PANIC.
  * - Names: functions are srpc_<object>_<verb>, destructors srpc_<object>_free;
  *   every enum constant is SRPC_<ENUM>_<VARIANT>. An enum value the host hands
@@ -366,11 +367,19 @@ typedef struct srpc_slice {
 
  In an executor callback, `args`, `kwargs` and `key` are the bytes of the
  request frame exactly as the client wrote them (borrowed, not copied, not
- re-encoded). A proxy reference in them is still the client's marker map
- `{"__rpc_proxy__": true, "obj_id": ID}`, whose ID is the *client's* object
- id, not a handle of this executor: `refs` gives the handle each marker
- stands for. The session has checked every marker (and refused any other
- map with the key `"__rpc_proxy__"`) before calling back.
+ re-encoded). A reference to an object in them is still the client's
+ marker map, in one of two forms:
+ - a proxy, `{"__rpc_proxy__": true, "obj_id": ID}`, whose ID is the
+   *client's* object id;
+ - a promise (the `promise` extension, SRPC_EXT_PROMISE),
+   `{"__rpc_promise__": N}`, whose N is the id of an earlier request of
+   the connection, standing for the object that request returned.
+
+ Neither number is a handle of this executor: `refs` gives the handle each
+ reference stands for. The session has resolved and checked every
+ reference (and refused any other map with the key `"__rpc_proxy__"` or
+ `"__rpc_promise__"`) before calling back; a call built on a promise whose
+ request failed is not passed to the executor at all.
  */
 typedef struct srpc_call {
   /*
@@ -409,16 +418,17 @@ typedef struct srpc_call {
    */
   struct srpc_slice payload;
   /*
-   Executor callbacks only (a client ignores it): the handle each proxy
-   reference marker in `args`, then `kwargs` (or in `key`) stands for,
-   in the order the markers appear in the bytes; the markers themselves
-   carry the client's ids, not handles: replace the i-th map with key
-   "__rpc_proxy__" by `refs[i]`. Borrowed for the callback; NULL when
-   `refs_len` is 0.
+   Executor callbacks only (a client ignores it): the handle each
+   reference in `args`, then `kwargs` (or in `key`) stands for, in the
+   order the references appear in the bytes, proxies and promises alike;
+   the markers themselves carry the client's ids and request ids, not
+   handles: replace the i-th map whose key is "__rpc_proxy__" or
+   "__rpc_promise__" (counting both kinds together) by `refs[i]`.
+   Borrowed for the callback; NULL when `refs_len` is 0.
    */
   const uint64_t *refs;
   /*
-   The number of handles in `refs` (the number of markers).
+   The number of handles in `refs` (the number of references of both kinds).
    */
   size_t refs_len;
 } srpc_call;
@@ -532,9 +542,11 @@ typedef void (*srpc_close_fn)(void *userdata, void *session);
  SRPC_STATUS_ERR_STATE. Any other status reports the call as failed.
 
  `call->args`, `kwargs` and `key` are borrowed from the request frame, as
- the client wrote them: a proxy reference in them is the client's marker
- map, whose `obj_id` is no handle of this executor; the i-th marker stands
- for the handle `call->refs[i]` (see srpc_call).
+ the client wrote them: a reference in them is the client's marker map,
+ a proxy `{"__rpc_proxy__": true, "obj_id": ID}` or a promise
+ `{"__rpc_promise__": N}`, whose number is no handle of this executor;
+ the i-th reference of either kind stands for the handle `call->refs[i]`
+ (see srpc_call).
  */
 typedef srpc_status (*srpc_call_fn)(void *userdata,
                                     void *session,

@@ -59,18 +59,22 @@ static object new_matrix(uint64_t rows, uint64_t cols) {
     return o;
 }
 
-/* One argument: a number, a proxy of a matrix, or a float64 ndarray. */
+/* One argument: a number, a reference to a matrix (a proxy or a promise), or
+ * a float64 ndarray. */
 typedef struct {
     int is_num;
     double num;
-    object *m;      /* from a proxy */
+    object *m;      /* from a reference */
     object owned;   /* from an ndarray (freed by the caller) */
 } arg;
 
-/* Read the next argument. A proxy reference is the client's marker map
- * {"__rpc_proxy__": true, "obj_id": ID}: ID is the client's object id, not a
- * handle of ours; the handle of the i-th marker is c->refs[i] (*next_ref
- * counts the markers read so far). */
+/* Read the next argument. A reference to an object is one of the client's
+ * two marker maps: a proxy {"__rpc_proxy__": true, "obj_id": ID}, where ID is
+ * the client's object id, or a promise {"__rpc_promise__": N} (the promise
+ * extension), where N is the id of an earlier request whose result it names.
+ * Neither number is a handle of ours: the handle of the i-th reference of
+ * either kind, in byte order, is c->refs[i] (*next_ref counts the references
+ * read so far). */
 static const char *read_arg(session *s, mp_reader *r, const srpc_call *c, size_t *next_ref, arg *a) {
     memset(a, 0, sizeof *a);
     mp_obj o = mp_next(r);
@@ -82,11 +86,11 @@ static const char *read_arg(session *s, mp_reader *r, const srpc_call *c, size_t
     if (o.type != MP_MAP) return "arguments must be numbers or matrices";
     const char *type = NULL;
     uint64_t shape[2] = {0, 0};
-    int ndim = -1, is_proxy = 0;
+    int ndim = -1, is_ref = 0;
     mp_obj data = {0};
     for (uint32_t i = 0; i < o.len && !r->err; i++) {
         mp_obj k = mp_next(r);
-        if (mp_is(&k, "__rpc_proxy__")) { mp_skip(r); is_proxy = 1; }
+        if (mp_is(&k, "__rpc_proxy__") || mp_is(&k, "__rpc_promise__")) { mp_skip(r); is_ref = 1; }
         else if (mp_is(&k, "type")) {
             mp_obj v = mp_next(r);
             type = mp_is(&v, "<f8") ? "<f8" : "other";
@@ -101,8 +105,8 @@ static const char *read_arg(session *s, mp_reader *r, const srpc_call *c, size_t
         else mp_skip(r);
     }
     if (r->err) return "malformed argument";
-    if (is_proxy) {
-        if (*next_ref >= c->refs_len) return "a proxy reference without a handle";
+    if (is_ref) {
+        if (*next_ref >= c->refs_len) return "a reference without a handle";
         a->m = lookup(s, c->refs[(*next_ref)++]);
         return a->m && a->m->kind == K_MATRIX ? NULL : "argument names no matrix";
     }

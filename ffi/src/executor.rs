@@ -28,9 +28,11 @@ pub type srpc_close_fn = Option<unsafe extern "C" fn(userdata: *mut c_void, sess
 /// SRPC_STATUS_ERR_STATE. Any other status reports the call as failed.
 ///
 /// `call->args`, `kwargs` and `key` are borrowed from the request frame, as
-/// the client wrote them: a proxy reference in them is the client's marker
-/// map, whose `obj_id` is no handle of this executor; the i-th marker stands
-/// for the handle `call->refs[i]` (see srpc_call).
+/// the client wrote them: a reference in them is the client's marker map,
+/// a proxy `{"__rpc_proxy__": true, "obj_id": ID}` or a promise
+/// `{"__rpc_promise__": N}`, whose number is no handle of this executor;
+/// the i-th reference of either kind stands for the handle `call->refs[i]`
+/// (see srpc_call).
 pub type srpc_call_fn = Option<
     unsafe extern "C" fn(
         userdata: *mut c_void,

@@ -197,11 +197,19 @@ impl srpc_call_kind {
 ///
 /// In an executor callback, `args`, `kwargs` and `key` are the bytes of the
 /// request frame exactly as the client wrote them (borrowed, not copied, not
-/// re-encoded). A proxy reference in them is still the client's marker map
-/// `{"__rpc_proxy__": true, "obj_id": ID}`, whose ID is the *client's* object
-/// id, not a handle of this executor: `refs` gives the handle each marker
-/// stands for. The session has checked every marker (and refused any other
-/// map with the key `"__rpc_proxy__"`) before calling back.
+/// re-encoded). A reference to an object in them is still the client's
+/// marker map, in one of two forms:
+/// - a proxy, `{"__rpc_proxy__": true, "obj_id": ID}`, whose ID is the
+///   *client's* object id;
+/// - a promise (the `promise` extension, SRPC_EXT_PROMISE),
+///   `{"__rpc_promise__": N}`, whose N is the id of an earlier request of
+///   the connection, standing for the object that request returned.
+///
+/// Neither number is a handle of this executor: `refs` gives the handle each
+/// reference stands for. The session has resolved and checked every
+/// reference (and refused any other map with the key `"__rpc_proxy__"` or
+/// `"__rpc_promise__"`) before calling back; a call built on a promise whose
+/// request failed is not passed to the executor at all.
 #[repr(C)]
 #[allow(non_camel_case_types)]
 pub struct srpc_call {
@@ -224,14 +232,15 @@ pub struct srpc_call {
     pub key: srpc_slice,
     /// opaque bytes (SRPC_CALL_KIND_TELEPORT).
     pub payload: srpc_slice,
-    /// Executor callbacks only (a client ignores it): the handle each proxy
-    /// reference marker in `args`, then `kwargs` (or in `key`) stands for,
-    /// in the order the markers appear in the bytes; the markers themselves
-    /// carry the client's ids, not handles: replace the i-th map with key
-    /// "__rpc_proxy__" by `refs[i]`. Borrowed for the callback; NULL when
-    /// `refs_len` is 0.
+    /// Executor callbacks only (a client ignores it): the handle each
+    /// reference in `args`, then `kwargs` (or in `key`) stands for, in the
+    /// order the references appear in the bytes, proxies and promises alike;
+    /// the markers themselves carry the client's ids and request ids, not
+    /// handles: replace the i-th map whose key is "__rpc_proxy__" or
+    /// "__rpc_promise__" (counting both kinds together) by `refs[i]`.
+    /// Borrowed for the callback; NULL when `refs_len` is 0.
     pub refs: *const u64,
-    /// The number of handles in `refs` (the number of markers).
+    /// The number of handles in `refs` (the number of references of both kinds).
     pub refs_len: usize,
 }
 

@@ -7,6 +7,7 @@ use common::{buf_bytes, last_message, s, sl, Server};
 use simplerpc::client::{
     srpc_client, srpc_client_call, srpc_client_connect, srpc_client_free, srpc_client_getattr,
     srpc_client_getitem, srpc_client_import, srpc_client_materialize, srpc_client_request,
+    srpc_client_round_trips, srpc_client_send_pipelined, SRPC_PROMISE_BIT,
 };
 use simplerpc::error::{srpc_last_error_message, srpc_last_error_status, srpc_status};
 use simplerpc::types::{
@@ -51,6 +52,11 @@ impl Client {
         } else {
             Err(st)
         }
+    }
+
+    fn round_trips(&self) -> u64 {
+        // SAFETY: a live client.
+        unsafe { srpc_client_round_trips(self.0) }
     }
 
     fn materialize(&self, obj: u64) -> Vec<u8> {
@@ -296,4 +302,55 @@ fn a_value_that_is_not_msgpack_is_refused_once_and_named() {
     );
     // The connection goes on.
     assert_eq!(c.materialize(c.getattr(m, "value")), common::ODD_BYTES);
+}
+
+#[test]
+fn promise_references_reach_the_executor_as_written_with_their_handles() {
+    let server = Server::start();
+    let c = Client::connect(&server);
+    let m = c.import("t"); // handle MODULE
+    let value = c.getattr(m, "value"); // handle VALUE
+    let before = c.round_trips();
+    let pipelined = |call: &srpc_call| {
+        let mut p = 0;
+        // SAFETY: live client, valid call and out-pointer.
+        let st = unsafe { srpc_client_send_pipelined(c.0, call, &mut p) };
+        assert_eq!(st, srpc_status::SrpcStatusOk, "{}", last_message());
+        assert_ne!(p & SRPC_PROMISE_BIT, 0, "a promise has the bit set");
+        p
+    };
+    let mut getattr = call_of(srpc_call_kind::SrpcCallKindGetAttr, m);
+    getattr.name = s("echo");
+    // Its object will be handle ECHO.
+    let echo = pipelined(&getattr);
+    // echo(promise(echo), ref(value), k=promise(echo)): both kinds, in byte order.
+    let mut args = vec![0x92];
+    args.extend(common::promise_marker(echo & !SRPC_PROMISE_BIT));
+    args.extend(common::marker(value));
+    let mut kwargs = vec![0x81, 0xa1, b'k'];
+    kwargs.extend(common::promise_marker(echo & !SRPC_PROMISE_BIT));
+    let mut call = call_of(srpc_call_kind::SrpcCallKindCall, echo);
+    call.args = sl(&args);
+    call.kwargs = sl(&kwargs);
+    let result = pipelined(&call);
+    assert_eq!(c.round_trips(), before, "nothing waited yet");
+    let got = c.materialize(result);
+    assert_eq!(c.round_trips(), before + 1, "the chain cost one round trip");
+
+    let (got_args, got_kwargs, refs) = server.calls()[0].clone();
+    assert_eq!(
+        got_args, args,
+        "the promise markers as the client wrote them"
+    );
+    assert_eq!(got_kwargs, kwargs);
+    assert_eq!(refs, vec![common::ECHO, common::VALUE, common::ECHO]);
+    let mut expected = vec![0x93];
+    expected.extend(&args);
+    expected.extend(&kwargs);
+    expected.push(0x93);
+    for h in [common::ECHO, common::VALUE, common::ECHO] {
+        expected.push(0xcf);
+        expected.extend(h.to_be_bytes());
+    }
+    assert_eq!(got, expected);
 }

@@ -300,3 +300,13 @@ pub fn marker(id: u64) -> Vec<u8> {
     v.extend_from_slice(&id.to_be_bytes());
     v
 }
+
+/// msgpack of a promise reference for the object pipelined request `n`
+/// returns (`promise & !SRPC_PROMISE_BIT`).
+pub fn promise_marker(n: u64) -> Vec<u8> {
+    let mut v = vec![0x81, 0xaf];
+    v.extend_from_slice(b"__rpc_promise__");
+    v.push(0xcf);
+    v.extend_from_slice(&n.to_be_bytes());
+    v
+}

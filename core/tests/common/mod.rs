@@ -1,6 +1,5 @@
 //! A small simulator registry and an in-memory client/server pair.
 
-
 use std::sync::Arc;
 
 use ndarray::Array3;

@@ -234,6 +234,12 @@ impl ClientSession {
     /// As [`ClientSession::handle_frame`], and also the bytes of the
     /// response's value (or namespace) as the frame holds them, for callers
     /// that pass the msgpack on rather than use the decoded value.
+    ///
+    /// Every answer is handed to the caller, a pipelined request's too (its
+    /// object is still noted for its promise). So the error an answer
+    /// carries is reported by it: neither a pipelined request's own error
+    /// nor the failure an error names as its `cause` is kept for
+    /// [`ClientSession::take_failure`] as well.
     pub fn handle_frame_raw(
         &mut self,
         frame: Bytes,
@@ -243,7 +249,22 @@ impl ClientSession {
         if self.pipelined.remove(&expected.0) {
             self.note_pipelined(expected.0, &answer);
         }
+        self.reported(expected.0, &answer);
         answer.map(|(r, raw)| (expected, r, raw))
+    }
+
+    /// The answer of request `n` reaches its caller: the failure it reports
+    /// (its own, or the one it names as its cause) is reported now.
+    fn reported(&mut self, n: u64, answer: &Answer) {
+        match answer {
+            Ok((Response::Error(e), _)) => {
+                self.failures.remove(&e.cause.get().unwrap_or(n));
+            }
+            Err(_) => {
+                self.failures.remove(&n);
+            }
+            Ok(_) => {}
+        }
     }
 
     fn decode(&self, expected: RequestId, frame: Bytes) -> Answer {
@@ -313,11 +334,7 @@ impl ClientSession {
     /// failure with it (it is reported now, by this answer).
     pub fn take(&mut self, id: RequestId) -> Option<Answer> {
         let answer = self.answers.remove(&id.0)?;
-        if let Ok((Response::Error(e), _)) = &answer {
-            if let Some(cause) = e.cause.get() {
-                self.failures.remove(&cause);
-            }
-        }
+        self.reported(id.0, &answer);
         Some(answer)
     }
 

@@ -187,6 +187,46 @@ fn an_error_nobody_waits_for_is_kept_for_the_next_wait() {
 }
 
 #[test]
+fn an_error_handed_out_by_handle_frame_is_not_kept_as_well() {
+    let mut l = Link::new(Extensions::ALL);
+    let sim = l.send(Request::ImportModule {
+        module: "sim".into(),
+    });
+    let Response::Object(sim) = l.wait(sim) else {
+        panic!()
+    };
+    // A caller that reads every answer itself (handle_frame) is handed the
+    // pipelined request's error, and the one built on it: nothing is left
+    // to report twice, and nothing piles up.
+    let missing = l.pipelined(getattr(sim, "sim", "missing"));
+    let r = l.pipelined(call(missing, "sim.missing", vec![]));
+    let also = l.pipelined(getattr(sim, "sim", "also_missing"));
+    let add = l.pipelined(getattr(sim, "sim", "add"));
+    let mut errors = Vec::new();
+    for frame in std::mem::take(&mut l.wire) {
+        let answer = l.server.handle_frame(Bytes::from(frame));
+        match l.client.handle_frame(Bytes::from(answer)).unwrap() {
+            (id, Response::Error(e)) => errors.push((id.0, e.cause.get())),
+            (_, Response::Object(_)) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    let n = |p: ObjId| p.as_promise().unwrap();
+    assert_eq!(
+        errors,
+        vec![
+            (n(missing), None),
+            (n(r), Some(n(missing))),
+            (n(also), None)
+        ]
+    );
+    assert_eq!(l.client.take_failure(), None);
+    // The object of the one that succeeded is still noted for its promise.
+    assert_ne!(l.client.settle(add), add);
+    assert_eq!(l.client.pipeline_state(), (1, 0));
+}
+
+#[test]
 fn dropped_promises_free_their_objects_before_and_after_their_answer() {
     let mut l = Link::new(Extensions::ALL);
     let sim = l.send(Request::ImportModule {

@@ -6,9 +6,10 @@
  *   After a failure, srpc_last_error_message() and friends describe it; they
  *   are per thread and valid until the next srpc_ call on that thread. A
  *   success clears them (srpc_last_error_message() is then NULL).
- * - Out-parameters are written only on success, with one exception: an
- *   srpc_response is also written for SRPC_STATUS_ERR_REMOTE, with kind
- *   SRPC_RESPONSE_KIND_ERROR (see srpc_response).
+ * - Out-parameters are written only on success, with two exceptions for
+ *   SRPC_STATUS_ERR_REMOTE: an srpc_response is also written, with kind
+ *   SRPC_RESPONSE_KIND_ERROR (see srpc_response), and the *_take_failure
+ *   functions write the id of the request whose error they report.
  * - Borrowed inputs (srpc_str, srpc_slice, const pointers) need only live for
  *   the call. Owned outputs (srpc_buf) belong to the caller, who frees them
  *   with srpc_buf_free(). Opaque objects are freed with their _free function.
@@ -58,7 +59,7 @@
 /*
  Extension bit: promise pipelining (`promise`; only together with
  SRPC_EXT_REQUEST_IDS, since a promise names a request by its id). See
- srpc_client_send_pipelined().
+ srpc_client_session_send_pipelined() and srpc_client_send_pipelined().
  */
 #define SRPC_EXT_PROMISE 4
 
@@ -475,8 +476,9 @@ typedef struct srpc_response {
   uint64_t obj;
   /*
    The id of the request this answers (counting from 0 per session), from
-   srpc_client_session_receive(); srpc_client_request() answers one call
-   at a time and sets 0.
+   srpc_client_session_receive(), srpc_client_session_take() and
+   srpc_client_wait(); srpc_client_request() answers one call at a time
+   and sets 0.
    */
   uint64_t request_id;
   /*
@@ -999,8 +1001,10 @@ void srpc_client_session_free(struct srpc_client_session *session);
 /*
  Build the frame for `call`. Writes the frame (free with srpc_buf_free())
  and the request's id. `args`, `kwargs` and `key` go into the frame as they
- are (checked once, copied once, never re-encoded). Requests may be pipelined: send several, then feed
- their responses in order to srpc_client_session_receive().
+ are (checked once, copied once, never re-encoded). Requests may be
+ pipelined: send several, then feed their responses in order to
+ srpc_client_session_receive() (or srpc_client_session_store(), then take
+ this request's answer with srpc_client_session_take()).
 
  # Safety
  `session` is a live client session; `call` a valid srpc_call; the out-pointers valid.
@@ -1012,7 +1016,10 @@ srpc_status srpc_client_session_send(struct srpc_client_session *session,
 
 /*
  Queue object `obj` for release; it rides on the next request frame
- (with SRPC_EXT_RELEASE; otherwise nothing happens).
+ (with SRPC_EXT_RELEASE; otherwise nothing happens). `obj` may be a
+ promise (srpc_client_session_send_pipelined()): the object its request
+ returned is released, with the next request if its answer has been read,
+ else with the first request after the answer is read.
 
  # Safety
  `session` is a live client session.
@@ -1028,6 +1035,13 @@ srpc_status srpc_client_session_release(struct srpc_client_session *session, uin
  friends, and writes `*response` too, with kind SRPC_RESPONSE_KIND_ERROR
  and the `request_id` that failed.
 
+ Every answer is handed out here, a request's sent with
+ srpc_client_session_send_pipelined() too (its object is also noted for its
+ promise; release the promise, not that object). So an error handed out
+ here is reported: it is not kept for srpc_client_session_take_failure().
+ Hosts that pipeline usually read frames with srpc_client_session_store()
+ instead, and take only the answers they wait for.
+
  # Safety
  `session` is a live client session; `frame` points to `len` bytes;
  `response` is valid for writing an srpc_response.
@@ -1036,6 +1050,118 @@ srpc_status srpc_client_session_receive(struct srpc_client_session *session,
                                         const uint8_t *frame,
                                         size_t len,
                                         struct srpc_response *response);
+
+/*
+ Whether the session pipelines on promises: it was made with both
+ SRPC_EXT_PROMISE and SRPC_EXT_REQUEST_IDS (SRPC_EXT_ALL has both). The
+ server session at the other end must speak them too. NULL gives false.
+
+ # Safety
+ `session` is NULL or a live client session.
+ */
+bool srpc_client_session_promises(const struct srpc_client_session *session);
+
+/*
+ Build the frame for `call` to be sent without waiting for its answer, and
+ write the frame (free with srpc_buf_free()) and the *promise* of the
+ object the call will return. A promise is the request's id with
+ SRPC_PROMISE_BIT set: use it as `obj`, or inside `args`/`kwargs`/`key` as
+ `{"__rpc_promise__": n}` with `n = promise & ~SRPC_PROMISE_BIT`, in later
+ calls of this session, before its answer has come; release it with
+ srpc_client_session_release() like any object id (the object is freed on
+ the server once its answer has come). So a chain such as getattr, call,
+ materialize is one round trip: write every frame, then read the answers.
+
+ Read the answers with srpc_client_session_store(): a pipelined request's
+ answer is not taken, only noted (its object, for the promise; or its
+ error). If the call fails, the calls built on it are not run and fail
+ with its error (its own exception type): the answer you wait for reports
+ it, and an error no waited-for answer reports is kept for
+ srpc_client_session_take_failure(). For getattr, call, getitem and eval
+ (kinds that return an object). Needs srpc_client_session_promises()
+ (else SRPC_STATUS_ERR_PROTOCOL, and nothing is built). `args`, `kwargs`
+ and `key` are checked and copied as by srpc_client_session_send().
+
+ # Safety
+ `session` is a live client session; `call` a valid srpc_call; the
+ out-pointers valid.
+ */
+srpc_status srpc_client_session_send_pipelined(struct srpc_client_session *session,
+                                               const struct srpc_call *call,
+                                               struct srpc_buf *frame_out,
+                                               uint64_t *promise_out);
+
+/*
+ Read one response frame (in request order) into the session, and write
+ the id of the request it answers to `*request_id_out`. The answer of a
+ request sent with srpc_client_session_send() is kept until
+ srpc_client_session_take(); a pipelined request's answer is noted instead
+ (its object for its promise, or its error for
+ srpc_client_session_take_failure()). A frame that cannot be read still
+ answers its request (the server answers each request once), so later
+ frames stay paired: taking that answer reports what was wrong. Fails
+ (SRPC_STATUS_ERR_PROTOCOL, nothing read) only for a frame that answers
+ no request in flight. The library keeps one copy of `frame`; the
+ caller's buffer is not needed after the call.
+
+ # Safety
+ `session` is a live client session; `frame` points to `len` bytes;
+ `request_id_out` is valid.
+ */
+srpc_status srpc_client_session_store(struct srpc_client_session *session,
+                                      const uint8_t *frame,
+                                      size_t len,
+                                      uint64_t *request_id_out);
+
+/*
+ Whether request `request_id` needs no more frames: its answer has been
+ read by srpc_client_session_store() and not yet taken, or the request is
+ not in flight at all (answered and taken, a pipelined request already
+ read, or never sent). Read frames until this is true, then call
+ srpc_client_session_take(). NULL gives false.
+
+ # Safety
+ `session` is NULL or a live client session.
+ */
+bool srpc_client_session_is_answered(const struct srpc_client_session *session,
+                                     uint64_t request_id);
+
+/*
+ Take the answer of request `request_id` (sent with
+ srpc_client_session_send()) once srpc_client_session_store() has read it,
+ and write it to `*response` as srpc_client_session_receive() does (its
+ `request_id` set; free its `value` with srpc_buf_free()). A remote
+ exception returns SRPC_STATUS_ERR_REMOTE and writes `*response` with kind
+ SRPC_RESPONSE_KIND_ERROR; when the request was built on a pipelined
+ request that failed, that is the failed request's error, with its own
+ exception type, and it is reported now (srpc_client_session_take_failure()
+ will not return it again). A frame that could not be read returns
+ SRPC_STATUS_ERR_PROTOCOL. Each answer is taken once: with no answer to
+ take (not read yet, taken already, pipelined, or never sent) this returns
+ SRPC_STATUS_ERR_STATE and writes nothing.
+
+ # Safety
+ `session` is a live client session; `response` is valid for writing an
+ srpc_response.
+ */
+srpc_status srpc_client_session_take(struct srpc_client_session *session,
+                                     uint64_t request_id,
+                                     struct srpc_response *response);
+
+/*
+ Take the oldest error of a pipelined request (srpc_client_session_send_pipelined())
+ that no answer has reported yet, so that no error is lost: raise it at
+ your next wait. Returns SRPC_STATUS_OK (writing nothing) when there is
+ none; otherwise returns SRPC_STATUS_ERR_REMOTE with the error in
+ srpc_last_error_type() and friends, and writes the failed request's id
+ to `*request_id_out` (as srpc_client_session_take() writes its response
+ on SRPC_STATUS_ERR_REMOTE). Each error is returned once.
+
+ # Safety
+ `session` is a live client session; `request_id_out` is valid.
+ */
+srpc_status srpc_client_session_take_failure(struct srpc_client_session *session,
+                                             uint64_t *request_id_out);
 
 /*
  Create a server session over `executor` (copied; its `open` runs now)

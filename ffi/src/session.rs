@@ -1,9 +1,19 @@
 //! The sans-IO sessions through the ABI, for hosts that carry frames over a
 //! transport of their own (a pipe, shared memory, their own sockets).
+//!
+//! A client session answers in one of two ways. srpc_client_session_receive()
+//! hands out each response frame's answer at once, in request order. A host
+//! that pipelines on promises (srpc_client_session_send_pipelined()) reads
+//! frames with srpc_client_session_store() instead, which keeps the answers
+//! it waits for until srpc_client_session_take() and notes the rest (a
+//! promise's object, or its error for srpc_client_session_take_failure()),
+//! as core's ClientSession::receive/take do.
 
-use simplerpc_core::{Bytes, ClientSession, Extensions, ObjId, ServerSession};
+use simplerpc_core::{
+    Bytes, ClientError, ClientSession, Extensions, ObjId, RequestId, ServerSession,
+};
 
-use crate::error::{guard, srpc_status, FfiError, SrpcStatusErrProtocol};
+use crate::error::{guard, srpc_status, FfiError, SrpcStatusErrProtocol, SrpcStatusErrState};
 use crate::executor::{srpc_executor, CExecutor, Callbacks};
 use crate::types::{
     fill_response, raw_slice, refused, srpc_buf, srpc_call, srpc_response, Outgoing,
@@ -15,7 +25,7 @@ pub const SRPC_EXT_RELEASE: u32 = 1;
 pub const SRPC_EXT_REQUEST_IDS: u32 = 2;
 /// Extension bit: promise pipelining (`promise`; only together with
 /// SRPC_EXT_REQUEST_IDS, since a promise names a request by its id). See
-/// srpc_client_send_pipelined().
+/// srpc_client_session_send_pipelined() and srpc_client_send_pipelined().
 pub const SRPC_EXT_PROMISE: u32 = 4;
 /// Every extension this library speaks. Use it when both ends are simplerpc;
 /// use 0 to speak the reference protocol exactly.
@@ -73,8 +83,10 @@ pub unsafe extern "C" fn srpc_client_session_free(session: *mut srpc_client_sess
 
 /// Build the frame for `call`. Writes the frame (free with srpc_buf_free())
 /// and the request's id. `args`, `kwargs` and `key` go into the frame as they
-/// are (checked once, copied once, never re-encoded). Requests may be pipelined: send several, then feed
-/// their responses in order to srpc_client_session_receive().
+/// are (checked once, copied once, never re-encoded). Requests may be
+/// pipelined: send several, then feed their responses in order to
+/// srpc_client_session_receive() (or srpc_client_session_store(), then take
+/// this request's answer with srpc_client_session_take()).
 ///
 /// # Safety
 /// `session` is a live client session; `call` a valid srpc_call; the out-pointers valid.
@@ -105,7 +117,10 @@ pub unsafe extern "C" fn srpc_client_session_send(
 }
 
 /// Queue object `obj` for release; it rides on the next request frame
-/// (with SRPC_EXT_RELEASE; otherwise nothing happens).
+/// (with SRPC_EXT_RELEASE; otherwise nothing happens). `obj` may be a
+/// promise (srpc_client_session_send_pipelined()): the object its request
+/// returned is released, with the next request if its answer has been read,
+/// else with the first request after the answer is read.
 ///
 /// # Safety
 /// `session` is a live client session.
@@ -127,6 +142,13 @@ pub unsafe extern "C" fn srpc_client_session_release(
 /// SRPC_STATUS_ERR_REMOTE with the details in srpc_last_error_type() and
 /// friends, and writes `*response` too, with kind SRPC_RESPONSE_KIND_ERROR
 /// and the `request_id` that failed.
+///
+/// Every answer is handed out here, a request's sent with
+/// srpc_client_session_send_pipelined() too (its object is also noted for its
+/// promise; release the promise, not that object). So an error handed out
+/// here is reported: it is not kept for srpc_client_session_take_failure().
+/// Hosts that pipeline usually read frames with srpc_client_session_store()
+/// instead, and take only the answers they wait for.
 ///
 /// # Safety
 /// `session` is a live client session; `frame` points to `len` bytes;
@@ -165,6 +187,201 @@ unsafe fn receive(
             .map_err(|e| FfiError::new(SrpcStatusErrProtocol, e.to_string()))?;
     // SAFETY: forwarded precondition.
     unsafe { fill_response(id.0, resp, raw, response) }
+}
+
+/// Whether the session pipelines on promises: it was made with both
+/// SRPC_EXT_PROMISE and SRPC_EXT_REQUEST_IDS (SRPC_EXT_ALL has both). The
+/// server session at the other end must speak them too. NULL gives false.
+///
+/// # Safety
+/// `session` is NULL or a live client session.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_client_session_promises(session: *const srpc_client_session) -> bool {
+    // SAFETY: NULL checked; otherwise a live client session (the caller's contract).
+    unsafe { session.as_ref() }.is_some_and(|s| s.0.promises())
+}
+
+/// Build the frame for `call` to be sent without waiting for its answer, and
+/// write the frame (free with srpc_buf_free()) and the *promise* of the
+/// object the call will return. A promise is the request's id with
+/// SRPC_PROMISE_BIT set: use it as `obj`, or inside `args`/`kwargs`/`key` as
+/// `{"__rpc_promise__": n}` with `n = promise & ~SRPC_PROMISE_BIT`, in later
+/// calls of this session, before its answer has come; release it with
+/// srpc_client_session_release() like any object id (the object is freed on
+/// the server once its answer has come). So a chain such as getattr, call,
+/// materialize is one round trip: write every frame, then read the answers.
+///
+/// Read the answers with srpc_client_session_store(): a pipelined request's
+/// answer is not taken, only noted (its object, for the promise; or its
+/// error). If the call fails, the calls built on it are not run and fail
+/// with its error (its own exception type): the answer you wait for reports
+/// it, and an error no waited-for answer reports is kept for
+/// srpc_client_session_take_failure(). For getattr, call, getitem and eval
+/// (kinds that return an object). Needs srpc_client_session_promises()
+/// (else SRPC_STATUS_ERR_PROTOCOL, and nothing is built). `args`, `kwargs`
+/// and `key` are checked and copied as by srpc_client_session_send().
+///
+/// # Safety
+/// `session` is a live client session; `call` a valid srpc_call; the
+/// out-pointers valid.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_client_session_send_pipelined(
+    session: *mut srpc_client_session,
+    call: *const srpc_call,
+    frame_out: *mut srpc_buf,
+    promise_out: *mut u64,
+) -> srpc_status {
+    guard(|| {
+        let s = out(session, "session")?;
+        // SAFETY: NULL checked; the caller passes a valid srpc_call.
+        let call = unsafe { call.as_ref() }.ok_or_else(|| FfiError::null("call"))?;
+        let (fo, po) = (
+            out(frame_out, "frame_out")?,
+            out(promise_out, "promise_out")?,
+        );
+        // SAFETY: the srpc_call's fields are valid per the caller's contract.
+        let (_, promise, frame) = match unsafe { call.to_outgoing()? } {
+            Outgoing::Request(r) => s.0.send_pipelined(&r).map_err(client_error)?,
+            Outgoing::Raw(r) => s.0.send_raw_pipelined(&r).map_err(|e| match e {
+                ClientError::Frame(e) => refused(&r, e),
+                other => client_error(other),
+            })?,
+        };
+        *fo = srpc_buf::from_vec(frame);
+        *po = promise.0;
+        Ok(())
+    })
+}
+
+/// A client session error as a status: a request the session cannot send
+/// (no promises) or a frame it cannot take is the protocol's.
+fn client_error(e: ClientError) -> FfiError {
+    match e {
+        ClientError::Frame(simplerpc_core::message::FrameError::Encode(m)) => FfiError::invalid(m),
+        other => FfiError::new(SrpcStatusErrProtocol, other.to_string()),
+    }
+}
+
+/// Read one response frame (in request order) into the session, and write
+/// the id of the request it answers to `*request_id_out`. The answer of a
+/// request sent with srpc_client_session_send() is kept until
+/// srpc_client_session_take(); a pipelined request's answer is noted instead
+/// (its object for its promise, or its error for
+/// srpc_client_session_take_failure()). A frame that cannot be read still
+/// answers its request (the server answers each request once), so later
+/// frames stay paired: taking that answer reports what was wrong. Fails
+/// (SRPC_STATUS_ERR_PROTOCOL, nothing read) only for a frame that answers
+/// no request in flight. The library keeps one copy of `frame`; the
+/// caller's buffer is not needed after the call.
+///
+/// # Safety
+/// `session` is a live client session; `frame` points to `len` bytes;
+/// `request_id_out` is valid.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_client_session_store(
+    session: *mut srpc_client_session,
+    frame: *const u8,
+    len: usize,
+    request_id_out: *mut u64,
+) -> srpc_status {
+    guard(|| {
+        let s = out(session, "session")?;
+        let o = out(request_id_out, "request_id_out")?;
+        // SAFETY: forwarded precondition. The one copy: the frame outlives this call.
+        let bytes = Bytes::copy_from_slice(unsafe { raw_slice(frame, len, "frame")? });
+        *o = s.0.receive(bytes).map_err(client_error)?.0;
+        Ok(())
+    })
+}
+
+/// Whether request `request_id` needs no more frames: its answer has been
+/// read by srpc_client_session_store() and not yet taken, or the request is
+/// not in flight at all (answered and taken, a pipelined request already
+/// read, or never sent). Read frames until this is true, then call
+/// srpc_client_session_take(). NULL gives false.
+///
+/// # Safety
+/// `session` is NULL or a live client session.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_client_session_is_answered(
+    session: *const srpc_client_session,
+    request_id: u64,
+) -> bool {
+    // SAFETY: NULL checked; otherwise a live client session (the caller's contract).
+    unsafe { session.as_ref() }.is_some_and(|s| s.0.is_answered(RequestId(request_id)))
+}
+
+/// Take the answer of request `request_id` (sent with
+/// srpc_client_session_send()) once srpc_client_session_store() has read it,
+/// and write it to `*response` as srpc_client_session_receive() does (its
+/// `request_id` set; free its `value` with srpc_buf_free()). A remote
+/// exception returns SRPC_STATUS_ERR_REMOTE and writes `*response` with kind
+/// SRPC_RESPONSE_KIND_ERROR; when the request was built on a pipelined
+/// request that failed, that is the failed request's error, with its own
+/// exception type, and it is reported now (srpc_client_session_take_failure()
+/// will not return it again). A frame that could not be read returns
+/// SRPC_STATUS_ERR_PROTOCOL. Each answer is taken once: with no answer to
+/// take (not read yet, taken already, pipelined, or never sent) this returns
+/// SRPC_STATUS_ERR_STATE and writes nothing.
+///
+/// # Safety
+/// `session` is a live client session; `response` is valid for writing an
+/// srpc_response.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_client_session_take(
+    session: *mut srpc_client_session,
+    request_id: u64,
+    response: *mut srpc_response,
+) -> srpc_status {
+    guard(|| {
+        let s = out(session, "session")?;
+        if response.is_null() {
+            return Err(FfiError::null("response"));
+        }
+        let id = RequestId(request_id);
+        let Some(answer) = s.0.take(id) else {
+            let why = if s.0.is_answered(id) {
+                "has no answer to take (taken already, sent pipelined, or never sent)"
+            } else {
+                "is not answered yet: read more frames with srpc_client_session_store()"
+            };
+            return Err(FfiError::new(
+                SrpcStatusErrState,
+                format!("request {request_id} {why}"),
+            ));
+        };
+        let (resp, raw) = answer.map_err(client_error)?;
+        // SAFETY: non-NULL and valid for writing (the caller's contract).
+        unsafe { fill_response(request_id, resp, raw, response) }
+    })
+}
+
+/// Take the oldest error of a pipelined request (srpc_client_session_send_pipelined())
+/// that no answer has reported yet, so that no error is lost: raise it at
+/// your next wait. Returns SRPC_STATUS_OK (writing nothing) when there is
+/// none; otherwise returns SRPC_STATUS_ERR_REMOTE with the error in
+/// srpc_last_error_type() and friends, and writes the failed request's id
+/// to `*request_id_out` (as srpc_client_session_take() writes its response
+/// on SRPC_STATUS_ERR_REMOTE). Each error is returned once.
+///
+/// # Safety
+/// `session` is a live client session; `request_id_out` is valid.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_client_session_take_failure(
+    session: *mut srpc_client_session,
+    request_id_out: *mut u64,
+) -> srpc_status {
+    guard(|| {
+        let s = out(session, "session")?;
+        let o = out(request_id_out, "request_id_out")?;
+        match s.0.take_failure() {
+            None => Ok(()),
+            Some((id, e)) => {
+                *o = id.0;
+                Err(FfiError::remote(e))
+            }
+        }
+    })
 }
 
 /// Create a server session over `executor` (copied; its `open` runs now)

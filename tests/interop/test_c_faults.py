@@ -22,7 +22,7 @@ def test_broken_calls_are_remote_errors(faulty_server, name, expected):
     with simplerpc.connect("127.0.0.1", port, token=token) as conn:
         m = conn.modules.faulty
         with pytest.raises(simplerpc.RemoteException) as e:
-            getattr(m, name)()
+            simplerpc.materialize(getattr(m, name)())  # pipelined: raised by the wait
         assert e.value.exception_type == "simplerpc.ExecutorError"
         assert expected in str(e.value)
         assert simplerpc.materialize(m.ok()) == 42  # the connection goes on

@@ -43,7 +43,7 @@ def test_our_client_and_release_against_the_c_executor(c_server):
             conn._native.materialize(10**9)  # an id the server never issued
         assert e.value.exception_type == "simplerpc.UnknownObjectError"
         with pytest.raises(AttributeError):
-            m.nope
+            simplerpc.materialize(m.nope)
     with pytest.raises(simplerpc.AuthenticationError):
         simplerpc.connect("127.0.0.1", port, token="wrong")
 

@@ -40,7 +40,8 @@ def test_stock_client_steps_the_rust_env(rust_server):
 def test_our_client_against_the_rust_server(rust_server):
     port, token, _ = rust_server
     with simplerpc.connect("127.0.0.1", port, token=token) as conn:
-        assert conn._native.extensions == 3
+        assert conn._native.extensions == 7  # release, request-id, promise
+        assert conn._native.promises
         env = conn.modules.sim.make(1)
         step = simplerpc.materialize(env.step(2.0))
         assert step["obs"].shape == (480, 640, 3) and step["obs"].flags.writeable

@@ -86,3 +86,27 @@ def test_every_enum_constant_matches(c_view):
     assert not missing, f"header constants with no Python twin in _native: {missing}"
     for c in constants:
         assert getattr(_native, c) == c_view[("const", c)], c
+
+
+def test_the_clients_own_copies_of_constants_match():
+    """``_client`` keeps a few numbers so that ``import simplerpc`` needs no library."""
+    from simplerpc import _client
+
+    assert _client._KIND_GET_ATTR == _native.SRPC_CALL_KIND_GET_ATTR
+    assert _client._KIND_CALL == _native.SRPC_CALL_KIND_CALL
+    assert _client._KIND_GET_ITEM == _native.SRPC_CALL_KIND_GET_ITEM
+    assert _client._KIND_MATERIALIZE == _native.SRPC_CALL_KIND_MATERIALIZE
+    assert _client._KIND_EVAL == _native.SRPC_CALL_KIND_EVAL
+    assert _client._PROMISE_BIT == _native.SRPC_PROMISE_BIT
+    from simplerpc import _serialization
+
+    assert _serialization._PROMISE_BIT == _native.SRPC_PROMISE_BIT
+
+
+def test_defines_match():
+    with open(HEADER, encoding="utf-8") as f:
+        text = f.read()
+    assert re.search(r"^#define SRPC_PROMISE_BIT 9223372036854775808ull$", text, re.M)
+    assert _native.SRPC_PROMISE_BIT == 1 << 63
+    assert re.search(r"^#define SRPC_NO_OBJECT UINT64_MAX$", text, re.M)
+    assert _native.SRPC_NO_OBJECT == (1 << 64) - 1

@@ -115,7 +115,7 @@ total = materialize(np.sum(np.array([1, 2, 3])))  # a proxy as an argument while
 # with allow_pickle the original exception is unpickled (dill imports locally, os is patched)
 trusting = simplerpc.connect(HOST, PORT, allow_pickle=True)
 try:
-    trusting.eval("{}")["missing"]
+    materialize(trusting.eval("{}")["missing"])
 except KeyError as e:
     unpickled = list(e.__cause__.args)
 trusting.disconnect()
@@ -411,14 +411,15 @@ def test_path_trails_are_cores(conn: simplerpc.Connection) -> None:
 
 
 REMOTE_ERRORS: List[Any] = [
-    (ZeroDivisionError, lambda c: c.eval("1 / 0"), "division by zero"),
-    (KeyError, lambda c: c.eval("{'a': 1}")["missing"], "missing"),
-    (AttributeError, lambda c: c.modules.os.no_such_attribute, "no_such_attribute"),
-    (ModuleNotFoundError, lambda c: c.modules.no_such_module_e2e, "no_such_module_e2e"),
-    (TypeError, lambda c: c.builtins.len(5), "int"),
-    (ValueError, lambda c: c.builtins.int("abc"), "abc"),
-    (IndexError, lambda c: c.eval("[1]")[5], "index"),
-    (NameError, lambda c: c.eval("undefined_name_e2e"), "undefined_name_e2e"),
+    # Pipelined: an operation's error is raised by the wait that needs it.
+    (ZeroDivisionError, lambda c: materialize(c.eval("1 / 0")), "division by zero"),
+    (KeyError, lambda c: materialize(c.eval("{'a': 1}")["missing"]), "missing"),
+    (AttributeError, lambda c: materialize(c.modules.os.no_such_attribute), "no_such_attribute"),
+    (ModuleNotFoundError, lambda c: c.modules.no_such_module_e2e, "no_such_module_e2e"),  # eager
+    (TypeError, lambda c: materialize(c.builtins.len(5)), "int"),
+    (ValueError, lambda c: materialize(c.builtins.int("abc")), "abc"),
+    (IndexError, lambda c: materialize(c.eval("[1]")[5]), "index"),
+    (NameError, lambda c: materialize(c.eval("undefined_name_e2e")), "undefined_name_e2e"),
     (SyntaxError, lambda c: c.execute("def ("), ""),
 ]
 
@@ -456,7 +457,7 @@ def test_allow_pickle_unpickles_the_original_exception(server: Any) -> None:
     host, port, token, _ = server
     with simplerpc.connect(host, port, token, allow_pickle=True) as c:
         with pytest.raises(KeyError) as info:
-            c.eval("{}")["missing"]
+            materialize(c.eval("{}")["missing"])
         assert isinstance(info.value, RemoteException)
         assert type(info.value.__cause__) is KeyError and info.value.__cause__.args == ("missing",)
 
@@ -509,14 +510,14 @@ def test_two_clients_have_isolated_globals(server: Any) -> None:
     with simplerpc.connect(host, port, token) as a, simplerpc.connect(host, port, token) as b:
         a.execute("x = 'a'")
         with pytest.raises(NameError):
-            b.eval("x")
+            materialize(b.eval("x"))
         b.execute("x = 'b'\nimport json")
         assert materialize(a.eval("x")) == "a" and materialize(b.eval("x")) == "b"
         assert "json" in b.namespace and "json" not in a.namespace
         sq = main_function("def sq(v):\n    return v * v\n", "sq")
         a.teleport(sq)
         with pytest.raises(NameError):
-            b.eval("sq")
+            materialize(b.eval("sq"))
 
 
 def test_a_slow_call_does_not_block_another_client(server: Any) -> None:
@@ -580,7 +581,7 @@ def test_server_killed_mid_call(start_server: Any) -> None:
 
         def sleeper() -> None:
             try:
-                victim.modules.time.sleep(30)
+                materialize(victim.modules.time.sleep(30))
                 outcome["result"] = "returned"
             except BaseException as e:
                 outcome["error"] = e
@@ -599,7 +600,7 @@ def test_server_killed_mid_call(start_server: Any) -> None:
             # later calls raise too, on both connections
             for c in (victim, watcher):
                 with pytest.raises(ConnectionError):
-                    c.eval("1")
+                    materialize(c.eval("1"))
                 with pytest.raises(ConnectionError):
                     c.modules.os
             with pytest.raises(ConnectionError):
@@ -657,10 +658,10 @@ def test_a_request_past_its_timeout_raises_and_closes(server):
     try:
         assert simplerpc.materialize(conn.eval("1 + 1")) == 2
         with pytest.raises(simplerpc.RequestTimeoutError) as e:
-            conn.modules.time.sleep(2)
+            materialize(conn.modules.time.sleep(2))
         assert isinstance(e.value, TimeoutError)
         with pytest.raises(simplerpc.ConnectionClosedError):
-            conn.eval("1")
+            materialize(conn.eval("1"))
     finally:
         conn.disconnect()
     with pytest.raises(ValueError):

@@ -22,6 +22,12 @@ def _trail(kind: str, parent: str = "", a: str = "", key: bytes = b"") -> str:
     return _native.trail(getattr(_native, "SRPC_TRAIL_KIND_" + kind), parent, a, key)
 
 
+# srpc_call_kind values (the library's; checked against the header by
+# tests/test_abi_header.py through _native) and the promise bit.
+_KIND_GET_ATTR, _KIND_CALL, _KIND_GET_ITEM, _KIND_MATERIALIZE, _KIND_EVAL = 2, 3, 4, 5, 6
+_PROMISE_BIT = 1 << 63
+
+
 def _tuple_builtin() -> str:
     from . import _native
 
@@ -47,8 +53,14 @@ class _ModulesNamespace:
         return self[name]
 
     def __getitem__(self, name: str) -> RPCProxy:
+        # Eager (an unknown module raises here), and once per connection: the
+        # same proxy the second time, without a request.
         conn = self._conn
-        return RPCProxy(conn, conn._request(conn._native.import_module, name), _trail("MODULE", a=name))
+        proxy = conn._modules.get(name)
+        if proxy is None:
+            proxy = RPCProxy(conn, conn._request(conn._native.import_module, name), _trail("MODULE", a=name))
+            conn._modules[name] = proxy
+        return proxy
 
 
 class _BuiltinsNamespace:
@@ -81,6 +93,14 @@ class Connection:
         self._closed = False
         self._patched: Dict[str, Optional[types.ModuleType]] = {}
         self._remote_tuple: Optional[RPCProxy] = None
+        self._modules: Dict[str, RPCProxy] = {}
+        # Promise pipelining (our server accepts it, a stock one does not):
+        # getattr, call, getitem and eval return at once with a proxy of the
+        # promised result, and the next wait carries the whole chain.
+        self._pipelining = bool(getattr(native, "promises", False))
+        # The expression of each pipelined request whose proxy lives, to name
+        # it if its error surfaces at a later wait.
+        self._exprs: Dict[int, str] = {}
         self.modules = _ModulesNamespace(self)
         self.builtins = _BuiltinsNamespace(self)
 
@@ -99,7 +119,10 @@ class Connection:
 
     def eval(self, expr: str) -> RPCProxy:
         """Evaluate ``expr`` in the remote globals; a proxy for the result."""
-        return RPCProxy(self, self._request(self._native.eval, expr), _trail("EVAL", a=expr))
+        path = _trail("EVAL", a=expr)
+        if self._pipelining:
+            return self._promise(path, _KIND_EVAL, name=expr)
+        return RPCProxy(self, self._request(self._native.eval, expr), path)
 
     def execute(self, code: str) -> None:
         """Run ``code`` in the remote globals."""
@@ -183,17 +206,35 @@ class Connection:
     # (simplerpc_core::trail, through srpc_trail), so every client sends the
     # same frames for the same code.
 
+    def _promise(self, expr: str, kind: int, obj: Optional[int] = None, **fields: Any) -> RPCProxy:
+        """Send a request without waiting: a proxy of the promised result."""
+        if self._closed:
+            raise ConnectionClosedError("the connection is closed")
+        try:
+            promise = self._native.send_pipelined(kind, obj, **fields)
+        except NativeRemoteError as e:  # pragma: no cover - sending raises no remote error
+            exc, cause = remote_exception(e, allow_pickle=self._allow_pickle)
+            raise exc from cause
+        self._exprs[promise & ~_PROMISE_BIT] = expr
+        return RPCProxy(self, promise, expr)
+
     def _getattr(self, proxy: RPCProxy, name: str) -> RPCProxy:
         path = proxy._rpc_path
+        child = _trail("GETATTR", path, name)
+        if self._pipelining:
+            return self._promise(child, _KIND_GET_ATTR, proxy._rpc_obj_id, name=name, path=path)
         obj_id = self._request(self._native.getattr, proxy._rpc_obj_id, path, name)
-        return RPCProxy(self, obj_id, _trail("GETATTR", path, name))
+        return RPCProxy(self, obj_id, child)
 
     def _call(self, proxy: RPCProxy, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> RPCProxy:
         path = proxy._rpc_path
         packed_args = packb(list(args), proxy_owner=self)
         packed_kwargs = packb(kwargs, proxy_owner=self)
+        child = _trail("CALL", path)
+        if self._pipelining:
+            return self._promise(child, _KIND_CALL, proxy._rpc_obj_id, path=path, args=packed_args, kwargs=packed_kwargs)
         obj_id = self._request(self._native.call, proxy._rpc_obj_id, path, packed_args, packed_kwargs)
-        return RPCProxy(self, obj_id, _trail("CALL", path))
+        return RPCProxy(self, obj_id, child)
 
     def _getitem(self, proxy: RPCProxy, key: Any) -> RPCProxy:
         if isinstance(key, tuple):
@@ -208,27 +249,54 @@ class Connection:
         else:
             packed = packb(key, proxy_owner=self)
             path = _trail("GETITEM", proxy._rpc_path, key=packed)
+        if self._pipelining:
+            return self._promise(path, _KIND_GET_ITEM, proxy._rpc_obj_id, key=packed)
         obj_id = self._request(self._native.getitem, proxy._rpc_obj_id, packed)
         return RPCProxy(self, obj_id, path)
 
     def _materialize(self, proxy: RPCProxy) -> Any:
         native = self._native
         decode = lambda view: unpackb(view, allow_pickle=self._allow_pickle)  # noqa: E731
+        if self._pipelining:  # the one wait of a pipelined chain
+            return self._request(self._wait_value, proxy._rpc_obj_id, decode)
         if hasattr(native, "materialize_with"):  # decode from the library's buffer: one copy less
             return self._request(native.materialize_with, proxy._rpc_obj_id, decode)
         return decode(self._request(native.materialize, proxy._rpc_obj_id))
 
+    def _wait_value(self, obj_id: int, decode: Callable[[memoryview], Any]) -> Any:
+        native = self._native
+        request = native.send(_KIND_MATERIALIZE, obj_id)
+        return native.wait(request, decode)[1]
+
     def _release(self, obj_id: int) -> None:
+        if obj_id >= _PROMISE_BIT:
+            self._exprs.pop(obj_id & ~_PROMISE_BIT, None)
         if not self._closed and not _is_finalizing():
             self._native.release(obj_id)
 
     def _request(self, method: Callable[..., _T], *args: Any) -> _T:
+        """Run one request and wait for it; then raise the error of any
+        pipelined request that no wait has reported yet, so none is lost."""
         if self._closed:
             raise ConnectionClosedError("the connection is closed")
         try:
-            return method(*args)
+            result = method(*args)
         except NativeRemoteError as e:
             error = e
+        else:
+            if self._pipelining:
+                self._raise_failure()
+            return result
+        exc, cause = remote_exception(error, allow_pickle=self._allow_pickle)
+        raise exc from cause
+
+    def _raise_failure(self) -> None:
+        failure = self._native.take_failure()
+        if failure is None:
+            return
+        request, error = failure
+        expr = self._exprs.get(request, f"request {request}")
+        error.message = f"{error.message} (raised by {expr}, whose result nobody waited for)"
         exc, cause = remote_exception(error, allow_pickle=self._allow_pickle)
         raise exc from cause
 

@@ -89,6 +89,7 @@ from .errors import AuthenticationError, ConnectionClosedError, ProtocolError, R
     SRPC_TRAIL_KIND_GETITEM_TUPLE,
 ) = range(8)
 SRPC_NO_OBJECT = (1 << 64) - 1
+SRPC_PROMISE_BIT = 1 << 63
 
 # Each Structure names its C type in ``_c_type_``: tests/test_abi_header.py
 # compiles a C program against include/simplerpc.h and checks every size,
@@ -192,6 +193,12 @@ _last_payload = _declare("srpc_last_error_payload", c_void_p, POINTER(c_size_t))
 _buf_free = _declare("srpc_buf_free", None, POINTER(Buf))
 _client_connect = _declare("srpc_client_connect", c_uint32, Str, c_uint16, Str, POINTER(c_void_p))
 _client_request = _declare("srpc_client_request", c_uint32, c_void_p, POINTER(Call), POINTER(Response))
+_client_send = _declare("srpc_client_send", c_uint32, c_void_p, POINTER(Call), POINTER(c_uint64))
+_client_send_pipelined = _declare("srpc_client_send_pipelined", c_uint32, c_void_p, POINTER(Call), POINTER(c_uint64))
+_client_wait = _declare("srpc_client_wait", c_uint32, c_void_p, c_uint64, POINTER(Response))
+_client_take_failure = _declare("srpc_client_take_failure", c_uint32, c_void_p, POINTER(c_uint64))
+_client_promises = _declare("srpc_client_promises", ctypes.c_bool, c_void_p)
+_client_round_trips = _declare("srpc_client_round_trips", c_uint64, c_void_p)
 _client_release = _declare("srpc_client_release", c_uint32, c_void_p, c_uint64)
 _client_set_timeout = _declare("srpc_client_set_timeout", c_uint32, c_void_p, c_uint64)
 _client_extensions = _declare("srpc_client_extensions", c_uint32, c_void_p)
@@ -338,11 +345,10 @@ class NativeClient:
         """The negotiated extension bits (0 against a stock simplerpyc server)."""
         return _client_extensions(self._handle) if self._handle else 0
 
-    def _request(self, kind: int, obj: Optional[int] = None, name: str = "", path: str = "", args: bytes = b"", kwargs: bytes = b"", key: bytes = b"", payload: bytes = b"", decode: Optional[Callable[[memoryview], Any]] = None) -> Tuple[int, Any]:
+    def _call(self, keep: "_Keep", kind: int, obj: Optional[int], name: str, path: str, args: bytes, kwargs: bytes, key: bytes, payload: bytes) -> Call:
         if not self._handle:
             raise ConnectionClosedError("the connection is closed")
-        keep = _Keep()
-        call = Call(
+        return Call(
             kind,
             SRPC_NO_OBJECT if obj is None else obj,
             keep.str(name),
@@ -352,15 +358,79 @@ class NativeClient:
             keep.slice(key),
             keep.slice(payload),
         )
-        resp = Response()
-        st = _client_request(self._handle, byref(call), byref(resp))
-        if st != SRPC_STATUS_OK:
-            _raise(st)
+
+    @staticmethod
+    def _answer(resp: Response, decode: Optional[Callable[[memoryview], Any]]) -> Tuple[int, Any]:
         if resp.kind in (SRPC_RESPONSE_KIND_VALUE, SRPC_RESPONSE_KIND_NAMESPACE):
             if decode is None:
                 return resp.kind, _take(resp.value)
             return resp.kind, _decode_and_free(resp.value, decode)
         return resp.kind, resp.obj
+
+    def _request(self, kind: int, obj: Optional[int] = None, name: str = "", path: str = "", args: bytes = b"", kwargs: bytes = b"", key: bytes = b"", payload: bytes = b"", decode: Optional[Callable[[memoryview], Any]] = None) -> Tuple[int, Any]:
+        keep = _Keep()
+        call = self._call(keep, kind, obj, name, path, args, kwargs, key, payload)
+        resp = Response()
+        st = _client_request(self._handle, byref(call), byref(resp))
+        if st != SRPC_STATUS_OK:
+            _raise(st)
+        return self._answer(resp, decode)
+
+    # -- pipelining (the promise extension)
+
+    @property
+    def promises(self) -> bool:
+        """Whether the server accepted promise pipelining (a stock simplerpyc server does not)."""
+        return bool(self._handle and _client_promises(self._handle))
+
+    @property
+    def round_trips(self) -> int:
+        """How many times this connection waited for the server (for tests and benchmarks)."""
+        return _client_round_trips(self._handle) if self._handle else 0
+
+    def send_pipelined(self, kind: int, obj: Optional[int] = None, name: str = "", path: str = "", args: bytes = b"", kwargs: bytes = b"", key: bytes = b"") -> int:
+        """Send without waiting; the promise of the object it will return (an id with SRPC_PROMISE_BIT)."""
+        keep = _Keep()
+        call = self._call(keep, kind, obj, name, path, args, kwargs, key, b"")
+        out = c_uint64()
+        st = _client_send_pipelined(self._handle, byref(call), byref(out))
+        if st != SRPC_STATUS_OK:
+            _raise(st)
+        return out.value
+
+    def send(self, kind: int, obj: Optional[int] = None, name: str = "", path: str = "", args: bytes = b"", kwargs: bytes = b"", key: bytes = b"", payload: bytes = b"") -> int:
+        """Send and return the request id without waiting (see :meth:`wait`)."""
+        keep = _Keep()
+        call = self._call(keep, kind, obj, name, path, args, kwargs, key, payload)
+        out = c_uint64()
+        st = _client_send(self._handle, byref(call), byref(out))
+        if st != SRPC_STATUS_OK:
+            _raise(st)
+        return out.value
+
+    def wait(self, request: int, decode: Optional[Callable[[memoryview], Any]] = None) -> Tuple[int, Any]:
+        """The answer of request ``request`` (raises as :meth:`_request` does)."""
+        if not self._handle:
+            raise ConnectionClosedError("the connection is closed")
+        resp = Response()
+        st = _client_wait(self._handle, request, byref(resp))
+        if st != SRPC_STATUS_OK:
+            _raise(st)
+        return self._answer(resp, decode)
+
+    def take_failure(self) -> Optional[Tuple[int, NativeRemoteError]]:
+        """The oldest error of a pipelined request no wait has reported, with its request id."""
+        if not self._handle:
+            return None
+        rid = c_uint64()
+        st = _client_take_failure(self._handle, byref(rid))
+        if st == SRPC_STATUS_OK:
+            return None
+        try:
+            _raise(st)
+        except NativeRemoteError as e:
+            return rid.value, e
+        return None  # pragma: no cover - _raise always raises
 
     def import_module(self, name: str) -> int:
         return self._request(SRPC_CALL_KIND_IMPORT_MODULE, name=name)[1]

@@ -48,6 +48,10 @@ _SPLICE_MIN = 1 << 16
 _PLACEHOLDER_CODE = 42
 
 
+# An object id with this bit names a promise (the promise extension): the
+# object a request still in flight will return. Servers never allocate such ids.
+_PROMISE_BIT = 1 << 63
+
 def packb(obj: Any, *, proxy_owner: Any = None) -> bytes:
     """Encode ``obj`` as one msgpack value in the protocol's format.
 
@@ -100,10 +104,11 @@ def unpackb(data: _Buffer, *, allow_pickle: bool = False, on_proxy: Optional[Cal
         allow_pickle: decode object arrays (kind ``b"O"``) by unpickling
             them. Unpickling runs code chosen by whoever produced ``data``:
             enable only for a trusted peer.
-        on_proxy: called with each proxy reference marker map
-            (``{"__rpc_proxy__": True, "obj_id": N}``, recognised exactly as
-            the core recognises one), in the order the markers appear in
-            ``data``; what it returns replaces the marker.
+        on_proxy: called with each reference marker map
+            (``{"__rpc_proxy__": True, "obj_id": N}`` or a promise
+            ``{"__rpc_promise__": n}``, recognised exactly as the core
+            recognises one), in the order the markers appear in ``data``;
+            what it returns replaces the marker.
 
     Raises:
         ValueError: malformed data, or an object array without ``allow_pickle``.
@@ -135,6 +140,8 @@ def _encode_special(obj: Any, proxy_owner: Any, spliced: List[Tuple[bytes, Any]]
     if obj_id is not None:
         if proxy_owner is not None and getattr(obj, "_rpc_connection", None) is not proxy_owner:
             raise ValueError(f"{obj!r} belongs to another connection and cannot be sent on this one")
+        if obj_id >= _PROMISE_BIT:  # a promise: the result of a request still in flight
+            return {"__rpc_promise__": obj_id & ~_PROMISE_BIT}
         return {"__rpc_proxy__": True, "obj_id": obj_id}
     raise TypeError(f"can not serialize {type(obj).__qualname__!r} object")
 
@@ -169,9 +176,14 @@ def _encode_array(np: Any, arr: Any, spliced: List[Tuple[bytes, Any]]) -> Dict[b
 
 
 def _is_proxy_marker(obj: Dict[Any, Any]) -> bool:
-    """``{"__rpc_proxy__": True, "obj_id": N}`` with N a non-negative int, in either key order."""
+    """A reference, as the core recognises one: ``{"__rpc_proxy__": True, "obj_id": N}``
+    (in either key order) or a promise ``{"__rpc_promise__": n}``, with N and n
+    non-negative ints below 2**63."""
+    if len(obj) == 1:
+        n = obj.get("__rpc_promise__")
+        return type(n) is int and 0 <= n < _PROMISE_BIT
     obj_id = obj.get("obj_id")
-    return len(obj) == 2 and obj.get("__rpc_proxy__") is True and type(obj_id) is int and obj_id >= 0
+    return len(obj) == 2 and obj.get("__rpc_proxy__") is True and type(obj_id) is int and 0 <= obj_id < _PROMISE_BIT
 
 
 def _decode_map(pairs: List[Tuple[Any, Any]], allow_pickle: bool, on_proxy: Optional[Callable[[Dict[str, Any]], Any]] = None) -> Any:

@@ -1,0 +1,124 @@
+"""Promise pipelining with real servers on 127.0.0.1: a lazy chain and its
+materialize are one round trip, errors keep their types and are raised at
+the right wait and never lost, and a stock simplerpyc server gets today's
+behaviour exactly. Round trips are counted by the library (each time the
+client waited for the server), so these tests are deterministic."""
+
+from __future__ import annotations
+
+import gc
+from typing import Any
+
+import pytest
+
+import simplerpc
+from simplerpc import materialize
+
+ENV = """
+import numpy as np
+class Env:
+    def __init__(self):
+        self.t = 0
+        self.obs = np.zeros((48, 64, 3), np.uint8)
+    def step(self, action):
+        self.t += 1
+        return self.obs, float(action), False, False, {"t": self.t}
+env = Env()
+def f(x):
+    return x
+"""
+
+
+def trips(conn: Any) -> int:
+    return conn._native.round_trips
+
+
+def test_our_server_accepts_promises(conn: Any) -> None:
+    assert conn._native.promises
+
+
+def test_the_three_patterns_are_one_round_trip_each(conn: Any) -> None:
+    conn.execute(ENV)
+    f, env = conn.eval("f"), conn.eval("env")  # pipelined: no wait yet
+    np_ = conn.modules.numpy  # eager: one wait (which also carries the two evals)
+    before = trips(conn)
+    assert materialize(f(1)) == 1
+    assert trips(conn) - before == 1
+    before = trips(conn)
+    obs, reward, terminated, truncated, info = materialize(env.step(0.5))
+    assert obs.shape == (48, 64, 3) and reward == 0.5 and info == {"t": 1}
+    assert trips(conn) - before == 1
+    before = trips(conn)
+    assert materialize(np_.zeros(3)).tolist() == [0.0, 0.0, 0.0]
+    assert trips(conn) - before == 1
+    # The same module proxy the second time, without a request.
+    before = trips(conn)
+    assert conn.modules.numpy is np_
+    assert trips(conn) == before
+
+
+def test_an_unknown_module_still_raises_at_once(conn: Any) -> None:
+    with pytest.raises(ModuleNotFoundError):
+        conn.modules.no_such_module_pipelining
+
+
+def test_the_error_of_a_chain_is_raised_by_its_materialize_with_its_type(conn: Any) -> None:
+    d = conn.eval("{'a': 1}")
+    missing = d["missing"]  # fails on the server, raises nothing here
+    with pytest.raises(KeyError) as e:
+        materialize(missing.bit_length())  # built on the failed request: not run
+    assert isinstance(e.value, simplerpc.RemoteException)
+    assert "missing" in str(e.value)
+    # Reported once: the next wait is clean, and the connection goes on.
+    assert materialize(conn.eval("1 + 1")) == 2
+
+
+def test_an_error_nobody_waits_for_is_raised_at_the_next_wait_naming_its_expression(conn: Any) -> None:
+    conn.execute("import os")
+    unused = conn.eval("1 / 0")  # nobody materializes this one
+    with pytest.raises(ZeroDivisionError) as e:
+        materialize(conn.eval("2 + 2"))
+    assert "eval('1 / 0')" in str(e.value)
+    assert materialize(conn.eval("3")) == 3  # raised once, not again
+    del unused
+
+
+def test_errors_are_raised_in_order_and_none_is_lost(conn: Any) -> None:
+    first = conn.eval("undefined_one")
+    second = conn.eval("[][1]")
+    raised = []
+    for _ in range(3):
+        try:
+            materialize(conn.eval("0"))
+        except Exception as e:  # noqa: BLE001 - collecting what the waits raise
+            raised.append(type(e))
+    assert all(issubclass(t, simplerpc.RemoteException) for t in raised)
+    assert [issubclass(t, NameError) for t in raised[:1]] == [True]
+    assert [issubclass(t, IndexError) for t in raised[1:2]] == [True]
+    assert len(raised) == 2, raised
+    del first, second
+
+
+def test_dropped_promises_free_their_objects(conn: Any) -> None:
+    conn.execute("import gc as _gc\nclass Probe:\n    pass\n")
+    count = conn.eval("lambda: sum(1 for o in _gc.get_objects() if type(o).__name__ == 'Probe')")
+    make = conn.eval("Probe")
+    before = materialize(count())
+    probes = [make() for _ in range(20)]  # pipelined, not waited for
+    assert materialize(count()) == before + 20
+    del probes
+    gc.collect()
+    materialize(conn.eval("0"))  # carries the releases
+    assert materialize(count()) == before
+
+
+def test_a_stock_server_gets_todays_behaviour(reference_server: Any) -> None:
+    host, port, token, _ = reference_server
+    with simplerpc.connect(host, port, token) as c:
+        assert not c._native.promises
+        before = trips(c)
+        p = c.eval("{'a': 1}")
+        assert trips(c) - before == 1  # every operation waits
+        with pytest.raises(KeyError):
+            p["missing"]  # and fails at once
+        assert materialize(c.builtins.len([1, 2])) == 2

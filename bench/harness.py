@@ -101,10 +101,12 @@ def machine_info():
 
 
 class CpuMeter:
-    """CPU time used by other processes than this harness and its children over
-    a section: the noise indicator of a shared machine. Two views: the
-    machine's user+system time minus ours, and the processes outside our tree
-    that gained CPU time (their waited-for children included), by name."""
+    """CPU time used by processes other than this harness and its children over
+    a section: the noise indicator of a shared machine. The amount is the
+    machine's user+system time minus ours (tick-sampled, so a few percent
+    off either way); the names are the running processes outside our tree that
+    gained the most CPU time themselves (a process that started and ended
+    within the section counts in the amount but has no name here)."""
 
     def __init__(self):
         self.tick = os.sysconf("SC_CLK_TCK")
@@ -121,8 +123,8 @@ class CpuMeter:
                 continue
             comm = text[text.index("(") + 1:text.rindex(")")]
             f = text[text.rindex(")") + 2:].split()
-            # state ppid ... utime(11) stime(12) cutime(13) cstime(14) ... starttime(19)
-            out[(int(d.name), f[19])] = (comm, int(f[1]), sum(int(x) for x in f[11:15]) / self.tick)
+            # fields after the name: state(0) ppid(1) ... utime(11) stime(12) ... starttime(19)
+            out[(int(d.name), f[19])] = (comm, int(f[1]), (int(f[11]) + int(f[12])) / self.tick)
         return out
 
     def _sample(self):
@@ -144,15 +146,14 @@ class CpuMeter:
                 pid = parent.get(pid, 0)
             return False
 
-        others = {}
+        names = {}
         for key, (comm, _, cpu) in procs1.items():
             if not ours(key[0]):
-                gained = cpu - procs0.get(key, (None, None, 0.0))[2]
-                others[comm] = others.get(comm, 0.0) + gained
-        top = sorted(((round(v, 1), k) for k, v in others.items() if v >= 0.5), reverse=True)[:5]
+                names[comm] = names.get(comm, 0.0) + cpu - procs0.get(key, (None, None, 0.0))[2]
+        top = sorted(((v, k) for k, v in names.items() if v >= 0.5), reverse=True)[:4]
         return {"wall_s": round(t1 - t0, 1), "machine_cpu_s": round(busy1 - busy0, 1),
                 "ours_cpu_s": round(ours1 - ours0, 1),
-                "other_cpu_s": round(sum(others.values()), 1),
+                "other_cpu_s": round(max(0.0, (busy1 - busy0) - (ours1 - ours0)), 1),
                 "other_top": [f"{k} {v:.1f} s" for v, k in top]}
 
 
@@ -383,8 +384,9 @@ def write_markdown(path, results, meta):
     wall = sum(s.get("wall_s", 0) for s in meta["sections"].values())
     if wall:
         share = other / (wall * (m["cores"] or 1))
-        busy = [f"{LABEL[k]} ({v['other_cpu_s']:.0f} CPU-s: {', '.join(v['other_top'])})"
-                for k, v in meta["sections"].items() if v["other_cpu_s"] >= max(1.0, 0.05 * v["wall_s"] * m["cores"])]
+        busy = [f"{LABEL[k]} ({v['other_cpu_s']:.0f} CPU-s in {v['wall_s']:.0f} s"
+                + (f": {', '.join(v['other_top'])}" if v["other_top"] else "") + ")"
+                for k, v in meta["sections"].items() if v["other_cpu_s"] >= max(2.0, 0.1 * v["wall_s"] * m["cores"])]
         text = (f"Other processes used {other:.0f} CPU-seconds during the {wall:.0f} s of measurement "
                 f"({share:.0%} of the machine's CPU time).")
         if busy:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The benchmark harness in one command (not part of the test suite):
-#   bench/run.sh            full run, well under 15 minutes on 2 cores
+#   bench/run.sh            full run, about 6 minutes on 2 cores (RPyC at 32-64 MiB is half of it)
 #   bench/run.sh --quick    smoke run: few iterations, sizes up to 1 MiB
 # Other options go to bench/harness.py (--peers a,b --no-floor --out DIR);
 # --no-install skips refreshing bench/.venv (which also rebuilds our package).

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The benchmark harness in one command (not part of the test suite):
+#   bench/run.sh            full run, about 6 minutes on 2 cores (RPyC at 32-64 MiB is half of it)
+#   bench/run.sh --quick    smoke run: few iterations, sizes up to 1 MiB
+# Other options go to bench/harness.py (--peers a,b --no-floor --out DIR);
+# --no-install skips refreshing bench/.venv (which also rebuilds our package).
+# Output: bench/results/{RESULTS.md,latency.png,results.json,logs/}.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
+venv=bench/.venv
+install=1
+args=()
+for a in "$@"; do
+  case $a in
+    --no-install) install=0 ;;
+    *) args+=("$a") ;;
+  esac
+done
+if [ "$install" = 1 ] || [ ! -x "$venv/bin/python" ]; then
+  echo "==> $venv: the peers, and simplerpc built from this checkout"
+  # Peer versions are pinned so that runs stay comparable.
+  scripts/python-env.sh "$venv" "numpy>=2" dill matplotlib \
+    "simplerpyc==0.0.1a3" "rpyc==6.0.2" "Pyro5==5.17"
+fi
+echo "==> cargo build --release -p simplerpc-bench"
+cargo build --release -q -p simplerpc-bench
+exec "$venv/bin/python" bench/harness.py ${args[@]+"${args[@]}"}

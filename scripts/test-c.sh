@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Build the C examples against libsimplerpc, check the header compiles as
-# C11 and C++17 with warnings as errors, and run the socketpair example under
-# valgrind (no leaks, no invalid reads or writes). The WebSocket C server is
-# driven by real clients in tests/interop.
+# C11 and C++17 with warnings as errors, and run under valgrind (no leaks, no
+# invalid reads or writes) the socketpair example and the C WebSocket client
+# (tests/c/ws_client.c) against the C matrix server. The WebSocket C server is
+# also driven by real clients in tests/interop.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -34,10 +35,22 @@ done
 [ "$missing" = 0 ]
 "$out/pipe_session"
 "$out/pipe_session_static"
-if command -v valgrind >/dev/null; then
-  valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
-    --error-exitcode=9 --trace-children=yes "$out/pipe_session"
-else
+if ! command -v valgrind >/dev/null; then
   echo "valgrind is not installed: apt-get install valgrind" >&2
   exit 1
 fi
+vg=(valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect
+  --error-exitcode=9)
+"${vg[@]}" --trace-children=yes "$out/pipe_session"
+# The C client against the C server, each under valgrind: the server prints
+# "PORT n" and "TOKEN t", and stops cleanly when told "stop" on stdin.
+coproc server { exec "${vg[@]}" "$out/matrix_server"; }
+server_pid=$server_PID
+server_in=${server[1]}
+read -r -t 120 -u "${server[0]}" _ port
+read -r -t 120 -u "${server[0]}" _ token
+rc=0
+timeout 300 "${vg[@]}" "$out/ws_client" "$port" "$token" || rc=$?
+echo stop >&"$server_in"
+wait "$server_pid" || { echo "matrix_server exited $? (valgrind errors or leaks?)" >&2; rc=1; }
+[ "$rc" = 0 ] || { echo "ws_client against matrix_server failed" >&2; exit 1; }

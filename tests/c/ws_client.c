@@ -2,7 +2,9 @@
  * The C client API against a running matrix server (examples/c/matrix_server):
  *   ws_client PORT TOKEN
  * Uses the convenience functions (import, getattr, call, getitem, eval,
- * execute, materialize, release) and the generic srpc_client_request.
+ * execute, materialize, release), the generic srpc_client_request, and
+ * promise pipelining (srpc_client_send_pipelined, srpc_client_send,
+ * srpc_client_wait, srpc_client_take_failure, srpc_client_round_trips).
  * Exits 0 when every check passed.
  */
 #include <stdio.h>
@@ -17,6 +19,157 @@
 static srpc_str S(const char *s) {
     srpc_str r = {s, strlen(s)};
     return r;
+}
+
+static srpc_call call_of(srpc_call_kind kind, uint64_t obj, const char *name, const char *path) {
+    srpc_call c;
+    memset(&c, 0, sizeof c);
+    c.kind = kind;
+    c.obj = obj;
+    c.name = S(name);
+    c.path = S(path);
+    return c;
+}
+
+/* Send `call` without waiting: the promise of its object. */
+static uint64_t pipelined(srpc_client *c, const srpc_call *call) {
+    uint64_t p = 0;
+    CHECK(srpc_client_send_pipelined(c, call, &p) == SRPC_STATUS_OK, "send_pipelined (kind %u)", (unsigned)call->kind);
+    CHECK((p & SRPC_PROMISE_BIT) != 0, "a promise has SRPC_PROMISE_BIT set");
+    return p;
+}
+
+static void proxy_arg(mp_writer *w, uint64_t id) {
+    mp_map(w, 2);
+    mp_str(w, "__rpc_proxy__");
+    mp_byte(w, 0xc3);
+    mp_str(w, "obj_id");
+    mp_uint(w, id);
+}
+
+static void promise_arg(mp_writer *w, uint64_t promise) {
+    mp_map(w, 1);
+    mp_str(w, "__rpc_promise__");
+    mp_uint(w, promise & ~SRPC_PROMISE_BIT);
+}
+
+/* The elements of a float64 ndarray value, copied into `out` (at most `max`):
+ * their number. */
+static size_t doubles(const srpc_buf *v, double *out, size_t max) {
+    mp_reader rd = {v->data, v->data + v->len, 0};
+    mp_obj m = mp_next(&rd);
+    for (uint32_t i = 0; m.type == MP_MAP && i < m.len; i++) {
+        mp_obj k = mp_next(&rd);
+        if (mp_is(&k, "data")) {
+            mp_obj d = mp_next(&rd);
+            size_t n = d.len / sizeof(double);
+            CHECK(d.type == MP_BIN && n * sizeof(double) == d.len && n <= max, "array data of %u bytes", (unsigned)d.len);
+            memcpy(out, d.ptr, d.len);
+            return n;
+        }
+        mp_skip(&rd);
+    }
+    CHECK(0, "no array data");
+    return 0;
+}
+
+/* Promise pipelining against our server; `eye` is a live 4x4 identity. */
+static void promises(srpc_client *c, uint64_t eye) {
+    CHECK(srpc_client_promises(c), "our server accepts promises");
+    CHECK(srpc_client_extensions(c) & SRPC_EXT_PROMISE, "the promise bit is negotiated");
+
+    /* (a) import, then getattr, call (pipelined) and materialize: one round trip. */
+    uint64_t rt = srpc_client_round_trips(c), mod;
+    CHECK(srpc_client_import(c, S("matrix"), &mod) == SRPC_STATUS_OK, "import");
+    CHECK(srpc_client_round_trips(c) == rt + 1, "the import waits: one round trip");
+    rt = srpc_client_round_trips(c);
+    /* prod = matrix.matmul(eye, matrix.full(4, 4, 2.5)), the full matrix passed as a promise. */
+    srpc_call ga = call_of(SRPC_CALL_KIND_GET_ATTR, mod, "full", "matrix");
+    uint64_t full_fn = pipelined(c, &ga);
+    mp_writer args = {NULL, 0, 0};
+    mp_array(&args, 3);
+    mp_uint(&args, 4);
+    mp_uint(&args, 4);
+    mp_double(&args, 2.5);
+    srpc_call call = call_of(SRPC_CALL_KIND_CALL, full_fn, "", "matrix.full");
+    call.args.ptr = args.data;
+    call.args.len = args.len;
+    uint64_t full = pipelined(c, &call);
+    free(args.data);
+    memset(&args, 0, sizeof args);
+    ga.name = S("matmul");
+    uint64_t mm_fn = pipelined(c, &ga);
+    mp_array(&args, 2);
+    proxy_arg(&args, eye);    /* refs[0]: a proxy */
+    promise_arg(&args, full); /* refs[1]: a promise */
+    call = call_of(SRPC_CALL_KIND_CALL, mm_fn, "", "matrix.matmul");
+    call.args.ptr = args.data;
+    call.args.len = args.len;
+    uint64_t prod = pipelined(c, &call);
+    free(args.data);
+    memset(&args, 0, sizeof args);
+    CHECK(prod != full && full != full_fn, "each pipelined call has its own promise");
+    CHECK(srpc_client_round_trips(c) == rt, "nothing waited for yet");
+    srpc_buf v = {NULL, 0, 0};
+    CHECK(srpc_client_materialize(c, prod, &v) == SRPC_STATUS_OK, "materialize the chain");
+    CHECK(srpc_client_round_trips(c) == rt + 1, "the chain cost one round trip, not %llu",
+          (unsigned long long)(srpc_client_round_trips(c) - rt));
+    double x[16];
+    CHECK(doubles(&v, x, 16) == 16, "a 4x4 product");
+    for (int i = 0; i < 16; i++) CHECK(x[i] == 2.5, "element %d is %g", i, x[i]);
+    srpc_buf_free(&v);
+    uint64_t none = 12345;
+    CHECK(srpc_client_take_failure(c, &none) == SRPC_STATUS_OK && none == 12345, "no failure, nothing written");
+
+    /* A released promise frees its object: the server forgets it once the
+     * release has ridden on a request. */
+    CHECK(srpc_client_release(c, prod) == SRPC_STATUS_OK, "release a promise");
+    CHECK(srpc_client_materialize(c, eye, &v) == SRPC_STATUS_OK, "a request to carry the release");
+    srpc_buf_free(&v);
+    CHECK(srpc_client_materialize(c, prod, &v) == SRPC_STATUS_ERR_REMOTE, "a released promise names nothing");
+    CHECK(strcmp(srpc_last_error_type(), "simplerpc.ProtocolError") == 0, "type %s", srpc_last_error_type());
+    CHECK(v.data == NULL && v.len == 0, "value_out untouched on failure");
+
+    /* (b) A pipelined call that fails fails what is built on it, with its own type. */
+    ga = call_of(SRPC_CALL_KIND_GET_ATTR, mod, "nope", "matrix");
+    uint64_t bad = pipelined(c, &ga);
+    call = call_of(SRPC_CALL_KIND_CALL, bad, "", "matrix.nope");
+    uint64_t bad_call = pipelined(c, &call);
+    rt = srpc_client_round_trips(c);
+    CHECK(srpc_client_materialize(c, bad_call, &v) == SRPC_STATUS_ERR_REMOTE, "materialize of a chain on a failed call");
+    CHECK(srpc_client_round_trips(c) == rt + 1, "one round trip");
+    CHECK(strcmp(srpc_last_error_type(), "builtins.AttributeError") == 0, "the failed call's own type, not %s", srpc_last_error_type());
+    CHECK(strstr(srpc_last_error_message(), "has no attribute 'nope'") != NULL, "message %s", srpc_last_error_message());
+    CHECK(v.data == NULL, "value_out untouched on failure");
+    CHECK(srpc_client_take_failure(c, &none) == SRPC_STATUS_OK, "reported by the materialize: nothing left");
+    CHECK(none == 12345, "request_out untouched when there is no failure");
+
+    /* (c) The error of a pipelined call nobody waits for comes from
+     * srpc_client_take_failure after a later successful wait, with its request id. */
+    ga = call_of(SRPC_CALL_KIND_GET_ATTR, mod, "missing", "matrix");
+    uint64_t lost = pipelined(c, &ga);
+    srpc_call mat = call_of(SRPC_CALL_KIND_MATERIALIZE, eye, "", "");
+    uint64_t rid = 0;
+    CHECK(srpc_client_send(c, &mat, &rid) == SRPC_STATUS_OK, "send");
+    CHECK(rid == (lost & ~SRPC_PROMISE_BIT) + 1, "request ids count on from the promise's");
+    srpc_response r;
+    memset(&r, 0, sizeof r);
+    CHECK(srpc_client_wait(c, rid, &r) == SRPC_STATUS_OK, "the later wait succeeds");
+    CHECK(r.kind == SRPC_RESPONSE_KIND_VALUE && r.request_id == rid, "its own answer");
+    CHECK(doubles(&r.value, x, 16) == 16, "eye(4)");
+    for (int i = 0; i < 16; i++) CHECK(x[i] == (i % 5 == 0 ? 1.0 : 0.0), "eye element %d is %g", i, x[i]);
+    srpc_buf_free(&r.value);
+    uint64_t failed = 12345;
+    CHECK(srpc_client_take_failure(c, &failed) == SRPC_STATUS_ERR_REMOTE, "the lost error is kept");
+    CHECK(failed == (lost & ~SRPC_PROMISE_BIT), "with its request id (%llu)", (unsigned long long)failed);
+    CHECK(strcmp(srpc_last_error_type(), "builtins.AttributeError") == 0, "type %s", srpc_last_error_type());
+    CHECK(strstr(srpc_last_error_message(), "'missing'") != NULL, "message %s", srpc_last_error_message());
+    failed = 12345;
+    CHECK(srpc_client_take_failure(c, &failed) == SRPC_STATUS_OK && failed == 12345, "reported once");
+
+    uint64_t all[] = {full_fn, full, mm_fn, bad, bad_call, lost, mod};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        CHECK(srpc_client_release(c, all[i]) == SRPC_STATUS_OK, "release %zu", i);
 }
 
 int main(int argc, char **argv) {
@@ -62,6 +215,8 @@ int main(int argc, char **argv) {
     CHECK(found, "array data");
     srpc_buf_free(&v);
     srpc_buf_free(&v); /* freeing twice is harmless: the buffer was reset */
+
+    promises(c, eye);
 
     uint64_t ignored;
     CHECK(srpc_client_eval(c, S("1+1"), &ignored) == SRPC_STATUS_ERR_REMOTE, "the matrix executor has no eval");

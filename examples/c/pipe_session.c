@@ -1,8 +1,11 @@
 /*
  * A client session and a server session over a socketpair: no WebSocket at all.
  * The child process runs the server session with the C matrix executor; the
- * parent drives a client session. Frames travel as a 4-byte big-endian length
- * followed by the bytes. Exits 0 when every check passed.
+ * parent drives a client session, first one answer at a time
+ * (srpc_client_session_receive), then pipelining on promises
+ * (srpc_client_session_send_pipelined, _store, _take, _take_failure). Frames
+ * travel as a 4-byte big-endian length followed by the bytes. Exits 0 when
+ * every check passed.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,6 +127,173 @@ static void proxy_arg(mp_writer *w, uint64_t id) {
     mp_uint(w, id);
 }
 
+static void promise_arg(mp_writer *w, uint64_t promise) {
+    mp_map(w, 1);
+    mp_str(w, "__rpc_promise__");
+    mp_uint(w, promise & ~SRPC_PROMISE_BIT);
+}
+
+/* Build `c` pipelined and write its frame: the promise of its object. */
+static uint64_t send_pipelined(int fd, srpc_client_session *cs, const srpc_call *c) {
+    srpc_buf frame = {NULL, 0, 0};
+    uint64_t promise = 0;
+    CHECK(srpc_client_session_send_pipelined(cs, c, &frame, &promise) == SRPC_STATUS_OK, "send_pipelined kind %u", (unsigned)c->kind);
+    CHECK((promise & SRPC_PROMISE_BIT) != 0, "a promise has SRPC_PROMISE_BIT set");
+    CHECK(send_frame(fd, &frame) == 0, "write");
+    srpc_buf_free(&frame);
+    return promise;
+}
+
+/* Build `c` to be waited for and write its frame: its request id. */
+static uint64_t send_only(int fd, srpc_client_session *cs, const srpc_call *c) {
+    srpc_buf frame = {NULL, 0, 0};
+    uint64_t rid = 0;
+    CHECK(srpc_client_session_send(cs, c, &frame, &rid) == SRPC_STATUS_OK, "send kind %u", (unsigned)c->kind);
+    CHECK(send_frame(fd, &frame) == 0, "write");
+    srpc_buf_free(&frame);
+    return rid;
+}
+
+/* Read frames into the session until request `rid` is answered; write the
+ * ids they answered to `ids` (at most `max`, counted in *n), then take the
+ * answer. Returns the status of srpc_client_session_take. */
+static srpc_status wait_for(int fd, srpc_client_session *cs, uint64_t rid, uint64_t *ids, size_t max, size_t *n,
+                            srpc_response *resp) {
+    *n = 0;
+    while (!srpc_client_session_is_answered(cs, rid)) {
+        size_t len;
+        uint8_t *in = recv_frame(fd, &len);
+        CHECK(in != NULL, "server closed");
+        uint64_t answered = UINT64_MAX;
+        CHECK(srpc_client_session_store(cs, in, len, &answered) == SRPC_STATUS_OK, "store");
+        free(in);
+        CHECK(*n < max, "more frames than requests");
+        ids[(*n)++] = answered;
+    }
+    return srpc_client_session_take(cs, rid, resp);
+}
+
+/* The chain of pipe_session's first part again, over promises: each wait is
+ * one round trip. `mod` is the matrix module, `eye` a live 3x3 identity. */
+static void pipelining(int fd, srpc_client_session *cs, uint64_t mod, uint64_t eye) {
+    CHECK(srpc_client_session_promises(cs), "SRPC_EXT_ALL pipelines");
+    uint64_t ids[8];
+    size_t n;
+    srpc_response resp;
+
+    /* materialize(matrix.matmul(eye, matrix.full(3, 3, 2.5))): getattr, call,
+     * getattr, call pipelined, the full matrix passed as a promise; every
+     * frame is written before any answer is read. */
+    srpc_call ga = call_of(SRPC_CALL_KIND_GET_ATTR, mod, "full", "matrix");
+    uint64_t full_fn = send_pipelined(fd, cs, &ga);
+    mp_writer args = {NULL, 0, 0};
+    mp_array(&args, 3);
+    mp_uint(&args, 3);
+    mp_uint(&args, 3);
+    mp_double(&args, 2.5);
+    srpc_call call = call_of(SRPC_CALL_KIND_CALL, full_fn, "", "matrix.full");
+    call.args.ptr = args.data;
+    call.args.len = args.len;
+    uint64_t full = send_pipelined(fd, cs, &call);
+    free(args.data);
+    memset(&args, 0, sizeof args);
+    ga.name = S("matmul");
+    uint64_t mm_fn = send_pipelined(fd, cs, &ga);
+    mp_array(&args, 2);
+    promise_arg(&args, full);
+    proxy_arg(&args, eye);
+    call = call_of(SRPC_CALL_KIND_CALL, mm_fn, "", "matrix.matmul");
+    call.args.ptr = args.data;
+    call.args.len = args.len;
+    uint64_t prod = send_pipelined(fd, cs, &call);
+    free(args.data);
+    memset(&args, 0, sizeof args);
+    srpc_call mat = call_of(SRPC_CALL_KIND_MATERIALIZE, prod, "", "");
+    uint64_t rid = send_only(fd, cs, &mat);
+    CHECK(!srpc_client_session_is_answered(cs, rid), "nothing read yet");
+    CHECK(srpc_client_session_take(cs, rid, &resp) == SRPC_STATUS_ERR_STATE, "no answer to take yet");
+    CHECK(wait_for(fd, cs, rid, ids, 8, &n, &resp) == SRPC_STATUS_OK, "take the chain's value");
+    uint64_t want[] = {full_fn & ~SRPC_PROMISE_BIT, full & ~SRPC_PROMISE_BIT, mm_fn & ~SRPC_PROMISE_BIT,
+                       prod & ~SRPC_PROMISE_BIT, rid};
+    CHECK(n == 5, "one round trip: the five answers, %zu read", n);
+    for (size_t i = 0; i < 5; i++) CHECK(ids[i] == want[i], "answer %zu is for request %llu", i, (unsigned long long)want[i]);
+    CHECK(resp.kind == SRPC_RESPONSE_KIND_VALUE && resp.request_id == rid, "the materialize's own answer");
+    mp_reader rd = {resp.value.data, resp.value.data + resp.value.len, 0};
+    mp_obj m = mp_next(&rd);
+    int checked = 0;
+    for (uint32_t i = 0; m.type == MP_MAP && i < m.len; i++) {
+        mp_obj k = mp_next(&rd);
+        if (mp_is(&k, "data")) {
+            mp_obj d = mp_next(&rd);
+            CHECK(d.len == 9 * sizeof(double), "9 doubles");
+            for (int j = 0; j < 9; j++) {
+                double x;
+                memcpy(&x, d.ptr + j * 8, 8);
+                CHECK(x == 2.5, "element %d is %g", j, x);
+            }
+            checked = 1;
+        } else mp_skip(&rd);
+    }
+    CHECK(checked, "data field");
+    srpc_buf_free(&resp.value);
+    CHECK(srpc_client_session_take(cs, rid, &resp) == SRPC_STATUS_ERR_STATE, "an answer is taken once");
+    uint64_t none = 12345;
+    CHECK(srpc_client_session_take_failure(cs, &none) == SRPC_STATUS_OK && none == 12345, "no failure, nothing written");
+
+    /* A pipelined call that fails fails the chain on it with its own type. */
+    ga = call_of(SRPC_CALL_KIND_GET_ATTR, mod, "nope", "matrix");
+    uint64_t bad = send_pipelined(fd, cs, &ga);
+    call = call_of(SRPC_CALL_KIND_CALL, bad, "", "matrix.nope");
+    uint64_t bad_call = send_pipelined(fd, cs, &call);
+    mat.obj = bad_call;
+    rid = send_only(fd, cs, &mat);
+    memset(&resp, 0, sizeof resp);
+    CHECK(wait_for(fd, cs, rid, ids, 8, &n, &resp) == SRPC_STATUS_ERR_REMOTE, "materialize of a chain on a failed call");
+    CHECK(n == 3, "one round trip");
+    CHECK(resp.kind == SRPC_RESPONSE_KIND_ERROR && resp.request_id == rid, "an error response for the materialize");
+    CHECK(strcmp(srpc_last_error_type(), "builtins.AttributeError") == 0, "type %s", srpc_last_error_type());
+    CHECK(strstr(srpc_last_error_message(), "has no attribute 'nope'") != NULL, "message %s", srpc_last_error_message());
+    CHECK(srpc_client_session_take_failure(cs, &none) == SRPC_STATUS_OK && none == 12345, "reported by the materialize: nothing left");
+
+    /* An error nobody waits for is taken after a later successful wait. */
+    ga = call_of(SRPC_CALL_KIND_GET_ATTR, mod, "missing", "matrix");
+    uint64_t lost = send_pipelined(fd, cs, &ga);
+    srpc_call ns = call_of(SRPC_CALL_KIND_GET_NAMESPACE, SRPC_NO_OBJECT, "", "");
+    rid = send_only(fd, cs, &ns);
+    CHECK(wait_for(fd, cs, rid, ids, 8, &n, &resp) == SRPC_STATUS_OK, "the later wait succeeds");
+    CHECK(resp.kind == SRPC_RESPONSE_KIND_NAMESPACE, "namespace");
+    srpc_buf_free(&resp.value);
+    uint64_t failed = 12345;
+    CHECK(srpc_client_session_take_failure(cs, &failed) == SRPC_STATUS_ERR_REMOTE, "the lost error is kept");
+    CHECK(failed == (lost & ~SRPC_PROMISE_BIT), "with its request id (%llu)", (unsigned long long)failed);
+    CHECK(strcmp(srpc_last_error_type(), "builtins.AttributeError") == 0, "type %s", srpc_last_error_type());
+    failed = 12345;
+    CHECK(srpc_client_session_take_failure(cs, &failed) == SRPC_STATUS_OK && failed == 12345, "reported once");
+
+    /* Released promises free their objects: the server forgets them once the
+     * release has ridden on a request. */
+    uint64_t all[] = {full_fn, full, mm_fn, prod, bad, bad_call, lost};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        CHECK(srpc_client_session_release(cs, all[i]) == SRPC_STATUS_OK, "release %zu", i);
+    rid = send_only(fd, cs, &ns);
+    CHECK(wait_for(fd, cs, rid, ids, 8, &n, &resp) == SRPC_STATUS_OK, "a request to carry the releases");
+    srpc_buf_free(&resp.value);
+    mat.obj = prod;
+    rid = send_only(fd, cs, &mat);
+    CHECK(wait_for(fd, cs, rid, ids, 8, &n, &resp) == SRPC_STATUS_ERR_REMOTE, "a released promise names nothing");
+    CHECK(strcmp(srpc_last_error_type(), "simplerpc.ProtocolError") == 0, "type %s", srpc_last_error_type());
+
+    /* Without the promise extension nothing is pipelined, and nothing written. */
+    srpc_client_session *plain = NULL;
+    CHECK(srpc_client_session_new(SRPC_EXT_RELEASE | SRPC_EXT_REQUEST_IDS, &plain) == SRPC_STATUS_OK, "plain session");
+    CHECK(!srpc_client_session_promises(plain), "no promises without SRPC_EXT_PROMISE");
+    srpc_buf frame = {NULL, 0, 0};
+    uint64_t promise = 12345;
+    CHECK(srpc_client_session_send_pipelined(plain, &ga, &frame, &promise) == SRPC_STATUS_ERR_PROTOCOL, "refused");
+    CHECK(frame.data == NULL && promise == 12345, "out-parameters untouched");
+    srpc_client_session_free(plain);
+}
+
 static int drive(int fd) {
     srpc_client_session *cs = NULL;
     CHECK(srpc_client_session_new(SRPC_EXT_ALL, &cs) == SRPC_STATUS_OK, "client session");
@@ -227,6 +397,8 @@ static int drive(int fd) {
     mat.obj = product;
     CHECK(roundtrip(fd, cs, &mat, &resp) == SRPC_STATUS_ERR_REMOTE, "use after release");
     CHECK(strcmp(srpc_last_error_type(), "simplerpc.UnknownObjectError") == 0, "type %s", srpc_last_error_type());
+
+    pipelining(fd, cs, mod, eye);
 
     /* Bad arguments are reported, not undefined behaviour. */
     CHECK(srpc_client_session_send(cs, NULL, NULL, NULL) == SRPC_STATUS_ERR_NULL_ARGUMENT, "NULL call");

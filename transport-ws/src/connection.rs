@@ -1,31 +1,38 @@
-//! One client's connection on the server: an I/O thread and a worker thread.
+//! One client's connection on the server: the connection thread, which
+//! runs requests itself, and a standby thread that keeps the connection
+//! alive while a call runs long.
 //!
 //! Blocking tungstenite cannot be split into a reading and a writing half
-//! (tungstenite-rs #311), so one I/O thread owns the socket and does both.
-//! The worker thread owns the client's [`ServerSession`] (and through it the
-//! executor); frames go to it and response frames come back over channels,
-//! in order, exactly one per request.
+//! (tungstenite-rs #311), so the socket sits behind a mutex and one thread
+//! at a time does the I/O.
 //!
-//! The I/O loop:
-//! - with no request outstanding it blocks on the socket, with a read
-//!   timeout ([`IDLE_READ`]) so that a shutdown is noticed;
-//! - with a request outstanding it waits on the response channel
-//!   ([`RESPONSE_WAIT`]) and writes the response the moment it arrives, so a
-//!   fast call costs no extra latency; while a slow call runs, it alternates
-//!   that wait with a short socket read ([`BUSY_READ`]), which answers pings
-//!   (a stock client drops a connection whose pongs stop) and takes
-//!   pipelined requests;
-//! - writes have a timeout too: a response the client is not reading yet
-//!   stays buffered while the loop keeps reading, so a client that pipelines
-//!   large requests cannot deadlock with it.
+//! The connection thread owns the client's [`ServerSession`] (and through
+//! it the executor). It reads a request, runs it and writes the response
+//! itself: a short call crosses no thread boundary, which on a machine
+//! where each wakeup of another thread costs tens of microseconds is most
+//! of a small call's latency. While it runs a call it does not hold the
+//! socket.
+//!
+//! The standby thread sleeps. When a call has run longer than
+//! [`TAKEOVER_AFTER`] it takes the socket until the call returns: it answers
+//! pings (a stock client drops a connection whose pongs stop) and queues the
+//! requests the client pipelines meanwhile, which the connection thread runs
+//! next, in order. So a 70-second call still keeps its connection.
+//!
+//! Reads have a timeout ([`IDLE_READ`]) so that a shutdown is noticed;
+//! writes have one too ([`WRITE_TIMEOUT`]): a response the client is not
+//! reading yet stays buffered while the thread goes on reading, so a client
+//! that pipelines large requests cannot deadlock with it.
 
+use std::collections::VecDeque;
 use std::net::{SocketAddr, TcpStream};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use simplerpc_core::ServerSession;
+use simplerpc_core::{Executor, ServerSession};
 use tungstenite::error::ProtocolError;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::CloseFrame;
@@ -34,18 +41,22 @@ use tungstenite::{Message, WebSocket};
 use crate::close;
 use crate::error::would_block;
 use crate::handshake;
-use crate::server::{ClientInfo, Context, Factory};
+use crate::server::{ClientInfo, Context, Control};
 
-/// Socket read timeout while no request is outstanding: how soon a shutdown is noticed.
+/// Socket read timeout while nothing is buffered: how soon a shutdown is noticed.
 const IDLE_READ: Duration = Duration::from_millis(150);
-/// Socket read timeout between waits for a slow call's response.
+/// Socket read timeout while a response waits to be flushed, and of the
+/// standby thread between looks at the running call.
 const BUSY_READ: Duration = Duration::from_millis(5);
-/// How long one wait on the response channel lasts.
-const RESPONSE_WAIT: Duration = Duration::from_millis(30);
+/// A call that runs longer than this gets the standby thread on the socket.
+const TAKEOVER_AFTER: Duration = Duration::from_millis(100);
 /// Socket write timeout: a write that cannot progress this long yields to reading.
 const WRITE_TIMEOUT: Duration = Duration::from_millis(50);
 
-/// Serve one accepted TCP connection until it ends; joins its worker.
+/// Why the connection ended, for the log.
+type Ended = String;
+
+/// Serve one accepted TCP connection until it ends; joins its standby thread.
 pub(crate) fn run(stream: TcpStream, peer: SocketAddr, ctx: &Context) {
     let Some((ws, extensions)) = handshake::accept(stream, peer, ctx) else {
         return;
@@ -58,57 +69,48 @@ pub(crate) fn run(stream: TcpStream, peer: SocketAddr, ctx: &Context) {
         "client {peer} connected (extensions: {})",
         describe(extensions)
     );
-    let info = ClientInfo { peer, extensions };
-    let (frames_tx, frames_rx) = mpsc::channel::<Bytes>();
-    let (responses_tx, responses_rx) = mpsc::channel::<Vec<u8>>();
-    let factory = ctx.factory.clone();
-    let worker = thread::Builder::new()
-        .name(format!("simplerpc-worker-{peer}"))
-        .spawn(move || work(&factory, &info, frames_rx, responses_tx));
-    let mut io = IoLoop {
-        ws,
-        frames: frames_tx,
-        responses: responses_rx,
-        outstanding: 0,
-        unflushed: false,
-        read_timeout: None,
+    let shared = Arc::new(Shared {
+        socket: Mutex::new(Socket {
+            ws,
+            read_timeout: None,
+            unflushed: false,
+        }),
+        state: Mutex::new(State::default()),
+        wake: Condvar::new(),
+    });
+    let standby = {
+        let shared = shared.clone();
+        let control = ctx.control.clone();
+        thread::Builder::new()
+            .name(format!("simplerpc-standby-{peer}"))
+            .spawn(move || standby(&shared, &control))
     };
-    let worker = match worker {
-        Ok(w) => w,
+    let standby = match standby {
+        Ok(t) => t,
         Err(e) => {
-            log::error!("client {peer}: cannot start a worker thread: {e}");
-            io.close(CloseCode::Error, "the server cannot serve more clients");
+            log::error!("client {peer}: cannot start a thread: {e}");
+            shared
+                .socket()
+                .close(CloseCode::Error, "the server cannot serve more clients");
             return;
         }
     };
-    let reason = io.run(ctx);
-    // Dropping the channels ends the worker once its current call returns.
-    drop(io);
-    match worker.join() {
-        Ok(served) => {
-            log::info!("client {peer} disconnected after {served} request(s): {reason}")
+    let info = ClientInfo { peer, extensions };
+    let (reason, served) = match catch_unwind(AssertUnwindSafe(|| (ctx.factory)(&info))) {
+        Ok(executor) => serve(&shared, ctx, ServerSession::new(executor, extensions)),
+        Err(_) => {
+            shared
+                .socket()
+                .close(CloseCode::Error, "internal server error");
+            ("the executor factory panicked".into(), 0)
         }
-        Err(_) => log::error!("client {peer} disconnected ({reason}); its worker panicked"),
+    };
+    shared.state().quit = true;
+    shared.wake.notify_all();
+    if standby.join().is_err() {
+        log::error!("client {peer}: its standby thread panicked");
     }
-}
-
-/// The worker: owns the session (and so the executor) for the connection's life.
-fn work(
-    factory: &Factory,
-    info: &ClientInfo,
-    frames: Receiver<Bytes>,
-    responses: Sender<Vec<u8>>,
-) -> u64 {
-    let executor = factory(info);
-    let mut session = ServerSession::new(executor, info.extensions);
-    while let Ok(frame) = frames.recv() {
-        let response = session.handle_frame(frame);
-        if responses.send(response).is_err() {
-            break;
-        }
-    }
-    session.requests_handled()
-    // The session drops here and releases every object the client held.
+    log::info!("client {peer} disconnected after {served} request(s): {reason}");
 }
 
 fn describe(ext: simplerpc_core::Extensions) -> String {
@@ -120,109 +122,201 @@ fn describe(ext: simplerpc_core::Extensions) -> String {
     }
 }
 
-/// Why the I/O loop ended, for the log.
-type Ended = String;
-
-struct IoLoop {
-    ws: WebSocket<TcpStream>,
-    frames: Sender<Bytes>,
-    responses: Receiver<Vec<u8>>,
-    /// Requests handed to the worker whose responses have not come back.
-    outstanding: usize,
-    /// Response bytes are buffered that the socket would not take yet.
-    unflushed: bool,
-    /// The socket's current read timeout, to skip redundant system calls.
-    read_timeout: Option<Duration>,
+/// What the two threads of a connection share.
+struct Shared {
+    socket: Mutex<Socket>,
+    state: Mutex<State>,
+    /// Wakes the standby thread (a call started, or the connection ended)
+    /// and the connection thread (the standby thread let the socket go).
+    wake: Condvar,
 }
 
-impl IoLoop {
-    fn run(&mut self, ctx: &Context) -> Ended {
-        loop {
-            if ctx.control.stopping() {
-                self.close(CloseCode::Away, "server shutting down");
-                return "server shutting down".into();
+#[derive(Default)]
+struct State {
+    /// When the call that is running started.
+    running: Option<Instant>,
+    /// The standby thread holds (or is about to take) the socket.
+    standing_in: bool,
+    /// Requests the standby thread read while a call ran, oldest first.
+    queued: VecDeque<Bytes>,
+    /// The standby thread saw the connection end.
+    ended: Option<Ended>,
+    /// The connection thread is done: the standby thread returns.
+    quit: bool,
+}
+
+impl Shared {
+    fn socket(&self) -> MutexGuard<'_, Socket> {
+        self.socket.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The connection thread: read, run, answer, until the connection ends.
+fn serve<E: Executor>(
+    shared: &Shared,
+    ctx: &Context,
+    mut session: ServerSession<E>,
+) -> (Ended, u64) {
+    let reason = loop {
+        if ctx.control.stopping() {
+            shared
+                .socket()
+                .close(CloseCode::Away, "server shutting down");
+            break "server shutting down".into();
+        }
+        let frame = {
+            let mut state = shared.state();
+            if let Some(frame) = state.queued.pop_front() {
+                Some(frame)
+            } else if let Some(ended) = state.ended.take() {
+                break ended;
+            } else {
+                None
             }
-            if self.outstanding > 0 {
-                match self.responses.recv_timeout(RESPONSE_WAIT) {
-                    Ok(frame) => {
-                        if let Err(e) = self.deliver(frame) {
-                            return e;
-                        }
+        };
+        let frame = match frame {
+            Some(frame) => frame,
+            None => match shared.socket().read_request(false) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => continue,
+                Err(ended) => break ended,
+            },
+        };
+        shared.state().running = Some(Instant::now());
+        let response = session.handle_frame(frame);
+        let standing_in = {
+            let mut state = shared.state();
+            state.running = None;
+            state.standing_in
+        };
+        if standing_in {
+            // The standby thread lets the socket go at its next look.
+            shared.wake.notify_all();
+        }
+        if let Err(ended) = shared.socket().send(response) {
+            break ended;
+        }
+    };
+    (reason, session.requests_handled())
+    // The session drops with this frame and releases every object the client held.
+}
+
+/// The standby thread: keep the connection alive while a long call runs
+/// (and close it if the server shuts down meanwhile).
+fn standby(shared: &Shared, control: &Control) {
+    let mut state = shared.state();
+    loop {
+        if state.quit {
+            return;
+        }
+        let long = state
+            .running
+            .is_some_and(|since| since.elapsed() >= TAKEOVER_AFTER);
+        if !long || state.ended.is_some() {
+            let wait = match state.running {
+                Some(since) => TAKEOVER_AFTER.saturating_sub(since.elapsed()),
+                None => TAKEOVER_AFTER,
+            };
+            state = shared
+                .wake
+                .wait_timeout(state, wait.max(Duration::from_millis(1)))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+            continue;
+        }
+        state.standing_in = true;
+        drop(state);
+        {
+            let mut socket = shared.socket();
+            loop {
+                {
+                    let state = shared.state();
+                    if state.running.is_none() || state.quit || state.ended.is_some() {
+                        break;
                     }
-                    Err(RecvTimeoutError::Timeout) => {}
-                    Err(RecvTimeoutError::Disconnected) => {
-                        self.close(CloseCode::Error, "internal server error");
-                        return "the worker ended unexpectedly".into();
+                }
+                if control.stopping() {
+                    socket.close(CloseCode::Away, "server shutting down");
+                    shared.state().ended = Some("server shutting down".into());
+                    break;
+                }
+                match socket.read_request(true) {
+                    Ok(Some(frame)) => shared.state().queued.push_back(frame),
+                    Ok(None) => {}
+                    Err(ended) => {
+                        shared.state().ended = Some(ended);
+                        break;
                     }
                 }
             }
-            if self.unflushed {
-                if let Err(e) = self.flush() {
-                    return e;
-                }
+        }
+        state = shared.state();
+        state.standing_in = false;
+    }
+}
+
+/// The socket and what the connection knows about it.
+struct Socket {
+    ws: WebSocket<TcpStream>,
+    /// The socket's current read timeout, to skip redundant system calls.
+    read_timeout: Option<Duration>,
+    /// Response bytes are buffered that the socket would not take yet.
+    unflushed: bool,
+}
+
+impl Socket {
+    /// Read until a request arrives (`Some`), or the read times out or a
+    /// ping was answered (`None`), or the connection ends (`Err`). `busy`:
+    /// someone waits for the socket, so read in short slices.
+    fn read_request(&mut self, busy: bool) -> Result<Option<Bytes>, Ended> {
+        if self.unflushed {
+            self.flush()?;
+        }
+        let timeout = if busy || self.unflushed {
+            BUSY_READ
+        } else {
+            IDLE_READ
+        };
+        if let Err(e) = self.set_read_timeout(timeout) {
+            return Err(format!("socket error: {e}"));
+        }
+        match self.ws.read() {
+            Ok(Message::Binary(frame)) => Ok(Some(frame)),
+            // Not a protocol message: the session answers it with an error.
+            Ok(Message::Text(text)) => Ok(Some(text.into())),
+            Ok(Message::Ping(_)) => {
+                // tungstenite queued the pong; send it now.
+                self.flush()?;
+                Ok(None)
             }
-            let busy = self.outstanding > 0 || self.unflushed;
-            if let Err(e) = self.set_read_timeout(if busy { BUSY_READ } else { IDLE_READ }) {
-                return format!("socket error: {e}");
+            Ok(Message::Pong(_) | Message::Frame(_)) => Ok(None),
+            Ok(Message::Close(_)) => {
+                // Sends our half of the close handshake.
+                let _ = self.ws.flush();
+                Err("closed by the client".into())
             }
-            match self.ws.read() {
-                Ok(Message::Binary(frame)) => {
-                    if let Err(e) = self.dispatch(frame) {
-                        return e;
-                    }
-                }
-                // Not a protocol message: the session answers it with an error.
-                Ok(Message::Text(text)) => {
-                    if let Err(e) = self.dispatch(text.into()) {
-                        return e;
-                    }
-                }
-                Ok(Message::Ping(_)) => {
-                    // tungstenite queued the pong; send it now.
-                    if let Err(e) = self.flush() {
-                        return e;
-                    }
-                }
-                Ok(Message::Pong(_) | Message::Frame(_)) => {}
-                Ok(Message::Close(_)) => {
-                    // Sends our half of the close handshake.
-                    let _ = self.ws.flush();
-                    return "closed by the client".into();
-                }
-                Err(e) if would_block(&e) => {}
-                Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
-                    return "closed by the client".into();
-                }
-                Err(tungstenite::Error::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => {
-                    return "the client went away without closing".into();
-                }
-                Err(e) => return format!("connection lost: {e}"),
+            Err(e) if would_block(&e) => Ok(None),
+            Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
+                Err("closed by the client".into())
             }
+            Err(tungstenite::Error::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => {
+                Err("the client went away without closing".into())
+            }
+            Err(e) => Err(format!("connection lost: {e}")),
         }
     }
 
-    /// Hand a request frame to the worker.
-    fn dispatch(&mut self, frame: Bytes) -> Result<(), Ended> {
-        if self.frames.send(frame).is_err() {
-            self.close(CloseCode::Error, "internal server error");
-            return Err("the worker ended unexpectedly".into());
-        }
-        self.outstanding += 1;
-        Ok(())
-    }
-
-    /// Write a response, and any others already waiting, then flush.
-    fn deliver(&mut self, first: Vec<u8>) -> Result<(), Ended> {
-        let mut next = Some(first);
-        while let Some(frame) = next {
-            self.outstanding -= 1;
-            match self.ws.write(Message::Binary(frame.into())) {
-                Ok(()) => {}
-                // Buffered; it goes out with a later flush.
-                Err(e) if would_block(&e) => self.unflushed = true,
-                Err(e) => return Err(format!("connection lost: {e}")),
-            }
-            next = self.responses.try_recv().ok();
+    /// Write a response and flush what the socket takes.
+    fn send(&mut self, frame: Vec<u8>) -> Result<(), Ended> {
+        match self.ws.write(Message::Binary(frame.into())) {
+            Ok(()) => {}
+            // Buffered; it goes out with a later flush.
+            Err(e) if would_block(&e) => self.unflushed = true,
+            Err(e) => return Err(format!("connection lost: {e}")),
         }
         self.flush()
     }

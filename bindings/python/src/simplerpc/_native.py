@@ -217,6 +217,14 @@ _trail = _declare("srpc_trail", c_uint32, c_uint32, Str, Str, Slice, POINTER(Buf
 _trail_tuple_builtin = _declare("srpc_trail_tuple_builtin", c_void_p)
 
 
+_gil_ensure = ctypes.pythonapi.PyGILState_Ensure
+_gil_ensure.restype = ctypes.c_int
+_gil_ensure.argtypes = []
+_gil_release = ctypes.pythonapi.PyGILState_Release
+_gil_release.restype = None
+_gil_release.argtypes = [ctypes.c_int]
+
+
 def _cstr(p: Optional[int]) -> str:
     return ctypes.string_at(p).decode("utf-8", "replace") if p else ""
 
@@ -526,6 +534,7 @@ class NativeServer:
         self._make = make_executor
         self._describe = describe_exception
         self._sessions: Dict[int, Any] = {}
+        self._gil_states: Dict[int, Tuple[int, int]] = {}
         self._next = 1
         self._lock = threading.Lock()
         # The CFUNCTYPE objects live as long as the server: Rust holds them.
@@ -574,6 +583,12 @@ class NativeServer:
                 sid = self._next
                 self._next += 1
                 self._sessions[sid] = ex
+                # A session's callbacks all run on its connection's thread,
+                # a thread Python does not know: each callback would create
+                # and destroy a Python thread state. One more (nested)
+                # PyGILState_Ensure here keeps this thread's state alive
+                # until _on_close releases it, so a callback only takes the GIL.
+                self._gil_states[sid] = (threading.get_ident(), _gil_ensure())
             session_out[0] = sid
             return SRPC_STATUS_OK
         except BaseException:
@@ -590,6 +605,11 @@ class NativeServer:
     def _on_close(self, _userdata: Any, session: Any) -> None:
         with self._lock:
             self._sessions.pop(session or 0, None)
+            state = self._gil_states.pop(session or 0, None)
+        # Released on the thread that took it (a host that closed a session
+        # on another thread would leave one thread state behind, not crash).
+        if state is not None and state[0] == threading.get_ident():
+            _gil_release(state[1])
 
     def _on_release(self, _userdata: Any, session: Any, handle: int) -> None:
         ex = self._sessions.get(session or 0)

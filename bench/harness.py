@@ -41,8 +41,9 @@ LABEL = {
 }
 ROUND_TRIPS = {  # f(1), env step, down, up
     "floor": "1 / 1 / 1 / 1",
-    "simplerpc": "2 / 2 / 1 / 2",
-    "simplerpc-rust": "2 / 2 / 1 / 2",
+    # promise pipelining: the call and its materialize travel together
+    "simplerpc": "1 / 1 / 1 / 1",
+    "simplerpc-rust": "1 / 1 / 1 / 1",
     "simplerpyc": "2 / 2 / 1 / 2",
     "rpyc": "1 / 2 / 1 / 1",
     "pyro5": "1 / 1 / 1 / 1",

@@ -62,16 +62,16 @@ def nbytes_from_buffer(data, dtype, shape):
 # How each peer does each workload, and the round trips that costs.
 WORKLOADS = {
     "simplerpc": {
-        "f1": "materialize(f(1)): call -> proxy, materialize (2 round trips)",
-        "env_step": "materialize(env.step(0)), env.step bound once (2 round trips)",
+        "f1": "materialize(f(1)): the call pipelined on a promise, then the materialize (1 round trip)",
+        "env_step": "materialize(env.step(0)), env.step bound once, pipelined (1 round trip)",
         "down": "materialize(arr) of a proxy to a server array (1 round trip); msgpack-numpy ext",
-        "up": "materialize(nbytes(arr)) with a numpy argument (2 round trips); msgpack-numpy ext",
+        "up": "materialize(nbytes(arr)) with a numpy argument, pipelined (1 round trip); msgpack-numpy ext",
     },
     "simplerpc-rust": {
-        "f1": "f.call_args([1])?.materialize()? (2 round trips)",
-        "env_step": "step.call_args([0.0])?.materialize()? (2 round trips)",
+        "f1": "f.call_args([1])?.materialize()? (pipelined: 1 round trip)",
+        "env_step": "step.call_args([0.0])?.materialize()? (pipelined: 1 round trip)",
         "down": "arr.materialize()? (1 round trip)",
-        "up": "nbytes.call_args([array])?.materialize()? (2 round trips)",
+        "up": "nbytes.call_args([array])?.materialize()? (pipelined: 1 round trip)",
     },
     "simplerpyc": {
         "f1": "materialize(f(1)) (2 round trips)",

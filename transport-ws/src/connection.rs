@@ -52,6 +52,11 @@ const BUSY_READ: Duration = Duration::from_millis(5);
 const TAKEOVER_AFTER: Duration = Duration::from_millis(100);
 /// Socket write timeout: a write that cannot progress this long yields to reading.
 const WRITE_TIMEOUT: Duration = Duration::from_millis(50);
+/// How long the connection thread polls for the next request, after an
+/// answer, before it sleeps: a client stepping in a loop often sends it
+/// within this, and a thread that does not sleep is not woken (tens of
+/// microseconds on a machine with few cores).
+const SPIN: Duration = Duration::from_micros(60);
 
 /// Why the connection ended, for the log.
 type Ended = String;
@@ -161,6 +166,8 @@ fn serve<E: Executor>(
     ctx: &Context,
     mut session: ServerSession<E>,
 ) -> (Ended, u64) {
+    // An answer was just sent: poll briefly for the next request.
+    let mut answered = false;
     let reason = loop {
         if ctx.control.stopping() {
             shared
@@ -180,11 +187,23 @@ fn serve<E: Executor>(
         };
         let frame = match frame {
             Some(frame) => frame,
-            None => match shared.socket().read_request(false) {
-                Ok(Some(frame)) => frame,
-                Ok(None) => continue,
-                Err(ended) => break ended,
-            },
+            None => {
+                let mut socket = shared.socket();
+                let spun = if answered {
+                    answered = false;
+                    socket.spin_for_request()
+                } else {
+                    Ok(None)
+                };
+                match spun.and_then(|f| match f {
+                    Some(f) => Ok(Some(f)),
+                    None => socket.read_request(false),
+                }) {
+                    Ok(Some(frame)) => frame,
+                    Ok(None) => continue,
+                    Err(ended) => break ended,
+                }
+            }
         };
         shared.state().running = Some(Instant::now());
         let response = session.handle_frame(frame);
@@ -200,6 +219,7 @@ fn serve<E: Executor>(
         if let Err(ended) = shared.socket().send(response) {
             break ended;
         }
+        answered = true;
     };
     (reason, session.requests_handled())
     // The session drops with this frame and releases every object the client held.
@@ -308,6 +328,24 @@ impl Socket {
             }
             Err(e) => Err(format!("connection lost: {e}")),
         }
+    }
+
+    /// Poll for a request without sleeping, for [`SPIN`] at most.
+    fn spin_for_request(&mut self) -> Result<Option<Bytes>, Ended> {
+        if self.unflushed || self.ws.get_ref().set_nonblocking(true).is_err() {
+            return Ok(None);
+        }
+        let until = Instant::now() + SPIN;
+        let mut got = Ok(None);
+        while Instant::now() < until {
+            got = self.read_request(true);
+            if !matches!(got, Ok(None)) {
+                break;
+            }
+            std::hint::spin_loop();
+        }
+        let _ = self.ws.get_ref().set_nonblocking(false);
+        got
     }
 
     /// Write a response and flush what the socket takes.

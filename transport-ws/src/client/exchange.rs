@@ -16,6 +16,9 @@ use tungstenite::Message;
 
 use super::conn::{Conn, Ended};
 use super::POLL;
+
+/// How long a wait polls before it sleeps (see `Conn::spin_for`).
+const SPIN: Duration = Duration::from_micros(60);
 use crate::error::{would_block, Error};
 
 /// A response with the bytes of its value as the frame holds them (see
@@ -40,6 +43,7 @@ impl Conn {
     /// there is one, and take its answer.
     pub(super) fn wait(&mut self, id: RequestId) -> Result<Answer, Error> {
         self.flush_all()?;
+        self.spin_for(id)?;
         let Some(limit) = self.timeout else {
             self.set_read_timeout(None)?;
             while !self.session.is_answered(id) {
@@ -62,6 +66,27 @@ impl Conn {
             self.read_one()?;
         }
         self.take(id)
+    }
+
+    /// Poll the socket without sleeping for a short while ([`SPIN`]): a
+    /// small call is often answered within it, and a thread that never
+    /// sleeps is not woken, which on a machine with few cores costs tens of
+    /// microseconds, the better part of a small round trip.
+    fn spin_for(&mut self, id: RequestId) -> Result<(), Error> {
+        if self.session.is_answered(id) || self.ws.get_ref().set_nonblocking(true).is_err() {
+            return Ok(());
+        }
+        let until = Instant::now() + SPIN;
+        let mut result = Ok(());
+        while !self.session.is_answered(id) && Instant::now() < until {
+            if let Err(e) = self.read_one() {
+                result = Err(e);
+                break;
+            }
+            std::hint::spin_loop();
+        }
+        let _ = self.ws.get_ref().set_nonblocking(false);
+        result
     }
 
     fn take(&mut self, id: RequestId) -> Result<Answer, Error> {

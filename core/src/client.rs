@@ -326,7 +326,12 @@ impl ClientSession {
     /// Whether request `id` has been answered (and not yet taken), or is no
     /// longer in flight at all.
     pub fn is_answered(&self, id: RequestId) -> bool {
-        self.answers.contains_key(&id.0) || !self.in_flight.contains(&id)
+        // Answers come in request order, so a request is in flight exactly
+        // when it was sent and is not older than the oldest in flight: no
+        // scan of a long pipeline on every frame read.
+        self.answers.contains_key(&id.0)
+            || id.0 >= self.next_id
+            || self.in_flight.front().map_or(true, |oldest| oldest.0 > id.0)
     }
 
     /// The answer of waited-for request `id`, once [`ClientSession::receive`]

@@ -31,7 +31,20 @@ use bytes::Bytes;
 use crate::codec::EncodeError;
 use crate::extensions::Extensions;
 use crate::message::{self, FrameError, RawRequest, RemoteError, Request, Response};
-use crate::value::{ObjId, RawValue};
+use crate::value::{ObjId, RawValue, Value};
+
+/// Whether a value holds a reference anywhere (without cloning it).
+fn contains_proxy(v: &Value) -> bool {
+    match v {
+        Value::Proxy(_) => true,
+        Value::List(items) => items.iter().any(contains_proxy),
+        Value::Map(pairs) => pairs
+            .iter()
+            .any(|(k, v)| contains_proxy(k) || contains_proxy(v)),
+        Value::Slice(s) => [&s.start, &s.stop, &s.step].into_iter().any(contains_proxy),
+        _ => false,
+    }
+}
 
 /// Identifies one request of a client session, counting from 0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -170,8 +183,49 @@ impl ClientSession {
         (id, frame)
     }
 
+    /// Refuse a promise this session cannot send: without the `promise`
+    /// extension (a stock peer must never see one), or naming a request not
+    /// sent yet (a promise from another connection).
+    fn check_promise(&self, obj: ObjId) -> Result<(), EncodeError> {
+        match obj.as_promise() {
+            Some(n) if !self.promises() || n >= self.next_id => Err(EncodeError::Promise(n)),
+            _ => Ok(()),
+        }
+    }
+
+    fn check_request(&self, request: &Request) -> Result<(), EncodeError> {
+        let obj = match request {
+            Request::GetAttr { obj_id, .. } | Request::Call { obj_id, .. } => *obj_id,
+            Request::GetItem { obj_id, .. } | Request::Materialize { obj_id } => Some(*obj_id),
+            _ => None,
+        };
+        if let Some(obj) = obj {
+            self.check_promise(obj)?;
+        }
+        let check = |v: &Value| -> Result<(), EncodeError> {
+            let mut v = v.clone();
+            v.walk_mut(&mut |x: &mut Value| match x {
+                Value::Proxy(id) => self.check_promise(*id),
+                _ => Ok(()),
+            })
+        };
+        match request {
+            Request::Call { args, kwargs, .. } => {
+                for a in args.iter().chain(kwargs.iter().map(|(_, v)| v)) {
+                    if contains_proxy(a) {
+                        check(a)?;
+                    }
+                }
+            }
+            Request::GetItem { key, .. } if contains_proxy(key) => check(key)?,
+            _ => {}
+        }
+        Ok(())
+    }
+
     /// Build the frame for `request` and count it in flight.
     pub fn send(&mut self, request: &Request) -> Result<(RequestId, Vec<u8>), EncodeError> {
+        self.check_request(request)?;
         let frame =
             message::encode_request(request, Some(self.next_id), &self.releases, self.extensions)?;
         Ok(self.next(frame))
@@ -183,6 +237,14 @@ impl ClientSession {
         &mut self,
         request: &RawRequest<'_>,
     ) -> Result<(RequestId, Vec<u8>), FrameError> {
+        let obj = match *request {
+            RawRequest::Call { obj_id, .. } => obj_id,
+            RawRequest::GetItem { obj_id, .. } => Some(obj_id),
+        };
+        if let Some(obj) = obj {
+            self.check_promise(obj)
+                .map_err(|e| FrameError::Encode(e.to_string()))?;
+        }
         let frame = message::encode_request_raw(
             request,
             Some(self.next_id),
@@ -331,7 +393,10 @@ impl ClientSession {
         // scan of a long pipeline on every frame read.
         self.answers.contains_key(&id.0)
             || id.0 >= self.next_id
-            || self.in_flight.front().map_or(true, |oldest| oldest.0 > id.0)
+            || self
+                .in_flight
+                .front()
+                .map_or(true, |oldest| oldest.0 > id.0)
     }
 
     /// The answer of waited-for request `id`, once [`ClientSession::receive`]

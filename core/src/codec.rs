@@ -66,6 +66,10 @@ pub enum EncodeError {
     /// An executor handle is server-internal and never travels.
     #[error("an executor handle cannot be sent; return an object id or a value instead")]
     Handle,
+    /// A promise this connection cannot send: the peer did not accept the
+    /// `promise` extension, or the request it names was not sent on it.
+    #[error("promise {0} cannot be sent on this connection (a promise from another connection, or a peer without the promise extension)")]
+    Promise(u64),
     /// msgpack lengths stop at 2^32 - 1.
     #[error("{what} of length {len} is longer than msgpack allows (2^32 - 1)")]
     TooLong {
@@ -331,13 +335,22 @@ pub fn from_bytes(frame: &Bytes) -> Result<Value, DecodeError> {
 }
 
 /// Check that `data` is exactly one well-formed msgpack value the protocol
-/// accepts (no ext types, UTF-8 strings, nesting and size within limits),
-/// without keeping anything. Used where bytes from a host or a peer are
-/// passed on as they are.
+/// accepts as a *field of a frame* (no ext types, UTF-8 strings, nesting
+/// and size within the limits a frame holding it must meet: the field sits
+/// one level below the frame's map), without keeping anything. Used where
+/// bytes from a host are passed on as they are, so that a peer can always
+/// decode the frame they go into.
 pub fn validate(data: &[u8]) -> Result<(), DecodeError> {
+    decode_field(data).map(|_| ())
+}
+
+/// Decode bytes as a frame's field (see [`validate`]) without sharing them:
+/// bin data comes out empty. For checks of shape, not for the values.
+pub(crate) fn decode_field(data: &[u8]) -> Result<Value, DecodeError> {
     let mut d = Decoder::new(data, None);
-    d.value(0)?;
-    d.finish()
+    let v = d.value(1)?;
+    d.finish()?;
+    Ok(v)
 }
 
 /// A frame's top level: a map whose values are decoded together with the

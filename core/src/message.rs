@@ -297,7 +297,20 @@ pub enum RawRequest<'a> {
 type Shape = Option<(&'static str, fn(u8) -> bool)>;
 
 fn check_raw(kind: &str, field: &'static str, bytes: &[u8], want: Shape) -> Result<(), FrameError> {
-    codec::validate(bytes)?;
+    let value = codec::decode_field(bytes)?;
+    // The server takes keyword arguments by name only.
+    if let Value::Map(pairs) = &value {
+        if field == "kwargs" {
+            if let Some((k, _)) = pairs.iter().find(|(k, _)| !matches!(k, Value::Str(_))) {
+                return Err(FrameError::WrongField {
+                    kind: kind.into(),
+                    field,
+                    want: "a map with str keys",
+                    got: k.type_name(),
+                });
+            }
+        }
+    }
     if let Some((what, ok)) = want {
         if !ok(bytes[0]) {
             return Err(FrameError::WrongField {
@@ -743,11 +756,20 @@ fn as_obj_id(v: &Value) -> Option<ObjId> {
     }
 }
 
-/// Decode a request frame. Extension fields are read whenever present.
-pub fn decode_request(frame: &Bytes) -> Result<RequestFrame, FrameError> {
-    let mut f = Fields::parse(frame)?;
-    let id = f.opt_u64("id")?;
-    let release = match f.take_opt("release") {
+/// The extension fields of a request frame, as far as they can be read:
+/// for a request whose body is malformed, so that its answer still carries
+/// its id and the objects it released are still freed.
+pub fn decode_request_envelope(frame: &Bytes) -> (Option<u64>, Vec<ObjId>) {
+    let Ok(mut f) = Fields::parse(frame) else {
+        return (None, Vec::new());
+    };
+    let id = f.opt_u64("id").ok().flatten();
+    let release = release_field(&mut f).unwrap_or_default();
+    (id, release)
+}
+
+fn release_field(f: &mut Fields) -> Result<Vec<ObjId>, FrameError> {
+    Ok(match f.take_opt("release") {
         None | Some(Value::Nil) => Vec::new(),
         Some(Value::List(items)) => items
             .iter()
@@ -755,7 +777,14 @@ pub fn decode_request(frame: &Bytes) -> Result<RequestFrame, FrameError> {
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| f.wrong("release", "a list of ints", &Value::List(Vec::new())))?,
         Some(other) => return Err(f.wrong("release", "a list of ints", &other)),
-    };
+    })
+}
+
+/// Decode a request frame. Extension fields are read whenever present.
+pub fn decode_request(frame: &Bytes) -> Result<RequestFrame, FrameError> {
+    let mut f = Fields::parse(frame)?;
+    let id = f.opt_u64("id")?;
+    let release = release_field(&mut f)?;
     let mut raw = RawFields::default();
     let request = match f.kind.as_str() {
         "import_module" => Request::ImportModule {

@@ -109,26 +109,31 @@ impl<E: Executor> ServerSession<E> {
     #[must_use]
     pub fn handle_frame(&mut self, frame: Bytes) -> Vec<u8> {
         self.requests += 1;
-        let (id, response) = match message::decode_request(&frame) {
+        let (id, release, response) = match message::decode_request(&frame) {
             Ok(req) => {
                 let response = self.dispatch(req.request, req.raw);
-                if let Some(n) = req.id.filter(|_| self.extensions.promises()) {
-                    self.remember(n, &response);
-                }
-                // Released after the request ran, so a proxy dropped while its
-                // own request was being built still resolves.
-                for obj in &req.release {
-                    if let Some(h) = self.objects.remove(obj) {
-                        if let Some(n) = self.promise_of.remove(obj) {
-                            self.promised.remove(&n);
-                        }
-                        self.unref(h);
-                    }
-                }
-                (req.id, response)
+                (req.id, req.release, response)
             }
-            Err(e) => (None, Response::Error(frame_error(e))),
+            // A malformed body still has its id answered and its releases
+            // applied, and fails what is built on it like any failure.
+            Err(e) => {
+                let (id, release) = message::decode_request_envelope(&frame);
+                (id, release, Response::Error(frame_error(e)))
+            }
         };
+        if let Some(n) = id.filter(|_| self.extensions.promises()) {
+            self.remember(n, &response);
+        }
+        // Released after the request ran, so a proxy dropped while its
+        // own request was being built still resolves.
+        for obj in &release {
+            if let Some(h) = self.objects.remove(obj) {
+                if let Some(n) = self.promise_of.remove(obj) {
+                    self.promised.remove(&n);
+                }
+                self.unref(h);
+            }
+        }
         self.encode(ResponseFrame { id, response })
     }
 
@@ -155,7 +160,10 @@ impl<E: Executor> ServerSession<E> {
     fn remember(&mut self, n: u64, response: &Response) {
         match response {
             Response::Object(obj) => {
-                self.promised.insert(n, *obj);
+                // A client that reused an id replaces what it named.
+                if let Some(old) = self.promised.insert(n, *obj) {
+                    self.promise_of.remove(&old);
+                }
                 self.promise_of.insert(*obj, n);
             }
             Response::Error(e) => {
@@ -225,7 +233,8 @@ impl<E: Executor> ServerSession<E> {
         if !self.extensions.promises() {
             return Err(Stop::Exec(ExecError::new(
                 PROTOCOL_ERROR,
-                "a promise ({\"__rpc_promise__\": n}) needs the promise extension, which this connection did not negotiate",
+                "the key \"__rpc_promise__\" is reserved: a map {\"__rpc_promise__\": n} names the result of request n, \
+                 which only a connection that negotiated the simplerpc promise extension may do",
             )));
         }
         if let Some(obj) = self.promised.get(&n) {

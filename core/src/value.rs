@@ -86,11 +86,17 @@ pub enum Value {
 }
 
 /// One msgpack value, checked once ([`codec::validate`]) and then passed on
-/// as it is, never decoded and encoded again.
-#[derive(Clone, PartialEq)]
+/// as it is, never decoded and encoded again. Two are equal when their bytes are.
+#[derive(Clone)]
 pub struct RawValue(RawRepr);
 
-#[derive(Clone, PartialEq)]
+impl PartialEq for RawValue {
+    fn eq(&self, other: &RawValue) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+#[derive(Clone)]
 enum RawRepr {
     /// Bytes shared with the frame (or buffer) they came in.
     Shared(Bytes),

@@ -266,14 +266,35 @@ fn without_the_extension_nothing_is_pipelined() {
             ClientError::NoPromises
         );
     }
+    // A client never sends a promise its peer did not accept, nor one of
+    // a request it did not send.
+    let mut stock = ClientSession::new(Extensions::RELEASE);
+    let materialize_p0 = Request::Materialize {
+        obj_id: ObjId::promise(0),
+    };
+    assert!(matches!(
+        stock.send(&materialize_p0),
+        Err(simplerpc_core::codec::EncodeError::Promise(0))
+    ));
+    let mut ours = ClientSession::new(Extensions::ALL);
+    assert!(
+        ours.send(&materialize_p0).is_err(),
+        "request 0 was not sent"
+    );
+    let echo = Request::Call {
+        path: "f".into(),
+        obj_id: None,
+        args: vec![Value::List(vec![Value::Proxy(ObjId::promise(7))])],
+        kwargs: vec![],
+    };
+    assert!(ours.send(&echo).is_err(), "nor as an argument");
     // A promise sent to a server that did not negotiate it is refused, clearly.
     let mut server = ServerSession::new(registry().executor(), Extensions::NONE);
     let mut c = ClientSession::new(Extensions::ALL);
-    let (_, f) = c
-        .send(&Request::Materialize {
-            obj_id: ObjId::promise(0),
-        })
+    let _ = c
+        .send_pipelined(&Request::Eval { expr: "1".into() })
         .unwrap();
+    let (_, f) = c.send(&materialize_p0).unwrap();
     let resp = server.handle_frame(Bytes::from(f));
     let mut plain = ClientSession::new(Extensions::NONE);
     let _ = plain.send(&Request::GetNamespace).unwrap();
@@ -281,6 +302,7 @@ fn without_the_extension_nothing_is_pipelined() {
         panic!()
     };
     assert_eq!(e.exception_type, PROTOCOL_ERROR);
+    assert!(e.message.contains("reserved"), "{}", e.message);
 }
 
 #[test]
@@ -320,4 +342,55 @@ fn promises_travel_as_markers_and_wire_ids_never_look_like_promises() {
     frame.push(0xcf);
     frame.extend_from_slice(&(1u64 << 63).to_be_bytes());
     assert!(decode_request(&Bytes::from(frame)).is_err());
+}
+
+#[test]
+fn a_malformed_request_still_answers_its_id_frees_its_releases_and_fails_its_chain() {
+    use simplerpc_core::message::RawRequest;
+    let mut l = Link::new(Extensions::ALL);
+    let sim = l.send(Request::ImportModule {
+        module: "sim".into(),
+    });
+    let Response::Object(sim) = l.wait(sim) else {
+        panic!()
+    };
+    let kept = l.pipelined(getattr(sim, "sim", "add"));
+    l.round_trip();
+    let base = l.server.live_objects();
+    // The client checks what it can: kwargs keys must be str.
+    assert!(l
+        .client
+        .send_raw(&RawRequest::Call {
+            path: "f",
+            obj_id: None,
+            args: &[0x90],
+            kwargs: &[0x81, 0x01, 0x02],
+        })
+        .is_err());
+    // A frame the server cannot read: a call without args, carrying a
+    // release. Built by hand, as a foreign client would.
+    l.client.release(kept);
+    let (bad, frame) = l.client.send(&Request::Eval { expr: "x".into() }).unwrap();
+    let mut broken = frame.clone();
+    let at = broken
+        .windows(4)
+        .position(|w| w == b"eval")
+        .expect("the type is in the frame");
+    broken[at..at + 4].copy_from_slice(b"call");
+    let answer = l.server.handle_frame(Bytes::from(broken));
+    l.client.receive(Bytes::from(answer)).unwrap();
+    let Some(Ok((Response::Error(e), _))) = l.client.take(bad) else {
+        panic!("the malformed request is answered, paired by its id")
+    };
+    assert_eq!(e.exception_type, PROTOCOL_ERROR);
+    assert_eq!(l.server.live_objects(), base - 1, "its release was applied");
+    // What is built on it fails with its error, marked with its cause.
+    let m = l.send(Request::Materialize {
+        obj_id: ObjId::promise(bad.0),
+    });
+    let Response::Error(dependent) = l.wait(m) else {
+        panic!()
+    };
+    assert_eq!(dependent.message, e.message);
+    assert_eq!(dependent.cause.get(), Some(bad.0));
 }

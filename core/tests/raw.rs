@@ -273,3 +273,38 @@ fn raw_requests_encode_like_value_requests() {
         })
         .is_err());
 }
+
+#[test]
+fn host_msgpack_is_checked_at_the_depth_it_will_have_in_the_frame() {
+    // A value nested as deep as a frame's field may be is accepted, and the
+    // frame carrying it decodes; one level more is refused up front.
+    let nested = |levels: usize| {
+        let mut v = vec![0x91u8; levels];
+        v.push(0xc0);
+        v
+    };
+    let max = simplerpc_core::codec::MAX_DEPTH;
+    assert!(RawValue::copy_from_slice(&nested(max)).is_err());
+    let ok = RawValue::copy_from_slice(&nested(max - 1)).unwrap();
+    let frame = message::encode_response_owned(
+        message::ResponseFrame {
+            id: Some(0),
+            response: Response::Value(Value::Raw(ok)),
+        },
+        Extensions::ALL,
+    )
+    .unwrap();
+    assert!(message::decode_response(&Bytes::from(frame)).is_ok());
+    // Arguments a client sends are checked the same way.
+    let mut c = ClientSession::new(Extensions::NONE);
+    let mut deep_args = vec![0x91u8];
+    deep_args.extend(nested(max - 1));
+    assert!(c
+        .send_raw(&RawRequest::Call {
+            path: "f",
+            obj_id: None,
+            args: &deep_args,
+            kwargs: &[],
+        })
+        .is_err());
+}

@@ -131,17 +131,16 @@ fn describe(ext: simplerpc_core::Extensions) -> String {
 struct Shared {
     socket: Mutex<Socket>,
     state: Mutex<State>,
-    /// Wakes the standby thread (a call started, or the connection ended)
-    /// and the connection thread (the standby thread let the socket go).
+    /// Wakes the standby thread when the connection thread is done.
     wake: Condvar,
 }
 
 #[derive(Default)]
 struct State {
-    /// When the call that is running started.
-    running: Option<Instant>,
-    /// The standby thread holds (or is about to take) the socket.
-    standing_in: bool,
+    /// The call that is running: its number and when it started.
+    running: Option<(u64, Instant)>,
+    /// How many calls have started.
+    calls: u64,
     /// Requests the standby thread read while a call ran, oldest first.
     queued: VecDeque<Bytes>,
     /// The standby thread saw the connection end.
@@ -205,19 +204,18 @@ fn serve<E: Executor>(
                 }
             }
         };
-        shared.state().running = Some(Instant::now());
-        let response = session.handle_frame(frame);
-        let standing_in = {
+        {
             let mut state = shared.state();
-            state.running = None;
-            state.standing_in
-        };
-        if standing_in {
-            // The standby thread lets the socket go at its next look.
-            shared.wake.notify_all();
+            state.calls += 1;
+            state.running = Some((state.calls, Instant::now()));
         }
+        let response = session.handle_frame(frame);
+        // A standby thread on the socket lets it go at its next look (within
+        // BUSY_READ); the lock below waits for that.
+        shared.state().running = None;
         if let Err(ended) = shared.socket().send(response) {
-            break ended;
+            // If the standby thread saw the end first, its reason is the one.
+            break shared.state().ended.take().unwrap_or(ended);
         }
         answered = true;
     };
@@ -233,29 +231,46 @@ fn standby(shared: &Shared, control: &Control) {
         if state.quit {
             return;
         }
-        let long = state
-            .running
-            .is_some_and(|since| since.elapsed() >= TAKEOVER_AFTER);
-        if !long || state.ended.is_some() {
-            let wait = match state.running {
-                Some(since) => TAKEOVER_AFTER.saturating_sub(since.elapsed()),
-                None => TAKEOVER_AFTER,
-            };
-            state = shared
-                .wake
-                .wait_timeout(state, wait.max(Duration::from_millis(1)))
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-            continue;
-        }
-        state.standing_in = true;
+        // Sleep until a call has run TAKEOVER_AFTER; with the connection
+        // ended there is nothing left to do but wait for the quit.
+        let call = match state.running {
+            Some((call, since)) if state.ended.is_none() => {
+                let left = TAKEOVER_AFTER.saturating_sub(since.elapsed());
+                if left.is_zero() {
+                    call
+                } else {
+                    state = shared
+                        .wake
+                        .wait_timeout(state, left)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0;
+                    continue;
+                }
+            }
+            _ => {
+                let idle = if state.ended.is_some() {
+                    Duration::from_secs(3600)
+                } else {
+                    TAKEOVER_AFTER
+                };
+                state = shared
+                    .wake
+                    .wait_timeout(state, idle)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+                continue;
+            }
+        };
         drop(state);
         {
             let mut socket = shared.socket();
             loop {
                 {
                     let state = shared.state();
-                    if state.running.is_none() || state.quit || state.ended.is_some() {
+                    // Only for the call it came for: that one may have
+                    // returned while this thread waited for the socket.
+                    let same_call = matches!(state.running, Some((c, _)) if c == call);
+                    if !same_call || state.quit || state.ended.is_some() {
                         break;
                     }
                 }
@@ -275,7 +290,6 @@ fn standby(shared: &Shared, control: &Control) {
             }
         }
         state = shared.state();
-        state.standing_in = false;
     }
 }
 

@@ -65,18 +65,53 @@ impl std::fmt::Debug for Proxy {
 
 impl Client {
     /// Send `request`; a remote exception becomes [`Error::Remote`].
+    ///
+    /// Like every wait of the proxy layer, it then reports the error of a
+    /// pipelined request nobody waited for, if there is one (see
+    /// [`Client::take_failure`]), so that no error is lost. A request that
+    /// returned an object is answered by [`Client::call_object`] instead,
+    /// which holds the object before it reports such an error.
     pub fn call(&self, request: &Request) -> Result<Response, Error> {
+        let response = self.call_quiet(request)?;
+        self.check_failures()?;
+        Ok(response)
+    }
+
+    /// [`Client::call`] without the report of pipelined failures.
+    fn call_quiet(&self, request: &Request) -> Result<Response, Error> {
         match self.request(request)? {
             Response::Error(e) => Err(Error::Remote(e)),
             ok => Ok(ok),
         }
     }
 
+    /// The error of a pipelined request nobody waited for, if any, naming
+    /// its expression.
+    fn check_failures(&self) -> Result<(), Error> {
+        let Some((failed, mut e)) = self.take_failure() else {
+            return Ok(());
+        };
+        let expr = self
+            .expr_of(failed.0)
+            .unwrap_or_else(|| format!("request {}", failed.0));
+        e.message = format!(
+            "{} (raised by {expr}, whose result nobody waited for)",
+            e.message
+        );
+        Err(Error::Remote(e))
+    }
+
     /// Send `request`, expecting an object id, and hold it as a proxy named
     /// `path`. Waits for the answer.
     pub fn call_object(&self, request: &Request, path: String) -> Result<Proxy, Error> {
-        match self.call(request)? {
-            Response::Object(id) => Ok(Proxy::new(self.clone(), id, path)),
+        match self.call_quiet(request)? {
+            Response::Object(id) => {
+                // Held first, so that a failure reported now drops (and so
+                // releases) it rather than leaking it.
+                let proxy = Proxy::new(self.clone(), id, path);
+                self.check_failures()?;
+                Ok(proxy)
+            }
             other => Err(unexpected(request, &other)),
         }
     }
@@ -101,16 +136,7 @@ impl Client {
         if let Response::Error(e) = response {
             return Err(Error::Remote(e));
         }
-        if let Some((failed, mut e)) = self.take_failure() {
-            let expr = self
-                .expr_of(failed.0)
-                .unwrap_or_else(|| format!("request {}", failed.0));
-            e.message = format!(
-                "{} (raised by {expr}, whose result nobody waited for)",
-                e.message
-            );
-            return Err(Error::Remote(e));
-        }
+        self.check_failures()?;
         Ok(response)
     }
 

@@ -114,3 +114,28 @@ fn dropped_promises_free_their_objects() {
     client.namespace().unwrap();
     assert_eq!(state.live.load(Ordering::SeqCst), base);
 }
+
+#[test]
+fn every_wait_reports_a_failure_nobody_waited_for() {
+    let (server, state) = start();
+    let client = connect(&server);
+    let m = client.module("m").unwrap();
+    let _missing = m.getattr("missing").unwrap();
+    // namespace() waits: it reports the failure ...
+    let err = client.namespace().unwrap_err();
+    assert_eq!(
+        err.remote().unwrap().exception_type,
+        "builtins.AttributeError"
+    );
+    // ... once.
+    client.namespace().unwrap();
+    // An object-returning wait holds its object before it reports one, so
+    // nothing leaks: the module proxy is dropped with the error and freed.
+    let _missing = m.getattr("missing").unwrap();
+    client.namespace().unwrap_err();
+    let _missing2 = m.getattr("missing").unwrap();
+    let before = state.live.load(Ordering::SeqCst);
+    assert!(client.module("m").is_err());
+    client.namespace().unwrap();
+    assert_eq!(state.live.load(Ordering::SeqCst), before);
+}

@@ -309,7 +309,9 @@ impl Client {
     /// request (no round trip of its own). Does nothing against a server
     /// without the `release` extension, which frees objects at disconnect.
     pub fn release(&self, id: ObjId) {
-        if self.shared.extensions.release() {
+        // A promise goes to the session whatever was negotiated: it keeps
+        // what it knows of the promise until then.
+        if self.shared.extensions.release() || id.as_promise().is_some() {
             self.shared
                 .releases
                 .lock()

@@ -793,6 +793,8 @@ srpc_status srpc_client_materialize(const struct srpc_client *client,
  Release object `obj`: it is freed on the server with the next request
  (against a stock server, which cannot free objects, nothing happens).
  Never blocks on the network; safe to call from any thread, e.g. a finaliser.
+ A success leaves this thread's last error as it was, so a finaliser that
+ runs between a failed call and the reading of its details wipes nothing.
 
  # Safety
  `client` is live.
@@ -1020,6 +1022,8 @@ srpc_status srpc_client_session_send(struct srpc_client_session *session,
  promise (srpc_client_session_send_pipelined()): the object its request
  returned is released, with the next request if its answer has been read,
  else with the first request after the answer is read.
+
+ A success leaves this thread's last error as it was (see srpc_client_release()).
 
  # Safety
  `session` is a live client session.

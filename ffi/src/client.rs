@@ -4,7 +4,7 @@ use simplerpc_core::{ObjId, RawValue, Request, Response};
 use simplerpc_ws::{Client, ClientConfig, Error};
 
 use crate::error::{
-    guard, srpc_status, FfiError, SrpcStatusErrClosed, SrpcStatusErrInvalidArgument,
+    guard, guard_keep, srpc_status, FfiError, SrpcStatusErrClosed, SrpcStatusErrInvalidArgument,
     SrpcStatusErrIo, SrpcStatusErrProtocol, SrpcStatusErrTimeout, SrpcStatusErrUnauthorized,
 };
 use crate::types::{
@@ -496,12 +496,15 @@ pub unsafe extern "C" fn srpc_client_materialize(
 /// Release object `obj`: it is freed on the server with the next request
 /// (against a stock server, which cannot free objects, nothing happens).
 /// Never blocks on the network; safe to call from any thread, e.g. a finaliser.
+/// A success leaves this thread's last error as it was, so a finaliser that
+/// runs between a failed call and the reading of its details wipes nothing.
 ///
 /// # Safety
 /// `client` is live.
 #[no_mangle]
 pub unsafe extern "C" fn srpc_client_release(client: *const srpc_client, obj: u64) -> srpc_status {
-    guard(|| {
+    // From finalisers: a success must not wipe a failure the host is reading.
+    guard_keep(|| {
         live(client)?.0.release(ObjId(obj));
         Ok(())
     })

@@ -220,6 +220,20 @@ fn clear_last() {
     });
 }
 
+/// As [`guard`], but a success leaves the last error as it was: for calls a
+/// host makes from finalisers (releases), which may run between a failed
+/// call and the host's reading of that failure's details.
+pub fn guard_keep(f: impl FnOnce() -> Result<(), FfiError>) -> srpc_status {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(Ok(())) => SrpcStatusOk,
+        Ok(Err(e)) => set_last(e),
+        Err(_) => set_last(FfiError::new(
+            SrpcStatusErrPanic,
+            "internal error (Rust panic caught at the C boundary)",
+        )),
+    }
+}
+
 /// Run `f` at the ABI boundary: its error becomes the last error, a panic
 /// becomes `SRPC_STATUS_ERR_PANIC`, and a success clears the last error.
 pub fn guard(f: impl FnOnce() -> Result<(), FfiError>) -> srpc_status {

@@ -122,6 +122,8 @@ pub unsafe extern "C" fn srpc_client_session_send(
 /// returned is released, with the next request if its answer has been read,
 /// else with the first request after the answer is read.
 ///
+/// A success leaves this thread's last error as it was (see srpc_client_release()).
+///
 /// # Safety
 /// `session` is a live client session.
 #[no_mangle]
@@ -129,7 +131,7 @@ pub unsafe extern "C" fn srpc_client_session_release(
     session: *mut srpc_client_session,
     obj: u64,
 ) -> srpc_status {
-    guard(|| {
+    crate::error::guard_keep(|| {
         out(session, "session")?.0.release(ObjId(obj));
         Ok(())
     })

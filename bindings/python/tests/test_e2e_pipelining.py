@@ -122,3 +122,27 @@ def test_a_stock_server_gets_todays_behaviour(reference_server: Any) -> None:
         with pytest.raises(KeyError):
             p["missing"]  # and fails at once
         assert materialize(c.builtins.len([1, 2])) == 2
+
+
+def test_probes_of_private_names_raise_at_once(conn: Any) -> None:
+    """hasattr() and getattr(obj, name, default) on a leading-underscore name
+    (what IPython and duck-typing code probe for) wait for their answer."""
+    one = conn.eval("1")
+    assert not hasattr(one, "_no_such_private_name")
+    assert getattr(one, "_repr_html_", None) is None
+    assert materialize(conn.eval("2")) == 2  # and no failure is left behind
+    # A public name is pipelined: its error comes with the next wait.
+    missing = conn.modules.os.no_such_public_name
+    with pytest.raises(AttributeError):
+        materialize(missing)
+
+
+def test_a_closed_connection_patches_nothing(server: Any) -> None:
+    host, port, token, _ = server
+    c = simplerpc.connect(host, port, token)
+    assert c.modules.json is c.modules.json
+    c.disconnect()
+    with pytest.raises(simplerpc.ConnectionClosedError):
+        c.patch_module("json")
+    with pytest.raises(simplerpc.ConnectionClosedError):
+        c.modules.json

@@ -58,7 +58,7 @@ class _ModulesNamespace:
         conn = self._conn
         proxy = conn._modules.get(name)
         if proxy is None:
-            proxy = RPCProxy(conn, conn._request(conn._native.import_module, name), _trail("MODULE", a=name))
+            proxy = conn._request_object(_trail("MODULE", a=name), conn._native.import_module, name)
             conn._modules[name] = proxy
         return proxy
 
@@ -75,7 +75,7 @@ class _BuiltinsNamespace:
         if name.startswith("__") and name.endswith("__"):
             raise AttributeError(name)
         conn = self._conn
-        return RPCProxy(conn, conn._request(conn._native.get_builtin, name), _trail("BUILTIN", a=name))
+        return conn._request_object(_trail("BUILTIN", a=name), conn._native.get_builtin, name)
 
 
 class Connection:
@@ -122,7 +122,7 @@ class Connection:
         path = _trail("EVAL", a=expr)
         if self._pipelining:
             return self._promise(path, _KIND_EVAL, name=expr)
-        return RPCProxy(self, self._request(self._native.eval, expr), path)
+        return self._request_object(path, self._native.eval, expr)
 
     def execute(self, code: str) -> None:
         """Run ``code`` in the remote globals."""
@@ -142,7 +142,7 @@ class Connection:
                 raise ImportError("teleport needs dill: pip install 'simplerpc[dill]'") from None
             func_bytes = dill.dumps(func)
         name = func.__name__
-        return RPCProxy(self, self._request(self._native.teleport, func_bytes, name), _trail("TELEPORT", a=name))
+        return self._request_object(_trail("TELEPORT", a=name), self._native.teleport, func_bytes, name)
 
     def patch_module(self, name: str) -> RPCProxy:
         """Import module ``name`` remotely and put its proxy in ``sys.modules``.
@@ -151,6 +151,8 @@ class Connection:
         with :meth:`unpatch_module` or :meth:`unpatch_all` (also done by
         :meth:`disconnect`).
         """
+        if self._closed:
+            raise ConnectionClosedError("the connection is closed")
         if name.partition(".")[0] == "numpy":
             # Arrays are encoded and decoded with the local numpy: make sure
             # it is loaded (and remembered) before the proxy hides it. It is
@@ -188,6 +190,9 @@ class Connection:
             return
         self.unpatch_all()
         self._closed = True
+        self._modules.clear()
+        self._remote_tuple = None
+        self._exprs.clear()
         self._native.close()
 
     def __enter__(self) -> "Connection":
@@ -221,10 +226,13 @@ class Connection:
     def _getattr(self, proxy: RPCProxy, name: str) -> RPCProxy:
         path = proxy._rpc_path
         child = _trail("GETATTR", path, name)
-        if self._pipelining:
+        # Names with a leading underscore are what tools probe for with
+        # hasattr() or getattr(obj, name, default) (IPython's _repr_html_,
+        # _ipython_canary_method_should_not_exist_, dunders): those wait,
+        # so that a missing one raises AttributeError here, as they expect.
+        if self._pipelining and not name.startswith("_"):
             return self._promise(child, _KIND_GET_ATTR, proxy._rpc_obj_id, name=name, path=path)
-        obj_id = self._request(self._native.getattr, proxy._rpc_obj_id, path, name)
-        return RPCProxy(self, obj_id, child)
+        return self._request_object(child, self._native.getattr, proxy._rpc_obj_id, path, name)
 
     def _call(self, proxy: RPCProxy, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> RPCProxy:
         path = proxy._rpc_path
@@ -233,8 +241,7 @@ class Connection:
         child = _trail("CALL", path)
         if self._pipelining:
             return self._promise(child, _KIND_CALL, proxy._rpc_obj_id, path=path, args=packed_args, kwargs=packed_kwargs)
-        obj_id = self._request(self._native.call, proxy._rpc_obj_id, path, packed_args, packed_kwargs)
-        return RPCProxy(self, obj_id, child)
+        return self._request_object(child, self._native.call, proxy._rpc_obj_id, path, packed_args, packed_kwargs)
 
     def _getitem(self, proxy: RPCProxy, key: Any) -> RPCProxy:
         if isinstance(key, tuple):
@@ -251,8 +258,7 @@ class Connection:
             path = _trail("GETITEM", proxy._rpc_path, key=packed)
         if self._pipelining:
             return self._promise(path, _KIND_GET_ITEM, proxy._rpc_obj_id, key=packed)
-        obj_id = self._request(self._native.getitem, proxy._rpc_obj_id, packed)
-        return RPCProxy(self, obj_id, path)
+        return self._request_object(path, self._native.getitem, proxy._rpc_obj_id, packed)
 
     def _materialize(self, proxy: RPCProxy) -> Any:
         native = self._native
@@ -274,9 +280,11 @@ class Connection:
         if not self._closed and not _is_finalizing():
             self._native.release(obj_id)
 
-    def _request(self, method: Callable[..., _T], *args: Any) -> _T:
+    def _request(self, method: Callable[..., _T], *args: Any, wrap: Optional[Callable[[Any], Any]] = None) -> _T:
         """Run one request and wait for it; then raise the error of any
-        pipelined request that no wait has reported yet, so none is lost."""
+        pipelined request that no wait has reported yet, so none is lost.
+        ``wrap`` turns the result into what holds it (a proxy) *before*
+        such an error is raised, so the result is released, not leaked."""
         if self._closed:
             raise ConnectionClosedError("the connection is closed")
         try:
@@ -284,11 +292,18 @@ class Connection:
         except NativeRemoteError as e:
             error = e
         else:
+            if wrap is not None:
+                result = wrap(result)
             if self._pipelining:
                 self._raise_failure()
             return result
         exc, cause = remote_exception(error, allow_pickle=self._allow_pickle)
         raise exc from cause
+
+    def _request_object(self, path: str, method: Callable[..., int], *args: Any) -> RPCProxy:
+        """A request that returns an object id, held as a proxy named ``path``."""
+        proxy: RPCProxy = self._request(method, *args, wrap=lambda obj_id: RPCProxy(self, obj_id, path))
+        return proxy
 
     def _raise_failure(self) -> None:
         failure = self._native.take_failure()

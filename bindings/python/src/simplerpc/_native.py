@@ -258,12 +258,15 @@ class NativeIOError(NativeError, ConnectionError):
 
 
 def _raise(status: int) -> None:
-    message = _cstr(_last_message())
     if status == SRPC_STATUS_ERR_REMOTE:
+        # Every part is read before any is turned into a Python object:
+        # making one may run a finaliser that calls into the library.
         n = c_size_t(0)
-        p = _last_payload(byref(n))
-        payload = ctypes.string_at(p, n.value) if p and n.value else None
-        raise NativeRemoteError(_cstr(_last_type()) or "builtins.Exception", message, _cstr(_last_traceback()), payload)
+        parts = (_last_message(), _last_type(), _last_traceback(), _last_payload(byref(n)))
+        message, etype, tb = _cstr(parts[0]), _cstr(parts[1]), _cstr(parts[2])
+        payload = ctypes.string_at(parts[3], n.value) if parts[3] and n.value else None
+        raise NativeRemoteError(etype or "builtins.Exception", message, tb, payload)
+    message = _cstr(_last_message())
     if status == SRPC_STATUS_ERR_UNAUTHORIZED:
         raise AuthenticationError(message)
     if status == SRPC_STATUS_ERR_CLOSED:

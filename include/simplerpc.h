@@ -684,6 +684,17 @@ srpc_status srpc_client_wait(const struct srpc_client *client,
 srpc_status srpc_client_take_failure(const struct srpc_client *client, uint64_t *request_out);
 
 /*
+ The largest message this client sends or accepts, in bytes: a request
+ over it is refused before it is built (SRPC_STATUS_ERR_INVALID_ARGUMENT,
+ naming its size and the limit), so a host with its own encoder can check
+ first. 0 for a NULL client.
+
+ # Safety
+ `client` is NULL or live.
+ */
+uint64_t srpc_client_max_message_size(const struct srpc_client *client);
+
+/*
  How many times this client waited for answers from the server: its round
  trips (for tests and benchmarks).
 

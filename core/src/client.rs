@@ -94,6 +94,8 @@ pub struct ClientSession {
     dropped: HashSet<u64>,
     /// Errors of pipelined requests not reported yet, oldest first.
     failures: BTreeMap<u64, RemoteError>,
+    /// The largest request frame this session builds.
+    max_frame: usize,
 }
 
 impl ClientSession {
@@ -110,7 +112,25 @@ impl ClientSession {
             settled: HashMap::new(),
             dropped: HashSet::new(),
             failures: BTreeMap::new(),
+            max_frame: usize::MAX,
         }
+    }
+
+    /// Refuse to build request frames larger than `limit` bytes (the
+    /// connection's message limit): such a request fails with
+    /// [`EncodeError::TooLarge`] before anything is built or counted.
+    pub fn set_max_frame(&mut self, limit: usize) {
+        self.max_frame = limit;
+    }
+
+    fn check_size(&self, size: usize) -> Result<(), EncodeError> {
+        if size > self.max_frame {
+            return Err(EncodeError::TooLarge {
+                size,
+                limit: self.max_frame,
+            });
+        }
+        Ok(())
     }
 
     /// The extensions this session speaks.
@@ -226,6 +246,7 @@ impl ClientSession {
     /// Build the frame for `request` and count it in flight.
     pub fn send(&mut self, request: &Request) -> Result<(RequestId, Vec<u8>), EncodeError> {
         self.check_request(request)?;
+        self.check_size(message::request_size_bound(request, self.releases.len()))?;
         let frame =
             message::encode_request(request, Some(self.next_id), &self.releases, self.extensions)?;
         Ok(self.next(frame))
@@ -245,6 +266,11 @@ impl ClientSession {
             self.check_promise(obj)
                 .map_err(|e| FrameError::Encode(e.to_string()))?;
         }
+        self.check_size(message::raw_request_size_bound(
+            request,
+            self.releases.len(),
+        ))
+        .map_err(|e| FrameError::Encode(e.to_string()))?;
         let frame = message::encode_request_raw(
             request,
             Some(self.next_id),

@@ -70,6 +70,14 @@ pub enum EncodeError {
     /// `promise` extension, or the request it names was not sent on it.
     #[error("promise {0} cannot be sent on this connection (a promise from another connection, or a peer without the promise extension)")]
     Promise(u64),
+    /// The frame would exceed the connection's message limit; nothing was built.
+    #[error("the request would be {size} bytes, over the message limit of {limit} bytes; send the data in smaller parts, or raise max_message_size on both ends")]
+    TooLarge {
+        /// an upper bound of the frame's size
+        size: usize,
+        /// the limit
+        limit: usize,
+    },
     /// msgpack lengths stop at 2^32 - 1.
     #[error("{what} of length {len} is longer than msgpack allows (2^32 - 1)")]
     TooLong {

@@ -414,16 +414,24 @@ fn write_extension_fields(
     Ok(())
 }
 
-/// Encode a request frame. `ext` decides whether the extension keys (`id`,
-/// `release`) may be written; without them they are left out.
-pub fn encode_request(
-    r: &Request,
-    id: Option<u64>,
-    release: &[ObjId],
-    ext: Extensions,
-) -> Result<Vec<u8>, EncodeError> {
-    let id = id.filter(|_| ext.request_ids());
-    let release = if ext.release() { release } else { &[] };
+/// An upper bound of the size of `r`'s frame carrying `releases` released
+/// ids, computed without building it.
+pub fn request_size_bound(r: &Request, releases: usize) -> usize {
+    128 + payload_bound(r) + 9 * releases
+}
+
+/// An upper bound of the size of a [`RawRequest`]'s frame.
+pub fn raw_request_size_bound(r: &RawRequest<'_>, releases: usize) -> usize {
+    96 + 9 * releases
+        + match *r {
+            RawRequest::Call {
+                path, args, kwargs, ..
+            } => path.len() + args.len() + kwargs.len() + 2,
+            RawRequest::GetItem { key, .. } => key.len(),
+        }
+}
+
+fn payload_bound(r: &Request) -> usize {
     let text = match r {
         Request::ImportModule { module: t }
         | Request::GetBuiltin { name: t }
@@ -447,6 +455,20 @@ pub fn encode_request(
             Request::Teleport { func_bytes, .. } => func_bytes.len(),
             _ => 0,
         };
+    payload
+}
+
+/// Encode a request frame. `ext` decides whether the extension keys (`id`,
+/// `release`) may be written; without them they are left out.
+pub fn encode_request(
+    r: &Request,
+    id: Option<u64>,
+    release: &[ObjId],
+    ext: Extensions,
+) -> Result<Vec<u8>, EncodeError> {
+    let id = id.filter(|_| ext.request_ids());
+    let release = if ext.release() { release } else { &[] };
+    let payload = payload_bound(r);
     let mut buf = Vec::with_capacity(128 + payload + 9 * release.len());
     let fields = match r {
         Request::GetNamespace => 1,

@@ -224,6 +224,20 @@ pub unsafe extern "C" fn srpc_client_take_failure(
     })
 }
 
+/// The largest message this client sends or accepts, in bytes: a request
+/// over it is refused before it is built (SRPC_STATUS_ERR_INVALID_ARGUMENT,
+/// naming its size and the limit), so a host with its own encoder can check
+/// first. 0 for a NULL client.
+///
+/// # Safety
+/// `client` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_client_max_message_size(client: *const srpc_client) -> u64 {
+    live(client)
+        .map(|c| c.0.max_message_size() as u64)
+        .unwrap_or(0)
+}
+
 /// How many times this client waited for answers from the server: its round
 /// trips (for tests and benchmarks).
 ///

@@ -54,7 +54,9 @@ pub struct ClientConfig {
     /// The protocol extensions to offer; [`Extensions::NONE`] speaks exactly
     /// the reference protocol.
     pub extensions: Extensions,
-    /// Largest message (and frame) accepted from the server, in bytes.
+    /// Largest message (and frame) accepted from the server, in bytes, and
+    /// largest request this client builds (a larger one is refused before
+    /// it is built, naming its size and this limit).
     pub max_message_size: usize,
     /// How long a request may wait for its response; `None` (the default)
     /// waits as long as the call takes. A request that runs out of time fails

@@ -340,6 +340,17 @@ impl Socket {
             Err(tungstenite::Error::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => {
                 Err("the client went away without closing".into())
             }
+            // A message over the limit: say so with 1009 (message too big)
+            // and the sizes, so the client can tell its user why.
+            Err(tungstenite::Error::Capacity(e)) => {
+                let mut reason = format!("{e} (the server's max_message_size)");
+                // A close reason may hold 123 bytes.
+                while reason.len() > 123 {
+                    reason.pop();
+                }
+                self.close(CloseCode::Size, reason.clone());
+                Err(format!("refused a message: {reason}"))
+            }
             Err(e) => Err(format!("connection lost: {e}")),
         }
     }
@@ -396,10 +407,10 @@ impl Socket {
     }
 
     /// Send a close frame and wait briefly for the client's reply.
-    fn close(&mut self, code: CloseCode, reason: &'static str) {
+    fn close(&mut self, code: CloseCode, reason: impl Into<String>) {
         let frame = CloseFrame {
             code,
-            reason: reason.into(),
+            reason: reason.into().into(),
         };
         close::close_with_grace(&mut self.ws, Some(frame), &mut self.read_timeout);
     }

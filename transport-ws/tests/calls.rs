@@ -529,3 +529,40 @@ fn a_request_past_its_timeout_fails_and_ends_the_connection() {
         .call_args(vec![Value::UInt(400)]);
     assert!(r.is_ok(), "{r:?}");
 }
+
+#[test]
+fn messages_over_the_limit_are_refused_clearly_on_both_sides() {
+    // The server refuses an incoming message over its limit with close
+    // code 1009 and a reason, and the client reports that reason.
+    let (server, _state) = common::start_with(simplerpc_ws::ServerConfig {
+        host: "127.0.0.1".into(),
+        port: 0,
+        max_message_size: 64 << 10,
+        ..Default::default()
+    });
+    let mut cfg = common::config(&server);
+    let client = Client::connect(&cfg).unwrap();
+    let echo = client.module("m").unwrap().getattr("echo").unwrap();
+    let big = Value::Bin(vec![7u8; 256 << 10].into());
+    let err = echo
+        .call_args(vec![big.clone()])
+        .and_then(|r| r.materialize())
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("1009") && text.contains("too long"), "{text}");
+    // A client with a limit refuses to build a request over it, saying
+    // its size and the limit, and the connection goes on.
+    cfg.max_message_size = 64 << 10;
+    let client = Client::connect(&cfg).unwrap();
+    let echo = client.module("m").unwrap().getattr("echo").unwrap();
+    let err = echo.call_args(vec![big]).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("65536") && text.contains("limit"), "{text}");
+    assert_eq!(
+        echo.call_args(vec![Value::UInt(1)])
+            .unwrap()
+            .materialize()
+            .unwrap(),
+        Value::UInt(1)
+    );
+}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 from typing import Any
 
+import numpy as np
 import pytest
 
 import simplerpc
@@ -146,3 +147,14 @@ def test_a_closed_connection_patches_nothing(server: Any) -> None:
         c.patch_module("json")
     with pytest.raises(simplerpc.ConnectionClosedError):
         c.modules.json
+
+
+def test_arguments_over_the_limit_are_refused_before_they_are_packed(conn: Any) -> None:
+    limit = conn._native.max_message_size
+    assert limit == 2 << 30
+    huge = np.broadcast_to(np.zeros(1, np.uint8), (limit + 1,))  # no memory behind it
+    with pytest.raises(ValueError, match="over the message limit"):
+        conn.builtins.len(huge)
+    with pytest.raises(ValueError, match=str(limit)):
+        conn.eval("[]")[[huge]]
+    assert materialize(conn.builtins.len([1, 2])) == 2  # the connection goes on

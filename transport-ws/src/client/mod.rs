@@ -55,6 +55,8 @@ struct Shared {
     exprs: Mutex<std::collections::HashMap<u64, String>>,
     /// How many waits had to read from the socket: round trips, for tests.
     waits: std::sync::atomic::AtomicU64,
+    /// The message limit (see [`ClientConfig::max_message_size`]).
+    max_message_size: usize,
 }
 
 impl std::fmt::Debug for Client {
@@ -78,7 +80,10 @@ impl Client {
             .filter(|t| !t.is_empty())
             .ok_or_else(|| Error::MissingToken { addr: addr.clone() })?;
         let (ws, accepted) = handshake::connect(config, &addr, token)?;
-        let session = ClientSession::new(accepted);
+        let mut session = ClientSession::new(accepted);
+        // A request the server would refuse for its size is refused here,
+        // before it is built (servers default to the same limit).
+        session.set_max_frame(config.max_message_size);
         let (keepalive, stop) = Keepalive::new();
         let shared = Arc::new(Shared {
             conn: Mutex::new(Conn::new(ws, session, addr.clone(), config.timeout)),
@@ -88,6 +93,7 @@ impl Client {
             keepalive,
             exprs: Mutex::new(std::collections::HashMap::new()),
             waits: std::sync::atomic::AtomicU64::new(0),
+            max_message_size: config.max_message_size,
         });
         keepalive::start(Arc::downgrade(&shared), stop)?;
         Ok(Client { shared })
@@ -260,6 +266,12 @@ impl Client {
             .unwrap_or_else(PoisonError::into_inner)
             .get(&request)
             .cloned()
+    }
+
+    /// The largest message this client sends or accepts, in bytes
+    /// ([`ClientConfig::max_message_size`]).
+    pub fn max_message_size(&self) -> usize {
+        self.shared.max_message_size
     }
 
     /// Change how long a request may wait for its response (`None`: no limit).

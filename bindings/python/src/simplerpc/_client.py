@@ -28,6 +28,22 @@ _KIND_GET_ATTR, _KIND_CALL, _KIND_GET_ITEM, _KIND_MATERIALIZE, _KIND_EVAL = 2, 3
 _PROMISE_BIT = 1 << 63
 
 
+def _size_bound(value: Any, depth: int = 0) -> int:
+    """The bytes a value's large parts take (arrays, bytes, strings); small
+    values count nothing. Cheap: no copy, no packing."""
+    # Asked of the type, never of a proxy (that would be a remote getattr).
+    if hasattr(type(value), "nbytes") and not isinstance(value, RPCProxy):
+        nbytes = value.nbytes
+        return nbytes if isinstance(nbytes, int) else 0
+    if isinstance(value, (bytes, bytearray, memoryview, str)):
+        return len(value)
+    if depth < 32 and isinstance(value, (list, tuple)):
+        return sum(_size_bound(v, depth + 1) for v in value)
+    if depth < 32 and isinstance(value, dict):
+        return sum(_size_bound(v, depth + 1) for v in value.values())
+    return 0
+
+
 def _tuple_builtin() -> str:
     from . import _native
 
@@ -234,7 +250,21 @@ class Connection:
             return self._promise(child, _KIND_GET_ATTR, proxy._rpc_obj_id, name=name, path=path)
         return self._request_object(child, self._native.getattr, proxy._rpc_obj_id, path, name)
 
+    def _check_size(self, *values: Any) -> None:
+        """Refuse arguments over the connection's message limit before they
+        are packed (a 2 GiB array would otherwise be copied whole first)."""
+        limit = getattr(self._native, "max_message_size", 0)
+        if not limit:
+            return
+        size = sum(_size_bound(v) for v in values)
+        if size > limit:
+            raise ValueError(
+                f"the arguments hold about {size} bytes, over the message limit of {limit} bytes; "
+                "send the data in smaller parts, or raise the limit on both ends"
+            )
+
     def _call(self, proxy: RPCProxy, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> RPCProxy:
+        self._check_size(args, kwargs)
         path = proxy._rpc_path
         packed_args = packb(list(args), proxy_owner=self)
         packed_kwargs = packb(kwargs, proxy_owner=self)
@@ -244,6 +274,7 @@ class Connection:
         return self._request_object(child, self._native.call, proxy._rpc_obj_id, path, packed_args, packed_kwargs)
 
     def _getitem(self, proxy: RPCProxy, key: Any) -> RPCProxy:
+        self._check_size(key)
         if isinstance(key, tuple):
             # No tuple on the wire (a server takes an array for a list, numpy
             # for fancy indexing): the tuple is built on the server with the

@@ -199,6 +199,7 @@ _client_wait = _declare("srpc_client_wait", c_uint32, c_void_p, c_uint64, POINTE
 _client_take_failure = _declare("srpc_client_take_failure", c_uint32, c_void_p, POINTER(c_uint64))
 _client_promises = _declare("srpc_client_promises", ctypes.c_bool, c_void_p)
 _client_round_trips = _declare("srpc_client_round_trips", c_uint64, c_void_p)
+_client_max_message_size = _declare("srpc_client_max_message_size", c_uint64, c_void_p)
 _client_release = _declare("srpc_client_release", c_uint32, c_void_p, c_uint64)
 _client_set_timeout = _declare("srpc_client_set_timeout", c_uint32, c_void_p, c_uint64)
 _client_extensions = _declare("srpc_client_extensions", c_uint32, c_void_p)
@@ -393,6 +394,11 @@ class NativeClient:
     def promises(self) -> bool:
         """Whether the server accepted promise pipelining (a stock simplerpyc server does not)."""
         return bool(self._handle and _client_promises(self._handle))
+
+    @property
+    def max_message_size(self) -> int:
+        """The largest message this connection sends or accepts, in bytes."""
+        return _client_max_message_size(self._handle) if self._handle else 0
 
     @property
     def round_trips(self) -> int:

@@ -158,3 +158,35 @@ def test_arguments_over_the_limit_are_refused_before_they_are_packed(conn: Any) 
     with pytest.raises(ValueError, match=str(limit)):
         conn.eval("[]")[[huge]]
     assert materialize(conn.builtins.len([1, 2])) == 2  # the connection goes on
+
+
+CONCURRENT_FIRST_ARRAYS = r'''
+import sys, threading
+import simplerpc
+assert "numpy" not in sys.modules
+errors = []
+def worker():
+    try:
+        with simplerpc.connect(HOST, PORT, TOKEN) as c:
+            a = simplerpc.materialize(c.modules.numpy.arange(6).reshape(2, 3))
+            assert a.shape == (2, 3) and a[1, 2] == 5
+    except Exception as e:
+        errors.append(repr(e))
+threads = [threading.Thread(target=worker) for _ in range(8)]
+[t.start() for t in threads]
+[t.join(60) for t in threads]
+print(errors)
+'''
+
+
+def test_threads_decoding_their_first_arrays_at_once(server: Any) -> None:
+    """numpy is imported by the first decode: the other threads wait for that
+    import instead of using a half-initialised module."""
+    import subprocess
+    import sys
+
+    host, port, token, _ = server
+    script = CONCURRENT_FIRST_ARRAYS.replace("HOST", repr(host)).replace("PORT", str(port)).replace("TOKEN", repr(token))
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]", run.stdout

@@ -263,6 +263,15 @@ def local_numpy(*, import_it: bool) -> Any:
         return np
     current = sys.modules.get("numpy")
     if isinstance(current, types.ModuleType):
+        if getattr(getattr(current, "__spec__", None), "_initializing", False):
+            # Another thread is importing it right now: wait for that import
+            # (the import system's module lock) rather than use a module
+            # half made (numpy.ndarray missing).
+            import importlib
+
+            current = importlib.import_module("numpy")
+            if not isinstance(current, types.ModuleType):  # pragma: no cover
+                return None
         _local_numpy = current
         return current
     if current is None and not import_it:

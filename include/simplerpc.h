@@ -661,7 +661,9 @@ srpc_status srpc_client_send(const struct srpc_client *client,
 
 /*
  Wait for the answer of the request srpc_client_send() numbered `request`,
- and write it as srpc_client_request() does (its `request_id` set).
+ and write it as srpc_client_request() does (its `request_id` set). A
+ request with no answer to take (never sent, sent pipelined, or already
+ taken) returns SRPC_STATUS_ERR_STATE; the connection is fine.
 
  # Safety
  `client` is live; `response` is valid for writing an srpc_response.

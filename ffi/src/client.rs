@@ -26,6 +26,7 @@ fn ws_error(e: Error) -> FfiError {
             SrpcStatusErrIo
         }
         Error::Protocol(_) | Error::UnexpectedResponse { .. } => SrpcStatusErrProtocol,
+        Error::NoAnswer(_) => crate::error::SrpcStatusErrState,
         _ => SrpcStatusErrInvalidArgument,
     };
     FfiError::new(status, e.to_string())
@@ -173,7 +174,9 @@ pub unsafe extern "C" fn srpc_client_send(
 }
 
 /// Wait for the answer of the request srpc_client_send() numbered `request`,
-/// and write it as srpc_client_request() does (its `request_id` set).
+/// and write it as srpc_client_request() does (its `request_id` set). A
+/// request with no answer to take (never sent, sent pipelined, or already
+/// taken) returns SRPC_STATUS_ERR_STATE; the connection is fine.
 ///
 /// # Safety
 /// `client` is live; `response` is valid for writing an srpc_response.

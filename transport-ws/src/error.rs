@@ -79,6 +79,11 @@ pub enum Error {
     /// nothing was sent.
     #[error("the request cannot be sent: {0}")]
     InvalidRequest(FrameError),
+    /// [`Client::wait`](crate::Client::wait) for a request with no answer
+    /// to take: never sent, sent pipelined (its answer goes to its promise),
+    /// or already taken. The connection is fine.
+    #[error("request {0} has no answer to wait for: it was never sent, was pipelined, or its answer was already taken")]
+    NoAnswer(u64),
     /// The server could not listen on its address.
     #[error("cannot listen on {addr}: {source}; is another server using that port?")]
     Bind {

@@ -139,3 +139,25 @@ fn every_wait_reports_a_failure_nobody_waited_for() {
     client.namespace().unwrap();
     assert_eq!(state.live.load(Ordering::SeqCst), before);
 }
+
+#[test]
+fn waiting_for_a_request_with_no_answer_says_so_and_keeps_the_connection() {
+    use simplerpc_core::{Request, RequestId};
+    let (server, _state) = start();
+    let client = connect(&server);
+    let id = client.send(&Request::Eval { expr: "x".into() }).unwrap();
+    client.wait(id).unwrap();
+    for never in [id, RequestId(999)] {
+        assert!(matches!(client.wait(never), Err(Error::NoAnswer(n)) if n == never.0));
+    }
+    let m = client.module("m").unwrap();
+    assert_eq!(
+        m.getattr("echo")
+            .unwrap()
+            .call_args(vec![Value::UInt(5)])
+            .unwrap()
+            .materialize()
+            .unwrap(),
+        Value::UInt(5)
+    );
+}

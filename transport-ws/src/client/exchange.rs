@@ -90,9 +90,7 @@ impl Conn {
     }
 
     fn take(&mut self, id: RequestId) -> Result<Answer, Error> {
-        self.session
-            .take(id)
-            .ok_or_else(|| Error::Closed(format!("request {} has no answer to wait for", id.0)))
+        self.session.take(id).ok_or(Error::NoAnswer(id.0))
     }
 
     /// Flush everything written; while the socket will not take more, read

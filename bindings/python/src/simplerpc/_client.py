@@ -114,6 +114,7 @@ class Connection:
         # getattr, call, getitem and eval return at once with a proxy of the
         # promised result, and the next wait carries the whole chain.
         self._pipelining = bool(getattr(native, "promises", False))
+        self._max_message = int(getattr(native, "max_message_size", 0) or 0)
         # The expression of each pipelined request whose proxy lives, to name
         # it if its error surfaces at a later wait.
         self._exprs: Dict[int, str] = {}
@@ -253,7 +254,7 @@ class Connection:
     def _check_size(self, *values: Any) -> None:
         """Refuse arguments over the connection's message limit before they
         are packed (a 2 GiB array would otherwise be copied whole first)."""
-        limit = getattr(self._native, "max_message_size", 0)
+        limit = self._max_message
         if not limit:
             return
         size = sum(_size_bound(v) for v in values)

@@ -917,6 +917,20 @@ srpc_status srpc_reply_handle(struct srpc_reply *reply, uint64_t handle);
 srpc_status srpc_reply_value(struct srpc_reply *reply, const uint8_t *data, size_t len);
 
 /*
+ As srpc_reply_value(), for a value given in `n` parts that together make
+ the msgpack (a header, an array's own memory, the rest): each part is
+ copied once, straight into the response frame, so a host need not join
+ them into one buffer first.
+
+ # Safety
+ `reply` is the pointer passed to the running callback; `parts` is NULL
+ with `n` 0 or points to `n` srpc_slice, each valid for its length.
+ */
+srpc_status srpc_reply_value_parts(struct srpc_reply *reply,
+                                   const struct srpc_slice *parts,
+                                   size_t n);
+
+/*
  Answer with an error: the client sees a remote exception of type
  `exception_type` ("builtins.ValueError"), with `message`, `traceback` and an
  optional opaque `payload` (all copied).

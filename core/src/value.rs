@@ -134,6 +134,21 @@ impl RawValue {
         Ok(RawValue(RawRepr::Framed(v)))
     }
 
+    /// As [`RawValue::copy_from_slice`], for a value given in parts (say a
+    /// header and an array's own memory): each part is copied once, straight
+    /// into the buffer that becomes the frame, never joined first; the whole
+    /// is checked there.
+    pub fn copy_from_parts(parts: &[&[u8]]) -> Result<RawValue, DecodeError> {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        let mut v = Vec::with_capacity(Self::FRAME_ROOM + len + 12);
+        v.resize(Self::FRAME_ROOM, 0);
+        for part in parts {
+            v.extend_from_slice(part);
+        }
+        codec::validate(&v[Self::FRAME_ROOM..])?;
+        Ok(RawValue(RawRepr::Framed(v)))
+    }
+
     /// The msgpack bytes.
     pub fn as_bytes(&self) -> &[u8] {
         match &self.0 {

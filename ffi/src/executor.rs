@@ -244,17 +244,68 @@ pub unsafe extern "C" fn srpc_reply_value(
         let r = reply_mut(reply)?;
         // SAFETY: forwarded precondition.
         let bytes = unsafe { crate::types::raw_slice(data, len, "data")? };
-        match RawValue::copy_from_slice(bytes) {
+        r.answer_value(RawValue::copy_from_slice(bytes), len)
+    })
+}
+
+/// As srpc_reply_value(), for a value given in `n` parts that together make
+/// the msgpack (a header, an array's own memory, the rest): each part is
+/// copied once, straight into the response frame, so a host need not join
+/// them into one buffer first.
+///
+/// # Safety
+/// `reply` is the pointer passed to the running callback; `parts` is NULL
+/// with `n` 0 or points to `n` srpc_slice, each valid for its length.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_reply_value_parts(
+    reply: *mut srpc_reply,
+    parts: *const srpc_slice,
+    n: usize,
+) -> srpc_status {
+    guard(|| {
+        let r = reply_mut(reply)?;
+        // SAFETY: forwarded precondition (NULL only with n == 0).
+        let slices = unsafe {
+            crate::types::raw_slice(
+                parts.cast::<u8>(),
+                n * std::mem::size_of::<srpc_slice>(),
+                "parts",
+            )?
+        };
+        let slices: &[srpc_slice] = if n == 0 {
+            &[]
+        } else {
+            // SAFETY: `parts` points to `n` srpc_slice (the caller's
+            // contract); raw_slice checked it is not NULL.
+            unsafe { std::slice::from_raw_parts(slices.as_ptr().cast::<srpc_slice>(), n) }
+        };
+        let mut bytes = Vec::with_capacity(n);
+        for (i, s) in slices.iter().enumerate() {
+            // SAFETY: each part is valid for its length (the caller's contract).
+            bytes.push(unsafe { s.as_bytes(&format!("parts[{i}]"))? });
+        }
+        let len = bytes.iter().map(|b| b.len()).sum();
+        r.answer_value(RawValue::copy_from_parts(&bytes), len)
+    })
+}
+
+impl srpc_reply {
+    fn answer_value(
+        &mut self,
+        value: Result<RawValue, simplerpc_core::codec::DecodeError>,
+        len: usize,
+    ) -> Result<(), FfiError> {
+        match value {
             Ok(v) => {
-                r.answer = Some(Ok(Answer::Value(v)));
+                self.answer = Some(Ok(Answer::Value(v)));
                 Ok(())
             }
             Err(e) => {
-                r.refused = Some(ExecError::new(
+                self.refused = Some(ExecError::new(
                     EXECUTOR_ERROR,
                     format!(
                         "the C executor answered a {} request with invalid msgpack: {e}",
-                        r.kind.wire_name()
+                        self.kind.wire_name()
                     ),
                 ));
                 Err(FfiError::invalid(format!(
@@ -262,7 +313,7 @@ pub unsafe extern "C" fn srpc_reply_value(
                 )))
             }
         }
-    })
+    }
 }
 
 /// Answer with an error: the client sees a remote exception of type

@@ -68,7 +68,7 @@ class Loopback:
         return self._run(self.ex.getitem, obj_id, key, refs_of(key))
 
     def materialize(self, obj_id: int) -> bytes:
-        return self._run(self.ex.materialize, obj_id)
+        return b"".join(self._run(self.ex.materialize, obj_id))
 
     def eval(self, expr: str) -> int:
         return self._run(self.ex.eval, expr)

@@ -38,7 +38,7 @@ def call(ex: PythonExecutor, handle: Any, path: str, *args: Any, **kwargs: Any) 
 
 
 def value(ex: PythonExecutor, handle: int) -> Any:
-    return unpackb(ex.materialize(handle))
+    return unpackb(b"".join(ex.materialize(handle)))
 
 
 @pytest.fixture

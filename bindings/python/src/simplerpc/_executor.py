@@ -17,7 +17,7 @@ import traceback
 from collections.abc import Mapping
 from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Tuple
 
-from ._serialization import _Buffer, _hashable, packb, unpackb
+from ._serialization import _Buffer, _hashable, packb, packb_parts, unpackb
 
 __all__ = ["PythonExecutor", "describe_exception"]
 
@@ -159,9 +159,10 @@ class PythonExecutor:
                 k = tuple(k)
         return self._store(obj[k])
 
-    def materialize(self, handle: int) -> bytes:
-        """The object's value, msgpack-encoded."""
-        return packb(self._get(handle))
+    def materialize(self, handle: int) -> Any:
+        """The object's value, msgpack-encoded, as a list of buffers that make
+        it when joined (large arrays are their own memory, not copied)."""
+        return packb_parts(self._get(handle))
 
     def eval(self, expr: str) -> int:
         """Evaluate ``expr`` in this client's globals."""

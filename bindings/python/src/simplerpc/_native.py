@@ -213,6 +213,7 @@ LOG_FN = CFUNCTYPE(None, c_void_p, c_uint32, Str, Str)
 _set_log_callback = _declare("srpc_set_log_callback", None, LOG_FN, c_void_p, c_uint32)
 _reply_handle = _declare("srpc_reply_handle", c_uint32, c_void_p, c_uint64)
 _reply_value = _declare("srpc_reply_value", c_uint32, c_void_p, c_void_p, c_size_t)
+_reply_value_parts = _declare("srpc_reply_value_parts", c_uint32, c_void_p, POINTER(Slice), c_size_t)
 _reply_error = _declare("srpc_reply_error", c_uint32, c_void_p, Str, Str, Str, Slice)
 _trail = _declare("srpc_trail", c_uint32, c_uint32, Str, Str, Slice, POINTER(Buf))
 _trail_tuple_builtin = _declare("srpc_trail_tuple_builtin", c_void_p)
@@ -323,6 +324,25 @@ class _Keep:
 
     def str(self, s: str) -> Str:
         return self.slice(s.encode("utf-8"), Str)
+
+    def readonly_slice(self, b: Any) -> Slice:
+        """A Slice over any buffer the library will only read, without a copy
+        (ctypes cannot take the address of a read-only buffer: numpy can)."""
+        if isinstance(b, bytes):
+            return self.slice(b)
+        mv = memoryview(b)
+        if mv.nbytes == 0:
+            return Slice(None, 0)
+        if not mv.readonly:
+            return self.slice(mv)
+        from ._serialization import local_numpy
+
+        np = local_numpy(import_it=False)
+        if np is None or not mv.c_contiguous:
+            return self.slice(bytes(mv))
+        arr = np.frombuffer(mv, dtype=np.uint8)
+        self.items.append(arr)
+        return Slice(arr.ctypes.data, mv.nbytes)
 
     def slice(self, b: Any, cls: Any = Slice) -> Any:
         if not b:
@@ -661,6 +681,12 @@ class NativeServer:
                 return SRPC_STATUS_OK
             elif kind in (SRPC_CALL_KIND_MATERIALIZE, SRPC_CALL_KIND_GET_NAMESPACE):
                 data = ex.materialize(obj) if kind == SRPC_CALL_KIND_MATERIALIZE else ex.namespace()
+                if isinstance(data, list):
+                    # Parts (an array's own memory among them): the library
+                    # copies each once, straight into the response frame.
+                    keep = _Keep()
+                    parts = (Slice * len(data))(*(keep.readonly_slice(p) for p in data))
+                    return _reply_value_parts(reply, parts, len(data))
                 keep = _Keep()
                 s = keep.slice(data)
                 return _reply_value(reply, s.ptr, s.len)

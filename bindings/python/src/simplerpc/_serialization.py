@@ -53,7 +53,8 @@ _PLACEHOLDER_CODE = 42
 _PROMISE_BIT = 1 << 63
 
 def packb(obj: Any, *, proxy_owner: Any = None) -> bytes:
-    """Encode ``obj`` as one msgpack value in the protocol's format.
+    """Encode ``obj`` as one msgpack value in the protocol's format
+    (:func:`packb_parts` joined into one ``bytes``).
 
     Tuples travel as arrays, bytes as bin, str as str. numpy arrays and
     scalars, Python complex numbers, slices and proxies (objects with an
@@ -71,6 +72,14 @@ def packb(obj: Any, *, proxy_owner: Any = None) -> bytes:
         ValueError: a proxy of another connection (see ``proxy_owner``).
     """
 
+    parts = packb_parts(obj, proxy_owner=proxy_owner)
+    return parts[0] if len(parts) == 1 and isinstance(parts[0], bytes) else b"".join(parts)
+
+
+def packb_parts(obj: Any, *, proxy_owner: Any = None) -> List[Any]:
+    """:func:`packb` as a list of buffers that make the msgpack when joined:
+    large arrays are their own memory (not copied), so a caller that can
+    take the parts as they are (``srpc_reply_value_parts``) copies each once."""
     spliced: List[Tuple[bytes, Any]] = []
 
     def default(o: Any) -> Any:
@@ -78,9 +87,9 @@ def packb(obj: Any, *, proxy_owner: Any = None) -> bytes:
 
     packed: bytes = _Packer(default=default, use_bin_type=True).pack(obj)
     if not spliced:
-        return packed
+        return [packed]
     # Each placeholder is a fixext16 with a random token; they occur in the
-    # output in the order default() made them. One copy of each array: join.
+    # output in the order default() made them.
     view, pieces, start = memoryview(packed), [], 0
     for token, data in spliced:
         marker = bytes((0xD8, _PLACEHOLDER_CODE)) + token
@@ -88,7 +97,7 @@ def packb(obj: Any, *, proxy_owner: Any = None) -> bytes:
         pieces += [view[start:at], b"\xc6" + len(data).to_bytes(4, "big"), data]
         start = at + len(marker)
     pieces.append(view[start:])
-    return b"".join(pieces)
+    return pieces
 
 
 def unpackb(data: _Buffer, *, allow_pickle: bool = False, on_proxy: Optional[Callable[[Dict[str, Any]], Any]] = None) -> Any:

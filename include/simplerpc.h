@@ -75,6 +75,11 @@
 #define SRPC_NO_OBJECT UINT64_MAX
 
 /*
+ The ext type srpc_value_split() writes in place of a large bin.
+ */
+#define SRPC_SPLIT_BIN_EXT 43
+
+/*
  The result of every fallible function. `SRPC_STATUS_OK` is 0.
  */
 enum srpc_status
@@ -1272,6 +1277,25 @@ const char *srpc_trail_tuple_builtin(void);
  and not yet freed.
  */
 void srpc_buf_free(struct srpc_buf *buf);
+
+/*
+ Split msgpack `value` (one value, e.g. a response's `value` buffer) into
+ its large bins and the rest. Each bin of at least `min` bytes is replaced
+ in `*skeleton_out` by a fixext4 of type SRPC_SPLIT_BIN_EXT holding its
+ index (big-endian uint32); `*bins_out` holds, for each, two uint64 in
+ this machine's byte order: its payload's offset in `value` and its
+ length. Copy each payload out of `value` while it lives, and decode the
+ skeleton with an ext hook that returns the i-th payload. Free both
+ buffers with srpc_buf_free(). Invalid msgpack returns
+ SRPC_STATUS_ERR_INVALID_ARGUMENT.
+
+ # Safety
+ `value` is valid for its length; the out-pointers are valid for writing.
+ */
+srpc_status srpc_value_split(struct srpc_slice value,
+                             size_t min,
+                             struct srpc_buf *skeleton_out,
+                             struct srpc_buf *bins_out);
 
 #ifdef __cplusplus
 }  // extern "C"

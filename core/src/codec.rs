@@ -361,6 +361,86 @@ pub(crate) fn decode_field(data: &[u8]) -> Result<Value, DecodeError> {
     Ok(v)
 }
 
+/// The ext type [`split_bins`] writes in place of a large bin: 4 bytes, the
+/// big-endian index of the bin among the ones taken out. Never on the wire.
+pub const SPLIT_BIN_EXT: i8 = 43;
+
+/// Copy a msgpack value without its large bins: each bin of at least `min`
+/// bytes is replaced by `fixext4(SPLIT_BIN_EXT, index)` and its payload's
+/// place in `data` is returned, in order. A host that decodes msgpack itself
+/// (Python) decodes the small rest, and copies each large payload once,
+/// straight from the frame into memory of its own (a numpy array), instead
+/// of into a bytes object first.
+pub fn split_bins(
+    data: &[u8],
+    min: usize,
+) -> Result<(Vec<u8>, Vec<std::ops::Range<usize>>), DecodeError> {
+    validate_at(data, 0)?;
+    let mut out = Vec::new();
+    let mut bins = Vec::new();
+    let mut pos = 0;
+    split_value(data, &mut pos, min, &mut out, &mut bins);
+    Ok((out, bins))
+}
+
+fn validate_at(data: &[u8], depth: usize) -> Result<(), DecodeError> {
+    let mut d = Decoder::new(data, None);
+    d.value(depth)?;
+    d.finish()
+}
+
+/// Walk one value of checked msgpack at `*pos`, copying it to `out` (see
+/// [`split_bins`]).
+fn split_value(
+    data: &[u8],
+    pos: &mut usize,
+    min: usize,
+    out: &mut Vec<u8>,
+    bins: &mut Vec<std::ops::Range<usize>>,
+) {
+    let be = |at: usize, n: usize| -> usize {
+        data[at..at + n]
+            .iter()
+            .fold(0usize, |acc, &b| (acc << 8) | b as usize)
+    };
+    let start = *pos;
+    let m = data[start];
+    // (header length, payload length, items to walk after the header)
+    let (head, payload, items): (usize, usize, usize) = match m {
+        0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => (1, 0, 0),
+        0x80..=0x8f => (1, 0, 2 * (m & 0x0f) as usize),
+        0x90..=0x9f => (1, 0, (m & 0x0f) as usize),
+        0xa0..=0xbf => (1, (m & 0x1f) as usize, 0),
+        0xc4 | 0xd9 => (2, be(start + 1, 1), 0),
+        0xc5 | 0xda => (3, be(start + 1, 2), 0),
+        0xc6 | 0xdb => (5, be(start + 1, 4), 0),
+        0xcc | 0xd0 => (2, 0, 0),
+        0xcd | 0xd1 => (3, 0, 0),
+        0xca | 0xce | 0xd2 => (5, 0, 0),
+        0xcb | 0xcf | 0xd3 => (9, 0, 0),
+        0xdc => (3, 0, be(start + 1, 2)),
+        0xdd => (5, 0, be(start + 1, 4)),
+        0xde => (3, 0, 2 * be(start + 1, 2)),
+        0xdf => (5, 0, 2 * be(start + 1, 4)),
+        // ext types never pass validation; 0xc1 neither.
+        _ => (1, 0, 0),
+    };
+    let is_bin = matches!(m, 0xc4..=0xc6);
+    if is_bin && payload >= min {
+        let index = bins.len() as u32;
+        bins.push(start + head..start + head + payload);
+        out.extend_from_slice(&[0xd6, SPLIT_BIN_EXT as u8]);
+        out.extend_from_slice(&index.to_be_bytes());
+        *pos = start + head + payload;
+        return;
+    }
+    out.extend_from_slice(&data[start..start + head + payload]);
+    *pos = start + head + payload;
+    for _ in 0..items {
+        split_value(data, pos, min, out, bins);
+    }
+}
+
 /// A frame's top level: a map whose values are decoded together with the
 /// byte range each occupies in the frame, or any other value.
 pub(crate) enum TopLevel {
@@ -793,5 +873,36 @@ mod tests {
             to_vec(&Value::Handle(crate::Handle(1))),
             Err(EncodeError::Handle)
         );
+    }
+}
+
+#[cfg(test)]
+mod split_tests {
+    use super::*;
+
+    #[test]
+    fn split_bins_takes_out_the_large_ones_only() {
+        let big = Bytes::from(vec![7u8; 300]);
+        let v = Value::List(vec![
+            Value::Bin(Bytes::from_static(b"ab")),
+            Value::map([("k", Value::Bin(big.clone())), ("s", Value::str("x"))]),
+            Value::UInt(70000),
+            Value::Int(-5),
+            Value::Float(1.5),
+        ]);
+        let data = to_vec(&v).unwrap();
+        let (skeleton, bins) = split_bins(&data, 100).unwrap();
+        assert_eq!(bins.len(), 1);
+        assert_eq!(&data[bins[0].clone()], big.as_ref());
+        // The skeleton is the value with a fixext4 where the bin was.
+        let mut expected = Vec::new();
+        expected.extend_from_slice(&data[..bins[0].start - 3]);
+        expected.extend_from_slice(&[0xd6, SPLIT_BIN_EXT as u8, 0, 0, 0, 0]);
+        expected.extend_from_slice(&data[bins[0].end..]);
+        assert_eq!(skeleton, expected);
+        // Nothing large: the skeleton is the value itself.
+        let (same, none) = split_bins(&data, 1000).unwrap();
+        assert_eq!((same, none.len()), (data.clone(), 0));
+        assert!(split_bins(&[0xc1], 1).is_err());
     }
 }

@@ -10,6 +10,7 @@
 //! - [`server`]: the WebSocket server running a C executor.
 //! - [`client`]: the WebSocket client.
 //! - [`trail`]: path trails and tuple keys as core decides them, for clients.
+//! - [`values`]: large bins taken out of a value, for hosts that decode msgpack.
 //!
 //! Conventions follow rustls-ffi: `srpc_` names with the object first, a
 //! status from every fallible function, out-parameters written only on
@@ -26,3 +27,4 @@ pub mod server;
 pub mod session;
 pub mod trail;
 pub mod types;
+pub mod values;

@@ -272,3 +272,25 @@ def test_env_step_loop_memory_stays_flat(start_server: Any) -> None:
             held = materialize(conn.eval("executor_objects()"))
             assert held <= 8, f"the executor still holds {held} objects after {STEPS} steps"
             assert len(conn.namespace) == namespace_size
+
+
+def test_large_arrays_of_each_dtype_are_copied_once_and_come_back_right(conn: simplerpc.Connection, arrays: Any, maker: Any, dtype_str: str) -> None:
+    """Values of 256 KiB and more are decoded with their large bins taken out
+    (srpc_value_split): each array is copied once, from the frame into its own
+    writable numpy array, with its dtype, byte order and shape; small parts,
+    bytes and nested containers come back as usual."""
+    itemsize = np.dtype(dtype_str).itemsize
+    n = (300 << 10) // itemsize
+    for shape in [(n,), (n // 8, 8), (2, n // 2)]:
+        big = materialize(maker(dtype_str, list(shape)))
+        arrays.assert_same(big, arrays.make(dtype_str, shape))
+        big[...] = big[::-1].copy() if big.ndim == 1 else big  # writable, owns its memory
+    value = materialize(conn.eval("lambda a: [a, {'k': a, 'b': bytes(70000)}, (b'x' * 100000, 'text')]")(maker(dtype_str, [n])))
+    want = arrays.make(dtype_str, (n,))
+    arrays.assert_same(value[0], want)
+    arrays.assert_same(value[1]["k"], want)
+    assert value[1]["b"] == bytes(70000) and type(value[1]["b"]) is bytes
+    assert value[2] == [b"x" * 100000, "text"]
+    # Decoded by the split path: each array is a view of its own payload array.
+    assert isinstance(value[0].base, np.ndarray) and value[0].base.dtype == np.uint8
+    assert not np.shares_memory(value[0], value[1]["k"])

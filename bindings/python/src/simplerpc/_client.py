@@ -304,6 +304,8 @@ class Connection:
     def _wait_value(self, obj_id: int, decode: Callable[[memoryview], Any]) -> Any:
         native = self._native
         request = native.send(_KIND_MATERIALIZE, obj_id)
+        if hasattr(native, "wait_value"):  # large arrays copied once, straight from the frame
+            return native.wait_value(request, self._allow_pickle)
         return native.wait(request, decode)[1]
 
     def _release(self, obj_id: int) -> None:
@@ -384,10 +386,9 @@ def connect(
         token = os.environ.get("SIMPLERPC_TOKEN")
         if not token:
             raise ValueError("token must be given or set in the SIMPLERPC_TOKEN environment variable")
-    from ._malloc import tune_malloc
+    # No malloc tuning here: a library leaves its host process's settings
+    # alone (only `python -m simplerpc.server`, a process of its own, tunes).
     from ._native import NativeClient
-
-    tune_malloc()
 
     return Connection(NativeClient(host, port, token, timeout=timeout), allow_pickle=allow_pickle)
 

@@ -15,9 +15,11 @@ def tune_malloc() -> bool:
     heap top as soon as it is free, so every fresh observation image costs a
     few hundred page faults: encoding a new 921 KB frame took 686 µs instead
     of 26 µs, and an env step with a 480x640x3 image 2.4 ms instead of 0.4 ms.
-    Both a server producing an image per step and a client materializing one
-    have that pattern, so ``python -m simplerpc.server`` and ``connect`` call
-    this: allocations up to 32 MiB stay on the heap, the heap grows 64 MiB at
+    A server producing an image per step has that pattern, so
+    ``python -m simplerpc.server`` (a process of its own) calls this;
+    ``connect`` does not, since a library must not change its host process's
+    malloc (the client copies a received array once, straight from the frame
+    into its numpy array, which keeps its share of the cost small): allocations up to 32 MiB stay on the heap, the heap grows 64 MiB at
     a time and keeps up to 128 MiB free. Memory stays flat: it is reused, not
     leaked. Linux/glibc only; set ``SIMPLERPC_MALLOC_TUNING=0`` to leave
     malloc alone. Returns whether it applied.

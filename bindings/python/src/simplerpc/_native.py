@@ -200,6 +200,7 @@ _client_take_failure = _declare("srpc_client_take_failure", c_uint32, c_void_p, 
 _client_promises = _declare("srpc_client_promises", ctypes.c_bool, c_void_p)
 _client_round_trips = _declare("srpc_client_round_trips", c_uint64, c_void_p)
 _client_max_message_size = _declare("srpc_client_max_message_size", c_uint64, c_void_p)
+_value_split = _declare("srpc_value_split", c_uint32, Slice, c_size_t, POINTER(Buf), POINTER(Buf))
 _client_release = _declare("srpc_client_release", c_uint32, c_void_p, c_uint64)
 _client_set_timeout = _declare("srpc_client_set_timeout", c_uint32, c_void_p, c_uint64)
 _client_extensions = _declare("srpc_client_extensions", c_uint32, c_void_p)
@@ -285,6 +286,47 @@ def _raise(status: int) -> None:
 def _take(buf: Buf) -> bytes:
     try:
         return ctypes.string_at(buf.data, buf.len) if buf.data else b""
+    finally:
+        _buf_free(byref(buf))
+
+
+# A value this large, holding bins of at least _SPLIT_BIN bytes, is decoded
+# with its large bins taken out (srpc_value_split): each array's data is then
+# copied once, from the frame into the numpy array, instead of twice.
+_SPLIT_VALUE = 256 << 10
+_SPLIT_BIN = 64 << 10
+
+
+def _decode_value_and_free(buf: Buf, allow_pickle: bool) -> Any:
+    """A value from the library's buffer, decoded, then the buffer freed."""
+    from ._serialization import local_numpy, unpackb, unpackb_split
+
+    try:
+        np = local_numpy(import_it=True) if buf.len >= _SPLIT_VALUE else None
+        if np is not None:
+            skeleton, bins = Buf(), Buf()
+            st = _value_split(Slice(buf.data, buf.len), _SPLIT_BIN, byref(skeleton), byref(bins))
+            if st == SRPC_STATUS_OK:
+                try:
+                    n = bins.len // 8
+                    table = (c_uint64 * n).from_address(bins.data) if n else ()
+                    payloads = []
+                    for i in range(0, n, 2):
+                        arr = np.empty(table[i + 1], np.uint8)
+                        ctypes.memmove(arr.ctypes.data, buf.data + table[i], table[i + 1])
+                        payloads.append(arr)
+                    parts = ctypes.string_at(skeleton.data, skeleton.len) if skeleton.data else b""
+                finally:
+                    _buf_free(byref(skeleton))
+                    _buf_free(byref(bins))
+                return unpackb_split(parts, payloads, allow_pickle=allow_pickle)
+        if not buf.data:
+            return unpackb(b"", allow_pickle=allow_pickle)
+        view = memoryview((ctypes.c_char * buf.len).from_address(buf.data)).cast("B")
+        try:
+            return unpackb(view, allow_pickle=allow_pickle)
+        finally:
+            view.release()
     finally:
         _buf_free(byref(buf))
 
@@ -454,6 +496,19 @@ class NativeClient:
         if st != SRPC_STATUS_OK:
             _raise(st)
         return self._answer(resp, decode)
+
+    def wait_value(self, request: int, allow_pickle: bool = False) -> Any:
+        """The value request ``request`` (a materialize) answered, decoded with
+        each large array copied once, from the frame into its numpy array."""
+        if not self._handle:
+            raise ConnectionClosedError("the connection is closed")
+        resp = Response()
+        st = _client_wait(self._handle, request, byref(resp))
+        if st != SRPC_STATUS_OK:
+            _raise(st)
+        if resp.kind in (SRPC_RESPONSE_KIND_VALUE, SRPC_RESPONSE_KIND_NAMESPACE):
+            return _decode_value_and_free(resp.value, allow_pickle)
+        return resp.obj
 
     def take_failure(self) -> Optional[Tuple[int, NativeRemoteError]]:
         """The oldest error of a pipelined request no wait has reported, with its request id."""

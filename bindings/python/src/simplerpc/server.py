@@ -17,7 +17,6 @@ import threading
 from typing import List, Optional
 
 from ._executor import PythonExecutor, describe_exception
-from ._malloc import tune_malloc
 
 __all__ = ["serve", "main"]
 
@@ -32,7 +31,6 @@ def serve(host: str = "localhost", port: int = 8000, token: Optional[str] = None
     """
     from . import _native
 
-    tune_malloc()
     _native.forward_logs(True)
     server = _native.NativeServer(host, port, token, PythonExecutor, describe_exception)
     stop = stop or threading.Event()

@@ -52,6 +52,8 @@ const BUSY_READ: Duration = Duration::from_millis(5);
 const TAKEOVER_AFTER: Duration = Duration::from_millis(100);
 /// Socket write timeout: a write that cannot progress this long yields to reading.
 const WRITE_TIMEOUT: Duration = Duration::from_millis(50);
+/// Responses this large are written past tungstenite's buffer (see `raw_frame`).
+const RAW_WRITE_MIN: usize = 1 << 20;
 /// How long the connection thread polls for the next request, after an
 /// answer, before it sleeps: a client stepping in a loop often sends it
 /// within this, and a thread that does not sleep is not woken (tens of
@@ -375,6 +377,9 @@ impl Socket {
 
     /// Write a response and flush what the socket takes.
     fn send(&mut self, frame: Vec<u8>) -> Result<(), Ended> {
+        if frame.len() >= RAW_WRITE_MIN {
+            return self.send_raw(&frame);
+        }
         match self.ws.write(Message::Binary(frame.into())) {
             Ok(()) => {}
             // Buffered; it goes out with a later flush.
@@ -382,6 +387,30 @@ impl Socket {
             Err(e) => return Err(format!("connection lost: {e}")),
         }
         self.flush()
+    }
+
+    /// A large response goes straight to the socket (see `raw_frame`): once
+    /// tungstenite has written out what it holds, the frame is written past
+    /// it, so its buffer never grows to the response's size. The socket is
+    /// held until the frame is out; a client reads while it writes, so this
+    /// waits for the client, and a client that reads nothing for
+    /// `raw_frame::STALL_LIMIT` ends the connection.
+    fn send_raw(&mut self, frame: &[u8]) -> Result<(), Ended> {
+        let since = Instant::now();
+        loop {
+            match self.ws.flush() {
+                Ok(()) => break,
+                Err(e) if would_block(&e) => {
+                    if since.elapsed() >= crate::raw_frame::STALL_LIMIT {
+                        return Err("connection lost: the client read nothing".into());
+                    }
+                }
+                Err(e) => return Err(format!("connection lost: {e}")),
+            }
+        }
+        self.unflushed = false;
+        crate::raw_frame::write_binary(self.ws.get_mut(), frame)
+            .map_err(|e| format!("connection lost: {e}"))
     }
 
     fn flush(&mut self) -> Result<(), Ended> {

@@ -45,6 +45,7 @@ mod connection;
 mod error;
 mod handshake;
 mod proxy;
+mod raw_frame;
 mod server;
 pub mod token;
 

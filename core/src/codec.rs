@@ -71,7 +71,7 @@ pub enum EncodeError {
     #[error("promise {0} cannot be sent on this connection (a promise from another connection, or a peer without the promise extension)")]
     Promise(u64),
     /// The frame would exceed the connection's message limit; nothing was built.
-    #[error("the request would be {size} bytes, over the message limit of {limit} bytes; send the data in smaller parts, or raise max_message_size on both ends")]
+    #[error("the request would be about {size} bytes, over the message limit of {limit} bytes; send the data in smaller parts, or raise max_message_size on both ends")]
     TooLarge {
         /// an upper bound of the frame's size
         size: usize,
@@ -120,6 +120,115 @@ pub fn encoded_len(value: &Value) -> usize {
         Value::Complex(..) => 19 + 2 * 24 + 4,
         Value::Slice(s) => 40 + encoded_len(&s.start) + encoded_len(&s.stop) + encoded_len(&s.step),
         Value::Proxy(_) => 32,
+        Value::Handle(_) => 0,
+        Value::Raw(r) => r.len(),
+    }
+}
+
+/// The exact size of `value`'s encoding, without building it (the size
+/// checks of requests use it: an upper bound would refuse a request that
+/// fits when it holds many small numbers).
+pub fn exact_len(value: &Value) -> usize {
+    fn uint(u: u64) -> usize {
+        match u {
+            0..=0x7f => 1,
+            0x80..=0xff => 2,
+            0x100..=0xffff => 3,
+            0x1_0000..=0xffff_ffff => 5,
+            _ => 9,
+        }
+    }
+    fn int(i: i64) -> usize {
+        if i >= 0 {
+            uint(i as u64)
+        } else if i >= -32 {
+            1
+        } else if i >= i8::MIN as i64 {
+            2
+        } else if i >= i16::MIN as i64 {
+            3
+        } else if i >= i32::MIN as i64 {
+            5
+        } else {
+            9
+        }
+    }
+    fn str_len(n: usize) -> usize {
+        n + match n {
+            0..=31 => 1,
+            32..=0xff => 2,
+            0x100..=0xffff => 3,
+            _ => 5,
+        }
+    }
+    fn bin_len(n: usize) -> usize {
+        n + match n {
+            0..=0xff => 2,
+            0x100..=0xffff => 3,
+            _ => 5,
+        }
+    }
+    fn container(n: usize) -> usize {
+        match n {
+            0..=15 => 1,
+            16..=0xffff => 3,
+            _ => 5,
+        }
+    }
+    match value {
+        Value::Nil | Value::Bool(_) => 1,
+        Value::Int(i) => int(*i),
+        Value::UInt(u) => uint(*u),
+        Value::F32(_) => 5,
+        Value::Float(_) => 9,
+        Value::Str(s) => str_len(s.len()),
+        Value::Bin(b) => bin_len(b.len()),
+        Value::List(items) => container(items.len()) + items.iter().map(exact_len).sum::<usize>(),
+        Value::Map(pairs) => {
+            container(pairs.len())
+                + pairs
+                    .iter()
+                    .map(|(k, v)| exact_len(k) + exact_len(v))
+                    .sum::<usize>()
+        }
+        Value::Array(a) => {
+            1 + bin_len(2)
+                + 1
+                + bin_len(4)
+                + str_len(a.typestr().len())
+                + bin_len(4)
+                + bin_len(0)
+                + bin_len(5)
+                + container(a.shape().len())
+                + a.shape().iter().map(|&d| uint(d as u64)).sum::<usize>()
+                + bin_len(4)
+                + bin_len(a.data().len())
+        }
+        Value::Scalar(sc) => {
+            1 + bin_len(2)
+                + 1
+                + bin_len(4)
+                + str_len(sc.dtype.typestr(sc.order).len())
+                + bin_len(4)
+                + bin_len(sc.data.len())
+        }
+        Value::Complex(re, im) => {
+            1 + bin_len(7) + 1 + bin_len(4) + str_len(complex::python_repr(*re, *im).len())
+        }
+        Value::Slice(sl) => {
+            1 + str_len(9)
+                + 1
+                + str_len(5)
+                + exact_len(&sl.start)
+                + str_len(4)
+                + exact_len(&sl.stop)
+                + str_len(4)
+                + exact_len(&sl.step)
+        }
+        Value::Proxy(id) => match id.as_promise() {
+            Some(n) => 1 + str_len(15) + uint(n),
+            None => 1 + str_len(13) + 1 + str_len(6) + uint(id.0),
+        },
         Value::Handle(_) => 0,
         Value::Raw(r) => r.len(),
     }
@@ -365,9 +474,10 @@ pub(crate) fn decode_field(data: &[u8]) -> Result<Value, DecodeError> {
 /// big-endian index of the bin among the ones taken out. Never on the wire.
 pub const SPLIT_BIN_EXT: i8 = 43;
 
-/// Copy a msgpack value without its large bins: each bin of at least `min`
-/// bytes is replaced by `fixext4(SPLIT_BIN_EXT, index)` and its payload's
-/// place in `data` is returned, in order. A host that decodes msgpack itself
+/// Copy a msgpack value without the data of its large numpy arrays: the
+/// `data` bin of each array marker map, when it has at least `min` bytes, is
+/// replaced by `fixext4(SPLIT_BIN_EXT, index)` and its payload's place in
+/// `data` is returned, in order. Other bins stay. A host that decodes msgpack itself
 /// (Python) decodes the small rest, and copies each large payload once,
 /// straight from the frame into memory of its own (a numpy array), instead
 /// of into a bytes object first.
@@ -389,24 +499,16 @@ fn validate_at(data: &[u8], depth: usize) -> Result<(), DecodeError> {
     d.finish()
 }
 
-/// Walk one value of checked msgpack at `*pos`, copying it to `out` (see
-/// [`split_bins`]).
-fn split_value(
-    data: &[u8],
-    pos: &mut usize,
-    min: usize,
-    out: &mut Vec<u8>,
-    bins: &mut Vec<std::ops::Range<usize>>,
-) {
+/// The header length, payload length and number of nested values of the
+/// value starting at `start` in checked msgpack.
+fn layout(data: &[u8], start: usize) -> (usize, usize, usize) {
     let be = |at: usize, n: usize| -> usize {
         data[at..at + n]
             .iter()
             .fold(0usize, |acc, &b| (acc << 8) | b as usize)
     };
-    let start = *pos;
     let m = data[start];
-    // (header length, payload length, items to walk after the header)
-    let (head, payload, items): (usize, usize, usize) = match m {
+    match m {
         0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => (1, 0, 0),
         0x80..=0x8f => (1, 0, 2 * (m & 0x0f) as usize),
         0x90..=0x9f => (1, 0, (m & 0x0f) as usize),
@@ -424,20 +526,70 @@ fn split_value(
         0xdf => (5, 0, 2 * be(start + 1, 4)),
         // ext types never pass validation; 0xc1 neither.
         _ => (1, 0, 0),
-    };
-    let is_bin = matches!(m, 0xc4..=0xc6);
-    if is_bin && payload >= min {
-        let index = bins.len() as u32;
-        bins.push(start + head..start + head + payload);
-        out.extend_from_slice(&[0xd6, SPLIT_BIN_EXT as u8]);
-        out.extend_from_slice(&index.to_be_bytes());
-        *pos = start + head + payload;
-        return;
     }
+}
+
+/// Where the value starting at `start` ends.
+fn value_end(data: &[u8], start: usize) -> usize {
+    let (head, payload, items) = layout(data, start);
+    let mut pos = start + head + payload;
+    for _ in 0..items {
+        pos = value_end(data, pos);
+    }
+    pos
+}
+
+/// Whether the value at `at` is the bin `key`.
+fn is_bin_key(data: &[u8], at: usize, key: &[u8]) -> bool {
+    data.get(at) == Some(&(0xc4))
+        && data.get(at + 1) == Some(&(key.len() as u8))
+        && data.get(at + 2..at + 2 + key.len()) == Some(key)
+}
+
+/// Walk one value of checked msgpack at `*pos`, copying it to `out` (see
+/// [`split_bins`]): only the data of a numpy array marker map (one with the
+/// bin keys `nd` and `data`) is taken out.
+fn split_value(
+    data: &[u8],
+    pos: &mut usize,
+    min: usize,
+    out: &mut Vec<u8>,
+    bins: &mut Vec<std::ops::Range<usize>>,
+) {
+    let start = *pos;
+    let (head, payload, items) = layout(data, start);
+    let is_map = matches!(data[start], 0x80..=0x8f | 0xde | 0xdf);
     out.extend_from_slice(&data[start..start + head + payload]);
     *pos = start + head + payload;
-    for _ in 0..items {
-        split_value(data, pos, min, out, bins);
+    if !is_map {
+        for _ in 0..items {
+            split_value(data, pos, min, out, bins);
+        }
+        return;
+    }
+    // A map: an array's marker map has the bin keys "nd" and "data".
+    let mut keys = Vec::with_capacity(items / 2);
+    let mut at = *pos;
+    for _ in 0..items / 2 {
+        keys.push(at);
+        at = value_end(data, at);
+        at = value_end(data, at);
+    }
+    let nd = keys.iter().any(|&k| is_bin_key(data, k, b"nd"));
+    for k in keys {
+        let take = nd && is_bin_key(data, k, b"data");
+        split_value(data, pos, min, out, bins); // the key
+        let v = *pos;
+        let (vh, vp, _) = layout(data, v);
+        if take && matches!(data[v], 0xc4..=0xc6) && vp >= min {
+            let index = bins.len() as u32;
+            bins.push(v + vh..v + vh + vp);
+            out.extend_from_slice(&[0xd6, SPLIT_BIN_EXT as u8]);
+            out.extend_from_slice(&index.to_be_bytes());
+            *pos = v + vh + vp;
+        } else {
+            split_value(data, pos, min, out, bins);
+        }
     }
 }
 
@@ -881,27 +1033,91 @@ mod split_tests {
     use super::*;
 
     #[test]
-    fn split_bins_takes_out_the_large_ones_only() {
-        let big = Bytes::from(vec![7u8; 300]);
+    fn exact_len_is_exact() {
+        let arr = NdArray::new(
+            crate::DType::Int32,
+            crate::ByteOrder::Big,
+            vec![2, 300],
+            Bytes::from(vec![1u8; 2400]),
+        )
+        .unwrap();
+        let scalar = Value::Scalar(crate::value::Scalar {
+            dtype: crate::DType::Float32,
+            order: crate::ByteOrder::Little,
+            data: Bytes::from_static(&[0, 0, 0, 0]),
+        });
+        let mut values = vec![
+            Value::Nil,
+            Value::Bool(true),
+            Value::Array(arr),
+            scalar,
+            Value::Complex(1.5, -2.0),
+            Value::slice(Value::UInt(1), Value::Nil, Value::Int(-300)),
+            Value::Proxy(ObjId(70000)),
+            Value::Proxy(ObjId::promise(5)),
+            Value::str("x".repeat(40)),
+            Value::str("y".repeat(300)),
+            Value::Bin(Bytes::from(vec![0u8; 70000])),
+            Value::F32(1.0),
+            Value::Float(2.0),
+        ];
+        for i in [
+            0i64,
+            127,
+            128,
+            255,
+            256,
+            65535,
+            65536,
+            1 << 40,
+            -1,
+            -32,
+            -33,
+            -128,
+            -129,
+            -40000,
+            -(1 << 40),
+        ] {
+            values.push(Value::Int(i));
+        }
+        values.push(Value::List(
+            (0..1000).map(Value::from).collect::<Vec<Value>>(),
+        ));
+        values.push(Value::map(
+            (0..20).map(|i| (format!("k{i}"), Value::from(i))),
+        ));
+        for v in values {
+            assert_eq!(exact_len(&v), to_vec(&v).unwrap().len(), "{v:?}");
+        }
+    }
+
+    #[test]
+    fn split_bins_takes_out_large_array_data_only() {
+        let big = vec![7u8; 300 * 8];
+        let arr = NdArray::new(
+            crate::DType::Float64,
+            crate::ByteOrder::Little,
+            vec![300],
+            Bytes::from(big.clone()),
+        )
+        .unwrap();
         let v = Value::List(vec![
-            Value::Bin(Bytes::from_static(b"ab")),
-            Value::map([("k", Value::Bin(big.clone())), ("s", Value::str("x"))]),
+            Value::Bin(Bytes::from(vec![1u8; 5000])),
+            Value::map([("k", Value::Array(arr)), ("s", Value::str("x"))]),
             Value::UInt(70000),
             Value::Int(-5),
             Value::Float(1.5),
         ]);
         let data = to_vec(&v).unwrap();
         let (skeleton, bins) = split_bins(&data, 100).unwrap();
-        assert_eq!(bins.len(), 1);
-        assert_eq!(&data[bins[0].clone()], big.as_ref());
-        // The skeleton is the value with a fixext4 where the bin was.
+        assert_eq!(bins.len(), 1, "the plain bin stays");
+        assert_eq!(&data[bins[0].clone()], big.as_slice());
         let mut expected = Vec::new();
         expected.extend_from_slice(&data[..bins[0].start - 3]);
         expected.extend_from_slice(&[0xd6, SPLIT_BIN_EXT as u8, 0, 0, 0, 0]);
         expected.extend_from_slice(&data[bins[0].end..]);
         assert_eq!(skeleton, expected);
-        // Nothing large: the skeleton is the value itself.
-        let (same, none) = split_bins(&data, 1000).unwrap();
+        let (same, none) = split_bins(&data, 100_000).unwrap();
         assert_eq!((same, none.len()), (data.clone(), 0));
         assert!(split_bins(&[0xc1], 1).is_err());
     }

@@ -417,7 +417,32 @@ fn write_extension_fields(
 /// An upper bound of the size of `r`'s frame carrying `releases` released
 /// ids, computed without building it.
 pub fn request_size_bound(r: &Request, releases: usize) -> usize {
-    128 + payload_bound(r) + 9 * releases
+    let values = match r {
+        Request::Call { args, kwargs, .. } => {
+            args.iter().map(codec::exact_len).sum::<usize>()
+                + kwargs
+                    .iter()
+                    .map(|(k, v)| k.len() + 5 + codec::exact_len(v))
+                    .sum::<usize>()
+        }
+        Request::GetItem { key, .. } => codec::exact_len(key),
+        _ => 0,
+    };
+    // Keys, type, ids and string headers: at most 128 bytes besides.
+    128 + text_len(r) + values + 9 * releases
+}
+
+fn text_len(r: &Request) -> usize {
+    match r {
+        Request::ImportModule { module: t }
+        | Request::GetBuiltin { name: t }
+        | Request::Eval { expr: t }
+        | Request::Execute { code: t } => t.len(),
+        Request::GetAttr { path, attr, .. } => path.len() + attr.len(),
+        Request::Call { path, .. } => path.len(),
+        Request::Teleport { name, func_bytes } => name.len() + func_bytes.len(),
+        Request::GetItem { .. } | Request::Materialize { .. } | Request::GetNamespace => 0,
+    }
 }
 
 /// An upper bound of the size of a [`RawRequest`]'s frame.

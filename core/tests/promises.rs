@@ -394,3 +394,28 @@ fn a_malformed_request_still_answers_its_id_frees_its_releases_and_fails_its_cha
     assert_eq!(dependent.message, e.message);
     assert_eq!(dependent.cause.get(), Some(bad.0));
 }
+
+#[test]
+fn the_size_limit_counts_the_frame_not_an_estimate() {
+    // 1,000 small ints make a frame of about 1 KiB: under a 4 KiB limit.
+    let mut c = ClientSession::new(Extensions::ALL);
+    c.set_max_frame(4096);
+    let small = Request::Call {
+        path: "f".into(),
+        obj_id: None,
+        args: vec![Value::List(
+            (0..1000u64).map(|i| Value::UInt(i % 100)).collect(),
+        )],
+        kwargs: vec![],
+    };
+    let (_, frame) = c.send(&small).unwrap();
+    assert!(frame.len() < 4096);
+    let big = Request::Call {
+        path: "f".into(),
+        obj_id: None,
+        args: vec![Value::Bin(vec![0u8; 5000].into())],
+        kwargs: vec![],
+    };
+    let err = c.send(&big).unwrap_err();
+    assert!(err.to_string().contains("4096"), "{err}");
+}

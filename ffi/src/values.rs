@@ -42,11 +42,13 @@ pub unsafe extern "C" fn srpc_value_split(
         let data = unsafe { value.as_bytes("value")? };
         let (skeleton, bins) = codec::split_bins(data, min)
             .map_err(|e| FfiError::invalid(format!("value is not valid msgpack: {e}")))?;
-        let mut table = Vec::with_capacity(bins.len() * 16);
+        // u64s, so the table is aligned for them however the host reads it.
+        let mut words: Vec<u64> = Vec::with_capacity(bins.len() * 2);
         for r in bins {
-            table.extend_from_slice(&(r.start as u64).to_ne_bytes());
-            table.extend_from_slice(&(r.len() as u64).to_ne_bytes());
+            words.push(r.start as u64);
+            words.push(r.len() as u64);
         }
+        let table: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
         // SAFETY: both checked non-NULL; the caller provides writable memory.
         unsafe {
             skeleton_out.write(srpc_buf::from_vec(skeleton));

@@ -20,9 +20,12 @@
 //! next, in order. So a 70-second call still keeps its connection.
 //!
 //! Reads have a timeout ([`IDLE_READ`]) so that a shutdown is noticed;
-//! writes have one too ([`WRITE_TIMEOUT`]): a response the client is not
-//! reading yet stays buffered while the thread goes on reading, so a client
-//! that pipelines large requests cannot deadlock with it.
+//! writes have one too ([`WRITE_TIMEOUT`]): a small response the client is
+//! not reading yet stays buffered while the thread goes on reading. A large
+//! one (from [`RAW_WRITE_MIN`]) goes straight to the socket and the thread
+//! waits until the client has read it, so a client must read while it
+//! writes (ours does, and so does the stock one); one that reads nothing
+//! for 30 s is dropped, and a shutdown does not wait for it.
 
 use std::collections::VecDeque;
 use std::net::{SocketAddr, TcpStream};
@@ -79,6 +82,7 @@ pub(crate) fn run(stream: TcpStream, peer: SocketAddr, ctx: &Context) {
     let shared = Arc::new(Shared {
         socket: Mutex::new(Socket {
             ws,
+            control: ctx.control.clone(),
             read_timeout: None,
             unflushed: false,
         }),
@@ -298,6 +302,8 @@ fn standby(shared: &Shared, control: &Control) {
 /// The socket and what the connection knows about it.
 struct Socket {
     ws: WebSocket<TcpStream>,
+    /// The server's stop flag: a write that waits for a client gives up on it.
+    control: Arc<Control>,
     /// The socket's current read timeout, to skip redundant system calls.
     read_timeout: Option<Duration>,
     /// Response bytes are buffered that the socket would not take yet.
@@ -396,11 +402,23 @@ impl Socket {
     /// waits for the client, and a client that reads nothing for
     /// `raw_frame::STALL_LIMIT` ends the connection.
     fn send_raw(&mut self, frame: &[u8]) -> Result<(), Ended> {
+        // After our close frame no data frame may follow.
+        if !self.ws.can_write() {
+            return Err("the connection is closing".into());
+        }
+        let control = self.control.clone();
+        let stop = move || control.stopping();
+        // What tungstenite holds goes first (small: large frames never enter
+        // it). It does not say how much each try wrote, so the stall limit
+        // counts from the start here.
         let since = Instant::now();
         loop {
             match self.ws.flush() {
                 Ok(()) => break,
                 Err(e) if would_block(&e) => {
+                    if stop() {
+                        return Err("server shutting down".into());
+                    }
                     if since.elapsed() >= crate::raw_frame::STALL_LIMIT {
                         return Err("connection lost: the client read nothing".into());
                     }
@@ -409,7 +427,7 @@ impl Socket {
             }
         }
         self.unflushed = false;
-        crate::raw_frame::write_binary(self.ws.get_mut(), frame)
+        crate::raw_frame::write_binary(self.ws.get_mut(), frame, &stop)
             .map_err(|e| format!("connection lost: {e}"))
     }
 

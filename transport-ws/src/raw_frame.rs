@@ -33,9 +33,14 @@ pub(crate) fn header(len: usize) -> ([u8; 10], usize) {
 
 /// Write the frame carrying `payload`: header and payload handed to the
 /// kernel together (a vectored write), the payload never copied. A socket
-/// write timeout only makes it try again; no progress for [`STALL_LIMIT`]
-/// is an error.
-pub(crate) fn write_binary<W: Write>(w: &mut W, payload: &[u8]) -> io::Result<()> {
+/// write timeout only makes it try again; no progress for [`STALL_LIMIT`],
+/// or `stop()` turning true while the peer does not read, is an error (the
+/// frame is then cut short: the connection must end).
+pub(crate) fn write_binary<W: Write>(
+    w: &mut W,
+    payload: &[u8],
+    stop: &dyn Fn() -> bool,
+) -> io::Result<()> {
     let (h, hlen) = header(payload.len());
     let head = &h[..hlen];
     let total = hlen + payload.len();
@@ -66,6 +71,12 @@ pub(crate) fn write_binary<W: Write>(w: &mut W, payload: &[u8]) -> io::Result<()
                         | io::ErrorKind::Interrupted
                 ) =>
             {
+                if stop() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::Interrupted,
+                        "the server is shutting down",
+                    ));
+                }
                 if last_progress.elapsed() >= STALL_LIMIT {
                     return Err(io::Error::new(
                         io::ErrorKind::TimedOut,
@@ -91,7 +102,7 @@ mod tests {
         for len in [0usize, 5, 125, 126, 65535, 65536, 300_000] {
             let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
             let mut wire = Vec::new();
-            write_binary(&mut wire, &payload).unwrap();
+            write_binary(&mut wire, &payload, &|| false).unwrap();
             let mut ws = WebSocket::from_raw_socket(std::io::Cursor::new(wire), Role::Client, None);
             match ws.read().unwrap() {
                 Message::Binary(got) => assert_eq!(got.as_ref(), payload.as_slice(), "{len}"),

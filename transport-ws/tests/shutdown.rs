@@ -130,3 +130,60 @@ fn generated_tokens_look_like_the_reference() {
     );
     assert!(matches!(other, Err(Error::Config(_))));
 }
+
+/// A client that asks for a large answer and then reads nothing must not
+/// hold a shutdown up: the answer goes straight to the socket (past
+/// tungstenite's buffer), and that write gives up when the server stops.
+#[test]
+fn shutdown_does_not_wait_for_a_client_that_stopped_reading() {
+    use simplerpc_core::{ClientSession, Extensions, Request, Response};
+    use std::time::{Duration, Instant};
+
+    let (server, _state) = start();
+    let url = format!("ws://{}/?token={}", server.local_addr(), server.token());
+    let stream = std::net::TcpStream::connect(server.local_addr()).unwrap();
+    let (mut ws, _) = tungstenite::client::client(url.as_str(), stream).unwrap();
+    let mut session = ClientSession::new(Extensions::NONE);
+    let mut ask = |ws: &mut tungstenite::WebSocket<std::net::TcpStream>, r: Request| {
+        let (_, frame) = session.send(&r).unwrap();
+        ws.send(tungstenite::Message::Binary(frame.into())).unwrap();
+        match ws.read().unwrap() {
+            tungstenite::Message::Binary(b) => session.handle_frame(b).unwrap().1,
+            other => panic!("{other:?}"),
+        }
+    };
+    let Response::Object(zeros) = ask(
+        &mut ws,
+        Request::GetAttr {
+            path: "m".into(),
+            obj_id: None,
+            attr: "zeros".into(),
+        },
+    ) else {
+        panic!()
+    };
+    let Response::Object(big) = ask(
+        &mut ws,
+        Request::Call {
+            path: "m.zeros".into(),
+            obj_id: Some(zeros),
+            args: vec![Value::UInt(16 << 20)], // 128 MiB of float64
+            kwargs: vec![],
+        },
+    ) else {
+        panic!()
+    };
+    // Ask for it, and never read.
+    let (_, frame) = session.send(&Request::Materialize { obj_id: big }).unwrap();
+    ws.send(tungstenite::Message::Binary(frame.into())).unwrap();
+    thread::sleep(Duration::from_millis(500));
+    let handle = server.shutdown_handle();
+    let started = Instant::now();
+    with_deadline("shutdown", move || handle.shutdown());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+    drop(ws);
+}

@@ -9,7 +9,7 @@ from typing import Any, Callable, Dict, Optional, Tuple, Type, TypeVar
 
 from ._native_api import NativeClientAPI, NativeRemoteError
 from ._proxy import RPCProxy
-from ._serialization import local_imports, local_numpy, packb, unpackb
+from ._serialization import local_imports, local_numpy, packb, packb_parts, unpackb
 from .errors import ConnectionClosedError, RemoteException
 
 
@@ -26,22 +26,6 @@ def _trail(kind: str, parent: str = "", a: str = "", key: bytes = b"") -> str:
 # tests/test_abi_header.py through _native) and the promise bit.
 _KIND_GET_ATTR, _KIND_CALL, _KIND_GET_ITEM, _KIND_MATERIALIZE, _KIND_EVAL = 2, 3, 4, 5, 6
 _PROMISE_BIT = 1 << 63
-
-
-def _size_bound(value: Any, depth: int = 0) -> int:
-    """The bytes a value's large parts take (arrays, bytes, strings); small
-    values count nothing. Cheap: no copy, no packing."""
-    # Asked of the type, never of a proxy (that would be a remote getattr).
-    if hasattr(type(value), "nbytes") and not isinstance(value, RPCProxy):
-        nbytes = value.nbytes
-        return nbytes if isinstance(nbytes, int) else 0
-    if isinstance(value, (bytes, bytearray, memoryview, str)):
-        return len(value)
-    if depth < 32 and isinstance(value, (list, tuple)):
-        return sum(_size_bound(v, depth + 1) for v in value)
-    if depth < 32 and isinstance(value, dict):
-        return sum(_size_bound(v, depth + 1) for v in value.values())
-    return 0
 
 
 def _tuple_builtin() -> str:
@@ -251,31 +235,31 @@ class Connection:
             return self._promise(child, _KIND_GET_ATTR, proxy._rpc_obj_id, name=name, path=path)
         return self._request_object(child, self._native.getattr, proxy._rpc_obj_id, path, name)
 
-    def _check_size(self, *values: Any) -> None:
-        """Refuse arguments over the connection's message limit before they
-        are packed (a 2 GiB array would otherwise be copied whole first)."""
+    def _pack(self, value: Any, used: int = 0) -> Tuple[bytes, int]:
+        """``value`` packed, and the bytes packed so far. Arguments over the
+        connection's message limit are refused before they are joined into
+        one buffer (``packb_parts`` leaves large arrays where they are)."""
+        parts = packb_parts(value, proxy_owner=self)
+        size = used + sum(memoryview(p).nbytes for p in parts)
         limit = self._max_message
-        if not limit:
-            return
-        size = sum(_size_bound(v) for v in values)
-        if size > limit:
+        if limit and size > limit:
             raise ValueError(
-                f"the arguments hold about {size} bytes, over the message limit of {limit} bytes; "
+                f"the arguments take {size} bytes, over the message limit of {limit} bytes; "
                 "send the data in smaller parts, or raise the limit on both ends"
             )
+        packed = parts[0] if len(parts) == 1 and isinstance(parts[0], bytes) else b"".join(parts)
+        return packed, size
 
     def _call(self, proxy: RPCProxy, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> RPCProxy:
-        self._check_size(args, kwargs)
         path = proxy._rpc_path
-        packed_args = packb(list(args), proxy_owner=self)
-        packed_kwargs = packb(kwargs, proxy_owner=self)
+        packed_args, used = self._pack(list(args))
+        packed_kwargs, _ = self._pack(kwargs, used)
         child = _trail("CALL", path)
         if self._pipelining:
             return self._promise(child, _KIND_CALL, proxy._rpc_obj_id, path=path, args=packed_args, kwargs=packed_kwargs)
         return self._request_object(child, self._native.call, proxy._rpc_obj_id, path, packed_args, packed_kwargs)
 
     def _getitem(self, proxy: RPCProxy, key: Any) -> RPCProxy:
-        self._check_size(key)
         if isinstance(key, tuple):
             # No tuple on the wire (a server takes an array for a list, numpy
             # for fancy indexing): the tuple is built on the server with the
@@ -286,7 +270,7 @@ class Connection:
             key = self._remote_tuple(list(key))
             packed = packb(key, proxy_owner=self)
         else:
-            packed = packb(key, proxy_owner=self)
+            packed, _ = self._pack(key)
             path = _trail("GETITEM", proxy._rpc_path, key=packed)
         if self._pipelining:
             return self._promise(path, _KIND_GET_ITEM, proxy._rpc_obj_id, key=packed)
@@ -386,8 +370,7 @@ def connect(
         token = os.environ.get("SIMPLERPC_TOKEN")
         if not token:
             raise ValueError("token must be given or set in the SIMPLERPC_TOKEN environment variable")
-    # No malloc tuning here: a library leaves its host process's settings
-    # alone (only `python -m simplerpc.server`, a process of its own, tunes).
+    # No malloc tuning: a library leaves its host process's settings alone.
     from ._native import NativeClient
 
     return Connection(NativeClient(host, port, token, timeout=timeout), allow_pickle=allow_pickle)

@@ -264,11 +264,17 @@ def _raise(status: int) -> None:
     if status == SRPC_STATUS_ERR_REMOTE:
         # Every part is read before any is turned into a Python object:
         # making one may run a finaliser that calls into the library.
+        # (bytes objects are no containers: making them runs no collection.)
         n = c_size_t(0)
-        parts = (_last_message(), _last_type(), _last_traceback(), _last_payload(byref(n)))
-        message, etype, tb = _cstr(parts[0]), _cstr(parts[1]), _cstr(parts[2])
-        payload = ctypes.string_at(parts[3], n.value) if parts[3] and n.value else None
-        raise NativeRemoteError(etype or "builtins.Exception", message, tb, payload)
+        p_message, p_type, p_tb = _last_message(), _last_type(), _last_traceback()
+        p_payload = _last_payload(byref(n))
+        raw_message = ctypes.string_at(p_message) if p_message else b""
+        raw_type = ctypes.string_at(p_type) if p_type else b""
+        raw_tb = ctypes.string_at(p_tb) if p_tb else b""
+        payload = ctypes.string_at(p_payload, n.value) if p_payload and n.value else None
+        message = raw_message.decode("utf-8", "replace")
+        etype = raw_type.decode("utf-8", "replace")
+        raise NativeRemoteError(etype or "builtins.Exception", message, raw_tb.decode("utf-8", "replace"), payload)
     message = _cstr(_last_message())
     if status == SRPC_STATUS_ERR_UNAUTHORIZED:
         raise AuthenticationError(message)
@@ -298,28 +304,33 @@ _SPLIT_BIN = 64 << 10
 
 
 def _decode_value_and_free(buf: Buf, allow_pickle: bool) -> Any:
-    """A value from the library's buffer, decoded, then the buffer freed."""
+    """A value from the library's buffer, decoded, then the buffer freed.
+
+    A large value's arrays are copied once, from the frame straight into
+    their numpy arrays: the library takes their data out of the value
+    (srpc_value_split), the small rest is decoded, and each array is made
+    with ``np.empty`` and filled from the frame, which lives until then."""
+    import struct
+
     from ._serialization import local_numpy, unpackb, unpackb_split
 
     try:
-        np = local_numpy(import_it=True) if buf.len >= _SPLIT_VALUE else None
-        if np is not None:
+        if buf.len >= _SPLIT_VALUE and local_numpy(import_it=False) is not None:
             skeleton, bins = Buf(), Buf()
             st = _value_split(Slice(buf.data, buf.len), _SPLIT_BIN, byref(skeleton), byref(bins))
             if st == SRPC_STATUS_OK:
                 try:
-                    n = bins.len // 8
-                    table = (c_uint64 * n).from_address(bins.data) if n else ()
-                    payloads = []
-                    for i in range(0, n, 2):
-                        arr = np.empty(table[i + 1], np.uint8)
-                        ctypes.memmove(arr.ctypes.data, buf.data + table[i], table[i + 1])
-                        payloads.append(arr)
-                    parts = ctypes.string_at(skeleton.data, skeleton.len) if skeleton.data else b""
+                    table = struct.unpack(f"={bins.len // 8}Q", ctypes.string_at(bins.data, bins.len)) if bins.data else ()
+                    if table:
+                        payloads = [(buf.data + table[i], table[i + 1]) for i in range(0, len(table), 2)]
+                        view = memoryview((ctypes.c_char * skeleton.len).from_address(skeleton.data)).cast("B")
+                        try:
+                            return unpackb_split(view, payloads, allow_pickle=allow_pickle)
+                        finally:
+                            view.release()
                 finally:
                     _buf_free(byref(skeleton))
                     _buf_free(byref(bins))
-                return unpackb_split(parts, payloads, allow_pickle=allow_pickle)
         if not buf.data:
             return unpackb(b"", allow_pickle=allow_pickle)
         view = memoryview((ctypes.c_char * buf.len).from_address(buf.data)).cast("B")

@@ -131,45 +131,50 @@ def unpackb(data: _Buffer, *, allow_pickle: bool = False, on_proxy: Optional[Cal
 
 
 # The ext type the library writes in place of a large bin it took out of a
-# value (srpc_value_split): its payload was copied once, straight from the
-# frame into a numpy array (_Payload), instead of into bytes and then again.
+# value (srpc_value_split): an array's data, left in the frame (_Payload)
+# and copied once, straight into the array.
 _SPLIT_BIN_EXT = 43
 
 
 class _Payload:
-    """A large bin, already copied into a fresh, writable uint8 array."""
+    """An array's data still in the received frame: its address and length.
+    Valid only while the frame is (during :func:`unpackb_split`)."""
 
-    __slots__ = ("arr",)
+    __slots__ = ("addr", "size")
 
-    def __init__(self, arr: Any) -> None:
-        self.arr = arr
+    def __init__(self, addr: int, size: int) -> None:
+        self.addr = addr
+        self.size = size
+
+    def tobytes(self) -> bytes:
+        import ctypes
+
+        return ctypes.string_at(self.addr, self.size)
 
 
 def _plain(v: Any) -> Any:
-    """A bin that is not an array's data after all: bytes, as usual."""
-    return v.arr.tobytes() if isinstance(v, _Payload) else v
+    """A payload that is not an array's data after all: bytes, as usual."""
+    return v.tobytes() if isinstance(v, _Payload) else v
 
 
-def unpackb_split(skeleton: bytes, payloads: List[Any], *, allow_pickle: bool = False) -> Any:
-    """Decode a value whose large bins were taken out (``srpc_value_split``):
-    ``payloads[i]`` (a uint8 numpy array) is the i-th one. An array's data
-    becomes the array itself, without another copy."""
+def unpackb_split(skeleton: _Buffer, payloads: List[Tuple[int, int]], *, allow_pickle: bool = False) -> Any:
+    """Decode a value whose arrays' data the library took out
+    (``srpc_value_split``): ``payloads[i]`` is the (address, length) of the
+    i-th, in a frame that lives until this returns. Each array is made with
+    ``np.empty`` and filled from the frame: one copy, and it owns its data."""
 
     def ext_hook(code: int, data: bytes) -> Any:
         if code == _SPLIT_BIN_EXT and len(data) == 4:
-            return _Payload(payloads[int.from_bytes(data, "big")])
+            return _Payload(*payloads[int.from_bytes(data, "big")])
         return ExtType(code, data)
 
     def hook(pairs: List[Tuple[Any, Any]]) -> Any:
         out = _decode_map(pairs, allow_pickle)
-        if isinstance(out, dict):
-            return {_plain(k): _plain(v) for k, v in out.items()}
+        if isinstance(out, dict):  # not an array after all: its data is bytes
+            return {k: _plain(v) for k, v in out.items()}
         return out
 
-    def list_hook(items: List[Any]) -> Any:
-        return [_plain(v) for v in items]
-
-    value = _unpackb(skeleton, raw=False, strict_map_key=False, object_pairs_hook=hook, list_hook=list_hook, ext_hook=ext_hook)
+    value = _unpackb(skeleton, raw=False, strict_map_key=False, object_pairs_hook=hook, ext_hook=ext_hook)
     return _plain(value)
 
 
@@ -350,9 +355,10 @@ def _numpy() -> Any:
 
 def _decode_array(obj: Dict[Any, Any], allow_pickle: bool) -> Any:
     data = obj[b"data"]
-    payload = data.arr if isinstance(data, _Payload) else None
+    payload = data if isinstance(data, _Payload) else None
     if payload is not None:
-        data = memoryview(payload)
+        if obj.get(b"kind") == b"O":
+            data = payload.tobytes()
     elif not isinstance(data, bytes):
         raise ValueError("malformed numpy array: data is not bin")
     if obj.get(b"kind") == b"O":
@@ -373,16 +379,19 @@ def _decode_array(obj: Dict[Any, Any], allow_pickle: bool) -> Any:
     count = 1
     for d in shape:
         count *= d
-    if (payload.nbytes if payload is not None else len(data)) != count * dtype.itemsize:
+    if (payload.size if payload is not None else len(data)) != count * dtype.itemsize:
         raise ValueError(
             f"malformed numpy array: {len(data)} data bytes for shape {tuple(shape)} of {dtype}"
         )
     if count == 0 or dtype.itemsize == 0:
         return np.zeros(shape, dtype)
-    if payload is not None and dtype.fields is None:
-        # Already copied out of the frame into memory of our own: it is the array.
-        return payload.view(dtype).reshape(shape)
     arr = np.empty(shape, dtype)
+    if payload is not None:
+        # Straight from the frame into the array: the one copy.
+        import ctypes
+
+        ctypes.memmove(arr.ctypes.data, payload.addr, payload.size)
+        return arr
     # Copy the bytes as they are (a dtype-aware copy would skip struct padding).
     arr.reshape(-1).view(np.uint8)[:] = np.frombuffer(data, np.uint8)
     return arr

@@ -264,14 +264,11 @@ pub unsafe extern "C" fn srpc_reply_value_parts(
 ) -> srpc_status {
     guard(|| {
         let r = reply_mut(reply)?;
+        let size = n
+            .checked_mul(std::mem::size_of::<srpc_slice>())
+            .ok_or_else(|| FfiError::invalid(format!("{n} parts is not plausible")))?;
         // SAFETY: forwarded precondition (NULL only with n == 0).
-        let slices = unsafe {
-            crate::types::raw_slice(
-                parts.cast::<u8>(),
-                n * std::mem::size_of::<srpc_slice>(),
-                "parts",
-            )?
-        };
+        let slices = unsafe { crate::types::raw_slice(parts.cast::<u8>(), size, "parts")? };
         let slices: &[srpc_slice] = if n == 0 {
             &[]
         } else {

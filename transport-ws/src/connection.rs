@@ -375,7 +375,8 @@ impl Socket {
             if !matches!(got, Ok(None)) {
                 break;
             }
-            std::hint::spin_loop();
+            // Yield, not spin: a peer thread on this CPU gets to run.
+            std::thread::yield_now();
         }
         let _ = self.ws.get_ref().set_nonblocking(false);
         got

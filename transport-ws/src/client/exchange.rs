@@ -83,7 +83,8 @@ impl Conn {
                 result = Err(e);
                 break;
             }
-            std::hint::spin_loop();
+            // Yield, not spin: a peer thread on this CPU gets to run.
+            std::thread::yield_now();
         }
         let _ = self.ws.get_ref().set_nonblocking(false);
         result

@@ -86,7 +86,8 @@ def machine_info():
         except PackageNotFoundError:
             versions[name] = None
     commit = cmd("git", "rev-parse", "--short", "HEAD")
-    if cmd("git", "status", "--porcelain", "--untracked-files=no"):
+    # The results this run rewrites do not count as changes to the code.
+    if cmd("git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)bench/results"):
         commit += " (with uncommitted changes)"
     return {
         "cpu": cpu.group(1).strip() if cpu else platform.processor(),

@@ -299,3 +299,23 @@ def test_large_arrays_of_each_dtype_are_copied_once_and_come_back_right(conn: si
     assert other == [b"z" * 300000, "y" * 300000, slice(b"a" * 300000, None)]
     sub = materialize(conn.eval("__import__('numpy').zeros((40000,), '(3,)<f8')"))
     assert sub.shape == (40000, 3) and sub.dtype == np.dtype("<f8") and sub.flags.owndata
+
+
+def test_large_arrays_sent_up_with_references_around_them(conn: simplerpc.Connection, arrays: Any) -> None:
+    """Arguments of 256 KiB and more reach the server's executor with each
+    array copied once, straight from the request frame; references before,
+    between and after them still resolve to the right objects."""
+    a = arrays.make(">f8", (300, 200))
+    b = arrays.make("<i2", (90000,))
+    tag1, tag2 = conn.eval("'first'"), conn.eval("'second'")
+    check = conn.eval(
+        "lambda t1, x, d, t2: [t1, x.dtype.str, x.shape, x.tobytes() == bytes(x), "
+        "d['k'], d['y'].dtype.str, int(d['y'].sum()), t2, x.flags.writeable and x.flags.owndata]"
+    )
+    got = materialize(check(tag1, a, {"k": tag2, "y": b}, tag1))
+    assert got == ["first", ">f8", [300, 200], True, "second", "<i2", int(b.sum()), "first", True]
+    echo = conn.eval("lambda *a: list(a)")
+    back = materialize(echo(a, tag2, b))
+    arrays.assert_same(back[0], a)
+    assert back[1] == "second"
+    arrays.assert_same(back[2], b)

@@ -117,7 +117,7 @@ class PythonExecutor:
         obj = self._get(handle) if handle is not None else eval(path, self.globals)
         return self._store(getattr(obj, attr))
 
-    def call(self, handle: Optional[int], path: str, args: _Buffer, kwargs: _Buffer, refs: Sequence[int] = ()) -> int:
+    def call(self, handle: Optional[int], path: str, args: _Buffer, kwargs: _Buffer, refs: Sequence[int] = (), decode: Optional[Callable[..., Any]] = None) -> int:
         """Call the object ``handle`` (or ``eval(path)``) with msgpack-encoded args and kwargs.
 
         ``args`` (an array) and ``kwargs`` (a map) are the bytes the client
@@ -125,15 +125,18 @@ class PythonExecutor:
         stands for, in the order the markers appear in ``args`` then
         ``kwargs``. As in the reference, an object that is not callable has
         the attribute named by the last component of ``path`` called instead.
+        ``decode(buffer, on_proxy=...)`` decodes them (default: ``unpackb``;
+        the server passes one that copies large arrays once, from the frame).
         """
+        decode = decode or unpackb
         if handle is not None:
             obj = self._get(handle)
             func = obj if callable(obj) else getattr(obj, path.split(".")[-1].rstrip("()"))
         else:
             func = eval(path, self.globals)
         resolve, rest = self._resolver(refs)
-        call_args = unpackb(args, on_proxy=resolve)
-        call_kwargs = unpackb(kwargs, on_proxy=resolve)
+        call_args = decode(args, on_proxy=resolve)
+        call_kwargs = decode(kwargs, on_proxy=resolve)
         self._all_used(rest)
         if not isinstance(call_args, list) or not isinstance(call_kwargs, dict):
             raise TypeError("call arguments must be an array and keyword arguments a map")

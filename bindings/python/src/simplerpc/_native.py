@@ -303,34 +303,48 @@ _SPLIT_VALUE = 256 << 10
 _SPLIT_BIN = 64 << 10
 
 
+_NO_ARRAYS = object()
+
+
+def _decode_split(addr: int, size: int, allow_pickle: bool = False, on_proxy: Any = None) -> Any:
+    """Decode the msgpack value at ``addr`` (``size`` bytes, alive during the
+    call) with its arrays' data taken out by the library, each array made
+    with ``np.empty`` and filled straight from there: one copy. Returns
+    ``_NO_ARRAYS`` when there is no large array to take out (decode as usual)."""
+    import struct
+
+    from ._serialization import unpackb_split
+
+    skeleton, bins = Buf(), Buf()
+    if _value_split(Slice(addr, size), _SPLIT_BIN, byref(skeleton), byref(bins)) != SRPC_STATUS_OK:
+        return _NO_ARRAYS
+    try:
+        table = struct.unpack(f"={bins.len // 8}Q", ctypes.string_at(bins.data, bins.len)) if bins.data else ()
+        if not table:
+            return _NO_ARRAYS
+        payloads = [(addr + table[i], table[i + 1]) for i in range(0, len(table), 2)]
+        view = memoryview((ctypes.c_char * skeleton.len).from_address(skeleton.data)).cast("B")
+        try:
+            return unpackb_split(view, payloads, allow_pickle=allow_pickle, on_proxy=on_proxy)
+        finally:
+            view.release()
+    finally:
+        _buf_free(byref(skeleton))
+        _buf_free(byref(bins))
+
+
 def _decode_value_and_free(buf: Buf, allow_pickle: bool) -> Any:
     """A value from the library's buffer, decoded, then the buffer freed.
 
     A large value's arrays are copied once, from the frame straight into
-    their numpy arrays: the library takes their data out of the value
-    (srpc_value_split), the small rest is decoded, and each array is made
-    with ``np.empty`` and filled from the frame, which lives until then."""
-    import struct
-
-    from ._serialization import local_numpy, unpackb, unpackb_split
+    their numpy arrays (see ``_decode_split``)."""
+    from ._serialization import local_numpy, unpackb
 
     try:
         if buf.len >= _SPLIT_VALUE and local_numpy(import_it=False) is not None:
-            skeleton, bins = Buf(), Buf()
-            st = _value_split(Slice(buf.data, buf.len), _SPLIT_BIN, byref(skeleton), byref(bins))
-            if st == SRPC_STATUS_OK:
-                try:
-                    table = struct.unpack(f"={bins.len // 8}Q", ctypes.string_at(bins.data, bins.len)) if bins.data else ()
-                    if table:
-                        payloads = [(buf.data + table[i], table[i + 1]) for i in range(0, len(table), 2)]
-                        view = memoryview((ctypes.c_char * skeleton.len).from_address(skeleton.data)).cast("B")
-                        try:
-                            return unpackb_split(view, payloads, allow_pickle=allow_pickle)
-                        finally:
-                            view.release()
-                finally:
-                    _buf_free(byref(skeleton))
-                    _buf_free(byref(bins))
+            value = _decode_split(buf.data, buf.len, allow_pickle)
+            if value is not _NO_ARRAYS:
+                return value
         if not buf.data:
             return unpackb(b"", allow_pickle=allow_pickle)
         view = memoryview((ctypes.c_char * buf.len).from_address(buf.data)).cast("B")
@@ -340,6 +354,22 @@ def _decode_value_and_free(buf: Buf, allow_pickle: bool) -> Any:
             view.release()
     finally:
         _buf_free(byref(buf))
+
+
+def _decode_borrowed(data: Any, *, on_proxy: Any = None) -> Any:
+    """Decode call arguments lent by the library for one callback: large
+    arrays are copied once, straight from the request frame."""
+    from ._serialization import local_numpy, unpackb
+
+    view = memoryview(data)
+    if view.nbytes >= _SPLIT_VALUE:
+        np = local_numpy(import_it=False)
+        if np is not None:
+            addr = np.frombuffer(view, np.uint8).ctypes.data
+            value = _decode_split(addr, view.nbytes, False, on_proxy)
+            if value is not _NO_ARRAYS:
+                return value
+    return unpackb(view, on_proxy=on_proxy)
 
 
 def _decode_and_free(buf: Buf, decode: Callable[[memoryview], Any]) -> Any:
@@ -733,7 +763,7 @@ class NativeServer:
                 # refs[i] is the handle of the i-th proxy marker in them.
                 refs = c.refs[: c.refs_len] if c.refs_len else ()
                 with _borrowed(c.args, b"\x90") as args, _borrowed(c.kwargs, b"\x80") as kwargs:
-                    h = ex.call(obj, path, args, kwargs, refs)
+                    h = ex.call(obj, path, args, kwargs, refs, _decode_borrowed)
             elif kind == SRPC_CALL_KIND_GET_ITEM:
                 refs = c.refs[: c.refs_len] if c.refs_len else ()
                 with _borrowed(c.key, b"\xc0") as key:

@@ -157,7 +157,7 @@ def _plain(v: Any) -> Any:
     return v.tobytes() if isinstance(v, _Payload) else v
 
 
-def unpackb_split(skeleton: _Buffer, payloads: List[Tuple[int, int]], *, allow_pickle: bool = False) -> Any:
+def unpackb_split(skeleton: _Buffer, payloads: List[Tuple[int, int]], *, allow_pickle: bool = False, on_proxy: Optional[Callable[[Dict[str, Any]], Any]] = None) -> Any:
     """Decode a value whose arrays' data the library took out
     (``srpc_value_split``): ``payloads[i]`` is the (address, length) of the
     i-th, in a frame that lives until this returns. Each array is made with
@@ -169,7 +169,7 @@ def unpackb_split(skeleton: _Buffer, payloads: List[Tuple[int, int]], *, allow_p
         return ExtType(code, data)
 
     def hook(pairs: List[Tuple[Any, Any]]) -> Any:
-        out = _decode_map(pairs, allow_pickle)
+        out = _decode_map(pairs, allow_pickle, on_proxy)
         if isinstance(out, dict):  # not an array after all: its data is bytes
             return {k: _plain(v) for k, v in out.items()}
         return out

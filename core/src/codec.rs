@@ -485,18 +485,12 @@ pub fn split_bins(
     data: &[u8],
     min: usize,
 ) -> Result<(Vec<u8>, Vec<std::ops::Range<usize>>), DecodeError> {
-    validate_at(data, 0)?;
+    validate(data)?;
     let mut out = Vec::new();
     let mut bins = Vec::new();
     let mut pos = 0;
     split_value(data, &mut pos, min, &mut out, &mut bins);
     Ok((out, bins))
-}
-
-fn validate_at(data: &[u8], depth: usize) -> Result<(), DecodeError> {
-    let mut d = Decoder::new(data, None);
-    d.value(depth)?;
-    d.finish()
 }
 
 /// The header length, payload length and number of nested values of the

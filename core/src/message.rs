@@ -415,34 +415,10 @@ fn write_extension_fields(
 }
 
 /// An upper bound of the size of `r`'s frame carrying `releases` released
-/// ids, computed without building it.
+/// ids, computed without building it: its values are counted exactly, the
+/// keys, type, ids and headers as 128 bytes at most.
 pub fn request_size_bound(r: &Request, releases: usize) -> usize {
-    let values = match r {
-        Request::Call { args, kwargs, .. } => {
-            args.iter().map(codec::exact_len).sum::<usize>()
-                + kwargs
-                    .iter()
-                    .map(|(k, v)| k.len() + 5 + codec::exact_len(v))
-                    .sum::<usize>()
-        }
-        Request::GetItem { key, .. } => codec::exact_len(key),
-        _ => 0,
-    };
-    // Keys, type, ids and string headers: at most 128 bytes besides.
-    128 + text_len(r) + values + 9 * releases
-}
-
-fn text_len(r: &Request) -> usize {
-    match r {
-        Request::ImportModule { module: t }
-        | Request::GetBuiltin { name: t }
-        | Request::Eval { expr: t }
-        | Request::Execute { code: t } => t.len(),
-        Request::GetAttr { path, attr, .. } => path.len() + attr.len(),
-        Request::Call { path, .. } => path.len(),
-        Request::Teleport { name, func_bytes } => name.len() + func_bytes.len(),
-        Request::GetItem { .. } | Request::Materialize { .. } | Request::GetNamespace => 0,
-    }
+    128 + payload_len(r, codec::exact_len) + 9 * releases
 }
 
 /// An upper bound of the size of a [`RawRequest`]'s frame.
@@ -456,31 +432,29 @@ pub fn raw_request_size_bound(r: &RawRequest<'_>, releases: usize) -> usize {
         }
 }
 
-fn payload_bound(r: &Request) -> usize {
-    let text = match r {
+/// The text and values of `r`, each value measured by `len` (exact for the
+/// size check, a cheaper upper bound to reserve the frame).
+fn payload_len(r: &Request, len: fn(&Value) -> usize) -> usize {
+    match r {
         Request::ImportModule { module: t }
         | Request::GetBuiltin { name: t }
         | Request::Eval { expr: t }
         | Request::Execute { code: t } => t.len(),
         Request::GetAttr { path, attr, .. } => path.len() + attr.len(),
-        Request::Call { path, .. } => path.len(),
-        Request::Teleport { name, .. } => name.len(),
-        Request::GetItem { .. } | Request::Materialize { .. } | Request::GetNamespace => 0,
-    };
-    let payload = text
-        + match r {
-            Request::Call { args, kwargs, .. } => {
-                args.iter().map(codec::encoded_len).sum::<usize>()
-                    + kwargs
-                        .iter()
-                        .map(|(k, v)| k.len() + 5 + codec::encoded_len(v))
-                        .sum::<usize>()
-            }
-            Request::GetItem { key, .. } => codec::encoded_len(key),
-            Request::Teleport { func_bytes, .. } => func_bytes.len(),
-            _ => 0,
-        };
-    payload
+        Request::Call {
+            path, args, kwargs, ..
+        } => {
+            path.len()
+                + args.iter().map(len).sum::<usize>()
+                + kwargs
+                    .iter()
+                    .map(|(k, v)| k.len() + 5 + len(v))
+                    .sum::<usize>()
+        }
+        Request::GetItem { key, .. } => len(key),
+        Request::Teleport { name, func_bytes } => name.len() + func_bytes.len(),
+        Request::Materialize { .. } | Request::GetNamespace => 0,
+    }
 }
 
 /// Encode a request frame. `ext` decides whether the extension keys (`id`,
@@ -493,7 +467,7 @@ pub fn encode_request(
 ) -> Result<Vec<u8>, EncodeError> {
     let id = id.filter(|_| ext.request_ids());
     let release = if ext.release() { release } else { &[] };
-    let payload = payload_bound(r);
+    let payload = payload_len(r, codec::encoded_len);
     let mut buf = Vec::with_capacity(128 + payload + 9 * release.len());
     let fields = match r {
         Request::GetNamespace => 1,

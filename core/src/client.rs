@@ -33,19 +33,6 @@ use crate::extensions::Extensions;
 use crate::message::{self, FrameError, RawRequest, RemoteError, Request, Response};
 use crate::value::{ObjId, RawValue, Value};
 
-/// Whether a value holds a reference anywhere (without cloning it).
-fn contains_proxy(v: &Value) -> bool {
-    match v {
-        Value::Proxy(_) => true,
-        Value::List(items) => items.iter().any(contains_proxy),
-        Value::Map(pairs) => pairs
-            .iter()
-            .any(|(k, v)| contains_proxy(k) || contains_proxy(v)),
-        Value::Slice(s) => [&s.start, &s.stop, &s.step].into_iter().any(contains_proxy),
-        _ => false,
-    }
-}
-
 /// Identifies one request of a client session, counting from 0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RequestId(pub u64);
@@ -222,25 +209,18 @@ impl ClientSession {
         if let Some(obj) = obj {
             self.check_promise(obj)?;
         }
-        let check = |v: &Value| -> Result<(), EncodeError> {
-            let mut v = v.clone();
-            v.walk_mut(&mut |x: &mut Value| match x {
-                Value::Proxy(id) => self.check_promise(*id),
-                _ => Ok(()),
-            })
+        let mut check = |x: &Value| match x {
+            Value::Proxy(id) => self.check_promise(*id),
+            _ => Ok(()),
         };
         match request {
-            Request::Call { args, kwargs, .. } => {
-                for a in args.iter().chain(kwargs.iter().map(|(_, v)| v)) {
-                    if contains_proxy(a) {
-                        check(a)?;
-                    }
-                }
-            }
-            Request::GetItem { key, .. } if contains_proxy(key) => check(key)?,
-            _ => {}
+            Request::Call { args, kwargs, .. } => args
+                .iter()
+                .chain(kwargs.iter().map(|(_, v)| v))
+                .try_for_each(|v| v.walk(&mut check)),
+            Request::GetItem { key, .. } => key.walk(&mut check),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     /// Build the frame for `request` and count it in flight.

@@ -313,6 +313,23 @@ impl Value {
         }
     }
 
+    /// Visit every value nested in this one (this one included), in the
+    /// order they are encoded.
+    pub fn walk<E>(&self, f: &mut impl FnMut(&Value) -> Result<(), E>) -> Result<(), E> {
+        f(self)?;
+        match self {
+            Value::List(items) => items.iter().try_for_each(|v| v.walk(f)),
+            Value::Map(pairs) => pairs.iter().try_for_each(|(k, v)| {
+                k.walk(f)?;
+                v.walk(f)
+            }),
+            Value::Slice(s) => [&s.start, &s.stop, &s.step]
+                .into_iter()
+                .try_for_each(|v| v.walk(f)),
+            _ => Ok(()),
+        }
+    }
+
     /// Visit every value nested in this one (this one included), mutably.
     pub fn walk_mut<E>(
         &mut self,

@@ -278,19 +278,16 @@ class Connection:
 
     def _materialize(self, proxy: RPCProxy) -> Any:
         native = self._native
-        decode = lambda view: unpackb(view, allow_pickle=self._allow_pickle)  # noqa: E731
+        obj_id = proxy._rpc_obj_id
         if self._pipelining:  # the one wait of a pipelined chain
-            return self._request(self._wait_value, proxy._rpc_obj_id, decode)
-        if hasattr(native, "materialize_with"):  # decode from the library's buffer: one copy less
-            return self._request(native.materialize_with, proxy._rpc_obj_id, decode)
-        return decode(self._request(native.materialize, proxy._rpc_obj_id))
+            return self._request(self._wait_value, obj_id)
+        if hasattr(native, "materialize_value"):  # large arrays copied once, straight from the frame
+            return self._request(native.materialize_value, obj_id, self._allow_pickle)
+        return unpackb(self._request(native.materialize, obj_id), allow_pickle=self._allow_pickle)
 
-    def _wait_value(self, obj_id: int, decode: Callable[[memoryview], Any]) -> Any:
+    def _wait_value(self, obj_id: int) -> Any:
         native = self._native
-        request = native.send(_KIND_MATERIALIZE, obj_id)
-        if hasattr(native, "wait_value"):  # large arrays copied once, straight from the frame
-            return native.wait_value(request, self._allow_pickle)
-        return native.wait(request, decode)[1]
+        return native.wait_value(native.send(_KIND_MATERIALIZE, obj_id), self._allow_pickle)
 
     def _release(self, obj_id: int) -> None:
         if obj_id >= _PROMISE_BIT:

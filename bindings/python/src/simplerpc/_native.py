@@ -372,19 +372,6 @@ def _decode_borrowed(data: Any, *, on_proxy: Any = None) -> Any:
     return unpackb(view, on_proxy=on_proxy)
 
 
-def _decode_and_free(buf: Buf, decode: Callable[[memoryview], Any]) -> Any:
-    try:
-        if not buf.data:
-            return decode(memoryview(b""))
-        view = memoryview((ctypes.c_char * buf.len).from_address(buf.data)).cast("B")
-        try:
-            return decode(view)
-        finally:
-            view.release()
-    finally:
-        _buf_free(byref(buf))
-
-
 @contextlib.contextmanager
 def _borrowed(s: Slice, empty: bytes) -> Iterator[memoryview]:
     """A view of bytes the library lends for one callback (no copy), released
@@ -475,21 +462,24 @@ class NativeClient:
         )
 
     @staticmethod
-    def _answer(resp: Response, decode: Optional[Callable[[memoryview], Any]]) -> Tuple[int, Any]:
+    def _answer(resp: Response, allow_pickle: Optional[bool] = None) -> Tuple[int, Any]:
+        """The response's kind and object id or value: the value's msgpack
+        bytes, or with ``allow_pickle`` given, the value decoded straight
+        from the library's buffer (large arrays copied once)."""
         if resp.kind in (SRPC_RESPONSE_KIND_VALUE, SRPC_RESPONSE_KIND_NAMESPACE):
-            if decode is None:
+            if allow_pickle is None:
                 return resp.kind, _take(resp.value)
-            return resp.kind, _decode_and_free(resp.value, decode)
+            return resp.kind, _decode_value_and_free(resp.value, allow_pickle)
         return resp.kind, resp.obj
 
-    def _request(self, kind: int, obj: Optional[int] = None, name: str = "", path: str = "", args: bytes = b"", kwargs: bytes = b"", key: bytes = b"", payload: bytes = b"", decode: Optional[Callable[[memoryview], Any]] = None) -> Tuple[int, Any]:
+    def _request(self, kind: int, obj: Optional[int] = None, name: str = "", path: str = "", args: bytes = b"", kwargs: bytes = b"", key: bytes = b"", payload: bytes = b"", allow_pickle: Optional[bool] = None) -> Tuple[int, Any]:
         keep = _Keep()
         call = self._call(keep, kind, obj, name, path, args, kwargs, key, payload)
         resp = Response()
         st = _client_request(self._handle, byref(call), byref(resp))
         if st != SRPC_STATUS_OK:
             _raise(st)
-        return self._answer(resp, decode)
+        return self._answer(resp, allow_pickle)
 
     # -- pipelining (the promise extension)
 
@@ -528,28 +518,21 @@ class NativeClient:
             _raise(st)
         return out.value
 
-    def wait(self, request: int, decode: Optional[Callable[[memoryview], Any]] = None) -> Tuple[int, Any]:
-        """The answer of request ``request`` (raises as :meth:`_request` does)."""
+    def wait(self, request: int, allow_pickle: Optional[bool] = None) -> Tuple[int, Any]:
+        """The answer of request ``request``, as :meth:`_request` gives it
+        (and raising as it does)."""
         if not self._handle:
             raise ConnectionClosedError("the connection is closed")
         resp = Response()
         st = _client_wait(self._handle, request, byref(resp))
         if st != SRPC_STATUS_OK:
             _raise(st)
-        return self._answer(resp, decode)
+        return self._answer(resp, allow_pickle)
 
     def wait_value(self, request: int, allow_pickle: bool = False) -> Any:
         """The value request ``request`` (a materialize) answered, decoded with
         each large array copied once, from the frame into its numpy array."""
-        if not self._handle:
-            raise ConnectionClosedError("the connection is closed")
-        resp = Response()
-        st = _client_wait(self._handle, request, byref(resp))
-        if st != SRPC_STATUS_OK:
-            _raise(st)
-        if resp.kind in (SRPC_RESPONSE_KIND_VALUE, SRPC_RESPONSE_KIND_NAMESPACE):
-            return _decode_value_and_free(resp.value, allow_pickle)
-        return resp.obj
+        return self.wait(request, allow_pickle)[1]
 
     def take_failure(self) -> Optional[Tuple[int, NativeRemoteError]]:
         """The oldest error of a pipelined request no wait has reported, with its request id."""
@@ -583,10 +566,10 @@ class NativeClient:
     def materialize(self, obj_id: int) -> bytes:
         return self._request(SRPC_CALL_KIND_MATERIALIZE, obj_id)[1]
 
-    def materialize_with(self, obj_id: int, decode: Callable[[memoryview], Any]) -> Any:
-        """``decode`` the value's msgpack straight from the library's buffer
-        (saving a copy), then free the buffer. ``decode`` must not keep the view."""
-        return self._request(SRPC_CALL_KIND_MATERIALIZE, obj_id, decode=decode)[1]
+    def materialize_value(self, obj_id: int, allow_pickle: bool = False) -> Any:
+        """The object's value, decoded straight from the library's buffer
+        (large arrays copied once, from the frame into their numpy arrays)."""
+        return self._request(SRPC_CALL_KIND_MATERIALIZE, obj_id, allow_pickle=allow_pickle)[1]
 
     def eval(self, expr: str) -> int:
         return self._request(SRPC_CALL_KIND_EVAL, name=expr)[1]

@@ -57,3 +57,60 @@ pub unsafe extern "C" fn srpc_value_split(
         Ok(())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::srpc_status;
+
+    fn split(value: &[u8]) -> (srpc_status, Vec<u8>, Vec<u64>) {
+        let (mut skeleton, mut bins) = (srpc_buf::empty(), srpc_buf::empty());
+        let v = srpc_slice {
+            ptr: value.as_ptr(),
+            len: value.len(),
+        };
+        // SAFETY: `value` lives across the call; the out-pointers are valid.
+        let st = unsafe { srpc_value_split(v, 4, &mut skeleton, &mut bins) };
+        let read = |b: &srpc_buf| {
+            if b.data.is_null() {
+                Vec::new()
+            } else {
+                // SAFETY: filled by the library, valid until freed.
+                unsafe { std::slice::from_raw_parts(b.data, b.len) }.to_vec()
+            }
+        };
+        let (sk, table) = (read(&skeleton), read(&bins));
+        // SAFETY: buffers from the library (or empty), freed once.
+        unsafe {
+            crate::types::srpc_buf_free(&mut skeleton);
+            crate::types::srpc_buf_free(&mut bins);
+        }
+        let words = table
+            .chunks_exact(8)
+            .map(|c| u64::from_ne_bytes(c.try_into().unwrap()))
+            .collect();
+        (st, sk, words)
+    }
+
+    #[test]
+    fn an_array_s_data_is_taken_out_and_bad_msgpack_is_refused() {
+        // {b"nd": true, b"data": b"abcdef"}
+        let value = [
+            0x82, 0xc4, 2, b'n', b'd', 0xc3, 0xc4, 4, b'd', b'a', b't', b'a', 0xc4, 6, b'a', b'b',
+            b'c', b'd', b'e', b'f',
+        ];
+        let (st, skeleton, table) = split(&value);
+        assert_eq!(st, srpc_status::SrpcStatusOk);
+        assert_eq!(table, vec![14, 6]);
+        assert_eq!(
+            &skeleton[12..],
+            &[0xd6, SRPC_SPLIT_BIN_EXT as u8, 0, 0, 0, 0]
+        );
+        let (st, _, _) = split(&[0xc1]);
+        assert_eq!(st, srpc_status::SrpcStatusErrInvalidArgument);
+        let msg = crate::error::srpc_last_error_message();
+        // SAFETY: NUL-terminated, valid until the next call on this thread.
+        let msg = unsafe { std::ffi::CStr::from_ptr(msg) }.to_str().unwrap();
+        assert!(msg.contains("not valid msgpack"), "{msg}");
+    }
+}

@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use simplerpc::error::{srpc_last_error_message, srpc_status, srpc_status_in};
 use simplerpc::executor::{
     srpc_executor, srpc_reply, srpc_reply_error, srpc_reply_handle, srpc_reply_value,
+    srpc_reply_value_parts,
 };
 use simplerpc::server::{
     srpc_server, srpc_server_config, srpc_server_free, srpc_server_port, srpc_server_start,
@@ -178,8 +179,18 @@ unsafe extern "C" fn on_call(
                 }
                 _ => return error(reply, "builtins.TypeError", "no value"),
             };
-            // SAFETY: the running callback's reply; `v` valid for its length.
-            let st = unsafe { srpc_reply_value(reply, v.as_ptr(), v.len()) as u32 };
+            let st = if matches!(c.obj, VALUE | JUNK) {
+                // In two parts (srpc_reply_value_parts), as a host with a
+                // header and an array's own memory answers: joined, checked
+                // and copied once.
+                let (a, b) = v.split_at(v.len() / 2);
+                let parts = [sl(a), sl(b)];
+                // SAFETY: the running callback's reply; the parts are valid.
+                unsafe { srpc_reply_value_parts(reply, parts.as_ptr(), parts.len()) as u32 }
+            } else {
+                // SAFETY: the running callback's reply; `v` valid for its length.
+                unsafe { srpc_reply_value(reply, v.as_ptr(), v.len()) as u32 }
+            };
             if c.obj == JUNK {
                 *state.junk_status.lock().unwrap() = Some(st);
             }

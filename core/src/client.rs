@@ -83,6 +83,8 @@ pub struct ClientSession {
     failures: BTreeMap<u64, RemoteError>,
     /// The largest request frame this session builds.
     max_frame: usize,
+    /// Waited-for requests whose caller gave up: their answers are dropped.
+    abandoned: HashSet<u64>,
 }
 
 impl ClientSession {
@@ -100,6 +102,7 @@ impl ClientSession {
             dropped: HashSet::new(),
             failures: BTreeMap::new(),
             max_frame: usize::MAX,
+            abandoned: HashSet::new(),
         }
     }
 
@@ -385,10 +388,30 @@ impl ClientSession {
         let answer = self.decode(expected, frame);
         if self.pipelined.remove(&expected.0) {
             self.note_pipelined(expected.0, &answer);
+        } else if self.abandoned.remove(&expected.0) {
+            self.drop_answer(answer);
         } else {
             self.answers.insert(expected.0, answer);
         }
         Ok(expected)
+    }
+
+    /// The caller of waited-for request `id` gave up on it (a timeout of its
+    /// own, a Ctrl-C): its answer is dropped, now if it is here, or when it
+    /// comes, and an object it returns is released, so nothing leaks on
+    /// either side. The connection stays usable.
+    pub fn abandon(&mut self, id: RequestId) {
+        if let Some(answer) = self.answers.remove(&id.0) {
+            self.drop_answer(answer);
+        } else if !self.is_answered(id) && !self.pipelined.contains(&id.0) {
+            self.abandoned.insert(id.0);
+        }
+    }
+
+    fn drop_answer(&mut self, answer: Answer) {
+        if let Ok((Response::Object(obj), _)) = answer {
+            self.release(obj);
+        }
     }
 
     /// Whether request `id` has been answered (and not yet taken), or is no

@@ -416,3 +416,35 @@ fn forged_proxy_maps_are_refused() {
         other => panic!("a forged reference was accepted: {other:?}"),
     }
 }
+
+#[test]
+fn an_abandoned_request_is_dropped_and_its_object_released() {
+    let mut p = Pair::new(Extensions::ALL);
+    let import = Request::ImportModule {
+        module: "sim".into(),
+    };
+    // Abandoned while in flight: its answer is dropped when it comes, and
+    // the object it made is released with the next request.
+    let (early, frame) = p.client.send(&import).unwrap();
+    p.client.abandon(early);
+    let answer = p.server.handle_frame(Bytes::from(frame));
+    p.client.receive(Bytes::from(answer)).unwrap();
+    assert!(p.client.take(early).is_none(), "nothing to take");
+    assert_eq!(p.server.live_objects(), 1);
+    // Abandoned after its answer came: the same.
+    let (late, frame) = p.client.send(&import).unwrap();
+    let answer = p.server.handle_frame(Bytes::from(frame));
+    p.client.receive(Bytes::from(answer)).unwrap();
+    p.client.abandon(late);
+    assert!(p.client.take(late).is_none());
+    // (The first release rode on the second request.)
+    assert_eq!(p.client.pending_releases(), 1);
+    assert_eq!(p.server.live_objects(), 1);
+    // The connection goes on, requests still pair, and both objects are gone.
+    let kept = p.obj(import);
+    assert_eq!(p.server.live_objects(), 1);
+    assert_eq!(
+        p.request(Request::Materialize { obj_id: kept }),
+        p.request(Request::Materialize { obj_id: kept })
+    );
+}

@@ -1,5 +1,7 @@
 //! Server and client configuration.
 
+use std::time::Duration;
+
 use simplerpc_core::Extensions;
 use tungstenite::protocol::WebSocketConfig;
 
@@ -13,6 +15,19 @@ pub const DEFAULT_HOST: &str = "localhost";
 
 /// The default port, as the reference uses.
 pub const DEFAULT_PORT: u16 = 8000;
+
+/// By default a peer silent this long is pinged.
+pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(10);
+
+/// By default a peer silent this long, pings unanswered, counts as dead.
+pub const DEFAULT_DEAD_AFTER: Duration = Duration::from_secs(30);
+
+/// How a side tells a live peer from a dead one.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Liveness {
+    pub(crate) ping_interval: Duration,
+    pub(crate) dead_after: Option<Duration>,
+}
 
 /// How a [`Server`](crate::Server) listens and whom it lets in.
 #[derive(Debug, Clone)]
@@ -28,6 +43,13 @@ pub struct ServerConfig {
     pub max_message_size: usize,
     /// The protocol extensions this server accepts when a client offers them.
     pub extensions: Extensions,
+    /// A client silent this long is pinged.
+    pub ping_interval: Duration,
+    /// A client silent this long (its pings unanswered, or a response it
+    /// does not read) is dropped, and its session and objects freed; `None`
+    /// never gives up. A stock simplerpyc client answers pings only during
+    /// its calls, so for it only an unread response counts.
+    pub dead_after: Option<Duration>,
 }
 
 impl Default for ServerConfig {
@@ -38,6 +60,8 @@ impl Default for ServerConfig {
             token: None,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             extensions: Extensions::ALL,
+            ping_interval: DEFAULT_PING_INTERVAL,
+            dead_after: Some(DEFAULT_DEAD_AFTER),
         }
     }
 }
@@ -62,6 +86,15 @@ pub struct ClientConfig {
     /// waits as long as the call takes. A request that runs out of time fails
     /// with [`Error::Timeout`](crate::Error::Timeout) and ends the connection.
     pub timeout: Option<std::time::Duration>,
+    /// While a request waits, a server silent this long is pinged.
+    pub ping_interval: Duration,
+    /// A simplerpc server silent this long while a request waits, its pings
+    /// unanswered, counts as dead (frozen, or the network is gone): the
+    /// request fails with [`Error::Dead`](crate::Error::Dead) and the
+    /// connection is closed. A healthy server answers pings during the
+    /// longest call. `None` waits forever. Not applied to a stock
+    /// simplerpyc server, which cannot answer pings while it runs a call.
+    pub dead_after: Option<Duration>,
 }
 
 impl Default for ClientConfig {
@@ -73,6 +106,8 @@ impl Default for ClientConfig {
             extensions: Extensions::ALL,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             timeout: None,
+            ping_interval: DEFAULT_PING_INTERVAL,
+            dead_after: Some(DEFAULT_DEAD_AFTER),
         }
     }
 }

@@ -2,9 +2,8 @@
 //! runs requests itself, and a standby thread that keeps the connection
 //! alive while a call runs long.
 //!
-//! Blocking tungstenite cannot be split into a reading and a writing half
-//! (tungstenite-rs #311), so the socket sits behind a mutex and one thread
-//! at a time does the I/O.
+//! The socket sits behind a mutex and one thread at a time does the I/O
+//! (the framing is ours, see [`crate::wire`]).
 //!
 //! The connection thread owns the client's [`ServerSession`] (and through
 //! it the executor). It reads a request, runs it and writes the response
@@ -21,11 +20,26 @@
 //!
 //! Reads have a timeout ([`IDLE_READ`]) so that a shutdown is noticed;
 //! writes have one too ([`WRITE_TIMEOUT`]): a small response the client is
-//! not reading yet stays buffered while the thread goes on reading. A large
-//! one (from [`RAW_WRITE_MIN`]) goes straight to the socket and the thread
-//! waits until the client has read it, so a client must read while it
-//! writes (ours does, and so does the stock one); one that reads nothing
-//! for 30 s is dropped, and a shutdown does not wait for it.
+//! not reading yet stays queued while the thread goes on reading. A large
+//! one goes straight to the socket from the response's own buffer, and the
+//! thread waits until the client has read it, so a client must read while
+//! it writes (ours does, and so does the stock one).
+//!
+//! **Backpressure and memory.** A client that stops reading stops being
+//! read: once [`PENDING_MAX`] bytes of responses wait for it, or a large
+//! response is being written, the connection reads no further request, so
+//! TCP pushes back on the client. The standby thread queues at most
+//! [`QUEUED_MAX`] bytes of requests. A connection's memory is therefore
+//! bounded by about `max_message_size` (the message being read) +
+//! [`QUEUED_MAX`] + one message + [`PENDING_MAX`] + the response being
+//! written, plus the client's objects.
+//!
+//! **Liveness.** A client that negotiated our extensions answers pings even
+//! while idle; one silent for `ping_interval` is pinged, one silent for
+//! `dead_after` (pings unanswered, or a response it does not read) is
+//! dropped and its session and objects freed. A stock client answers pings
+//! only during its calls, so for it only a write that makes no progress for
+//! `dead_after` ends the connection.
 
 use std::collections::VecDeque;
 use std::net::{SocketAddr, TcpStream};
@@ -35,16 +49,12 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use simplerpc_core::{Executor, ServerSession};
-use tungstenite::error::ProtocolError;
-use tungstenite::protocol::frame::coding::CloseCode;
-use tungstenite::protocol::CloseFrame;
-use tungstenite::{Message, WebSocket};
+use simplerpc_core::{Executor, Extensions, ServerSession};
 
-use crate::close;
-use crate::error::would_block;
+use crate::config::Liveness;
 use crate::handshake;
 use crate::server::{ClientInfo, Context, Control};
+use crate::wire::{close_code, Incoming, Reader, Wire, WireError};
 
 /// Socket read timeout while nothing is buffered: how soon a shutdown is noticed.
 const IDLE_READ: Duration = Duration::from_millis(150);
@@ -55,8 +65,12 @@ const BUSY_READ: Duration = Duration::from_millis(5);
 const TAKEOVER_AFTER: Duration = Duration::from_millis(100);
 /// Socket write timeout: a write that cannot progress this long yields to reading.
 const WRITE_TIMEOUT: Duration = Duration::from_millis(50);
-/// Responses this large are written past tungstenite's buffer (see `raw_frame`).
-const RAW_WRITE_MIN: usize = 1 << 20;
+/// Responses queued for a client that does not read them: past this, no
+/// further request is read until they are written.
+pub(crate) const PENDING_MAX: usize = 1 << 20;
+/// Requests the standby thread queues while a call runs: past this it stops
+/// reading until the connection thread has taken them.
+pub(crate) const QUEUED_MAX: usize = 64 << 20;
 /// How long the connection thread polls for the next request, after an
 /// answer, before it sleeps: a client stepping in a loop often sends it
 /// within this, and a thread that does not sleep is not woken (tens of
@@ -68,10 +82,10 @@ type Ended = String;
 
 /// Serve one accepted TCP connection until it ends; joins its standby thread.
 pub(crate) fn run(stream: TcpStream, peer: SocketAddr, ctx: &Context) {
-    let Some((ws, extensions)) = handshake::accept(stream, peer, ctx) else {
+    let Some((wire, extensions)) = handshake::accept(stream, peer, ctx) else {
         return;
     };
-    if let Err(e) = ws.get_ref().set_write_timeout(Some(WRITE_TIMEOUT)) {
+    if let Err(e) = wire.stream().set_write_timeout(Some(WRITE_TIMEOUT)) {
         log::warn!("client {peer}: cannot configure the socket: {e}");
         return;
     }
@@ -81,10 +95,12 @@ pub(crate) fn run(stream: TcpStream, peer: SocketAddr, ctx: &Context) {
     );
     let shared = Arc::new(Shared {
         socket: Mutex::new(Socket {
-            ws,
+            wire,
             control: ctx.control.clone(),
-            read_timeout: None,
-            unflushed: false,
+            liveness: ctx.liveness,
+            // Our clients answer pings while idle; a stock one only in a call.
+            answers_idle: extensions != Extensions::NONE,
+            last_ping: None,
         }),
         state: Mutex::new(State::default()),
         wake: Condvar::new(),
@@ -102,7 +118,7 @@ pub(crate) fn run(stream: TcpStream, peer: SocketAddr, ctx: &Context) {
             log::error!("client {peer}: cannot start a thread: {e}");
             shared
                 .socket()
-                .close(CloseCode::Error, "the server cannot serve more clients");
+                .close(close_code::ERROR, "the server cannot serve more clients");
             return;
         }
     };
@@ -112,7 +128,7 @@ pub(crate) fn run(stream: TcpStream, peer: SocketAddr, ctx: &Context) {
         Err(_) => {
             shared
                 .socket()
-                .close(CloseCode::Error, "internal server error");
+                .close(close_code::ERROR, "internal server error");
             ("the executor factory panicked".into(), 0)
         }
     };
@@ -149,6 +165,8 @@ struct State {
     calls: u64,
     /// Requests the standby thread read while a call ran, oldest first.
     queued: VecDeque<Bytes>,
+    /// Their bytes.
+    queued_bytes: usize,
     /// The standby thread saw the connection end.
     ended: Option<Ended>,
     /// The connection thread is done: the standby thread returns.
@@ -177,12 +195,13 @@ fn serve<E: Executor>(
         if ctx.control.stopping() {
             shared
                 .socket()
-                .close(CloseCode::Away, "server shutting down");
+                .close(close_code::AWAY, "server shutting down");
             break "server shutting down".into();
         }
         let frame = {
             let mut state = shared.state();
             if let Some(frame) = state.queued.pop_front() {
+                state.queued_bytes -= frame.len();
                 Some(frame)
             } else if let Some(ended) = state.ended.take() {
                 break ended;
@@ -281,12 +300,25 @@ fn standby(shared: &Shared, control: &Control) {
                     }
                 }
                 if control.stopping() {
-                    socket.close(CloseCode::Away, "server shutting down");
+                    socket.close(close_code::AWAY, "server shutting down");
                     shared.state().ended = Some("server shutting down".into());
                     break;
                 }
+                if shared.state().queued_bytes > QUEUED_MAX {
+                    // Backpressure: the client waits until the queue drains.
+                    // Pings are not answered meanwhile, nor needed: the
+                    // client is busy writing.
+                    drop(socket);
+                    thread::sleep(BUSY_READ);
+                    socket = shared.socket();
+                    continue;
+                }
                 match socket.read_request(true) {
-                    Ok(Some(frame)) => shared.state().queued.push_back(frame),
+                    Ok(Some(frame)) => {
+                        let mut state = shared.state();
+                        state.queued_bytes += frame.len();
+                        state.queued.push_back(frame);
+                    }
                     Ok(None) => {}
                     Err(ended) => {
                         shared.state().ended = Some(ended);
@@ -301,13 +333,14 @@ fn standby(shared: &Shared, control: &Control) {
 
 /// The socket and what the connection knows about it.
 struct Socket {
-    ws: WebSocket<TcpStream>,
+    wire: Wire,
     /// The server's stop flag: a write that waits for a client gives up on it.
     control: Arc<Control>,
-    /// The socket's current read timeout, to skip redundant system calls.
-    read_timeout: Option<Duration>,
-    /// Response bytes are buffered that the socket would not take yet.
-    unflushed: bool,
+    liveness: Liveness,
+    /// The client answers pings while idle, so its silence means it is gone.
+    answers_idle: bool,
+    /// When we last pinged the client.
+    last_ping: Option<Instant>,
 }
 
 impl Socket {
@@ -315,57 +348,77 @@ impl Socket {
     /// ping was answered (`None`), or the connection ends (`Err`). `busy`:
     /// someone waits for the socket, so read in short slices.
     fn read_request(&mut self, busy: bool) -> Result<Option<Bytes>, Ended> {
-        if self.unflushed {
+        if self.wire.pending() > 0 {
             self.flush()?;
+            if self.wire.pending() > PENDING_MAX {
+                // Backpressure: read nothing more until the client reads.
+                return self.keepalive().map(|()| None);
+            }
         }
-        let timeout = if busy || self.unflushed {
+        let timeout = if busy || self.wire.pending() > 0 {
             BUSY_READ
         } else {
             IDLE_READ
         };
-        if let Err(e) = self.set_read_timeout(timeout) {
+        if let Err(e) = self.wire.set_read_timeout(Some(timeout)) {
             return Err(format!("socket error: {e}"));
         }
-        match self.ws.read() {
-            Ok(Message::Binary(frame)) => Ok(Some(frame)),
-            // Not a protocol message: the session answers it with an error.
-            Ok(Message::Text(text)) => Ok(Some(text.into())),
-            Ok(Message::Ping(_)) => {
-                // tungstenite queued the pong; send it now.
-                self.flush()?;
+        match self.wire.read() {
+            Ok(Incoming::Message(frame)) => Ok(Some(frame)),
+            Ok(Incoming::Ping(payload)) => {
+                if self.wire.queue_pong(&payload).is_ok() {
+                    self.flush()?;
+                }
                 Ok(None)
             }
-            Ok(Message::Pong(_) | Message::Frame(_)) => Ok(None),
-            Ok(Message::Close(_)) => {
-                // Sends our half of the close handshake.
-                let _ = self.ws.flush();
+            Ok(Incoming::Pong) => Ok(None),
+            Ok(Incoming::Close(_)) => {
+                // Our half of the close handshake.
+                self.wire.close_now();
                 Err("closed by the client".into())
             }
-            Err(e) if would_block(&e) => Ok(None),
-            Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
-                Err("closed by the client".into())
-            }
-            Err(tungstenite::Error::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => {
+            Err(e) if e.is_retry() => self.keepalive().map(|()| None),
+            Err(WireError::Eof { mid_frame: false }) => {
                 Err("the client went away without closing".into())
             }
-            // A message over the limit: say so with 1009 (message too big)
-            // and the sizes, so the client can tell its user why.
-            Err(tungstenite::Error::Capacity(e)) => {
-                let mut reason = format!("{e} (the server's max_message_size)");
-                // A close reason may hold 123 bytes.
-                while reason.len() > 123 {
-                    reason.pop();
+            Err(e) => {
+                if let Some((code, reason)) = e.close_frame() {
+                    self.close(code, &reason);
+                    return Err(format!("refused a message: {e}"));
                 }
-                self.close(CloseCode::Size, reason.clone());
-                Err(format!("refused a message: {reason}"))
+                Err(format!("connection lost: {e}"))
             }
-            Err(e) => Err(format!("connection lost: {e}")),
         }
+    }
+
+    /// Ping a silent client; give up on one silent too long.
+    fn keepalive(&mut self) -> Result<(), Ended> {
+        let silent = self.wire.last_heard().elapsed();
+        if silent < self.liveness.ping_interval {
+            return Ok(());
+        }
+        if let Some(dead) = self.liveness.dead_after {
+            if silent >= dead && (self.answers_idle || self.wire.pending() > 0) {
+                return Err(format!(
+                    "the client sent nothing for {} s, not even a pong: it is frozen or \
+                     unreachable; its session and objects are freed",
+                    silent.as_secs()
+                ));
+            }
+        }
+        let due = self
+            .last_ping
+            .map_or(true, |t| t.elapsed() >= self.liveness.ping_interval);
+        if due && !self.wire.closing() && self.wire.queue_ping().is_ok() {
+            self.last_ping = Some(Instant::now());
+            self.flush()?;
+        }
+        Ok(())
     }
 
     /// Poll for a request without sleeping, for [`SPIN`] at most.
     fn spin_for_request(&mut self) -> Result<Option<Bytes>, Ended> {
-        if self.unflushed || self.ws.get_ref().set_nonblocking(true).is_err() {
+        if self.wire.pending() > 0 || self.wire.set_nonblocking(true).is_err() {
             return Ok(None);
         }
         let until = Instant::now() + SPIN;
@@ -378,88 +431,53 @@ impl Socket {
             // Yield, not spin: a peer thread on this CPU gets to run.
             std::thread::yield_now();
         }
-        let _ = self.ws.get_ref().set_nonblocking(false);
+        let _ = self.wire.set_nonblocking(false);
         got
     }
 
-    /// Write a response and flush what the socket takes.
-    fn send(&mut self, frame: Vec<u8>) -> Result<(), Ended> {
-        if frame.len() >= RAW_WRITE_MIN {
-            return self.send_raw(&frame);
-        }
-        match self.ws.write(Message::Binary(frame.into())) {
-            Ok(()) => {}
-            // Buffered; it goes out with a later flush.
-            Err(e) if would_block(&e) => self.unflushed = true,
-            Err(e) => return Err(format!("connection lost: {e}")),
-        }
-        self.flush()
-    }
-
-    /// A large response goes straight to the socket (see `raw_frame`): once
-    /// tungstenite has written out what it holds, the frame is written past
-    /// it, so its buffer never grows to the response's size. The socket is
-    /// held until the frame is out; a client reads while it writes, so this
-    /// waits for the client, and a client that reads nothing for
-    /// `raw_frame::STALL_LIMIT` ends the connection.
-    fn send_raw(&mut self, frame: &[u8]) -> Result<(), Ended> {
-        // After our close frame no data frame may follow.
-        if !self.ws.can_write() {
-            return Err("the connection is closing".into());
-        }
+    /// Write a response. A small one is queued and written as far as the
+    /// socket takes it; a large one goes straight from its buffer to the
+    /// socket, and the socket is held until it is out: the client reads
+    /// while it writes, so this waits for the client, and one that reads
+    /// nothing for `dead_after` ends the connection, as does a shutdown.
+    fn send(&mut self, mut frame: Vec<u8>) -> Result<(), Ended> {
         let control = self.control.clone();
-        let stop = move || control.stopping();
-        // What tungstenite holds goes first (small: large frames never enter
-        // it). It does not say how much each try wrote, so the stall limit
-        // counts from the start here.
-        let since = Instant::now();
-        loop {
-            match self.ws.flush() {
-                Ok(()) => break,
-                Err(e) if would_block(&e) => {
-                    if stop() {
-                        return Err("server shutting down".into());
-                    }
-                    if since.elapsed() >= crate::raw_frame::STALL_LIMIT {
-                        return Err("connection lost: the client read nothing".into());
-                    }
-                }
-                Err(e) => return Err(format!("connection lost: {e}")),
+        let dead_after = self.liveness.dead_after;
+        let mut stalled = |_: &mut Reader, _: &TcpStream, idle: Duration| {
+            if control.stopping() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::Interrupted,
+                    "the server is shutting down",
+                ));
             }
+            match dead_after {
+                Some(dead) if idle >= dead => Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("the client read nothing for {} s", idle.as_secs()),
+                )),
+                _ => Ok(()),
+            }
+        };
+        if frame.len() <= crate::wire::SMALL {
+            return match self.wire.queue_binary(&frame) {
+                Ok(()) => self.flush(),
+                Err(e) => Err(format!("connection lost: {e}")),
+            };
         }
-        self.unflushed = false;
-        crate::raw_frame::write_binary(self.ws.get_mut(), frame, &stop)
+        self.wire
+            .write_message(&mut frame, &mut stalled)
             .map_err(|e| format!("connection lost: {e}"))
     }
 
     fn flush(&mut self) -> Result<(), Ended> {
-        match self.ws.flush() {
-            Ok(()) => {
-                self.unflushed = false;
-                Ok(())
-            }
-            Err(e) if would_block(&e) => {
-                self.unflushed = true;
-                Ok(())
-            }
-            Err(e) => Err(format!("connection lost: {e}")),
-        }
-    }
-
-    fn set_read_timeout(&mut self, t: Duration) -> std::io::Result<()> {
-        if self.read_timeout != Some(t) {
-            self.ws.get_ref().set_read_timeout(Some(t))?;
-            self.read_timeout = Some(t);
-        }
-        Ok(())
+        self.wire
+            .flush()
+            .map(drop)
+            .map_err(|e| format!("connection lost: {e}"))
     }
 
     /// Send a close frame and wait briefly for the client's reply.
-    fn close(&mut self, code: CloseCode, reason: impl Into<String>) {
-        let frame = CloseFrame {
-            code,
-            reason: reason.into().into(),
-        };
-        close::close_with_grace(&mut self.ws, Some(frame), &mut self.read_timeout);
+    fn close(&mut self, code: u16, reason: &str) {
+        self.wire.close(Some((code, reason)));
     }
 }

@@ -57,6 +57,22 @@ pub enum Error {
     /// was closed (a late answer could not be paired any more).
     #[error("the server did not answer within {0:?}; the connection was closed, connect again")]
     Timeout(std::time::Duration),
+    /// A simplerpc server sent nothing while a request waited, not even a
+    /// pong to the pings it was sent, for the client's `dead_after`: it is
+    /// frozen (stopped, swapping) or the network is gone. The connection was
+    /// closed.
+    #[error(
+        "the server sent nothing for {} s while a request waited, not even a pong: \
+         it is frozen or unreachable; the connection was closed, connect again \
+         (ClientConfig::dead_after sets how long to wait)",
+        .0.as_secs()
+    )]
+    Dead(std::time::Duration),
+    /// A signal interrupted a wait (only for a client that asked for it,
+    /// [`Client::set_interruptible`](crate::Client::set_interruptible)): the
+    /// request is still in flight; wait for it again, or abandon it.
+    #[error("a signal interrupted the wait; the request is still in flight")]
+    Interrupted,
     /// The remote code raised an exception.
     #[error("remote exception {}", remote_text(.0))]
     Remote(RemoteError),
@@ -117,12 +133,4 @@ impl Error {
             _ => None,
         }
     }
-}
-
-/// A read or write that timed out: nothing is lost, try again later.
-pub(crate) fn would_block(e: &tungstenite::Error) -> bool {
-    matches!(e, tungstenite::Error::Io(io) if matches!(
-        io.kind(),
-        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-    ))
 }

@@ -9,10 +9,10 @@ use simplerpc_core::{extensions, Extensions};
 use tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tungstenite::handshake::HandshakeError;
 use tungstenite::http::{header, HeaderValue, StatusCode};
-use tungstenite::WebSocket;
 
 use crate::server::Context;
 use crate::token;
+use crate::wire::{Tap, Wire};
 
 /// How long a client may take to send its upgrade request.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -23,12 +23,13 @@ const HANDSHAKE_POLL: Duration = Duration::from_millis(200);
 const UNAUTHORIZED_BODY: &str = "invalid or missing token\n";
 
 /// Run the handshake on a fresh connection. `None` when it failed or was
-/// refused (already logged); otherwise the socket and the accepted extensions.
+/// refused (already logged); otherwise the connection, with what the client
+/// sent past the handshake already in its reader, and the accepted extensions.
 pub(crate) fn accept(
     stream: TcpStream,
     peer: SocketAddr,
     ctx: &Context,
-) -> Option<(WebSocket<TcpStream>, Extensions)> {
+) -> Option<(Wire, Extensions)> {
     if let Err(e) = configure(&stream) {
         log::warn!("client {peer}: cannot configure the socket: {e}");
         return None;
@@ -57,10 +58,23 @@ pub(crate) fn accept(
         Ok(resp)
     };
     let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
-    let mut attempt = tungstenite::accept_hdr_with_config(stream, callback, Some(ctx.ws_config));
+    let mut attempt =
+        tungstenite::accept_hdr_with_config(Tap::new(stream), callback, Some(ctx.ws_config));
     loop {
         match attempt {
-            Ok(ws) => return Some((ws, accepted.get())),
+            Ok(mut ws) => {
+                // From here on the frames are ours (see `wire`).
+                let max = ctx.ws_config.max_message_size.unwrap_or(usize::MAX);
+                return match ws.get_mut().finish() {
+                    Ok((stream, leftover)) => {
+                        Some((Wire::server(stream, max, &leftover), accepted.get()))
+                    }
+                    Err(e) => {
+                        log::warn!("client {peer}: cannot configure the socket: {e}");
+                        None
+                    }
+                };
+            }
             Err(HandshakeError::Interrupted(mid)) => {
                 if ctx.control.stopping() {
                     return None;

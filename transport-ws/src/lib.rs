@@ -39,15 +39,14 @@
 #![warn(missing_docs)]
 
 mod client;
-mod close;
 pub mod config;
 mod connection;
 mod error;
 mod handshake;
 mod proxy;
-mod raw_frame;
 mod server;
 pub mod token;
+mod wire;
 
 pub use client::Client;
 pub use config::{ClientConfig, ServerConfig};

@@ -16,7 +16,7 @@ use std::time::Duration;
 use simplerpc_core::{Executor, Extensions};
 use tungstenite::protocol::WebSocketConfig;
 
-use crate::config::{host_port, websocket_config, ServerConfig};
+use crate::config::{host_port, websocket_config, Liveness, ServerConfig};
 use crate::connection;
 use crate::error::Error;
 use crate::token;
@@ -39,6 +39,7 @@ pub(crate) struct Context {
     pub(crate) token: String,
     pub(crate) extensions: Extensions,
     pub(crate) ws_config: WebSocketConfig,
+    pub(crate) liveness: Liveness,
     pub(crate) factory: Factory,
     pub(crate) control: Arc<Control>,
 }
@@ -127,6 +128,10 @@ impl Server {
             token,
             extensions: config.extensions,
             ws_config: websocket_config(config.max_message_size),
+            liveness: Liveness {
+                ping_interval: config.ping_interval,
+                dead_after: config.dead_after,
+            },
             factory,
             control,
         });

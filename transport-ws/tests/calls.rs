@@ -549,7 +549,10 @@ fn messages_over_the_limit_are_refused_clearly_on_both_sides() {
         .and_then(|r| r.materialize())
         .unwrap_err();
     let text = err.to_string();
-    assert!(text.contains("1009") && text.contains("too long"), "{text}");
+    assert!(
+        text.contains("1009") && text.contains("over the limit of 65536"),
+        "{text}"
+    );
     // A client with a limit refuses to build a request over it, saying
     // its size and the limit, and the connection goes on.
     cfg.max_message_size = 64 << 10;

@@ -2,23 +2,21 @@
 //! socket, the [`ClientSession`], and how the connection ended (the server
 //! closed it, the socket failed, the client closed it).
 
-use std::net::TcpStream;
 use std::time::Duration;
 
 use simplerpc_core::ClientSession;
-use tungstenite::protocol::frame::coding::CloseCode;
-use tungstenite::protocol::CloseFrame;
-use tungstenite::{Message, WebSocket};
 
 use super::POLL;
-use crate::close;
-use crate::error::{would_block, Error};
+use crate::config::Liveness;
+use crate::error::Error;
+use crate::wire::{close_code, Incoming, Wire, WireError};
 
 /// Why the connection can no longer be used.
 #[derive(Debug, Clone)]
 pub(super) enum Ended {
     Closed(String),
     Unauthorized,
+    Dead(Duration),
 }
 
 impl Ended {
@@ -27,57 +25,63 @@ impl Ended {
         match self {
             Ended::Closed(why) => Error::Closed(why.clone()),
             Ended::Unauthorized => Error::Unauthorized { addr: addr.into() },
+            Ended::Dead(silent) => Error::Dead(*silent),
         }
     }
 }
 
 pub(super) struct Conn {
-    pub(super) ws: WebSocket<TcpStream>,
+    pub(super) wire: Wire,
     pub(super) session: ClientSession,
     pub(super) ended: Option<Ended>,
     /// An error seen while idle, reported by the next request.
     pub(super) pending: Option<Error>,
-    /// The socket's current read timeout, to skip redundant system calls.
-    pub(super) read_timeout: Option<Duration>,
     pub(super) addr: String,
     /// How long a request may wait for its responses (None: as long as it takes).
     pub(super) timeout: Option<Duration>,
+    /// Pinging a silent server, and when to give up on it (only a simplerpc
+    /// server: a stock one cannot answer pings during a call).
+    pub(super) liveness: Liveness,
+    /// A signal ends a wait with [`Error::Interrupted`] instead of being retried.
+    pub(super) interruptible: bool,
+    /// When we last pinged the server.
+    pub(super) last_ping: Option<std::time::Instant>,
 }
 
 impl Conn {
-    /// A connection fresh from the handshake (no read timeout set).
+    /// A connection fresh from the handshake.
     pub(super) fn new(
-        ws: WebSocket<TcpStream>,
+        wire: Wire,
         session: ClientSession,
         addr: String,
         timeout: Option<Duration>,
+        liveness: Liveness,
     ) -> Conn {
         Conn {
-            ws,
+            wire,
             session,
             ended: None,
             pending: None,
-            read_timeout: None,
             addr,
             timeout,
+            liveness,
+            interruptible: false,
+            last_ping: None,
         }
     }
 
     /// The server sent a close frame: answer it and remember why.
-    pub(super) fn peer_closed(&mut self, frame: Option<CloseFrame>) -> Error {
-        let _ = self.ws.flush();
+    pub(super) fn peer_closed(&mut self, frame: Option<(u16, String)>) -> Error {
+        self.wire.close_now();
         let ended = match frame {
             // The reference server's answer to a wrong token.
-            Some(f) if f.code == CloseCode::Policy => Ended::Unauthorized,
-            Some(f) if f.reason.is_empty() => Ended::Closed(format!(
-                "the server closed it with code {}",
-                u16::from(f.code)
-            )),
-            Some(f) => Ended::Closed(format!(
-                "the server closed it with code {}: {}",
-                u16::from(f.code),
-                f.reason
-            )),
+            Some((1008, _)) => Ended::Unauthorized,
+            Some((code, reason)) if reason.is_empty() => {
+                Ended::Closed(format!("the server closed it with code {code}"))
+            }
+            Some((code, reason)) => {
+                Ended::Closed(format!("the server closed it with code {code}: {reason}"))
+            }
             None => Ended::Closed("the server closed it".into()),
         };
         let error = ended.error(&self.addr);
@@ -85,45 +89,53 @@ impl Conn {
         error
     }
 
-    /// The socket failed. A close frame may still be waiting to be read (the
+    /// Reading failed. A close frame may still be waiting to be read (the
     /// reference server closes right after the handshake when the token is
-    /// wrong); look for it before giving up.
-    pub(super) fn fail(&mut self, e: tungstenite::Error) -> Error {
-        if self.ended.is_none() && matches!(e, tungstenite::Error::Io(_)) {
-            let _ = self.ws.get_ref().set_read_timeout(Some(POLL));
-            self.read_timeout = Some(POLL);
+    /// wrong); look for it before giving up on a socket error.
+    pub(super) fn fail_read(&mut self, e: WireError) -> Error {
+        if let Some((code, reason)) = e.close_frame() {
+            self.wire.close(Some((code, &reason)));
+            return self.end(format!("the server broke the protocol: {e}"));
+        }
+        if let WireError::Io(_) = e {
+            return self.fail_io(e.to_string());
+        }
+        let why = match e {
+            WireError::Eof { mid_frame: false } => "the server dropped the connection".into(),
+            other => other.to_string(),
+        };
+        self.end(why)
+    }
+
+    /// Writing (or configuring the socket) failed.
+    pub(super) fn fail_io(&mut self, why: String) -> Error {
+        if self.ended.is_none() && self.wire.set_read_timeout(Some(POLL)).is_ok() {
             for _ in 0..8 {
-                match self.ws.read() {
-                    Ok(Message::Close(frame)) => return self.peer_closed(frame),
+                match self.wire.read() {
+                    Ok(Incoming::Close(frame)) => return self.peer_closed(frame),
                     Ok(_) => {}
-                    Err(e) if would_block(&e) => {}
+                    Err(e) if e.is_retry() => {}
                     Err(_) => break,
                 }
             }
         }
-        if let Some(ended) = &self.ended {
-            return ended.error(&self.addr);
+        self.end(why)
+    }
+
+    /// Mark the connection ended (unless it already is) and return the error.
+    pub(super) fn end(&mut self, why: String) -> Error {
+        if self.ended.is_none() {
+            self.ended = Some(Ended::Closed(why));
         }
-        let why = match e {
-            tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => {
-                "the connection was closed".to_string()
-            }
-            tungstenite::Error::Protocol(
-                tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
-            ) => "the server dropped the connection".to_string(),
-            tungstenite::Error::Capacity(e) => format!("a message exceeds the size limit: {e}"),
-            other => other.to_string(),
-        };
-        self.ended = Some(Ended::Closed(why.clone()));
-        Error::Closed(why)
+        match &self.ended {
+            Some(ended) => ended.error(&self.addr),
+            None => Error::Closed(String::new()),
+        }
     }
 
     pub(super) fn set_read_timeout(&mut self, t: Option<Duration>) -> Result<(), Error> {
-        if self.read_timeout != t {
-            if let Err(e) = self.ws.get_ref().set_read_timeout(t) {
-                return Err(self.fail(e.into()));
-            }
-            self.read_timeout = t;
+        if let Err(e) = self.wire.set_read_timeout(t) {
+            return Err(self.fail_io(e.to_string()));
         }
         Ok(())
     }
@@ -134,7 +146,7 @@ impl Conn {
             return;
         }
         self.ended = Some(Ended::Closed("closed by this client".into()));
-        close::close_with_grace(&mut self.ws, None, &mut self.read_timeout);
+        self.wire.close(Some((close_code::NORMAL, "")));
     }
 }
 
@@ -143,8 +155,7 @@ impl Drop for Conn {
         // Tell the server we are going; do not wait for its answer.
         if self.ended.is_none() {
             self.ended = Some(Ended::Closed("the client was dropped".into()));
-            let _ = self.ws.close(None);
-            let _ = self.ws.flush();
+            self.wire.close_now();
         }
     }
 }

@@ -9,17 +9,21 @@
 //! requests, so waited-for and pipelined requests share the connection in
 //! any mix.
 
+use std::io;
+use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
 use simplerpc_core::{ClientError, RawValue, RequestId, Response};
-use tungstenite::Message;
 
 use super::conn::{Conn, Ended};
 use super::POLL;
+use crate::error::Error;
+use crate::wire::{Incoming, Reader, WireError};
 
 /// How long a wait polls before it sleeps (see `Conn::spin_for`).
 const SPIN: Duration = Duration::from_micros(60);
-use crate::error::{would_block, Error};
+/// How often a wait with no deadline looks at the server's silence.
+const LIVENESS_TICK: Duration = Duration::from_secs(1);
 
 /// A response with the bytes of its value as the frame holds them (see
 /// [`simplerpc_core::ClientSession::handle_frame_raw`]), or why the frame
@@ -27,43 +31,82 @@ use crate::error::{would_block, Error};
 pub(super) type Answer = Result<(Response, Option<RawValue>), ClientError>;
 
 impl Conn {
-    /// Write one request frame and flush it, reading responses meanwhile if
-    /// the socket will not take it at once (so a large pipeline cannot
-    /// deadlock against a server that is writing to us).
-    pub(super) fn write_frame(&mut self, frame: Vec<u8>) -> Result<(), Error> {
-        match self.ws.write(Message::Binary(frame.into())) {
-            Ok(()) => {}
-            Err(e) if would_block(&e) => {}
-            Err(e) => return Err(self.fail(e)),
+    /// Write one request frame, reading responses meanwhile if the socket
+    /// will not take it at once (so a large pipeline cannot deadlock against
+    /// a server that is writing to us). A large frame goes to the socket
+    /// from `frame` itself, masked in place.
+    pub(super) fn write_frame(&mut self, mut frame: Vec<u8>) -> Result<(), Error> {
+        self.set_read_timeout(Some(POLL))?;
+        let session = &mut self.session;
+        let dead_after = self.liveness.dead_after;
+        let mut closed = None;
+        let mut failure = None;
+        let mut stalled = |reader: &mut Reader, stream: &TcpStream, idle: Duration| {
+            if let Some(dead) = dead_after {
+                if idle >= dead && reader.last_heard().elapsed() >= dead {
+                    failure = Some(Error::Dead(idle));
+                    return Err(io::Error::other("dead"));
+                }
+            }
+            // Pings wait: a pong cannot go out in the middle of our frame.
+            match reader.read(&mut &*stream) {
+                Ok(Incoming::Message(m)) => {
+                    if let Err(e) = session.receive(m) {
+                        failure = Some(Error::Protocol(e));
+                        return Err(io::Error::other("protocol"));
+                    }
+                    Ok(())
+                }
+                Ok(Incoming::Close(frame)) => {
+                    closed = Some(frame);
+                    Err(io::Error::other("closed"))
+                }
+                Ok(Incoming::Ping(_) | Incoming::Pong) => Ok(()),
+                Err(e) if e.is_retry() => Ok(()),
+                Err(e) => Err(io::Error::other(e.to_string())),
+            }
+        };
+        let result = self.wire.write_message(&mut frame, &mut stalled);
+        if let Some(frame) = closed {
+            return Err(self.peer_closed(frame));
         }
-        self.flush_all()
+        if let Some(e) = failure {
+            if let Error::Dead(silent) = e {
+                self.ended = Some(Ended::Dead(silent));
+                let _ = self.wire.stream().shutdown(Shutdown::Both);
+            }
+            return Err(e);
+        }
+        result.map_err(|e| self.fail_io(format!("cannot send a request: {e}")))
     }
 
     /// Read until request `id` is answered, within the request timeout if
     /// there is one, and take its answer.
     pub(super) fn wait(&mut self, id: RequestId) -> Result<Answer, Error> {
+        if self.interruptible && self.wire.take_interrupted() {
+            return Err(Error::Interrupted);
+        }
         self.flush_all()?;
         self.spin_for(id)?;
-        let Some(limit) = self.timeout else {
-            self.set_read_timeout(None)?;
-            while !self.session.is_answered(id) {
-                self.read_one()?;
-            }
-            return self.take(id);
-        };
-        let deadline = Instant::now() + limit;
+        let deadline = self.timeout.map(|limit| (Instant::now() + limit, limit));
         while !self.session.is_answered(id) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                // The late answers could no longer be paired: end the connection.
-                self.ended = Some(Ended::Closed(format!(
-                    "a request got no answer within {limit:?}"
-                )));
-                let _ = self.ws.get_ref().shutdown(std::net::Shutdown::Both);
-                return Err(Error::Timeout(limit));
+            let mut tick = self.liveness.dead_after.map(|_| LIVENESS_TICK);
+            if let Some((deadline, limit)) = deadline {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    // The late answers could no longer be paired: end the connection.
+                    self.ended = Some(Ended::Closed(format!(
+                        "a request got no answer within {limit:?}"
+                    )));
+                    let _ = self.wire.stream().shutdown(Shutdown::Both);
+                    return Err(Error::Timeout(limit));
+                }
+                let slice = left.min(Duration::from_millis(100));
+                tick = Some(tick.map_or(slice, |t| t.min(slice)));
             }
-            self.set_read_timeout(Some(left.min(Duration::from_millis(100))))?;
+            self.set_read_timeout(tick)?;
             self.read_one()?;
+            self.keepalive()?;
         }
         self.take(id)
     }
@@ -73,7 +116,7 @@ impl Conn {
     /// sleeps is not woken, which on a machine with few cores costs tens of
     /// microseconds, the better part of a small round trip.
     fn spin_for(&mut self, id: RequestId) -> Result<(), Error> {
-        if self.session.is_answered(id) || self.ws.get_ref().set_nonblocking(true).is_err() {
+        if self.session.is_answered(id) || self.wire.set_nonblocking(true).is_err() {
             return Ok(());
         }
         let until = Instant::now() + SPIN;
@@ -86,7 +129,7 @@ impl Conn {
             // Yield, not spin: a peer thread on this CPU gets to run.
             std::thread::yield_now();
         }
-        let _ = self.ws.get_ref().set_nonblocking(false);
+        let _ = self.wire.set_nonblocking(false);
         result
     }
 
@@ -94,33 +137,76 @@ impl Conn {
         self.session.take(id).ok_or(Error::NoAnswer(id.0))
     }
 
+    /// Ping a silent server; give up on one silent too long.
+    fn keepalive(&mut self) -> Result<(), Error> {
+        let silent = self.wire.last_heard().elapsed();
+        if silent < self.liveness.ping_interval {
+            return Ok(());
+        }
+        if let Some(dead) = self.liveness.dead_after {
+            if silent >= dead {
+                self.ended = Some(Ended::Dead(silent));
+                let _ = self.wire.stream().shutdown(Shutdown::Both);
+                return Err(Error::Dead(silent));
+            }
+        }
+        let due = self
+            .last_ping
+            .map_or(true, |t| t.elapsed() >= self.liveness.ping_interval);
+        if due && self.wire.queue_ping().is_ok() {
+            self.last_ping = Some(Instant::now());
+            self.flush_some()?;
+        }
+        Ok(())
+    }
+
     /// Flush everything written; while the socket will not take more, read
     /// responses so the server is never blocked writing to us.
     fn flush_all(&mut self) -> Result<(), Error> {
         loop {
-            match self.ws.flush() {
-                Ok(()) => return Ok(()),
-                Err(e) if would_block(&e) => {
+            match self.wire.flush() {
+                Ok(true) => return Ok(()),
+                Ok(false) => {
                     self.set_read_timeout(Some(POLL))?;
                     self.read_one()?;
                 }
-                Err(e) => return Err(self.fail(e)),
+                Err(e) => return Err(self.fail_io(e.to_string())),
             }
         }
     }
 
+    /// Write what the socket takes now (a pong), leaving the rest queued.
+    fn flush_some(&mut self) -> Result<(), Error> {
+        match self.wire.flush() {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.fail_io(e.to_string())),
+        }
+    }
+
     /// Read one message; a response goes into the session.
-    fn read_one(&mut self) -> Result<(), Error> {
-        let frame = match self.ws.read() {
-            Ok(Message::Binary(frame)) => frame,
-            Ok(Message::Text(text)) => text.into(),
-            Ok(Message::Close(frame)) => return Err(self.peer_closed(frame)),
-            // Pongs to pings go out with the next read.
-            Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => return Ok(()),
-            Err(e) if would_block(&e) => return Ok(()),
-            Err(e) => return Err(self.fail(e)),
-        };
-        self.session.receive(frame)?;
-        Ok(())
+    pub(super) fn read_one(&mut self) -> Result<(), Error> {
+        match self.wire.read() {
+            Ok(Incoming::Message(frame)) => {
+                self.session.receive(frame)?;
+                Ok(())
+            }
+            Ok(Incoming::Ping(payload)) => {
+                if self.wire.queue_pong(&payload).is_ok() {
+                    self.flush_some()?;
+                }
+                Ok(())
+            }
+            Ok(Incoming::Pong) => Ok(()),
+            Ok(Incoming::Close(frame)) => Err(self.peer_closed(frame)),
+            Err(WireError::Io(e)) if e.kind() == io::ErrorKind::Interrupted => {
+                if self.interruptible {
+                    Err(Error::Interrupted)
+                } else {
+                    Ok(())
+                }
+            }
+            Err(e) if e.is_retry() => Ok(()),
+            Err(e) => Err(self.fail_read(e)),
+        }
     }
 }

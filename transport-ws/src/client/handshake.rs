@@ -12,13 +12,12 @@ use tungstenite::client::IntoClientRequest;
 use tungstenite::handshake::client::Request;
 use tungstenite::handshake::HandshakeError;
 use tungstenite::http::{HeaderValue, StatusCode, Uri};
-use tungstenite::protocol::frame::coding::CloseCode;
-use tungstenite::{Message, WebSocket};
 
 use super::POLL;
 use crate::config::{websocket_config, ClientConfig};
-use crate::error::{would_block, Error};
+use crate::error::Error;
 use crate::token;
+use crate::wire::{Incoming, Tap, Wire};
 
 /// How long connecting may wait for the server's handshake answer.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -33,7 +32,7 @@ pub(super) fn connect(
     config: &ClientConfig,
     addr: &str,
     token: &str,
-) -> Result<(WebSocket<TcpStream>, Extensions), Error> {
+) -> Result<(Wire, Extensions), Error> {
     let host = config.host.trim_start_matches('[').trim_end_matches(']');
     let connect_err = |source: io::Error| Error::Connect {
         addr: addr.into(),
@@ -51,7 +50,7 @@ pub(super) fn connect(
     let request = upgrade_request(addr, host, token, config.extensions)?;
     let ws_config = websocket_config(config.max_message_size);
     let (mut ws, response) =
-        match tungstenite::client::client_with_config(request, stream, Some(ws_config)) {
+        match tungstenite::client::client_with_config(request, Tap::new(stream), Some(ws_config)) {
             Ok(done) => done,
             Err(HandshakeError::Failure(tungstenite::Error::Http(resp))) => {
                 return Err(http_refusal(addr, resp.status()))
@@ -70,13 +69,18 @@ pub(super) fn connect(
         .and_then(|v| v.to_str().ok())
         .map_or(Extensions::NONE, Extensions::parse)
         .intersect(config.extensions);
+    // From here on the frames are ours (see `wire`).
+    let (stream, leftover) = ws.get_mut().finish().map_err(connect_err)?;
+    drop(ws);
+    let mut wire = Wire::client(stream, config.max_message_size, &leftover);
     if accepted == Extensions::NONE {
-        await_stock_refusal(&mut ws, addr)?;
+        await_stock_refusal(&mut wire, addr)?;
     }
-    let socket = ws.get_ref();
-    socket.set_read_timeout(None).map_err(connect_err)?;
-    socket.set_write_timeout(Some(POLL)).map_err(connect_err)?;
-    Ok((ws, accepted))
+    wire.set_read_timeout(None).map_err(connect_err)?;
+    wire.stream()
+        .set_write_timeout(Some(POLL))
+        .map_err(connect_err)?;
+    Ok((wire, accepted))
 }
 
 /// The upgrade request for `ws://addr/?token=TOKEN`, offering `offer` in the
@@ -104,26 +108,29 @@ fn upgrade_request(
 /// A stock simplerpyc server accepts the upgrade and only then closes with
 /// 1008 on a wrong token: give it a moment to say so, so the refusal is
 /// reported by `connect` rather than by the first call.
-fn await_stock_refusal(ws: &mut WebSocket<TcpStream>, addr: &str) -> Result<(), Error> {
-    ws.get_ref()
-        .set_read_timeout(Some(STOCK_REFUSAL_WAIT))
+fn await_stock_refusal(wire: &mut Wire, addr: &str) -> Result<(), Error> {
+    wire.set_read_timeout(Some(STOCK_REFUSAL_WAIT))
         .map_err(|source| Error::Connect {
             addr: addr.into(),
             source,
         })?;
-    match ws.read() {
-        Ok(Message::Close(Some(frame))) if frame.code == CloseCode::Policy => {
-            Err(Error::Unauthorized { addr: addr.into() })
-        }
-        Ok(Message::Close(_)) | Err(tungstenite::Error::ConnectionClosed) => Err(Error::Closed(
+    match wire.read() {
+        Ok(Incoming::Close(Some((1008, _)))) => Err(Error::Unauthorized { addr: addr.into() }),
+        Ok(Incoming::Close(_)) | Err(crate::wire::WireError::Eof { .. }) => Err(Error::Closed(
             "the server closed the connection right after the handshake".into(),
         )),
-        Ok(Message::Ping(_) | Message::Pong(_)) => Ok(()),
-        Ok(_) => Err(handshake_err(
+        Ok(Incoming::Ping(payload)) => {
+            if wire.queue_pong(&payload).is_ok() {
+                let _ = wire.flush();
+            }
+            Ok(())
+        }
+        Ok(Incoming::Pong) => Ok(()),
+        Ok(Incoming::Message(_)) => Err(handshake_err(
             addr,
             "the server sent a message before any request".into(),
         )),
-        Err(e) if would_block(&e) => Ok(()),
+        Err(e) if e.is_retry() => Ok(()),
         Err(e) => Err(handshake_err(addr, e.to_string())),
     }
 }

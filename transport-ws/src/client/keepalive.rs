@@ -9,11 +9,10 @@ use std::sync::{Mutex, PoisonError, Weak};
 use std::thread;
 use std::time::Duration;
 
-use tungstenite::Message;
-
 use super::conn::Conn;
 use super::Shared;
-use crate::error::{would_block, Error};
+use crate::error::Error;
+use crate::wire::Incoming;
 
 /// How often the idle connection is checked for pings.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
@@ -73,33 +72,37 @@ impl Conn {
         if self.ended.is_some() {
             return;
         }
-        if self.ws.get_ref().set_nonblocking(true).is_err() {
+        if self.wire.set_nonblocking(true).is_err() {
             return;
         }
         for _ in 0..64 {
-            match self.ws.read() {
-                Ok(Message::Ping(_)) => {
-                    let _ = self.ws.flush();
+            match self.wire.read() {
+                Ok(Incoming::Ping(payload)) => {
+                    if self.wire.queue_pong(&payload).is_ok() {
+                        let _ = self.wire.flush();
+                    }
                 }
-                Ok(Message::Pong(_) | Message::Frame(_)) => {}
+                Ok(Incoming::Pong) => {}
                 // The answer of a pipelined request (or of one sent with
                 // `Client::send`) that arrived while nobody waits: keep it in
                 // the session for the next wait; with nothing in flight it is
                 // an error the next request reports.
-                Ok(Message::Binary(frame)) => self.receive_idle(frame),
-                Ok(Message::Text(text)) => self.receive_idle(text.into()),
-                Ok(Message::Close(frame)) => {
+                Ok(Incoming::Message(frame)) => self.receive_idle(frame),
+                Ok(Incoming::Close(frame)) => {
                     self.peer_closed(frame);
                     break;
                 }
-                Err(e) if would_block(&e) => break,
+                Err(e) if e.is_retry() => break,
                 Err(e) => {
-                    self.fail(e);
+                    let e = self.fail_read(e);
+                    if self.pending.is_none() {
+                        self.pending = Some(e);
+                    }
                     break;
                 }
             }
         }
-        let _ = self.ws.get_ref().set_nonblocking(false);
+        let _ = self.wire.set_nonblocking(false);
     }
 
     fn receive_idle(&mut self, frame: bytes::Bytes) {

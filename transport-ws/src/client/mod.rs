@@ -27,7 +27,7 @@ use simplerpc_core::{
     Response,
 };
 
-use crate::config::ClientConfig;
+use crate::config::{ClientConfig, Liveness};
 use crate::error::Error;
 use conn::Conn;
 use keepalive::Keepalive;
@@ -79,14 +79,26 @@ impl Client {
             .as_deref()
             .filter(|t| !t.is_empty())
             .ok_or_else(|| Error::MissingToken { addr: addr.clone() })?;
-        let (ws, accepted) = handshake::connect(config, &addr, token)?;
+        let (wire, accepted) = handshake::connect(config, &addr, token)?;
         let mut session = ClientSession::new(accepted);
         // A request the server would refuse for its size is refused here,
         // before it is built (servers default to the same limit).
         session.set_max_frame(config.max_message_size);
         let (keepalive, stop) = Keepalive::new();
+        // A stock server runs calls on its event loop and cannot answer
+        // pings meanwhile: its silence says nothing.
+        let liveness = Liveness {
+            ping_interval: config.ping_interval,
+            dead_after: config.dead_after.filter(|_| accepted != Extensions::NONE),
+        };
         let shared = Arc::new(Shared {
-            conn: Mutex::new(Conn::new(ws, session, addr.clone(), config.timeout)),
+            conn: Mutex::new(Conn::new(
+                wire,
+                session,
+                addr.clone(),
+                config.timeout,
+                liveness,
+            )),
             releases: Mutex::new(Vec::new()),
             extensions: accepted,
             addr,
@@ -272,6 +284,22 @@ impl Client {
     /// ([`ClientConfig::max_message_size`]).
     pub fn max_message_size(&self) -> usize {
         self.shared.max_message_size
+    }
+
+    /// Give up on request `id` (from [`Client::send`], or one whose wait
+    /// was interrupted): its answer is dropped when it comes, and an object
+    /// it returns is released. It does no I/O (it waits only for a request
+    /// another thread is making on this connection).
+    pub fn abandon(&self, id: RequestId) {
+        self.lock().session.abandon(id);
+    }
+
+    /// Let a signal end a wait: a wait that a signal interrupts fails with
+    /// [`Error::Interrupted`], the request still in flight, instead of going
+    /// on (for hosts that run signal handlers between calls, such as
+    /// Python). The default retries, as a Rust program expects.
+    pub fn set_interruptible(&self, on: bool) {
+        self.lock().interruptible = on;
     }
 
     /// Change how long a request may wait for its response (`None`: no limit).

@@ -1,0 +1,334 @@
+//! WebSocket framing after the handshake (RFC 6455 §5), on a blocking
+//! socket: our own, not tungstenite's, which keeps using tungstenite for the
+//! HTTP upgrade.
+//!
+//! Why not tungstenite's: it keeps its read buffer at the size of the
+//! largest message ever received and its write buffer at the size of the
+//! largest one sent, for the connection's life (a 1 GiB array would keep
+//! 1 GiB in each process until disconnect); it copies a client's frame
+//! into its write buffer to mask it; and it cannot let one thread read
+//! while another writes. Here a message is read into a buffer of exactly
+//! its size, allocated fallibly after the size check; a large frame is
+//! written from the caller's own buffer (masked in place); and a read or
+//! write that times out or is interrupted by a signal goes on where it
+//! stopped.
+//!
+//! - `read`: [`Reader`], frames in, messages out.
+//! - `write`: [`Writer`], frames out.
+//! - `mask`: the masking, and the masking keys.
+//! - `tap`: keeps the bytes read past the handshake for the [`Reader`].
+
+mod mask;
+mod read;
+mod tap;
+mod write;
+
+use std::fmt;
+use std::io;
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+pub(crate) use read::Reader;
+pub(crate) use tap::Tap;
+pub(crate) use write::{is_retry, Writer, SMALL};
+
+/// The frame opcodes (RFC 6455 §5.2).
+pub(crate) mod opcode {
+    /// More of a fragmented message.
+    pub(crate) const CONTINUATION: u8 = 0x0;
+    /// A text message.
+    pub(crate) const TEXT: u8 = 0x1;
+    /// A binary message.
+    pub(crate) const BINARY: u8 = 0x2;
+    /// The close handshake.
+    pub(crate) const CLOSE: u8 = 0x8;
+    /// A ping, to be answered by a pong with its payload.
+    pub(crate) const PING: u8 = 0x9;
+    /// A pong.
+    pub(crate) const PONG: u8 = 0xa;
+}
+
+/// The close codes we send.
+pub(crate) mod close_code {
+    /// Normal closure.
+    pub(crate) const NORMAL: u16 = 1000;
+    /// The endpoint is going away (a server shutting down).
+    pub(crate) const AWAY: u16 = 1001;
+    /// The peer broke the protocol.
+    pub(crate) const PROTOCOL: u16 = 1002;
+    /// A message too big to process.
+    pub(crate) const TOO_BIG: u16 = 1009;
+    /// An unexpected condition on the server.
+    pub(crate) const ERROR: u16 = 1011;
+}
+
+/// What a read produced.
+#[derive(Debug)]
+pub(crate) enum Incoming {
+    /// A whole data message (binary, or text already checked to be UTF-8).
+    Message(Bytes),
+    /// A ping: answer it with a pong carrying this payload.
+    Ping(Vec<u8>),
+    /// A pong.
+    Pong,
+    /// The peer's close frame: its code and reason, if it gave them.
+    Close(Option<(u16, String)>),
+}
+
+/// Why a read failed.
+#[derive(Debug)]
+pub(crate) enum WireError {
+    /// The socket failed, or only timed out, would block or was interrupted
+    /// ([`WireError::is_retry`]: nothing is lost, read again).
+    Io(io::Error),
+    /// The peer closed the TCP connection without a close frame.
+    Eof {
+        /// It stopped in the middle of a frame.
+        mid_frame: bool,
+    },
+    /// The peer broke the framing rules; close with `code`.
+    Protocol {
+        /// The close code to answer (1002, or 1007 for text that is not UTF-8).
+        code: u16,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A message larger than the limit (refused before it was read).
+    TooBig {
+        /// Its size as announced.
+        size: u64,
+        /// The limit.
+        max: usize,
+    },
+    /// A message within the limit that memory could not be found for.
+    NoMemory {
+        /// Its size.
+        size: usize,
+    },
+}
+
+impl WireError {
+    /// Only a timeout, a would-block or a signal: read again.
+    pub(crate) fn is_retry(&self) -> bool {
+        matches!(self, WireError::Io(e) if is_retry(e))
+    }
+
+    /// The close frame to answer this error with, if the connection still
+    /// carries one: the code and a reason (at most 123 bytes).
+    pub(crate) fn close_frame(&self) -> Option<(u16, String)> {
+        let (code, mut reason) = match self {
+            WireError::Protocol { code, reason } => (*code, reason.clone()),
+            WireError::TooBig { .. } | WireError::NoMemory { .. } => {
+                (close_code::TOO_BIG, self.to_string())
+            }
+            WireError::Io(_) | WireError::Eof { .. } => return None,
+        };
+        truncate(&mut reason, 123);
+        Some((code, reason))
+    }
+}
+
+impl fmt::Display for WireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WireError::Io(e) => write!(f, "{e}"),
+            WireError::Eof { mid_frame: true } => {
+                write!(f, "the connection was cut in the middle of a message")
+            }
+            WireError::Eof { mid_frame: false } => {
+                write!(f, "the connection was closed without a close frame")
+            }
+            WireError::Protocol { reason, .. } => write!(f, "WebSocket protocol error: {reason}"),
+            WireError::TooBig { size, max } => write!(
+                f,
+                "a message of {size} bytes is over the limit of {max} bytes (max_message_size)"
+            ),
+            WireError::NoMemory { size } => {
+                write!(f, "cannot allocate {size} bytes for a message")
+            }
+        }
+    }
+}
+
+/// Cut `s` to at most `max` bytes, at a character boundary.
+pub(crate) fn truncate(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut at = max;
+        while !s.is_char_boundary(at) {
+            at -= 1;
+        }
+        s.truncate(at);
+    }
+}
+
+/// How long closing waits for the peer's close frame.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// The read timeout while closing.
+const CLOSE_POLL: Duration = Duration::from_millis(10);
+
+/// A WebSocket connection after the handshake: the socket, a reader and a
+/// writer.
+pub(crate) struct Wire {
+    stream: TcpStream,
+    reader: Reader,
+    writer: Writer,
+    /// The socket's read timeout as last set, to skip redundant system calls.
+    read_timeout: Option<Option<Duration>>,
+    nonblocking: bool,
+}
+
+impl Wire {
+    /// The server's end of a connection; `leftover`: bytes read past the
+    /// handshake.
+    pub(crate) fn server(stream: TcpStream, max_message: usize, leftover: &[u8]) -> Wire {
+        Wire::new(stream, false, max_message, leftover)
+    }
+
+    /// The client's end (it masks what it sends).
+    pub(crate) fn client(stream: TcpStream, max_message: usize, leftover: &[u8]) -> Wire {
+        Wire::new(stream, true, max_message, leftover)
+    }
+
+    fn new(stream: TcpStream, client: bool, max_message: usize, leftover: &[u8]) -> Wire {
+        Wire {
+            stream,
+            reader: Reader::new(!client, max_message, leftover),
+            writer: Writer::new(client),
+            read_timeout: None,
+            nonblocking: false,
+        }
+    }
+
+    /// The socket.
+    pub(crate) fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+
+    /// Read until a message or a control frame arrives.
+    pub(crate) fn read(&mut self) -> Result<Incoming, WireError> {
+        self.reader.read(&mut &self.stream)
+    }
+
+    /// When the peer last sent anything.
+    pub(crate) fn last_heard(&self) -> Instant {
+        self.reader.last_heard()
+    }
+
+    /// Set the socket's read timeout (`None`: reads wait as long as it takes).
+    pub(crate) fn set_read_timeout(&mut self, t: Option<Duration>) -> io::Result<()> {
+        if self.read_timeout != Some(t) {
+            self.stream.set_read_timeout(t)?;
+            self.read_timeout = Some(t);
+        }
+        Ok(())
+    }
+
+    /// Make reads and writes return at once when they cannot progress.
+    pub(crate) fn set_nonblocking(&mut self, on: bool) -> io::Result<()> {
+        if self.nonblocking != on {
+            self.stream.set_nonblocking(on)?;
+            self.nonblocking = on;
+        }
+        Ok(())
+    }
+
+    /// Bytes of queued frames the socket has not taken yet.
+    pub(crate) fn pending(&self) -> usize {
+        self.writer.pending()
+    }
+
+    /// Whether our close frame was queued (nothing more may be sent).
+    pub(crate) fn closing(&self) -> bool {
+        self.writer.closed()
+    }
+
+    /// Whether a signal interrupted a write since the last call.
+    pub(crate) fn take_interrupted(&mut self) -> bool {
+        self.writer.take_interrupted()
+    }
+
+    /// Queue a pong answering a ping's `payload` (written by the next flush).
+    pub(crate) fn queue_pong(&mut self, payload: &[u8]) -> io::Result<()> {
+        self.writer.queue(opcode::PONG, payload)
+    }
+
+    /// Queue a ping (written by the next flush).
+    pub(crate) fn queue_ping(&mut self) -> io::Result<()> {
+        self.writer.queue(opcode::PING, b"simplerpc")
+    }
+
+    /// Write what is queued; `Ok(false)` when the socket would not take all
+    /// of it within its write timeout.
+    pub(crate) fn flush(&mut self) -> io::Result<bool> {
+        self.writer.flush(&mut &self.stream)
+    }
+
+    /// Send a binary message (see [`Writer::write_message`]). `stalled` may
+    /// read meanwhile through the reader it is given.
+    pub(crate) fn write_message(
+        &mut self,
+        payload: &mut [u8],
+        stalled: &mut dyn FnMut(&mut Reader, &TcpStream, Duration) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let reader = &mut self.reader;
+        let stream = &self.stream;
+        self.writer
+            .write_message(&mut &self.stream, payload, &mut |idle| {
+                stalled(reader, stream, idle)
+            })
+    }
+
+    /// Queue a binary message of one frame (at most [`SMALL`] bytes are
+    /// worth it: a larger one is copied whole).
+    pub(crate) fn queue_binary(&mut self, payload: &[u8]) -> io::Result<()> {
+        self.writer.queue(opcode::BINARY, payload)
+    }
+
+    /// Send a close frame (`None`: a bare one) and wait up to a second for
+    /// the peer's, dropping whatever else arrives. Never fails: a connection
+    /// that breaks meanwhile is closed anyway.
+    pub(crate) fn close(&mut self, frame: Option<(u16, &str)>) {
+        if !self.writer.closed() {
+            let mut payload = Vec::new();
+            if let Some((code, reason)) = frame {
+                let mut reason = reason.to_owned();
+                truncate(&mut reason, 123);
+                payload.extend_from_slice(&code.to_be_bytes());
+                payload.extend_from_slice(reason.as_bytes());
+            }
+            if self.writer.queue(opcode::CLOSE, &payload).is_err() {
+                return;
+            }
+        }
+        if self.set_nonblocking(false).is_err() || self.set_read_timeout(Some(CLOSE_POLL)).is_err()
+        {
+            return;
+        }
+        let deadline = Instant::now() + CLOSE_GRACE;
+        while Instant::now() < deadline {
+            match self.flush() {
+                Ok(_) => {}
+                Err(_) => return,
+            }
+            match self.read() {
+                Ok(Incoming::Close(_)) => {
+                    let _ = self.flush();
+                    return;
+                }
+                Ok(_) => {}
+                Err(e) if e.is_retry() => {}
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Send a close frame without waiting for the peer's (best effort, a
+    /// dropped connection's goodbye).
+    pub(crate) fn close_now(&mut self) {
+        if !self.writer.closed() && self.writer.queue(opcode::CLOSE, &[]).is_ok() {
+            let _ = self.flush();
+        }
+    }
+}

@@ -1,0 +1,523 @@
+//! Reading WebSocket frames (RFC 6455 §5) from a blocking socket.
+//!
+//! A message's payload goes into a buffer of exactly its size, allocated
+//! fallibly once its header is read and refused before any allocation when
+//! it is over the limit. Large payloads are read from the socket straight
+//! into that buffer and unmasked there in cache-sized pieces; small frames
+//! and headers come through a small fixed buffer. Nothing is kept between
+//! messages but that small buffer, so a 1 GiB message leaves nothing behind
+//! once its bytes are dropped.
+//!
+//! A read that times out, would block or is interrupted by a signal loses
+//! nothing: the next call goes on where it stopped.
+
+use std::io::Read;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::{close_code, mask, opcode, Incoming, WireError};
+
+/// The small buffer's size: headers, control frames and small messages.
+const BUF: usize = 64 << 10;
+/// A payload with at least this much left to read is read straight into
+/// its buffer rather than through the small one.
+const DIRECT: usize = 16 << 10;
+/// How much of a large payload is read (and unmasked) at a time: small
+/// enough to stay in the CPU's cache between the two.
+const PIECE: usize = 256 << 10;
+
+/// The header of the frame being read, and how much of its payload is in.
+struct Frame {
+    fin: bool,
+    opcode: u8,
+    key: Option<[u8; 4]>,
+    len: usize,
+    done: usize,
+}
+
+/// A data message (or control frame) being read: its kind and its payload
+/// so far. `data` may run past `filled` with zeros: room made ready for the
+/// next read straight from the socket.
+#[derive(Default)]
+struct Message {
+    text: bool,
+    data: Vec<u8>,
+    filled: usize,
+}
+
+impl Message {
+    /// The payload, with the room past it cut off.
+    fn finish(mut self) -> Vec<u8> {
+        self.data.truncate(self.filled);
+        self.data
+    }
+}
+
+/// Reads frames and puts messages together.
+pub(crate) struct Reader {
+    /// Frames from the peer are masked (we are the server).
+    masked: bool,
+    max_message: usize,
+    buf: Box<[u8]>,
+    start: usize,
+    end: usize,
+    frame: Option<Frame>,
+    message: Option<Message>,
+    /// A control frame's payload so far (at most 125 bytes).
+    control: Message,
+    /// When the peer last sent anything.
+    last_heard: Instant,
+}
+
+impl Reader {
+    /// A reader for a server (`masked`: the client masks its frames) or a
+    /// client, refusing messages over `max_message` bytes. `leftover`: bytes
+    /// read past the end of the handshake, the start of the first frame.
+    pub(crate) fn new(masked: bool, max_message: usize, leftover: &[u8]) -> Reader {
+        let mut buf = vec![0u8; BUF.max(leftover.len())].into_boxed_slice();
+        buf[..leftover.len()].copy_from_slice(leftover);
+        Reader {
+            masked,
+            max_message,
+            buf,
+            start: 0,
+            end: leftover.len(),
+            frame: None,
+            message: None,
+            control: Message::default(),
+            last_heard: Instant::now(),
+        }
+    }
+
+    /// When bytes last arrived (or the reader was made).
+    pub(crate) fn last_heard(&self) -> Instant {
+        self.last_heard
+    }
+
+    /// Whether a frame is partly read (more of it is on its way).
+    pub(crate) fn mid_frame(&self) -> bool {
+        self.frame.is_some() || self.message.is_some() || self.start < self.end
+    }
+
+    /// Read until a message or control frame is complete.
+    pub(crate) fn read(&mut self, r: &mut impl Read) -> Result<Incoming, WireError> {
+        loop {
+            if self.frame.is_none() && !self.parse_header()? {
+                self.fill(r)?;
+                continue;
+            }
+            if let Some(done) = self.read_payload(r)? {
+                return Ok(done);
+            }
+        }
+    }
+
+    /// Read more bytes into the small buffer.
+    fn fill(&mut self, r: &mut impl Read) -> Result<(), WireError> {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        } else if self.end == self.buf.len() {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        let n = r.read(&mut self.buf[self.end..]).map_err(WireError::Io)?;
+        if n == 0 {
+            return Err(WireError::Eof {
+                mid_frame: self.mid_frame(),
+            });
+        }
+        self.end += n;
+        self.last_heard = Instant::now();
+        Ok(())
+    }
+
+    /// Parse a frame header from the small buffer; `false` if it is not all there.
+    fn parse_header(&mut self) -> Result<bool, WireError> {
+        let have = &self.buf[self.start..self.end];
+        if have.len() < 2 {
+            return Ok(false);
+        }
+        let (b0, b1) = (have[0], have[1]);
+        let masked = b1 & 0x80 != 0;
+        let len7 = b1 & 0x7f;
+        let ext = match len7 {
+            126 => 2,
+            127 => 8,
+            _ => 0,
+        };
+        let need = 2 + ext + if masked { 4 } else { 0 };
+        if have.len() < need {
+            return Ok(false);
+        }
+        let len = match ext {
+            0 => u64::from(len7),
+            2 => u64::from(u16::from_be_bytes([have[2], have[3]])),
+            _ => {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&have[2..10]);
+                u64::from_be_bytes(b)
+            }
+        };
+        let key = masked.then(|| {
+            let k = &have[2 + ext..need];
+            [k[0], k[1], k[2], k[3]]
+        });
+        let fin = b0 & 0x80 != 0;
+        let op = b0 & 0x0f;
+        if b0 & 0x70 != 0 {
+            return Err(WireError::protocol("a frame has reserved bits set"));
+        }
+        if masked != self.masked {
+            return Err(WireError::protocol(if self.masked {
+                "a frame from the client is not masked"
+            } else {
+                "a frame from the server is masked"
+            }));
+        }
+        if len >> 63 != 0 {
+            return Err(WireError::protocol("a frame length has its top bit set"));
+        }
+        let control = op & 0x08 != 0;
+        match op {
+            opcode::CONTINUATION if self.message.is_none() => {
+                return Err(WireError::protocol("a continuation frame with no message"))
+            }
+            opcode::TEXT | opcode::BINARY if self.message.is_some() => {
+                return Err(WireError::protocol(
+                    "a new message began before the last one ended",
+                ))
+            }
+            opcode::CONTINUATION | opcode::TEXT | opcode::BINARY => {}
+            opcode::CLOSE | opcode::PING | opcode::PONG => {
+                if !fin {
+                    return Err(WireError::protocol("a fragmented control frame"));
+                }
+                if len > 125 {
+                    return Err(WireError::protocol("a control frame over 125 bytes"));
+                }
+            }
+            _ => return Err(WireError::protocol("a frame with an unknown opcode")),
+        }
+        if !control {
+            let so_far = self.message.as_ref().map_or(0, |m| m.filled) as u64;
+            let size = so_far.saturating_add(len);
+            if size > self.max_message as u64 {
+                return Err(WireError::TooBig {
+                    size,
+                    max: self.max_message,
+                });
+            }
+            let len = len as usize;
+            let message = self.message.get_or_insert_with(|| Message {
+                text: op == opcode::TEXT,
+                ..Message::default()
+            });
+            let more = (message.filled + len).saturating_sub(message.data.len());
+            if message.data.try_reserve_exact(more).is_err() {
+                return Err(WireError::NoMemory {
+                    size: so_far as usize + len,
+                });
+            }
+        } else {
+            self.control = Message::default();
+        }
+        self.start += need;
+        self.frame = Some(Frame {
+            fin,
+            opcode: op,
+            key,
+            len: len as usize,
+            done: 0,
+        });
+        Ok(true)
+    }
+
+    /// Read the current frame's payload; `Some` when it completes a message
+    /// or is a control frame.
+    fn read_payload(&mut self, r: &mut impl Read) -> Result<Option<Incoming>, WireError> {
+        loop {
+            let Some(f) = self.frame.as_ref() else {
+                return Ok(None);
+            };
+            let (left, done, key) = (f.len - f.done, f.done, f.key);
+            let is_control = f.opcode & 0x08 != 0;
+            if left == 0 {
+                break;
+            }
+            let buffered = self.end - self.start;
+            if buffered == 0 && left < DIRECT {
+                self.fill(r)?;
+                continue;
+            }
+            let into: &mut Message = if is_control {
+                &mut self.control
+            } else {
+                match self.message.as_mut() {
+                    Some(m) => m,
+                    None => return Err(WireError::protocol("internal: no message")),
+                }
+            };
+            let at = into.filled;
+            let n = if buffered > 0 {
+                let n = buffered.min(left);
+                let src = &self.buf[self.start..self.start + n];
+                if into.data.len() == at {
+                    into.data.extend_from_slice(src);
+                } else {
+                    if into.data.len() < at + n {
+                        into.data.resize(at + n, 0);
+                    }
+                    into.data[at..at + n].copy_from_slice(src);
+                }
+                self.start += n;
+                n
+            } else {
+                // Zeroed room ahead, a piece at a time: one pass over the
+                // memory, while it is still in the cache for the read.
+                if into.data.len() == at {
+                    into.data.resize(at + left.min(PIECE), 0);
+                }
+                let end = into.data.len().min(at + left);
+                let got = r.read(&mut into.data[at..end]).map_err(WireError::Io)?;
+                if got == 0 {
+                    return Err(WireError::Eof { mid_frame: true });
+                }
+                self.last_heard = Instant::now();
+                got
+            };
+            into.filled += n;
+            if let Some(key) = key {
+                mask::apply(&mut into.data[at..at + n], key, done);
+            }
+            if let Some(f) = self.frame.as_mut() {
+                f.done += n;
+            }
+        }
+        let Some(frame) = self.frame.take() else {
+            return Ok(None);
+        };
+        match frame.opcode {
+            opcode::PING => Ok(Some(Incoming::Ping(
+                std::mem::take(&mut self.control).finish(),
+            ))),
+            opcode::PONG => Ok(Some(Incoming::Pong)),
+            opcode::CLOSE => close_frame(&std::mem::take(&mut self.control).finish()).map(Some),
+            _ if !frame.fin => Ok(None),
+            _ => {
+                let Some(m) = self.message.take() else {
+                    return Ok(None);
+                };
+                let text = m.text;
+                let data = m.finish();
+                if text && std::str::from_utf8(&data).is_err() {
+                    return Err(WireError::Protocol {
+                        code: 1007,
+                        reason: "a text message is not UTF-8".into(),
+                    });
+                }
+                Ok(Some(Incoming::Message(Bytes::from(data))))
+            }
+        }
+    }
+}
+
+/// A close frame's status code and reason (RFC 6455 §5.5.1, §7.4).
+fn close_frame(payload: &[u8]) -> Result<Incoming, WireError> {
+    match payload.len() {
+        0 => Ok(Incoming::Close(None)),
+        1 => Err(WireError::protocol("a close frame of one byte")),
+        _ => {
+            let code = u16::from_be_bytes([payload[0], payload[1]]);
+            let valid = matches!(code, 1000..=1003 | 1007..=1011 | 3000..=4999);
+            if !valid {
+                return Err(WireError::protocol("a close frame with an invalid code"));
+            }
+            let reason = std::str::from_utf8(&payload[2..]).map_err(|_| WireError::Protocol {
+                code: 1007,
+                reason: "a close reason is not UTF-8".into(),
+            })?;
+            Ok(Incoming::Close(Some((code, reason.to_owned()))))
+        }
+    }
+}
+
+impl WireError {
+    fn protocol(reason: &str) -> WireError {
+        WireError::Protocol {
+            code: close_code::PROTOCOL,
+            reason: reason.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::write::header;
+    use super::*;
+    use std::io::{self, Cursor};
+
+    fn frame(fin: bool, op: u8, payload: &[u8], key: Option<[u8; 4]>) -> Vec<u8> {
+        let (h, n) = header(fin, op, payload.len(), key);
+        let mut out = h[..n].to_vec();
+        let at = out.len();
+        out.extend_from_slice(payload);
+        if let Some(k) = key {
+            mask::apply(&mut out[at..], k, 0);
+        }
+        out
+    }
+
+    /// A reader that hands out at most `step` bytes per read, and a
+    /// `WouldBlock` every other call: a slow, non-blocking socket.
+    struct Trickle {
+        data: Cursor<Vec<u8>>,
+        step: usize,
+        calls: usize,
+    }
+
+    impl Read for Trickle {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.calls += 1;
+            if self.calls % 2 == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let n = buf.len().min(self.step);
+            self.data.read(&mut buf[..n])
+        }
+    }
+
+    fn read_all(wire: Vec<u8>, masked: bool, step: usize) -> Vec<Incoming> {
+        let mut r = Reader::new(masked, 1 << 30, &[]);
+        let mut t = Trickle {
+            data: Cursor::new(wire),
+            step,
+            calls: 0,
+        };
+        let mut got = Vec::new();
+        loop {
+            match r.read(&mut t) {
+                Ok(m) => got.push(m),
+                Err(WireError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(WireError::Eof { mid_frame: false }) => return got,
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn messages_survive_any_split_and_fragmentation() {
+        let big: Vec<u8> = (0..300_000).map(|i| (i % 253) as u8).collect();
+        for key in [None, Some([1, 2, 3, 4])] {
+            let mut wire = frame(true, opcode::BINARY, b"hello", key);
+            wire.extend(frame(false, opcode::BINARY, &big[..100_000], key));
+            wire.extend(frame(true, opcode::PING, b"p", key));
+            wire.extend(frame(
+                false,
+                opcode::CONTINUATION,
+                &big[100_000..200_001],
+                key,
+            ));
+            wire.extend(frame(true, opcode::CONTINUATION, &big[200_001..], key));
+            wire.extend(frame(true, opcode::TEXT, "é".as_bytes(), key));
+            wire.extend(frame(true, opcode::CLOSE, b"\x03\xe8bye", key));
+            for step in [1, 7, 1000, 1 << 20] {
+                let got = read_all(wire.clone(), key.is_some(), step);
+                assert_eq!(got.len(), 5, "step {step}");
+                assert!(matches!(&got[0], Incoming::Message(m) if m.as_ref() == b"hello"));
+                assert!(matches!(&got[1], Incoming::Ping(p) if p == b"p"));
+                assert!(matches!(&got[2], Incoming::Message(m) if m.as_ref() == big.as_slice()));
+                assert!(matches!(&got[3], Incoming::Message(m) if m.as_ref() == "é".as_bytes()));
+                assert!(
+                    matches!(&got[4], Incoming::Close(Some((1000, r))) if r == "bye"),
+                    "{:?}",
+                    got[4]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn leftover_from_the_handshake_is_read_first() {
+        let wire = frame(true, opcode::BINARY, b"abc", None);
+        let mut r = Reader::new(false, 100, &wire[..3]);
+        let got = r.read(&mut Cursor::new(wire[3..].to_vec())).unwrap();
+        assert!(matches!(got, Incoming::Message(m) if m.as_ref() == b"abc"));
+    }
+
+    fn first_error(wire: Vec<u8>, masked: bool, max: usize) -> WireError {
+        let mut r = Reader::new(masked, max, &[]);
+        let mut c = Cursor::new(wire);
+        loop {
+            if let Err(e) = r.read(&mut c) {
+                return e;
+            }
+        }
+    }
+
+    #[test]
+    fn broken_frames_are_refused_with_the_right_code() {
+        let k = Some([5, 6, 7, 8]);
+        let cases: Vec<(Vec<u8>, bool, u16)> = vec![
+            (frame(true, opcode::BINARY, b"x", None), true, 1002), // unmasked from a client
+            (frame(true, opcode::BINARY, b"x", k), false, 1002),   // masked from a server
+            (vec![0xc2, 0x80, 0, 0, 0, 0], true, 1002),            // reserved bit
+            (frame(true, 0x3, b"", k), true, 1002),                // unknown opcode
+            (frame(false, opcode::PING, b"", k), true, 1002),      // fragmented control
+            (frame(true, opcode::PING, &[0; 126], k), true, 1002), // control too long
+            (frame(true, opcode::CONTINUATION, b"x", k), true, 1002),
+            (frame(true, opcode::TEXT, &[0xff], k), true, 1007),
+            (frame(true, opcode::CLOSE, &[3], k), true, 1002),
+            (frame(true, opcode::CLOSE, &[0, 5], k), true, 1002),
+        ];
+        for (i, (wire, masked, code)) in cases.into_iter().enumerate() {
+            match first_error(wire, masked, 1000) {
+                WireError::Protocol { code: c, .. } => assert_eq!(c, code, "case {i}"),
+                other => panic!("case {i}: {other:?}"),
+            }
+        }
+        let mut two = frame(false, opcode::BINARY, b"x", k);
+        two.extend(frame(true, opcode::BINARY, b"y", k));
+        assert!(matches!(
+            first_error(two, true, 1000),
+            WireError::Protocol { code: 1002, .. }
+        ));
+    }
+
+    #[test]
+    fn an_oversized_message_is_refused_before_anything_is_allocated() {
+        // A header claiming 2^62 bytes, and no payload at all.
+        let mut wire = vec![0x82, 0xff];
+        wire.extend_from_slice(&(1u64 << 62).to_be_bytes());
+        wire.extend_from_slice(&[1, 2, 3, 4]);
+        match first_error(wire, true, 1 << 20) {
+            WireError::TooBig { size, max } => {
+                assert_eq!(size, 1 << 62);
+                assert_eq!(max, 1 << 20);
+            }
+            other => panic!("{other:?}"),
+        }
+        // Fragments count together.
+        let mut wire = frame(false, opcode::BINARY, &[0; 600], None);
+        wire.extend(frame(true, opcode::CONTINUATION, &[0; 600], None));
+        assert!(matches!(
+            first_error(wire, false, 1000),
+            WireError::TooBig { size: 1200, .. }
+        ));
+    }
+
+    #[test]
+    fn a_cut_frame_is_an_eof_mid_frame() {
+        let wire = frame(true, opcode::BINARY, &[1; 100], None);
+        assert!(matches!(
+            first_error(wire[..50].to_vec(), false, 1000),
+            WireError::Eof { mid_frame: true }
+        ));
+        assert!(matches!(
+            first_error(Vec::new(), false, 1000),
+            WireError::Eof { mid_frame: false }
+        ));
+    }
+}

@@ -1,0 +1,56 @@
+//! The socket as tungstenite sees it during the handshake: every byte read
+//! is also kept, so that what arrived after the end of the HTTP head (the
+//! start of the first frame, which tungstenite buffered) can be handed to
+//! our [`Reader`](super::Reader) instead of being lost with tungstenite's
+//! buffer.
+
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+
+/// A socket that remembers what was read through it.
+pub(crate) struct Tap {
+    stream: TcpStream,
+    seen: Vec<u8>,
+}
+
+impl Tap {
+    /// Wrap a fresh socket.
+    pub(crate) fn new(stream: TcpStream) -> Tap {
+        Tap {
+            stream,
+            seen: Vec::new(),
+        }
+    }
+
+    /// A second handle on the socket, and the bytes read past the end of the
+    /// HTTP head (the blank line that ends it).
+    pub(crate) fn finish(&mut self) -> io::Result<(TcpStream, Vec<u8>)> {
+        let stream = self.stream.try_clone()?;
+        let end = self
+            .seen
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map_or(self.seen.len(), |p| p + 4);
+        let rest = self.seen.split_off(end);
+        self.seen = Vec::new();
+        Ok((stream, rest))
+    }
+}
+
+impl Read for Tap {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.stream.read(buf)?;
+        self.seen.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+}
+
+impl Write for Tap {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.stream.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.stream.flush()
+    }
+}

@@ -1,0 +1,322 @@
+//! Writing WebSocket frames to a blocking socket with a write timeout.
+//!
+//! Small frames are copied into a pending buffer and written from it, so a
+//! response the peer is not reading yet waits there while the connection
+//! goes on (the caller bounds how much may wait). A large frame is written
+//! straight from the caller's buffer: its header and payload handed to the
+//! kernel together (a vectored write), masked in place first when this side
+//! is a client, so no buffer ever grows to its size and nothing is copied.
+
+use std::io::{self, IoSlice, Write};
+use std::time::{Duration, Instant};
+
+use super::mask::{self, KeySource};
+use super::opcode;
+
+/// Frames up to this size go through the pending buffer.
+pub(crate) const SMALL: usize = 64 << 10;
+/// The pending buffer's capacity is cut back to this once it is written out.
+const KEEP: usize = 256 << 10;
+
+/// The header of a frame of `len` bytes: the bytes and how many are used.
+pub(crate) fn header(fin: bool, op: u8, len: usize, key: Option<[u8; 4]>) -> ([u8; 14], usize) {
+    let mut h = [0u8; 14];
+    h[0] = op | if fin { 0x80 } else { 0 };
+    let mask_bit = if key.is_some() { 0x80 } else { 0 };
+    let mut n = if len < 126 {
+        h[1] = mask_bit | len as u8;
+        2
+    } else if len <= 0xffff {
+        h[1] = mask_bit | 126;
+        h[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+        4
+    } else {
+        h[1] = mask_bit | 127;
+        h[2..10].copy_from_slice(&(len as u64).to_be_bytes());
+        10
+    };
+    if let Some(k) = key {
+        h[n..n + 4].copy_from_slice(&k);
+        n += 4;
+    }
+    (h, n)
+}
+
+/// A socket error that only means "not now": the write timed out, would
+/// block, or a signal interrupted it.
+pub(crate) fn is_retry(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
+}
+
+/// Writes frames; masks them when it is a client's.
+pub(crate) struct Writer {
+    keys: Option<KeySource>,
+    pending: Vec<u8>,
+    sent: usize,
+    /// A close frame was queued: no frame may follow it.
+    closed: bool,
+    /// A signal interrupted a write since [`Writer::take_interrupted`].
+    interrupted: bool,
+}
+
+impl Writer {
+    /// A writer for a client (`mask`) or a server.
+    pub(crate) fn new(mask: bool) -> Writer {
+        Writer {
+            keys: mask.then(KeySource::new),
+            pending: Vec::new(),
+            sent: 0,
+            closed: false,
+            interrupted: false,
+        }
+    }
+
+    /// Bytes queued that the socket has not taken yet.
+    pub(crate) fn pending(&self) -> usize {
+        self.pending.len() - self.sent
+    }
+
+    /// Whether a close frame was queued (nothing more may be sent).
+    pub(crate) fn closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Whether a signal interrupted a write since the last call (the write
+    /// went on: a frame cannot be left half written).
+    pub(crate) fn take_interrupted(&mut self) -> bool {
+        std::mem::take(&mut self.interrupted)
+    }
+
+    /// Queue a whole frame (a message of one frame, or a control frame).
+    pub(crate) fn queue(&mut self, op: u8, payload: &[u8]) -> io::Result<()> {
+        if self.closed {
+            return Err(closing());
+        }
+        if op == opcode::CLOSE {
+            self.closed = true;
+        }
+        let key = self.keys.as_mut().map(KeySource::next_key);
+        let (h, n) = header(true, op, payload.len(), key);
+        self.pending.extend_from_slice(&h[..n]);
+        let at = self.pending.len();
+        self.pending.extend_from_slice(payload);
+        if let Some(k) = key {
+            mask::apply(&mut self.pending[at..], k, 0);
+        }
+        Ok(())
+    }
+
+    /// Write what is pending. `Ok(true)`: all of it is out; `Ok(false)`: the
+    /// socket would take no more before its write timeout.
+    pub(crate) fn flush(&mut self, w: &mut impl Write) -> io::Result<bool> {
+        while self.sent < self.pending.len() {
+            match w.write(&self.pending[self.sent..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.sent += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => self.interrupted = true,
+                Err(e) if is_retry(&e) => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+        self.pending.clear();
+        self.sent = 0;
+        if self.pending.capacity() > KEEP {
+            self.pending.shrink_to(KEEP);
+        }
+        Ok(true)
+    }
+
+    /// Write a binary message of one frame carrying `payload`, after what is
+    /// pending, straight from `payload` (masked in place first if this is a
+    /// client: its bytes are then spent). Each time the socket takes nothing
+    /// within its write timeout, `stalled` is called with how long it has
+    /// taken nothing: it may read meanwhile (so two peers writing large
+    /// messages to each other cannot deadlock), and its error gives up (the
+    /// frame is then cut short, and the connection must end).
+    pub(crate) fn write_message(
+        &mut self,
+        w: &mut impl Write,
+        payload: &mut [u8],
+        stalled: &mut dyn FnMut(Duration) -> io::Result<()>,
+    ) -> io::Result<()> {
+        if self.closed {
+            return Err(closing());
+        }
+        if payload.len() <= SMALL {
+            self.queue(opcode::BINARY, payload)?;
+            return self.drain(w, stalled);
+        }
+        self.drain(w, stalled)?;
+        let mut progress = Instant::now();
+        let key = self.keys.as_mut().map(KeySource::next_key);
+        if let Some(k) = key {
+            mask::apply(payload, k, 0);
+        }
+        let (h, hlen) = header(true, opcode::BINARY, payload.len(), key);
+        let head = &h[..hlen];
+        let total = hlen + payload.len();
+        let mut done = 0;
+        while done < total {
+            let result = if done < hlen {
+                w.write_vectored(&[IoSlice::new(&head[done..]), IoSlice::new(payload)])
+            } else {
+                w.write(&payload[done - hlen..])
+            };
+            match result {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    done += n;
+                    progress = Instant::now();
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => self.interrupted = true,
+                Err(e) if is_retry(&e) => stalled(progress.elapsed())?,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Writer {
+    /// Flush everything pending, calling `stalled` while the socket takes nothing.
+    fn drain(
+        &mut self,
+        w: &mut impl Write,
+        stalled: &mut dyn FnMut(Duration) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let mut left = self.pending();
+        let mut progress = Instant::now();
+        while !self.flush(w)? {
+            if self.pending() < left {
+                left = self.pending();
+                progress = Instant::now();
+            }
+            stalled(progress.elapsed())?;
+        }
+        Ok(())
+    }
+}
+
+fn closing() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::BrokenPipe,
+        "the connection is closing: nothing may be sent after the close frame",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::read::Reader;
+    use super::super::Incoming;
+    use super::*;
+    use std::io::Cursor;
+
+    /// A writer that takes at most `step` bytes per call and times out every
+    /// third call: a slow peer.
+    struct Slow {
+        out: Vec<u8>,
+        step: usize,
+        calls: usize,
+    }
+
+    impl Write for Slow {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.calls += 1;
+            if self.calls % 3 == 0 {
+                return Err(io::ErrorKind::TimedOut.into());
+            }
+            let n = buf.len().min(self.step);
+            self.out.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn what_is_written_reads_back_for_either_role_and_any_size() {
+        for client in [false, true] {
+            let sizes = [0usize, 5, 125, 126, 65535, 65536, 65537, 300_000];
+            let mut w = Writer::new(client);
+            let mut sock = Slow {
+                out: Vec::new(),
+                step: 7000,
+                calls: 0,
+            };
+            let mut stalls = 0;
+            for &len in &sizes {
+                let mut payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+                w.write_message(&mut sock, &mut payload, &mut |_| {
+                    stalls += 1;
+                    Ok(())
+                })
+                .unwrap();
+            }
+            w.queue(opcode::PING, b"hi").unwrap();
+            while !w.flush(&mut sock).unwrap() {}
+            assert!(stalls > 0);
+            let mut r = Reader::new(client, 1 << 20, &[]);
+            let mut c = Cursor::new(sock.out);
+            for &len in &sizes {
+                let want: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+                match r.read(&mut c).unwrap() {
+                    Incoming::Message(m) => assert_eq!(m.as_ref(), want.as_slice(), "{len}"),
+                    other => panic!("{other:?}"),
+                }
+            }
+            assert!(matches!(r.read(&mut c).unwrap(), Incoming::Ping(p) if p == b"hi"));
+        }
+    }
+
+    #[test]
+    fn tungstenite_reads_what_a_server_writes() {
+        use tungstenite::protocol::Role;
+        use tungstenite::{Message, WebSocket};
+        for len in [0usize, 5, 126, 65536, 300_000] {
+            let mut payload: Vec<u8> = (0..len).map(|i| (i % 249) as u8).collect();
+            let want = payload.clone();
+            let mut wire = Vec::new();
+            Writer::new(false)
+                .write_message(&mut wire, &mut payload, &mut |_| Ok(()))
+                .unwrap();
+            let mut ws = WebSocket::from_raw_socket(Cursor::new(wire), Role::Client, None);
+            match ws.read().unwrap() {
+                Message::Binary(got) => assert_eq!(got.as_ref(), want.as_slice(), "{len}"),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn tungstenite_reads_what_a_client_writes() {
+        use tungstenite::protocol::Role;
+        use tungstenite::{Message, WebSocket};
+        for len in [3usize, 70_000, 300_000] {
+            let mut payload: Vec<u8> = (0..len).map(|i| (i % 247) as u8).collect();
+            let want = payload.clone();
+            let mut wire = Vec::new();
+            Writer::new(true)
+                .write_message(&mut wire, &mut payload, &mut |_| Ok(()))
+                .unwrap();
+            let mut ws = WebSocket::from_raw_socket(Cursor::new(wire), Role::Server, None);
+            match ws.read().unwrap() {
+                Message::Binary(got) => assert_eq!(got.as_ref(), want.as_slice(), "{len}"),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn nothing_follows_a_close_frame() {
+        let mut w = Writer::new(false);
+        w.queue(opcode::CLOSE, &[3, 232]).unwrap();
+        assert!(w.queue(opcode::PING, b"").is_err());
+        assert!(w
+            .write_message(&mut Vec::new(), &mut [1, 2, 3], &mut |_| Ok(()))
+            .is_err());
+    }
+}

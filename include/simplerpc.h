@@ -132,9 +132,19 @@ enum srpc_status
    */
   SRPC_STATUS_ERR_STATE = 10,
   /*
-   A request got no answer within the client's timeout; the connection is closed.
+   A request got no answer within the client's timeout, or the server
+   stopped answering even pings (frozen, or the network is gone); the
+   connection is closed.
    */
   SRPC_STATUS_ERR_TIMEOUT = 11,
+  /*
+   A signal interrupted the wait of a client made interruptible with
+   srpc_client_set_interruptible(): the request is still in flight (its
+   id is in `response->request_id`). Run the host's signal handlers,
+   then wait for it again with srpc_client_wait(), or give it up with
+   srpc_client_abandon().
+   */
+  SRPC_STATUS_INTERRUPTED = 12,
 };
 #ifndef __cplusplus
 typedef uint32_t srpc_status;
@@ -676,6 +686,28 @@ srpc_status srpc_client_send(const struct srpc_client *client,
 srpc_status srpc_client_wait(const struct srpc_client *client,
                              uint64_t request,
                              struct srpc_response *response);
+
+/*
+ Let a signal end a wait (`on`), as a host that runs its signal handlers
+ between calls needs (Python's Ctrl-C, a profiler's timer): a wait a
+ signal interrupts returns SRPC_STATUS_INTERRUPTED, the request still in
+ flight. Off by default: interrupted system calls are retried.
+
+ # Safety
+ `client` is live.
+ */
+srpc_status srpc_client_set_interruptible(const struct srpc_client *client, bool on);
+
+/*
+ Give up on request `request` (sent with srpc_client_send(), or
+ interrupted): its answer is dropped when it comes and an object it
+ returns is released, so the connection stays usable and nothing leaks.
+ Does no I/O.
+
+ # Safety
+ `client` is live.
+ */
+srpc_status srpc_client_abandon(const struct srpc_client *client, uint64_t request);
 
 /*
  Take the oldest error of a pipelined call that no wait has reported yet,

@@ -1,6 +1,6 @@
 //! The WebSocket client.
 
-use simplerpc_core::{ObjId, RawValue, Request, Response};
+use simplerpc_core::{ObjId, RawValue, Request, RequestId, Response};
 use simplerpc_ws::{Client, ClientConfig, Error};
 
 use crate::error::{
@@ -21,7 +21,8 @@ fn ws_error(e: Error) -> FfiError {
         Error::Remote(r) => return FfiError::remote(r.clone()),
         Error::Unauthorized { .. } | Error::MissingToken { .. } => SrpcStatusErrUnauthorized,
         Error::Closed(_) => SrpcStatusErrClosed,
-        Error::Timeout(_) => SrpcStatusErrTimeout,
+        Error::Timeout(_) | Error::Dead(_) => SrpcStatusErrTimeout,
+        Error::Interrupted => crate::error::SrpcStatusInterrupted,
         Error::Connect { .. } | Error::Handshake { .. } | Error::Io(_) | Error::Bind { .. } => {
             SrpcStatusErrIo
         }
@@ -75,12 +76,16 @@ pub unsafe extern "C" fn srpc_client_connect(
 /// Send what `call` asks for and wait for the answer: the response with its
 /// value's bytes as the frame holds them.
 fn send(c: &srpc_client, call: &Outgoing<'_>) -> Result<(Response, Option<RawValue>), FfiError> {
-    match call {
-        Outgoing::Request(r) => c.0.request_raw(r).map_err(ws_error),
-        Outgoing::Raw(r) => c.0.request_raw_fields(r).map_err(|e| match e {
-            Error::InvalidRequest(e) => refused(r, e),
-            other => ws_error(other),
-        }),
+    let id = RequestId(send_only(c, call, false)?);
+    match c.0.wait(id) {
+        Ok(answer) => Ok(answer),
+        // No way to hand the id back from here: give the request up (its
+        // answer is dropped and its object released when it comes).
+        Err(Error::Interrupted) => {
+            c.0.abandon(id);
+            Err(ws_error(Error::Interrupted))
+        }
+        Err(e) => Err(ws_error(e)),
     }
 }
 
@@ -191,11 +196,63 @@ pub unsafe extern "C" fn srpc_client_wait(
         if response.is_null() {
             return Err(FfiError::null("response"));
         }
-        let (resp, raw) =
-            c.0.wait(simplerpc_core::RequestId(request))
-                .map_err(ws_error)?;
+        let (resp, raw) = match c.0.wait(RequestId(request)) {
+            Ok(answer) => answer,
+            Err(Error::Interrupted) => {
+                // SAFETY: non-NULL and valid for writing (the caller's contract).
+                unsafe { response.write(interrupted_response(request)) };
+                return Err(ws_error(Error::Interrupted));
+            }
+            Err(e) => return Err(ws_error(e)),
+        };
         // SAFETY: non-NULL and valid for writing (the caller's contract).
         unsafe { fill_response(request, resp, raw, response) }
+    })
+}
+
+/// The response written with SRPC_STATUS_INTERRUPTED: only the request's id.
+fn interrupted_response(request: u64) -> srpc_response {
+    srpc_response {
+        kind: crate::types::srpc_response_kind::SrpcResponseKindDone,
+        obj: SRPC_NO_OBJECT,
+        request_id: request,
+        value: srpc_buf::empty(),
+    }
+}
+
+/// Let a signal end a wait (`on`), as a host that runs its signal handlers
+/// between calls needs (Python's Ctrl-C, a profiler's timer): a wait a
+/// signal interrupts returns SRPC_STATUS_INTERRUPTED, the request still in
+/// flight. Off by default: interrupted system calls are retried.
+///
+/// # Safety
+/// `client` is live.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_client_set_interruptible(
+    client: *const srpc_client,
+    on: bool,
+) -> srpc_status {
+    guard(|| {
+        live(client)?.0.set_interruptible(on);
+        Ok(())
+    })
+}
+
+/// Give up on request `request` (sent with srpc_client_send(), or
+/// interrupted): its answer is dropped when it comes and an object it
+/// returns is released, so the connection stays usable and nothing leaks.
+/// Does no I/O.
+///
+/// # Safety
+/// `client` is live.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_client_abandon(
+    client: *const srpc_client,
+    request: u64,
+) -> srpc_status {
+    guard_keep(|| {
+        live(client)?.0.abandon(RequestId(request));
+        Ok(())
     })
 }
 
@@ -276,7 +333,16 @@ pub unsafe extern "C" fn srpc_client_request(
         }
         // SAFETY: the srpc_call's fields are valid per the caller's contract.
         let outgoing = unsafe { call.to_outgoing()? };
-        let (resp, raw) = send(c, &outgoing)?;
+        let id = send_only(c, &outgoing, false)?;
+        let (resp, raw) = match c.0.wait(RequestId(id)) {
+            Ok(answer) => answer,
+            Err(Error::Interrupted) => {
+                // SAFETY: non-NULL and valid for writing (the caller's contract).
+                unsafe { response.write(interrupted_response(id)) };
+                return Err(ws_error(Error::Interrupted));
+            }
+            Err(e) => return Err(ws_error(e)),
+        };
         // SAFETY: non-NULL and valid for writing (the caller's contract).
         unsafe { fill_response(0, resp, raw, response) }
     })

@@ -32,8 +32,16 @@ pub enum srpc_status {
     SrpcStatusErrPanic = 9,
     /// The object is in the wrong state for this call (e.g. already stopped).
     SrpcStatusErrState = 10,
-    /// A request got no answer within the client's timeout; the connection is closed.
+    /// A request got no answer within the client's timeout, or the server
+    /// stopped answering even pings (frozen, or the network is gone); the
+    /// connection is closed.
     SrpcStatusErrTimeout = 11,
+    /// A signal interrupted the wait of a client made interruptible with
+    /// srpc_client_set_interruptible(): the request is still in flight (its
+    /// id is in `response->request_id`). Run the host's signal handlers,
+    /// then wait for it again with srpc_client_wait(), or give it up with
+    /// srpc_client_abandon().
+    SrpcStatusInterrupted = 12,
 }
 
 pub use srpc_status::*;
@@ -45,7 +53,7 @@ pub type srpc_status_in = u32;
 
 impl srpc_status {
     /// Every status with its C name and a description, in order.
-    const TABLE: [(srpc_status, &'static str, &'static str); 12] = [
+    const TABLE: [(srpc_status, &'static str, &'static str); 13] = [
         (SrpcStatusOk, "SRPC_STATUS_OK\0", "ok\0"),
         (
             SrpcStatusErrNullArgument,
@@ -101,6 +109,11 @@ impl srpc_status {
             SrpcStatusErrTimeout,
             "SRPC_STATUS_ERR_TIMEOUT\0",
             "no answer within the timeout\0",
+        ),
+        (
+            SrpcStatusInterrupted,
+            "SRPC_STATUS_INTERRUPTED\0",
+            "a signal interrupted the wait; the request is still in flight\0",
         ),
     ];
 

@@ -46,7 +46,8 @@ from .errors import AuthenticationError, ConnectionClosedError, ProtocolError, R
     SRPC_STATUS_ERR_PANIC,
     SRPC_STATUS_ERR_STATE,
     SRPC_STATUS_ERR_TIMEOUT,
-) = range(12)
+    SRPC_STATUS_INTERRUPTED,
+) = range(13)
 # srpc_call_kind
 (
     SRPC_CALL_KIND_IMPORT_MODULE,
@@ -203,6 +204,8 @@ _client_max_message_size = _declare("srpc_client_max_message_size", c_uint64, c_
 _value_split = _declare("srpc_value_split", c_uint32, Slice, c_size_t, POINTER(Buf), POINTER(Buf))
 _client_release = _declare("srpc_client_release", c_uint32, c_void_p, c_uint64)
 _client_set_timeout = _declare("srpc_client_set_timeout", c_uint32, c_void_p, c_uint64)
+_client_set_interruptible = _declare("srpc_client_set_interruptible", c_uint32, c_void_p, ctypes.c_bool)
+_client_abandon = _declare("srpc_client_abandon", c_uint32, c_void_p, c_uint64)
 _client_extensions = _declare("srpc_client_extensions", c_uint32, c_void_p)
 _client_free = _declare("srpc_client_free", None, c_void_p)
 _server_start = _declare("srpc_server_start", c_uint32, POINTER(ServerConfig), POINTER(Executor), POINTER(c_void_p))
@@ -427,6 +430,11 @@ class _Keep:
         return cls(ctypes.addressof(arr), len(mv))
 
 
+def _run_signal_handlers() -> None:
+    """Nothing: calling a Python function is where the interpreter runs the
+    signal handlers that are due (in the main thread), raising what they raise."""
+
+
 class NativeClient:
     """A connection through libsimplerpc (the ``NativeClientAPI`` of ``_native_api``)."""
 
@@ -439,6 +447,8 @@ class NativeClient:
         if st != SRPC_STATUS_OK:
             _raise(st)
         self._handle: Optional[int] = handle.value
+        # A signal ends a wait so that its Python handler runs (see _resume).
+        _client_set_interruptible(self._handle, True)
         if timeout is not None:
             _client_set_timeout(self._handle, max(1, int(timeout * 1000)))
 
@@ -477,9 +487,28 @@ class NativeClient:
         call = self._call(keep, kind, obj, name, path, args, kwargs, key, payload)
         resp = Response()
         st = _client_request(self._handle, byref(call), byref(resp))
+        if st == SRPC_STATUS_INTERRUPTED:
+            st = self._resume(resp)
         if st != SRPC_STATUS_OK:
             _raise(st)
         return self._answer(resp, allow_pickle)
+
+    def _resume(self, resp: Response) -> int:
+        """A signal interrupted the wait for request ``resp.request_id``:
+        let Python run its handlers, then wait again. A handler that raises
+        (Ctrl-C's KeyboardInterrupt) gives the request up: its late answer is
+        dropped when it comes and the connection stays usable."""
+        request = resp.request_id
+        try:
+            while True:
+                _run_signal_handlers()
+                st = _client_wait(self._handle, request, byref(resp))
+                if st != SRPC_STATUS_INTERRUPTED:
+                    return st
+        except BaseException:
+            if self._handle:
+                _client_abandon(self._handle, request)
+            raise
 
     # -- pipelining (the promise extension)
 
@@ -525,6 +554,8 @@ class NativeClient:
             raise ConnectionClosedError("the connection is closed")
         resp = Response()
         st = _client_wait(self._handle, request, byref(resp))
+        if st == SRPC_STATUS_INTERRUPTED:
+            st = self._resume(resp)
         if st != SRPC_STATUS_OK:
             _raise(st)
         return self._answer(resp, allow_pickle)

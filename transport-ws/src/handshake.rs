@@ -1,7 +1,14 @@
 //! The server side of the WebSocket handshake: the token check and the
 //! extension negotiation, both decided before the upgrade.
+//!
+//! The whole handshake has one wall-clock deadline
+//! ([`ServerConfig::handshake_timeout`](crate::ServerConfig::handshake_timeout)),
+//! checked before every read of the socket and bounding how long each read
+//! may wait: a client that trickles its request a byte at a time is dropped
+//! at the deadline, not when it stops sending.
 
 use std::cell::Cell;
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
@@ -9,13 +16,12 @@ use simplerpc_core::{extensions, Extensions};
 use tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tungstenite::handshake::HandshakeError;
 use tungstenite::http::{header, HeaderValue, StatusCode};
+use tungstenite::protocol::Role;
 use tungstenite::WebSocket;
 
 use crate::server::Context;
 use crate::token;
 
-/// How long a client may take to send its upgrade request.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often a handshake in progress looks at the stop flag.
 const HANDSHAKE_POLL: Duration = Duration::from_millis(200);
 
@@ -29,7 +35,9 @@ pub(crate) fn accept(
     peer: SocketAddr,
     ctx: &Context,
 ) -> Option<(WebSocket<TcpStream>, Extensions)> {
-    if let Err(e) = configure(&stream) {
+    let limit = ctx.handshake_timeout;
+    let deadline = Instant::now() + limit;
+    if let Err(e) = configure(&stream, limit) {
         log::warn!("client {peer}: cannot configure the socket: {e}");
         return None;
     }
@@ -56,17 +64,29 @@ pub(crate) fn accept(
         }
         Ok(resp)
     };
-    let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
-    let mut attempt = tungstenite::accept_hdr_with_config(stream, callback, Some(ctx.ws_config));
+    let timed = Timed {
+        stream: &stream,
+        deadline,
+        read_timeout: Some(HANDSHAKE_POLL),
+    };
+    let late = || log::warn!("client {peer}: no WebSocket handshake within {limit:?}; dropped");
+    let mut attempt = tungstenite::accept_hdr_with_config(timed, callback, Some(ctx.ws_config));
     loop {
         match attempt {
-            Ok(ws) => return Some((ws, accepted.get())),
+            // tungstenite refuses bytes after the request (JunkAfterRequest)
+            // and then starts from the bare socket; so do we, without the
+            // deadline.
+            Ok(ws) => {
+                drop(ws);
+                let ws = WebSocket::from_raw_socket(stream, Role::Server, Some(ctx.ws_config));
+                return Some((ws, accepted.get()));
+            }
             Err(HandshakeError::Interrupted(mid)) => {
                 if ctx.control.stopping() {
                     return None;
                 }
-                if Instant::now() > deadline {
-                    log::warn!("client {peer}: no WebSocket handshake within {HANDSHAKE_TIMEOUT:?}; dropped");
+                if Instant::now() >= deadline {
+                    late();
                     return None;
                 }
                 attempt = mid.handshake();
@@ -74,6 +94,9 @@ pub(crate) fn accept(
             Err(HandshakeError::Failure(e)) => {
                 if refused.get() {
                     log::warn!("client {peer}: refused, invalid or missing token (HTTP 401)");
+                } else if matches!(&e, tungstenite::Error::Io(io) if io.kind() == io::ErrorKind::TimedOut)
+                {
+                    late();
                 } else {
                     log::warn!("client {peer}: WebSocket handshake failed: {e}");
                 }
@@ -83,10 +106,52 @@ pub(crate) fn accept(
     }
 }
 
-fn configure(stream: &TcpStream) -> std::io::Result<()> {
+fn configure(stream: &TcpStream, limit: Duration) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(HANDSHAKE_POLL))?;
-    stream.set_write_timeout(Some(HANDSHAKE_TIMEOUT))
+    stream.set_write_timeout(Some(limit))
+}
+
+/// The socket as the handshake sees it: no read starts after the deadline,
+/// and none waits past it (nor longer than [`HANDSHAKE_POLL`], so the
+/// stop flag is looked at).
+struct Timed<'a> {
+    stream: &'a TcpStream,
+    deadline: Instant,
+    /// The socket's read timeout, to skip redundant system calls.
+    read_timeout: Option<Duration>,
+}
+
+impl Read for Timed<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        // A zero timeout means "none" to the socket.
+        if left < Duration::from_millis(1) {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the handshake deadline passed",
+            ));
+        }
+        let wait = Some(left.min(HANDSHAKE_POLL));
+        if self.read_timeout != wait {
+            self.stream.set_read_timeout(wait)?;
+            self.read_timeout = wait;
+        }
+        let mut s = self.stream;
+        s.read(buf)
+    }
+}
+
+impl Write for Timed<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut s = self.stream;
+        s.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let mut s = self.stream;
+        s.flush()
+    }
 }
 
 /// HTTP 401 with a short body: a stock client sees a failed connection.

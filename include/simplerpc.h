@@ -536,6 +536,28 @@ typedef struct srpc_server_config {
    Largest message accepted, in bytes; 0 means the default (2 GiB).
    */
   uint64_t max_message_size;
+  /*
+   Most objects one connection may hold at once; 0 means the default
+   (1,000,000). A request that would create one more is answered with
+   an error of type "simplerpc.ObjectLimitError" until the client
+   releases some.
+   */
+  uint64_t max_objects;
+  /*
+   Most connections served at once, handshakes included; 0 means the
+   default (256). One more is answered HTTP 503 naming the limit.
+   */
+  uint32_t max_connections;
+  /*
+   Stack size in bytes of the threads that run executor callbacks; 0
+   means the default (8 MiB). At least 65536.
+   */
+  uint64_t stack_size;
+  /*
+   Milliseconds a client has, from its accept, to complete the
+   WebSocket handshake; 0 means the default (10 000).
+   */
+  uint64_t handshake_timeout_ms;
 } srpc_server_config;
 
 /*
@@ -1000,7 +1022,8 @@ void srpc_set_log_callback(srpc_log_fn callback, void *userdata, srpc_log_level 
  Bind and start a server on its own threads; one executor session is
  opened per connected client. `executor` is copied; its userdata is freed
  (by `free_userdata`) in srpc_server_free(). Returns SRPC_STATUS_ERR_IO when the
- address cannot be bound. Stop with srpc_server_stop(), free with srpc_server_free().
+ address cannot be bound, SRPC_STATUS_ERR_INVALID_ARGUMENT for a limit
+ that cannot work (a stack under 64 KiB). Stop with srpc_server_stop(), free with srpc_server_free().
 
  # Safety
  `config` and `executor` point to valid structs; `server_out` is valid.
@@ -1254,6 +1277,18 @@ srpc_status srpc_server_session_handle(struct srpc_server_session *session,
                                        const uint8_t *frame,
                                        size_t len,
                                        struct srpc_buf *response_out);
+
+/*
+ Set the most objects the session's client may hold at once (default
+ 1,000,000; 0 is refused with SRPC_STATUS_ERR_INVALID_ARGUMENT). A request
+ that would create one more is answered with an error of type
+ "simplerpc.ObjectLimitError" until the client releases some.
+
+ # Safety
+ `session` is live.
+ */
+srpc_status srpc_server_session_set_max_objects(struct srpc_server_session *session,
+                                                uint64_t max_objects);
 
 /*
  How many objects the session's client holds.

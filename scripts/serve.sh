@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Start a simplerpc server from a fresh clone: builds the package into .venv on
 # first use, then runs `python -m simplerpc.server` with any arguments given
-# (--host, --port, --token).
+# (--host, --port, --token and the limits: see --help).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 venv="$root/.venv"

@@ -102,6 +102,10 @@ pub enum ArrayError {
     /// A bool array holds a byte other than 0 or 1.
     #[error("bool array holds a byte other than 0 or 1")]
     InvalidBool,
+    /// Memory for a copy of the array could not be had (the allocation
+    /// failed; the process goes on).
+    #[error("out of memory: a copy of {0} bytes could not be allocated")]
+    OutOfMemory(usize),
 }
 
 impl DType {

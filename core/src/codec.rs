@@ -58,6 +58,10 @@ pub enum DecodeError {
     /// Bytes left over after the value.
     #[error("{0} trailing bytes after the value")]
     TrailingBytes(usize),
+    /// Memory for the decoded value could not be had: the allocation
+    /// failed, and the decoder says so rather than aborting the process.
+    #[error("out of memory decoding the frame: {0} bytes could not be allocated")]
+    OutOfMemory(usize),
 }
 
 /// Why a value could not be encoded.
@@ -620,15 +624,36 @@ pub(crate) fn top_level(frame: &Bytes) -> Result<TopLevel, DecodeError> {
         }
     };
     d.values = 1;
-    let mut fields = Vec::with_capacity(n.min(64));
+    let mut fields = with_room(n.min(64))?;
     for _ in 0..n {
         let k = d.value(1)?;
         let start = d.pos;
         let v = d.value(1)?;
-        fields.push((k, v, start..d.pos));
+        push(&mut fields, (k, v, start..d.pos))?;
     }
     d.finish()?;
     Ok(TopLevel::Map(fields))
+}
+
+/// An empty `Vec` with room for `n` items, or [`DecodeError::OutOfMemory`]
+/// where `Vec::with_capacity` would abort the process. What a peer sends
+/// decides `n`, so it must not be trusted with an abort.
+fn with_room<T>(n: usize) -> Result<Vec<T>, DecodeError> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n)
+        .map_err(|_| DecodeError::OutOfMemory(n.saturating_mul(std::mem::size_of::<T>())))?;
+    Ok(v)
+}
+
+/// `v.push(item)`, growing `v` fallibly (amortized, as `push` would).
+fn push<T>(v: &mut Vec<T>, item: T) -> Result<(), DecodeError> {
+    if v.len() == v.capacity() {
+        v.try_reserve(1).map_err(|_| {
+            DecodeError::OutOfMemory(v.len().saturating_mul(2 * std::mem::size_of::<T>()))
+        })?;
+    }
+    v.push(item);
+    Ok(())
 }
 
 struct Decoder<'a> {
@@ -699,25 +724,31 @@ impl<'a> Decoder<'a> {
     fn string(&mut self, n: usize) -> Result<Value, DecodeError> {
         let at = self.pos;
         let s = std::str::from_utf8(self.take(n)?).map_err(|_| DecodeError::InvalidUtf8(at))?;
-        Ok(Value::Str(s.to_owned()))
+        let mut owned = String::new();
+        owned
+            .try_reserve_exact(s.len())
+            .map_err(|_| DecodeError::OutOfMemory(s.len()))?;
+        owned.push_str(s);
+        Ok(Value::Str(owned))
     }
 
     fn list(&mut self, n: usize, depth: usize) -> Result<Value, DecodeError> {
         // Every element takes at least one byte: never trust a claimed length
         // further than the bytes that remain.
-        let mut items = Vec::with_capacity(n.min(self.buf.len() - self.pos).min(MAX_VALUES));
+        let mut items = with_room(n.min(self.buf.len() - self.pos).min(MAX_VALUES))?;
         for _ in 0..n {
-            items.push(self.value(depth + 1)?);
+            let v = self.value(depth + 1)?;
+            push(&mut items, v)?;
         }
         Ok(Value::List(items))
     }
 
     fn map(&mut self, n: usize, depth: usize) -> Result<Value, DecodeError> {
-        let mut pairs = Vec::with_capacity(n.min((self.buf.len() - self.pos) / 2).min(MAX_VALUES));
+        let mut pairs = with_room(n.min((self.buf.len() - self.pos) / 2).min(MAX_VALUES))?;
         for _ in 0..n {
             let k = self.value(depth + 1)?;
             let v = self.value(depth + 1)?;
-            pairs.push((k, v));
+            push(&mut pairs, (k, v))?;
         }
         Ok(recognise(pairs))
     }

@@ -96,6 +96,15 @@ impl Request {
             Request::GetNamespace => "get_namespace",
         }
     }
+
+    /// Whether a successful answer is a new object (an id the client then
+    /// holds), rather than a value or nothing.
+    pub fn creates_object(&self) -> bool {
+        !matches!(
+            self,
+            Request::Materialize { .. } | Request::Execute { .. } | Request::GetNamespace
+        )
+    }
 }
 
 /// A request with its extension fields, as it travels.

@@ -23,6 +23,16 @@ pub const PROTOCOL_ERROR: &str = "simplerpc.ProtocolError";
 pub const UNKNOWN_OBJECT: &str = "simplerpc.UnknownObjectError";
 /// Exception type of an executor that panicked.
 pub const EXECUTOR_PANIC: &str = "simplerpc.ExecutorPanic";
+/// Exception type of a request refused because the session already holds
+/// [`ServerSession::max_objects`] objects.
+pub const OBJECT_LIMIT: &str = "simplerpc.ObjectLimitError";
+
+/// The default [`ServerSession::max_objects`]: a million live objects per
+/// client. Far above what a client holding proxies on purpose reaches (an
+/// episode that releases its proxies stays at a handful), low enough that a
+/// client leaking proxies in a loop is stopped long before the server runs
+/// out of memory on its behalf.
+pub const DEFAULT_MAX_OBJECTS: usize = 1_000_000;
 
 /// One client's session on the server.
 pub struct ServerSession<E: Executor> {
@@ -44,6 +54,8 @@ pub struct ServerSession<E: Executor> {
     /// [`FAILED_KEPT`] are kept.
     failed: HashMap<u64, RemoteError>,
     failed_order: VecDeque<u64>,
+    /// The most objects the client may hold at once.
+    max_objects: usize,
 }
 
 /// How many failed requests a session remembers for promises built on them.
@@ -77,7 +89,30 @@ impl<E: Executor> ServerSession<E> {
             promise_of: HashMap::new(),
             failed: HashMap::new(),
             failed_order: VecDeque::new(),
+            max_objects: DEFAULT_MAX_OBJECTS,
         }
+    }
+
+    /// Set the most objects the client may hold at once (default
+    /// [`DEFAULT_MAX_OBJECTS`]). A request that would create one more is
+    /// answered with an error of type [`OBJECT_LIMIT`] and not run; objects
+    /// the same frame releases count as already gone, and releasing objects
+    /// makes room again. Lowering it below what the client holds frees
+    /// nothing: new objects are refused until enough are released.
+    pub fn set_max_objects(&mut self, max: usize) {
+        self.max_objects = max;
+    }
+
+    /// As [`ServerSession::set_max_objects`], by value.
+    #[must_use]
+    pub fn with_max_objects(mut self, max: usize) -> Self {
+        self.set_max_objects(max);
+        self
+    }
+
+    /// The most objects the client may hold at once.
+    pub fn max_objects(&self) -> usize {
+        self.max_objects
     }
 
     /// The extensions this session speaks.
@@ -110,6 +145,9 @@ impl<E: Executor> ServerSession<E> {
     pub fn handle_frame(&mut self, frame: Bytes) -> Vec<u8> {
         self.requests += 1;
         let (id, release, response) = match message::decode_request(&frame) {
+            Ok(req) if req.request.creates_object() && self.full(&req.release) => {
+                (req.id, req.release, Response::Error(self.object_limit()))
+            }
             Ok(req) => {
                 let response = self.dispatch(req.request, req.raw);
                 (req.id, req.release, response)
@@ -154,6 +192,35 @@ impl<E: Executor> ServerSession<E> {
                     .expect("a short error response always encodes")
             }
         }
+    }
+
+    /// Whether one more object would take the client past `max_objects`,
+    /// counting the objects of `release` (applied after the request) as gone.
+    fn full(&self, release: &[ObjId]) -> bool {
+        if self.objects.len() < self.max_objects {
+            return false;
+        }
+        let mut held: Vec<ObjId> = release
+            .iter()
+            .copied()
+            .filter(|o| self.objects.contains_key(o))
+            .collect();
+        held.sort_unstable_by_key(|o| o.0);
+        held.dedup();
+        self.objects.len() - held.len() >= self.max_objects
+    }
+
+    fn object_limit(&self) -> RemoteError {
+        RemoteError::new(
+            OBJECT_LIMIT,
+            format!(
+                "this connection already holds {} objects, the server's limit (max_objects = {}): \
+                 release objects you no longer need (drop their proxies; they are released with the \
+                 next request) or start the server with a larger max_objects (--max-objects)",
+                self.objects.len(),
+                self.max_objects
+            ),
+        )
     }
 
     /// Keep what request `n` answered, for later requests built on it.

@@ -105,6 +105,20 @@ enum RawRepr {
     Framed(Vec<u8>),
 }
 
+/// An empty buffer with room for a frame around `len` bytes of value: the
+/// header in front ([`RawValue::FRAME_ROOM`]) and the request-id field
+/// behind. Fallible: an executor's answer too large for the memory left is
+/// an error, not an abort.
+fn frame_buffer(len: usize) -> Result<Vec<u8>, DecodeError> {
+    let room = len
+        .checked_add(RawValue::FRAME_ROOM + 12)
+        .ok_or(DecodeError::OutOfMemory(usize::MAX))?;
+    let mut v = Vec::new();
+    v.try_reserve_exact(room)
+        .map_err(|_| DecodeError::OutOfMemory(room))?;
+    Ok(v)
+}
+
 impl RawValue {
     /// Room kept in front of a value copied in by [`RawValue::copy_from_slice`]:
     /// exactly the header of a success response carrying a value
@@ -128,7 +142,7 @@ impl RawValue {
     pub fn copy_from_slice(data: &[u8]) -> Result<RawValue, DecodeError> {
         codec::validate(data)?;
         // Room for the header in front and the request-id field behind.
-        let mut v = Vec::with_capacity(Self::FRAME_ROOM + data.len() + 12);
+        let mut v = frame_buffer(data.len())?;
         v.resize(Self::FRAME_ROOM, 0);
         v.extend_from_slice(data);
         Ok(RawValue(RawRepr::Framed(v)))
@@ -139,8 +153,11 @@ impl RawValue {
     /// into the buffer that becomes the frame, never joined first; the whole
     /// is checked there.
     pub fn copy_from_parts(parts: &[&[u8]]) -> Result<RawValue, DecodeError> {
-        let len: usize = parts.iter().map(|p| p.len()).sum();
-        let mut v = Vec::with_capacity(Self::FRAME_ROOM + len + 12);
+        let len = parts
+            .iter()
+            .try_fold(0usize, |n, p| n.checked_add(p.len()))
+            .ok_or(DecodeError::OutOfMemory(usize::MAX))?;
+        let mut v = frame_buffer(len)?;
         v.resize(Self::FRAME_ROOM, 0);
         for part in parts {
             v.extend_from_slice(part);

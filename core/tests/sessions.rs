@@ -3,7 +3,9 @@
 mod common;
 
 use common::Pair;
-use simplerpc_core::server::{EXECUTOR_PANIC, PROTOCOL_ERROR, UNKNOWN_OBJECT};
+use simplerpc_core::server::{
+    DEFAULT_MAX_OBJECTS, EXECUTOR_PANIC, OBJECT_LIMIT, PROTOCOL_ERROR, UNKNOWN_OBJECT,
+};
 use simplerpc_core::{Bytes, DType, Extensions, ObjId, Request, Response, Value};
 
 fn call(obj: ObjId, path: &str, args: Vec<Value>) -> Request {
@@ -447,4 +449,58 @@ fn an_abandoned_request_is_dropped_and_its_object_released() {
         p.request(Request::Materialize { obj_id: kept }),
         p.request(Request::Materialize { obj_id: kept })
     );
+}
+
+#[test]
+fn the_object_limit_refuses_new_objects_until_some_are_released() {
+    let mut p = Pair::new(Extensions::ALL);
+    assert_eq!(p.server.max_objects(), DEFAULT_MAX_OBJECTS);
+    p.server.set_max_objects(3);
+    let import = || Request::ImportModule {
+        module: "sim".into(),
+    };
+    let version = Request::GetAttr {
+        path: "sim".into(),
+        obj_id: None,
+        attr: "version".into(),
+    };
+    let ids = [p.obj(import()), p.obj(import()), p.obj(version.clone())];
+    assert_eq!(p.server.live_objects(), 3);
+    let refused = |p: &mut Pair, r: Request| match p.request(r) {
+        Response::Error(e) => {
+            assert_eq!(e.exception_type, OBJECT_LIMIT);
+            assert!(e.message.contains("max_objects = 3"), "{}", e.message);
+            assert!(e.message.contains("release"), "{}", e.message);
+        }
+        other => panic!("expected the object limit, got {other:?}"),
+    };
+    // Every kind of request that makes an object is refused, and not run.
+    refused(&mut p, import());
+    refused(&mut p, version.clone());
+    refused(
+        &mut p,
+        Request::Call {
+            path: "sim.add".into(),
+            obj_id: None,
+            args: vec![Value::UInt(1), Value::UInt(2)],
+            kwargs: vec![],
+        },
+    );
+    refused(&mut p, Request::Eval { expr: "1".into() });
+    assert_eq!(p.server.live_objects(), 3);
+    // What makes no object still works at the limit.
+    assert_eq!(
+        p.request(Request::Materialize { obj_id: ids[2] }),
+        Response::Value(Value::str("1.0"))
+    );
+    // A release makes room, even one riding on the request that needs it.
+    p.client.release(ids[0]);
+    let again = p.obj(import());
+    assert_eq!(p.server.live_objects(), 3);
+    refused(&mut p, import());
+    p.client.release(again);
+    p.client.release(ids[1]);
+    p.obj(import());
+    p.obj(version);
+    assert_eq!(p.server.live_objects(), 3);
 }

@@ -2,6 +2,7 @@
 
 use std::ffi::{c_char, CString};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use simplerpc_ws::{RunningServer, Server, ServerConfig};
 
@@ -21,6 +22,20 @@ pub struct srpc_server_config {
     pub token: srpc_str,
     /// Largest message accepted, in bytes; 0 means the default (2 GiB).
     pub max_message_size: u64,
+    /// Most objects one connection may hold at once; 0 means the default
+    /// (1,000,000). A request that would create one more is answered with
+    /// an error of type "simplerpc.ObjectLimitError" until the client
+    /// releases some.
+    pub max_objects: u64,
+    /// Most connections served at once, handshakes included; 0 means the
+    /// default (256). One more is answered HTTP 503 naming the limit.
+    pub max_connections: u32,
+    /// Stack size in bytes of the threads that run executor callbacks; 0
+    /// means the default (8 MiB). At least 65536.
+    pub stack_size: u64,
+    /// Milliseconds a client has, from its accept, to complete the
+    /// WebSocket handshake; 0 means the default (10 000).
+    pub handshake_timeout_ms: u64,
 }
 
 /// A running WebSocket server. Opaque.
@@ -46,7 +61,8 @@ fn live<'a>(p: *const srpc_server) -> Result<&'a srpc_server, FfiError> {
 /// Bind and start a server on its own threads; one executor session is
 /// opened per connected client. `executor` is copied; its userdata is freed
 /// (by `free_userdata`) in srpc_server_free(). Returns SRPC_STATUS_ERR_IO when the
-/// address cannot be bound. Stop with srpc_server_stop(), free with srpc_server_free().
+/// address cannot be bound, SRPC_STATUS_ERR_INVALID_ARGUMENT for a limit
+/// that cannot work (a stack under 64 KiB). Stop with srpc_server_stop(), free with srpc_server_free().
 ///
 /// # Safety
 /// `config` and `executor` point to valid structs; `server_out` is valid.
@@ -78,13 +94,29 @@ pub unsafe extern "C" fn srpc_server_start(
         if !token.is_empty() {
             config.token = Some(token.to_owned());
         }
+        let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
         if cfg.max_message_size != 0 {
-            config.max_message_size = usize::try_from(cfg.max_message_size).unwrap_or(usize::MAX);
+            config.max_message_size = size(cfg.max_message_size);
+        }
+        if cfg.max_objects != 0 {
+            config.max_objects = size(cfg.max_objects);
+        }
+        if cfg.max_connections != 0 {
+            config.max_connections = size(cfg.max_connections.into());
+        }
+        if cfg.stack_size != 0 {
+            config.stack_size = size(cfg.stack_size);
+        }
+        if cfg.handshake_timeout_ms != 0 {
+            config.handshake_timeout = Duration::from_millis(cfg.handshake_timeout_ms);
         }
         let server = Server::bind(config, move |_: &simplerpc_ws::ClientInfo| {
             callbacks.open_or_refuse()
         })
-        .map_err(|e| FfiError::new(SrpcStatusErrIo, e.to_string()))?;
+        .map_err(|e| match e {
+            simplerpc_ws::Error::Config(why) => FfiError::invalid(why),
+            e => FfiError::new(SrpcStatusErrIo, e.to_string()),
+        })?;
         let port = server.local_addr().port();
         let token = CString::new(server.token())
             .map_err(|_| FfiError::invalid("the token contains a NUL byte"))?;

@@ -433,6 +433,30 @@ pub unsafe extern "C" fn srpc_server_session_handle(
     })
 }
 
+/// Set the most objects the session's client may hold at once (default
+/// 1,000,000; 0 is refused with SRPC_STATUS_ERR_INVALID_ARGUMENT). A request
+/// that would create one more is answered with an error of type
+/// "simplerpc.ObjectLimitError" until the client releases some.
+///
+/// # Safety
+/// `session` is live.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_server_session_set_max_objects(
+    session: *mut srpc_server_session,
+    max_objects: u64,
+) -> srpc_status {
+    guard(|| {
+        let s = out(session, "session")?;
+        if max_objects == 0 {
+            return Err(FfiError::invalid(
+                "max_objects is 0: every request making an object would fail",
+            ));
+        }
+        s.0.set_max_objects(usize::try_from(max_objects).unwrap_or(usize::MAX));
+        Ok(())
+    })
+}
+
 /// How many objects the session's client holds.
 ///
 /// # Safety

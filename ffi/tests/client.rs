@@ -354,3 +354,44 @@ fn promise_references_reach_the_executor_as_written_with_their_handles() {
     }
     assert_eq!(got, expected);
 }
+
+#[test]
+fn the_c_config_sets_the_server_limits() {
+    let server = Server::start_with(|c| {
+        c.max_objects = 1;
+        c.max_connections = 1;
+        c.stack_size = 16 << 20;
+        c.handshake_timeout_ms = 5_000;
+    })
+    .expect("start");
+    let c = Client::connect(&server);
+    c.import("t");
+    let mut id = 0;
+    // SAFETY: a live client, valid out-pointer.
+    let st = unsafe { srpc_client_import(c.0, s("t"), &mut id) };
+    assert_eq!(st, srpc_status::SrpcStatusErrRemote);
+    // SAFETY: NUL-terminated, valid until the next call on this thread.
+    let t = unsafe { std::ffi::CStr::from_ptr(simplerpc::error::srpc_last_error_type()) };
+    assert_eq!(t.to_str().unwrap(), "simplerpc.ObjectLimitError");
+    assert!(
+        last_message().contains("max_objects = 1"),
+        "{}",
+        last_message()
+    );
+    // A second connection is one over max_connections.
+    let mut second = std::ptr::null_mut();
+    // SAFETY: borrowed strings, valid out-pointer.
+    let st =
+        unsafe { srpc_client_connect(s("127.0.0.1"), server.port, s(&server.token), &mut second) };
+    assert_ne!(st, srpc_status::SrpcStatusOk);
+    assert!(second.is_null());
+    let said = last_message();
+    assert!(
+        said.contains("503") && said.contains("limit of 1 connections"),
+        "{said}"
+    );
+    // A limit that cannot work is refused as an invalid argument.
+    let st = Server::start_with(|c| c.stack_size = 1024).err();
+    assert_eq!(st, Some(srpc_status::SrpcStatusErrInvalidArgument));
+    assert!(last_message().contains("stack_size"), "{}", last_message());
+}

@@ -12,8 +12,8 @@ use simplerpc::session::{
     srpc_client_session_release, srpc_client_session_send, srpc_client_session_send_pipelined,
     srpc_client_session_store, srpc_client_session_take, srpc_client_session_take_failure,
     srpc_server_session, srpc_server_session_free, srpc_server_session_handle,
-    srpc_server_session_live_objects, srpc_server_session_new, SRPC_EXT_ALL, SRPC_EXT_PROMISE,
-    SRPC_EXT_RELEASE, SRPC_EXT_REQUEST_IDS,
+    srpc_server_session_live_objects, srpc_server_session_new, srpc_server_session_set_max_objects,
+    SRPC_EXT_ALL, SRPC_EXT_PROMISE, SRPC_EXT_RELEASE, SRPC_EXT_REQUEST_IDS,
 };
 use simplerpc::types::{
     srpc_buf, srpc_buf_free, srpc_call, srpc_call_kind, srpc_response, srpc_response_kind,
@@ -449,4 +449,32 @@ fn without_the_promise_extension_nothing_is_pipelined() {
             "a frame that answers no request"
         );
     }
+}
+
+#[test]
+fn a_bare_server_session_takes_an_object_limit() {
+    let p = Pair::new(SRPC_EXT_ALL);
+    // SAFETY: a live session.
+    unsafe {
+        assert_eq!(
+            srpc_server_session_set_max_objects(p.server, 0),
+            srpc_status::SrpcStatusErrInvalidArgument
+        );
+        assert_eq!(
+            srpc_server_session_set_max_objects(p.server, 1),
+            srpc_status::SrpcStatusOk
+        );
+    }
+    let import = call_of(
+        srpc_call_kind::SrpcCallKindImportModule,
+        SRPC_NO_OBJECT,
+        "t",
+    );
+    p.object(&import);
+    let (st, r) = p.roundtrip(&import);
+    assert_eq!(st, srpc_status::SrpcStatusErrRemote);
+    assert_eq!(r.kind, srpc_response_kind::SrpcResponseKindError);
+    assert_eq!(error_type(), "simplerpc.ObjectLimitError");
+    // SAFETY: a live session.
+    assert_eq!(unsafe { srpc_server_session_live_objects(p.server) }, 1);
 }

@@ -167,7 +167,11 @@ impl NdArrayExt for NdArray {
         let src: &[u8] = if self.dtype().is_native(self.order()) {
             self.data()
         } else {
-            bytes_native = self.data().to_vec();
+            bytes_native = Vec::new();
+            bytes_native
+                .try_reserve_exact(self.data().len())
+                .map_err(|_| ArrayError::OutOfMemory(self.data().len()))?;
+            bytes_native.extend_from_slice(self.data());
             let unit = self.dtype().swap_unit();
             bytes_native
                 .chunks_exact_mut(unit)
@@ -175,7 +179,9 @@ impl NdArrayExt for NdArray {
             &bytes_native
         };
         T::validate(src)?;
-        let mut out: Vec<T> = Vec::with_capacity(n);
+        let mut out: Vec<T> = Vec::new();
+        out.try_reserve_exact(n)
+            .map_err(|_| ArrayError::OutOfMemory(src.len()))?;
         // SAFETY: `out` has capacity for n elements = src.len() bytes; src holds
         // valid native-order bit patterns for T (validated above); the regions
         // do not overlap; set_len follows the full initialising copy.

@@ -7,7 +7,7 @@ use ndarray::{ArrayD, Dimension};
 use crate::array::{Element, NdArrayExt};
 use simplerpc_core::executor::{ExecError, ExecResult};
 use simplerpc_core::value::Value;
-use simplerpc_core::{DType, NdArray};
+use simplerpc_core::{ArrayError, DType, NdArray};
 
 /// A Rust type a registry function can take as an argument.
 pub trait FromValue: Sized {
@@ -113,9 +113,13 @@ impl FromValue for NdArray {
 impl<T: Element> FromValue for ArrayD<T> {
     const EXPECTED: &'static str = "ndarray";
     fn from_value(v: Value) -> ExecResult<Self> {
-        NdArray::from_value(v)?
-            .to_ndarray::<T>()
-            .map_err(|e| ExecError::type_error(e.to_string()))
+        let a = NdArray::from_value(v)?;
+        // A copy of the client's array: as large as the client decided.
+        crate::alloc::check_alloc(a.data().len())?;
+        a.to_ndarray::<T>().map_err(|e| match e {
+            ArrayError::OutOfMemory(n) => crate::alloc::out_of_memory(n),
+            e => ExecError::type_error(e.to_string()),
+        })
     }
 }
 

@@ -25,6 +25,7 @@
 
 #![warn(missing_docs)]
 
+mod alloc;
 pub mod array;
 mod convert;
 mod object;
@@ -32,6 +33,7 @@ mod object;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+pub use alloc::{check_alloc, max_alloc, try_vec, DEFAULT_MAX_ALLOC};
 pub use array::{Element, NdArrayExt};
 pub use convert::{Array, FromValue, IntoValue};
 /// The `ndarray` version this crate converts to and from.
@@ -101,16 +103,36 @@ impl Module {
 }
 
 /// The modules a Rust server offers. Shared by all clients.
-#[derive(Default)]
 pub struct Registry {
     modules: HashMap<String, Arc<Module>>,
     builtins: Option<Arc<Module>>,
+    max_alloc: usize,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry {
+            modules: HashMap::new(),
+            builtins: None,
+            max_alloc: DEFAULT_MAX_ALLOC,
+        }
+    }
 }
 
 impl Registry {
     /// An empty registry.
     pub fn new() -> Self {
         Registry::default()
+    }
+
+    /// The largest single allocation a client may make the server do, in
+    /// bytes (default [`DEFAULT_MAX_ALLOC`]): what [`try_vec`] allows while
+    /// this registry's executor runs a call, and the largest array argument
+    /// the registry copies into an `ndarray`. Over it, the client gets a
+    /// `builtins.MemoryError` and the server goes on.
+    pub fn max_alloc(mut self, bytes: usize) -> Self {
+        self.max_alloc = bytes;
+        self
     }
 
     /// Add a module, importable by its name.
@@ -155,6 +177,11 @@ impl RegistryExecutor {
     /// How many objects this client holds.
     pub fn live_objects(&self) -> usize {
         self.objects.len()
+    }
+
+    /// While it lives, [`try_vec`] on this thread allows this registry's cap.
+    fn cap(&self) -> alloc::Scope {
+        alloc::Scope::enter(self.registry.max_alloc)
     }
 
     fn store(&mut self, o: Object) -> Handle {
@@ -226,11 +253,13 @@ impl RegistryExecutor {
 
 impl Executor for RegistryExecutor {
     fn import_module(&mut self, module: &str) -> ExecResult<Handle> {
+        let _cap = self.cap();
         let m = self.registry.import(module)?;
         Ok(self.store(Object::Module(m)))
     }
 
     fn get_builtin(&mut self, name: &str) -> ExecResult<Handle> {
+        let _cap = self.cap();
         let o = match &self.registry.builtins {
             Some(b) => b.attr(name)?,
             None => {
@@ -243,11 +272,13 @@ impl Executor for RegistryExecutor {
     }
 
     fn getattr(&mut self, target: Target<'_>, attr: &str) -> ExecResult<Handle> {
+        let _cap = self.cap();
         let o = self.target(target)?.getattr(attr)?;
         Ok(self.store(o))
     }
 
     fn call(&mut self, target: Target<'_>, arguments: Arguments) -> ExecResult<Handle> {
+        let _cap = self.cap();
         let Arguments {
             mut args,
             mut kwargs,
@@ -276,6 +307,7 @@ impl Executor for RegistryExecutor {
     }
 
     fn getitem(&mut self, obj: Handle, key: Key) -> ExecResult<Handle> {
+        let _cap = self.cap();
         let mut key = key.value;
         self.unwrap_handles(&mut key)?;
         let o = self.get(obj)?.getitem(&key)?;
@@ -283,6 +315,7 @@ impl Executor for RegistryExecutor {
     }
 
     fn materialize(&mut self, obj: Handle) -> ExecResult<Value> {
+        let _cap = self.cap();
         self.get(obj)?.materialize()
     }
 
@@ -298,6 +331,7 @@ impl Executor for RegistryExecutor {
     }
 
     fn release(&mut self, handle: Handle) {
+        let _cap = self.cap();
         self.objects.remove(&handle.0);
     }
 }

@@ -50,3 +50,20 @@ def test_our_client_against_the_rust_server(rust_server):
         with pytest.raises(simplerpc.RemoteException) as e:
             simplerpc.materialize(conn.modules.sim)
         assert "cannot be materialized" in str(e.value)
+
+
+def test_a_huge_zeros_is_a_memory_error_and_the_server_keeps_serving(rust_server):
+    port, token, proc = rust_server
+    with simplerpc.connect("127.0.0.1", port, token=token) as conn:
+        sim = conn.modules.sim
+        # 8 TiB: over the example's --max-alloc (2 GiB), and over any machine's memory.
+        with pytest.raises(MemoryError) as e:
+            simplerpc.materialize(sim.zeros(2**40))
+        assert isinstance(e.value, simplerpc.RemoteException)
+        assert "2147483648" in str(e.value) and "--max-alloc" in str(e.value)
+        # The same connection and a new one are served.
+        assert simplerpc.materialize(sim.add(1, 2)) == 3.0
+        assert simplerpc.materialize(sim.zeros(4)).tolist() == [0.0] * 4
+    with simplerpc.connect("127.0.0.1", port, token=token) as conn:
+        assert simplerpc.materialize(conn.modules.sim.add(2, 2)) == 4.0
+    assert proc.poll() is None, "the server process ended"

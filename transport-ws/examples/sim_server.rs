@@ -2,13 +2,16 @@
 //!
 //! ```text
 //! cargo run --release -p simplerpc-ws --example sim_server -- [--host H] [--port P] [--token T]
+//!     [--max-objects N] [--max-connections N] [--stack-size BYTES]
+//!     [--handshake-timeout SECONDS] [--max-alloc BYTES]
 //! ```
 //!
 //! Module `sim`:
 //! - `make(seed)` returns an `Env` with `reset(seed)` and `step(action)`;
 //!   `step` returns `{"obs": uint8[480, 640, 3], "reward": float, "done": bool,
 //!   "truncated": bool, "info": {"t": int}}` and `materialize(env)` gives its step count;
-//! - `add(a, b)`, `echo(x)`, `zeros(n)` (float64[n]), `sleep_ms(ms)`.
+//! - `add(a, b)`, `echo(x)`, `zeros(n)` (float64[n]; over `--max-alloc`
+//!   bytes, or more than the memory there is, a `MemoryError`), `sleep_ms(ms)`.
 //!
 //! From Python: `simplerpc.connect(...).modules.sim.make(0).step(1.0)`.
 
@@ -17,7 +20,10 @@ use std::time::Duration;
 
 use ndarray::{Array1, Array3};
 use simplerpc_core::Value;
-use simplerpc_registry::{Array, Class, Instance, Module, Registry};
+use simplerpc_registry::{try_vec, Array, Class, Instance, Module, Registry};
+use simplerpc_ws::config::{
+    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_OBJECTS, DEFAULT_STACK_SIZE,
+};
 use simplerpc_ws::{Server, ServerConfig};
 
 /// A toy environment that renders a fresh image every step.
@@ -50,25 +56,35 @@ impl Env {
     }
 }
 
-fn registry() -> Registry {
+fn registry(max_alloc: usize) -> Registry {
     let env = Class::<Env>::new("Env")
         .method("reset", Env::reset)
         .method("step", Env::step)
         .materialize(|e: &Env| e.t)
         .build();
-    Registry::new().module(
-        Module::new("sim")
-            .function("make", move |seed: u64| {
-                Instance::new(&env, Env { t: 0, seed })
-            })
-            .function("add", |a: f64, b: f64| a + b)
-            .function("echo", |v: Value| v)
-            .function("zeros", |n: usize| Array(Array1::<f64>::zeros(n)))
-            .function("sleep_ms", |ms: u64| {
-                std::thread::sleep(Duration::from_millis(ms))
-            })
-            .value("version", env!("CARGO_PKG_VERSION")),
-    )
+    Registry::new()
+        .module(
+            Module::new("sim")
+                .function("make", move |seed: u64| {
+                    Instance::new(&env, Env { t: 0, seed })
+                })
+                .function("add", |a: f64, b: f64| a + b)
+                .function("echo", |v: Value| v)
+                // The client picks n: allocated fallibly, within max_alloc.
+                .function("zeros", |n: usize| {
+                    try_vec(n, 0.0f64).map(|v| Array(Array1::from_vec(v)))
+                })
+                .function("sleep_ms", |ms: u64| {
+                    std::thread::sleep(Duration::from_millis(ms))
+                })
+                .value("version", env!("CARGO_PKG_VERSION")),
+        )
+        .max_alloc(max_alloc)
+}
+
+/// A default for clap, which wants it `'static`.
+fn shown(v: impl ToString) -> &'static str {
+    Box::leak(v.to_string().into_boxed_str())
 }
 
 fn main() {
@@ -82,14 +98,53 @@ fn main() {
                 .default_value("8000"),
         )
         .arg(clap::arg!(--token <TOKEN> "token clients must present (default: a fresh one)"))
+        .arg(
+            clap::arg!(--"max-objects" <N> "most objects one connection may hold")
+                .value_parser(clap::value_parser!(usize))
+                .default_value(shown(DEFAULT_MAX_OBJECTS)),
+        )
+        .arg(
+            clap::arg!(--"max-connections" <N> "most connections at once; one more is answered HTTP 503")
+                .value_parser(clap::value_parser!(usize))
+                .default_value(shown(DEFAULT_MAX_CONNECTIONS)),
+        )
+        .arg(
+            clap::arg!(--"stack-size" <BYTES> "stack size of the threads that run calls")
+                .value_parser(clap::value_parser!(usize))
+                .default_value(shown(DEFAULT_STACK_SIZE)),
+        )
+        .arg(
+            clap::arg!(--"handshake-timeout" <SECONDS> "time a client has to complete the WebSocket handshake")
+                .value_parser(clap::value_parser!(f64))
+                .default_value(shown(DEFAULT_HANDSHAKE_TIMEOUT.as_secs_f64())),
+        )
+        .arg(
+            clap::arg!(--"max-alloc" <BYTES> "largest array a call may make the server allocate (zeros)")
+                .value_parser(clap::value_parser!(usize))
+                .default_value(shown(simplerpc_registry::DEFAULT_MAX_ALLOC)),
+        )
         .get_matches();
+    let handshake = *args
+        .get_one::<f64>("handshake-timeout")
+        .expect("has a default");
+    let Ok(handshake_timeout) = Duration::try_from_secs_f64(handshake) else {
+        eprintln!("error: --handshake-timeout {handshake} is not a number of seconds");
+        std::process::exit(2);
+    };
     let config = ServerConfig {
         host: args.get_one::<String>("host").cloned().unwrap_or_default(),
         port: *args.get_one::<u16>("port").expect("has a default"),
         token: args.get_one::<String>("token").cloned(),
+        max_objects: *args.get_one::<usize>("max-objects").expect("has a default"),
+        max_connections: *args
+            .get_one::<usize>("max-connections")
+            .expect("has a default"),
+        stack_size: *args.get_one::<usize>("stack-size").expect("has a default"),
+        handshake_timeout,
         ..ServerConfig::default()
     };
-    let registry = Arc::new(registry());
+    let max_alloc = *args.get_one::<usize>("max-alloc").expect("has a default");
+    let registry = Arc::new(registry(max_alloc));
     let server = match Server::bind(config.clone(), move |_| registry.executor()) {
         Ok(s) => s,
         Err(e) => {

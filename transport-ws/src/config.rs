@@ -29,6 +29,26 @@ pub(crate) struct Liveness {
     pub(crate) dead_after: Option<Duration>,
 }
 
+/// The default [`ServerConfig::max_connections`]: 256 clients at once. Each
+/// takes two threads; a few hundred is far past what one simulator host
+/// serves, and still a bound on threads when something connects in a loop.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+
+/// The default [`ServerConfig::stack_size`]: 8 MiB, the main thread's stack
+/// on Linux, so executor code (a Python executor with a raised recursion
+/// limit, say) has the depth it would have there. Only the pages a thread
+/// touches are committed.
+pub const DEFAULT_STACK_SIZE: usize = 8 << 20;
+
+/// The smallest [`ServerConfig::stack_size`] accepted: 64 KiB.
+pub const MIN_STACK_SIZE: usize = 64 << 10;
+
+/// The default [`ServerConfig::handshake_timeout`]: 10 s from the
+/// connection's accept to its upgrade.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub use simplerpc_core::server::DEFAULT_MAX_OBJECTS;
+
 /// How a [`Server`](crate::Server) listens and whom it lets in.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -50,6 +70,25 @@ pub struct ServerConfig {
     /// never gives up. A stock simplerpyc client answers pings only during
     /// its calls, so for it only an unread response counts.
     pub dead_after: Option<Duration>,
+    /// The most objects one connection may hold at once (default
+    /// [`DEFAULT_MAX_OBJECTS`]); a request that would create one more is
+    /// answered with a `simplerpc.ObjectLimitError` until the client
+    /// releases some (see [`ServerSession::set_max_objects`](simplerpc_core::ServerSession::set_max_objects)).
+    pub max_objects: usize,
+    /// The most connections served at once, handshakes in progress included
+    /// (default [`DEFAULT_MAX_CONNECTIONS`]). One more is answered
+    /// `HTTP 503` at once by the accept loop, with no thread started for it;
+    /// clients report it naming this limit.
+    pub max_connections: usize,
+    /// Stack size, in bytes, of the threads that run executor code (each
+    /// connection's thread); default [`DEFAULT_STACK_SIZE`], at least
+    /// [`MIN_STACK_SIZE`].
+    pub stack_size: usize,
+    /// How long a client has, from its connection's accept, to complete the
+    /// WebSocket upgrade (default [`DEFAULT_HANDSHAKE_TIMEOUT`]); a wall-clock
+    /// deadline, however the bytes trickle in. Past it the connection is
+    /// dropped.
+    pub handshake_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -62,7 +101,35 @@ impl Default for ServerConfig {
             extensions: Extensions::ALL,
             ping_interval: DEFAULT_PING_INTERVAL,
             dead_after: Some(DEFAULT_DEAD_AFTER),
+            max_objects: DEFAULT_MAX_OBJECTS,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            stack_size: DEFAULT_STACK_SIZE,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
         }
+    }
+}
+
+impl ServerConfig {
+    /// Refuse limits that cannot work (zero connections, a stack too small
+    /// to run anything, a zero deadline), naming the field.
+    pub(crate) fn check(&self) -> Result<(), Error> {
+        let bad = |what: String| Err(Error::Config(what));
+        if self.max_connections == 0 {
+            return bad("max_connections is 0: the server would refuse every client".into());
+        }
+        if self.max_objects == 0 {
+            return bad("max_objects is 0: every request making an object would fail".into());
+        }
+        if self.stack_size < MIN_STACK_SIZE {
+            return bad(format!(
+                "stack_size is {} bytes, below the minimum of {MIN_STACK_SIZE}",
+                self.stack_size
+            ));
+        }
+        if self.handshake_timeout.is_zero() {
+            return bad("handshake_timeout is 0: no client could connect".into());
+        }
+        Ok(())
     }
 }
 

@@ -124,7 +124,7 @@ pub(crate) fn run(stream: TcpStream, peer: SocketAddr, ctx: &Context) {
     };
     let info = ClientInfo { peer, extensions };
     let (reason, served) = match catch_unwind(AssertUnwindSafe(|| (ctx.factory)(&info))) {
-        Ok(executor) => serve(&shared, ctx, ServerSession::new(executor, extensions)),
+        Ok(executor) => serve(&shared, ctx, ctx.session(executor, extensions)),
         Err(_) => {
             shared
                 .socket()

@@ -1,7 +1,14 @@
 //! The server side of the WebSocket handshake: the token check and the
 //! extension negotiation, both decided before the upgrade.
+//!
+//! The whole handshake has one wall-clock deadline
+//! ([`ServerConfig::handshake_timeout`](crate::ServerConfig::handshake_timeout)),
+//! checked before every read of the socket and bounding how long each read
+//! may wait: a client that trickles its request a byte at a time is dropped
+//! at the deadline, not when it stops sending.
 
 use std::cell::Cell;
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
@@ -12,10 +19,8 @@ use tungstenite::http::{header, HeaderValue, StatusCode};
 
 use crate::server::Context;
 use crate::token;
-use crate::wire::{Tap, Wire};
+use crate::wire::Wire;
 
-/// How long a client may take to send its upgrade request.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often a handshake in progress looks at the stop flag.
 const HANDSHAKE_POLL: Duration = Duration::from_millis(200);
 
@@ -23,14 +28,15 @@ const HANDSHAKE_POLL: Duration = Duration::from_millis(200);
 const UNAUTHORIZED_BODY: &str = "invalid or missing token\n";
 
 /// Run the handshake on a fresh connection. `None` when it failed or was
-/// refused (already logged); otherwise the connection, with what the client
-/// sent past the handshake already in its reader, and the accepted extensions.
+/// refused (already logged); otherwise the connection and the accepted extensions.
 pub(crate) fn accept(
     stream: TcpStream,
     peer: SocketAddr,
     ctx: &Context,
 ) -> Option<(Wire, Extensions)> {
-    if let Err(e) = configure(&stream) {
+    let limit = ctx.handshake_timeout;
+    let deadline = Instant::now() + limit;
+    if let Err(e) = configure(&stream, limit) {
         log::warn!("client {peer}: cannot configure the socket: {e}");
         return None;
     }
@@ -57,30 +63,29 @@ pub(crate) fn accept(
         }
         Ok(resp)
     };
-    let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
-    let mut attempt =
-        tungstenite::accept_hdr_with_config(Tap::new(stream), callback, Some(ctx.ws_config));
+    let timed = Timed {
+        stream: &stream,
+        deadline,
+        read_timeout: Some(HANDSHAKE_POLL),
+    };
+    let late = || log::warn!("client {peer}: no WebSocket handshake within {limit:?}; dropped");
+    let mut attempt = tungstenite::accept_hdr_with_config(timed, callback, Some(ctx.ws_config));
     loop {
         match attempt {
-            Ok(mut ws) => {
-                // From here on the frames are ours (see `wire`).
+            // tungstenite refuses bytes after the request (JunkAfterRequest),
+            // so nothing is buffered: the frames start on the bare socket,
+            // and from here on they are ours (see `wire`).
+            Ok(ws) => {
+                drop(ws);
                 let max = ctx.ws_config.max_message_size.unwrap_or(usize::MAX);
-                return match ws.get_mut().finish() {
-                    Ok((stream, leftover)) => {
-                        Some((Wire::server(stream, max, &leftover), accepted.get()))
-                    }
-                    Err(e) => {
-                        log::warn!("client {peer}: cannot configure the socket: {e}");
-                        None
-                    }
-                };
+                return Some((Wire::server(stream, max, &[]), accepted.get()));
             }
             Err(HandshakeError::Interrupted(mid)) => {
                 if ctx.control.stopping() {
                     return None;
                 }
-                if Instant::now() > deadline {
-                    log::warn!("client {peer}: no WebSocket handshake within {HANDSHAKE_TIMEOUT:?}; dropped");
+                if Instant::now() >= deadline {
+                    late();
                     return None;
                 }
                 attempt = mid.handshake();
@@ -88,6 +93,9 @@ pub(crate) fn accept(
             Err(HandshakeError::Failure(e)) => {
                 if refused.get() {
                     log::warn!("client {peer}: refused, invalid or missing token (HTTP 401)");
+                } else if matches!(&e, tungstenite::Error::Io(io) if io.kind() == io::ErrorKind::TimedOut)
+                {
+                    late();
                 } else {
                     log::warn!("client {peer}: WebSocket handshake failed: {e}");
                 }
@@ -97,10 +105,52 @@ pub(crate) fn accept(
     }
 }
 
-fn configure(stream: &TcpStream) -> std::io::Result<()> {
+fn configure(stream: &TcpStream, limit: Duration) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(HANDSHAKE_POLL))?;
-    stream.set_write_timeout(Some(HANDSHAKE_TIMEOUT))
+    stream.set_write_timeout(Some(limit))
+}
+
+/// The socket as the handshake sees it: no read starts after the deadline,
+/// and none waits past it (nor longer than [`HANDSHAKE_POLL`], so the
+/// stop flag is looked at).
+struct Timed<'a> {
+    stream: &'a TcpStream,
+    deadline: Instant,
+    /// The socket's read timeout, to skip redundant system calls.
+    read_timeout: Option<Duration>,
+}
+
+impl Read for Timed<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        // A zero timeout means "none" to the socket.
+        if left < Duration::from_millis(1) {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the handshake deadline passed",
+            ));
+        }
+        let wait = Some(left.min(HANDSHAKE_POLL));
+        if self.read_timeout != wait {
+            self.stream.set_read_timeout(wait)?;
+            self.read_timeout = wait;
+        }
+        let mut s = self.stream;
+        s.read(buf)
+    }
+}
+
+impl Write for Timed<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut s = self.stream;
+        s.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let mut s = self.stream;
+        s.flush()
+    }
 }
 
 /// HTTP 401 with a short body: a stock client sees a failed connection.

@@ -2,18 +2,28 @@
 //!
 //! [`Server::bind`] listens; [`Server::serve`] runs the accept loop on the
 //! calling thread, [`Server::spawn`] on a thread of its own. Every accepted
-//! connection gets an I/O thread (see [`crate::connection`]) and a worker
-//! thread owning that client's [`ServerSession`](simplerpc_core::ServerSession)
-//! and executor, made by the factory given to [`Server::bind`].
-//! A [`ShutdownHandle`] stops it all.
+//! connection gets a thread (see [`crate::connection`]), with a stack of
+//! [`ServerConfig::stack_size`], owning that client's
+//! [`ServerSession`](simplerpc_core::ServerSession) and executor, made by the
+//! factory given to [`Server::bind`]. A [`ShutdownHandle`] stops it all.
+//!
+//! At most [`ServerConfig::max_connections`] connections are served at once:
+//! the accept loop counts them before it starts a thread, and answers one
+//! more with `HTTP 503` itself, without waiting for anything (the refused
+//! socket is kept open, unread, for [`LINGER`], so the client reads the
+//! answer instead of a reset).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::collections::VecDeque;
+use std::io::{Read, Write};
+use std::net::{
+    IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs,
+};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use simplerpc_core::{Executor, Extensions};
+use simplerpc_core::{Executor, Extensions, ServerSession};
 use tungstenite::protocol::WebSocketConfig;
 
 use crate::config::{host_port, websocket_config, Liveness, ServerConfig};
@@ -34,6 +44,11 @@ pub struct ClientInfo {
 /// Makes one executor per client.
 pub(crate) type Factory = Arc<dyn Fn(&ClientInfo) -> Box<dyn Executor> + Send + Sync>;
 
+/// How long a refused connection is kept open after its `HTTP 503`.
+const LINGER: Duration = Duration::from_secs(2);
+/// The most refused connections kept open at once; older ones are closed.
+const LINGER_MAX: usize = 64;
+
 /// What every connection of one server shares.
 pub(crate) struct Context {
     pub(crate) token: String,
@@ -42,6 +57,25 @@ pub(crate) struct Context {
     pub(crate) liveness: Liveness,
     pub(crate) factory: Factory,
     pub(crate) control: Arc<Control>,
+    /// [`ServerConfig::handshake_timeout`].
+    pub(crate) handshake_timeout: Duration,
+    /// [`ServerConfig::max_objects`].
+    max_objects: usize,
+    /// [`ServerConfig::max_connections`].
+    max_connections: usize,
+    /// [`ServerConfig::stack_size`].
+    stack_size: usize,
+}
+
+impl Context {
+    /// A client's session over `executor`, with this server's limits.
+    pub(crate) fn session<E: Executor>(
+        &self,
+        executor: E,
+        extensions: Extensions,
+    ) -> ServerSession<E> {
+        ServerSession::new(executor, extensions).with_max_objects(self.max_objects)
+    }
 }
 
 /// The stop flag and the serving state, shared with [`ShutdownHandle`]s.
@@ -91,12 +125,16 @@ impl Server {
     /// Listen on `config.host:config.port` (a name with several addresses
     /// binds the first, IPv4 before IPv6). `factory` makes the executor of
     /// each client, on that client's worker thread (so the executor itself
-    /// need not be `Send`); it gets the client's [`ClientInfo`].
+    /// need not be `Send`); it gets the client's [`ClientInfo`]. A limit
+    /// that cannot work (zero connections, a stack under
+    /// [`MIN_STACK_SIZE`](crate::config::MIN_STACK_SIZE)) is an
+    /// [`Error::Config`].
     pub fn bind<F, E>(config: ServerConfig, factory: F) -> Result<Server, Error>
     where
         F: Fn(&ClientInfo) -> E + Send + Sync + 'static,
         E: Executor + 'static,
     {
+        config.check()?;
         let token = match config.token {
             Some(t) if t.is_empty() => {
                 return Err(Error::Config(
@@ -134,6 +172,10 @@ impl Server {
             },
             factory,
             control,
+            handshake_timeout: config.handshake_timeout,
+            max_objects: config.max_objects,
+            max_connections: config.max_connections,
+            stack_size: config.stack_size,
         });
         Ok(Server {
             listener,
@@ -220,16 +262,36 @@ impl Server {
 
         log::info!("simplerpc server listening on ws://{}", self.local_addr);
         let mut connections: Vec<JoinHandle<()>> = Vec::new();
+        let mut refused: VecDeque<(TcpStream, Instant)> = VecDeque::new();
         loop {
             let accepted = self.listener.accept();
             if self.ctx.control.stopping() {
                 break;
             }
+            linger(&mut refused);
             match accepted {
                 Ok((stream, peer)) => {
+                    // Counted before a thread is spent on it.
+                    reap(&mut connections);
+                    if connections.len() >= self.ctx.max_connections {
+                        log::warn!(
+                            "client {peer}: refused with HTTP 503, {} connections are open \
+                             (max_connections)",
+                            connections.len()
+                        );
+                        refuse_busy(&stream, self.ctx.max_connections);
+                        if refused.len() >= LINGER_MAX {
+                            if let Some((s, _)) = refused.pop_front() {
+                                close_refused(s);
+                            }
+                        }
+                        refused.push_back((stream, Instant::now()));
+                        continue;
+                    }
                     let ctx = self.ctx.clone();
                     let spawned = thread::Builder::new()
                         .name(format!("simplerpc-io-{peer}"))
+                        .stack_size(self.ctx.stack_size)
                         .spawn(move || connection::run(stream, peer, &ctx));
                     match spawned {
                         Ok(h) => connections.push(h),
@@ -250,6 +312,7 @@ impl Server {
             ..
         } = self;
         drop(listener);
+        refused.into_iter().for_each(|(s, _)| close_refused(s));
         log::info!(
             "simplerpc server on {local_addr} stopping: ending {} connection(s)",
             connections.len()
@@ -269,6 +332,51 @@ fn listen(host: &str, port: u16) -> std::io::Result<TcpListener> {
     let mut addrs: Vec<SocketAddr> = (host, port).to_socket_addrs()?.collect();
     addrs.sort_by_key(SocketAddr::is_ipv6);
     TcpListener::bind(&addrs[..])
+}
+
+/// Answer a connection over `max_connections` with `HTTP 503` and end our
+/// half of it, without waiting: a fresh socket's send buffer takes the few
+/// hundred bytes at once, and if it did not, the client would only miss why.
+fn refuse_busy(stream: &TcpStream, max: usize) {
+    let body = format!(
+        "the server is at its limit of {max} connections (max_connections); \
+         try again when a client has disconnected, or start the server with a larger max_connections\n"
+    );
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\
+         Content-Length: {}\r\n\
+         Retry-After: 1\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.set_nonblocking(true);
+    let mut s = stream;
+    let _ = s.write(response.as_bytes());
+    let _ = stream.shutdown(Shutdown::Write);
+}
+
+/// Close the refused connections kept open for [`LINGER`].
+fn linger(refused: &mut VecDeque<(TcpStream, Instant)>) {
+    while refused
+        .front()
+        .is_some_and(|(_, since)| since.elapsed() >= LINGER)
+    {
+        if let Some((s, _)) = refused.pop_front() {
+            close_refused(s);
+        }
+    }
+}
+
+/// Read what a refused client sent (the socket is non-blocking), so that
+/// closing it sends no reset, and close it.
+fn close_refused(mut stream: TcpStream) {
+    let mut sink = [0u8; 4096];
+    for _ in 0..16 {
+        if !matches!(stream.read(&mut sink), Ok(n) if n > 0) {
+            break;
+        }
+    }
 }
 
 /// Join the connection threads that have ended.

@@ -196,6 +196,9 @@ def test_server_side_simplerpc_errors_map_to_our_classes() -> None:
     assert type(cause) is simplerpc.ProtocolError
     assert simplerpc.ProtocolError.__module__ == "simplerpc"
     assert issubclass(simplerpc.AuthenticationError, ConnectionError)
+    exc, cause = remote_exception(NativeRemoteError("simplerpc.ObjectLimitError", "full", "", None))
+    assert isinstance(exc, simplerpc.ObjectLimitError) and isinstance(exc, RemoteException)
+    assert type(cause) is simplerpc.ObjectLimitError and simplerpc.ObjectLimitError.__module__ == "simplerpc"
 
 
 def test_exception_pickles_are_loaded_only_when_allowed(native: Loopback) -> None:

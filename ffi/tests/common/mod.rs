@@ -236,17 +236,31 @@ pub struct Server {
 
 impl Server {
     pub fn start() -> Server {
+        Server::start_with(|_| {}).expect("start")
+    }
+
+    /// A server with the configuration `limits` makes of the default one
+    /// (all zeros, on 127.0.0.1), or the status it failed with.
+    pub fn start_with(limits: impl FnOnce(&mut srpc_server_config)) -> Result<Server, srpc_status> {
         let (ex, state) = executor();
-        let cfg = srpc_server_config {
+        let mut cfg = srpc_server_config {
             host: s("127.0.0.1"),
             port: 0,
             token: s(""),
             max_message_size: 0,
+            max_objects: 0,
+            max_connections: 0,
+            stack_size: 0,
+            handshake_timeout_ms: 0,
         };
+        limits(&mut cfg);
         let mut ptr = std::ptr::null_mut();
         // SAFETY: valid config, executor and out-pointer.
         let st = unsafe { srpc_server_start(&cfg, &ex, &mut ptr) };
-        assert_eq!(st, srpc_status::SrpcStatusOk, "{}", last_message());
+        if st != srpc_status::SrpcStatusOk {
+            // The library freed the executor's userdata (free_state).
+            return Err(st);
+        }
         // SAFETY: a live server.
         let (port, token) = unsafe { (srpc_server_port(ptr), srpc_server_token(ptr)) };
         // SAFETY: NUL-terminated, valid until the server is freed.
@@ -254,12 +268,12 @@ impl Server {
             .to_str()
             .unwrap()
             .to_owned();
-        Server {
+        Ok(Server {
             ptr,
             port,
             token,
             state,
-        }
+        })
     }
 
     /// What the executor recorded (valid while the server lives).

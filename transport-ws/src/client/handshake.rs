@@ -53,7 +53,7 @@ pub(super) fn connect(
         match tungstenite::client::client_with_config(request, Tap::new(stream), Some(ws_config)) {
             Ok(done) => done,
             Err(HandshakeError::Failure(tungstenite::Error::Http(resp))) => {
-                return Err(http_refusal(addr, resp.status()))
+                return Err(http_refusal(addr, resp.status(), resp.body().as_deref()))
             }
             Err(HandshakeError::Failure(e)) => return Err(handshake_err(addr, e.to_string())),
             Err(HandshakeError::Interrupted(_)) => {
@@ -135,16 +135,18 @@ fn await_stock_refusal(wire: &mut Wire, addr: &str) -> Result<(), Error> {
     }
 }
 
-/// The server answered the upgrade request with a plain HTTP status.
-fn http_refusal(addr: &str, status: StatusCode) -> Error {
+/// The server answered the upgrade request with a plain HTTP status, and
+/// perhaps a reason in the body (a busy server names its connection limit).
+fn http_refusal(addr: &str, status: StatusCode, body: Option<&[u8]>) -> Error {
     if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-        Error::Unauthorized { addr: addr.into() }
-    } else {
-        handshake_err(
-            addr,
-            format!("the server answered HTTP {status} instead of switching to WebSocket"),
-        )
+        return Error::Unauthorized { addr: addr.into() };
     }
+    let mut reason = format!("the server answered HTTP {status} instead of switching to WebSocket");
+    let said = body.map_or("", |b| std::str::from_utf8(b).unwrap_or("").trim());
+    if !said.is_empty() {
+        reason = format!("{reason}: {}", said.chars().take(300).collect::<String>());
+    }
+    handshake_err(addr, reason)
 }
 
 fn handshake_err(addr: &str, reason: String) -> Error {

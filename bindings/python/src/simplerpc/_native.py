@@ -156,7 +156,16 @@ class Executor(Structure):
 
 class ServerConfig(Structure):
     _c_type_ = "srpc_server_config"
-    _fields_ = [("host", Str), ("port", c_uint16), ("token", Str), ("max_message_size", c_uint64)]
+    _fields_ = [
+        ("host", Str),
+        ("port", c_uint16),
+        ("token", Str),
+        ("max_message_size", c_uint64),
+        ("max_objects", c_uint64),
+        ("max_connections", c_uint32),
+        ("stack_size", c_uint64),
+        ("handshake_timeout_ms", c_uint64),
+    ]
 
 
 def _find_library() -> str:
@@ -669,7 +678,21 @@ class NativeServer:
     exception into ``(type, message, traceback, payload)``.
     """
 
-    def __init__(self, host: str, port: int, token: Optional[str], make_executor: Callable[[], Any], describe_exception: Callable[[BaseException], Tuple[str, str, str, Optional[bytes]]]) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        token: Optional[str],
+        make_executor: Callable[[], Any],
+        describe_exception: Callable[[BaseException], Tuple[str, str, str, Optional[bytes]]],
+        *,
+        max_objects: int = 0,
+        max_connections: int = 0,
+        stack_size: int = 0,
+        handshake_timeout: float = 0.0,
+    ) -> None:
+        """The limits are the server's (``srpc_server_config``); 0 keeps
+        each default, ``handshake_timeout`` is in seconds."""
         self._make = make_executor
         self._describe = describe_exception
         self._sessions: Dict[int, Any] = {}
@@ -686,7 +709,17 @@ class NativeServer:
         )
         ex = Executor(None, *self._callbacks)
         keep = _Keep()
-        cfg = ServerConfig(keep.str(host), port, keep.str(token or ""), 0)
+        cfg = ServerConfig(
+            keep.str(host),
+            port,
+            keep.str(token or ""),
+            0,
+            max_objects,
+            max_connections,
+            stack_size,
+            # A positive timeout under a millisecond is still one.
+            max(1, round(handshake_timeout * 1000)) if handshake_timeout > 0 else 0,
+        )
         handle = c_void_p()
         st = _server_start(byref(cfg), byref(ex), byref(handle))
         if st != SRPC_STATUS_OK:

@@ -14,6 +14,7 @@ __all__ = [
     "SimpleRPCError",
     "ProtocolError",
     "UnknownObjectError",
+    "ObjectLimitError",
     "ExecutorPanic",
     "ConnectionClosedError",
     "AuthenticationError",
@@ -32,6 +33,12 @@ class ProtocolError(SimpleRPCError):
 
 class UnknownObjectError(SimpleRPCError, LookupError):
     """A request named an object id the server does not hold (never returned, or released)."""
+
+
+class ObjectLimitError(SimpleRPCError):
+    """A request would create an object while the connection already holds
+    the server's ``max_objects``: release some (drop proxies) or start the
+    server with a larger ``--max-objects``."""
 
 
 class ExecutorPanic(SimpleRPCError, RuntimeError):
@@ -91,6 +98,7 @@ for _cls in (
     SimpleRPCError,
     ProtocolError,
     UnknownObjectError,
+    ObjectLimitError,
     ExecutorPanic,
     ConnectionClosedError,
     AuthenticationError,

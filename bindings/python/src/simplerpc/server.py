@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 import threading
-from typing import List, Optional
+from typing import Any, Callable, List, Optional
 
 from ._executor import PythonExecutor, describe_exception
 
@@ -23,16 +23,48 @@ __all__ = ["serve", "main"]
 log = logging.getLogger("simplerpc")
 
 
-def serve(host: str = "localhost", port: int = 8000, token: Optional[str] = None, *, ready: Optional[threading.Event] = None, stop: Optional[threading.Event] = None) -> None:
+# The server's defaults (transport-ws config.rs), for --help.
+DEFAULT_MAX_OBJECTS = 1_000_000
+DEFAULT_MAX_CONNECTIONS = 256
+DEFAULT_STACK_SIZE = 8 << 20
+DEFAULT_HANDSHAKE_TIMEOUT = 10.0
+
+
+def serve(
+    host: str = "localhost",
+    port: int = 8000,
+    token: Optional[str] = None,
+    *,
+    ready: Optional[threading.Event] = None,
+    stop: Optional[threading.Event] = None,
+    max_objects: int = DEFAULT_MAX_OBJECTS,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    stack_size: int = DEFAULT_STACK_SIZE,
+    handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+) -> None:
     """Serve until ``stop`` is set or Ctrl-C; then stop cleanly.
 
     Prints the security warning, the bound address, the token and the
-    ``export`` lines for the client.
+    ``export`` lines for the client. The limits: ``max_objects`` per
+    connection (a request past it raises :class:`simplerpc.ObjectLimitError`
+    on the client), ``max_connections`` at once (one more is refused with
+    HTTP 503), ``stack_size`` in bytes of the threads that run calls, and
+    ``handshake_timeout`` in seconds for a client to complete its handshake.
     """
     from . import _native
 
     _native.forward_logs(True)
-    server = _native.NativeServer(host, port, token, PythonExecutor, describe_exception)
+    server = _native.NativeServer(
+        host,
+        port,
+        token,
+        PythonExecutor,
+        describe_exception,
+        max_objects=max_objects,
+        max_connections=max_connections,
+        stack_size=stack_size,
+        handshake_timeout=handshake_timeout,
+    )
     stop = stop or threading.Event()
     try:
         print("=" * 70)
@@ -61,6 +93,21 @@ def serve(host: str = "localhost", port: int = 8000, token: Optional[str] = None
         print("Server stopped.", flush=True)
 
 
+def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse type: a number of ``kind`` above zero."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"{text!r} is not above zero")
+        return value
+
+    return parse
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     """Command line entry point."""
     env = os.environ.get
@@ -68,13 +115,25 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--host", default=env("SIMPLERPC_HOST") or "localhost", help="host to bind (default: $SIMPLERPC_HOST or localhost)")
     parser.add_argument("--port", type=int, default=int(env("SIMPLERPC_PORT") or 8000), help="port to bind; 0 picks a free one (default: $SIMPLERPC_PORT or 8000)")
     parser.add_argument("--token", default=env("SIMPLERPC_TOKEN") or None, help="token clients must present (default: $SIMPLERPC_TOKEN or a fresh random one)")
+    parser.add_argument("--max-objects", type=_positive(int), default=DEFAULT_MAX_OBJECTS, metavar="N", help=f"most objects one connection may hold; a request past it raises simplerpc.ObjectLimitError until the client releases some (default: {DEFAULT_MAX_OBJECTS:,})")
+    parser.add_argument("--max-connections", type=_positive(int), default=DEFAULT_MAX_CONNECTIONS, metavar="N", help=f"most connections at once; one more is refused with HTTP 503 (default: {DEFAULT_MAX_CONNECTIONS})")
+    parser.add_argument("--stack-size", type=_positive(int), default=DEFAULT_STACK_SIZE, metavar="BYTES", help=f"stack size of the threads that run calls; deep recursion (a raised sys.setrecursionlimit) needs more (default: {DEFAULT_STACK_SIZE} = 8 MiB, at least 65536)")
+    parser.add_argument("--handshake-timeout", type=_positive(float), default=DEFAULT_HANDSHAKE_TIMEOUT, metavar="SECONDS", help=f"time a client has to complete the WebSocket handshake (default: {DEFAULT_HANDSHAKE_TIMEOUT:g})")
     parser.add_argument("--log-level", default="INFO", help="logging level (default: INFO)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     # SIGTERM stops as cleanly as Ctrl-C.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
-        serve(args.host, args.port, args.token)
+        serve(
+            args.host,
+            args.port,
+            args.token,
+            max_objects=args.max_objects,
+            max_connections=args.max_connections,
+            stack_size=args.stack_size,
+            handshake_timeout=args.handshake_timeout,
+        )
     except Exception as e:  # a bind failure, say: one clear line, not a traceback
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)

@@ -37,19 +37,16 @@ struct Frame {
 }
 
 /// A data message (or control frame) being read: its kind and its payload
-/// so far. `data` may run past `filled` with zeros: room made ready for the
-/// next read straight from the socket.
+/// so far, in a buffer whose capacity was reserved for all of it.
 #[derive(Default)]
 struct Message {
     text: bool,
     data: Vec<u8>,
-    filled: usize,
 }
 
 impl Message {
-    /// The payload, with the room past it cut off.
-    fn finish(mut self) -> Vec<u8> {
-        self.data.truncate(self.filled);
+    /// The payload.
+    fn finish(self) -> Vec<u8> {
         self.data
     }
 }
@@ -202,7 +199,7 @@ impl Reader {
             _ => return Err(WireError::protocol("a frame with an unknown opcode")),
         }
         if !control {
-            let so_far = self.message.as_ref().map_or(0, |m| m.filled) as u64;
+            let so_far = self.message.as_ref().map_or(0, |m| m.data.len()) as u64;
             let size = so_far.saturating_add(len);
             if size > self.max_message as u64 {
                 return Err(WireError::TooBig {
@@ -215,8 +212,7 @@ impl Reader {
                 text: op == opcode::TEXT,
                 ..Message::default()
             });
-            let more = (message.filled + len).saturating_sub(message.data.len());
-            if message.data.try_reserve_exact(more).is_err() {
+            if message.data.try_reserve_exact(len).is_err() {
                 return Err(WireError::NoMemory {
                     size: so_far as usize + len,
                 });
@@ -260,35 +256,32 @@ impl Reader {
                     None => return Err(WireError::protocol("internal: no message")),
                 }
             };
-            let at = into.filled;
+            let at = into.data.len();
             let n = if buffered > 0 {
                 let n = buffered.min(left);
-                let src = &self.buf[self.start..self.start + n];
-                if into.data.len() == at {
-                    into.data.extend_from_slice(src);
-                } else {
-                    if into.data.len() < at + n {
-                        into.data.resize(at + n, 0);
-                    }
-                    into.data[at..at + n].copy_from_slice(src);
-                }
+                into.data
+                    .extend_from_slice(&self.buf[self.start..self.start + n]);
                 self.start += n;
                 n
             } else {
-                // Zeroed room ahead, a piece at a time: one pass over the
-                // memory, while it is still in the cache for the read.
-                if into.data.len() == at {
-                    into.data.resize(at + left.min(PIECE), 0);
+                // Straight from the socket into the reserved capacity, a
+                // piece at a time (read_to_end writes into capacity without
+                // zeroing it first, and keeps what it read on a timeout).
+                let want = left.min(PIECE);
+                let res = (&mut *r).take(want as u64).read_to_end(&mut into.data);
+                let got = into.data.len() - at;
+                if got > 0 {
+                    self.last_heard = Instant::now();
                 }
-                let end = into.data.len().min(at + left);
-                let got = r.read(&mut into.data[at..end]).map_err(WireError::Io)?;
-                if got == 0 {
-                    return Err(WireError::Eof { mid_frame: true });
+                match res {
+                    Ok(_) if got == 0 => return Err(WireError::Eof { mid_frame: true }),
+                    Ok(_) => got,
+                    Err(e) if got == 0 => return Err(WireError::Io(e)),
+                    // What came before the timeout counts; the error comes
+                    // again at the next read.
+                    Err(_) => got,
                 }
-                self.last_heard = Instant::now();
-                got
             };
-            into.filled += n;
             if let Some(key) = key {
                 mask::apply(&mut into.data[at..at + n], key, done);
             }

@@ -434,6 +434,17 @@ typedef struct srpc_call {
    */
   struct srpc_slice payload;
   /*
+   Client only (an executor gets NULL): `args` as several buffers that
+   make the msgpack array when joined, so that a large array's own
+   memory is copied once, into the frame, instead of being joined into
+   one buffer first. NULL: `args` holds the array.
+   */
+  const struct srpc_slice *args_parts;
+  /*
+   The number of buffers in `args_parts`.
+   */
+  size_t args_parts_len;
+  /*
    Executor callbacks only (a client ignores it): the handle each
    reference in `args`, then `kwargs` (or in `key`) stands for, in the
    order the references appear in the bytes, proxies and promises alike;
@@ -558,6 +569,19 @@ typedef struct srpc_server_config {
    WebSocket handshake; 0 means the default (10 000).
    */
   uint64_t handshake_timeout_ms;
+  /*
+   Milliseconds a client may be silent before it is pinged; 0 means the
+   default (10 000).
+   */
+  uint64_t ping_interval_ms;
+  /*
+   Milliseconds a client may stay silent, its pings unanswered (or a
+   response unread), before it is dropped and its session and objects
+   freed; 0 means the default (30 000), UINT64_MAX never. A stock
+   simplerpyc client answers pings only during its calls, so for it only
+   an unread response counts.
+   */
+  uint64_t dead_after_ms;
 } srpc_server_config;
 
 /*
@@ -719,6 +743,22 @@ srpc_status srpc_client_wait(const struct srpc_client *client,
  `client` is live.
  */
 srpc_status srpc_client_set_interruptible(const struct srpc_client *client, bool on);
+
+/*
+ Ping a server silent for `ping_interval_ms` (0: the default, 10 000)
+ while a request waits, and give up on one silent for `dead_after_ms`
+ (0: never; the default is 30 000), pings unanswered: the request then
+ fails with SRPC_STATUS_ERR_TIMEOUT saying the server is frozen or
+ unreachable, and the connection is closed. A healthy server answers
+ pings during the longest call. Not applied to a stock simplerpyc
+ server, which cannot answer pings during a call.
+
+ # Safety
+ `client` is live.
+ */
+srpc_status srpc_client_set_liveness(const struct srpc_client *client,
+                                     uint64_t ping_interval_ms,
+                                     uint64_t dead_after_ms);
 
 /*
  Give up on request `request` (sent with srpc_client_send(), or

@@ -277,9 +277,72 @@ fn write_opt_id(buf: &mut Vec<u8>, id: Option<ObjId>) {
     }
 }
 
+/// Msgpack bytes a host holds: in one buffer, or in several that make the
+/// value when joined, so that a large array's own memory goes into the
+/// frame without being joined into one buffer first.
+#[derive(Debug, Clone, Copy)]
+pub enum Raw<'a> {
+    /// One buffer.
+    One(&'a [u8]),
+    /// Buffers to be joined, in order.
+    Parts(&'a [&'a [u8]]),
+}
+
+impl<'a> Raw<'a> {
+    /// The number of bytes.
+    pub fn len(&self) -> usize {
+        match self {
+            Raw::One(b) => b.len(),
+            Raw::Parts(parts) => parts.iter().map(|p| p.len()).sum(),
+        }
+    }
+
+    /// Whether there are no bytes at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The bytes, when they are in one buffer.
+    pub fn as_one(&self) -> Option<&'a [u8]> {
+        match *self {
+            Raw::One(b) => Some(b),
+            Raw::Parts(_) => None,
+        }
+    }
+
+    fn write_to(&self, buf: &mut Vec<u8>) {
+        match self {
+            Raw::One(b) => buf.extend_from_slice(b),
+            Raw::Parts(parts) => {
+                for p in *parts {
+                    buf.extend_from_slice(p);
+                }
+            }
+        }
+    }
+}
+
+impl<'a> From<&'a [u8]> for Raw<'a> {
+    fn from(b: &'a [u8]) -> Self {
+        Raw::One(b)
+    }
+}
+
+impl<'a, const N: usize> From<&'a [u8; N]> for Raw<'a> {
+    fn from(b: &'a [u8; N]) -> Self {
+        Raw::One(b)
+    }
+}
+
+impl<'a> From<&'a Vec<u8>> for Raw<'a> {
+    fn from(b: &'a Vec<u8>) -> Self {
+        Raw::One(b)
+    }
+}
+
 /// A `call` or `getitem` whose value fields a host already holds as msgpack
-/// (the C ABI, Python): the bytes are checked once and copied into the frame
-/// as they are, never decoded and encoded again.
+/// (the C ABI, Python): the bytes are copied once into the frame as they
+/// are and checked there, never decoded and encoded again.
 #[derive(Debug, Clone, Copy)]
 pub enum RawRequest<'a> {
     /// `call` with `args` a msgpack array and `kwargs` a msgpack map (empty: none).
@@ -289,16 +352,16 @@ pub enum RawRequest<'a> {
         /// the object, when there is one
         obj_id: Option<ObjId>,
         /// msgpack array of positional arguments (empty: none)
-        args: &'a [u8],
+        args: Raw<'a>,
         /// msgpack map of keyword arguments (empty: none)
-        kwargs: &'a [u8],
+        kwargs: Raw<'a>,
     },
     /// `getitem` with a msgpack `key`.
     GetItem {
         /// the object
         obj_id: ObjId,
         /// msgpack key
-        key: &'a [u8],
+        key: Raw<'a>,
     },
 }
 
@@ -341,7 +404,26 @@ fn is_map_marker(m: u8) -> bool {
     matches!(m, 0x80..=0x8f | 0xde | 0xdf)
 }
 
-/// Encode a [`RawRequest`]: the value bytes are checked, then copied once.
+/// Copy `raw` (or `empty` when it has no bytes) into `buf` and check it
+/// there: one copy of a large value, and no buffer of its own.
+fn put_raw(
+    buf: &mut Vec<u8>,
+    kind: &str,
+    field: &'static str,
+    raw: Raw<'_>,
+    empty: u8,
+    want: Shape,
+) -> Result<(), FrameError> {
+    let at = buf.len();
+    if raw.is_empty() {
+        buf.push(empty);
+    } else {
+        raw.write_to(buf);
+    }
+    check_raw(kind, field, &buf[at..], want)
+}
+
+/// Encode a [`RawRequest`]: the value bytes are copied once, and checked.
 pub fn encode_request_raw(
     r: &RawRequest<'_>,
     id: Option<u64>,
@@ -360,20 +442,6 @@ pub fn encode_request_raw(
             args,
             kwargs,
         } => {
-            let args: &[u8] = if args.is_empty() { &[0x90] } else { args };
-            let kwargs: &[u8] = if kwargs.is_empty() { &[0x80] } else { kwargs };
-            check_raw(
-                "call",
-                "args",
-                args,
-                Some(("a msgpack array", is_array_marker)),
-            )?;
-            check_raw(
-                "call",
-                "kwargs",
-                kwargs,
-                Some(("a msgpack map", is_map_marker)),
-            )?;
             buf =
                 Vec::with_capacity(96 + path.len() + args.len() + kwargs.len() + 9 * release.len());
             write_map_len(&mut buf, 5 + extra).map_err(enc)?;
@@ -384,12 +452,19 @@ pub fn encode_request_raw(
             write_str(&mut buf, "obj_id").map_err(enc)?;
             write_opt_id(&mut buf, obj_id);
             write_str(&mut buf, "args").map_err(enc)?;
-            buf.extend_from_slice(args);
+            let array = Some(("a msgpack array", is_array_marker as fn(u8) -> bool));
+            put_raw(&mut buf, "call", "args", args, 0x90, array)?;
             write_str(&mut buf, "kwargs").map_err(enc)?;
-            buf.extend_from_slice(kwargs);
+            let map = Some(("a msgpack map", is_map_marker as fn(u8) -> bool));
+            put_raw(&mut buf, "call", "kwargs", kwargs, 0x80, map)?;
         }
         RawRequest::GetItem { obj_id, key } => {
-            check_raw("getitem", "key", key, None)?;
+            if key.is_empty() {
+                return Err(FrameError::MissingField {
+                    kind: "getitem".into(),
+                    field: "key",
+                });
+            }
             buf = Vec::with_capacity(64 + key.len() + 9 * release.len());
             write_map_len(&mut buf, 3 + extra).map_err(enc)?;
             write_str(&mut buf, "type").map_err(enc)?;
@@ -397,7 +472,7 @@ pub fn encode_request_raw(
             write_str(&mut buf, "obj_id").map_err(enc)?;
             write_obj_id(&mut buf, obj_id);
             write_str(&mut buf, "key").map_err(enc)?;
-            buf.extend_from_slice(key);
+            put_raw(&mut buf, "getitem", "key", key, 0xc0, None)?;
         }
     }
     write_extension_fields(&mut buf, id, release).map_err(enc)?;

@@ -10,7 +10,7 @@ use common::registry;
 use simplerpc_core::message::decode_request;
 use simplerpc_core::server::PROTOCOL_ERROR;
 use simplerpc_core::{
-    Bytes, ClientError, ClientSession, Extensions, ObjId, Request, RequestId, Response,
+    Bytes, ClientError, ClientSession, Extensions, ObjId, Raw, Request, RequestId, Response,
     ServerSession, Value,
 };
 
@@ -363,8 +363,8 @@ fn a_malformed_request_still_answers_its_id_frees_its_releases_and_fails_its_cha
         .send_raw(&RawRequest::Call {
             path: "f",
             obj_id: None,
-            args: &[0x90],
-            kwargs: &[0x81, 0x01, 0x02],
+            args: Raw::One(&[0x90]),
+            kwargs: Raw::One(&[0x81, 0x01, 0x02]),
         })
         .is_err());
     // A frame the server cannot read: a call without args, carrying a

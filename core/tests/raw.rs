@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use simplerpc_core::message::{self, RawRequest};
+use simplerpc_core::message::{self, Raw, RawRequest};
 use simplerpc_core::{
     codec, Arguments, Bytes, ClientSession, ExecResult, Executor, Extensions, Handle, Key, ObjId,
     RawValue, Request, Response, ServerSession, Target, Value,
@@ -219,8 +219,8 @@ fn raw_requests_encode_like_value_requests() {
             .send_raw(&RawRequest::Call {
                 path: "f",
                 obj_id: None,
-                args: &a,
-                kwargs: &k,
+                args: Raw::from(&a),
+                kwargs: Raw::from(&k),
             })
             .unwrap();
         assert_eq!(by_value, by_raw);
@@ -233,7 +233,7 @@ fn raw_requests_encode_like_value_requests() {
         let (_, by_raw) = c2
             .send_raw(&RawRequest::GetItem {
                 obj_id: ObjId(3),
-                key: &[0x02],
+                key: Raw::One(&[0x02]),
             })
             .unwrap();
         assert_eq!(by_value, by_raw);
@@ -244,8 +244,8 @@ fn raw_requests_encode_like_value_requests() {
         .send_raw(&RawRequest::Call {
             path: "f",
             obj_id: None,
-            args: &[],
-            kwargs: &[],
+            args: Raw::One(&[]),
+            kwargs: Raw::One(&[]),
         })
         .unwrap();
     let decoded = message::decode_request(&Bytes::from(f)).unwrap();
@@ -262,14 +262,14 @@ fn raw_requests_encode_like_value_requests() {
         .send_raw(&RawRequest::Call {
             path: "f",
             obj_id: None,
-            args: &[0x01],
-            kwargs: &[],
+            args: Raw::One(&[0x01]),
+            kwargs: Raw::One(&[]),
         })
         .is_err());
     assert!(c
         .send_raw(&RawRequest::GetItem {
             obj_id: ObjId(1),
-            key: &[0x92],
+            key: Raw::One(&[0x92]),
         })
         .is_err());
 }
@@ -303,8 +303,8 @@ fn host_msgpack_is_checked_at_the_depth_it_will_have_in_the_frame() {
         .send_raw(&RawRequest::Call {
             path: "f",
             obj_id: None,
-            args: &deep_args,
-            kwargs: &[],
+            args: Raw::from(&deep_args),
+            kwargs: Raw::One(&[]),
         })
         .is_err());
 }

@@ -1,5 +1,7 @@
 //! The WebSocket client.
 
+use std::time::Duration;
+
 use simplerpc_core::{ObjId, RawValue, Request, RequestId, Response};
 use simplerpc_ws::{Client, ClientConfig, Error};
 
@@ -98,9 +100,15 @@ fn send_only(c: &srpc_client, call: &Outgoing<'_>, pipelined: bool) -> Result<u6
     };
     Ok(match (call, pipelined) {
         (Outgoing::Request(r), false) => c.0.send(r).map_err(ws_error)?.0,
-        (Outgoing::Raw(r), false) => c.0.send_raw(r).map_err(|e| raw_err(r, e))?.0,
+        (Outgoing::Raw(f), false) => {
+            let r = f.request();
+            c.0.send_raw(&r).map_err(|e| raw_err(&r, e))?.0
+        }
         (Outgoing::Request(r), true) => c.0.send_pipelined(r).map_err(ws_error)?.0,
-        (Outgoing::Raw(r), true) => c.0.send_raw_pipelined(r).map_err(|e| raw_err(r, e))?.0,
+        (Outgoing::Raw(f), true) => {
+            let r = f.request();
+            c.0.send_raw_pipelined(&r).map_err(|e| raw_err(&r, e))?.0
+        }
     })
 }
 
@@ -238,6 +246,33 @@ pub unsafe extern "C" fn srpc_client_set_interruptible(
     })
 }
 
+/// Ping a server silent for `ping_interval_ms` (0: the default, 10 000)
+/// while a request waits, and give up on one silent for `dead_after_ms`
+/// (0: never; the default is 30 000), pings unanswered: the request then
+/// fails with SRPC_STATUS_ERR_TIMEOUT saying the server is frozen or
+/// unreachable, and the connection is closed. A healthy server answers
+/// pings during the longest call. Not applied to a stock simplerpyc
+/// server, which cannot answer pings during a call.
+///
+/// # Safety
+/// `client` is live.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_client_set_liveness(
+    client: *const srpc_client,
+    ping_interval_ms: u64,
+    dead_after_ms: u64,
+) -> srpc_status {
+    guard(|| {
+        let ping = match ping_interval_ms {
+            0 => simplerpc_ws::config::DEFAULT_PING_INTERVAL,
+            ms => Duration::from_millis(ms),
+        };
+        let dead = (dead_after_ms != 0).then(|| Duration::from_millis(dead_after_ms));
+        live(client)?.0.set_liveness(ping, dead);
+        Ok(())
+    })
+}
+
 /// Give up on request `request` (sent with srpc_client_send(), or
 /// interrupted): its answer is dropped when it comes and an object it
 /// returns is released, so the connection stays usable and nothing leaks.
@@ -362,6 +397,8 @@ fn simple(kind: srpc_call_kind, obj: u64, name: srpc_str, path: srpc_str) -> srp
         kwargs: none,
         key: none,
         payload: none,
+        args_parts: std::ptr::null(),
+        args_parts_len: 0,
         refs: std::ptr::null(),
         refs_len: 0,
     }

@@ -412,6 +412,8 @@ impl CExecutor {
             kwargs: slice(d.kwargs),
             key: slice(d.key),
             payload: slice(d.payload),
+            args_parts: std::ptr::null(),
+            args_parts_len: 0,
             refs: if d.refs.is_empty() {
                 std::ptr::null()
             } else {

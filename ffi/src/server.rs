@@ -36,6 +36,15 @@ pub struct srpc_server_config {
     /// Milliseconds a client has, from its accept, to complete the
     /// WebSocket handshake; 0 means the default (10 000).
     pub handshake_timeout_ms: u64,
+    /// Milliseconds a client may be silent before it is pinged; 0 means the
+    /// default (10 000).
+    pub ping_interval_ms: u64,
+    /// Milliseconds a client may stay silent, its pings unanswered (or a
+    /// response unread), before it is dropped and its session and objects
+    /// freed; 0 means the default (30 000), UINT64_MAX never. A stock
+    /// simplerpyc client answers pings only during its calls, so for it only
+    /// an unread response counts.
+    pub dead_after_ms: u64,
 }
 
 /// A running WebSocket server. Opaque.
@@ -109,6 +118,14 @@ pub unsafe extern "C" fn srpc_server_start(
         }
         if cfg.handshake_timeout_ms != 0 {
             config.handshake_timeout = Duration::from_millis(cfg.handshake_timeout_ms);
+        }
+        if cfg.ping_interval_ms != 0 {
+            config.ping_interval = Duration::from_millis(cfg.ping_interval_ms);
+        }
+        match cfg.dead_after_ms {
+            0 => {}
+            u64::MAX => config.dead_after = None,
+            ms => config.dead_after = Some(Duration::from_millis(ms)),
         }
         let server = Server::bind(config, move |_: &simplerpc_ws::ClientInfo| {
             callbacks.open_or_refuse()

@@ -3,7 +3,7 @@
 use std::ffi::{c_char, c_void};
 
 use simplerpc_core::message::FrameError;
-use simplerpc_core::{codec, Bytes, ObjId, RawRequest, RawValue, Request, Response, Value};
+use simplerpc_core::{codec, Bytes, ObjId, Raw, RawRequest, RawValue, Request, Response, Value};
 
 use crate::error::{FfiError, SrpcStatusErrInvalidUtf8};
 
@@ -232,6 +232,13 @@ pub struct srpc_call {
     pub key: srpc_slice,
     /// opaque bytes (SRPC_CALL_KIND_TELEPORT).
     pub payload: srpc_slice,
+    /// Client only (an executor gets NULL): `args` as several buffers that
+    /// make the msgpack array when joined, so that a large array's own
+    /// memory is copied once, into the frame, instead of being joined into
+    /// one buffer first. NULL: `args` holds the array.
+    pub args_parts: *const srpc_slice,
+    /// The number of buffers in `args_parts`.
+    pub args_parts_len: usize,
     /// Executor callbacks only (a client ignores it): the handle each
     /// reference in `args`, then `kwargs` (or in `key`) stands for, in the
     /// order the references appear in the bytes, proxies and promises alike;
@@ -315,6 +322,29 @@ impl srpc_slice {
 }
 
 /// # Safety
+/// `ptr` is NULL with `len` 0, or points to `len` srpc_slices for `'a`.
+pub unsafe fn raw_parts<'a>(
+    ptr: *const srpc_slice,
+    len: usize,
+    what: &str,
+) -> Result<&'a [srpc_slice], FfiError> {
+    if ptr.is_null() {
+        return if len == 0 {
+            Ok(&[])
+        } else {
+            Err(FfiError::null(what))
+        };
+    }
+    if len > isize::MAX as usize / std::mem::size_of::<srpc_slice>() {
+        return Err(FfiError::invalid(format!(
+            "{what}: length {len} is not plausible"
+        )));
+    }
+    // SAFETY: non-NULL, and `len` slices are readable for 'a (the caller's contract).
+    Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
+}
+
+/// # Safety
 /// `ptr` is NULL with `len` 0, or points to `len` readable bytes for `'a`.
 pub unsafe fn raw_slice<'a>(ptr: *const u8, len: usize, what: &str) -> Result<&'a [u8], FfiError> {
     if ptr.is_null() {
@@ -366,8 +396,57 @@ fn need_obj(o: u64, kind: &str) -> Result<ObjId, FfiError> {
 pub enum Outgoing<'a> {
     /// Everything but call and getitem.
     Request(Request),
-    /// call and getitem: args, kwargs or key checked once, copied once.
-    Raw(RawRequest<'a>),
+    /// call and getitem: args, kwargs or key copied once, and checked.
+    Raw(RawFields<'a>),
+}
+
+/// The borrowed msgpack fields of a call or getitem (`args` perhaps in parts).
+pub enum RawFields<'a> {
+    /// call
+    Call {
+        /// the trail
+        path: &'a str,
+        /// the object
+        obj_id: Option<ObjId>,
+        /// the positional arguments, in one buffer or in parts
+        args: Vec<&'a [u8]>,
+        /// the keyword arguments
+        kwargs: &'a [u8],
+    },
+    /// getitem
+    GetItem {
+        /// the object
+        obj_id: ObjId,
+        /// the key
+        key: &'a [u8],
+    },
+}
+
+impl RawFields<'_> {
+    /// The request core builds the frame of.
+    pub fn request(&self) -> RawRequest<'_> {
+        match self {
+            RawFields::Call {
+                path,
+                obj_id,
+                args,
+                kwargs,
+            } => RawRequest::Call {
+                path,
+                obj_id: *obj_id,
+                args: match args.as_slice() {
+                    [] => Raw::One(&[]),
+                    [one] => Raw::One(one),
+                    parts => Raw::Parts(parts),
+                },
+                kwargs: Raw::One(kwargs),
+            },
+            RawFields::GetItem { obj_id, key } => RawRequest::GetItem {
+                obj_id: *obj_id,
+                key: Raw::One(key),
+            },
+        }
+    }
 }
 
 impl srpc_call {
@@ -393,13 +472,27 @@ impl srpc_call {
                 attr: name()?,
             },
             srpc_call_kind::SrpcCallKindCall => {
-                return Ok(Outgoing::Raw(RawRequest::Call {
+                let args = if self.args_parts.is_null() {
+                    // SAFETY: `args` is valid for its length, for as long as
+                    // the result is used (the caller's contract).
+                    vec![unsafe { self.args.as_bytes("args")? }]
+                } else {
+                    // SAFETY: `args_parts` points to `args_parts_len` slices
+                    // (the caller's contract).
+                    let parts =
+                        unsafe { raw_parts(self.args_parts, self.args_parts_len, "args_parts")? };
+                    let mut args = Vec::with_capacity(parts.len());
+                    for p in parts {
+                        // SAFETY: each part is valid for its length (the caller's contract).
+                        args.push(unsafe { p.as_bytes("args_parts")? });
+                    }
+                    args
+                };
+                return Ok(Outgoing::Raw(RawFields::Call {
                     // SAFETY: `path` is valid for its length (the caller's contract).
                     path: unsafe { self.path.as_str("path")? },
                     obj_id: obj(self.obj),
-                    // SAFETY: `args` is valid for its length, for as long as
-                    // the result is used (the caller's contract).
-                    args: unsafe { self.args.as_bytes("args")? },
+                    args,
                     // SAFETY: as for `args`.
                     kwargs: unsafe { self.kwargs.as_bytes("kwargs")? },
                 }));
@@ -414,7 +507,7 @@ impl srpc_call {
                         "key must be one msgpack value (it is empty)",
                     ));
                 }
-                return Ok(Outgoing::Raw(RawRequest::GetItem { obj_id, key }));
+                return Ok(Outgoing::Raw(RawFields::GetItem { obj_id, key }));
             }
             srpc_call_kind::SrpcCallKindMaterialize => Request::Materialize {
                 obj_id: need_obj(self.obj, "materialize")?,
@@ -437,9 +530,12 @@ pub fn refused(r: &RawRequest<'_>, e: FrameError) -> FfiError {
     let FrameError::Decode(_) = e else {
         return FfiError::invalid(e.to_string());
     };
+    fn one<'a>(raw: Raw<'a>) -> &'a [u8] {
+        raw.as_one().unwrap_or(&[])
+    }
     let fields: &[(&str, &[u8])] = match *r {
-        RawRequest::Call { args, kwargs, .. } => &[("args", args), ("kwargs", kwargs)],
-        RawRequest::GetItem { key, .. } => &[("key", key)],
+        RawRequest::Call { args, kwargs, .. } => &[("args", one(args)), ("kwargs", one(kwargs))],
+        RawRequest::GetItem { key, .. } => &[("key", one(key))],
     };
     for (name, bytes) in fields {
         if bytes.is_empty() {

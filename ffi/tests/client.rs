@@ -88,6 +88,8 @@ fn call_of(kind: srpc_call_kind, obj: u64) -> srpc_call {
         kwargs: sl(&[]),
         key: sl(&[]),
         payload: sl(&[]),
+        args_parts: std::ptr::null(),
+        args_parts_len: 0,
         refs: std::ptr::null(),
         refs_len: 0,
     }
@@ -394,4 +396,42 @@ fn the_c_config_sets_the_server_limits() {
     let st = Server::start_with(|c| c.stack_size = 1024).err();
     assert_eq!(st, Some(srpc_status::SrpcStatusErrInvalidArgument));
     assert!(last_message().contains("stack_size"), "{}", last_message());
+}
+
+#[test]
+fn args_in_parts_reach_the_executor_joined() {
+    let server = Server::start();
+    let c = Client::connect(&server);
+    let m = c.import("t");
+    let echo = c.getattr(m, "echo");
+    // [bin(300 bytes), ref(m)] cut anywhere, a reference marker included.
+    let mut args = vec![0x92, 0xc5, 0x01, 0x2c];
+    args.extend((0..300u32).map(|i| i as u8));
+    args.extend(common::marker(m));
+    let cuts = [0usize, 1, 3, 200, args.len() - 5, args.len()];
+    let parts: Vec<simplerpc::types::srpc_slice> =
+        cuts.windows(2).map(|w| sl(&args[w[0]..w[1]])).collect();
+    let mut call = call_of(srpc_call_kind::SrpcCallKindCall, echo);
+    call.args_parts = parts.as_ptr();
+    call.args_parts_len = parts.len();
+    let mut r = srpc_response {
+        kind: srpc_response_kind::SrpcResponseKindError,
+        obj: 0,
+        request_id: 0,
+        value: srpc_buf::empty(),
+    };
+    // SAFETY: live client; the call's parts are valid for the call.
+    let st = unsafe { srpc_client_request(c.0, &call, &mut r) };
+    assert_eq!(st, srpc_status::SrpcStatusOk, "{}", last_message());
+    let (got_args, _, refs) = server.calls()[0].clone();
+    assert_eq!(got_args, args);
+    assert_eq!(refs, vec![common::MODULE]);
+    // Parts that do not join into one msgpack array are refused, naming args.
+    let bad = [sl(&[0x92, 0x01])];
+    call.args_parts = bad.as_ptr();
+    call.args_parts_len = 1;
+    // SAFETY: as above.
+    let st = unsafe { srpc_client_request(c.0, &call, &mut r) };
+    assert_eq!(st, srpc_status::SrpcStatusErrInvalidArgument);
+    assert!(last_message().contains("args"), "{}", last_message());
 }

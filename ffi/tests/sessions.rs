@@ -210,6 +210,8 @@ fn call_of(kind: srpc_call_kind, obj: u64, name: &'static str) -> srpc_call {
         kwargs: sl(&[]),
         key: sl(&[]),
         payload: sl(&[]),
+        args_parts: std::ptr::null(),
+        args_parts_len: 0,
         refs: std::ptr::null(),
         refs_len: 0,
     }

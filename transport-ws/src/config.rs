@@ -29,6 +29,17 @@ pub(crate) struct Liveness {
     pub(crate) dead_after: Option<Duration>,
 }
 
+impl Liveness {
+    /// How often a silent peer is pinged: the interval, or more often when
+    /// that would leave fewer than three pings before it counts as dead.
+    pub(crate) fn ping_every(&self) -> Duration {
+        match self.dead_after {
+            Some(dead) => self.ping_interval.min(dead / 3),
+            None => self.ping_interval,
+        }
+    }
+}
+
 /// The default [`ServerConfig::max_connections`]: 256 clients at once. Each
 /// takes two threads; a few hundred is far past what one simulator host
 /// serves, and still a bound on threads when something connects in a loop.

@@ -394,9 +394,6 @@ impl Socket {
     /// Ping a silent client; give up on one silent too long.
     fn keepalive(&mut self) -> Result<(), Ended> {
         let silent = self.wire.last_heard().elapsed();
-        if silent < self.liveness.ping_interval {
-            return Ok(());
-        }
         if let Some(dead) = self.liveness.dead_after {
             if silent >= dead && (self.answers_idle || self.wire.pending() > 0) {
                 return Err(format!(
@@ -406,9 +403,11 @@ impl Socket {
                 ));
             }
         }
-        let due = self
-            .last_ping
-            .map_or(true, |t| t.elapsed() >= self.liveness.ping_interval);
+        let every = self.liveness.ping_every();
+        if silent < every {
+            return Ok(());
+        }
+        let due = self.last_ping.map_or(true, |t| t.elapsed() >= every);
         if due && !self.wire.closing() && self.wire.queue_ping().is_ok() {
             self.last_ping = Some(Instant::now());
             self.flush()?;

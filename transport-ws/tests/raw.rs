@@ -5,7 +5,7 @@
 mod common;
 
 use common::{connect, start};
-use simplerpc_core::{codec, ObjId, RawRequest};
+use simplerpc_core::{codec, ObjId, Raw, RawRequest};
 use simplerpc_ws::{Error, Request, Response, Value};
 
 fn object(r: (Response, Option<simplerpc_core::RawValue>)) -> ObjId {
@@ -33,8 +33,8 @@ fn msgpack_arguments_go_out_as_they_are_and_values_come_back_as_bytes() {
             .request_raw_fields(&RawRequest::Call {
                 path: "m.echo",
                 obj_id: None,
-                args: &args,
-                kwargs: &[],
+                args: Raw::from(&args),
+                kwargs: Raw::One(&[]),
             })
             .unwrap(),
     );
@@ -55,8 +55,8 @@ fn msgpack_arguments_go_out_as_they_are_and_values_come_back_as_bytes() {
         .request_raw_fields(&RawRequest::Call {
             path: "m.echo",
             obj_id: None,
-            args: &[],
-            kwargs: &[],
+            args: Raw::One(&[]),
+            kwargs: Raw::One(&[]),
         })
         .unwrap();
     assert!(
@@ -69,13 +69,13 @@ fn msgpack_arguments_go_out_as_they_are_and_values_come_back_as_bytes() {
     let bad = client.request_raw_fields(&RawRequest::Call {
         path: "m.echo",
         obj_id: None,
-        args: &[0x01],
-        kwargs: &[],
+        args: Raw::One(&[0x01]),
+        kwargs: Raw::One(&[]),
     });
     assert!(matches!(bad, Err(Error::InvalidRequest(_))), "{bad:?}");
     let bad = client.request_raw_fields(&RawRequest::GetItem {
         obj_id: m,
-        key: &[0x92, 0x01],
+        key: Raw::One(&[0x92, 0x01]),
     });
     assert!(matches!(bad, Err(Error::InvalidRequest(_))), "{bad:?}");
     assert!(matches!(

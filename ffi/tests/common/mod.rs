@@ -252,6 +252,8 @@ impl Server {
             max_connections: 0,
             stack_size: 0,
             handshake_timeout_ms: 0,
+            ping_interval_ms: 0,
+            dead_after_ms: 0,
         };
         limits(&mut cfg);
         let mut ptr = std::ptr::null_mut();

@@ -90,7 +90,10 @@ impl Conn {
         self.spin_for(id)?;
         let deadline = self.timeout.map(|limit| (Instant::now() + limit, limit));
         while !self.session.is_answered(id) {
-            let mut tick = self.liveness.dead_after.map(|_| LIVENESS_TICK);
+            let mut tick = self
+                .liveness
+                .dead_after
+                .map(|_| LIVENESS_TICK.min(self.liveness.ping_every()));
             if let Some((deadline, limit)) = deadline {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
@@ -140,9 +143,6 @@ impl Conn {
     /// Ping a silent server; give up on one silent too long.
     fn keepalive(&mut self) -> Result<(), Error> {
         let silent = self.wire.last_heard().elapsed();
-        if silent < self.liveness.ping_interval {
-            return Ok(());
-        }
         if let Some(dead) = self.liveness.dead_after {
             if silent >= dead {
                 self.ended = Some(Ended::Dead(silent));
@@ -150,9 +150,11 @@ impl Conn {
                 return Err(Error::Dead(silent));
             }
         }
-        let due = self
-            .last_ping
-            .map_or(true, |t| t.elapsed() >= self.liveness.ping_interval);
+        let every = self.liveness.ping_every();
+        if silent < every {
+            return Ok(());
+        }
+        let due = self.last_ping.map_or(true, |t| t.elapsed() >= every);
         if due && self.wire.queue_ping().is_ok() {
             self.last_ping = Some(Instant::now());
             self.flush_some()?;

@@ -302,6 +302,19 @@ impl Client {
         self.lock().interruptible = on;
     }
 
+    /// Change how long a silent server waits before it is pinged, and after
+    /// how long of silence (pings unanswered) it counts as dead (`None`:
+    /// never); see [`ClientConfig::dead_after`]. Not applied to a stock
+    /// simplerpyc server, which cannot answer pings during a call.
+    pub fn set_liveness(&self, ping_interval: Duration, dead_after: Option<Duration>) {
+        let stock = self.shared.extensions == Extensions::NONE;
+        let mut conn = self.lock();
+        conn.liveness = Liveness {
+            ping_interval,
+            dead_after: dead_after.filter(|_| !stock),
+        };
+    }
+
     /// Change how long a request may wait for its response (`None`: no limit).
     /// A request that runs out of time fails with [`Error::Timeout`] and ends
     /// the connection, since its late answer could no longer be paired.

@@ -235,10 +235,12 @@ class Connection:
             return self._promise(child, _KIND_GET_ATTR, proxy._rpc_obj_id, name=name, path=path)
         return self._request_object(child, self._native.getattr, proxy._rpc_obj_id, path, name)
 
-    def _pack(self, value: Any, used: int = 0) -> Tuple[bytes, int]:
+    def _pack(self, value: Any, used: int = 0, join: bool = True) -> Tuple[Any, int]:
         """``value`` packed, and the bytes packed so far. Arguments over the
         connection's message limit are refused before they are joined into
-        one buffer (``packb_parts`` leaves large arrays where they are)."""
+        one buffer (``packb_parts`` leaves large arrays where they are). With
+        ``join=False`` large arrays stay apart: a list of buffers the library
+        copies once, straight into the frame."""
         parts = packb_parts(value, proxy_owner=self)
         size = used + sum(memoryview(p).nbytes for p in parts)
         limit = self._max_message
@@ -247,12 +249,13 @@ class Connection:
                 f"the arguments take {size} bytes, over the message limit of {limit} bytes; "
                 "send the data in smaller parts, or raise the limit on both ends"
             )
-        packed = parts[0] if len(parts) == 1 and isinstance(parts[0], bytes) else b"".join(parts)
-        return packed, size
+        if len(parts) == 1 and isinstance(parts[0], bytes):
+            return parts[0], size
+        return (b"".join(parts) if join else list(parts)), size
 
     def _call(self, proxy: RPCProxy, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> RPCProxy:
         path = proxy._rpc_path
-        packed_args, used = self._pack(list(args))
+        packed_args, used = self._pack(list(args), join=False)
         packed_kwargs, _ = self._pack(kwargs, used)
         child = _trail("CALL", path)
         if self._pipelining:
@@ -338,6 +341,7 @@ def connect(
     *,
     allow_pickle: bool = False,
     timeout: Optional[float] = None,
+    dead_after: Optional[float] = 30.0,
 ) -> Connection:
     """Connect to a server.
 
@@ -353,6 +357,14 @@ def connect(
             default) waits as long as the remote call takes. A request that
             runs out of time raises :class:`RequestTimeoutError` and closes
             the connection.
+        dead_after: seconds a simplerpc server may stay silent while a
+            request waits, not even answering pings, before it counts as
+            frozen or unreachable: the request raises
+            :class:`RequestTimeoutError` and the connection closes. A healthy
+            server answers pings during the longest call, so this does not
+            limit how long a call may run. ``None`` waits forever. (A stock
+            simplerpyc server cannot answer pings during a call: not applied
+            to it.)
 
     Raises:
         ValueError: no token given and ``$SIMPLERPC_TOKEN`` is not set.
@@ -370,7 +382,7 @@ def connect(
     # No malloc tuning: a library leaves its host process's settings alone.
     from ._native import NativeClient
 
-    return Connection(NativeClient(host, port, token, timeout=timeout), allow_pickle=allow_pickle)
+    return Connection(NativeClient(host, port, token, timeout=timeout, dead_after=dead_after), allow_pickle=allow_pickle)
 
 
 def patch_module(conn: Connection, name: str) -> RPCProxy:

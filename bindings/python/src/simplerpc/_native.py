@@ -125,6 +125,8 @@ class Call(Structure):
         ("kwargs", Slice),
         ("key", Slice),
         ("payload", Slice),
+        ("args_parts", POINTER(Slice)),
+        ("args_parts_len", c_size_t),
         ("refs", POINTER(c_uint64)),
         ("refs_len", c_size_t),
     ]
@@ -165,6 +167,8 @@ class ServerConfig(Structure):
         ("max_connections", c_uint32),
         ("stack_size", c_uint64),
         ("handshake_timeout_ms", c_uint64),
+        ("ping_interval_ms", c_uint64),
+        ("dead_after_ms", c_uint64),
     ]
 
 
@@ -215,6 +219,7 @@ _client_release = _declare("srpc_client_release", c_uint32, c_void_p, c_uint64)
 _client_set_timeout = _declare("srpc_client_set_timeout", c_uint32, c_void_p, c_uint64)
 _client_set_interruptible = _declare("srpc_client_set_interruptible", c_uint32, c_void_p, ctypes.c_bool)
 _client_abandon = _declare("srpc_client_abandon", c_uint32, c_void_p, c_uint64)
+_client_set_liveness = _declare("srpc_client_set_liveness", c_uint32, c_void_p, c_uint64, c_uint64)
 _client_extensions = _declare("srpc_client_extensions", c_uint32, c_void_p)
 _client_free = _declare("srpc_client_free", None, c_void_p)
 _server_start = _declare("srpc_server_start", c_uint32, POINTER(ServerConfig), POINTER(Executor), POINTER(c_void_p))
@@ -439,6 +444,12 @@ class _Keep:
         return cls(ctypes.addressof(arr), len(mv))
 
 
+def _ms(seconds: float) -> int:
+    """Seconds as milliseconds for the library (0 keeps its default; a
+    positive time under a millisecond is still one)."""
+    return max(1, round(seconds * 1000)) if seconds > 0 else 0
+
+
 def _run_signal_handlers() -> None:
     """Nothing: calling a Python function is where the interpreter runs the
     signal handlers that are due (in the main thread), raising what they raise."""
@@ -447,9 +458,11 @@ def _run_signal_handlers() -> None:
 class NativeClient:
     """A connection through libsimplerpc (the ``NativeClientAPI`` of ``_native_api``)."""
 
-    def __init__(self, host: str, port: int, token: str, timeout: Optional[float] = None) -> None:
+    def __init__(self, host: str, port: int, token: str, timeout: Optional[float] = None, dead_after: Optional[float] = 30.0) -> None:
         if timeout is not None and not timeout > 0:
             raise ValueError(f"timeout must be a positive number of seconds or None, not {timeout!r}")
+        if dead_after is not None and not dead_after > 0:
+            raise ValueError(f"dead_after must be a positive number of seconds or None, not {dead_after!r}")
         keep = _Keep()
         handle = c_void_p()
         st = _client_connect(keep.str(host), port, keep.str(token), byref(handle))
@@ -458,6 +471,11 @@ class NativeClient:
         self._handle: Optional[int] = handle.value
         # A signal ends a wait so that its Python handler runs (see _resume).
         _client_set_interruptible(self._handle, True)
+        if dead_after is None:
+            _client_set_liveness(self._handle, 0, 0)
+        else:
+            ping = min(10.0, dead_after / 3)
+            _client_set_liveness(self._handle, _ms(ping), _ms(dead_after))
         if timeout is not None:
             _client_set_timeout(self._handle, max(1, int(timeout * 1000)))
 
@@ -466,19 +484,27 @@ class NativeClient:
         """The negotiated extension bits (0 against a stock simplerpyc server)."""
         return _client_extensions(self._handle) if self._handle else 0
 
-    def _call(self, keep: "_Keep", kind: int, obj: Optional[int], name: str, path: str, args: bytes, kwargs: bytes, key: bytes, payload: bytes) -> Call:
+    def _call(self, keep: "_Keep", kind: int, obj: Optional[int], name: str, path: str, args: Any, kwargs: bytes, key: bytes, payload: bytes) -> Call:
+        """The srpc_call; ``args`` is bytes, or a list of buffers that make
+        them when joined (large arrays' own memory, copied once, into the frame)."""
         if not self._handle:
             raise ConnectionClosedError("the connection is closed")
-        return Call(
+        call = Call(
             kind,
             SRPC_NO_OBJECT if obj is None else obj,
             keep.str(name),
             keep.str(path),
-            keep.slice(args),
+            Slice(None, 0) if isinstance(args, list) else keep.slice(args),
             keep.slice(kwargs),
             keep.slice(key),
             keep.slice(payload),
         )
+        if isinstance(args, list):
+            parts = (Slice * len(args))(*(keep.readonly_slice(p) for p in args))
+            keep.items.append(parts)
+            call.args_parts = ctypes.cast(parts, POINTER(Slice))
+            call.args_parts_len = len(args)
+        return call
 
     @staticmethod
     def _answer(resp: Response, allow_pickle: Optional[bool] = None) -> Tuple[int, Any]:
@@ -690,9 +716,12 @@ class NativeServer:
         max_connections: int = 0,
         stack_size: int = 0,
         handshake_timeout: float = 0.0,
+        ping_interval: float = 0.0,
+        dead_after: Optional[float] = 0.0,
     ) -> None:
         """The limits are the server's (``srpc_server_config``); 0 keeps
-        each default, ``handshake_timeout`` is in seconds."""
+        each default; times are in seconds; ``dead_after=None`` never gives
+        up on a silent client."""
         self._make = make_executor
         self._describe = describe_exception
         self._sessions: Dict[int, Any] = {}
@@ -719,6 +748,8 @@ class NativeServer:
             stack_size,
             # A positive timeout under a millisecond is still one.
             max(1, round(handshake_timeout * 1000)) if handshake_timeout > 0 else 0,
+            _ms(ping_interval),
+            2**64 - 1 if dead_after is None else _ms(dead_after),
         )
         handle = c_void_p()
         st = _server_start(byref(cfg), byref(ex), byref(handle))

@@ -28,6 +28,8 @@ DEFAULT_MAX_OBJECTS = 1_000_000
 DEFAULT_MAX_CONNECTIONS = 256
 DEFAULT_STACK_SIZE = 8 << 20
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
+DEFAULT_PING_INTERVAL = 10.0
+DEFAULT_DEAD_AFTER = 30.0
 
 
 def serve(
@@ -41,6 +43,8 @@ def serve(
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
     stack_size: int = DEFAULT_STACK_SIZE,
     handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+    ping_interval: float = DEFAULT_PING_INTERVAL,
+    dead_after: Optional[float] = DEFAULT_DEAD_AFTER,
 ) -> None:
     """Serve until ``stop`` is set or Ctrl-C; then stop cleanly.
 
@@ -50,6 +54,9 @@ def serve(
     on the client), ``max_connections`` at once (one more is refused with
     HTTP 503), ``stack_size`` in bytes of the threads that run calls, and
     ``handshake_timeout`` in seconds for a client to complete its handshake.
+    A client silent for ``ping_interval`` seconds is pinged; one silent for
+    ``dead_after`` seconds (pings unanswered, or a response it does not read)
+    is dropped and its objects freed (``None``: never).
     """
     from . import _native
 
@@ -64,6 +71,8 @@ def serve(
         max_connections=max_connections,
         stack_size=stack_size,
         handshake_timeout=handshake_timeout,
+        ping_interval=ping_interval,
+        dead_after=dead_after,
     )
     stop = stop or threading.Event()
     try:
@@ -119,6 +128,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--max-connections", type=_positive(int), default=DEFAULT_MAX_CONNECTIONS, metavar="N", help=f"most connections at once; one more is refused with HTTP 503 (default: {DEFAULT_MAX_CONNECTIONS})")
     parser.add_argument("--stack-size", type=_positive(int), default=DEFAULT_STACK_SIZE, metavar="BYTES", help=f"stack size of the threads that run calls; deep recursion (a raised sys.setrecursionlimit) needs more (default: {DEFAULT_STACK_SIZE} = 8 MiB, at least 65536)")
     parser.add_argument("--handshake-timeout", type=_positive(float), default=DEFAULT_HANDSHAKE_TIMEOUT, metavar="SECONDS", help=f"time a client has to complete the WebSocket handshake (default: {DEFAULT_HANDSHAKE_TIMEOUT:g})")
+    parser.add_argument("--ping-interval", type=_positive(float), default=DEFAULT_PING_INTERVAL, metavar="SECONDS", help=f"a client silent this long is pinged (default: {DEFAULT_PING_INTERVAL:g})")
+    parser.add_argument("--dead-after", type=_positive(float), default=DEFAULT_DEAD_AFTER, metavar="SECONDS", help=f"a client silent this long, its pings unanswered (or a response unread), is dropped and its objects freed; a stock simplerpyc client answers pings only during its calls, so for it only an unread response counts (default: {DEFAULT_DEAD_AFTER:g})")
     parser.add_argument("--log-level", default="INFO", help="logging level (default: INFO)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -133,6 +144,8 @@ def main(argv: Optional[List[str]] = None) -> None:
             max_connections=args.max_connections,
             stack_size=args.stack_size,
             handshake_timeout=args.handshake_timeout,
+            ping_interval=args.ping_interval,
+            dead_after=args.dead_after,
         )
     except Exception as e:  # a bind failure, say: one clear line, not a traceback
         print(f"error: {e}", file=sys.stderr)

@@ -474,6 +474,81 @@ pub(crate) fn decode_field(data: &[u8]) -> Result<Value, DecodeError> {
     Ok(v)
 }
 
+/// Where the payload of the first bin of at least `min` bytes begins, in the
+/// msgpack value that `prefix` starts with (the first bytes of a message are
+/// enough), or `None` if the prefix ends first or is not msgpack. A
+/// transport reading a large message uses it to place the message in memory
+/// so that this payload, typically an array's data, lands aligned: an array
+/// can then be made over it in place.
+pub fn first_large_bin(prefix: &[u8], min: usize) -> Option<usize> {
+    let be = |at: usize, n: usize| -> Option<usize> {
+        let b = prefix.get(at..at.checked_add(n)?)?;
+        usize::try_from(b.iter().fold(0u64, |a, &x| (a << 8) | u64::from(x))).ok()
+    };
+    let mut pos = 0usize;
+    // Values still to walk; a prefix holds at most one per byte.
+    let mut pending = 1usize;
+    while pending > 0 {
+        let m = *prefix.get(pos)?;
+        pos += 1;
+        pending -= 1;
+        let skip = match m {
+            0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => 0,
+            0x80..=0x8f => {
+                pending = pending.checked_add(2 * usize::from(m & 0x0f))?;
+                0
+            }
+            0x90..=0x9f => {
+                pending = pending.checked_add(usize::from(m & 0x0f))?;
+                0
+            }
+            0xa0..=0xbf => usize::from(m & 0x1f),
+            0xc4..=0xc6 => {
+                let n: usize = 1 << (m - 0xc4);
+                let len = be(pos, n)?;
+                pos += n;
+                if len >= min {
+                    return Some(pos);
+                }
+                len
+            }
+            0xc7..=0xc9 => {
+                let n: usize = 1 << (m - 0xc7);
+                let len = be(pos, n)?;
+                n.checked_add(1)?.checked_add(len)?
+            }
+            0xca | 0xd2 => 4,
+            0xcb | 0xd3 => 8,
+            0xcc | 0xd0 => 1,
+            0xcd | 0xd1 => 2,
+            0xce => 4,
+            0xcf => 8,
+            0xd4..=0xd8 => 1 + (1 << (m - 0xd4)),
+            0xd9..=0xdb => {
+                let n: usize = 1 << (m - 0xd9);
+                n.checked_add(be(pos, n)?)?
+            }
+            0xdc | 0xdd => {
+                let n = if m == 0xdc { 2 } else { 4 };
+                pending = pending.checked_add(be(pos, n)?)?;
+                n
+            }
+            0xde | 0xdf => {
+                let n = if m == 0xde { 2 } else { 4 };
+                pending = pending.checked_add(be(pos, n)?.checked_mul(2)?)?;
+                n
+            }
+            0xc1 => return None,
+        };
+        pos = pos.checked_add(skip)?;
+        if pending > prefix.len() {
+            // More values than bytes left: not a prefix of a real value.
+            return None;
+        }
+    }
+    None
+}
+
 /// The ext type [`split_bins`] writes in place of a large bin: 4 bytes, the
 /// big-endian index of the bin among the ones taken out. Never on the wire.
 pub const SPLIT_BIN_EXT: i8 = 43;
@@ -971,6 +1046,34 @@ fn recognise_complex(pairs: &[(Value, Value)]) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn first_large_bin_finds_the_array_data_in_a_response() {
+        let mut data = vec![0u8; 3 << 20];
+        data[0] = 0xab;
+        let array = Value::map([
+            ("nd", Value::Bool(true)),
+            ("type", Value::Str("<f8".into())),
+            ("shape", Value::List(vec![Value::UInt(3 << 17)])),
+            ("small", Value::Bin(vec![1u8; 100].into())),
+            ("data", Value::Bin(data.into())),
+        ]);
+        let frame = to_vec(&Value::map([
+            ("type", Value::Str("success".into())),
+            ("value", Value::List(vec![Value::Float(0.5), array])),
+        ]))
+        .unwrap();
+        let at = first_large_bin(&frame, 1 << 20).expect("found");
+        assert_eq!(frame[at], 0xab);
+        assert_eq!(frame.len() - at, 3 << 20);
+        // A prefix that reaches the bin's header is enough.
+        assert_eq!(first_large_bin(&frame[..at], 1 << 20), Some(at));
+        // Not when it stops before; nor in a value with no large bin; nor in garbage.
+        assert_eq!(first_large_bin(&frame[..at - 3], 1 << 20), None);
+        assert_eq!(first_large_bin(&frame, 4 << 20), None);
+        assert_eq!(first_large_bin(&[0xc1, 0, 0], 1), None);
+        assert_eq!(first_large_bin(&[0xdf, 0xff, 0xff, 0xff, 0xff], 1), None);
+    }
 
     fn rt(v: Value) {
         let bytes = Bytes::from(to_vec(&v).unwrap());

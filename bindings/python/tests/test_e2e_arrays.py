@@ -113,6 +113,32 @@ def test_materialized_arrays_are_writable_and_own_their_data(conn: simplerpc.Con
     assert got[0, 0] == 42
 
 
+def test_arrays_made_over_a_frame_free_it_with_the_last_of_them(conn: simplerpc.Connection) -> None:
+    """A large uint8 array (aligned anywhere) is made over the received frame
+    in place; the frame is freed when the last array over it goes, so a loop
+    of materializes keeps the client's memory flat."""
+
+    def rss() -> int:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
+
+    remote = conn.eval("__import__('numpy').arange(32 * 2**20, dtype='u1')")
+    first = materialize(remote)
+    assert not first.flags.owndata and first.flags.writeable, "made in place, not copied"
+    assert first[255] == 255 and first[-1] == (32 * 2**20 - 1) % 256
+    second = materialize(remote)
+    assert not np.shares_memory(first, second)
+    del first, second
+    before = rss()
+    for _ in range(20):
+        got = materialize(remote)
+        view = got[1:10]  # a view keeps the frame too
+        del got
+        assert view[0] == 1
+        del view
+    assert rss() - before < 96 * 2**20, "frames are freed with their arrays"
+
+
 def test_zero_dim_and_empty_arrays(conn: simplerpc.Connection) -> None:
     rnp = conn.modules.numpy
     zero_d = materialize(rnp.array(2.5, dtype="float32"))
@@ -276,9 +302,11 @@ def test_env_step_loop_memory_stays_flat(start_server: Any) -> None:
 
 def test_large_arrays_of_each_dtype_are_copied_once_and_come_back_right(conn: simplerpc.Connection, arrays: Any, maker: Any, dtype_str: str) -> None:
     """Values of 256 KiB and more are decoded with their large bins taken out
-    (srpc_value_split): each array is copied once, from the frame into its own
-    writable numpy array, with its dtype, byte order and shape; small parts,
-    bytes and nested containers come back as usual."""
+    (srpc_value_split): each array is made over the received frame in place
+    when its data lies aligned there, else copied once, from the frame into
+    its own numpy array; either way writable, apart from every other array,
+    with its dtype, byte order and shape; small parts, bytes and nested
+    containers come back as usual."""
     itemsize = np.dtype(dtype_str).itemsize
     n = (300 << 10) // itemsize
     for shape in [(n,), (n // 8, 8), (2, n // 2)]:
@@ -291,9 +319,11 @@ def test_large_arrays_of_each_dtype_are_copied_once_and_come_back_right(conn: si
     arrays.assert_same(value[1]["k"], want)
     assert value[1]["b"] == bytes(70000) and type(value[1]["b"]) is bytes
     assert value[2] == [b"x" * 100000, "text"]
-    # Each array owns its memory (copied once, straight from the frame).
-    assert value[0].flags.owndata and value[1]["k"].flags.owndata
+    # Each array is writable and apart from the other.
+    assert value[0].flags.writeable and value[1]["k"].flags.writeable
     assert not np.shares_memory(value[0], value[1]["k"])
+    value[0][...] = value[0][::-1].copy()
+    arrays.assert_same(value[1]["k"], want)
     # Large values that are not arrays come back as they were.
     other = materialize(conn.eval("[b'z' * 300000, 'y' * 300000, slice(b'a' * 300000, None)]"))
     assert other == [b"z" * 300000, "y" * 300000, slice(b"a" * 300000, None)]

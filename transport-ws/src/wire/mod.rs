@@ -186,9 +186,14 @@ impl Wire {
         Wire::new(stream, false, max_message, leftover)
     }
 
-    /// The client's end (it masks what it sends).
+    /// The client's end (it masks what it sends). A large answer is placed
+    /// in memory so that its first large bin (an array's data) is aligned:
+    /// the Python package makes the array over it in place.
     pub(crate) fn client(stream: TcpStream, max_message: usize, leftover: &[u8]) -> Wire {
-        Wire::new(stream, true, max_message, leftover)
+        let mut wire = Wire::new(stream, true, max_message, leftover);
+        wire.reader
+            .set_align(|prefix| simplerpc_core::codec::first_large_bin(prefix, 64 << 10));
+        wire
     }
 
     fn new(stream: TcpStream, client: bool, max_message: usize, leftover: &[u8]) -> Wire {

@@ -37,19 +37,37 @@ struct Frame {
 }
 
 /// A data message (or control frame) being read: its kind and its payload
-/// so far, in a buffer whose capacity was reserved for all of it.
+/// so far, in a buffer whose capacity was reserved for all of it, after
+/// `pad` bytes that place it in memory (see [`Align`]).
 #[derive(Default)]
 struct Message {
     text: bool,
     data: Vec<u8>,
+    pad: usize,
 }
 
 impl Message {
+    /// The payload so far.
+    fn len(&self) -> usize {
+        self.data.len() - self.pad
+    }
+
     /// The payload.
-    fn finish(self) -> Vec<u8> {
-        self.data
+    fn finish(self) -> Bytes {
+        let pad = self.pad;
+        Bytes::from(self.data).slice(pad..)
     }
 }
+
+/// Where in a message's first bytes the data a reader should align begins
+/// (see [`simplerpc_core::codec::first_large_bin`]); `None`: nothing to align.
+pub(crate) type Align = fn(&[u8]) -> Option<usize>;
+
+/// Messages at least this large are placed so that the data [`Align`] finds
+/// starts on a [`ALIGNMENT`]-byte boundary.
+const ALIGN_MIN: usize = 1 << 20;
+/// The boundary: a cache line, enough for every numpy dtype.
+const ALIGNMENT: usize = 64;
 
 /// Reads frames and puts messages together.
 pub(crate) struct Reader {
@@ -65,6 +83,8 @@ pub(crate) struct Reader {
     control: Message,
     /// When the peer last sent anything.
     last_heard: Instant,
+    /// How to place a large message in memory, if at all.
+    align: Option<Align>,
 }
 
 impl Reader {
@@ -84,7 +104,14 @@ impl Reader {
             message: None,
             control: Message::default(),
             last_heard: Instant::now(),
+            align: None,
         }
+    }
+
+    /// Place each large message so that the data `align` finds in its
+    /// first bytes is aligned in memory.
+    pub(crate) fn set_align(&mut self, align: Align) {
+        self.align = Some(align);
     }
 
     /// When bytes last arrived (or the reader was made).
@@ -199,7 +226,7 @@ impl Reader {
             _ => return Err(WireError::protocol("a frame with an unknown opcode")),
         }
         if !control {
-            let so_far = self.message.as_ref().map_or(0, |m| m.data.len()) as u64;
+            let so_far = self.message.as_ref().map_or(0, Message::len) as u64;
             let size = so_far.saturating_add(len);
             if size > self.max_message as u64 {
                 return Err(WireError::TooBig {
@@ -208,14 +235,28 @@ impl Reader {
                 });
             }
             let len = len as usize;
+            // The first bytes of the payload, if they came with the header.
+            let align = match self.align {
+                Some(find) if self.message.is_none() && len >= ALIGN_MIN => {
+                    let prefix = &self.buf[self.start + need..self.end];
+                    find(&prefix[..prefix.len().min(len)])
+                }
+                _ => None,
+            };
             let message = self.message.get_or_insert_with(|| Message {
                 text: op == opcode::TEXT,
                 ..Message::default()
             });
-            if message.data.try_reserve_exact(len).is_err() {
+            let room = if align.is_some() { ALIGNMENT } else { 0 };
+            if message.data.try_reserve_exact(len + room).is_err() {
                 return Err(WireError::NoMemory {
                     size: so_far as usize + len,
                 });
+            }
+            if let Some(at) = align {
+                let addr = message.data.as_ptr() as usize + at;
+                message.pad = (ALIGNMENT - addr % ALIGNMENT) % ALIGNMENT;
+                message.data.resize(message.pad, 0);
             }
         } else {
             self.control = Message::default();
@@ -293,11 +334,9 @@ impl Reader {
             return Ok(None);
         };
         match frame.opcode {
-            opcode::PING => Ok(Some(Incoming::Ping(
-                std::mem::take(&mut self.control).finish(),
-            ))),
+            opcode::PING => Ok(Some(Incoming::Ping(std::mem::take(&mut self.control).data))),
             opcode::PONG => Ok(Some(Incoming::Pong)),
-            opcode::CLOSE => close_frame(&std::mem::take(&mut self.control).finish()).map(Some),
+            opcode::CLOSE => close_frame(&std::mem::take(&mut self.control).data).map(Some),
             _ if !frame.fin => Ok(None),
             _ => {
                 let Some(m) = self.message.take() else {
@@ -311,7 +350,7 @@ impl Reader {
                         reason: "a text message is not UTF-8".into(),
                     });
                 }
-                Ok(Some(Incoming::Message(Bytes::from(data))))
+                Ok(Some(Incoming::Message(data)))
             }
         }
     }
@@ -428,6 +467,34 @@ mod tests {
                     "{:?}",
                     got[4]
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn a_large_message_is_placed_so_that_its_data_is_aligned() {
+        let payload: Vec<u8> = (0..(3usize << 20) + 5).map(|i| (i % 251) as u8).collect();
+        for at in [0usize, 1, 7, 20, 63, 4000] {
+            let wire = frame(true, opcode::BINARY, &payload, None);
+            let mut r = Reader::new(false, 1 << 30, &[]);
+            r.set_align(if at == 4000 {
+                |_| Some(4000)
+            } else {
+                |p| Some(p[0] as usize % 64)
+            });
+            // The first byte says where the data to align is (0..63 here).
+            let mut wire = wire;
+            let hlen = wire.len() - payload.len();
+            wire[hlen] = at as u8;
+            let mut want = payload.clone();
+            want[0] = at as u8;
+            match r.read(&mut Cursor::new(wire)).unwrap() {
+                Incoming::Message(m) => {
+                    assert_eq!(m.as_ref(), want.as_slice());
+                    let off = if at == 4000 { 4000 } else { at % 64 };
+                    assert_eq!((m.as_ptr() as usize + off) % ALIGNMENT, 0, "{at}");
+                }
+                other => panic!("{other:?}"),
             }
         }
     }

@@ -323,11 +323,13 @@ _SPLIT_BIN = 64 << 10
 _NO_ARRAYS = object()
 
 
-def _decode_split(addr: int, size: int, allow_pickle: bool = False, on_proxy: Any = None) -> Any:
+def _decode_split(addr: int, size: int, allow_pickle: bool = False, on_proxy: Any = None, owner: Any = None) -> Any:
     """Decode the msgpack value at ``addr`` (``size`` bytes, alive during the
     call) with its arrays' data taken out by the library, each array made
-    with ``np.empty`` and filled straight from there: one copy. Returns
-    ``_NO_ARRAYS`` when there is no large array to take out (decode as usual)."""
+    with ``np.empty`` and filled straight from there: one copy; or, given
+    the ``owner`` of the memory (a :class:`_Frame`), made over it in place
+    where it lies aligned. Returns ``_NO_ARRAYS`` when there is no large
+    array to take out (decode as usual)."""
     import struct
 
     from ._serialization import unpackb_split
@@ -342,7 +344,7 @@ def _decode_split(addr: int, size: int, allow_pickle: bool = False, on_proxy: An
         payloads = [(addr + table[i], table[i + 1]) for i in range(0, len(table), 2)]
         view = memoryview((ctypes.c_char * skeleton.len).from_address(skeleton.data)).cast("B")
         try:
-            return unpackb_split(view, payloads, allow_pickle=allow_pickle, on_proxy=on_proxy)
+            return unpackb_split(view, payloads, allow_pickle=allow_pickle, on_proxy=on_proxy, owner=owner)
         finally:
             view.release()
     finally:
@@ -350,27 +352,48 @@ def _decode_split(addr: int, size: int, allow_pickle: bool = False, on_proxy: An
         _buf_free(byref(bins))
 
 
-def _decode_value_and_free(buf: Buf, allow_pickle: bool) -> Any:
-    """A value from the library's buffer, decoded, then the buffer freed.
+class _Frame:
+    """A received frame that arrays were made over in place: freed when the
+    last of them is (they refer to it), or at once if none was made."""
 
-    A large value's arrays are copied once, from the frame straight into
-    their numpy arrays (see ``_decode_split``)."""
+    __slots__ = ("buf", "taken")
+
+    def __init__(self, buf: Buf) -> None:
+        self.buf = Buf(buf.data, buf.len, buf.owner)
+        self.taken = False
+
+    def __del__(self) -> None:
+        if self.buf.owner or self.buf.data:
+            _buf_free(byref(self.buf))
+
+
+def _decode_value_and_free(buf: Buf, allow_pickle: bool) -> Any:
+    """A value from the library's buffer, decoded; the buffer is freed.
+
+    A large value's arrays are made over the frame in place where their data
+    lies aligned for their dtype (the frame is then freed with the last of
+    them), else copied once, from the frame straight into their numpy
+    arrays (see ``_decode_split``)."""
     from ._serialization import local_numpy, unpackb
 
+    # The frame owns the buffer from here on, and frees it when nothing
+    # refers to it any more: at the end of this function, or with the last
+    # array made over it.
+    frame = _Frame(buf)
+    buf.owner = buf.data = None
+    buf.len = 0
+    data, size = frame.buf.data, frame.buf.len
+    if size >= _SPLIT_VALUE and local_numpy(import_it=False) is not None:
+        value = _decode_split(data, size, allow_pickle, owner=frame)
+        if value is not _NO_ARRAYS:
+            return value
+    if not data:
+        return unpackb(b"", allow_pickle=allow_pickle)
+    view = memoryview((ctypes.c_char * size).from_address(data)).cast("B")
     try:
-        if buf.len >= _SPLIT_VALUE and local_numpy(import_it=False) is not None:
-            value = _decode_split(buf.data, buf.len, allow_pickle)
-            if value is not _NO_ARRAYS:
-                return value
-        if not buf.data:
-            return unpackb(b"", allow_pickle=allow_pickle)
-        view = memoryview((ctypes.c_char * buf.len).from_address(buf.data)).cast("B")
-        try:
-            return unpackb(view, allow_pickle=allow_pickle)
-        finally:
-            view.release()
+        return unpackb(view, allow_pickle=allow_pickle)
     finally:
-        _buf_free(byref(buf))
+        view.release()
 
 
 def _decode_borrowed(data: Any, *, on_proxy: Any = None) -> Any:

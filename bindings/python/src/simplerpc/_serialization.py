@@ -138,13 +138,16 @@ _SPLIT_BIN_EXT = 43
 
 class _Payload:
     """An array's data still in the received frame: its address and length.
-    Valid only while the frame is (during :func:`unpackb_split`)."""
+    Valid only while the frame is (during :func:`unpackb_split`), unless
+    ``owner`` is given: an object that keeps the frame alive while something
+    refers to it, so that an array may be made over the data in place."""
 
-    __slots__ = ("addr", "size")
+    __slots__ = ("addr", "size", "owner")
 
-    def __init__(self, addr: int, size: int) -> None:
+    def __init__(self, addr: int, size: int, owner: Any = None) -> None:
         self.addr = addr
         self.size = size
+        self.owner = owner
 
     def tobytes(self) -> bytes:
         import ctypes
@@ -157,15 +160,17 @@ def _plain(v: Any) -> Any:
     return v.tobytes() if isinstance(v, _Payload) else v
 
 
-def unpackb_split(skeleton: _Buffer, payloads: List[Tuple[int, int]], *, allow_pickle: bool = False, on_proxy: Optional[Callable[[Dict[str, Any]], Any]] = None) -> Any:
+def unpackb_split(skeleton: _Buffer, payloads: List[Tuple[int, int]], *, allow_pickle: bool = False, on_proxy: Optional[Callable[[Dict[str, Any]], Any]] = None, owner: Any = None) -> Any:
     """Decode a value whose arrays' data the library took out
     (``srpc_value_split``): ``payloads[i]`` is the (address, length) of the
     i-th, in a frame that lives until this returns. Each array is made with
-    ``np.empty`` and filled from the frame: one copy, and it owns its data."""
+    ``np.empty`` and filled from the frame: one copy, and it owns its data.
+    With ``owner`` (see :class:`_Payload`), an array whose data lies aligned
+    in the frame is made over it in place instead: no copy at all."""
 
     def ext_hook(code: int, data: bytes) -> Any:
         if code == _SPLIT_BIN_EXT and len(data) == 4:
-            return _Payload(*payloads[int.from_bytes(data, "big")])
+            return _Payload(*payloads[int.from_bytes(data, "big")], owner)
         return ExtType(code, data)
 
     def hook(pairs: List[Tuple[Any, Any]]) -> Any:
@@ -385,11 +390,18 @@ def _decode_array(obj: Dict[Any, Any], allow_pickle: bool) -> Any:
         )
     if count == 0 or dtype.itemsize == 0:
         return np.zeros(shape, dtype)
+    import ctypes
+
+    if payload is not None and payload.owner is not None and payload.addr % dtype.alignment == 0:
+        # In place: the array keeps the frame alive (through the ctypes
+        # array it is made over), and the frame is freed with the last array.
+        mem = (ctypes.c_char * payload.size).from_address(payload.addr)
+        mem._simplerpc_frame = payload.owner  # type: ignore[attr-defined]
+        payload.owner.taken = True
+        return np.frombuffer(mem, dtype).reshape(shape)
     arr = np.empty(shape, dtype)
     if payload is not None:
         # Straight from the frame into the array: the one copy.
-        import ctypes
-
         ctypes.memmove(arr.ctypes.data, payload.addr, payload.size)
         return arr
     # Copy the bytes as they are (a dtype-aware copy would skip struct padding).

@@ -993,6 +993,21 @@ const char *srpc_status_str(srpc_status status);
 const char *srpc_status_name(srpc_status status);
 
 /*
+ Keep input `which` of the running call (its `args`, `kwargs` or `key`)
+ beyond the callback: `*out` gets an owned buffer over the very bytes
+ `call->args` (`kwargs`, `key`) points to, and the request frame stays
+ alive until srpc_buf_free(). So a host can make values over the frame in
+ place (a numpy array over its data) rather than copy them out. The
+ reader places a large request so that its first large bin starts on a
+ 64-byte boundary. An input the call does not have gives an empty buffer.
+
+ # Safety
+ `reply` is the pointer passed to the running callback; `out` is valid
+ for writing an srpc_buf.
+ */
+srpc_status srpc_reply_keep_input(struct srpc_reply *reply, uint32_t which, struct srpc_buf *out);
+
+/*
  Answer with a handle: the executor now holds an object under `handle`.
 
  # Safety

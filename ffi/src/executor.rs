@@ -167,6 +167,55 @@ pub struct srpc_reply {
     /// A value srpc_reply_value() refused (not msgpack): reported to the
     /// client unless the callback answers properly after all.
     refused: Option<ExecError>,
+    /// The call's `args`, `kwargs` and `key` as shared bytes of the request
+    /// frame, for srpc_reply_keep_input().
+    inputs: [Option<RawValue>; 3],
+}
+
+/// The msgpack inputs of a call, for srpc_reply_keep_input().
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(non_camel_case_types)]
+pub enum srpc_input {
+    /// `args`
+    SrpcInputArgs = 0,
+    /// `kwargs`
+    SrpcInputKwargs = 1,
+    /// `key`
+    SrpcInputKey = 2,
+}
+
+/// Keep input `which` of the running call (its `args`, `kwargs` or `key`)
+/// beyond the callback: `*out` gets an owned buffer over the very bytes
+/// `call->args` (`kwargs`, `key`) points to, and the request frame stays
+/// alive until srpc_buf_free(). So a host can make values over the frame in
+/// place (a numpy array over its data) rather than copy them out. The
+/// reader places a large request so that its first large bin starts on a
+/// 64-byte boundary. An input the call does not have gives an empty buffer.
+///
+/// # Safety
+/// `reply` is the pointer passed to the running callback; `out` is valid
+/// for writing an srpc_buf.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_reply_keep_input(
+    reply: *mut srpc_reply,
+    which: u32,
+    out: *mut crate::types::srpc_buf,
+) -> srpc_status {
+    guard(|| {
+        let r = reply_mut(reply)?;
+        // SAFETY: NULL checked; otherwise valid for writing (the caller's contract).
+        let out = unsafe { out.as_mut() }.ok_or_else(|| FfiError::null("out"))?;
+        let i = usize::try_from(which)
+            .ok()
+            .filter(|&i| i < 3)
+            .ok_or_else(|| FfiError::invalid(format!("input {which} is not an srpc_input")))?;
+        *out = match &r.inputs[i] {
+            Some(raw) => crate::types::srpc_buf::from_raw(raw.clone()),
+            None => crate::types::srpc_buf::empty(),
+        };
+        Ok(())
+    })
 }
 
 enum Answer {
@@ -372,6 +421,8 @@ struct CallData<'a> {
     key: &'a [u8],
     payload: &'a [u8],
     refs: &'a [u64],
+    /// `args`, `kwargs` and `key` as shared bytes, when they came in a frame.
+    inputs: [Option<&'a RawValue>; 3],
 }
 
 impl<'a> CallData<'a> {
@@ -386,6 +437,7 @@ impl<'a> CallData<'a> {
             key: &[],
             payload: &[],
             refs: &[],
+            inputs: [None; 3],
         }
     }
 }
@@ -425,6 +477,7 @@ impl CExecutor {
             kind: d.kind,
             answer: None,
             refused: None,
+            inputs: d.inputs.map(|i| i.cloned()),
         };
         let f = self.cb.0.call.expect("checked in Callbacks::new");
         let previous = CURRENT_REPLY.with(|c| c.replace(&mut reply as *mut srpc_reply));
@@ -533,6 +586,7 @@ impl Executor for CExecutor {
         target(t, &mut d);
         d.args = a.raw_args.as_bytes();
         d.kwargs = a.raw_kwargs.as_bytes();
+        d.inputs = [Some(&a.raw_args), Some(&a.raw_kwargs), None];
         d.refs = &refs;
         self.handle(d)
     }
@@ -542,6 +596,7 @@ impl Executor for CExecutor {
         let mut d = CallData::new(srpc_call_kind::SrpcCallKindGetItem);
         d.obj = Some(obj);
         d.key = key.raw.as_bytes();
+        d.inputs = [None, None, Some(&key.raw)];
         d.refs = &refs;
         self.handle(d)
     }

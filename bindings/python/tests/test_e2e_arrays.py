@@ -139,6 +139,23 @@ def test_arrays_made_over_a_frame_free_it_with_the_last_of_them(conn: simplerpc.
     assert rss() - before < 96 * 2**20, "frames are freed with their arrays"
 
 
+def test_large_arguments_are_made_over_the_request_frame_on_the_server(conn: simplerpc.Connection) -> None:
+    """The server's reader places a large request so that its first array's
+    data is aligned, and the executor makes the array over the frame in
+    place (no copy); an array kept on the server keeps its frame alive."""
+    probe = conn.eval("lambda a: (a.flags.owndata, a.ctypes.data % 64, a.flags.writeable)")
+    materialize(probe(np.zeros(300_000, "u1")))  # the server imports numpy
+    for dtype in ("f8", ">f4", "c16", "u1"):
+        owndata, misalign, writable = materialize(probe(np.ones(2**18, dtype)))
+        assert not owndata and writable, dtype
+        assert misalign == 0 or np.dtype(dtype).alignment == 1, (dtype, misalign)
+    kept = conn.eval("lambda a: a")(np.arange(2**18, dtype="f8"))
+    for _ in range(3):
+        materialize(probe(np.ones(2**18)))  # other frames come and go
+    back = materialize(kept)
+    assert back[0] == 0 and back[-1] == 2**18 - 1 and back.sum() == (2**18 - 1) * 2**18 // 2
+
+
 def test_zero_dim_and_empty_arrays(conn: simplerpc.Connection) -> None:
     rnp = conn.modules.numpy
     zero_d = materialize(rnp.array(2.5, dtype="float32"))

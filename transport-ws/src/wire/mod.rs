@@ -163,6 +163,13 @@ pub(crate) fn truncate(s: &mut String, max: usize) {
     }
 }
 
+/// Where a large message's first large bin (an array's data) starts: both
+/// sides place such a message so that it is aligned, and a host (Python)
+/// can make the array over it in place.
+fn align_first_large_bin(prefix: &[u8]) -> Option<usize> {
+    simplerpc_core::codec::first_large_bin(prefix, 64 << 10)
+}
+
 /// How long closing waits for the peer's close frame.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// The read timeout while closing.
@@ -181,18 +188,18 @@ pub(crate) struct Wire {
 
 impl Wire {
     /// The server's end of a connection; `leftover`: bytes read past the
-    /// handshake.
+    /// handshake. On both ends a large message is placed in memory so that
+    /// its first large bin is aligned (see [`align_first_large_bin`]).
     pub(crate) fn server(stream: TcpStream, max_message: usize, leftover: &[u8]) -> Wire {
-        Wire::new(stream, false, max_message, leftover)
+        let mut wire = Wire::new(stream, false, max_message, leftover);
+        wire.reader.set_align(align_first_large_bin);
+        wire
     }
 
-    /// The client's end (it masks what it sends). A large answer is placed
-    /// in memory so that its first large bin (an array's data) is aligned:
-    /// the Python package makes the array over it in place.
+    /// The client's end (it masks what it sends).
     pub(crate) fn client(stream: TcpStream, max_message: usize, leftover: &[u8]) -> Wire {
         let mut wire = Wire::new(stream, true, max_message, leftover);
-        wire.reader
-            .set_align(|prefix| simplerpc_core::codec::first_large_bin(prefix, 64 << 10));
+        wire.reader.set_align(align_first_large_bin);
         wire
     }
 

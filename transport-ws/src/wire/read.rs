@@ -68,6 +68,8 @@ pub(crate) type Align = fn(&[u8]) -> Option<usize>;
 const ALIGN_MIN: usize = 1 << 20;
 /// The boundary: a cache line, enough for every numpy dtype.
 const ALIGNMENT: usize = 64;
+/// How much of a large message's first bytes [`Align`] looks at.
+const ALIGN_PREFIX: usize = 4096;
 
 /// Reads frames and puts messages together.
 pub(crate) struct Reader {
@@ -239,7 +241,15 @@ impl Reader {
             let align = match self.align {
                 Some(find) if self.message.is_none() && len >= ALIGN_MIN => {
                     let prefix = &self.buf[self.start + need..self.end];
-                    find(&prefix[..prefix.len().min(len)])
+                    let prefix = &prefix[..prefix.len().min(len).min(ALIGN_PREFIX)];
+                    match key {
+                        Some(k) => {
+                            let mut plain = prefix.to_vec();
+                            mask::apply(&mut plain, k, 0);
+                            find(&plain)
+                        }
+                        None => find(prefix),
+                    }
                 }
                 _ => None,
             };
@@ -474,20 +484,22 @@ mod tests {
     #[test]
     fn a_large_message_is_placed_so_that_its_data_is_aligned() {
         let payload: Vec<u8> = (0..(3usize << 20) + 5).map(|i| (i % 251) as u8).collect();
-        for at in [0usize, 1, 7, 20, 63, 4000] {
-            let wire = frame(true, opcode::BINARY, &payload, None);
-            let mut r = Reader::new(false, 1 << 30, &[]);
+        for (at, key) in [0usize, 1, 7, 20, 63, 4000]
+            .into_iter()
+            .flat_map(|at| [(at, None), (at, Some([9, 8, 7, 6]))])
+        {
+            let mut payload = payload.clone();
+            payload[0] = at as u8;
+            let wire = frame(true, opcode::BINARY, &payload, key);
+            let mut r = Reader::new(key.is_some(), 1 << 30, &[]);
             r.set_align(if at == 4000 {
                 |_| Some(4000)
             } else {
                 |p| Some(p[0] as usize % 64)
             });
-            // The first byte says where the data to align is (0..63 here).
-            let mut wire = wire;
-            let hlen = wire.len() - payload.len();
-            wire[hlen] = at as u8;
-            let mut want = payload.clone();
-            want[0] = at as u8;
+            // The first byte says where the data to align is (0..63 here):
+            // the hook must see it unmasked.
+            let want = payload.clone();
             match r.read(&mut Cursor::new(wire)).unwrap() {
                 Incoming::Message(m) => {
                     assert_eq!(m.as_ref(), want.as_slice());

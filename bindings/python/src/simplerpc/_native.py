@@ -78,6 +78,8 @@ from .errors import AuthenticationError, ConnectionClosedError, ProtocolError, R
     SRPC_LOG_LEVEL_DEBUG,
     SRPC_LOG_LEVEL_TRACE,
 ) = range(6)
+# srpc_input
+SRPC_INPUT_ARGS, SRPC_INPUT_KWARGS, SRPC_INPUT_KEY = range(3)
 # srpc_trail_kind
 (
     SRPC_TRAIL_KIND_MODULE,
@@ -232,6 +234,7 @@ _set_log_callback = _declare("srpc_set_log_callback", None, LOG_FN, c_void_p, c_
 _reply_handle = _declare("srpc_reply_handle", c_uint32, c_void_p, c_uint64)
 _reply_value = _declare("srpc_reply_value", c_uint32, c_void_p, c_void_p, c_size_t)
 _reply_value_parts = _declare("srpc_reply_value_parts", c_uint32, c_void_p, POINTER(Slice), c_size_t)
+_reply_keep_input = _declare("srpc_reply_keep_input", c_uint32, c_void_p, c_uint32, POINTER(Buf))
 _reply_error = _declare("srpc_reply_error", c_uint32, c_void_p, Str, Str, Str, Slice)
 _trail = _declare("srpc_trail", c_uint32, c_uint32, Str, Str, Slice, POINTER(Buf))
 _trail_tuple_builtin = _declare("srpc_trail_tuple_builtin", c_void_p)
@@ -396,9 +399,12 @@ def _decode_value_and_free(buf: Buf, allow_pickle: bool) -> Any:
         view.release()
 
 
-def _decode_borrowed(data: Any, *, on_proxy: Any = None) -> Any:
+def _decode_borrowed(data: Any, *, on_proxy: Any = None, keep: Any = None) -> Any:
     """Decode call arguments lent by the library for one callback: large
-    arrays are copied once, straight from the request frame."""
+    arrays are made over the request frame in place where their data lies
+    aligned, the frame kept alive by them (``keep(addr)`` gives an owned
+    buffer over the bytes at ``addr``: srpc_reply_keep_input), else copied
+    once, straight from the frame."""
     from ._serialization import local_numpy, unpackb
 
     view = memoryview(data)
@@ -406,7 +412,12 @@ def _decode_borrowed(data: Any, *, on_proxy: Any = None) -> Any:
         np = local_numpy(import_it=False)
         if np is not None:
             addr = np.frombuffer(view, np.uint8).ctypes.data
-            value = _decode_split(addr, view.nbytes, False, on_proxy)
+            owner = None
+            if keep is not None:
+                kept = keep(addr)
+                if kept is not None:
+                    owner = _Frame(kept)
+            value = _decode_split(addr, view.nbytes, False, on_proxy, owner=owner)
             if value is not _NO_ARRAYS:
                 return value
     return unpackb(view, on_proxy=on_proxy)
@@ -863,8 +874,20 @@ class NativeServer:
                 # The request frame's own bytes, borrowed for this callback;
                 # refs[i] is the handle of the i-th proxy marker in them.
                 refs = c.refs[: c.refs_len] if c.refs_len else ()
+                inputs = {c.args.ptr: SRPC_INPUT_ARGS, c.kwargs.ptr: SRPC_INPUT_KWARGS}
+
+                def keep(addr: int) -> Optional[Buf]:
+                    which = inputs.get(addr)
+                    kept = Buf()
+                    if which is None or _reply_keep_input(reply, which, byref(kept)) != SRPC_STATUS_OK or kept.data != addr:
+                        return None
+                    return kept
+
+                def decode(data: Any, *, on_proxy: Any = None) -> Any:
+                    return _decode_borrowed(data, on_proxy=on_proxy, keep=keep)
+
                 with _borrowed(c.args, b"\x90") as args, _borrowed(c.kwargs, b"\x80") as kwargs:
-                    h = ex.call(obj, path, args, kwargs, refs, _decode_borrowed)
+                    h = ex.call(obj, path, args, kwargs, refs, decode)
             elif kind == SRPC_CALL_KIND_GET_ITEM:
                 refs = c.refs[: c.refs_len] if c.refs_len else ()
                 with _borrowed(c.key, b"\xc0") as key:

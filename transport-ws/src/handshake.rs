@@ -137,14 +137,26 @@ impl Read for Timed<'_> {
             self.read_timeout = wait;
         }
         let mut s = self.stream;
-        s.read(buf)
+        loop {
+            match s.read(buf) {
+                // A signal is not a failure: read again (the deadline is
+                // looked at by the next call).
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => return other,
+            }
+        }
     }
 }
 
 impl Write for Timed<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let mut s = self.stream;
-        s.write(buf)
+        loop {
+            match s.write(buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => return other,
+            }
+        }
     }
 
     fn flush(&mut self) -> io::Result<()> {

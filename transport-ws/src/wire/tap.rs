@@ -39,7 +39,13 @@ impl Tap {
 
 impl Read for Tap {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.stream.read(buf)?;
+        // A signal during the handshake is not a failure: read again.
+        let n = loop {
+            match self.stream.read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other?,
+            }
+        };
         self.seen.extend_from_slice(&buf[..n]);
         Ok(n)
     }
@@ -47,7 +53,12 @@ impl Read for Tap {
 
 impl Write for Tap {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.stream.write(buf)
+        loop {
+            match self.stream.write(buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => return other,
+            }
+        }
     }
 
     fn flush(&mut self) -> io::Result<()> {

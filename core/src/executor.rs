@@ -238,6 +238,16 @@ pub trait Executor {
 
     /// The session no longer uses `handle`: drop the object it names.
     fn release(&mut self, handle: Handle);
+
+    /// A response frame the transport has written, handed back for reuse:
+    /// an executor that copies large values into frames of its own may keep
+    /// it and build its next one in it (see
+    /// [`RawValue::copy_from_parts_into`](crate::RawValue::copy_from_parts_into)),
+    /// so that stepping an environment that answers an image each step
+    /// allocates no new frame each step. The default drops it.
+    fn recycle(&mut self, frame: Vec<u8>) {
+        drop(frame);
+    }
 }
 
 impl<E: Executor + ?Sized> Executor for Box<E> {
@@ -270,6 +280,9 @@ impl<E: Executor + ?Sized> Executor for Box<E> {
     }
     fn namespace(&mut self) -> ExecResult<Vec<(String, String)>> {
         (**self).namespace()
+    }
+    fn recycle(&mut self, frame: Vec<u8>) {
+        (**self).recycle(frame)
     }
     fn release(&mut self, handle: Handle) {
         (**self).release(handle)

@@ -140,6 +140,12 @@ impl<E: Executor> ServerSession<E> {
         &mut self.executor
     }
 
+    /// Hand a response frame this session made, once written, back for
+    /// reuse (see [`Executor::recycle`]).
+    pub fn recycle(&mut self, frame: Vec<u8>) {
+        self.executor.recycle(frame);
+    }
+
     /// Handle one request frame and return its response frame.
     #[must_use]
     pub fn handle_frame(&mut self, frame: Bytes) -> Vec<u8> {

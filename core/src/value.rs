@@ -153,11 +153,29 @@ impl RawValue {
     /// into the buffer that becomes the frame, never joined first; the whole
     /// is checked there.
     pub fn copy_from_parts(parts: &[&[u8]]) -> Result<RawValue, DecodeError> {
+        RawValue::copy_from_parts_into(parts, None)
+    }
+
+    /// As [`RawValue::copy_from_parts`], building the frame in `spare` (a
+    /// frame written earlier, see [`Executor::recycle`](crate::Executor::recycle))
+    /// when its capacity fits the value and is at most four times what it
+    /// needs; else in a new buffer.
+    pub fn copy_from_parts_into(
+        parts: &[&[u8]],
+        spare: Option<Vec<u8>>,
+    ) -> Result<RawValue, DecodeError> {
         let len = parts
             .iter()
             .try_fold(0usize, |n, p| n.checked_add(p.len()))
             .ok_or(DecodeError::OutOfMemory(usize::MAX))?;
-        let mut v = frame_buffer(len)?;
+        let need = len.saturating_add(Self::FRAME_ROOM + 12);
+        let mut v = match spare {
+            Some(mut v) if v.capacity() >= need && v.capacity() / 4 <= need => {
+                v.clear();
+                v
+            }
+            _ => frame_buffer(len)?,
+        };
         v.resize(Self::FRAME_ROOM, 0);
         for part in parts {
             v.extend_from_slice(part);

@@ -308,3 +308,31 @@ fn host_msgpack_is_checked_at_the_depth_it_will_have_in_the_frame() {
         })
         .is_err());
 }
+
+#[test]
+fn a_spare_frame_is_reused_when_it_fits() {
+    let value = [0xc5u8, 0x01, 0x00];
+    let data = [7u8; 256];
+    let parts: [&[u8]; 2] = [&value, &data];
+    let spare = Vec::with_capacity(300);
+    let at = spare.as_ptr();
+    let raw = RawValue::copy_from_parts_into(&parts, Some(spare)).unwrap();
+    assert_eq!(raw.as_bytes()[3..], data);
+    assert_eq!(
+        raw.as_bytes().as_ptr(),
+        at.wrapping_add(RawValue::FRAME_ROOM),
+        "built in the spare"
+    );
+    // Too small, or far too large: a new buffer.
+    for cap in [10usize, 100_000] {
+        let spare = Vec::with_capacity(cap);
+        let at = spare.as_ptr();
+        let raw = RawValue::copy_from_parts_into(&parts, Some(spare)).unwrap();
+        assert_ne!(
+            raw.as_bytes().as_ptr(),
+            at.wrapping_add(RawValue::FRAME_ROOM),
+            "{cap}"
+        );
+        assert_eq!(raw.as_bytes()[3..], data);
+    }
+}

@@ -118,6 +118,7 @@ impl Callbacks {
             cb: Arc::clone(self),
             session,
             opened: true,
+            spare: None,
         })
     }
 
@@ -130,6 +131,7 @@ impl Callbacks {
                 cb: Arc::clone(self),
                 session: std::ptr::null_mut(),
                 opened: false,
+                spare: None,
             }
         })
     }
@@ -141,7 +143,17 @@ pub struct CExecutor {
     session: *mut c_void,
     /// False when the open callback refused: nothing is called back then.
     opened: bool,
+    /// A written response frame kept to build the next large value in
+    /// (see [`Executor::recycle`]).
+    spare: Option<Vec<u8>>,
 }
+
+/// Frames from this size up are kept for reuse: below it the allocator
+/// serves a new one as cheaply.
+const SPARE_MIN: usize = 64 << 10;
+/// Frames over this size are not kept: a connection holds at most this
+/// much between its calls, and memory after a huge answer goes back at once.
+const SPARE_MAX: usize = 32 << 20;
 
 // SAFETY: see Callbacks; the session pointer is used by one thread at a time.
 unsafe impl Send for CExecutor {}
@@ -170,6 +182,8 @@ pub struct srpc_reply {
     /// The call's `args`, `kwargs` and `key` as shared bytes of the request
     /// frame, for srpc_reply_keep_input().
     inputs: [Option<RawValue>; 3],
+    /// A frame to build a value in (the executor's spare).
+    spare: Option<Vec<u8>>,
 }
 
 /// The msgpack inputs of a call, for srpc_reply_keep_input().
@@ -331,7 +345,8 @@ pub unsafe extern "C" fn srpc_reply_value_parts(
             bytes.push(unsafe { s.as_bytes(&format!("parts[{i}]"))? });
         }
         let len = bytes.iter().map(|b| b.len()).sum();
-        r.answer_value(RawValue::copy_from_parts(&bytes), len)
+        let spare = r.spare.take();
+        r.answer_value(RawValue::copy_from_parts_into(&bytes, spare), len)
     })
 }
 
@@ -478,12 +493,20 @@ impl CExecutor {
             answer: None,
             refused: None,
             inputs: d.inputs.map(|i| i.cloned()),
+            spare: if d.kind == srpc_call_kind::SrpcCallKindMaterialize {
+                self.spare.take()
+            } else {
+                None
+            },
         };
         let f = self.cb.0.call.expect("checked in Callbacks::new");
         let previous = CURRENT_REPLY.with(|c| c.replace(&mut reply as *mut srpc_reply));
         // SAFETY: the host's callback; `call` and `reply` live across the call.
         let st = unsafe { f(self.cb.0.userdata, self.session, &call, &mut reply) };
         CURRENT_REPLY.with(|c| c.set(previous));
+        if let Some(unused) = reply.spare.take() {
+            self.spare = Some(unused);
+        }
         let ok = st == SrpcStatusOk as u32;
         let wire = d.kind.wire_name();
         match reply.answer {
@@ -656,6 +679,12 @@ impl Executor for CExecutor {
                     other.type_name()
                 ),
             )),
+        }
+    }
+
+    fn recycle(&mut self, frame: Vec<u8>) {
+        if (SPARE_MIN..=SPARE_MAX).contains(&frame.capacity()) {
+            self.spare = Some(frame);
         }
     }
 

@@ -234,14 +234,16 @@ fn serve<E: Executor>(
             state.calls += 1;
             state.running = Some((state.calls, Instant::now()));
         }
-        let response = session.handle_frame(frame);
+        let mut response = session.handle_frame(frame);
         // A standby thread on the socket lets it go at its next look (within
         // BUSY_READ); the lock below waits for that.
         shared.state().running = None;
-        if let Err(ended) = shared.socket().send(response) {
+        if let Err(ended) = shared.socket().send(&mut response) {
             // If the standby thread saw the end first, its reason is the one.
             break shared.state().ended.take().unwrap_or(ended);
         }
+        // Written: the executor may build its next answer in it.
+        session.recycle(response);
         answered = true;
     };
     (reason, session.requests_handled())
@@ -439,7 +441,7 @@ impl Socket {
     /// socket, and the socket is held until it is out: the client reads
     /// while it writes, so this waits for the client, and one that reads
     /// nothing for `dead_after` ends the connection, as does a shutdown.
-    fn send(&mut self, mut frame: Vec<u8>) -> Result<(), Ended> {
+    fn send(&mut self, frame: &mut [u8]) -> Result<(), Ended> {
         let control = self.control.clone();
         let dead_after = self.liveness.dead_after;
         let mut stalled = |_: &mut Reader, _: &TcpStream, idle: Duration| {
@@ -458,13 +460,13 @@ impl Socket {
             }
         };
         if frame.len() <= crate::wire::SMALL {
-            return match self.wire.queue_binary(&frame) {
+            return match self.wire.queue_binary(frame) {
                 Ok(()) => self.flush(),
                 Err(e) => Err(format!("connection lost: {e}")),
             };
         }
         self.wire
-            .write_message(&mut frame, &mut stalled)
+            .write_message(frame, &mut stalled)
             .map_err(|e| format!("connection lost: {e}"))
     }
 

@@ -43,6 +43,24 @@ import simplerpc  # noqa: E402
 from simplerpc import materialize  # noqa: E402
 
 
+def _wait_stopped(pid: int) -> None:
+    """Wait until every thread of ``pid`` is stopped (SIGSTOP takes effect
+    asynchronously), within a bound."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        states = []
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                    states.append(f.read().rsplit(")", 1)[1].split()[0])
+            except FileNotFoundError:
+                pass
+        if states and all(s in "tT" for s in states):
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"process {pid} did not stop")
+
+
 def test_a_frozen_server_is_reported_not_waited_for_forever(start_server):
     with start_server(clean_exit=False) as srv:
         host, port, token, proc = srv
@@ -58,6 +76,7 @@ def test_a_frozen_server_is_reported_not_waited_for_forever(start_server):
 
         os.kill(proc.pid, signal.SIGSTOP)
         try:
+            _wait_stopped(proc.pid)
             t = threading.Thread(target=call, daemon=True)
             t.start()
             t.join(60)  # a bound for the test, not a measurement
@@ -94,6 +113,7 @@ def test_a_frozen_client_is_dropped_and_its_objects_freed(start_server):
             time.sleep(3)
             assert "frozen or unreachable" not in srv.output
             client.send_signal(signal.SIGSTOP)
+            _wait_stopped(client.pid)
             deadline = time.monotonic() + 30  # a bound, not a measurement
             while "frozen or unreachable" not in srv.output and time.monotonic() < deadline:
                 time.sleep(0.2)

@@ -26,7 +26,8 @@ from simplerpc import materialize
 
 NP1_ENV = "SIMPLERPC_NP1_PYTHON"
 NP1_DEFAULT = "/tmp/v1/bin/python"
-SHAPES = [(3, 5), (7,), (2, 3, 4), (), (0,), (0, 4)]
+# (600, 600): a value over 256 KiB, whose arrays are made over the frame in place.
+SHAPES = [(3, 5), (7,), (2, 3, 4), (), (0,), (0, 4), (600, 600)]
 SCALARS = ["?", "i1", "u1", "i2", "u2", "i4", "u4", "i8", "u8", "f2", "f4", "c8", "c16"]
 SUBPROCESS_TIMEOUT = 300  # a hang guard
 PACKAGE_DIGEST = (

@@ -72,3 +72,19 @@ def test_one_gib_both_ways_and_the_server_gives_the_memory_back(start_server: An
         gone = _settled_rss(srv, baseline)
         assert gone <= baseline + SLACK, f"{(gone - baseline) / 2**20:.0f} MiB kept after disconnect"
 
+
+
+def test_a_server_refusing_a_message_closes_with_1009_and_the_client_says_why(start_server: Any) -> None:
+    argv = start_server.simplerpc_argv() + ["--max-message-size", str(1 << 20)]
+    with start_server(argv) as srv:
+        host, port, token, _ = srv
+        with simplerpc.connect(host, port, token) as conn:
+            size = conn.eval("len")
+            assert materialize(size(np.zeros(1000, np.uint8))) == 1000
+            with pytest.raises(simplerpc.ConnectionClosedError) as info:
+                materialize(size(np.zeros(2 << 20, np.uint8)))
+            text = str(info.value)
+            assert "1009" in text and str(1 << 20) in text, text
+        # The server goes on serving others.
+        with simplerpc.connect(host, port, token) as conn:
+            assert materialize(conn.eval("6 * 7")) == 42

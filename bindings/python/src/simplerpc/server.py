@@ -28,6 +28,7 @@ DEFAULT_MAX_OBJECTS = 1_000_000
 DEFAULT_MAX_CONNECTIONS = 256
 DEFAULT_STACK_SIZE = 8 << 20
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
+DEFAULT_MAX_MESSAGE_SIZE = 2 << 30
 DEFAULT_PING_INTERVAL = 10.0
 DEFAULT_DEAD_AFTER = 30.0
 
@@ -40,6 +41,7 @@ def serve(
     ready: Optional[threading.Event] = None,
     stop: Optional[threading.Event] = None,
     max_objects: int = DEFAULT_MAX_OBJECTS,
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
     stack_size: int = DEFAULT_STACK_SIZE,
     handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
@@ -54,6 +56,8 @@ def serve(
     on the client), ``max_connections`` at once (one more is refused with
     HTTP 503), ``stack_size`` in bytes of the threads that run calls, and
     ``handshake_timeout`` in seconds for a client to complete its handshake.
+    A message from a client over ``max_message_size`` bytes is refused:
+    the connection closes with code 1009 and a reason the client reports.
     A client silent for ``ping_interval`` seconds is pinged; one silent for
     ``dead_after`` seconds (pings unanswered, or a response it does not read)
     is dropped and its objects freed (``None``: never).
@@ -68,6 +72,7 @@ def serve(
         PythonExecutor,
         describe_exception,
         max_objects=max_objects,
+        max_message_size=max_message_size,
         max_connections=max_connections,
         stack_size=stack_size,
         handshake_timeout=handshake_timeout,
@@ -125,6 +130,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--port", type=int, default=int(env("SIMPLERPC_PORT") or 8000), help="port to bind; 0 picks a free one (default: $SIMPLERPC_PORT or 8000)")
     parser.add_argument("--token", default=env("SIMPLERPC_TOKEN") or None, help="token clients must present (default: $SIMPLERPC_TOKEN or a fresh random one)")
     parser.add_argument("--max-objects", type=_positive(int), default=DEFAULT_MAX_OBJECTS, metavar="N", help=f"most objects one connection may hold; a request past it raises simplerpc.ObjectLimitError until the client releases some (default: {DEFAULT_MAX_OBJECTS:,})")
+    parser.add_argument("--max-message-size", type=_positive(int), default=DEFAULT_MAX_MESSAGE_SIZE, metavar="BYTES", help=f"largest message accepted from a client; a larger one closes the connection with code 1009 and a reason the client reports (default: {DEFAULT_MAX_MESSAGE_SIZE} = 2 GiB)")
     parser.add_argument("--max-connections", type=_positive(int), default=DEFAULT_MAX_CONNECTIONS, metavar="N", help=f"most connections at once; one more is refused with HTTP 503 (default: {DEFAULT_MAX_CONNECTIONS})")
     parser.add_argument("--stack-size", type=_positive(int), default=DEFAULT_STACK_SIZE, metavar="BYTES", help=f"stack size of the threads that run calls; deep recursion (a raised sys.setrecursionlimit) needs more (default: {DEFAULT_STACK_SIZE} = 8 MiB, at least 65536)")
     parser.add_argument("--handshake-timeout", type=_positive(float), default=DEFAULT_HANDSHAKE_TIMEOUT, metavar="SECONDS", help=f"time a client has to complete the WebSocket handshake (default: {DEFAULT_HANDSHAKE_TIMEOUT:g})")
@@ -141,6 +147,7 @@ def main(argv: Optional[List[str]] = None) -> None:
             args.port,
             args.token,
             max_objects=args.max_objects,
+            max_message_size=args.max_message_size,
             max_connections=args.max_connections,
             stack_size=args.stack_size,
             handshake_timeout=args.handshake_timeout,

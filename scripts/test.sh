@@ -2,7 +2,8 @@
 # Run every test of the project from a fresh clone: Rust (fmt, clippy, unit,
 # golden, property and WebSocket tests), the C ABI (header check, C examples
 # under valgrind, C++17 compile) and the Python package (pytest in a numpy>=2
-# venv and a numpy<2 venv, interop with the stock simplerpyc from PyPI).
+# venv and a numpy<2 venv, interop with the stock simplerpyc from PyPI), then
+# the stress probes of tests/stress at their reduced size.
 # Installs what it needs into .venv and .venv-np1 (git-ignored).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -37,6 +38,9 @@ scripts/test-c.sh
 step "Python: the package in a numpy>=2 venv and a numpy<2 venv"
 .venv-np1/bin/python -m pytest -q bindings/python/tests/test_serialization.py bindings/python/tests/test_executor.py
 .venv/bin/python -m pytest -q tests/interop bindings/python/tests
+
+step "Stress probes at reduced size (full size by hand: SIMPLERPC_STRESS=full .venv/bin/python -m pytest -v tests/stress)"
+.venv/bin/python -m pytest -q tests/stress
 
 echo
 echo "all tests passed in $(( $(date +%s) - started )) s"

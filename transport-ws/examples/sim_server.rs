@@ -22,7 +22,8 @@ use ndarray::{Array1, Array3};
 use simplerpc_core::Value;
 use simplerpc_registry::{try_vec, Array, Class, Instance, Module, Registry};
 use simplerpc_ws::config::{
-    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_OBJECTS, DEFAULT_STACK_SIZE,
+    DEFAULT_DEAD_AFTER, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_OBJECTS, DEFAULT_PING_INTERVAL, DEFAULT_STACK_SIZE,
 };
 use simplerpc_ws::{Server, ServerConfig};
 
@@ -119,18 +120,34 @@ fn main() {
                 .default_value(shown(DEFAULT_HANDSHAKE_TIMEOUT.as_secs_f64())),
         )
         .arg(
+            clap::arg!(--"ping-interval" <SECONDS> "a client silent this long is pinged")
+                .value_parser(clap::value_parser!(f64))
+                .default_value(shown(DEFAULT_PING_INTERVAL.as_secs_f64())),
+        )
+        .arg(
+            clap::arg!(--"dead-after" <SECONDS> "a client silent this long (pings unanswered, or an answer unread) is dropped and its objects freed")
+                .value_parser(clap::value_parser!(f64))
+                .default_value(shown(DEFAULT_DEAD_AFTER.as_secs_f64())),
+        )
+        .arg(
+            clap::arg!(--"max-message-size" <BYTES> "largest message accepted from a client (1009 past it)")
+                .value_parser(clap::value_parser!(usize))
+                .default_value(shown(DEFAULT_MAX_MESSAGE_SIZE)),
+        )
+        .arg(
             clap::arg!(--"max-alloc" <BYTES> "largest array a call may make the server allocate (zeros)")
                 .value_parser(clap::value_parser!(usize))
                 .default_value(shown(simplerpc_registry::DEFAULT_MAX_ALLOC)),
         )
         .get_matches();
-    let handshake = *args
-        .get_one::<f64>("handshake-timeout")
-        .expect("has a default");
-    let Ok(handshake_timeout) = Duration::try_from_secs_f64(handshake) else {
-        eprintln!("error: --handshake-timeout {handshake} is not a number of seconds");
-        std::process::exit(2);
+    let seconds = |name: &str| {
+        let v = *args.get_one::<f64>(name).expect("has a default");
+        Duration::try_from_secs_f64(v).unwrap_or_else(|_| {
+            eprintln!("error: --{name} {v} is not a number of seconds");
+            std::process::exit(2);
+        })
     };
+    let handshake_timeout = seconds("handshake-timeout");
     let config = ServerConfig {
         host: args.get_one::<String>("host").cloned().unwrap_or_default(),
         port: *args.get_one::<u16>("port").expect("has a default"),
@@ -141,6 +158,11 @@ fn main() {
             .expect("has a default"),
         stack_size: *args.get_one::<usize>("stack-size").expect("has a default"),
         handshake_timeout,
+        ping_interval: seconds("ping-interval"),
+        dead_after: Some(seconds("dead-after")),
+        max_message_size: *args
+            .get_one::<usize>("max-message-size")
+            .expect("has a default"),
         ..ServerConfig::default()
     };
     let max_alloc = *args.get_one::<usize>("max-alloc").expect("has a default");

@@ -117,6 +117,8 @@ session_plain() {
   framed req_call sim.shape nil 1 f64_array
   framed req_call sim.ints nil 2 'arr 2; int 1; int 2' 'int 3'
   framed req_call sim.add nil 2 'int 1' 'proxy 1'
+  framed req_call sim.echo nil 1 'arr 2; arr 1; proxy 3; proxy 1'
+  framed req_call sim.echo nil 1 'arr 1; proxy 9'
   framed req_text eval expr 1+1
   framed req_text execute code x=1
   framed req_teleport

@@ -76,7 +76,9 @@ fuzz_target!(|data: &[u8]| {
                     }
                 };
                 if let Some(id) = sent {
-                    assert!(in_flight.back().map_or(true, |last| last.0 < id.0));
+                    if let Some(last) = in_flight.back() {
+                        assert!(last.0 < id.0, "request ids count up");
+                    }
                     in_flight.push_back(id);
                 }
             }

@@ -71,6 +71,9 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(v) = &decoded {
         fixed_point(v);
+        // The decoder counts the depth a frame's field may have as nesting does.
+        let fits = codec::nesting(v, codec::MAX_DEPTH) <= codec::MAX_DEPTH;
+        assert_eq!(fits, valid.is_ok(), "nesting disagrees with validate");
     }
 
     // Requests: the envelope reads what the full decoder reads.

@@ -45,7 +45,11 @@ for t in "${targets[@]}"; do
     cov=$(grep -o 'cov: [0-9]*' "$logs/$t.log" | tail -1)
     echo "$t: ${execs:-?} runs in $secs s, $cov, corpus $(ls "fuzz/corpus/$t" | wc -l) inputs"
   else
-    tail -n 60 "$logs/$t.log"
+    # What broke (a panic's message, or the sanitizer's report), then
+    # where the input was left and how to replay it.
+    grep -m 1 -A 4 -E "panicked at|ERROR: (AddressSanitizer|libFuzzer)" "$logs/$t.log" || true
+    sed -n '/^Failing input:/,/cargo fuzz tmin/p' "$logs/$t.log" | grep -v '^\s*\[' || true
+    echo "(on a stable toolchain, put RUSTC_BOOTSTRAP=1 in front of those commands)"
     failed+=("$t")
   fi
 done

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fuzz every cargo-fuzz target in fuzz/ (the frame decoder, the server
-# session, the client session) for SECONDS_PER_TARGET seconds each (default
-# 20), from seeds made of the golden frames (fuzz/seeds.sh). Fails when a
+# session, the client session), or the TARGETs named, for
+# SECONDS_PER_TARGET seconds each (default 20), from seeds made of the
+# golden frames (fuzz/seeds.sh). Fails when a
 # target crashes; libFuzzer leaves the input that did it in
 # fuzz/artifacts/<target>/. Installs cargo-fuzz when it is missing.
 #
@@ -9,16 +10,20 @@
 # coverage instrumentation), which RUSTC_BOOTSTRAP=1 allows on stable.
 #
 # Longer runs by hand (each keeps what it finds in fuzz/corpus/<target>/):
-#   scripts/fuzz.sh 600                       # ten minutes per target
-#   RUSTC_BOOTSTRAP=1 cargo fuzz run -a server_session -- -dict=fuzz/msgpack.dict -max_total_time=3600
-#   RUSTC_BOOTSTRAP=1 cargo fuzz run -a server_session fuzz/artifacts/server_session/crash-...  # replay a crash
+#   scripts/fuzz.sh 600                   # ten minutes per target
+#   scripts/fuzz.sh 3600 server_session    # an hour of one target
+# and cargo-fuzz itself for the rest (replay, minimize, coverage), e.g.
+#   RUSTC_BOOTSTRAP=1 cargo fuzz run -a --target-dir target/fuzz server_session fuzz/artifacts/server_session/crash-...
 #
-# Usage: scripts/fuzz.sh [SECONDS_PER_TARGET]
+# Usage: scripts/fuzz.sh [SECONDS_PER_TARGET [TARGET...]]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 secs=${1:-20}
 targets=(frame_decoder server_session client_session)
+if [ $# -gt 1 ]; then
+  targets=("${@:2}")
+fi
 cargo_fuzz_version=0.13.2
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
@@ -38,9 +43,14 @@ logs=$(mktemp -d)
 failed=()
 for t in "${targets[@]}"; do
   echo "==> fuzzing $t for $secs s"
+  # The sanitizer's memory grows slowly over a long run (a GiB after ten
+  # minutes of the decoder), so a long run would stop on a false
+  # out-of-memory at libFuzzer's 2 GiB default: allow 4 in all, but no
+  # single allocation of more than 256 MiB, which no input of a few KiB
+  # should ever cause.
   if cargo fuzz run "${build_flags[@]}" "$t" "fuzz/corpus/$t" -- \
-    -max_total_time="$secs" -dict=fuzz/msgpack.dict -timeout=10 -print_final_stats=1 \
-    >"$logs/$t.log" 2>&1; then
+    -max_total_time="$secs" -dict=fuzz/msgpack.dict -timeout=10 \
+    -rss_limit_mb=4096 -malloc_limit_mb=256 -print_final_stats=1 >"$logs/$t.log" 2>&1; then
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$logs/$t.log")
     cov=$(grep -o 'cov: [0-9]*' "$logs/$t.log" | tail -1)
     echo "$t: ${execs:-?} runs in $secs s, $cov, corpus $(ls "fuzz/corpus/$t" | wc -l) inputs"

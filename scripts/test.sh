@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Run every test of the project from a fresh clone: Rust (fmt, clippy, unit,
-# golden, property and WebSocket tests), the C ABI (header check, C examples
-# under valgrind, C++17 compile) and the Python package (pytest in a numpy>=2
-# venv and a numpy<2 venv, interop with the stock simplerpyc from PyPI), then
-# the stress probes of tests/stress at their reduced size.
-# Installs what it needs into .venv and .venv-np1 (git-ignored).
+# golden, property and WebSocket tests, a minute of fuzzing), the C ABI
+# (header check, C examples under valgrind, C++17 compile) and the Python
+# package (pytest in a numpy>=2 venv and a numpy<2 venv, interop with the
+# stock simplerpyc from PyPI), then the stress probes of tests/stress at
+# their reduced size. Installs what it needs into .venv and .venv-np1
+# (git-ignored), and cargo-fuzz.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -13,6 +14,7 @@ started=$(date +%s)
 
 step "cargo fmt and clippy"
 cargo fmt --all -- --check
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 
 step "cargo build (regenerates include/simplerpc.h)"
@@ -31,6 +33,9 @@ export SIMPLERPC_NP1_PYTHON="$root/.venv-np1/bin/python"
 
 step "cargo test"
 cargo test --workspace
+
+step "fuzzing: each cargo-fuzz target for 20 s (longer runs by hand: see scripts/fuzz.sh)"
+scripts/fuzz.sh 20
 
 step "C ABI: examples with gcc, header with g++ -std=c++17, valgrind"
 scripts/test-c.sh

@@ -465,6 +465,42 @@ pub fn validate(data: &[u8]) -> Result<(), DecodeError> {
     decode_field(data).map(|_| ())
 }
 
+/// How many levels deep `value`'s encoding nests, as the decoder counts
+/// them: a scalar is one level, a list of scalars two, a marker map one more
+/// than what it holds (an array with a shape three). Counted no further than
+/// `limit + 1`, so the walk stays as shallow as the limit. A value fits a
+/// frame's field (see [`validate`]) when this is at most [`MAX_DEPTH`].
+/// An executor that builds values out of other values a client sent (one
+/// spliced into an argument) uses it to keep them within what a frame can
+/// carry.
+pub fn nesting(value: &Value, limit: usize) -> usize {
+    if limit == 0 {
+        return 1;
+    }
+    let below = |items: &mut dyn Iterator<Item = &Value>| {
+        let mut deepest = 0;
+        for v in items {
+            deepest = deepest.max(nesting(v, limit - 1));
+            if deepest >= limit {
+                break;
+            }
+        }
+        1 + deepest
+    };
+    let n = match value {
+        Value::List(items) => below(&mut items.iter()),
+        Value::Map(pairs) => below(&mut pairs.iter().flat_map(|(k, v)| [k, v])),
+        Value::Slice(s) => below(&mut [&s.start, &s.stop, &s.step].into_iter()).max(2),
+        Value::Array(a) if a.shape().is_empty() => 2,
+        Value::Array(_) => 3,
+        Value::Scalar(_) | Value::Complex(..) | Value::Proxy(_) => 2,
+        // Checked as a field when it was made, so it decodes as one.
+        Value::Raw(r) => decode_field(r.as_bytes()).map_or(limit + 1, |v| nesting(&v, limit)),
+        _ => 1,
+    };
+    n.min(limit + 1)
+}
+
 /// Decode bytes as a frame's field (see [`validate`]) without sharing them:
 /// bin data comes out empty. For checks of shape, not for the values.
 pub(crate) fn decode_field(data: &[u8]) -> Result<Value, DecodeError> {
@@ -1153,6 +1189,64 @@ mod tests {
             to_vec(&Value::Handle(crate::Handle(1))),
             Err(EncodeError::Handle)
         );
+    }
+
+    #[test]
+    fn nesting_counts_as_the_decoder_does() {
+        let nest = |mut v: Value, levels: usize| {
+            for _ in 0..levels {
+                v = Value::List(vec![Value::Nil, v]);
+            }
+            v
+        };
+        assert_eq!(nesting(&nest(Value::Nil, 200), 1000), 201);
+        assert_eq!(
+            nesting(&nest(Value::Nil, 200), 10),
+            11,
+            "counted up to the limit"
+        );
+        let array = |shape: Vec<usize>| {
+            let n = shape.iter().product::<usize>();
+            Value::Array(
+                NdArray::new(
+                    crate::DType::UInt8,
+                    crate::ByteOrder::NotApplicable,
+                    shape,
+                    Bytes::from(vec![0u8; n]),
+                )
+                .unwrap(),
+            )
+        };
+        let leaves = [
+            Value::Nil,
+            Value::List(Vec::new()),
+            Value::map([("k", Value::Nil)]),
+            Value::Map(vec![(Value::List(vec![Value::Nil]), Value::Nil)]),
+            array(vec![2, 3]),
+            array(Vec::new()),
+            Value::Scalar(crate::value::Scalar {
+                dtype: crate::DType::Int8,
+                order: crate::ByteOrder::NotApplicable,
+                data: Bytes::from_static(&[1]),
+            }),
+            Value::Complex(1.0, 2.0),
+            Value::Proxy(ObjId(3)),
+            Value::Proxy(ObjId::promise(3)),
+            Value::slice(Value::Nil, Value::Nil, Value::Nil),
+            Value::slice(Value::Nil, Value::List(vec![Value::Nil]), Value::Nil),
+            Value::Raw(crate::RawValue::new(Bytes::from_static(&[0x91, 0x91, 0xc0])).unwrap()),
+        ];
+        for leaf in leaves {
+            for levels in 120..MAX_DEPTH + 2 {
+                let v = nest(leaf.clone(), levels);
+                let fits = validate(&to_vec(&v).unwrap()).is_ok();
+                assert_eq!(
+                    nesting(&v, MAX_DEPTH) <= MAX_DEPTH,
+                    fits,
+                    "{leaf:?} at {levels}"
+                );
+            }
+        }
     }
 }
 

@@ -40,6 +40,7 @@ pub use convert::{Array, FromValue, IntoValue};
 pub use ndarray;
 pub use object::{Args, Class, ClassInfo, Instance, IntoFunction, IntoMethod, IntoObject, Object};
 
+use simplerpc_core::codec;
 use simplerpc_core::executor::{Arguments, ExecError, ExecResult, Executor, Key, Target};
 use simplerpc_core::value::{Handle, Value};
 
@@ -233,11 +234,20 @@ impl RegistryExecutor {
     }
 
     /// Replace handles inside a value by the plain values they name.
+    ///
+    /// The result may nest no deeper than a frame's field can: a value
+    /// nested inside an argument could otherwise be handed back, nested
+    /// again and again, until the client cannot decode it and the server's
+    /// stack overflows walking it.
     fn unwrap_handles(&self, v: &mut Value) -> ExecResult<()> {
+        let mut spliced = false;
         v.walk_mut(&mut |v: &mut Value| {
             if let Value::Handle(h) = *v {
                 match self.get(h)? {
-                    Object::Value(inner) => *v = inner,
+                    Object::Value(inner) => {
+                        *v = inner;
+                        spliced = true;
+                    }
                     other => {
                         return Err(ExecError::type_error(format!(
                             "a remote {} cannot be passed as an argument to a Rust function",
@@ -247,7 +257,15 @@ impl RegistryExecutor {
                 }
             }
             Ok(())
-        })
+        })?;
+        if spliced && codec::nesting(v, codec::MAX_DEPTH) > codec::MAX_DEPTH {
+            return Err(ExecError::value_error(format!(
+                "with the remote values in it put in, an argument nests deeper than {} levels, \
+                 more than a message can carry",
+                codec::MAX_DEPTH
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -333,5 +351,41 @@ impl Executor for RegistryExecutor {
     fn release(&mut self, handle: Handle) {
         let _cap = self.cap();
         self.objects.remove(&handle.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn echo(executor: &mut RegistryExecutor, arg: Value) -> ExecResult<Handle> {
+        executor.call(
+            Target::Path("m.echo"),
+            Arguments::from_values(vec![arg], Vec::new()),
+        )
+    }
+
+    #[test]
+    fn spliced_arguments_nest_no_deeper_than_a_frame_carries() {
+        let registry =
+            Arc::new(Registry::new().module(Module::new("m").function("echo", |v: Value| v)));
+        let mut executor = registry.executor();
+        let nest = |mut v: Value, levels: usize| {
+            for _ in 0..levels {
+                v = Value::List(vec![v]);
+            }
+            v
+        };
+        // As deep as a frame's field may be, then as deep again around it:
+        // before the fix each round nested deeper, without bound.
+        let deep = echo(&mut executor, nest(Value::Nil, codec::MAX_DEPTH - 2)).unwrap();
+        let err = echo(&mut executor, nest(Value::Handle(deep), 100)).unwrap_err();
+        assert_eq!(err.exception_type, "builtins.ValueError", "{err}");
+        // What fits is still put in.
+        let shallow = echo(&mut executor, nest(Value::Nil, 10)).unwrap();
+        let both = echo(&mut executor, nest(Value::Handle(shallow), 100)).unwrap();
+        let v = executor.materialize(both).unwrap();
+        assert_eq!(codec::nesting(&v, 1000), 111);
+        assert!(codec::validate(&codec::to_vec(&v).unwrap()).is_ok());
     }
 }

@@ -502,9 +502,10 @@ typedef struct srpc_response {
   uint64_t obj;
   /*
    The id of the request this answers (counting from 0 per session), from
-   srpc_client_session_receive(), srpc_client_session_take() and
-   srpc_client_wait(); srpc_client_request() answers one call at a time
-   and sets 0.
+   srpc_client_session_receive(), srpc_client_session_take(),
+   srpc_client_wait() and srpc_client_request(), which writes it as soon
+   as the request is sent (whatever happens next, a host can then give
+   the request up with srpc_client_abandon()).
    */
   uint64_t request_id;
   /*

@@ -369,6 +369,11 @@ pub unsafe extern "C" fn srpc_client_request(
         // SAFETY: the srpc_call's fields are valid per the caller's contract.
         let outgoing = unsafe { call.to_outgoing()? };
         let id = send_only(c, &outgoing, false)?;
+        // The id first: a host whose signal handler raises as this returns
+        // (Python) can still give the request up.
+        // SAFETY: non-NULL and valid for writing (the caller's contract); a
+        // field is written through a raw pointer, the rest may be uninitialised.
+        unsafe { std::ptr::addr_of_mut!((*response).request_id).write(id) };
         let (resp, raw) = match c.0.wait(RequestId(id)) {
             Ok(answer) => answer,
             Err(Error::Interrupted) => {
@@ -379,7 +384,7 @@ pub unsafe extern "C" fn srpc_client_request(
             Err(e) => return Err(ws_error(e)),
         };
         // SAFETY: non-NULL and valid for writing (the caller's contract).
-        unsafe { fill_response(0, resp, raw, response) }
+        unsafe { fill_response(id, resp, raw, response) }
     })
 }
 

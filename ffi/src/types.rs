@@ -282,9 +282,10 @@ pub struct srpc_response {
     /// The new object's id (SRPC_RESPONSE_KIND_OBJECT), else SRPC_NO_OBJECT.
     pub obj: u64,
     /// The id of the request this answers (counting from 0 per session), from
-    /// srpc_client_session_receive(), srpc_client_session_take() and
-    /// srpc_client_wait(); srpc_client_request() answers one call at a time
-    /// and sets 0.
+    /// srpc_client_session_receive(), srpc_client_session_take(),
+    /// srpc_client_wait() and srpc_client_request(), which writes it as soon
+    /// as the request is sent (whatever happens next, a host can then give
+    /// the request up with srpc_client_abandon()).
     pub request_id: u64,
     /// msgpack bytes (SRPC_RESPONSE_KIND_VALUE, SRPC_RESPONSE_KIND_NAMESPACE),
     /// else empty: the value as the response frame holds it, byte for byte

@@ -71,6 +71,9 @@ pub(crate) const PENDING_MAX: usize = 1 << 20;
 /// Requests the standby thread queues while a call runs: past this it stops
 /// reading until the connection thread has taken them.
 pub(crate) const QUEUED_MAX: usize = 64 << 20;
+/// How often a server that is not reading a client (backpressure) tells it
+/// that it lives: often enough for a client that gives up after a second.
+const HEARTBEAT: Duration = Duration::from_millis(250);
 /// How long the connection thread polls for the next request, after an
 /// answer, before it sleeps: a client stepping in a loop often sends it
 /// within this, and a thread that does not sleep is not woken (tens of
@@ -198,6 +201,11 @@ fn serve<E: Executor>(
                 .close(close_code::AWAY, "server shutting down");
             break "server shutting down".into();
         }
+        // Backpressure also for requests queued during a long call: their
+        // answers wait until the client has read the ones before.
+        if let Err(ended) = shared.socket().drain_to(PENDING_MAX) {
+            break shared.state().ended.take().unwrap_or(ended);
+        }
         let frame = {
             let mut state = shared.state();
             if let Some(frame) = state.queued.pop_front() {
@@ -308,8 +316,12 @@ fn standby(shared: &Shared, control: &Control) {
                 }
                 if shared.state().queued_bytes > QUEUED_MAX {
                     // Backpressure: the client waits until the queue drains.
-                    // Pings are not answered meanwhile, nor needed: the
-                    // client is busy writing.
+                    // Its pings are not read meanwhile, so tell it we live
+                    // (an unsolicited pong, which asks for no answer).
+                    if let Err(ended) = socket.heartbeat() {
+                        shared.state().ended = Some(ended);
+                        break;
+                    }
                     drop(socket);
                     thread::sleep(BUSY_READ);
                     socket = shared.socket();
@@ -413,6 +425,44 @@ impl Socket {
         if due && !self.wire.closing() && self.wire.queue_ping().is_ok() {
             self.last_ping = Some(Instant::now());
             self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Say we are alive without reading: an unsolicited pong every
+    /// [`HEARTBEAT`] (the client's own patience is not known here).
+    fn heartbeat(&mut self) -> Result<(), Ended> {
+        let due = self.last_ping.map_or(true, |t| t.elapsed() >= HEARTBEAT);
+        if due && !self.wire.closing() && self.wire.queue_pong(b"").is_ok() {
+            self.last_ping = Some(Instant::now());
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Write queued answers until at most `limit` bytes wait: a client that
+    /// does not read is not served further. One that takes nothing for
+    /// `dead_after` ends the connection, as does a shutdown.
+    fn drain_to(&mut self, limit: usize) -> Result<(), Ended> {
+        let mut left = self.wire.pending();
+        let mut progress = Instant::now();
+        while self.wire.pending() > limit {
+            self.flush()?;
+            if self.wire.pending() < left {
+                left = self.wire.pending();
+                progress = Instant::now();
+            }
+            if self.control.stopping() {
+                return Err("server shutting down".into());
+            }
+            if let Some(dead) = self.liveness.dead_after {
+                if progress.elapsed() >= dead {
+                    return Err(format!(
+                        "the client read nothing for {} s",
+                        progress.elapsed().as_secs()
+                    ));
+                }
+            }
         }
         Ok(())
     }

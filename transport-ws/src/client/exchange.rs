@@ -41,6 +41,7 @@ impl Conn {
         let dead_after = self.liveness.dead_after;
         let mut closed = None;
         let mut failure = None;
+        let mut interrupted = false;
         let mut stalled = |reader: &mut Reader, stream: &TcpStream, idle: Duration| {
             if let Some(dead) = dead_after {
                 if idle >= dead && reader.last_heard().elapsed() >= dead {
@@ -62,11 +63,18 @@ impl Conn {
                     Err(io::Error::other("closed"))
                 }
                 Ok(Incoming::Ping(_) | Incoming::Pong) => Ok(()),
+                Err(WireError::Io(e)) if e.kind() == io::ErrorKind::Interrupted => {
+                    interrupted = true;
+                    Ok(())
+                }
                 Err(e) if e.is_retry() => Ok(()),
                 Err(e) => Err(io::Error::other(e.to_string())),
             }
         };
         let result = self.wire.write_message(&mut frame, &mut stalled);
+        if interrupted {
+            self.wire.note_interrupted();
+        }
         if let Some(frame) = closed {
             return Err(self.peer_closed(frame));
         }

@@ -223,9 +223,20 @@ impl Wire {
         self.reader.read(&mut &self.stream)
     }
 
-    /// When the peer last sent anything.
+    /// When the peer last showed it is alive: it sent anything, or it read
+    /// a large message of ours (a peer busy taking a long message sends
+    /// nothing meanwhile, and must not count as silent).
     pub(crate) fn last_heard(&self) -> Instant {
-        self.reader.last_heard()
+        let heard = self.reader.last_heard();
+        match self.writer.peer_read() {
+            Some(read) if read > heard => read,
+            _ => heard,
+        }
+    }
+
+    /// Note a signal that interrupted a read made while writing.
+    pub(crate) fn note_interrupted(&mut self) {
+        self.writer.note_interrupted();
     }
 
     /// Set the socket's read timeout (`None`: reads wait as long as it takes).

@@ -11,7 +11,7 @@
 //! A read that times out, would block or is interrupted by a signal loses
 //! nothing: the next call goes on where it stopped.
 
-use std::io::Read;
+use std::io::{self, Read};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -34,6 +34,35 @@ struct Frame {
     key: Option<[u8; 4]>,
     len: usize,
     done: usize,
+}
+
+/// A reader whose interrupted reads are not retried by `read_to_end` (which
+/// retries them itself): a signal must reach the caller, who may want to run
+/// its handler (Python's Ctrl-C) before it reads on.
+struct NoRetry<R>(R);
+
+/// The error kind an interrupted read travels under through `read_to_end`.
+const INTERRUPTED_MARK: &str = "simplerpc: interrupted";
+
+impl<R: Read> Read for NoRetry<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf).map_err(|e| {
+            if e.kind() == io::ErrorKind::Interrupted {
+                io::Error::other(INTERRUPTED_MARK)
+            } else {
+                e
+            }
+        })
+    }
+}
+
+/// The error as the socket gave it (see [`NoRetry`]).
+fn restore_interrupted(e: io::Error) -> io::Error {
+    if e.kind() == io::ErrorKind::Other && e.to_string() == INTERRUPTED_MARK {
+        io::ErrorKind::Interrupted.into()
+    } else {
+        e
+    }
 }
 
 /// A data message (or control frame) being read: its kind and its payload
@@ -87,6 +116,9 @@ pub(crate) struct Reader {
     last_heard: Instant,
     /// How to place a large message in memory, if at all.
     align: Option<Align>,
+    /// A signal came while a large payload was being read: reported by
+    /// the next read, before it blocks.
+    interrupted: bool,
 }
 
 impl Reader {
@@ -107,6 +139,7 @@ impl Reader {
             control: Message::default(),
             last_heard: Instant::now(),
             align: None,
+            interrupted: false,
         }
     }
 
@@ -128,6 +161,9 @@ impl Reader {
 
     /// Read until a message or control frame is complete.
     pub(crate) fn read(&mut self, r: &mut impl Read) -> Result<Incoming, WireError> {
+        if std::mem::take(&mut self.interrupted) {
+            return Err(WireError::Io(io::ErrorKind::Interrupted.into()));
+        }
         loop {
             if self.frame.is_none() && !self.parse_header()? {
                 self.fill(r)?;
@@ -316,21 +352,31 @@ impl Reader {
                 n
             } else {
                 // Straight from the socket into the reserved capacity, a
-                // piece at a time (read_to_end writes into capacity without
-                // zeroing it first, and keeps what it read on a timeout).
+                // piece at a time (read_to_end zeroes each stretch once,
+                // just before the socket fills it, and keeps what it read
+                // on a timeout or a signal).
                 let want = left.min(PIECE);
-                let res = (&mut *r).take(want as u64).read_to_end(&mut into.data);
+                let res = NoRetry(&mut *r)
+                    .take(want as u64)
+                    .read_to_end(&mut into.data)
+                    .map_err(restore_interrupted);
                 let got = into.data.len() - at;
                 if got > 0 {
                     self.last_heard = Instant::now();
                 }
                 match res {
                     Ok(_) if got == 0 => return Err(WireError::Eof { mid_frame: true }),
-                    Ok(_) => got,
                     Err(e) if got == 0 => return Err(WireError::Io(e)),
-                    // What came before the timeout counts; the error comes
-                    // again at the next read.
-                    Err(_) => got,
+                    Ok(_) => got,
+                    // What came before the timeout (or signal) counts; a
+                    // timeout comes again at the next read, a signal is
+                    // reported then.
+                    Err(e) => {
+                        if e.kind() == io::ErrorKind::Interrupted {
+                            self.interrupted = true;
+                        }
+                        got
+                    }
                 }
             };
             if let Some(key) = key {
@@ -373,7 +419,7 @@ fn close_frame(payload: &[u8]) -> Result<Incoming, WireError> {
         1 => Err(WireError::protocol("a close frame of one byte")),
         _ => {
             let code = u16::from_be_bytes([payload[0], payload[1]]);
-            let valid = matches!(code, 1000..=1003 | 1007..=1011 | 3000..=4999);
+            let valid = matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999);
             if !valid {
                 return Err(WireError::protocol("a close frame with an invalid code"));
             }
@@ -399,7 +445,7 @@ impl WireError {
 mod tests {
     use super::super::write::header;
     use super::*;
-    use std::io::{self, Cursor};
+    use std::io::Cursor;
 
     fn frame(fin: bool, op: u8, payload: &[u8], key: Option<[u8; 4]>) -> Vec<u8> {
         let (h, n) = header(fin, op, payload.len(), key);
@@ -578,6 +624,42 @@ mod tests {
             first_error(wire, false, 1000),
             WireError::TooBig { size: 1200, .. }
         ));
+    }
+
+    #[test]
+    fn a_signal_during_a_large_payload_is_reported() {
+        struct Signal {
+            data: Cursor<Vec<u8>>,
+            calls: usize,
+        }
+        impl Read for Signal {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                self.calls += 1;
+                match self.calls {
+                    // the header alone, then a signal, then nothing yet
+                    1 => self.data.read(&mut buf[..10]),
+                    2 => Err(io::ErrorKind::Interrupted.into()),
+                    _ => Err(io::ErrorKind::WouldBlock.into()),
+                }
+            }
+        }
+        let wire = frame(true, opcode::BINARY, &vec![7u8; 100_000], None);
+        let mut r = Reader::new(false, 1 << 30, &[]);
+        let mut s = Signal {
+            data: Cursor::new(wire),
+            calls: 0,
+        };
+        let mut kinds = Vec::new();
+        for _ in 0..3 {
+            match r.read(&mut s) {
+                Err(WireError::Io(e)) => kinds.push(e.kind()),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(
+            kinds.contains(&io::ErrorKind::Interrupted),
+            "the signal never surfaced: {kinds:?}"
+        );
     }
 
     #[test]

@@ -26,11 +26,15 @@ impl Tap {
     /// HTTP head (the blank line that ends it).
     pub(crate) fn finish(&mut self) -> io::Result<(TcpStream, Vec<u8>)> {
         let stream = self.stream.try_clone()?;
-        let end = self
-            .seen
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .map_or(self.seen.len(), |p| p + 4);
+        // The head ends at the first blank line (CRLF, or bare LF, which
+        // HTTP parsers accept too).
+        let crlf = self.seen.windows(4).position(|w| w == b"\r\n\r\n");
+        let lf = self.seen.windows(2).position(|w| w == b"\n\n");
+        let end = match (crlf.map(|p| p + 4), lf.map(|p| p + 2)) {
+            (Some(a), Some(b)) => a.min(b),
+            (Some(a), None) | (None, Some(a)) => a,
+            (None, None) => self.seen.len(),
+        };
         let rest = self.seen.split_off(end);
         self.seen = Vec::new();
         Ok((stream, rest))

@@ -60,6 +60,9 @@ pub(crate) struct Writer {
     closed: bool,
     /// A signal interrupted a write since [`Writer::take_interrupted`].
     interrupted: bool,
+    /// When the socket last took bytes in the middle of a large message:
+    /// past the kernel's buffer, only a peer that reads makes that happen.
+    peer_read: Option<Instant>,
 }
 
 impl Writer {
@@ -71,6 +74,7 @@ impl Writer {
             sent: 0,
             closed: false,
             interrupted: false,
+            peer_read: None,
         }
     }
 
@@ -82,6 +86,16 @@ impl Writer {
     /// Whether a close frame was queued (nothing more may be sent).
     pub(crate) fn closed(&self) -> bool {
         self.closed
+    }
+
+    /// When the peer was last seen reading a large message of ours.
+    pub(crate) fn peer_read(&self) -> Option<Instant> {
+        self.peer_read
+    }
+
+    /// Note a signal that interrupted something else (a read while writing).
+    pub(crate) fn note_interrupted(&mut self) {
+        self.interrupted = true;
     }
 
     /// Whether a signal interrupted a write since the last call (the write
@@ -170,6 +184,7 @@ impl Writer {
                 Ok(n) => {
                     done += n;
                     progress = Instant::now();
+                    self.peer_read = Some(progress);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => self.interrupted = true,
                 Err(e) if is_retry(&e) => stalled(progress.elapsed())?,

@@ -484,6 +484,19 @@ def _ms(seconds: float) -> int:
     return max(1, round(seconds * 1000)) if seconds > 0 else 0
 
 
+# No request: what a blank response's request_id and an unwritten out-id hold.
+_NO_REQUEST = 2**64 - 1
+
+
+def _blank_response() -> Response:
+    """A response the library has not written: no request, no object, no value."""
+    r = Response()
+    r.kind = SRPC_RESPONSE_KIND_DONE
+    r.obj = SRPC_NO_OBJECT
+    r.request_id = _NO_REQUEST
+    return r
+
+
 def _run_signal_handlers() -> None:
     """Nothing: calling a Python function is where the interpreter runs the
     signal handlers that are due (in the main thread), raising what they raise."""
@@ -554,10 +567,15 @@ class NativeClient:
     def _request(self, kind: int, obj: Optional[int] = None, name: str = "", path: str = "", args: bytes = b"", kwargs: bytes = b"", key: bytes = b"", payload: bytes = b"", allow_pickle: Optional[bool] = None) -> Tuple[int, Any]:
         keep = _Keep()
         call = self._call(keep, kind, obj, name, path, args, kwargs, key, payload)
-        resp = Response()
-        st = _client_request(self._handle, byref(call), byref(resp))
-        if st == SRPC_STATUS_INTERRUPTED:
-            st = self._resume(resp)
+        resp = _blank_response()
+        try:
+            st = _client_request(self._handle, byref(call), byref(resp))
+            if st == SRPC_STATUS_INTERRUPTED:
+                st = self._resume(resp)
+        except BaseException:
+            # A signal handler raised (Ctrl-C), perhaps as the call returned.
+            self._give_up(resp)
+            raise
         if st != SRPC_STATUS_OK:
             _raise(st)
         return self._answer(resp, allow_pickle)
@@ -565,19 +583,30 @@ class NativeClient:
     def _resume(self, resp: Response) -> int:
         """A signal interrupted the wait for request ``resp.request_id``:
         let Python run its handlers, then wait again. A handler that raises
-        (Ctrl-C's KeyboardInterrupt) gives the request up: its late answer is
-        dropped when it comes and the connection stays usable."""
+        propagates (the caller gives the request up, see :meth:`_give_up`)."""
         request = resp.request_id
-        try:
-            while True:
-                _run_signal_handlers()
-                st = _client_wait(self._handle, request, byref(resp))
-                if st != SRPC_STATUS_INTERRUPTED:
-                    return st
-        except BaseException:
-            if self._handle:
-                _client_abandon(self._handle, request)
-            raise
+        while True:
+            _run_signal_handlers()
+            st = _client_wait(self._handle, request, byref(resp))
+            if st != SRPC_STATUS_INTERRUPTED:
+                return st
+
+    def _give_up(self, resp: Response, request: Optional[int] = None) -> None:
+        """The caller is gone (an exception from a signal handler, Ctrl-C's
+        KeyboardInterrupt): give request ``request`` (or the one ``resp``
+        names) up, so its late answer is dropped when it comes and the object
+        it makes is released; an answer already written to ``resp`` is freed
+        (its value) or released (its object). Nothing leaks on either side."""
+        if not self._handle:
+            return
+        if request is None and resp.request_id != _NO_REQUEST:
+            request = resp.request_id
+        if request is not None:
+            _client_abandon(self._handle, request)
+        if resp.value.owner:
+            _buf_free(byref(resp.value))
+        elif resp.kind == SRPC_RESPONSE_KIND_OBJECT and resp.obj != SRPC_NO_OBJECT:
+            _client_release(self._handle, resp.obj)
 
     # -- pipelining (the promise extension)
 
@@ -600,8 +629,14 @@ class NativeClient:
         """Send without waiting; the promise of the object it will return (an id with SRPC_PROMISE_BIT)."""
         keep = _Keep()
         call = self._call(keep, kind, obj, name, path, args, kwargs, key, b"")
-        out = c_uint64()
-        st = _client_send_pipelined(self._handle, byref(call), byref(out))
+        out = c_uint64(_NO_REQUEST)
+        try:
+            st = _client_send_pipelined(self._handle, byref(call), byref(out))
+        except BaseException:
+            # Raised as the call returned: the promise is nobody's; release it.
+            if out.value != _NO_REQUEST and self._handle:
+                _client_release(self._handle, out.value)
+            raise
         if st != SRPC_STATUS_OK:
             _raise(st)
         return out.value
@@ -610,21 +645,31 @@ class NativeClient:
         """Send and return the request id without waiting (see :meth:`wait`)."""
         keep = _Keep()
         call = self._call(keep, kind, obj, name, path, args, kwargs, key, payload)
-        out = c_uint64()
-        st = _client_send(self._handle, byref(call), byref(out))
+        out = c_uint64(_NO_REQUEST)
+        try:
+            st = _client_send(self._handle, byref(call), byref(out))
+        except BaseException:
+            if out.value != _NO_REQUEST and self._handle:
+                _client_abandon(self._handle, out.value)
+            raise
         if st != SRPC_STATUS_OK:
             _raise(st)
         return out.value
 
     def wait(self, request: int, allow_pickle: Optional[bool] = None) -> Tuple[int, Any]:
         """The answer of request ``request``, as :meth:`_request` gives it
-        (and raising as it does)."""
+        (and raising as it does). An exception from a signal handler gives
+        the request up (see :meth:`_give_up`)."""
         if not self._handle:
             raise ConnectionClosedError("the connection is closed")
-        resp = Response()
-        st = _client_wait(self._handle, request, byref(resp))
-        if st == SRPC_STATUS_INTERRUPTED:
-            st = self._resume(resp)
+        resp = _blank_response()
+        try:
+            st = _client_wait(self._handle, request, byref(resp))
+            if st == SRPC_STATUS_INTERRUPTED:
+                st = self._resume(resp)
+        except BaseException:
+            self._give_up(resp, request)
+            raise
         if st != SRPC_STATUS_OK:
             _raise(st)
         return self._answer(resp, allow_pickle)
@@ -880,7 +925,10 @@ class NativeServer:
                 def keep(addr: int) -> Optional[Buf]:
                     which = inputs.get(addr)
                     kept = Buf()
-                    if which is None or _reply_keep_input(reply, which, byref(kept)) != SRPC_STATUS_OK or kept.data != addr:
+                    if which is None or _reply_keep_input(reply, which, byref(kept)) != SRPC_STATUS_OK:
+                        return None
+                    if kept.data != addr:  # not the bytes being decoded: let them go
+                        _buf_free(byref(kept))
                         return None
                     return kept
 

@@ -11,7 +11,7 @@
 //! A read that times out, would block or is interrupted by a signal loses
 //! nothing: the next call goes on where it stopped.
 
-use std::io::{self, Read};
+use std::io::Read;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -23,9 +23,11 @@ const BUF: usize = 64 << 10;
 /// A payload with at least this much left to read is read straight into
 /// its buffer rather than through the small one.
 const DIRECT: usize = 16 << 10;
-/// How much of a large payload is read (and unmasked) at a time: small
-/// enough to stay in the CPU's cache between the two.
+/// How much of a large masked payload is read (and unmasked) at a time:
+/// small enough to stay in the CPU's cache between the two.
 const PIECE: usize = 256 << 10;
+/// How much of a large unmasked payload is read at a time.
+const BIG_PIECE: usize = 8 << 20;
 
 /// The header of the frame being read, and how much of its payload is in.
 struct Frame {
@@ -36,53 +38,50 @@ struct Frame {
     done: usize,
 }
 
-/// A reader whose interrupted reads are not retried by `read_to_end` (which
-/// retries them itself): a signal must reach the caller, who may want to run
-/// its handler (Python's Ctrl-C) before it reads on.
-struct NoRetry<R>(R);
-
-/// The error kind an interrupted read travels under through `read_to_end`.
-const INTERRUPTED_MARK: &str = "simplerpc: interrupted";
-
-impl<R: Read> Read for NoRetry<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.read(buf).map_err(|e| {
-            if e.kind() == io::ErrorKind::Interrupted {
-                io::Error::other(INTERRUPTED_MARK)
-            } else {
-                e
-            }
-        })
-    }
-}
-
-/// The error as the socket gave it (see [`NoRetry`]).
-fn restore_interrupted(e: io::Error) -> io::Error {
-    if e.kind() == io::ErrorKind::Other && e.to_string() == INTERRUPTED_MARK {
-        io::ErrorKind::Interrupted.into()
-    } else {
-        e
-    }
-}
-
 /// A data message (or control frame) being read: its kind and its payload
-/// so far, in a buffer whose capacity was reserved for all of it, after
-/// `pad` bytes that place it in memory (see [`Align`]).
+/// so far: `data[pad..filled]`, in a buffer whose capacity was reserved for
+/// all of it, after `pad` bytes that place it in memory (see [`Align`]).
+/// `data` may run past `filled` with zeros: room made ready for the next
+/// read straight from the socket.
 #[derive(Default)]
 struct Message {
     text: bool,
     data: Vec<u8>,
     pad: usize,
+    filled: usize,
 }
 
 impl Message {
     /// The payload so far.
     fn len(&self) -> usize {
-        self.data.len() - self.pad
+        self.filled - self.pad
+    }
+
+    /// Append `src` after what is filled.
+    fn put(&mut self, src: &[u8]) {
+        let at = self.filled;
+        if self.data.len() < at + src.len() {
+            self.data.truncate(at);
+            self.data.extend_from_slice(src);
+        } else {
+            self.data[at..at + src.len()].copy_from_slice(src);
+        }
+        self.filled += src.len();
+    }
+
+    /// Room for `want` more bytes after what is filled, zeroed once (a
+    /// piece read short keeps the rest of its room for the next read).
+    fn room(&mut self, want: usize) -> &mut [u8] {
+        let end = self.filled + want;
+        if self.data.len() < end {
+            self.data.resize(end, 0);
+        }
+        &mut self.data[self.filled..end]
     }
 
     /// The payload.
-    fn finish(self) -> Bytes {
+    fn finish(mut self) -> Bytes {
+        self.data.truncate(self.filled);
         let pad = self.pad;
         Bytes::from(self.data).slice(pad..)
     }
@@ -116,9 +115,6 @@ pub(crate) struct Reader {
     last_heard: Instant,
     /// How to place a large message in memory, if at all.
     align: Option<Align>,
-    /// A signal came while a large payload was being read: reported by
-    /// the next read, before it blocks.
-    interrupted: bool,
 }
 
 impl Reader {
@@ -139,7 +135,6 @@ impl Reader {
             control: Message::default(),
             last_heard: Instant::now(),
             align: None,
-            interrupted: false,
         }
     }
 
@@ -161,9 +156,6 @@ impl Reader {
 
     /// Read until a message or control frame is complete.
     pub(crate) fn read(&mut self, r: &mut impl Read) -> Result<Incoming, WireError> {
-        if std::mem::take(&mut self.interrupted) {
-            return Err(WireError::Io(io::ErrorKind::Interrupted.into()));
-        }
         loop {
             if self.frame.is_none() && !self.parse_header()? {
                 self.fill(r)?;
@@ -303,6 +295,7 @@ impl Reader {
                 let addr = message.data.as_ptr() as usize + at;
                 message.pad = (ALIGNMENT - addr % ALIGNMENT) % ALIGNMENT;
                 message.data.resize(message.pad, 0);
+                message.filled = message.pad;
             }
         } else {
             self.control = Message::default();
@@ -343,41 +336,25 @@ impl Reader {
                     None => return Err(WireError::protocol("internal: no message")),
                 }
             };
-            let at = into.data.len();
+            let at = into.filled;
             let n = if buffered > 0 {
                 let n = buffered.min(left);
-                into.data
-                    .extend_from_slice(&self.buf[self.start..self.start + n]);
+                into.put(&self.buf[self.start..self.start + n]);
                 self.start += n;
                 n
             } else {
-                // Straight from the socket into the reserved capacity, a
-                // piece at a time (read_to_end zeroes each stretch once,
-                // just before the socket fills it, and keeps what it read
-                // on a timeout or a signal).
-                let want = left.min(PIECE);
-                let res = NoRetry(&mut *r)
-                    .take(want as u64)
-                    .read_to_end(&mut into.data)
-                    .map_err(restore_interrupted);
-                let got = into.data.len() - at;
-                if got > 0 {
-                    self.last_heard = Instant::now();
+                // Straight from the socket into the reserved capacity: a
+                // large piece when there is nothing to unmask (few system
+                // calls), a cache-sized one when there is (unmasked while
+                // still in the cache).
+                let want = left.min(if key.is_some() { PIECE } else { BIG_PIECE });
+                let got = r.read(into.room(want)).map_err(WireError::Io)?;
+                if got == 0 {
+                    return Err(WireError::Eof { mid_frame: true });
                 }
-                match res {
-                    Ok(_) if got == 0 => return Err(WireError::Eof { mid_frame: true }),
-                    Err(e) if got == 0 => return Err(WireError::Io(e)),
-                    Ok(_) => got,
-                    // What came before the timeout (or signal) counts; a
-                    // timeout comes again at the next read, a signal is
-                    // reported then.
-                    Err(e) => {
-                        if e.kind() == io::ErrorKind::Interrupted {
-                            self.interrupted = true;
-                        }
-                        got
-                    }
-                }
+                into.filled += got;
+                self.last_heard = Instant::now();
+                got
             };
             if let Some(key) = key {
                 mask::apply(&mut into.data[at..at + n], key, done);
@@ -390,9 +367,11 @@ impl Reader {
             return Ok(None);
         };
         match frame.opcode {
-            opcode::PING => Ok(Some(Incoming::Ping(std::mem::take(&mut self.control).data))),
+            opcode::PING => Ok(Some(Incoming::Ping(
+                std::mem::take(&mut self.control).finish().to_vec(),
+            ))),
             opcode::PONG => Ok(Some(Incoming::Pong)),
-            opcode::CLOSE => close_frame(&std::mem::take(&mut self.control).data).map(Some),
+            opcode::CLOSE => close_frame(&std::mem::take(&mut self.control).finish()).map(Some),
             _ if !frame.fin => Ok(None),
             _ => {
                 let Some(m) = self.message.take() else {
@@ -445,7 +424,7 @@ impl WireError {
 mod tests {
     use super::super::write::header;
     use super::*;
-    use std::io::Cursor;
+    use std::io::{self, Cursor};
 
     fn frame(fin: bool, op: u8, payload: &[u8], key: Option<[u8; 4]>) -> Vec<u8> {
         let (h, n) = header(fin, op, payload.len(), key);

@@ -85,6 +85,8 @@ pub struct ClientSession {
     max_frame: usize,
     /// Waited-for requests whose caller gave up: their answers are dropped.
     abandoned: HashSet<u64>,
+    /// A written frame to build the next large one in (see [`ClientSession::recycle`]).
+    spare: Option<Vec<u8>>,
 }
 
 impl ClientSession {
@@ -103,6 +105,7 @@ impl ClientSession {
             failures: BTreeMap::new(),
             max_frame: usize::MAX,
             abandoned: HashSet::new(),
+            spare: None,
         }
     }
 
@@ -226,12 +229,44 @@ impl ClientSession {
         }
     }
 
+    /// Hand a request frame this session built, once written, back for
+    /// reuse: the next request of about its size is built in it, so a
+    /// stream of large requests (arrays sent up each step) takes no fresh
+    /// memory each time. One is kept; [`ClientSession::trim`] drops it.
+    pub fn recycle(&mut self, frame: Vec<u8>) {
+        self.spare = Some(frame);
+    }
+
+    /// Drop the frame kept by [`ClientSession::recycle`] (when idle).
+    pub fn trim(&mut self) {
+        self.spare = None;
+    }
+
+    /// The kept frame, if a frame of at most `bound` bytes (an upper bound)
+    /// is about its size.
+    fn spare_for(&mut self, bound: usize) -> Vec<u8> {
+        match self.spare.take() {
+            Some(v) if v.capacity() >= bound / 2 && v.capacity() / 4 <= bound => v,
+            other => {
+                self.spare = other;
+                Vec::new()
+            }
+        }
+    }
+
     /// Build the frame for `request` and count it in flight.
     pub fn send(&mut self, request: &Request) -> Result<(RequestId, Vec<u8>), EncodeError> {
         self.check_request(request)?;
-        self.check_size(message::request_size_bound(request, self.releases.len()))?;
-        let frame =
-            message::encode_request(request, Some(self.next_id), &self.releases, self.extensions)?;
+        let bound = message::request_size_bound(request, self.releases.len());
+        self.check_size(bound)?;
+        let spare = self.spare_for(bound);
+        let frame = message::encode_request_in(
+            request,
+            Some(self.next_id),
+            &self.releases,
+            self.extensions,
+            spare,
+        )?;
         Ok(self.next(frame))
     }
 
@@ -249,16 +284,16 @@ impl ClientSession {
             self.check_promise(obj)
                 .map_err(|e| FrameError::Encode(e.to_string()))?;
         }
-        self.check_size(message::raw_request_size_bound(
-            request,
-            self.releases.len(),
-        ))
-        .map_err(|e| FrameError::Encode(e.to_string()))?;
-        let frame = message::encode_request_raw(
+        let bound = message::raw_request_size_bound(request, self.releases.len());
+        self.check_size(bound)
+            .map_err(|e| FrameError::Encode(e.to_string()))?;
+        let spare = self.spare_for(bound);
+        let frame = message::encode_request_raw_in(
             request,
             Some(self.next_id),
             &self.releases,
             self.extensions,
+            spare,
         )?;
         Ok(self.next(frame))
     }

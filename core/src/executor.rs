@@ -244,10 +244,15 @@ pub trait Executor {
     /// it and build its next one in it (see
     /// [`RawValue::copy_from_parts_into`](crate::RawValue::copy_from_parts_into)),
     /// so that stepping an environment that answers an image each step
-    /// allocates no new frame each step. The default drops it.
-    fn recycle(&mut self, frame: Vec<u8>) {
-        drop(frame);
+    /// allocates no new frame each step. What it does not keep it gives
+    /// back (the session then builds its next response in it); the default
+    /// gives it back.
+    fn recycle(&mut self, frame: Vec<u8>) -> Option<Vec<u8>> {
+        Some(frame)
     }
+
+    /// Drop what [`Executor::recycle`] kept: the connection is idle.
+    fn trim(&mut self) {}
 }
 
 impl<E: Executor + ?Sized> Executor for Box<E> {
@@ -281,8 +286,11 @@ impl<E: Executor + ?Sized> Executor for Box<E> {
     fn namespace(&mut self) -> ExecResult<Vec<(String, String)>> {
         (**self).namespace()
     }
-    fn recycle(&mut self, frame: Vec<u8>) {
+    fn recycle(&mut self, frame: Vec<u8>) -> Option<Vec<u8>> {
         (**self).recycle(frame)
+    }
+    fn trim(&mut self) {
+        (**self).trim()
     }
     fn release(&mut self, handle: Handle) {
         (**self).release(handle)

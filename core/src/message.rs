@@ -423,12 +423,32 @@ fn put_raw(
     check_raw(kind, field, &buf[at..], want)
 }
 
+/// `spare` emptied, with room for `cap` bytes: a frame built in a buffer an
+/// earlier frame was written from (no fresh memory for a large one).
+fn reuse(mut spare: Vec<u8>, cap: usize) -> Vec<u8> {
+    spare.clear();
+    spare.reserve(cap);
+    spare
+}
+
 /// Encode a [`RawRequest`]: the value bytes are copied once, and checked.
 pub fn encode_request_raw(
     r: &RawRequest<'_>,
     id: Option<u64>,
     release: &[ObjId],
     ext: Extensions,
+) -> Result<Vec<u8>, FrameError> {
+    encode_request_raw_in(r, id, release, ext, Vec::new())
+}
+
+/// As [`encode_request_raw`], building the frame in `spare` (see
+/// [`ClientSession::recycle`](crate::ClientSession::recycle)).
+pub fn encode_request_raw_in(
+    r: &RawRequest<'_>,
+    id: Option<u64>,
+    release: &[ObjId],
+    ext: Extensions,
+    spare: Vec<u8>,
 ) -> Result<Vec<u8>, FrameError> {
     let id = id.filter(|_| ext.request_ids());
     let release = if ext.release() { release } else { &[] };
@@ -442,8 +462,10 @@ pub fn encode_request_raw(
             args,
             kwargs,
         } => {
-            buf =
-                Vec::with_capacity(96 + path.len() + args.len() + kwargs.len() + 9 * release.len());
+            buf = reuse(
+                spare,
+                96 + path.len() + args.len() + kwargs.len() + 9 * release.len(),
+            );
             write_map_len(&mut buf, 5 + extra).map_err(enc)?;
             write_str(&mut buf, "type").map_err(enc)?;
             write_str(&mut buf, "call").map_err(enc)?;
@@ -465,7 +487,7 @@ pub fn encode_request_raw(
                     field: "key",
                 });
             }
-            buf = Vec::with_capacity(64 + key.len() + 9 * release.len());
+            buf = reuse(spare, 64 + key.len() + 9 * release.len());
             write_map_len(&mut buf, 3 + extra).map_err(enc)?;
             write_str(&mut buf, "type").map_err(enc)?;
             write_str(&mut buf, "getitem").map_err(enc)?;
@@ -549,10 +571,22 @@ pub fn encode_request(
     release: &[ObjId],
     ext: Extensions,
 ) -> Result<Vec<u8>, EncodeError> {
+    encode_request_in(r, id, release, ext, Vec::new())
+}
+
+/// As [`encode_request`], building the frame in `spare` (see
+/// [`ClientSession::recycle`](crate::ClientSession::recycle)).
+pub fn encode_request_in(
+    r: &Request,
+    id: Option<u64>,
+    release: &[ObjId],
+    ext: Extensions,
+    spare: Vec<u8>,
+) -> Result<Vec<u8>, EncodeError> {
     let id = id.filter(|_| ext.request_ids());
     let release = if ext.release() { release } else { &[] };
     let payload = payload_len(r, codec::encoded_len);
-    let mut buf = Vec::with_capacity(128 + payload + 9 * release.len());
+    let mut buf = reuse(spare, 128 + payload + 9 * release.len());
     let fields = match r {
         Request::GetNamespace => 1,
         Request::ImportModule { .. }
@@ -644,6 +678,16 @@ pub fn encode_response_owned(
     frame: ResponseFrame,
     ext: Extensions,
 ) -> Result<Vec<u8>, EncodeError> {
+    encode_response_owned_in(frame, ext, Vec::new())
+}
+
+/// As [`encode_response_owned`], building a frame that needs a buffer of its
+/// own in `spare` (see [`ServerSession::recycle`](crate::ServerSession::recycle)).
+pub fn encode_response_owned_in(
+    frame: ResponseFrame,
+    ext: Extensions,
+    spare: Vec<u8>,
+) -> Result<Vec<u8>, EncodeError> {
     let id = frame.id.filter(|_| ext.request_ids());
     match frame.response {
         Response::Value(Value::Raw(raw)) => match raw.into_framed() {
@@ -661,44 +705,58 @@ pub fn encode_response_owned(
                 }
                 Ok(buf)
             }
-            Err(raw) => encode_response(
+            Err(raw) => encode_response_in(
                 &ResponseFrame {
                     id: frame.id,
                     response: Response::Value(Value::Raw(raw)),
                 },
                 ext,
+                spare,
             ),
         },
-        response => encode_response(
+        response => encode_response_in(
             &ResponseFrame {
                 id: frame.id,
                 response,
             },
             ext,
+            spare,
         ),
     }
 }
 
 /// Encode a response frame. `ext` decides whether the `id` key may be written.
 pub fn encode_response(frame: &ResponseFrame, ext: Extensions) -> Result<Vec<u8>, EncodeError> {
+    encode_response_in(frame, ext, Vec::new())
+}
+
+/// As [`encode_response`], building the frame in `spare`.
+pub fn encode_response_in(
+    frame: &ResponseFrame,
+    ext: Extensions,
+    spare: Vec<u8>,
+) -> Result<Vec<u8>, EncodeError> {
     let id = frame.id.filter(|_| ext.request_ids());
     let extra = usize::from(id.is_some());
-    let mut buf = Vec::with_capacity(match &frame.response {
-        Response::Value(v) => 32 + codec::encoded_len(v),
-        Response::Error(e) => {
-            128 + e.exception_type.len()
-                + e.message.len()
-                + e.traceback.len()
-                + e.payload.as_ref().map_or(0, |p| p.len())
-        }
-        Response::Namespace(names) => {
-            48 + names
-                .iter()
-                .map(|(k, v)| k.len() + v.len() + 10)
-                .sum::<usize>()
-        }
-        _ => 48,
-    });
+    let mut buf = reuse(
+        spare,
+        match &frame.response {
+            Response::Value(v) => 32 + codec::encoded_len(v),
+            Response::Error(e) => {
+                128 + e.exception_type.len()
+                    + e.message.len()
+                    + e.traceback.len()
+                    + e.payload.as_ref().map_or(0, |p| p.len())
+            }
+            Response::Namespace(names) => {
+                48 + names
+                    .iter()
+                    .map(|(k, v)| k.len() + v.len() + 10)
+                    .sum::<usize>()
+            }
+            _ => 48,
+        },
+    );
     match &frame.response {
         Response::Error(e) if e.brief => {
             write_map_len(&mut buf, 2 + extra)?;

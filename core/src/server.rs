@@ -56,6 +56,8 @@ pub struct ServerSession<E: Executor> {
     failed_order: VecDeque<u64>,
     /// The most objects the client may hold at once.
     max_objects: usize,
+    /// A written response frame to build the next one in.
+    spare: Option<Vec<u8>>,
 }
 
 /// How many failed requests a session remembers for promises built on them.
@@ -90,6 +92,7 @@ impl<E: Executor> ServerSession<E> {
             failed: HashMap::new(),
             failed_order: VecDeque::new(),
             max_objects: DEFAULT_MAX_OBJECTS,
+            spare: None,
         }
     }
 
@@ -141,9 +144,20 @@ impl<E: Executor> ServerSession<E> {
     }
 
     /// Hand a response frame this session made, once written, back for
-    /// reuse (see [`Executor::recycle`]).
+    /// reuse: the executor may keep it to build its next large value in (see
+    /// [`Executor::recycle`]); else the session builds its next response of
+    /// about that size in it. [`ServerSession::trim`] drops what is kept.
     pub fn recycle(&mut self, frame: Vec<u8>) {
-        self.executor.recycle(frame);
+        if let Some(frame) = self.executor.recycle(frame) {
+            self.spare = Some(frame);
+        }
+    }
+
+    /// Drop the frames kept for reuse (when the connection is idle), here
+    /// and in the executor.
+    pub fn trim(&mut self) {
+        self.spare = None;
+        self.executor.trim();
     }
 
     /// Handle one request frame and return its response frame.
@@ -181,9 +195,10 @@ impl<E: Executor> ServerSession<E> {
         self.encode(ResponseFrame { id, response })
     }
 
-    fn encode(&self, frame: ResponseFrame) -> Vec<u8> {
+    fn encode(&mut self, frame: ResponseFrame) -> Vec<u8> {
         let id = frame.id;
-        match message::encode_response_owned(frame, self.extensions) {
+        let spare = self.spare.take().unwrap_or_default();
+        match message::encode_response_owned_in(frame, self.extensions, spare) {
             Ok(bytes) => bytes,
             Err(e) => {
                 let err = RemoteError::new(

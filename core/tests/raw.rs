@@ -336,3 +336,28 @@ fn a_spare_frame_is_reused_when_it_fits() {
         assert_eq!(raw.as_bytes()[3..], data);
     }
 }
+
+#[test]
+fn a_recycled_request_frame_is_reused_for_the_next_of_its_size() {
+    let mut client = ClientSession::new(Extensions::ALL);
+    let mut args = vec![0x91, 0xc6, 0, 1, 0, 0];
+    args.extend(std::iter::repeat(9u8).take(1 << 16));
+    let request = RawRequest::Call {
+        path: "m.f",
+        obj_id: None,
+        args: Raw::from(&args),
+        kwargs: Raw::One(&[]),
+    };
+    let (_, first) = client.send_raw(&request).unwrap();
+    let at = first.as_ptr();
+    client.recycle(first);
+    let (_, second) = client.send_raw(&request).unwrap();
+    assert_eq!(second.as_ptr(), at, "built in the recycled frame");
+    // A small request does not take a large frame (it stays kept).
+    client.recycle(second);
+    let (_, small) = client.send(&Request::GetNamespace).unwrap();
+    assert_ne!(small.as_ptr(), at);
+    let (_, third) = client.send_raw(&request).unwrap();
+    assert_eq!(third.as_ptr(), at);
+    client.trim();
+}

@@ -148,12 +148,9 @@ pub struct CExecutor {
     spare: Option<Vec<u8>>,
 }
 
-/// Frames from this size up are kept for reuse: below it the allocator
-/// serves a new one as cheaply.
+/// Frames from this size up are kept for reuse (until the connection idles,
+/// see [`Executor::trim`]): below it the allocator serves a new one as cheaply.
 const SPARE_MIN: usize = 64 << 10;
-/// Frames over this size are not kept: a connection holds at most this
-/// much between its calls, and memory after a huge answer goes back at once.
-const SPARE_MAX: usize = 32 << 20;
 
 // SAFETY: see Callbacks; the session pointer is used by one thread at a time.
 unsafe impl Send for CExecutor {}
@@ -682,10 +679,17 @@ impl Executor for CExecutor {
         }
     }
 
-    fn recycle(&mut self, frame: Vec<u8>) {
-        if (SPARE_MIN..=SPARE_MAX).contains(&frame.capacity()) {
+    fn recycle(&mut self, frame: Vec<u8>) -> Option<Vec<u8>> {
+        if frame.capacity() >= SPARE_MIN {
             self.spare = Some(frame);
+            None
+        } else {
+            Some(frame)
         }
+    }
+
+    fn trim(&mut self) {
+        self.spare = None;
     }
 
     fn release(&mut self, handle: Handle) {

@@ -74,6 +74,9 @@ pub(crate) const QUEUED_MAX: usize = 64 << 20;
 /// How often a server that is not reading a client (backpressure) tells it
 /// that it lives: often enough for a client that gives up after a second.
 const HEARTBEAT: Duration = Duration::from_millis(250);
+/// A connection idle this long lets the buffers it kept for large messages
+/// go, so memory goes back to the system after a transfer.
+const IDLE_TRIM: Duration = Duration::from_secs(1);
 /// How long the connection thread polls for the next request, after an
 /// answer, before it sleeps: a client stepping in a loop often sends it
 /// within this, and a thread that does not sleep is not woken (tens of
@@ -194,6 +197,9 @@ fn serve<E: Executor>(
 ) -> (Ended, u64) {
     // An answer was just sent: poll briefly for the next request.
     let mut answered = false;
+    // When the last request came, and whether kept buffers went since.
+    let mut last_call = Instant::now();
+    let mut trimmed = true;
     let reason = loop {
         if ctx.control.stopping() {
             shared
@@ -232,11 +238,22 @@ fn serve<E: Executor>(
                     None => socket.read_request(false),
                 }) {
                     Ok(Some(frame)) => frame,
-                    Ok(None) => continue,
+                    Ok(None) => {
+                        // Idle a while: the buffers kept for large messages go.
+                        if !trimmed && last_call.elapsed() >= IDLE_TRIM {
+                            socket.wire.trim();
+                            drop(socket);
+                            session.trim();
+                            trimmed = true;
+                        }
+                        continue;
+                    }
                     Err(ended) => break ended,
                 }
             }
         };
+        last_call = Instant::now();
+        trimmed = false;
         {
             let mut state = shared.state();
             state.calls += 1;

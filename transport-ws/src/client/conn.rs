@@ -46,6 +46,11 @@ pub(super) struct Conn {
     pub(super) interruptible: bool,
     /// When we last pinged the server.
     pub(super) last_ping: Option<std::time::Instant>,
+    /// When the last request was written (the keepalive thread lets kept
+    /// buffers go once the connection has idled a while).
+    pub(super) last_request: std::time::Instant,
+    /// Kept buffers went since the last request.
+    pub(super) trimmed: bool,
 }
 
 impl Conn {
@@ -67,6 +72,8 @@ impl Conn {
             liveness,
             interruptible: false,
             last_ping: None,
+            last_request: std::time::Instant::now(),
+            trimmed: true,
         }
     }
 

@@ -22,6 +22,10 @@ use crate::wire::{Incoming, Reader, WireError};
 
 /// How long a wait polls before it sleeps (see `Conn::spin_for`).
 const SPIN: Duration = Duration::from_micros(60);
+/// Request frames from this size up are kept to build the next one in...
+const RECYCLE_MIN: usize = 1 << 20;
+/// ...up to this size.
+const RECYCLE_MAX: usize = 256 << 20;
 /// How often a wait with no deadline looks at the server's silence.
 const LIVENESS_TICK: Duration = Duration::from_secs(1);
 
@@ -85,7 +89,15 @@ impl Conn {
             }
             return Err(e);
         }
-        result.map_err(|e| self.fail_io(format!("cannot send a request: {e}")))
+        result.map_err(|e| self.fail_io(format!("cannot send a request: {e}")))?;
+        self.last_request = Instant::now();
+        self.trimmed = false;
+        // Written: a large frame's memory serves the next large request
+        // (not a huge one's: it would double the memory a huge upload takes).
+        if (RECYCLE_MIN..=RECYCLE_MAX).contains(&frame.capacity()) {
+            self.session.recycle(frame);
+        }
+        Ok(())
     }
 
     /// Read until request `id` is answered, within the request timeout if

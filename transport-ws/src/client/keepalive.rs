@@ -14,6 +14,8 @@ use super::Shared;
 use crate::error::Error;
 use crate::wire::Incoming;
 
+/// A connection idle this long lets the buffers it kept for large messages go.
+const IDLE_TRIM: Duration = Duration::from_secs(2);
 /// How often the idle connection is checked for pings.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -71,6 +73,12 @@ impl Conn {
     fn poll_idle(&mut self) {
         if self.ended.is_some() {
             return;
+        }
+        // Idle a while: the buffers kept for large messages go.
+        if !self.trimmed && self.last_request.elapsed() >= IDLE_TRIM {
+            self.wire.trim();
+            self.session.trim();
+            self.trimmed = true;
         }
         if self.wire.set_nonblocking(true).is_err() {
             return;

@@ -16,9 +16,11 @@
 //! - `read`: [`Reader`], frames in, messages out.
 //! - `write`: [`Writer`], frames out.
 //! - `mask`: the masking, and the masking keys.
+//! - `pool`: buffers of large messages, kept for the next ones.
 //! - `tap`: keeps the bytes read past the handshake for the [`Reader`].
 
 mod mask;
+mod pool;
 mod read;
 mod tap;
 mod write;
@@ -232,6 +234,11 @@ impl Wire {
             Some(read) if read > heard => read,
             _ => heard,
         }
+    }
+
+    /// Let the buffers kept for large messages go (the connection idles).
+    pub(crate) fn trim(&self) {
+        self.reader.trim();
     }
 
     /// Note a signal that interrupted a read made while writing.

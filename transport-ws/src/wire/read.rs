@@ -16,6 +16,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use super::pool::{Pool, POOLED_MIN};
 use super::{close_code, mask, opcode, Incoming, WireError};
 
 /// The small buffer's size: headers, control frames and small messages.
@@ -79,11 +80,16 @@ impl Message {
         &mut self.data[self.filled..end]
     }
 
-    /// The payload.
-    fn finish(mut self) -> Bytes {
+    /// The payload. A large one is lent from `pool`: its buffer goes back
+    /// there when the last of its bytes are dropped.
+    fn finish(mut self, pool: &Pool) -> Bytes {
         self.data.truncate(self.filled);
         let pad = self.pad;
-        Bytes::from(self.data).slice(pad..)
+        if self.data.capacity() >= POOLED_MIN {
+            pool.lend(self.data, pad)
+        } else {
+            Bytes::from(self.data).slice(pad..)
+        }
     }
 }
 
@@ -115,6 +121,8 @@ pub(crate) struct Reader {
     last_heard: Instant,
     /// How to place a large message in memory, if at all.
     align: Option<Align>,
+    /// Buffers of large messages, for the next ones.
+    pool: Pool,
 }
 
 impl Reader {
@@ -135,7 +143,13 @@ impl Reader {
             control: Message::default(),
             last_heard: Instant::now(),
             align: None,
+            pool: Pool::default(),
         }
+    }
+
+    /// Let the buffers kept for large messages go (the connection idles).
+    pub(crate) fn trim(&self) {
+        self.pool.trim();
     }
 
     /// Place each large message so that the data `align` finds in its
@@ -281,12 +295,21 @@ impl Reader {
                 }
                 _ => None,
             };
+            let room = if align.is_some() { ALIGNMENT } else { 0 };
+            // A large message goes into a buffer an earlier one left, if
+            // one fits: no fresh memory to fault in.
+            let pooled = match &self.message {
+                None if len >= POOLED_MIN => self.pool.take(len + room),
+                _ => None,
+            };
             let message = self.message.get_or_insert_with(|| Message {
                 text: op == opcode::TEXT,
+                data: pooled.unwrap_or_default(),
                 ..Message::default()
             });
-            let room = if align.is_some() { ALIGNMENT } else { 0 };
-            if message.data.try_reserve_exact(len + room).is_err() {
+            let total = message.filled + len + room;
+            let more = total.saturating_sub(message.data.len());
+            if message.data.try_reserve_exact(more).is_err() {
                 return Err(WireError::NoMemory {
                     size: so_far as usize + len,
                 });
@@ -294,7 +317,9 @@ impl Reader {
             if let Some(at) = align {
                 let addr = message.data.as_ptr() as usize + at;
                 message.pad = (ALIGNMENT - addr % ALIGNMENT) % ALIGNMENT;
-                message.data.resize(message.pad, 0);
+                if message.data.len() < message.pad {
+                    message.data.resize(message.pad, 0);
+                }
                 message.filled = message.pad;
             }
         } else {
@@ -368,17 +393,21 @@ impl Reader {
         };
         match frame.opcode {
             opcode::PING => Ok(Some(Incoming::Ping(
-                std::mem::take(&mut self.control).finish().to_vec(),
+                std::mem::take(&mut self.control)
+                    .finish(&self.pool)
+                    .to_vec(),
             ))),
             opcode::PONG => Ok(Some(Incoming::Pong)),
-            opcode::CLOSE => close_frame(&std::mem::take(&mut self.control).finish()).map(Some),
+            opcode::CLOSE => {
+                close_frame(&std::mem::take(&mut self.control).finish(&self.pool)).map(Some)
+            }
             _ if !frame.fin => Ok(None),
             _ => {
                 let Some(m) = self.message.take() else {
                     return Ok(None);
                 };
                 let text = m.text;
-                let data = m.finish();
+                let data = m.finish(&self.pool);
                 if text && std::str::from_utf8(&data).is_err() {
                     return Err(WireError::Protocol {
                         code: 1007,

@@ -1,0 +1,123 @@
+//! Buffers of large incoming messages, kept for the next ones.
+//!
+//! The allocator gives every buffer over 32 MiB fresh pages from the kernel,
+//! zeroed and faulted in one by one, and unmaps it when it is freed: reading
+//! a stream of 64 MiB messages into new buffers costs more than moving the
+//! bytes. A message read into a pooled buffer hands it out inside its
+//! `Bytes`; when the last user of those bytes lets go (a numpy array made
+//! over them, say), the buffer comes back here for the next message. A pool
+//! keeps at most [`KEPT`] buffers, and [`Pool::trim`] empties it when the
+//! connection idles, so memory goes back to the system after a transfer.
+
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+
+use bytes::Bytes;
+
+/// Messages from this size up are read into pooled buffers...
+pub(crate) const POOLED_MIN: usize = 16 << 20;
+/// ...and buffers up to this size are kept: a huge one is given back to the
+/// system at once, lest it double the memory of a huge transfer.
+const POOLED_MAX: usize = 256 << 20;
+/// How many buffers a pool keeps.
+const KEPT: usize = 2;
+
+/// A connection's pool. Cheap to clone.
+#[derive(Clone, Default)]
+pub(crate) struct Pool(Arc<Mutex<Vec<Vec<u8>>>>);
+
+impl Pool {
+    /// A kept buffer with room for `len` bytes and not more than twice
+    /// that, if there is one. Its length is kept: those bytes are already
+    /// initialized (and mapped), so a reader need not zero them again.
+    pub(crate) fn take(&self, len: usize) -> Option<Vec<u8>> {
+        let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let i = kept
+            .iter()
+            .position(|b| b.capacity() >= len && b.capacity() / 2 <= len)?;
+        Some(kept.swap_remove(i))
+    }
+
+    /// Bytes over `data[start..]` that give `data` back to this pool when
+    /// the last of them is dropped.
+    pub(crate) fn lend(&self, data: Vec<u8>, start: usize) -> Bytes {
+        Bytes::from_owner(Lent {
+            data,
+            pool: Arc::downgrade(&self.0),
+        })
+        .slice(start..)
+    }
+
+    /// Let every kept buffer go.
+    pub(crate) fn trim(&self) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
+    /// How many buffers are kept (for tests).
+    #[cfg(test)]
+    pub(crate) fn kept(&self) -> usize {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
+}
+
+/// A pooled buffer out on loan inside a `Bytes`.
+struct Lent {
+    data: Vec<u8>,
+    pool: Weak<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl AsRef<[u8]> for Lent {
+    fn as_ref(&self) -> &[u8] {
+        &self.data
+    }
+}
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        // A pool that is gone (its connection closed) frees it.
+        if let Some(pool) = self.pool.upgrade() {
+            let mut kept = pool.lock().unwrap_or_else(PoisonError::into_inner);
+            if kept.len() < KEPT && self.data.capacity() <= POOLED_MAX {
+                kept.push(std::mem::take(&mut self.data));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_buffer_comes_back_when_its_bytes_are_dropped_and_is_reused() {
+        let pool = Pool::default();
+        let data = vec![7u8; 1000];
+        let at = data.as_ptr();
+        let bytes = pool.lend(data, 10);
+        assert_eq!(bytes.len(), 990);
+        let view = bytes.slice(5..20);
+        drop(bytes);
+        assert_eq!(pool.kept(), 0, "a view still holds it");
+        drop(view);
+        assert_eq!(pool.kept(), 1);
+        assert!(pool.take(2000).is_none(), "too small");
+        assert!(pool.take(400).is_none(), "far too large");
+        let again = pool.take(900).expect("kept");
+        assert_eq!(again.as_ptr(), at);
+        assert_eq!(again.len(), 1000, "its bytes stay initialized");
+        pool.lend(again, 0);
+        assert_eq!(pool.kept(), 1);
+        pool.trim();
+        assert_eq!(pool.kept(), 0);
+    }
+
+    #[test]
+    fn a_pool_that_is_gone_frees_what_comes_back() {
+        let pool = Pool::default();
+        let bytes = pool.lend(vec![1u8; 10], 0);
+        drop(pool);
+        drop(bytes);
+    }
+}

@@ -15,6 +15,8 @@ use super::opcode;
 
 /// Frames up to this size go through the pending buffer.
 pub(crate) const SMALL: usize = 64 << 10;
+/// How far ahead of the socket a client's large payload is masked.
+const MASK_AHEAD: usize = 512 << 10;
 /// The pending buffer's capacity is cut back to this once it is written out.
 const KEEP: usize = 256 << 10;
 
@@ -166,18 +168,29 @@ impl Writer {
         self.drain(w, stalled)?;
         let mut progress = Instant::now();
         let key = self.keys.as_mut().map(KeySource::next_key);
-        if let Some(k) = key {
-            mask::apply(payload, k, 0);
-        }
         let (h, hlen) = header(true, opcode::BINARY, payload.len(), key);
         let head = &h[..hlen];
         let total = hlen + payload.len();
+        // A client's payload is masked a piece ahead of the socket, so the
+        // kernel copies each piece while it is still in the cache.
+        let mut masked = if key.is_some() { 0 } else { payload.len() };
         let mut done = 0;
         while done < total {
+            let at = done.saturating_sub(hlen);
+            if let Some(k) = key {
+                if masked < payload.len() && masked < at + MASK_AHEAD / 2 {
+                    let end = (masked + MASK_AHEAD).min(payload.len());
+                    mask::apply(&mut payload[masked..end], k, masked);
+                    masked = end;
+                }
+            }
             let result = if done < hlen {
-                w.write_vectored(&[IoSlice::new(&head[done..]), IoSlice::new(payload)])
+                w.write_vectored(&[
+                    IoSlice::new(&head[done..]),
+                    IoSlice::new(&payload[..masked]),
+                ])
             } else {
-                w.write(&payload[done - hlen..])
+                w.write(&payload[at..masked])
             };
             match result {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),

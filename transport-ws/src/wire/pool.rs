@@ -79,7 +79,12 @@ impl Drop for Lent {
         // A pool that is gone (its connection closed) frees it.
         if let Some(pool) = self.pool.upgrade() {
             let mut kept = pool.lock().unwrap_or_else(PoisonError::into_inner);
-            if kept.len() < KEPT && self.data.capacity() <= POOLED_MAX {
+            if self.data.capacity() <= POOLED_MAX {
+                // The newest stay: when message sizes change, the buffers
+                // kept follow them.
+                if kept.len() >= KEPT {
+                    kept.remove(0);
+                }
                 kept.push(std::mem::take(&mut self.data));
             }
         }
@@ -111,6 +116,18 @@ mod tests {
         assert_eq!(pool.kept(), 1);
         pool.trim();
         assert_eq!(pool.kept(), 0);
+    }
+
+    #[test]
+    fn the_newest_buffers_are_kept() {
+        let pool = Pool::default();
+        for size in [100usize, 200, 400] {
+            drop(pool.lend(vec![0u8; size], 0));
+        }
+        assert_eq!(pool.kept(), 2);
+        assert!(pool.take(90).is_none(), "the oldest (100) went");
+        assert!(pool.take(400).is_some());
+        assert!(pool.take(200).is_some());
     }
 
     #[test]

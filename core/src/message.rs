@@ -725,6 +725,26 @@ pub fn encode_response_owned_in(
     }
 }
 
+/// About how many bytes the frame of `response` takes (what its buffer reserves).
+pub(crate) fn response_capacity(response: &Response) -> usize {
+    match response {
+        Response::Value(v) => 32 + codec::encoded_len(v),
+        Response::Error(e) => {
+            128 + e.exception_type.len()
+                + e.message.len()
+                + e.traceback.len()
+                + e.payload.as_ref().map_or(0, |p| p.len())
+        }
+        Response::Namespace(names) => {
+            48 + names
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 10)
+                .sum::<usize>()
+        }
+        _ => 48,
+    }
+}
+
 /// Encode a response frame. `ext` decides whether the `id` key may be written.
 pub fn encode_response(frame: &ResponseFrame, ext: Extensions) -> Result<Vec<u8>, EncodeError> {
     encode_response_in(frame, ext, Vec::new())
@@ -738,25 +758,7 @@ pub fn encode_response_in(
 ) -> Result<Vec<u8>, EncodeError> {
     let id = frame.id.filter(|_| ext.request_ids());
     let extra = usize::from(id.is_some());
-    let mut buf = reuse(
-        spare,
-        match &frame.response {
-            Response::Value(v) => 32 + codec::encoded_len(v),
-            Response::Error(e) => {
-                128 + e.exception_type.len()
-                    + e.message.len()
-                    + e.traceback.len()
-                    + e.payload.as_ref().map_or(0, |p| p.len())
-            }
-            Response::Namespace(names) => {
-                48 + names
-                    .iter()
-                    .map(|(k, v)| k.len() + v.len() + 10)
-                    .sum::<usize>()
-            }
-            _ => 48,
-        },
-    );
+    let mut buf = reuse(spare, response_capacity(&frame.response));
     match &frame.response {
         Response::Error(e) if e.brief => {
             write_map_len(&mut buf, 2 + extra)?;

@@ -197,7 +197,15 @@ impl<E: Executor> ServerSession<E> {
 
     fn encode(&mut self, frame: ResponseFrame) -> Vec<u8> {
         let id = frame.id;
-        let spare = self.spare.take().unwrap_or_default();
+        // The kept frame, if this response is about its size.
+        let need = message::response_capacity(&frame.response);
+        let spare = match self.spare.take() {
+            Some(v) if v.capacity() >= need / 2 && v.capacity() / 4 <= need => v,
+            other => {
+                self.spare = other;
+                Vec::new()
+            }
+        };
         match message::encode_response_owned_in(frame, self.extensions, spare) {
             Ok(bytes) => bytes,
             Err(e) => {

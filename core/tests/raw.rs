@@ -361,3 +361,20 @@ fn a_recycled_request_frame_is_reused_for_the_next_of_its_size() {
     assert_eq!(third.as_ptr(), at);
     client.trim();
 }
+
+#[test]
+fn a_huge_recycled_response_is_not_kept_for_small_answers() {
+    // Found by a review: a 512 MiB answer's frame held every later answer.
+    let mut server = ServerSession::new(Recorder::default(), Extensions::ALL);
+    let mut client = ClientSession::new(Extensions::ALL);
+    server.recycle(Vec::with_capacity(512 << 20)); // a 512 MiB answer was just written
+    let (_, f) = client.send(&Request::GetNamespace).unwrap();
+    let small = server.handle_frame(Bytes::from(f));
+    assert!(small.len() < 1000);
+    assert!(
+        small.capacity() < (64 << 20),
+        "a {}-byte answer was built in a {} MiB buffer",
+        small.len(),
+        small.capacity() >> 20
+    );
+}

@@ -151,6 +151,8 @@ pub struct CExecutor {
 /// Frames from this size up are kept for reuse (until the connection idles,
 /// see [`Executor::trim`]): below it the allocator serves a new one as cheaply.
 const SPARE_MIN: usize = 64 << 10;
+/// Frames over this size are not kept: a huge answer's memory goes back at once.
+const SPARE_MAX: usize = 256 << 20;
 
 // SAFETY: see Callbacks; the session pointer is used by one thread at a time.
 unsafe impl Send for CExecutor {}
@@ -680,7 +682,7 @@ impl Executor for CExecutor {
     }
 
     fn recycle(&mut self, frame: Vec<u8>) -> Option<Vec<u8>> {
-        if frame.capacity() >= SPARE_MIN {
+        if (SPARE_MIN..=SPARE_MAX).contains(&frame.capacity()) {
             self.spare = Some(frame);
             None
         } else {

@@ -197,9 +197,8 @@ fn serve<E: Executor>(
 ) -> (Ended, u64) {
     // An answer was just sent: poll briefly for the next request.
     let mut answered = false;
-    // When the last request came, and whether kept buffers went since.
+    // When the last request came.
     let mut last_call = Instant::now();
-    let mut trimmed = true;
     let reason = loop {
         if ctx.control.stopping() {
             shared
@@ -239,12 +238,12 @@ fn serve<E: Executor>(
                 }) {
                     Ok(Some(frame)) => frame,
                     Ok(None) => {
-                        // Idle a while: the buffers kept for large messages go.
-                        if !trimmed && last_call.elapsed() >= IDLE_TRIM {
+                        // Idle a while: the buffers kept for large messages
+                        // go, and keep going (one lent out comes back later).
+                        if last_call.elapsed() >= IDLE_TRIM {
                             socket.wire.trim();
                             drop(socket);
                             session.trim();
-                            trimmed = true;
                         }
                         continue;
                     }
@@ -253,7 +252,6 @@ fn serve<E: Executor>(
             }
         };
         last_call = Instant::now();
-        trimmed = false;
         {
             let mut state = shared.state();
             state.calls += 1;

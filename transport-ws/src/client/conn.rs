@@ -46,11 +46,9 @@ pub(super) struct Conn {
     pub(super) interruptible: bool,
     /// When we last pinged the server.
     pub(super) last_ping: Option<std::time::Instant>,
-    /// When the last request was written (the keepalive thread lets kept
-    /// buffers go once the connection has idled a while).
+    /// When the last request was written or answered (the keepalive thread
+    /// lets kept buffers go once the connection has idled a while).
     pub(super) last_request: std::time::Instant,
-    /// Kept buffers went since the last request.
-    pub(super) trimmed: bool,
 }
 
 impl Conn {
@@ -73,7 +71,6 @@ impl Conn {
             interruptible: false,
             last_ping: None,
             last_request: std::time::Instant::now(),
-            trimmed: true,
         }
     }
 

@@ -83,15 +83,16 @@ impl Conn {
             return Err(self.peer_closed(frame));
         }
         if let Some(e) = failure {
-            if let Error::Dead(silent) = e {
-                self.ended = Some(Ended::Dead(silent));
-                let _ = self.wire.stream().shutdown(Shutdown::Both);
-            }
+            // The frame is cut short: the connection cannot go on.
+            self.ended = Some(match &e {
+                Error::Dead(silent) => Ended::Dead(*silent),
+                other => Ended::Closed(format!("a request was cut short: {other}")),
+            });
+            let _ = self.wire.stream().shutdown(Shutdown::Both);
             return Err(e);
         }
         result.map_err(|e| self.fail_io(format!("cannot send a request: {e}")))?;
         self.last_request = Instant::now();
-        self.trimmed = false;
         // Written: a large frame's memory serves the next large request
         // (not a huge one's: it would double the memory a huge upload takes).
         if (RECYCLE_MIN..=RECYCLE_MAX).contains(&frame.capacity()) {
@@ -131,6 +132,7 @@ impl Conn {
             self.read_one()?;
             self.keepalive()?;
         }
+        self.last_request = Instant::now();
         self.take(id)
     }
 

@@ -74,11 +74,11 @@ impl Conn {
         if self.ended.is_some() {
             return;
         }
-        // Idle a while: the buffers kept for large messages go.
-        if !self.trimmed && self.last_request.elapsed() >= IDLE_TRIM {
+        // Idle a while: the buffers kept for large messages go, and keep
+        // going (one lent out to an array comes back when it is dropped).
+        if self.last_request.elapsed() >= IDLE_TRIM {
             self.wire.trim();
             self.session.trim();
-            self.trimmed = true;
         }
         if self.wire.set_nonblocking(true).is_err() {
             return;

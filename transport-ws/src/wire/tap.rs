@@ -28,13 +28,17 @@ impl Tap {
         let stream = self.stream.try_clone()?;
         // The head ends at the first blank line (CRLF, or bare LF, which
         // HTTP parsers accept too).
-        let crlf = self.seen.windows(4).position(|w| w == b"\r\n\r\n");
-        let lf = self.seen.windows(2).position(|w| w == b"\n\n");
-        let end = match (crlf.map(|p| p + 4), lf.map(|p| p + 2)) {
-            (Some(a), Some(b)) => a.min(b),
-            (Some(a), None) | (None, Some(a)) => a,
-            (None, None) => self.seen.len(),
-        };
+        let ends = [&b"\r\n\r\n"[..], b"\n\r\n", b"\n\n"];
+        let end = ends
+            .iter()
+            .filter_map(|p| {
+                self.seen
+                    .windows(p.len())
+                    .position(|w| w == *p)
+                    .map(|at| at + p.len())
+            })
+            .min()
+            .unwrap_or(self.seen.len());
         let rest = self.seen.split_off(end);
         self.seen = Vec::new();
         Ok((stream, rest))

@@ -242,24 +242,12 @@ impl ClientSession {
         self.spare = None;
     }
 
-    /// The kept frame, if a frame of at most `bound` bytes (an upper bound)
-    /// is about its size.
-    fn spare_for(&mut self, bound: usize) -> Vec<u8> {
-        match self.spare.take() {
-            Some(v) if v.capacity() >= bound / 2 && v.capacity() / 4 <= bound => v,
-            other => {
-                self.spare = other;
-                Vec::new()
-            }
-        }
-    }
-
     /// Build the frame for `request` and count it in flight.
     pub fn send(&mut self, request: &Request) -> Result<(RequestId, Vec<u8>), EncodeError> {
         self.check_request(request)?;
         let bound = message::request_size_bound(request, self.releases.len());
         self.check_size(bound)?;
-        let spare = self.spare_for(bound);
+        let spare = message::spare_for(&mut self.spare, bound);
         let frame = message::encode_request_in(
             request,
             Some(self.next_id),
@@ -287,7 +275,7 @@ impl ClientSession {
         let bound = message::raw_request_size_bound(request, self.releases.len());
         self.check_size(bound)
             .map_err(|e| FrameError::Encode(e.to_string()))?;
-        let spare = self.spare_for(bound);
+        let spare = message::spare_for(&mut self.spare, bound);
         let frame = message::encode_request_raw_in(
             request,
             Some(self.next_id),

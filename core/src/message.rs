@@ -225,6 +225,15 @@ pub enum FrameError {
     /// Not msgpack.
     #[error("frame is not valid msgpack: {0}")]
     Decode(#[from] DecodeError),
+    /// A value field a host gave as msgpack (`args`, `kwargs`, `key`) is
+    /// not valid msgpack.
+    #[error("{field} is not valid msgpack: {error}")]
+    BadField {
+        /// field name
+        field: &'static str,
+        /// what is wrong with it
+        error: DecodeError,
+    },
     /// Not a map.
     #[error("frame is a msgpack {0}, not a map")]
     NotAMap(&'static str),
@@ -369,7 +378,8 @@ pub enum RawRequest<'a> {
 type Shape = Option<(&'static str, fn(u8) -> bool)>;
 
 fn check_raw(kind: &str, field: &'static str, bytes: &[u8], want: Shape) -> Result<(), FrameError> {
-    let value = codec::decode_field(bytes)?;
+    let value =
+        codec::decode_field(bytes).map_err(|error| FrameError::BadField { field, error })?;
     // The server takes keyword arguments by name only.
     if let Value::Map(pairs) = &value {
         if field == "kwargs" {
@@ -421,6 +431,20 @@ fn put_raw(
         raw.write_to(buf);
     }
     check_raw(kind, field, &buf[at..], want)
+}
+
+/// The frame kept in `slot`, if a frame of about `need` bytes is worth
+/// building in it (its capacity at least half of `need` and at most four
+/// times it); else an empty buffer, and the kept frame stays. Sessions and
+/// executors share this rule for reusing written frames.
+pub(crate) fn spare_for(slot: &mut Option<Vec<u8>>, need: usize) -> Vec<u8> {
+    match slot.take() {
+        Some(v) if v.capacity() >= need / 2 && v.capacity() / 4 <= need => v,
+        other => {
+            *slot = other;
+            Vec::new()
+        }
+    }
 }
 
 /// `spare` emptied, with room for `cap` bytes: a frame built in a buffer an

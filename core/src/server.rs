@@ -199,13 +199,7 @@ impl<E: Executor> ServerSession<E> {
         let id = frame.id;
         // The kept frame, if this response is about its size.
         let need = message::response_capacity(&frame.response);
-        let spare = match self.spare.take() {
-            Some(v) if v.capacity() >= need / 2 && v.capacity() / 4 <= need => v,
-            other => {
-                self.spare = other;
-                Vec::new()
-            }
-        };
+        let spare = message::spare_for(&mut self.spare, need);
         match message::encode_response_owned_in(frame, self.extensions, spare) {
             Ok(bytes) => bytes,
             Err(e) => {

@@ -158,8 +158,7 @@ impl RawValue {
 
     /// As [`RawValue::copy_from_parts`], building the frame in `spare` (a
     /// frame written earlier, see [`Executor::recycle`](crate::Executor::recycle))
-    /// when its capacity fits the value and is at most four times what it
-    /// needs; else in a new buffer.
+    /// when it is about the size the value needs; else in a new buffer.
     pub fn copy_from_parts_into(
         parts: &[&[u8]],
         spare: Option<Vec<u8>>,
@@ -169,13 +168,11 @@ impl RawValue {
             .try_fold(0usize, |n, p| n.checked_add(p.len()))
             .ok_or(DecodeError::OutOfMemory(usize::MAX))?;
         let need = len.saturating_add(Self::FRAME_ROOM + 12);
-        let mut v = match spare {
-            Some(mut v) if v.capacity() >= need && v.capacity() / 4 <= need => {
-                v.clear();
-                v
-            }
-            _ => frame_buffer(len)?,
-        };
+        let mut v = crate::message::spare_for(&mut { spare }, need);
+        v.clear();
+        if v.try_reserve_exact(need).is_err() {
+            return Err(DecodeError::OutOfMemory(need));
+        }
         v.resize(Self::FRAME_ROOM, 0);
         for part in parts {
             v.extend_from_slice(part);

@@ -94,21 +94,15 @@ fn send(c: &srpc_client, call: &Outgoing<'_>) -> Result<(Response, Option<RawVal
 /// Send what `call` asks for without waiting: its request id, or with
 /// `pipelined` its promise.
 fn send_only(c: &srpc_client, call: &Outgoing<'_>, pipelined: bool) -> Result<u64, FfiError> {
-    let raw_err = |r: &simplerpc_core::RawRequest<'_>, e: Error| match e {
-        Error::InvalidRequest(e) => refused(r, e),
+    let raw_err = |e: Error| match e {
+        Error::InvalidRequest(e) => refused(e),
         other => ws_error(other),
     };
     Ok(match (call, pipelined) {
         (Outgoing::Request(r), false) => c.0.send(r).map_err(ws_error)?.0,
-        (Outgoing::Raw(f), false) => {
-            let r = f.request();
-            c.0.send_raw(&r).map_err(|e| raw_err(&r, e))?.0
-        }
+        (Outgoing::Raw(f), false) => c.0.send_raw(&f.request()).map_err(raw_err)?.0,
         (Outgoing::Request(r), true) => c.0.send_pipelined(r).map_err(ws_error)?.0,
-        (Outgoing::Raw(f), true) => {
-            let r = f.request();
-            c.0.send_raw_pipelined(&r).map_err(|e| raw_err(&r, e))?.0
-        }
+        (Outgoing::Raw(f), true) => c.0.send_raw_pipelined(&f.request()).map_err(raw_err)?.0,
     })
 }
 

@@ -108,10 +108,7 @@ pub unsafe extern "C" fn srpc_client_session_send(
         // SAFETY: the srpc_call's fields are valid per the caller's contract.
         let (id, frame) = match unsafe { call.to_outgoing()? } {
             Outgoing::Request(r) => s.0.send(&r).map_err(|e| FfiError::invalid(e.to_string()))?,
-            Outgoing::Raw(f) => {
-                let r = f.request();
-                s.0.send_raw(&r).map_err(|e| refused(&r, e))?
-            }
+            Outgoing::Raw(f) => s.0.send_raw(&f.request()).map_err(refused)?,
         };
         *fo = srpc_buf::from_vec(frame);
         *io = id.0;
@@ -247,13 +244,10 @@ pub unsafe extern "C" fn srpc_client_session_send_pipelined(
         // SAFETY: the srpc_call's fields are valid per the caller's contract.
         let (_, promise, frame) = match unsafe { call.to_outgoing()? } {
             Outgoing::Request(r) => s.0.send_pipelined(&r).map_err(client_error)?,
-            Outgoing::Raw(f) => {
-                let r = f.request();
-                s.0.send_raw_pipelined(&r).map_err(|e| match e {
-                    ClientError::Frame(e) => refused(&r, e),
-                    other => client_error(other),
-                })?
-            }
+            Outgoing::Raw(f) => s.0.send_raw_pipelined(&f.request()).map_err(|e| match e {
+                ClientError::Frame(e) => refused(e),
+                other => client_error(other),
+            })?,
         };
         *fo = srpc_buf::from_vec(frame);
         *po = promise.0;

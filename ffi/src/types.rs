@@ -409,10 +409,12 @@ pub enum RawFields<'a> {
         path: &'a str,
         /// the object
         obj_id: Option<ObjId>,
-        /// the positional arguments, in one buffer or in parts
-        args: Vec<&'a [u8]>,
+        /// the positional arguments, when they came in one buffer
+        args: &'a [u8],
         /// the keyword arguments
         kwargs: &'a [u8],
+        /// the positional arguments, when they came in parts
+        parts: Vec<&'a [u8]>,
     },
     /// getitem
     GetItem {
@@ -432,13 +434,14 @@ impl RawFields<'_> {
                 obj_id,
                 args,
                 kwargs,
+                parts,
             } => RawRequest::Call {
                 path,
                 obj_id: *obj_id,
-                args: match args.as_slice() {
-                    [] => Raw::One(&[]),
-                    [one] => Raw::One(one),
-                    parts => Raw::Parts(parts),
+                args: if parts.is_empty() {
+                    Raw::One(args)
+                } else {
+                    Raw::Parts(parts)
                 },
                 kwargs: Raw::One(kwargs),
             },
@@ -473,21 +476,24 @@ impl srpc_call {
                 attr: name()?,
             },
             srpc_call_kind::SrpcCallKindCall => {
-                let args = if self.args_parts.is_null() {
+                // A call's args in one buffer need no list (no allocation
+                // on the common path); parts are gathered once here.
+                let mut parts = Vec::new();
+                let args: &[u8] = if self.args_parts.is_null() {
                     // SAFETY: `args` is valid for its length, for as long as
                     // the result is used (the caller's contract).
-                    vec![unsafe { self.args.as_bytes("args")? }]
+                    unsafe { self.args.as_bytes("args")? }
                 } else {
                     // SAFETY: `args_parts` points to `args_parts_len` slices
                     // (the caller's contract).
-                    let parts =
+                    let slices =
                         unsafe { raw_parts(self.args_parts, self.args_parts_len, "args_parts")? };
-                    let mut args = Vec::with_capacity(parts.len());
-                    for p in parts {
+                    parts.reserve(slices.len());
+                    for p in slices {
                         // SAFETY: each part is valid for its length (the caller's contract).
-                        args.push(unsafe { p.as_bytes("args_parts")? });
+                        parts.push(unsafe { p.as_bytes("args_parts")? });
                     }
-                    args
+                    &[]
                 };
                 return Ok(Outgoing::Raw(RawFields::Call {
                     // SAFETY: `path` is valid for its length (the caller's contract).
@@ -496,6 +502,7 @@ impl srpc_call {
                     args,
                     // SAFETY: as for `args`.
                     kwargs: unsafe { self.kwargs.as_bytes("kwargs")? },
+                    parts,
                 }));
             }
             srpc_call_kind::SrpcCallKindGetItem => {
@@ -525,27 +532,9 @@ impl srpc_call {
     }
 }
 
-/// The error for msgpack fields core refused to put in a frame, naming the
-/// field (core's message says "frame" for bytes that are only one field).
-pub fn refused(r: &RawRequest<'_>, e: FrameError) -> FfiError {
-    let FrameError::Decode(_) = e else {
-        return FfiError::invalid(e.to_string());
-    };
-    fn one<'a>(raw: Raw<'a>) -> &'a [u8] {
-        raw.as_one().unwrap_or(&[])
-    }
-    let fields: &[(&str, &[u8])] = match *r {
-        RawRequest::Call { args, kwargs, .. } => &[("args", one(args)), ("kwargs", one(kwargs))],
-        RawRequest::GetItem { key, .. } => &[("key", one(key))],
-    };
-    for (name, bytes) in fields {
-        if bytes.is_empty() {
-            continue;
-        }
-        if let Err(d) = codec::validate(bytes) {
-            return FfiError::invalid(format!("{name} is not valid msgpack: {d}"));
-        }
-    }
+/// The error for msgpack fields core refused to put in a frame (core's
+/// message names the field).
+pub fn refused(e: FrameError) -> FfiError {
     FfiError::invalid(e.to_string())
 }
 

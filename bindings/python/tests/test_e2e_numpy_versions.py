@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any, Dict, Iterator
 
 import numpy as np
@@ -223,3 +224,39 @@ def test_np1_client_against_this_server(np1_python: str, server: Any, arrays: An
     per_dtype = len(SHAPES) * 3 + 2
     assert out["checked"] == len(arrays.dtypes) * per_dtype + len(SCALARS)
     assert out["patched_numpy"] == ["numpy", [[1, 2], [4, 5]], np.__version__]
+
+
+# ------------------------------------------------ the README's own-venv example, as printed
+
+EXAMPLE_DIR = Path(__file__).resolve().parents[3] / "examples" / "python"
+
+
+def test_readme_simulator_in_its_own_venv(np1_python: str, start_server: Any) -> None:
+    """The README's "Run your simulator in its own venv" section, run as it
+    says: the server in the numpy<2 venv started in the directory holding
+    toy_sim.py, the policy loop (examples/python/policy.py, shown verbatim in
+    the README) in this numpy>=2 venv with the server's exports."""
+    readme = (EXAMPLE_DIR.parents[1] / "README.md").read_text()
+    for name in ("policy.py", "toy_sim.py"):
+        assert (EXAMPLE_DIR / name).exists(), name
+    policy = (EXAMPLE_DIR / "policy.py").read_text()
+    body = policy.split('"""', 2)[2].strip()  # the code after the docstring
+    assert body in readme, "the README's policy loop differs from examples/python/policy.py: copy it over"
+    argv = start_server.simplerpc_argv(np1_python)
+    with start_server(argv, cwd=str(EXAMPLE_DIR)) as srv:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SIMPLERPC_")}
+        env.update(SIMPLERPC_HOST=srv.host, SIMPLERPC_PORT=str(srv.port), SIMPLERPC_TOKEN=srv.token)
+        run = subprocess.run(
+            [sys.executable, str(EXAMPLE_DIR / "policy.py")],
+            env=env,
+            cwd=str(EXAMPLE_DIR.parent),  # not the example's directory: toy_sim must come from the server
+            capture_output=True,
+            text=True,
+            timeout=SUBPROCESS_TIMEOUT,
+        )
+    assert run.returncode == 0, f"policy.py failed:\n{run.stdout}\n{run.stderr}"
+    first, last = run.stdout.strip().splitlines()
+    assert first == f"policy numpy {np.__version__}, simulator numpy {first.rsplit(' ', 1)[1]}", first
+    assert int(first.rsplit(" ", 1)[1].split(".")[0]) == 1, first
+    # The game is deterministic (seed 1) and the policy catches every ball.
+    assert last == "35 episodes, return +35, last obs (84, 84, 3) uint8", last

@@ -1,0 +1,232 @@
+//! The framing: a hello line each way, then length-prefixed frames.
+
+use std::io::{self, IoSlice, Read, Write};
+
+use bytes::Bytes;
+
+use crate::error::Error;
+
+/// The first word of each hello line: the protocol and its version.
+pub const MAGIC: &str = "simplerpc-stream/1";
+/// The most bytes a hello line may take, its newline included.
+pub const HELLO_MAX: usize = 256;
+/// The bytes of each frame's length prefix (an unsigned little-endian integer).
+pub const PREFIX: usize = 8;
+
+/// Write one hello line: the magic word and an extension list.
+pub(crate) fn write_hello(stream: &mut impl Write, extensions: &str) -> io::Result<()> {
+    let line = format!("{MAGIC} {extensions}\n");
+    stream.write_all(line.as_bytes())?;
+    stream.flush()
+}
+
+/// Read the peer's hello line and return what follows the magic word.
+/// Reads one byte at a time so that no byte of the first frame is taken.
+pub(crate) fn read_hello(stream: &mut impl Read, peer: &str) -> Result<String, Error> {
+    let mut line = Vec::with_capacity(64);
+    let mut byte = [0u8; 1];
+    loop {
+        match stream.read(&mut byte) {
+            Ok(0) => {
+                return Err(Error::Handshake(format!(
+                    "the {peer} closed the stream before its hello line{}",
+                    if line.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (it sent {:?})", String::from_utf8_lossy(&line))
+                    }
+                )))
+            }
+            Ok(_) if byte[0] == b'\n' => break,
+            Ok(_) => {
+                line.push(byte[0]);
+                if line.len() >= HELLO_MAX {
+                    return Err(bad_hello(peer, &line));
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::Io(e)),
+        }
+    }
+    let text = std::str::from_utf8(&line).map_err(|_| bad_hello(peer, &line))?;
+    match text.split_once(' ') {
+        Some((MAGIC, rest)) => Ok(rest.trim().to_owned()),
+        None if text == MAGIC => Ok(String::new()),
+        _ => Err(bad_hello(peer, &line)),
+    }
+}
+
+fn bad_hello(peer: &str, line: &[u8]) -> Error {
+    let shown: String = String::from_utf8_lossy(line).chars().take(80).collect();
+    Error::Handshake(format!(
+        "the {peer} does not speak {MAGIC}: its first line was {shown:?}; are both ends \
+         simplerpc of the same protocol version, and is this the right file descriptor?"
+    ))
+}
+
+/// Write one frame: its length, then its bytes, with vectored writes (the
+/// frame is not copied behind a prefix). `on_stall` runs whenever the
+/// socket times out without taking anything (the write timeout); an error
+/// from it ends the write.
+pub(crate) fn write_frame<W: Write>(
+    stream: &mut W,
+    frame: &[u8],
+    mut on_stall: impl FnMut(&mut W) -> io::Result<()>,
+) -> io::Result<()> {
+    let head = (frame.len() as u64).to_le_bytes();
+    let mut done = 0usize;
+    let total = PREFIX + frame.len();
+    while done < total {
+        let result = if done < PREFIX {
+            stream.write_vectored(&[IoSlice::new(&head[done..]), IoSlice::new(frame)])
+        } else {
+            stream.write(&frame[done - PREFIX..])
+        };
+        match result {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "the peer takes no more bytes",
+                ))
+            }
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if crate::socket::is_retry(&e) => on_stall(stream)?,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Why a frame could not be read.
+#[derive(Debug)]
+pub(crate) enum ReadError {
+    /// Not now: a timeout, a signal. What was read so far is kept; read again.
+    Retry(io::Error),
+    /// The stream ended; `mid_frame` if it ended inside a frame.
+    Eof { mid_frame: bool },
+    /// The length prefix is over the limit, or zero.
+    Refused(Error),
+    /// The stream failed.
+    Io(io::Error),
+}
+
+/// Reads frames, resuming where a timeout or a signal left it.
+#[derive(Debug)]
+pub(crate) struct FrameReader {
+    head: [u8; PREFIX],
+    head_len: usize,
+    /// The frame being read, allocated at its exact size once the prefix is in.
+    body: Option<Vec<u8>>,
+    filled: usize,
+    max: usize,
+}
+
+impl FrameReader {
+    pub(crate) fn new(max: usize) -> FrameReader {
+        FrameReader {
+            head: [0; PREFIX],
+            head_len: 0,
+            body: None,
+            filled: 0,
+            max,
+        }
+    }
+
+    /// Whether part of a frame has been read.
+    pub(crate) fn mid_frame(&self) -> bool {
+        self.head_len > 0
+    }
+
+    /// Read until one whole frame is in.
+    pub(crate) fn read(&mut self, stream: &mut impl Read) -> Result<Bytes, ReadError> {
+        while self.head_len < PREFIX {
+            let n = self.fill(stream, None)?;
+            self.head_len += n;
+        }
+        if self.body.is_none() {
+            let len = u64::from_le_bytes(self.head);
+            if len == 0 {
+                return Err(ReadError::Refused(Error::Framing(
+                    "a frame of length 0 (not a simplerpc message)".into(),
+                )));
+            }
+            if len > self.max as u64 {
+                return Err(ReadError::Refused(Error::TooLarge {
+                    size: len,
+                    limit: self.max,
+                }));
+            }
+            // Exact size; zeroed memory of this size comes from the OS as
+            // fresh pages, so the zeroing costs nothing but the touch.
+            self.body = Some(vec![0u8; len as usize]);
+            self.filled = 0;
+        }
+        loop {
+            let len = self.body.as_ref().map_or(0, Vec::len);
+            if self.filled == len {
+                break;
+            }
+            let n = self.fill(stream, Some(()))?;
+            self.filled += n;
+        }
+        self.head_len = 0;
+        self.filled = 0;
+        Ok(Bytes::from(self.body.take().unwrap_or_default()))
+    }
+
+    /// One read into the prefix (`body: None`) or the body.
+    fn fill(&mut self, stream: &mut impl Read, body: Option<()>) -> Result<usize, ReadError> {
+        let buf = match body {
+            None => &mut self.head[self.head_len..],
+            Some(()) => match self.body.as_mut() {
+                Some(b) => &mut b[self.filled..],
+                None => return Ok(0),
+            },
+        };
+        match stream.read(buf) {
+            Ok(0) => Err(ReadError::Eof {
+                mid_frame: self.head_len > 0,
+            }),
+            Ok(n) => Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted || crate::socket::is_retry(&e) => {
+                Err(ReadError::Retry(e))
+            }
+            Err(e) => Err(ReadError::Io(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_frame_round_trips_and_a_long_one_is_refused_unallocated() {
+        let mut out = Vec::new();
+        write_frame(&mut out, b"hello", |_| Ok(())).unwrap();
+        assert_eq!(&out[..8], &5u64.to_le_bytes());
+        let mut r = FrameReader::new(16);
+        assert_eq!(&r.read(&mut &out[..]).unwrap()[..], b"hello");
+        let huge = u64::MAX.to_le_bytes();
+        let mut r = FrameReader::new(16);
+        match r.read(&mut &huge[..]) {
+            Err(ReadError::Refused(Error::TooLarge { size, limit })) => {
+                assert_eq!((size, limit), (u64::MAX, 16));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(r.body.is_none());
+    }
+
+    #[test]
+    fn a_wrong_hello_names_what_came() {
+        let e = read_hello(&mut &b"GET / HTTP/1.1\r\n"[..], "server").unwrap_err();
+        assert!(e.to_string().contains("GET / HTTP"), "{e}");
+        let ok = read_hello(
+            &mut &b"simplerpc-stream/1 release, promise\nXX"[..],
+            "server",
+        );
+        assert_eq!(ok.unwrap(), "release, promise");
+    }
+}

@@ -662,6 +662,23 @@ typedef struct srpc_executor {
   srpc_free_fn free_userdata;
 } srpc_executor;
 
+/*
+ Limits of a stream server or client. Zero fields take the defaults.
+ */
+typedef struct srpc_stream_config {
+  /*
+   Largest message accepted, in bytes; 0 means the default (2 GiB). A
+   longer one announced by the peer ends the connection, nothing
+   allocated for it.
+   */
+  uint64_t max_message_size;
+  /*
+   Server only: most objects the client may hold at once; 0 means the
+   default (1,000,000).
+   */
+  uint64_t max_objects;
+} srpc_stream_config;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -752,7 +769,9 @@ srpc_status srpc_client_set_interruptible(const struct srpc_client *client, bool
  fails with SRPC_STATUS_ERR_TIMEOUT saying the server is frozen or
  unreachable, and the connection is closed. A healthy server answers
  pings during the longest call. Not applied to a stock simplerpyc
- server, which cannot answer pings during a call.
+ server, which cannot answer pings during a call, nor to a stream
+ connection (srpc_client_connect_fd()), which has no pings: a server that
+ dies closes the stream.
 
  # Safety
  `client` is live.
@@ -938,7 +957,8 @@ uint32_t srpc_client_extensions(const struct srpc_client *client);
  and free the client. NULL does nothing.
 
  # Safety
- `client` is NULL or from srpc_client_connect() and not yet freed.
+ `client` is NULL or from srpc_client_connect() or
+ srpc_client_connect_fd() and not yet freed.
  */
 void srpc_client_free(struct srpc_client *client);
 
@@ -1361,6 +1381,50 @@ size_t srpc_server_session_live_objects(const struct srpc_server_session *sessio
  `session` is NULL or from srpc_server_session_new() and not yet freed.
  */
 void srpc_server_session_free(struct srpc_server_session *session);
+
+/*
+ Serve one client over the connected socket `fd` on the calling thread,
+ with one session of `executor`, until the client closes its end: then
+ SRPC_STATUS_OK. A socket that fails, or a peer that breaks the
+ protocol (a wrong hello, an oversized message), returns
+ SRPC_STATUS_ERR_IO or SRPC_STATUS_ERR_PROTOCOL with the reason in
+ srpc_last_error_message(). The executor's callbacks run on the calling
+ thread; an open callback that fails makes every call answer with its
+ error (as srpc_server_start() does); the session is closed, and the userdata freed (by
+ `free_userdata`), before this returns. `config` may be NULL (defaults).
+
+ `fd` is taken over and closed on return, in every case. To end the
+ service early from another thread, `shutdown(fd, SHUT_RDWR)`: it
+ returns once the call running then (if any) is done.
+
+ # Safety
+ `config` is NULL or valid; `executor` points to a valid struct; `fd` is
+ an open descriptor the caller owns and does not use or close afterwards.
+ */
+srpc_status srpc_server_serve_fd(const struct srpc_stream_config *config,
+                                 const struct srpc_executor *executor,
+                                 int fd);
+
+/*
+ Connect over the connected socket `fd` whose other end a stream server
+ serves (srpc_server_serve_fd(), `python -m simplerpc.server --fd N`):
+ say hello, offering every extension, and read the server's answer.
+ `config` may be NULL (defaults; `max_objects` is not used). Every
+ srpc_client_* function works on the client; srpc_client_set_liveness()
+ does nothing (a server that dies closes the stream). A server that does
+ not answer the hello as one (a wrong descriptor) returns
+ SRPC_STATUS_ERR_PROTOCOL naming what it sent. Free with srpc_client_free().
+
+ `fd` is taken over in every case (closed on failure, and by
+ srpc_client_free()).
+
+ # Safety
+ `config` is NULL or valid; `fd` is an open descriptor the caller owns and
+ does not use or close afterwards; `client_out` is valid.
+ */
+srpc_status srpc_client_connect_fd(const struct srpc_stream_config *config,
+                                   int fd,
+                                   struct srpc_client **client_out);
 
 /*
  The path trail of an object, as every simplerpc client writes it

@@ -2,7 +2,8 @@
 # Build the C examples against libsimplerpc, check the header compiles as
 # C11 and C++17 with warnings as errors, and run under valgrind (no leaks, no
 # invalid reads or writes) the socketpair example and the C WebSocket client
-# (tests/c/ws_client.c) against the C matrix server. The WebSocket C server is
+# (tests/c/ws_client.c) against the C matrix server, and the stream transport
+# over a socketpair (tests/c/stream_fd.c). The WebSocket C server is
 # also driven by real clients in tests/interop.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,6 +18,7 @@ gcc "${cflags[@]}" examples/c/pipe_session.c examples/c/matrix_executor.c "${lin
 gcc "${cflags[@]}" examples/c/matrix_server.c examples/c/matrix_executor.c "${link[@]}" -o "$out/matrix_server"
 gcc "${cflags[@]}" tests/c/faulty_server.c "${link[@]}" -o "$out/faulty_server"
 gcc "${cflags[@]}" tests/c/ws_client.c "${link[@]}" -o "$out/ws_client"
+gcc "${cflags[@]}" tests/c/stream_fd.c examples/c/matrix_executor.c "${link[@]}" -o "$out/stream_fd"
 # The static library links too.
 gcc "${cflags[@]}" examples/c/pipe_session.c examples/c/matrix_executor.c "$lib/libsimplerpc.a" -lpthread -ldl -lm -o "$out/pipe_session_static"
 # The C host shown in the README compiles and links.
@@ -42,6 +44,8 @@ fi
 vg=(valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect
   --error-exitcode=9)
 "${vg[@]}" --trace-children=yes "$out/pipe_session"
+# The stream transport over a socketpair: server thread and client.
+timeout 300 "${vg[@]}" "$out/stream_fd"
 # The C client against the C server, each under valgrind: the server prints
 # "PORT n" and "TOKEN t", and stops cleanly when told "stop" on stdin.
 coproc server { exec "${vg[@]}" "$out/matrix_server"; }

@@ -1,8 +1,10 @@
-//! The WebSocket client.
+//! The client: over WebSocket (srpc_client_connect()) or over a stream
+//! socket (srpc_client_connect_fd(), see [`crate::stream`]); every other
+//! srpc_client_* function works on both.
 
 use std::time::Duration;
 
-use simplerpc_core::{ObjId, RawValue, Request, RequestId, Response};
+use simplerpc_core::{ObjId, RawRequest, RawValue, RemoteError, Request, RequestId, Response};
 use simplerpc_ws::{Client, ClientConfig, Error};
 
 use crate::error::{
@@ -16,7 +18,94 @@ use crate::types::{
 
 /// A connection to a server. Opaque. May be used from several threads; its
 /// calls are serialised.
-pub struct srpc_client(Client);
+pub struct srpc_client(pub(crate) Transport);
+
+/// The connection under an srpc_client.
+pub(crate) enum Transport {
+    Ws(Client),
+    Stream(simplerpc_stream::Client),
+}
+
+/// Run `$e` on whichever client `$t` holds, as `$c`.
+macro_rules! both {
+    ($t:expr, $c:ident => $e:expr) => {
+        match $t {
+            Transport::Ws($c) => $e,
+            Transport::Stream($c) => $e,
+        }
+    };
+}
+
+impl Transport {
+    fn send(&self, r: &Request) -> Result<RequestId, FfiError> {
+        both!(self, c => c.send(r).map_err(FfiError::from))
+    }
+    fn send_raw(&self, r: &RawRequest<'_>) -> Result<RequestId, FfiError> {
+        match self {
+            Transport::Ws(c) => c.send_raw(r).map_err(|e| match e {
+                Error::InvalidRequest(e) => refused(e),
+                other => ws_error(other),
+            }),
+            Transport::Stream(c) => c.send_raw(r).map_err(|e| match e {
+                simplerpc_stream::Error::InvalidRequest(e) => refused(e),
+                other => crate::stream::stream_error(other),
+            }),
+        }
+    }
+    fn send_pipelined(&self, r: &Request) -> Result<ObjId, FfiError> {
+        both!(self, c => c.send_pipelined(r).map_err(FfiError::from))
+    }
+    fn send_raw_pipelined(&self, r: &RawRequest<'_>) -> Result<ObjId, FfiError> {
+        both!(self, c => c.send_raw_pipelined(r).map_err(FfiError::from))
+    }
+    /// The answer, or the error (SRPC_STATUS_INTERRUPTED when a signal ended the wait).
+    fn wait(&self, id: RequestId) -> Result<(Response, Option<RawValue>), FfiError> {
+        both!(self, c => c.wait(id).map_err(FfiError::from))
+    }
+    fn abandon(&self, id: RequestId) {
+        both!(self, c => c.abandon(id))
+    }
+    fn take_failure(&self) -> Option<(RequestId, RemoteError)> {
+        both!(self, c => c.take_failure())
+    }
+    fn set_interruptible(&self, on: bool) {
+        both!(self, c => c.set_interruptible(on))
+    }
+    fn set_liveness(&self, ping: Duration, dead: Option<Duration>) {
+        match self {
+            Transport::Ws(c) => c.set_liveness(ping, dead),
+            // No pings: a server that dies closes the stream.
+            Transport::Stream(_) => {}
+        }
+    }
+    fn set_timeout(&self, t: Option<Duration>) {
+        both!(self, c => c.set_timeout(t))
+    }
+    fn max_message_size(&self) -> usize {
+        both!(self, c => c.max_message_size())
+    }
+    fn round_trips(&self) -> u64 {
+        both!(self, c => c.round_trips())
+    }
+    fn promises(&self) -> bool {
+        both!(self, c => c.promises())
+    }
+    fn extensions(&self) -> simplerpc_core::Extensions {
+        both!(self, c => c.extensions())
+    }
+    fn release(&self, id: ObjId) {
+        both!(self, c => c.release(id))
+    }
+    fn close(&self) {
+        both!(self, c => c.close())
+    }
+}
+
+impl From<Error> for FfiError {
+    fn from(e: Error) -> FfiError {
+        ws_error(e)
+    }
+}
 
 fn ws_error(e: Error) -> FfiError {
     let status = match &e {
@@ -70,7 +159,7 @@ pub unsafe extern "C" fn srpc_client_connect(
             cfg.token = None;
         }
         let c = Client::connect(&cfg).map_err(ws_error)?;
-        *o = Box::into_raw(Box::new(srpc_client(c)));
+        *o = Box::into_raw(Box::new(srpc_client(Transport::Ws(c))));
         Ok(())
     })
 }
@@ -83,26 +172,22 @@ fn send(c: &srpc_client, call: &Outgoing<'_>) -> Result<(Response, Option<RawVal
         Ok(answer) => Ok(answer),
         // No way to hand the id back from here: give the request up (its
         // answer is dropped and its object released when it comes).
-        Err(Error::Interrupted) => {
+        Err(e) if e.status == crate::error::SrpcStatusInterrupted => {
             c.0.abandon(id);
-            Err(ws_error(Error::Interrupted))
+            Err(e)
         }
-        Err(e) => Err(ws_error(e)),
+        Err(e) => Err(e),
     }
 }
 
 /// Send what `call` asks for without waiting: its request id, or with
 /// `pipelined` its promise.
 fn send_only(c: &srpc_client, call: &Outgoing<'_>, pipelined: bool) -> Result<u64, FfiError> {
-    let raw_err = |e: Error| match e {
-        Error::InvalidRequest(e) => refused(e),
-        other => ws_error(other),
-    };
     Ok(match (call, pipelined) {
-        (Outgoing::Request(r), false) => c.0.send(r).map_err(ws_error)?.0,
-        (Outgoing::Raw(f), false) => c.0.send_raw(&f.request()).map_err(raw_err)?.0,
-        (Outgoing::Request(r), true) => c.0.send_pipelined(r).map_err(ws_error)?.0,
-        (Outgoing::Raw(f), true) => c.0.send_raw_pipelined(&f.request()).map_err(raw_err)?.0,
+        (Outgoing::Request(r), false) => c.0.send(r)?.0,
+        (Outgoing::Raw(f), false) => c.0.send_raw(&f.request())?.0,
+        (Outgoing::Request(r), true) => c.0.send_pipelined(r)?.0,
+        (Outgoing::Raw(f), true) => c.0.send_raw_pipelined(&f.request())?.0,
     })
 }
 
@@ -200,12 +285,12 @@ pub unsafe extern "C" fn srpc_client_wait(
         }
         let (resp, raw) = match c.0.wait(RequestId(request)) {
             Ok(answer) => answer,
-            Err(Error::Interrupted) => {
+            Err(e) if e.status == crate::error::SrpcStatusInterrupted => {
                 // SAFETY: non-NULL and valid for writing (the caller's contract).
                 unsafe { response.write(interrupted_response(request)) };
-                return Err(ws_error(Error::Interrupted));
+                return Err(e);
             }
-            Err(e) => return Err(ws_error(e)),
+            Err(e) => return Err(e),
         };
         // SAFETY: non-NULL and valid for writing (the caller's contract).
         unsafe { fill_response(request, resp, raw, response) }
@@ -246,7 +331,9 @@ pub unsafe extern "C" fn srpc_client_set_interruptible(
 /// fails with SRPC_STATUS_ERR_TIMEOUT saying the server is frozen or
 /// unreachable, and the connection is closed. A healthy server answers
 /// pings during the longest call. Not applied to a stock simplerpyc
-/// server, which cannot answer pings during a call.
+/// server, which cannot answer pings during a call, nor to a stream
+/// connection (srpc_client_connect_fd()), which has no pings: a server that
+/// dies closes the stream.
 ///
 /// # Safety
 /// `client` is live.
@@ -370,12 +457,12 @@ pub unsafe extern "C" fn srpc_client_request(
         unsafe { std::ptr::addr_of_mut!((*response).request_id).write(id) };
         let (resp, raw) = match c.0.wait(RequestId(id)) {
             Ok(answer) => answer,
-            Err(Error::Interrupted) => {
+            Err(e) if e.status == crate::error::SrpcStatusInterrupted => {
                 // SAFETY: non-NULL and valid for writing (the caller's contract).
                 unsafe { response.write(interrupted_response(id)) };
-                return Err(ws_error(Error::Interrupted));
+                return Err(e);
             }
-            Err(e) => return Err(ws_error(e)),
+            Err(e) => return Err(e),
         };
         // SAFETY: non-NULL and valid for writing (the caller's contract).
         unsafe { fill_response(id, resp, raw, response) }
@@ -662,7 +749,8 @@ pub unsafe extern "C" fn srpc_client_extensions(client: *const srpc_client) -> u
 /// and free the client. NULL does nothing.
 ///
 /// # Safety
-/// `client` is NULL or from srpc_client_connect() and not yet freed.
+/// `client` is NULL or from srpc_client_connect() or
+/// srpc_client_connect_fd() and not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn srpc_client_free(client: *mut srpc_client) {
     if client.is_null() {

@@ -8,7 +8,9 @@
 //! - [`executor`]: an executor made of C callbacks (`srpc_executor`).
 //! - [`session`]: the sans-IO client and server sessions, for custom transports.
 //! - [`server`]: the WebSocket server running a C executor.
-//! - [`client`]: the WebSocket client.
+//! - [`client`]: the client (over WebSocket or a stream socket).
+//! - [`stream`]: the stream transport over a socket descriptor: serve one
+//!   client with a C executor, or connect a client.
 //! - [`trail`]: path trails and tuple keys as core decides them, for clients.
 //! - [`values`]: large bins taken out of a value, for hosts that decode msgpack.
 //!
@@ -25,6 +27,7 @@ pub mod executor;
 pub mod logging;
 pub mod server;
 pub mod session;
+pub mod stream;
 pub mod trail;
 pub mod types;
 pub mod values;

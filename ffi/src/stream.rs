@@ -1,0 +1,171 @@
+//! The stream transport: a server and a client over one connected socket
+//! given as a file descriptor (a socketpair's end, a socket a child process
+//! inherited). See the `simplerpc-stream` crate for the wire format: a
+//! hello line each way (the extensions, all offered and accepted by
+//! default), then frames behind an 8-byte little-endian length. No token:
+//! whoever holds the descriptor is the peer.
+//!
+//! On a host that has not ignored SIGPIPE, writing to a socket whose peer
+//! has closed raises SIGPIPE, which kills the process by default; Python
+//! and Rust programs ignore it, a C program should too
+//! (`signal(SIGPIPE, SIG_IGN)`). The library does not change it.
+
+use std::ffi::c_int;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+
+use simplerpc_stream::{Client, ClientConfig, Error, ServerConfig};
+
+use crate::client::{srpc_client, Transport};
+use crate::error::{
+    guard, srpc_status, FfiError, SrpcStatusErrClosed, SrpcStatusErrIo, SrpcStatusErrProtocol,
+    SrpcStatusErrTimeout,
+};
+use crate::executor::{srpc_executor, Callbacks};
+
+/// Limits of a stream server or client. Zero fields take the defaults.
+#[repr(C)]
+pub struct srpc_stream_config {
+    /// Largest message accepted, in bytes; 0 means the default (2 GiB). A
+    /// longer one announced by the peer ends the connection, nothing
+    /// allocated for it.
+    pub max_message_size: u64,
+    /// Server only: most objects the client may hold at once; 0 means the
+    /// default (1,000,000).
+    pub max_objects: u64,
+}
+
+/// The FfiError of a stream transport error.
+pub(crate) fn stream_error(e: Error) -> FfiError {
+    let status = match &e {
+        Error::Remote(r) => return FfiError::remote(r.clone()),
+        Error::Closed(_) => SrpcStatusErrClosed,
+        Error::Timeout(_) => SrpcStatusErrTimeout,
+        Error::Interrupted => crate::error::SrpcStatusInterrupted,
+        Error::Io(_) => SrpcStatusErrIo,
+        Error::Handshake(_) | Error::TooLarge { .. } | Error::Framing(_) | Error::Protocol(_) => {
+            SrpcStatusErrProtocol
+        }
+        Error::NoAnswer(_) => crate::error::SrpcStatusErrState,
+        _ => crate::error::SrpcStatusErrInvalidArgument,
+    };
+    FfiError::new(status, e.to_string())
+}
+
+impl From<Error> for FfiError {
+    fn from(e: Error) -> FfiError {
+        stream_error(e)
+    }
+}
+
+/// Take ownership of `fd` as a Unix stream socket.
+fn socket(fd: c_int) -> Result<UnixStream, FfiError> {
+    if fd < 0 {
+        return Err(FfiError::invalid(format!(
+            "fd {fd} is not a file descriptor"
+        )));
+    }
+    // SAFETY: the caller hands over an open descriptor it owns (the contract).
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    Ok(UnixStream::from(owned))
+}
+
+fn limits(config: *const srpc_stream_config) -> (usize, usize) {
+    let size = |n: u64, default: usize| {
+        if n == 0 {
+            default
+        } else {
+            usize::try_from(n).unwrap_or(usize::MAX)
+        }
+    };
+    // SAFETY: NULL or valid (the caller's contract).
+    match unsafe { config.as_ref() } {
+        None => (simplerpc_stream::DEFAULT_MAX_MESSAGE_SIZE, 1_000_000),
+        Some(c) => (
+            size(
+                c.max_message_size,
+                simplerpc_stream::DEFAULT_MAX_MESSAGE_SIZE,
+            ),
+            size(c.max_objects, 1_000_000),
+        ),
+    }
+}
+
+/// Serve one client over the connected socket `fd` on the calling thread,
+/// with one session of `executor`, until the client closes its end: then
+/// SRPC_STATUS_OK. A socket that fails, or a peer that breaks the
+/// protocol (a wrong hello, an oversized message), returns
+/// SRPC_STATUS_ERR_IO or SRPC_STATUS_ERR_PROTOCOL with the reason in
+/// srpc_last_error_message(). The executor's callbacks run on the calling
+/// thread; an open callback that fails makes every call answer with its
+/// error (as srpc_server_start() does); the session is closed, and the userdata freed (by
+/// `free_userdata`), before this returns. `config` may be NULL (defaults).
+///
+/// `fd` is taken over and closed on return, in every case. To end the
+/// service early from another thread, `shutdown(fd, SHUT_RDWR)`: it
+/// returns once the call running then (if any) is done.
+///
+/// # Safety
+/// `config` is NULL or valid; `executor` points to a valid struct; `fd` is
+/// an open descriptor the caller owns and does not use or close afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_server_serve_fd(
+    config: *const srpc_stream_config,
+    executor: *const srpc_executor,
+    fd: c_int,
+) -> srpc_status {
+    guard(|| {
+        let stream = socket(fd)?;
+        // SAFETY: NULL checked; otherwise a valid struct (documented).
+        let ex = unsafe { executor.as_ref() }.ok_or_else(|| FfiError::null("executor"))?;
+        let callbacks = Callbacks::new(ex)?;
+        let (max_message_size, max_objects) = limits(config);
+        let config = ServerConfig {
+            max_message_size,
+            max_objects,
+            ..ServerConfig::default()
+        };
+        let served =
+            simplerpc_stream::serve_with(stream, &config, |_| Ok(callbacks.open_or_refuse()));
+        served.map(drop).map_err(|e| match e {
+            Error::Io(io) => FfiError::new(SrpcStatusErrIo, format!("the stream failed: {io}")),
+            other => stream_error(other),
+        })
+    })
+}
+
+/// Connect over the connected socket `fd` whose other end a stream server
+/// serves (srpc_server_serve_fd(), `python -m simplerpc.server --fd N`):
+/// say hello, offering every extension, and read the server's answer.
+/// `config` may be NULL (defaults; `max_objects` is not used). Every
+/// srpc_client_* function works on the client; srpc_client_set_liveness()
+/// does nothing (a server that dies closes the stream). A server that does
+/// not answer the hello as one (a wrong descriptor) returns
+/// SRPC_STATUS_ERR_PROTOCOL naming what it sent. Free with srpc_client_free().
+///
+/// `fd` is taken over in every case (closed on failure, and by
+/// srpc_client_free()).
+///
+/// # Safety
+/// `config` is NULL or valid; `fd` is an open descriptor the caller owns and
+/// does not use or close afterwards; `client_out` is valid.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_client_connect_fd(
+    config: *const srpc_stream_config,
+    fd: c_int,
+    client_out: *mut *mut srpc_client,
+) -> srpc_status {
+    guard(|| {
+        let stream = socket(fd)?;
+        // SAFETY: NULL checked; otherwise valid.
+        let o = unsafe { client_out.as_mut() }.ok_or_else(|| FfiError::null("client_out"))?;
+        let (max_message_size, _) = limits(config);
+        let config = ClientConfig {
+            max_message_size,
+            ..ClientConfig::default()
+        };
+        let client = Client::connect(stream, &config).map_err(stream_error)?;
+        *o = Box::into_raw(Box::new(srpc_client(Transport::Stream(client))));
+        Ok(())
+    })
+}

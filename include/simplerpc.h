@@ -677,6 +677,13 @@ typedef struct srpc_stream_config {
    default (1,000,000).
    */
   uint64_t max_objects;
+  /*
+   Client only: milliseconds to wait for the server's hello (a child
+   process still starting); 0 means no limit. A server that does not
+   answer in time returns SRPC_STATUS_ERR_PROTOCOL. Requests have no
+   time limit unless srpc_client_set_timeout() sets one.
+   */
+  uint64_t hello_timeout_ms;
 } srpc_stream_config;
 
 #ifdef __cplusplus
@@ -1409,7 +1416,7 @@ srpc_status srpc_server_serve_fd(const struct srpc_stream_config *config,
  Connect over the connected socket `fd` whose other end a stream server
  serves (srpc_server_serve_fd(), `python -m simplerpc.server --fd N`):
  say hello, offering every extension, and read the server's answer.
- `config` may be NULL (defaults; `max_objects` is not used). Every
+ `config` may be NULL (defaults, no time limit; `max_objects` is not used). Every
  srpc_client_* function works on the client; srpc_client_set_liveness()
  does nothing (a server that dies closes the stream). A server that does
  not answer the hello as one (a wrong descriptor) returns

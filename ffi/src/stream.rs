@@ -33,6 +33,11 @@ pub struct srpc_stream_config {
     /// Server only: most objects the client may hold at once; 0 means the
     /// default (1,000,000).
     pub max_objects: u64,
+    /// Client only: milliseconds to wait for the server's hello (a child
+    /// process still starting); 0 means no limit. A server that does not
+    /// answer in time returns SRPC_STATUS_ERR_PROTOCOL. Requests have no
+    /// time limit unless srpc_client_set_timeout() sets one.
+    pub hello_timeout_ms: u64,
 }
 
 /// The FfiError of a stream transport error.
@@ -70,7 +75,7 @@ fn socket(fd: c_int) -> Result<UnixStream, FfiError> {
     Ok(UnixStream::from(owned))
 }
 
-fn limits(config: *const srpc_stream_config) -> (usize, usize) {
+fn limits(config: *const srpc_stream_config) -> (usize, usize, u64) {
     let size = |n: u64, default: usize| {
         if n == 0 {
             default
@@ -80,13 +85,14 @@ fn limits(config: *const srpc_stream_config) -> (usize, usize) {
     };
     // SAFETY: NULL or valid (the caller's contract).
     match unsafe { config.as_ref() } {
-        None => (simplerpc_stream::DEFAULT_MAX_MESSAGE_SIZE, 1_000_000),
+        None => (simplerpc_stream::DEFAULT_MAX_MESSAGE_SIZE, 1_000_000, 0),
         Some(c) => (
             size(
                 c.max_message_size,
                 simplerpc_stream::DEFAULT_MAX_MESSAGE_SIZE,
             ),
             size(c.max_objects, 1_000_000),
+            c.hello_timeout_ms,
         ),
     }
 }
@@ -119,7 +125,7 @@ pub unsafe extern "C" fn srpc_server_serve_fd(
         // SAFETY: NULL checked; otherwise a valid struct (documented).
         let ex = unsafe { executor.as_ref() }.ok_or_else(|| FfiError::null("executor"))?;
         let callbacks = Callbacks::new(ex)?;
-        let (max_message_size, max_objects) = limits(config);
+        let (max_message_size, max_objects, _) = limits(config);
         let config = ServerConfig {
             max_message_size,
             max_objects,
@@ -137,7 +143,7 @@ pub unsafe extern "C" fn srpc_server_serve_fd(
 /// Connect over the connected socket `fd` whose other end a stream server
 /// serves (srpc_server_serve_fd(), `python -m simplerpc.server --fd N`):
 /// say hello, offering every extension, and read the server's answer.
-/// `config` may be NULL (defaults; `max_objects` is not used). Every
+/// `config` may be NULL (defaults, no time limit; `max_objects` is not used). Every
 /// srpc_client_* function works on the client; srpc_client_set_liveness()
 /// does nothing (a server that dies closes the stream). A server that does
 /// not answer the hello as one (a wrong descriptor) returns
@@ -159,12 +165,15 @@ pub unsafe extern "C" fn srpc_client_connect_fd(
         let stream = socket(fd)?;
         // SAFETY: NULL checked; otherwise valid.
         let o = unsafe { client_out.as_mut() }.ok_or_else(|| FfiError::null("client_out"))?;
-        let (max_message_size, _) = limits(config);
+        let (max_message_size, _, hello_ms) = limits(config);
         let config = ClientConfig {
             max_message_size,
+            timeout: (hello_ms != 0).then(|| std::time::Duration::from_millis(hello_ms)),
             ..ClientConfig::default()
         };
         let client = Client::connect(stream, &config).map_err(stream_error)?;
+        // The hello's limit is not the requests'.
+        client.set_timeout(None);
         *o = Box::into_raw(Box::new(srpc_client(Transport::Stream(client))));
         Ok(())
     })

@@ -12,6 +12,7 @@ fetches a value. Compatible with the ``simplerpyc`` reference protocol.
 
 from ._client import Connection, connect, patch_module
 from ._proxy import RPCProxy, is_proxy, materialize
+from ._spawn import SpawnedConnection, gather, spawn
 from .errors import (
     AuthenticationError,
     ConnectionClosedError,
@@ -20,6 +21,7 @@ from .errors import (
     ProtocolError,
     RemoteException,
     RequestTimeoutError,
+    ServerProcessError,
     SimpleRPCError,
     UnknownObjectError,
 )
@@ -28,7 +30,10 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "connect",
+    "spawn",
+    "gather",
     "Connection",
+    "SpawnedConnection",
     "RPCProxy",
     "materialize",
     "is_proxy",
@@ -40,6 +45,7 @@ __all__ = [
     "ObjectLimitError",
     "ExecutorPanic",
     "ConnectionClosedError",
+    "ServerProcessError",
     "AuthenticationError",
     "RequestTimeoutError",
 ]

@@ -158,6 +158,15 @@ class Executor(Structure):
     ]
 
 
+class StreamConfig(Structure):
+    _c_type_ = "srpc_stream_config"
+    _fields_ = [
+        ("max_message_size", c_uint64),
+        ("max_objects", c_uint64),
+        ("hello_timeout_ms", c_uint64),
+    ]
+
+
 class ServerConfig(Structure):
     _c_type_ = "srpc_server_config"
     _fields_ = [
@@ -224,6 +233,8 @@ _client_abandon = _declare("srpc_client_abandon", c_uint32, c_void_p, c_uint64)
 _client_set_liveness = _declare("srpc_client_set_liveness", c_uint32, c_void_p, c_uint64, c_uint64)
 _client_extensions = _declare("srpc_client_extensions", c_uint32, c_void_p)
 _client_free = _declare("srpc_client_free", None, c_void_p)
+_client_connect_fd = _declare("srpc_client_connect_fd", c_uint32, POINTER(StreamConfig), ctypes.c_int, POINTER(c_void_p))
+_server_serve_fd = _declare("srpc_server_serve_fd", c_uint32, POINTER(StreamConfig), POINTER(Executor), ctypes.c_int)
 _server_start = _declare("srpc_server_start", c_uint32, POINTER(ServerConfig), POINTER(Executor), POINTER(c_void_p))
 _server_port = _declare("srpc_server_port", c_uint16, c_void_p)
 _server_token = _declare("srpc_server_token", c_void_p, c_void_p)
@@ -526,6 +537,33 @@ class NativeClient:
         if timeout is not None:
             _client_set_timeout(self._handle, max(1, int(timeout * 1000)))
 
+    @classmethod
+    def from_fd(cls, fd: int, *, hello_timeout: Optional[float] = None, timeout: Optional[float] = None, max_message_size: int = 0) -> "NativeClient":
+        """A client over the connected stream socket ``fd`` (taken over, closed
+        with the client), whose other end a stream server serves
+        (``python -m simplerpc.server --fd N``). ``hello_timeout``: seconds
+        to wait for the server's hello (None: no limit)."""
+        if timeout is not None and not timeout > 0:
+            raise ValueError(f"timeout must be a positive number of seconds or None, not {timeout!r}")
+        self = cls.__new__(cls)
+        self._handle = None
+        cfg = StreamConfig(max_message_size, 0, _ms(hello_timeout) if hello_timeout else 0)
+        handle = c_void_p()
+        st = _client_connect_fd(byref(cfg), fd, byref(handle))
+        if st != SRPC_STATUS_OK:
+            _raise(st)
+        self._handle = handle.value
+        _client_set_interruptible(self._handle, True)
+        if timeout is not None:
+            _client_set_timeout(self._handle, max(1, int(timeout * 1000)))
+        return self
+
+    def abandon(self, request: int) -> None:
+        """Give request ``request`` (from :meth:`send`) up: its answer is
+        dropped when it comes, an object it returns released. No I/O."""
+        if self._handle:
+            _client_abandon(self._handle, request)
+
     @property
     def extensions(self) -> int:
         """The negotiated extension bits (0 against a stock simplerpyc server)."""
@@ -786,7 +824,7 @@ class NativeServer:
     def __init__(
         self,
         host: str,
-        port: int,
+        port: Optional[int],
         token: Optional[str],
         make_executor: Callable[[], Any],
         describe_exception: Callable[[BaseException], Tuple[str, str, str, Optional[bytes]]],
@@ -816,6 +854,9 @@ class NativeServer:
             RELEASE_FN(self._on_release),
             FREE_FN(0),
         )
+        self._handle: Optional[int] = None
+        if port is None:  # a stream server: serve_fd() runs it
+            return
         ex = Executor(None, *self._callbacks)
         keep = _Keep()
         cfg = ServerConfig(
@@ -835,12 +876,33 @@ class NativeServer:
         st = _server_start(byref(cfg), byref(ex), byref(handle))
         if st != SRPC_STATUS_OK:
             _raise(st)
-        self._handle: Optional[int] = handle.value
+        self._handle = handle.value
         self.port = _server_port(self._handle)
         self.token = _cstr(_server_token(self._handle))
         # The server's threads call into Python: they must be stopped before
         # the interpreter shuts down, or a late callback crashes the process.
         atexit.register(self.close)
+
+    @classmethod
+    def serve_fd(
+        cls,
+        fd: int,
+        make_executor: Callable[[], Any],
+        describe_exception: Callable[[BaseException], Tuple[str, str, str, Optional[bytes]]],
+        *,
+        max_objects: int = 0,
+        max_message_size: int = 0,
+    ) -> None:
+        """Serve one client over the connected stream socket ``fd`` (taken
+        over and closed) on this thread until it closes its end; the calls
+        run on this thread. Raises what ended it otherwise (a broken stream,
+        a peer that is no simplerpc client)."""
+        server = cls("", None, None, make_executor, describe_exception)  # type: ignore[arg-type]
+        ex = Executor(None, *server._callbacks)
+        cfg = StreamConfig(max_message_size, max_objects, 0)
+        st = _server_serve_fd(byref(cfg), byref(ex), fd)
+        if st != SRPC_STATUS_OK:
+            _raise(st)
 
     def stop(self) -> None:
         """Stop accepting, end every session; returns once all have closed."""

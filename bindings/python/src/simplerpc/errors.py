@@ -17,6 +17,7 @@ __all__ = [
     "ObjectLimitError",
     "ExecutorPanic",
     "ConnectionClosedError",
+    "ServerProcessError",
     "AuthenticationError",
     "RequestTimeoutError",
     "RemoteException",
@@ -47,6 +48,18 @@ class ExecutorPanic(SimpleRPCError, RuntimeError):
 
 class ConnectionClosedError(SimpleRPCError, ConnectionError):
     """The connection is closed: it was disconnected, or the peer went away."""
+
+
+class ServerProcessError(ConnectionClosedError):
+    """The server process :func:`simplerpc.spawn` started has died, or could
+    not start serving. The message names its exit code or signal and ends
+    with the tail of its stderr; :attr:`returncode` (negative: killed by that
+    signal, None: still running) and :attr:`stderr_tail` hold them."""
+
+    def __init__(self, message: str, returncode: Optional[int] = None, stderr_tail: str = "") -> None:
+        super().__init__(message)
+        self.returncode = returncode
+        self.stderr_tail = stderr_tail
 
 
 class AuthenticationError(SimpleRPCError, ConnectionError):
@@ -101,6 +114,7 @@ for _cls in (
     ObjectLimitError,
     ExecutorPanic,
     ConnectionClosedError,
+    ServerProcessError,
     AuthenticationError,
     RequestTimeoutError,
     RemoteException,

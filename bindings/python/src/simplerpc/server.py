@@ -14,11 +14,12 @@ import os
 import signal
 import sys
 import threading
+import time
 from typing import Any, Callable, List, Optional
 
 from ._executor import PythonExecutor, describe_exception
 
-__all__ = ["serve", "main"]
+__all__ = ["serve", "serve_fd", "main"]
 
 log = logging.getLogger("simplerpc")
 
@@ -107,6 +108,76 @@ def serve(
         print("Server stopped.", flush=True)
 
 
+def serve_fd(fd: int, *, max_objects: int = DEFAULT_MAX_OBJECTS, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> None:
+    """Serve one client over the connected stream socket ``fd`` (the stream
+    transport: a socketpair's end, say) on this thread, until the client
+    closes its end. ``fd`` is taken over and closed. Prints nothing: the
+    channel is the socket, and stdout and stderr stay the program's own."""
+    from . import _native
+
+    _native.NativeServer.serve_fd(
+        fd,
+        PythonExecutor,
+        describe_exception,
+        max_objects=max_objects,
+        max_message_size=max_message_size,
+    )
+
+
+def _watch_parent(parent: int, pdeathsig: bool) -> None:
+    """For a child of :func:`simplerpc.spawn`: end this process when the
+    parent process ``parent`` is gone, even if it was killed (SIGKILL).
+
+    On Linux the kernel sends SIGKILL when the parent dies
+    (PR_SET_PDEATHSIG, set here, in the child, for the child only); a
+    thread also checks the parent id twice a second, which covers other
+    systems and a parent whose spawning thread ended (the kernel's signal
+    follows that thread, so spawn() asks for it only from the main thread).
+    The stream's end of file ends the service too, between calls."""
+    if pdeathsig and sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            PR_SET_PDEATHSIG = 1
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except Exception:  # no prctl: the thread below still watches
+            pass
+    if os.getppid() != parent:  # the parent died before the watch began
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="simplerpc-parent-watch", daemon=True).start()
+
+
+def _serve_spawned(fd: int, parent: Optional[int], pdeathsig: bool, max_objects: int, max_message_size: int) -> None:
+    """The child side of :func:`simplerpc.spawn`: serve, then exit."""
+    # Ctrl-C in the terminal reaches the whole process group: the parent
+    # decides what it means (its wait is interrupted); this child goes on.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if parent is not None:
+        _watch_parent(parent, pdeathsig)
+    code = 0
+    try:
+        serve_fd(fd, max_objects=max_objects, max_message_size=max_message_size)
+    except Exception as e:
+        print(f"simplerpc server (fd {fd}): {e}", file=sys.stderr)
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    # The connection is gone and every object freed: exit at once, whatever
+    # threads the served code left running.
+    os._exit(code)
+
+
 def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
     """An argparse type: a number of ``kind`` above zero."""
 
@@ -137,7 +208,14 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--ping-interval", type=_positive(float), default=DEFAULT_PING_INTERVAL, metavar="SECONDS", help=f"a client silent this long is pinged (default: {DEFAULT_PING_INTERVAL:g})")
     parser.add_argument("--dead-after", type=_positive(float), default=DEFAULT_DEAD_AFTER, metavar="SECONDS", help=f"a client silent this long, its pings unanswered (or a response unread), is dropped and its objects freed; a stock simplerpyc client answers pings only during its calls, so for it only an unread response counts (default: {DEFAULT_DEAD_AFTER:g})")
     parser.add_argument("--log-level", default="INFO", help="logging level (default: INFO)")
+    parser.add_argument("--fd", type=int, default=None, metavar="N", help="serve one client over the connected stream socket N (a socketpair's end this process inherited) instead of listening; nothing is printed, and the process exits when the client closes. simplerpc.spawn() starts servers so")
+    parser.add_argument("--parent", type=int, default=None, metavar="PID", help="with --fd: exit when process PID (the parent) is gone")
+    parser.add_argument("--parent-death-signal", action="store_true", help="with --parent, on Linux: also have the kernel kill this process when the thread that started it ends (PR_SET_PDEATHSIG)")
     args = parser.parse_args(argv)
+    if args.fd is not None:
+        logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        _serve_spawned(args.fd, args.parent, args.parent_death_signal, args.max_objects, args.max_message_size)
+        return
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     # SIGTERM stops as cleanly as Ctrl-C.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))

@@ -1,0 +1,232 @@
+"""simplerpc.spawn and simplerpc.gather with real child processes.
+
+The child is the numpy<2 interpreter (``$SIMPLERPC_NP1_PYTHON``, which
+scripts/test.sh makes as .venv-np1) under this numpy>=2 process, as in the
+use the feature exists for.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+from typing import Iterator, List
+
+import numpy as np
+import pytest
+
+import simplerpc
+from simplerpc import materialize
+
+NP1_ENV = "SIMPLERPC_NP1_PYTHON"
+GONE_WITHIN = 20.0  # seconds a child has to disappear after its parent (a hang guard)
+
+
+@pytest.fixture(scope="module")
+def np1() -> str:
+    python = os.environ.get(NP1_ENV) or "/tmp/v1/bin/python"
+    if not os.path.exists(python):
+        pytest.fail(f"the numpy<2 Python {python} (${NP1_ENV}) does not exist; scripts/test.sh makes .venv-np1", pytrace=False)
+    return python
+
+
+@pytest.fixture
+def conn(np1: str) -> Iterator[simplerpc.SpawnedConnection]:
+    with simplerpc.spawn(np1) as c:
+        yield c
+
+
+def gone(pid: int) -> bool:
+    """Whether process ``pid`` has exited (a zombie nobody reaped counts)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return state in ("Z", "X")
+
+
+def wait_gone(pid: int) -> bool:
+    deadline = time.monotonic() + GONE_WITHIN
+    while time.monotonic() < deadline:
+        if gone(pid):
+            return True
+        time.sleep(0.05)
+    return gone(pid)
+
+
+def test_numpy1_child_arrays_both_ways_and_the_full_api(np1: str) -> None:
+    with simplerpc.spawn(np1, env={"SIMPLERPC_SPAWN_TEST": "yes"}) as conn:
+        np_remote = conn.modules.numpy
+        assert materialize(np_remote.__version__).startswith("1."), "the child runs numpy 1"
+        assert np.__version__.startswith("2."), "this process runs numpy 2"
+        assert materialize(conn.modules.os.environ["SIMPLERPC_SPAWN_TEST"]) == "yes"
+        # Parent to child and back: a numpy 2 array into numpy 1, arithmetic there.
+        a = np.arange(600 * 600, dtype=np.float64).reshape(600, 600)
+        doubled = materialize(np_remote.multiply(a, 2))
+        assert doubled.dtype == np.float64 and doubled.shape == (600, 600)
+        assert np.array_equal(doubled, a * 2)
+        ints = materialize(np_remote.arange(10, dtype="int32"))
+        assert ints.dtype == np.int32 and ints.tolist() == list(range(10))
+        # eval, execute, teleport, pipelining (a chain, one wait), release.
+        conn.execute("state = {'n': 41}")
+        assert materialize(conn.eval("state['n'] + 1")) == 42
+
+        ns: dict = {"__name__": "__main__"}  # dill sends __main__'s functions by value
+        exec("def triple(x):\n    return x * 3\n", ns)
+        triple = ns["triple"]
+        assert materialize(conn.teleport(triple)(14)) == 42
+        assert conn._pipelining, "the stream connection negotiates promises"
+        before = conn._native.round_trips
+        chained = np_remote.linspace(0, 1, 5).reshape(5, 1).sum()
+        assert conn._native.round_trips == before, "nothing waited for yet"
+        assert materialize(chained) == pytest.approx(2.5)
+        assert conn._native.round_trips == before + 1, "the chain cost one round trip"
+        with pytest.raises(ZeroDivisionError):
+            materialize(conn.eval("1 / 0"))
+        assert materialize(conn.eval("6 * 7")) == 42, "usable after a remote error"
+        del chained, ints
+        pid = conn.pid
+        process = conn.process
+    assert process.returncode == 0, "the child exited cleanly when the connection closed"
+    assert gone(pid), "and was reaped"
+    with pytest.raises(simplerpc.ConnectionClosedError):
+        conn.eval("1")
+
+
+def test_sys_path_and_cwd(np1: str, tmp_path: Path) -> None:
+    (tmp_path / "mysim.py").write_text("VALUE = 'from sys_path'\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    with simplerpc.spawn(np1, cwd=str(work), sys_path=[str(tmp_path)]) as conn:
+        assert materialize(conn.modules.mysim.VALUE) == "from sys_path"
+        assert materialize(conn.eval("__import__('sys').path[0]")) == str(tmp_path)
+        assert materialize(conn.modules.os.getcwd()) == str(work)
+
+
+PARENT = textwrap.dedent(
+    """
+    import sys, threading, time, simplerpc
+    python, how = sys.argv[1], sys.argv[2]
+    box = []
+    if how == "thread":  # no parent-death signal: the socket's end must do
+        t = threading.Thread(target=lambda: box.append(simplerpc.spawn(python)))
+        t.start(); t.join()
+        conn = box[0]
+    else:
+        conn = simplerpc.spawn(python)
+    assert simplerpc.materialize(conn.eval("1 + 1")) == 2
+    print(conn.pid, flush=True)
+    time.sleep(600)
+    """
+)
+
+
+@pytest.mark.parametrize("how", ["main", "thread"])
+def test_the_child_dies_with_a_sigkilled_parent(np1: str, how: str) -> None:
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT, np1, how], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        line = parent.stdout.readline()
+        assert line.strip().isdigit(), f"the parent printed {line!r}"
+        child = int(line)
+        assert not gone(child)
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait(30)
+        assert wait_gone(child), f"the child {child} outlived its SIGKILLed parent by {GONE_WITHIN} s"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait(30)
+
+
+@pytest.mark.parametrize(
+    "code,expect_code,expect_text",
+    [
+        ("os.write(2, b'last words\\n'); os._exit(3)", 3, "exited with code 3"),
+        ("os.write(2, b'segfault next\\n'); os.kill(os.getpid(), signal.SIGSEGV)", -signal.SIGSEGV, "SIGSEGV"),
+    ],
+)
+def test_a_child_crash_names_its_code_or_signal_and_stderr(np1: str, code: str, expect_code: int, expect_text: str) -> None:
+    with simplerpc.spawn(np1, forward_stderr=False) as conn:
+        conn.execute("import os, signal")
+        with pytest.raises(simplerpc.ServerProcessError) as info:
+            conn.execute(code)
+        e = info.value
+        assert isinstance(e, simplerpc.ConnectionClosedError)
+        assert e.returncode == expect_code
+        assert expect_text in str(e)
+        words = "last words" if expect_code == 3 else "segfault next"
+        assert words in e.stderr_tail and words in str(e), str(e)
+        # Later calls say the same, not a bare "closed".
+        with pytest.raises(simplerpc.ServerProcessError, match=expect_text):
+            conn.eval("1")
+    assert conn.process.returncode == expect_code
+
+
+def test_a_child_that_cannot_start_is_reported(tmp_path: Path) -> None:
+    broken = tmp_path / "python"
+    broken.write_text("#!/bin/sh\necho 'no simplerpc here' >&2\nexit 7\n")
+    broken.chmod(0o755)
+    with pytest.raises(simplerpc.ServerProcessError) as info:
+        simplerpc.spawn(str(broken), forward_stderr=False)
+    assert info.value.returncode == 7
+    assert "no simplerpc here" in str(info.value)
+    with pytest.raises(simplerpc.ServerProcessError, match="cannot start"):
+        simplerpc.spawn(str(tmp_path / "missing-python"))
+
+
+def test_output_on_fd_1_and_2_does_not_touch_the_channel(np1: str) -> None:
+    with simplerpc.spawn(np1, forward_stderr=False) as conn:
+        conn.execute(
+            "import os, sys\n"
+            "os.write(1, b'\\x00\\x01garbage on stdout' * 5000)\n"
+            "os.write(2, b'\\xff noise on stderr ' * 5000)\n"
+            "print('print output ' * 1000); sys.stdout.flush()\n"
+        )
+        assert materialize(conn.eval("sum(range(10))")) == 45
+        big = materialize(conn.modules.numpy.ones(1 << 20))
+        assert big.sum() == 1 << 20
+        # The kept stderr is bounded.
+        assert len(conn._child.tail.text()) <= 8192
+
+
+STEP = """
+import os, time
+def step(seconds):
+    start = time.time()
+    time.sleep(seconds)
+    return {"pid": os.getpid(), "start": start, "end": time.time()}
+"""
+
+
+def test_gather_steps_children_at_once(np1: str) -> None:
+    conns: List[simplerpc.SpawnedConnection] = [simplerpc.spawn(np1) for _ in range(4)]
+    try:
+        for c in conns:
+            c.execute(STEP)
+        results = simplerpc.gather([c.eval("step(0.2)") for c in conns] + ["not a proxy"])
+        assert results[-1] == "not a proxy"
+        steps = results[:-1]
+        assert sorted(s["pid"] for s in steps) == sorted(c.pid for c in conns), "one step per child, in order"
+        assert [s["pid"] for s in steps] == [c.pid for c in conns]
+        # Concurrency: every step started before any ended.
+        assert max(s["start"] for s in steps) < min(s["end"] for s in steps), steps
+        # Errors: every answer is waited for, then the first error is raised.
+        for c in conns:
+            c.execute("done = []\ndef mark():\n    time.sleep(0.1); done.append(1); return 1")
+        proxies = [conns[0].eval("mark()"), conns[1].eval("1 / 0"), conns[2].eval("mark()"), conns[3].eval("[][1]")]
+        with pytest.raises(ZeroDivisionError):
+            simplerpc.gather(proxies)
+        assert materialize(conns[2].eval("len(done)")) == 1
+        # Many proxies on one connection, and the connection still in order.
+        assert simplerpc.gather([conns[0].eval(f"{i} * 2") for i in range(50)]) == [i * 2 for i in range(50)]
+    finally:
+        for c in conns:
+            c.disconnect()
+    assert all(c.process.returncode == 0 for c in conns)

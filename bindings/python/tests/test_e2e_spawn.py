@@ -230,3 +230,17 @@ def test_gather_steps_children_at_once(np1: str) -> None:
         for c in conns:
             c.disconnect()
     assert all(c.process.returncode == 0 for c in conns)
+
+
+def test_readme_spawn_and_gather_examples_as_printed(np1: str) -> None:
+    """The README's spawn and gather snippets, run from the repository root
+    with the numpy<2 interpreter as the simulator's."""
+    root = Path(__file__).resolve().parents[3]
+    readme = (root / "README.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in readme.split("```python\n")[1:]]
+    snippets = [b for b in blocks if "simplerpc.spawn(" in b]
+    assert len(snippets) == 2, "the spawn and the gather example"
+    script = "\n".join(snippets).replace('"sim-venv/bin/python"', repr(np1))
+    script += "\nassert obs.shape == (84, 84, 3) and len(results) == 8, results\nprint('ok')\n"
+    run = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and run.stdout.strip().endswith("ok"), f"{run.stdout}\n{run.stderr}"

@@ -72,7 +72,14 @@ fn socket(fd: c_int) -> Result<UnixStream, FfiError> {
     }
     // SAFETY: the caller hands over an open descriptor it owns (the contract).
     let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-    Ok(UnixStream::from(owned))
+    let stream = UnixStream::from(owned);
+    // A pipe or a file is no socket: say so now, not at the first timeout.
+    if let Err(e) = stream.take_error() {
+        return Err(FfiError::invalid(format!(
+            "fd {fd} is not a connected stream socket ({e}); pass one end of a socketpair"
+        )));
+    }
+    Ok(stream)
 }
 
 fn limits(config: *const srpc_stream_config) -> (usize, usize, u64) {

@@ -139,6 +139,12 @@ static void refusals(void) {
     CHECK(strstr(srpc_last_error_message(), "SSH-2.0") != NULL, "names what came: %s", srpc_last_error_message());
     close(sv[1]);
     CHECK(srpc_client_connect_fd(NULL, -1, &c) == SRPC_STATUS_ERR_INVALID_ARGUMENT, "fd -1");
+    int p[2];
+    CHECK(pipe(p) == 0, "pipe");
+    close(p[1]);
+    CHECK(srpc_client_connect_fd(NULL, p[0], &c) == SRPC_STATUS_ERR_INVALID_ARGUMENT, "a pipe is no socket");
+    CHECK(strstr(srpc_last_error_message(), "not a connected stream socket") != NULL, "says so: %s", srpc_last_error_message());
+    CHECK(close(p[0]) == -1, "the descriptor was taken over and closed");
 
     /* A length over the server's limit ends the service, nothing allocated. */
     CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0, "socketpair");

@@ -102,7 +102,10 @@ def test_sys_path_and_cwd(np1: str, tmp_path: Path) -> None:
     (tmp_path / "mysim.py").write_text("VALUE = 'from sys_path'\n")
     work = tmp_path / "work"
     work.mkdir()
-    with simplerpc.spawn(np1, cwd=str(work), sys_path=[str(tmp_path)]) as conn:
+    # Relative paths are this process's, not the child's cwd's.
+    here = os.getcwd()
+    python, entry = os.path.relpath(np1, here), os.path.relpath(tmp_path, here)
+    with simplerpc.spawn(python, cwd=str(work), sys_path=[entry]) as conn:
         assert materialize(conn.modules.mysim.VALUE) == "from sys_path"
         assert materialize(conn.eval("__import__('sys').path[0]")) == str(tmp_path)
         assert materialize(conn.modules.os.getcwd()) == str(work)
@@ -240,7 +243,8 @@ def test_readme_spawn_and_gather_examples_as_printed(np1: str) -> None:
     blocks = [b.split("```", 1)[0] for b in readme.split("```python\n")[1:]]
     snippets = [b for b in blocks if "simplerpc.spawn(" in b]
     assert len(snippets) == 2, "the spawn and the gather example"
-    script = "\n".join(snippets).replace('"sim-venv/bin/python"', repr(np1))
+    # A relative path, as printed: taken from the working directory, not from the child's cwd.
+    script = "\n".join(snippets).replace('"sim-venv/bin/python"', repr(os.path.relpath(np1, root)))
     script += "\nassert obs.shape == (84, 84, 3) and len(results) == 8, results\nprint('ok')\n"
     run = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0 and run.stdout.strip().endswith("ok"), f"{run.stdout}\n{run.stderr}"

@@ -221,10 +221,12 @@ def spawn(
     death.
 
     Arguments:
-        python: path of the interpreter, e.g. ``"sim-venv/bin/python"``.
+        python: path of the interpreter, e.g. ``"sim-venv/bin/python"``
+            (a relative path is taken from this process's working directory).
         cwd: the child's working directory (default: this one's).
         env: variables added to (or replacing) this process's environment for the child.
-        sys_path: entries put first on the child's ``sys.path``.
+        sys_path: entries put first on the child's ``sys.path`` (relative
+            ones taken from this process's working directory).
         timeout: seconds each request may wait for its answer (None: no limit).
         start_timeout: seconds the child has to start serving (None: no limit).
         allow_pickle: see :func:`connect`.
@@ -239,6 +241,10 @@ def spawn(
     connection and waits for the child.
     """
     python = os.fspath(python) if python is not None else sys.executable
+    # A path is this process's path, whatever the child's cwd (Popen would
+    # look for a relative one from ``cwd``); a bare name is looked up on PATH.
+    if os.sep in python or (os.altsep and os.altsep in python):
+        python = os.path.abspath(python)
     child_env = dict(os.environ)
     if env:
         child_env.update({str(k): str(v) for k, v in env.items()})
@@ -246,7 +252,8 @@ def spawn(
     # The kernel's parent-death signal follows the thread that forks: only
     # the main thread is sure to live as long as this process.
     pdeathsig = threading.current_thread() is threading.main_thread()
-    program = _bootstrap([os.fspath(p) for p in (sys_path or ())], child_end.fileno(), os.getpid(), pdeathsig)
+    entries = [os.path.abspath(os.fspath(p)) for p in (sys_path or ())]
+    program = _bootstrap(entries, child_end.fileno(), os.getpid(), pdeathsig)
     try:
         try:
             process = subprocess.Popen(

@@ -15,7 +15,7 @@ import textwrap
 import threading
 import time
 from pathlib import Path
-from typing import Iterator, List
+from typing import Any, List
 
 import numpy as np
 import pytest
@@ -33,12 +33,6 @@ def np1() -> str:
     if not os.path.exists(python):
         pytest.fail(f"the numpy<2 Python {python} (${NP1_ENV}) does not exist; scripts/test.sh makes .venv-np1", pytrace=False)
     return python
-
-
-@pytest.fixture
-def conn(np1: str) -> Iterator[simplerpc.SpawnedConnection]:
-    with simplerpc.spawn(np1) as c:
-        yield c
 
 
 def gone(pid: int) -> bool:
@@ -248,3 +242,28 @@ def test_readme_spawn_and_gather_examples_as_printed(np1: str) -> None:
     script += "\nassert obs.shape == (84, 84, 3) and len(results) == 8, results\nprint('ok')\n"
     run = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0 and run.stdout.strip().endswith("ok"), f"{run.stdout}\n{run.stderr}"
+
+
+def test_gather_mixes_transports(np1: str, conn: simplerpc.Connection, reference_server: Any) -> None:
+    """One gather over a spawned child, our WebSocket server (``conn``) and
+    a stock simplerpyc server (no extensions, no pipelining)."""
+    host, port, token, _ = reference_server
+    stock = simplerpc.connect(host, port, token)
+    try:
+        with simplerpc.spawn(np1) as child:
+            proxies = [
+                child.modules.numpy.arange(3),
+                conn.eval("'ws'"),
+                stock.eval("40 + 2"),
+                child.eval("'child'"),
+                conn.modules.numpy.full(2, 7),
+            ]
+            values = simplerpc.gather(proxies)
+            assert values[0].tolist() == [0, 1, 2]
+            assert values[1:4] == ["ws", 42, "child"]
+            assert values[4].tolist() == [7, 7]
+            with pytest.raises(NameError):
+                simplerpc.gather([stock.eval("1"), child.eval("undefined_name"), conn.eval("2")])
+            assert simplerpc.gather([stock.eval("3"), conn.eval("4")]) == [3, 4], "all still usable"
+    finally:
+        stock.disconnect()

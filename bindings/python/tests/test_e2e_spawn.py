@@ -267,3 +267,23 @@ def test_gather_mixes_transports(np1: str, conn: simplerpc.Connection, reference
             assert simplerpc.gather([stock.eval("3"), conn.eval("4")]) == [3, 4], "all still usable"
     finally:
         stock.disconnect()
+
+
+def test_ctrl_c_in_the_parent_gives_the_wait_up_and_keeps_the_child(np1: str) -> None:
+    def interrupt(*_: Any) -> None:
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        with simplerpc.spawn(np1) as conn:
+            conn.execute("import time")
+            signal.setitimer(signal.ITIMER_REAL, 0.3)
+            with pytest.raises(KeyboardInterrupt):
+                materialize(conn.eval("time.sleep(1.5) or 'slow'"))
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            assert conn.process.poll() is None, "the child lives on"
+            assert materialize(conn.eval("'next'")) == "next", "and answers the next call"
+        assert conn.process.returncode == 0
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)

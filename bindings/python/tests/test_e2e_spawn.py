@@ -287,3 +287,16 @@ def test_ctrl_c_in_the_parent_gives_the_wait_up_and_keeps_the_child(np1: str) ->
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
+
+
+def test_a_request_timeout_ends_the_connection_and_says_the_child_lives(np1: str) -> None:
+    with simplerpc.spawn(np1, timeout=0.3, forward_stderr=False) as conn:
+        conn.execute("import time")
+        with pytest.raises(simplerpc.RequestTimeoutError):
+            materialize(conn.eval("time.sleep(1) or 1"))
+        with pytest.raises(simplerpc.ServerProcessError, match="after its connection ended: .*no answer within") as info:
+            conn.eval("1")
+        # Still in its call, or done with it and gone since it saw the stream's end.
+        assert info.value.returncode in (None, 0)
+    # The child finished its call, saw the stream's end and exited.
+    assert conn.process.returncode == 0

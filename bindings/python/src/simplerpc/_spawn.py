@@ -28,6 +28,8 @@ _EXIT_GRACE = 5.0
 def _describe_exit(code: Optional[int]) -> str:
     if code is None:
         return "is still running"
+    if code == 0:
+        return "exited normally"
     if code < 0:
         try:
             name = signal.Signals(-code).name
@@ -91,19 +93,23 @@ class _Child:
         self.process = process
         self.tail = tail
         self.python = python
+        # Waited once for an exit that did not come: later errors do not wait.
+        self._waited = False
 
     def error(self, cause: Optional[BaseException] = None, wait: float = 2.0) -> ServerProcessError:
         """The error that reports the child's death (waiting up to ``wait``
         seconds for it to be seen: the socket closes as the process exits)."""
         try:
-            code = self.process.wait(wait)
+            code = self.process.wait(0 if self._waited else wait)
         except subprocess.TimeoutExpired:
             code = None
+        self._waited = True
         self.tail.join(1.0 if code is not None else 0.0)
         tail = self.tail.text().rstrip()
         what = f"the server process (pid {self.process.pid}, {self.python}) {_describe_exit(code)}"
-        if code is None and cause is not None:
-            what += f", but its connection ended: {cause}"
+        if code in (None, 0) and cause is not None:
+            # Alive, or gone because its connection ended: the cause is ours.
+            what += f"{',' if code is None else ''} after its connection ended: {cause}"
         message = what + (f"; the end of its stderr:\n{tail}" if tail else "; it wrote nothing to stderr")
         return ServerProcessError(message, code, tail)
 

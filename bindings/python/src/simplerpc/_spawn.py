@@ -65,7 +65,7 @@ class _StderrTail:
                 try:
                     sys.stderr.flush()
                     os.write(2, chunk)
-                except OSError:
+                except (OSError, ValueError, AttributeError):  # stderr closed or gone
                     pass
             with self._lock:
                 self._chunks.append(chunk)
@@ -117,17 +117,23 @@ class _Child:
         """Wait for the child to exit on its own (its stream is closed), then
         terminate, then kill it; in every case wait for it: no zombie."""
         p = self.process
-        for step in (None, p.terminate, p.kill):
+        for step in (None, p.terminate):
             if step is not None:
                 try:
                     step()
                 except OSError:
                     pass
             try:
-                p.wait(_EXIT_GRACE if step is not p.kill else None)
+                p.wait(_EXIT_GRACE)
                 break
             except subprocess.TimeoutExpired:
                 continue
+        else:
+            try:
+                p.kill()
+            except OSError:
+                pass
+            p.wait()
         self.tail.join(1.0)
 
 

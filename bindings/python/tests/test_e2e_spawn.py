@@ -300,3 +300,16 @@ def test_a_request_timeout_ends_the_connection_and_says_the_child_lives(np1: str
         assert info.value.returncode in (None, 0)
     # The child finished its call, saw the stream's end and exited.
     assert conn.process.returncode == 0
+
+
+def test_closing_ends_a_child_stuck_in_a_call_and_reaps_it(np1: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from simplerpc import _spawn
+
+    monkeypatch.setattr(_spawn, "_EXIT_GRACE", 0.5)
+    conn = simplerpc.spawn(np1)
+    conn.execute("import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)")
+    busy = conn.eval("time.sleep(60)")  # sent (pipelined), not waited for
+    conn.disconnect()
+    assert conn.process.returncode == -signal.SIGKILL, "SIGTERM ignored, so killed"
+    assert gone(conn.pid)
+    del busy

@@ -365,9 +365,11 @@ class _Frame:
         self.buf = Buf(buf.data, buf.len, buf.owner)
         self.taken = False
 
-    def __del__(self) -> None:
+    # The functions are bound here: at interpreter shutdown the module's
+    # globals may already be None when the last array goes.
+    def __del__(self, _free: Any = _buf_free, _byref: Any = byref) -> None:
         if self.buf.owner or self.buf.data:
-            _buf_free(byref(self.buf))
+            _free(_byref(self.buf))
 
 
 def _decode_value_and_free(buf: Buf, allow_pickle: bool) -> Any:

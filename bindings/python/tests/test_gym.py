@@ -19,11 +19,14 @@ from typing import Any, Iterator, List
 import numpy as np
 import pytest
 
-gymnasium = pytest.importorskip("gymnasium")  # the .venv of scripts/test.sh has it: never skipped there
+try:
+    import gymnasium
+except ImportError:  # fail, never skip: scripts/test.sh installs it
+    raise ImportError("these tests need gymnasium>=1.0 in this Python: pip install 'gymnasium>=1.0'") from None
 
-import simplerpc  # noqa: E402
-from simplerpc import materialize  # noqa: E402
-from simplerpc.gym import RemoteEnv, RemoteVectorEnv  # noqa: E402
+import simplerpc
+from simplerpc import materialize
+from simplerpc.gym import RemoteEnv, RemoteVectorEnv
 
 
 @pytest.fixture(scope="module")

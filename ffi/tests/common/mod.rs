@@ -254,6 +254,7 @@ impl Server {
             handshake_timeout_ms: 0,
             ping_interval_ms: 0,
             dead_after_ms: 0,
+            extensions: 0,
         };
         limits(&mut cfg);
         let mut ptr = std::ptr::null_mut();

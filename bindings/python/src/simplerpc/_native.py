@@ -916,7 +916,7 @@ class NativeServer:
     def _on_call(self, _userdata: Any, session: Any, call_p: Any, reply: Any) -> int:
         try:
             ex = self._sessions[session or 0]
-            if ex.tuples is None:  # the connection's extensions never change: ask once
+            if getattr(ex, "tuples", False) is None:  # the connection's extensions never change: ask once
                 ex.tuples = bool(_reply_extensions(reply) & SRPC_EXT_TUPLE)
             c = call_p.contents
             kind = c.kind
@@ -946,7 +946,7 @@ class NativeServer:
                     return kept
 
                 def decode(data: Any, *, on_proxy: Any = None) -> Any:
-                    return _decode_borrowed(data, on_proxy=on_proxy, keep=keep, tuples=bool(ex.tuples))
+                    return _decode_borrowed(data, on_proxy=on_proxy, keep=keep, tuples=bool(getattr(ex, "tuples", False)))
 
                 with _borrowed(c.args, b"\x90") as args, _borrowed(c.kwargs, b"\x80") as kwargs:
                     h = ex.call(obj, path, args, kwargs, refs, decode)

@@ -55,7 +55,7 @@ def test_the_versions_really_differ(np1_conn: simplerpc.Connection, np1_python: 
 
 
 def test_np1_server_each_dtype_both_ways(np1_conn: simplerpc.Connection, arrays: Any, dtype_str: str) -> None:
-    view = np1_conn.eval("lambda a: (type(a).__name__, a.dtype.str, list(a.shape), a.tobytes(), a.flags.writeable)")
+    view = np1_conn.eval("lambda a: [type(a).__name__, a.dtype.str, list(a.shape), a.tobytes(), a.flags.writeable]")
     echo = np1_conn.eval("lambda a: a")
     np1_conn.execute(arrays.source + "\nimport numpy\n")
     make = np1_conn.eval("lambda dt, shape: make_array(numpy, dt, shape)")
@@ -122,7 +122,7 @@ def check(label, got, want):
 
 conn = simplerpc.connect()  # host, port and token from SIMPLERPC_HOST/PORT/TOKEN
 out["server_numpy"] = materialize(conn.modules.numpy.__version__)
-view = conn.eval("lambda a: (type(a).__name__, a.dtype.str, list(a.shape), a.tobytes())")
+view = conn.eval("lambda a: [type(a).__name__, a.dtype.str, list(a.shape), a.tobytes()]")
 echo = conn.eval("lambda a: a")
 conn.execute(spec["source"] + "\nimport numpy\n")
 make = conn.eval("lambda dt, shape: make_array(numpy, dt, shape)")

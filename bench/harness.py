@@ -325,7 +325,7 @@ def run_peer(peer, p, sizes, log_dir):
     try:
         cmd = client_cmd + ["--host", "127.0.0.1", "--port", str(port)]
         if token:
-            cmd += ["--token", token]
+            cmd += [f"--token={token}"]  # = : a token may start with -
         return run_lines(peer, cmd + policy_args(p, sizes), log_dir, p["client_timeout"])
     finally:
         stop(proc)

@@ -64,10 +64,31 @@
 #define SRPC_EXT_PROMISE 4
 
 /*
- Every extension this library speaks. Use it when both ends are simplerpc;
- use 0 to speak the reference protocol exactly.
+ Extension bit: tuples stay tuples (`tuple`). A tuple travels, at any
+ depth of a value (call arguments, keys, map keys, materialized values),
+ as the marker map `{"__tuple__": [items...]}`: exactly one entry, the
+ str key `"__tuple__"` and an array of the items. A host that reads or
+ writes msgpack itself must then make such maps tuples, and may write
+ tuples so; without the bit a tuple is a plain array and a `__tuple__`
+ map is just a map. See srpc_client_extensions() and
+ srpc_reply_extensions() for what a connection negotiated.
  */
-#define SRPC_EXT_ALL 7
+#define SRPC_EXT_TUPLE 8
+
+/*
+ Every extension this library speaks. Use it when both ends are simplerpc
+ (and the hosts handle the tuple marker, see SRPC_EXT_TUPLE); use 0 to
+ speak the reference protocol exactly.
+ */
+#define SRPC_EXT_ALL 15
+
+/*
+ The extensions srpc_client_connect() offers and a server started by
+ srpc_server_start() accepts by default: all but SRPC_EXT_TUPLE, which a
+ host asks for (srpc_client_connect_ext(), srpc_server_config.extensions)
+ when its msgpack handles the tuple marker.
+ */
+#define SRPC_EXT_DEFAULT (SRPC_EXT_ALL & ~SRPC_EXT_TUPLE)
 
 /*
  "No object": pass as `obj` where a call has no object (it then acts on `path`).
@@ -583,6 +604,14 @@ typedef struct srpc_server_config {
    an unread response counts.
    */
   uint64_t dead_after_ms;
+  /*
+   The extensions (SRPC_EXT_*) the server accepts when a client offers
+   them; 0 means the default, SRPC_EXT_DEFAULT (all but SRPC_EXT_TUPLE).
+   Add SRPC_EXT_TUPLE when the executor reads and writes the tuple
+   marker (see srpc_reply_extensions()). A stock simplerpyc client
+   offers none and always gets the reference protocol.
+   */
+  uint32_t extensions;
 } srpc_server_config;
 
 /*
@@ -684,6 +713,13 @@ typedef struct srpc_stream_config {
    time limit unless srpc_client_set_timeout() sets one.
    */
   uint64_t hello_timeout_ms;
+  /*
+   The extensions (SRPC_EXT_*) a server accepts, or a client offers; 0
+   means the default, SRPC_EXT_DEFAULT (all but SRPC_EXT_TUPLE). Add
+   SRPC_EXT_TUPLE when the executor (or the client's msgpack) reads and
+   writes the tuple marker.
+   */
+  uint32_t extensions;
 } srpc_stream_config;
 
 #ifdef __cplusplus
@@ -691,10 +727,11 @@ extern "C" {
 #endif // __cplusplus
 
 /*
- Connect to `ws://host:port/?token=token`. An empty `host` means
- "localhost"; an empty `token` is refused (SRPC_STATUS_ERR_UNAUTHORIZED). Against
- a stock simplerpyc server the reference protocol is spoken exactly.
- Close and free with srpc_client_free().
+ Connect to `ws://host:port/?token=token`, offering the extensions
+ SRPC_EXT_DEFAULT. An empty `host` means "localhost"; an empty `token` is
+ refused (SRPC_STATUS_ERR_UNAUTHORIZED). Against a stock simplerpyc server
+ the reference protocol is spoken exactly. Close and free with
+ srpc_client_free().
 
  # Safety
  The strings are valid for their lengths; `client_out` is valid.
@@ -703,6 +740,21 @@ srpc_status srpc_client_connect(struct srpc_str host,
                                 uint16_t port,
                                 struct srpc_str token,
                                 struct srpc_client **client_out);
+
+/*
+ As srpc_client_connect(), offering the extension bits `extensions`
+ (SRPC_EXT_*): SRPC_EXT_ALL when the host's msgpack handles the tuple
+ marker (SRPC_EXT_TUPLE). What the server accepted:
+ srpc_client_extensions().
+
+ # Safety
+ The strings are valid for their lengths; `client_out` is valid.
+ */
+srpc_status srpc_client_connect_ext(struct srpc_str host,
+                                    uint16_t port,
+                                    struct srpc_str token,
+                                    uint32_t extensions,
+                                    struct srpc_client **client_out);
 
 /*
  Whether the server accepted promise pipelining (the `promise` extension;
@@ -952,7 +1004,9 @@ srpc_status srpc_client_release(const struct srpc_client *client, uint64_t obj);
 srpc_status srpc_client_set_timeout(const struct srpc_client *client, uint64_t timeout_ms);
 
 /*
- The extension bits (SRPC_EXT_*) negotiated with the server: 0 for a stock server.
+ The extension bits (SRPC_EXT_*) negotiated with the server: 0 for a stock
+ server. With SRPC_EXT_TUPLE, values carry tuples as the marker map
+ `{"__tuple__": [items...]}` both ways (see SRPC_EXT_TUPLE).
 
  # Safety
  `client` is NULL or live.
@@ -1034,6 +1088,23 @@ const char *srpc_status_name(srpc_status status);
  for writing an srpc_buf.
  */
 srpc_status srpc_reply_keep_input(struct srpc_reply *reply, uint32_t which, struct srpc_buf *out);
+
+/*
+ The extension bits (SRPC_EXT_*) the running call's connection
+ negotiated with its client: 0 for a stock simplerpyc client. With
+ SRPC_EXT_TUPLE set, a tuple in the call's `args`, `kwargs` and `key`
+ travels as the marker map `{"__tuple__": [items...]}` (one str key, its
+ value an array), and a value answered with srpc_reply_value() may write
+ tuples so (the client makes them tuples again); without it a `__tuple__`
+ map is just a map, and tuples must be answered as plain arrays (the
+ library passes a value's bytes on as they are). A connection's bits never
+ change, so a host may ask once per session. A reply that is not the
+ running callback's gives 0.
+
+ # Safety
+ `reply` is NULL or the pointer passed to the running callback.
+ */
+uint32_t srpc_reply_extensions(const struct srpc_reply *reply);
 
 /*
  Answer with a handle: the executor now holds an object under `handle`.
@@ -1415,7 +1486,8 @@ srpc_status srpc_server_serve_fd(const struct srpc_stream_config *config,
 /*
  Connect over the connected socket `fd` whose other end a stream server
  serves (srpc_server_serve_fd(), `python -m simplerpc.server --fd N`):
- say hello, offering every extension, and read the server's answer.
+ say hello, offering `config->extensions` (default SRPC_EXT_DEFAULT), and
+ read the server's answer (srpc_client_extensions() tells what it accepted).
  `config` may be NULL (defaults, no time limit; `max_objects` is not used). Every
  srpc_client_* function works on the client; srpc_client_set_liveness()
  does nothing (a server that dies closes the stream). A server that does

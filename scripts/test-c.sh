@@ -4,7 +4,9 @@
 # invalid reads or writes) the socketpair example and the C WebSocket client
 # (tests/c/ws_client.c) against the C matrix server, and the stream transport
 # over a socketpair (tests/c/stream_fd.c). The WebSocket C server is
-# also driven by real clients in tests/interop.
+# also driven by real clients in tests/interop. Last, the README's C host is
+# run and the Python client (.venv/bin/python, or $SIMPLERPC_REFERENCE_PYTHON)
+# calls it.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -21,9 +23,12 @@ gcc "${cflags[@]}" tests/c/ws_client.c "${link[@]}" -o "$out/ws_client"
 gcc "${cflags[@]}" tests/c/stream_fd.c examples/c/matrix_executor.c "${link[@]}" -o "$out/stream_fd"
 # The static library links too.
 gcc "${cflags[@]}" examples/c/pipe_session.c examples/c/matrix_executor.c "$lib/libsimplerpc.a" -lpthread -ldl -lm -o "$out/pipe_session_static"
-# The C host shown in the README compiles and links.
+# The C host shown in the README compiles and links, as C and as C++17, with
+# every warning an error (it runs at the end).
 awk '/^```c$/{on=1; next} /^```$/{on=0} on' README.md > "$out/readme_host.c"
-gcc "${cflags[@]}" -Wno-unused-parameter -Wno-missing-field-initializers "$out/readme_host.c" "${link[@]}" -o "$out/readme_host"
+gcc "${cflags[@]}" -pedantic "$out/readme_host.c" "${link[@]}" -o "$out/readme_host"
+cp "$out/readme_host.c" "$out/readme_host.cpp"
+g++ -std=c++17 -Wall -Wextra -Werror -pedantic -Iinclude -c "$out/readme_host.cpp" -o "$out/readme_host_cpp.o"
 # The header alone, twice, as C11 and C++17.
 printf '#include "simplerpc.h"\n#include "simplerpc.h"\nint main(void) { return SRPC_STATUS_OK; }\n' > "$out/header.c"
 gcc -std=c11 -Wall -Wextra -Werror -pedantic -Iinclude -c "$out/header.c" -o "$out/header_c.o"
@@ -58,3 +63,47 @@ timeout 300 "${vg[@]}" "$out/ws_client" "$port" "$token" || rc=$?
 echo stop >&"$server_in"
 wait "$server_pid" || { echo "matrix_server exited $? (valgrind errors or leaks?)" >&2; rc=1; }
 [ "$rc" = 0 ] || { echo "ws_client against matrix_server failed" >&2; exit 1; }
+# The README's C host, run as a reader would: it prints the export lines
+# (through a pipe, so only if it flushes them), the Python client connects
+# with them as its environment and gets the host's answers, and the host
+# stops on Enter.
+python=${SIMPLERPC_REFERENCE_PYTHON:-$root/.venv/bin/python}
+if ! "$python" -c 'import simplerpc' 2>/dev/null; then
+  echo "no Python with simplerpc at $python: make one with scripts/python-env.sh .venv" >&2
+  echo "(or point SIMPLERPC_REFERENCE_PYTHON at one)" >&2
+  exit 1
+fi
+coproc host { exec timeout 120 "$out/readme_host"; }
+host_pid=$host_PID
+host_in=${host[1]}
+client_env=()
+for _ in 1 2 3; do
+  if ! read -r -t 60 -u "${host[0]}" word assignment || [ "$word" != export ]; then
+    echo "the README's C host did not print its three export lines within 60 s" >&2
+    exit 1
+  fi
+  client_env+=("${assignment//\'/}")
+done
+rc=0
+env "${client_env[@]}" timeout 60 "$python" - <<'EOF' || rc=$?
+import simplerpc
+from simplerpc import materialize
+
+with simplerpc.connect() as conn:  # SIMPLERPC_HOST/_PORT/_TOKEN as the host printed them
+    value = materialize(conn.modules.anything)
+    if value != 42:
+        raise SystemExit("the README's C host materialized a module as %r, not 42" % (value,))
+    try:
+        materialize(conn.modules.anything.attr)
+    except NotImplementedError as e:
+        if "not here" not in str(e):
+            raise SystemExit("the README's C host raised %r, not its 'not here'" % (e,))
+    else:
+        raise SystemExit("the README's C host answered a getattr it should refuse")
+print("the README's C host answered the Python client: 42, and NotImplementedError")
+EOF
+echo >&"$host_in"
+host_rc=0
+wait "$host_pid" || host_rc=$?
+[ "$host_rc" = 0 ] || { echo "the README's C host exited $host_rc after Enter (expected 0)" >&2; rc=1; }
+[ "$rc" = 0 ] || { echo "the Python client against the README's C host failed" >&2; exit 1; }

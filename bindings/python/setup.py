@@ -1,15 +1,57 @@
 """Build hook: compile libsimplerpc (../../ffi) with cargo via setuptools-rust.
 
 The library has no Python bindings of its own (Binding.NoBinding); the
-package loads it with ctypes, whatever the file ends up being called.
+package loads it with ctypes, whatever the file ends up being called. It
+therefore does not depend on the Python that builds it, and the wheel is
+tagged ``py3-none-<platform>``: built once, it installs on every CPython
+(3.8 and later) of that platform.
+
+This file works with every setuptools from 62.4 (the oldest setuptools-rust
+1.5 accepts, and one that Python 3.8 still gets) to the newest, and with
+the ``bdist_wheel`` of ``wheel`` (setuptools < 70.1) or of setuptools.
 """
 
 import os
 
+import setuptools
 from setuptools import setup
 from setuptools_rust import Binding, RustExtension
 
+try:  # setuptools >= 70.1 has its own bdist_wheel
+    from setuptools.command.bdist_wheel import bdist_wheel as _bdist_wheel
+except ImportError:  # older setuptools: the one of the `wheel` package
+    from wheel.bdist_wheel import bdist_wheel as _bdist_wheel
+
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class bdist_wheel(_bdist_wheel):
+    """A platform wheel (it holds a native library) for any Python 3.
+
+    bdist_wheel tags a wheel with a native file ``cpXY-cpXY-<platform>``,
+    since it assumes an extension module built for that interpreter. Ours is
+    a plain shared library loaded with ctypes, so only the platform matters.
+    (setuptools-rust subclasses this class for its own options and keeps the
+    tag we return.)
+    """
+
+    def finalize_options(self):
+        super().finalize_options()
+        self.root_is_pure = False  # the library goes to platlib
+
+    def get_tag(self):
+        _python, _abi, plat = super().get_tag()
+        return "py3", "none", plat
+
+
+def _license_metadata():
+    # PEP 639: setuptools >= 77 takes an SPDX expression (and deprecates the
+    # free-text `license`); older ones, all that Python 3.8 can install, know
+    # only the free-text field. pyproject.toml declares `license` dynamic so
+    # that each gets the form it understands.
+    major = int(setuptools.__version__.split(".")[0])
+    return {"license_expression": "MIT"} if major >= 77 else {"license": "MIT"}
+
 
 setup(
     rust_extensions=[
@@ -17,9 +59,11 @@ setup(
             "simplerpc._libsimplerpc",
             path=os.path.relpath(os.path.join(HERE, "..", "..", "ffi", "Cargo.toml"), HERE),
             binding=Binding.NoBinding,
-            py_limited_api=True,
+            py_limited_api=True,  # names the file _libsimplerpc.abi3.so, not after one Python
             debug=False,
         )
     ],
+    cmdclass={"bdist_wheel": bdist_wheel},
     zip_safe=False,
+    **_license_metadata(),
 )

@@ -362,7 +362,7 @@ impl ClientSession {
     }
 
     fn decode(&self, expected: RequestId, frame: Bytes) -> Answer {
-        let (resp, raw) = message::decode_response_raw(&frame)?;
+        let (resp, raw) = message::decode_response_raw_with(&frame, self.extensions)?;
         if let Some(got) = resp.id.filter(|_| self.extensions.request_ids()) {
             if got != expected.0 {
                 return Err(ClientError::OutOfOrder {

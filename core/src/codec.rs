@@ -111,6 +111,8 @@ pub fn encoded_len(value: &Value) -> usize {
         Value::Str(s) => 5 + s.len(),
         Value::Bin(b) => 5 + b.len(),
         Value::List(items) => 5 + items.iter().map(encoded_len).sum::<usize>(),
+        // The marker map's header and key, then the array.
+        Value::Tuple(items) => 16 + items.iter().map(encoded_len).sum::<usize>(),
         Value::Map(pairs) => {
             5 + pairs
                 .iter()
@@ -131,7 +133,9 @@ pub fn encoded_len(value: &Value) -> usize {
 
 /// The exact size of `value`'s encoding, without building it (the size
 /// checks of requests use it: an upper bound would refuse a request that
-/// fits when it holds many small numbers).
+/// fits when it holds many small numbers). A [`Value::Tuple`] counts as its
+/// marker map, so for a connection without the `tuple` extension (tuples
+/// as plain arrays) this is 11 bytes per tuple over.
 pub fn exact_len(value: &Value) -> usize {
     fn uint(u: u64) -> usize {
         match u {
@@ -188,6 +192,11 @@ pub fn exact_len(value: &Value) -> usize {
         Value::Str(s) => str_len(s.len()),
         Value::Bin(b) => bin_len(b.len()),
         Value::List(items) => container(items.len()) + items.iter().map(exact_len).sum::<usize>(),
+        Value::Tuple(items) => {
+            1 + str_len(TUPLE_KEY.len())
+                + container(items.len())
+                + items.iter().map(exact_len).sum::<usize>()
+        }
         Value::Map(pairs) => {
             container(pairs.len())
                 + pairs
@@ -238,8 +247,21 @@ pub fn exact_len(value: &Value) -> usize {
     }
 }
 
-/// Append the msgpack encoding of `value` to `buf`.
+/// The key of the `tuple` extension's marker map, `{"__tuple__": [items...]}`.
+pub const TUPLE_KEY: &str = "__tuple__";
+
+/// Append the msgpack encoding of `value` to `buf`, tuples as the `tuple`
+/// extension's marker map (see [`encode_with`] for a peer without it).
 pub fn encode(buf: &mut Vec<u8>, value: &Value) -> Result<(), EncodeError> {
+    encode_with(buf, value, true)
+}
+
+/// Append the msgpack encoding of `value` to `buf`. With `tuples` (the
+/// connection negotiated the `tuple` extension) a [`Value::Tuple`] is written
+/// as the marker map `{"__tuple__": [items...]}`; without, as a plain array,
+/// so a stock peer never sees the marker. Raw values are copied as they are.
+pub fn encode_with(buf: &mut Vec<u8>, value: &Value, tuples: bool) -> Result<(), EncodeError> {
+    let encode = |buf: &mut Vec<u8>, v: &Value| encode_with(buf, v, tuples);
     match value {
         Value::Nil => buf.push(0xc0),
         Value::Bool(b) => buf.push(if *b { 0xc3 } else { 0xc2 }),
@@ -253,6 +275,16 @@ pub fn encode(buf: &mut Vec<u8>, value: &Value) -> Result<(), EncodeError> {
         Value::Str(s) => write_str(buf, s)?,
         Value::Bin(b) => write_bin(buf, b)?,
         Value::List(items) => {
+            write_array_len(buf, items.len())?;
+            for v in items {
+                encode(buf, v)?;
+            }
+        }
+        Value::Tuple(items) => {
+            if tuples {
+                write_map_len(buf, 1)?;
+                write_str(buf, TUPLE_KEY)?;
+            }
             write_array_len(buf, items.len())?;
             for v in items {
                 encode(buf, v)?;
@@ -447,9 +479,17 @@ pub(crate) fn write_map_len(buf: &mut Vec<u8>, len: usize) -> Result<(), EncodeE
 // ---------------------------------------------------------------- decoding
 
 /// Decode one value that fills `frame` entirely. Bin data and array payloads
-/// in the result share `frame`'s buffer.
+/// in the result share `frame`'s buffer. The `tuple` extension's marker
+/// `{"__tuple__": [...]}` decodes to [`Value::Tuple`] (see [`from_bytes_with`]).
 pub fn from_bytes(frame: &Bytes) -> Result<Value, DecodeError> {
+    from_bytes_with(frame, true)
+}
+
+/// As [`from_bytes`]; with `tuples` false (a connection without the `tuple`
+/// extension) a map `{"__tuple__": [...]}` stays a map.
+pub fn from_bytes_with(frame: &Bytes, tuples: bool) -> Result<Value, DecodeError> {
     let mut d = Decoder::new(frame, Some(frame));
+    d.tuples = tuples;
     let v = d.value(0)?;
     d.finish()?;
     Ok(v)
@@ -489,6 +529,8 @@ pub fn nesting(value: &Value, limit: usize) -> usize {
     };
     let n = match value {
         Value::List(items) => below(&mut items.iter()),
+        // The marker map, then the array.
+        Value::Tuple(items) => 1 + below(&mut items.iter()),
         Value::Map(pairs) => below(&mut pairs.iter().flat_map(|(k, v)| [k, v])),
         Value::Slice(s) => below(&mut [&s.start, &s.stop, &s.step].into_iter()).max(2),
         Value::Array(a) if a.shape().is_empty() => 2,
@@ -713,8 +755,9 @@ pub(crate) enum TopLevel {
 
 /// Decode a frame, remembering where each top-level map value lies, so a
 /// field can be handed on as the frame's own bytes.
-pub(crate) fn top_level(frame: &Bytes) -> Result<TopLevel, DecodeError> {
+pub(crate) fn top_level(frame: &Bytes, tuples: bool) -> Result<TopLevel, DecodeError> {
     let mut d = Decoder::new(frame, Some(frame));
+    d.tuples = tuples;
     let n = match frame.first() {
         Some(&m @ 0x80..=0x8f) => {
             d.pos = 1;
@@ -774,6 +817,8 @@ struct Decoder<'a> {
     owner: Option<&'a Bytes>,
     pos: usize,
     values: usize,
+    /// Whether `{"__tuple__": [...]}` decodes to [`Value::Tuple`].
+    tuples: bool,
 }
 
 impl<'a> Decoder<'a> {
@@ -783,6 +828,7 @@ impl<'a> Decoder<'a> {
             owner,
             pos: 0,
             values: 0,
+            tuples: false,
         }
     }
 
@@ -861,7 +907,7 @@ impl<'a> Decoder<'a> {
             let v = self.value(depth + 1)?;
             push(&mut pairs, (k, v))?;
         }
-        Ok(recognise(pairs))
+        Ok(recognise(pairs, self.tuples))
     }
 
     fn ext(&mut self, n: usize) -> Result<Value, DecodeError> {
@@ -990,9 +1036,18 @@ fn str_key<'a>(pairs: &'a [(Value, Value)], key: &str) -> Option<&'a Value> {
 }
 
 /// Turn the marker maps of the protocol (arrays, numpy scalars, complex
-/// numbers, slices, proxy references) into their values; any other map, and
-/// any marker map that does not fit its form, stays a plain map.
-fn recognise(pairs: Vec<(Value, Value)>) -> Value {
+/// numbers, slices, proxy references, and with `tuples` tuples) into their
+/// values; any other map, and any marker map that does not fit its form,
+/// stays a plain map.
+fn recognise(mut pairs: Vec<(Value, Value)>, tuples: bool) -> Value {
+    if tuples
+        && pairs.len() == 1
+        && matches!(&pairs[0], (Value::Str(k), Value::List(_)) if k == TUPLE_KEY)
+    {
+        if let Some((_, Value::List(items))) = pairs.pop() {
+            return Value::Tuple(items);
+        }
+    }
     let first_is = |k: &[u8]| matches!(pairs.first(), Some((Value::Bin(b), _)) if b.as_ref() == k);
     let first_str = |k: &str| matches!(pairs.first(), Some((Value::Str(s), _)) if s == k);
     let special = if bin_key(&pairs, b"nd").is_some() {
@@ -1308,6 +1363,8 @@ mod split_tests {
         values.push(Value::map(
             (0..20).map(|i| (format!("k{i}"), Value::from(i))),
         ));
+        values.push(Value::Tuple(vec![]));
+        values.push(Value::Tuple((0..20).map(Value::from).collect()));
         for v in values {
             assert_eq!(exact_len(&v), to_vec(&v).unwrap().len(), "{v:?}");
         }
@@ -1342,5 +1399,113 @@ mod split_tests {
         let (same, none) = split_bins(&data, 100_000).unwrap();
         assert_eq!((same, none.len()), (data.clone(), 0));
         assert!(split_bins(&[0xc1], 1).is_err());
+    }
+
+    /// A step result: `(obs, reward, terminated, truncated, info)`, with a
+    /// tuple inside and a tuple as a map key.
+    fn step_tuple(obs: NdArray) -> Value {
+        Value::Tuple(vec![
+            Value::Array(obs),
+            Value::Float(0.5),
+            Value::Bool(false),
+            Value::Bool(true),
+            Value::Map(vec![
+                (
+                    Value::Tuple(vec![1u8.into(), 2u8.into()]),
+                    Value::str("key"),
+                ),
+                (Value::str("pos"), Value::Tuple(vec![Value::Tuple(vec![])])),
+            ]),
+        ])
+    }
+
+    #[test]
+    fn tuples_travel_as_the_marker_only_when_asked() {
+        let obs = NdArray::new(
+            crate::DType::UInt8,
+            crate::ByteOrder::NotApplicable,
+            vec![300, 400],
+            Bytes::from(vec![7u8; 120_000]),
+        )
+        .unwrap();
+        let v = step_tuple(obs.clone());
+        let marked = to_vec(&v).unwrap();
+        assert_eq!(marked.len(), exact_len(&v));
+        assert!(marked.len() <= encoded_len(&v));
+        // The marker: a one-entry map, the str key, then the array.
+        assert_eq!(&marked[..13], b"\x81\xa9__tuple__\x95\x85");
+        let back = from_bytes(&Bytes::from(marked.clone())).unwrap();
+        assert_eq!(back, v);
+        assert_eq!(codec_nesting(&marked), nesting(&v, 1000));
+        // Without the extension: plain arrays, never the marker.
+        let mut plain = Vec::new();
+        encode_with(&mut plain, &v, false).unwrap();
+        assert!(!plain.windows(9).any(|w| w == b"__tuple__"));
+        assert_eq!(
+            plain.len(),
+            marked.len() - 4 * 11,
+            "four tuples, 11 bytes each"
+        );
+        let Value::List(items) = from_bytes(&Bytes::from(plain)).unwrap() else {
+            panic!("a tuple without the extension is a list")
+        };
+        assert_eq!(items[0], Value::Array(obs));
+        // A peer without the extension means a map by `{"__tuple__": [...]}`.
+        let as_map = from_bytes_with(&Bytes::from(marked.clone()), false).unwrap();
+        let Value::Map(pairs) = &as_map else {
+            panic!("{as_map:?}")
+        };
+        assert_eq!(pairs[0].0, Value::str("__tuple__"));
+        assert_eq!(
+            to_vec(&as_map).unwrap(),
+            marked,
+            "and it goes back as it came"
+        );
+        // Look-alikes are maps even with the extension: two entries, a bin
+        // key, a value that is not an array.
+        for other in [
+            Value::map([("__tuple__", Value::List(vec![])), ("x", Value::Nil)]),
+            Value::Map(vec![(
+                Value::Bin(Bytes::from_static(b"__tuple__")),
+                Value::List(vec![]),
+            )]),
+            Value::map([("__tuple__", Value::UInt(3))]),
+        ] {
+            let bytes = Bytes::from(to_vec(&other).unwrap());
+            assert_eq!(from_bytes(&bytes).unwrap(), other);
+        }
+    }
+
+    fn codec_nesting(bytes: &[u8]) -> usize {
+        let mut depth = 0;
+        while decode_field_at_depth(bytes, depth) {
+            depth += 1;
+        }
+        // `depth` is the first start depth that fails: a value of nesting n
+        // decodes from start depth d while d + n - 1 <= MAX_DEPTH.
+        MAX_DEPTH + 2 - depth
+    }
+
+    fn decode_field_at_depth(bytes: &[u8], depth: usize) -> bool {
+        let mut d = Decoder::new(bytes, None);
+        d.value(depth).is_ok()
+    }
+
+    #[test]
+    fn large_arrays_in_a_tuple_are_found_and_split() {
+        let obs = NdArray::new(
+            crate::DType::Float64,
+            crate::ByteOrder::Little,
+            vec![128, 128],
+            Bytes::from(vec![1u8; 128 * 128 * 8]),
+        )
+        .unwrap();
+        let v = step_tuple(obs);
+        let frame = to_vec(&Value::map([("type", Value::str("success")), ("value", v)])).unwrap();
+        let at = first_large_bin(&frame[..200], 1 << 16).expect("found through the marker");
+        assert_eq!(&frame[at - 5..at], &[0xc6, 0, 2, 0, 0]);
+        let (skeleton, bins) = split_bins(&frame, 1 << 16).unwrap();
+        assert_eq!(bins, vec![at..at + (1 << 17)]);
+        assert!(skeleton.len() < 300);
     }
 }

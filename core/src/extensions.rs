@@ -4,7 +4,7 @@
 //! Ours adds both, but a stock `simplerpyc` peer must never see a message or a
 //! field it does not know. So extensions are negotiated before the first
 //! frame: a client that speaks them offers them in the HTTP upgrade request
-//! header [`HEADER`] (`simplerpc-extensions: release, request-id`); a server
+//! header [`HEADER`] (`simplerpc-extensions: release, request-id, promise, tuple`); a server
 //! that speaks them answers with the subset it accepts in the same response
 //! header. A stock client sends no such header, and a stock server answers
 //! none, so either way a stock peer gets exactly the reference protocol.
@@ -18,10 +18,11 @@ pub const HEADER: &str = "simplerpc-extensions";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Extensions(u32);
 
-const NAMES: [(Extensions, &str); 3] = [
+const NAMES: [(Extensions, &str); 4] = [
     (Extensions::RELEASE, "release"),
     (Extensions::REQUEST_IDS, "request-id"),
     (Extensions::PROMISE, "promise"),
+    (Extensions::TUPLE, "tuple"),
 ];
 
 impl Extensions {
@@ -42,11 +43,18 @@ impl Extensions {
     /// is not run: it fails with the same error, marked `"cause": n` with
     /// the id of the request that failed first. Needs `request-id`.
     pub const PROMISE: Extensions = Extensions(4);
+    /// `tuple`: tuples stay tuples. A tuple travels, in both directions and
+    /// at any depth (arguments, keys, map keys, materialized values), as the
+    /// marker map `{"__tuple__": [items...]}` (one str key, its value an
+    /// array) and decodes to [`Value::Tuple`](crate::Value::Tuple). Without
+    /// it a tuple is a plain msgpack array, as the reference sends it, and a
+    /// map `{"__tuple__": [...]}` from the peer is just a map.
+    pub const TUPLE: Extensions = Extensions(8);
     /// Everything this version speaks.
-    pub const ALL: Extensions = Extensions(7);
+    pub const ALL: Extensions = Extensions(15);
 
-    /// The set as bits (`RELEASE` is 1, `REQUEST_IDS` is 2, `PROMISE` is 4),
-    /// for C callers.
+    /// The set as bits (`RELEASE` is 1, `REQUEST_IDS` is 2, `PROMISE` is 4,
+    /// `TUPLE` is 8), for C callers.
     pub fn bits(self) -> u32 {
         self.0
     }
@@ -69,6 +77,17 @@ impl Extensions {
     /// Whether the `promise` extension is on (it is only with `request-id`).
     pub fn promises(self) -> bool {
         self.0 & Self::PROMISE.0 != 0 && self.request_ids()
+    }
+
+    /// Whether the `tuple` extension is on: tuples travel as the marker
+    /// `{"__tuple__": [...]}` and decode to [`Value::Tuple`](crate::Value::Tuple).
+    pub fn tuples(self) -> bool {
+        self.0 & Self::TUPLE.0 != 0
+    }
+
+    /// The extensions of `self` that `other` does not hold.
+    pub fn without(self, other: Extensions) -> Extensions {
+        Extensions(self.0 & !other.0)
     }
 
     /// The extensions both sets hold.
@@ -123,7 +142,7 @@ mod tests {
             Extensions::NONE
         );
         let offer = Extensions::ALL.header_value();
-        assert_eq!(offer, "release, request-id, promise");
+        assert_eq!(offer, "release, request-id, promise, tuple");
         assert_eq!(
             Extensions::negotiate(Some(&offer), Extensions::ALL),
             Extensions::ALL
@@ -142,5 +161,28 @@ mod tests {
             Extensions::RELEASE,
             "no promises without request ids"
         );
+    }
+
+    #[test]
+    fn tuple_is_negotiated_on_its_own() {
+        // Offered and supported: on, with or without the others.
+        let t = Extensions::negotiate(Some("tuple"), Extensions::ALL);
+        assert_eq!(t, Extensions::TUPLE);
+        assert!(t.tuples() && !t.request_ids() && !t.release());
+        assert!(Extensions::negotiate(Some("release, Tuple"), Extensions::ALL).tuples());
+        // A stock client offers nothing; an older simplerpc client offers
+        // the three first ones: no tuples for either.
+        assert!(!Extensions::negotiate(None, Extensions::ALL).tuples());
+        assert!(
+            !Extensions::negotiate(Some("release, request-id, promise"), Extensions::ALL).tuples()
+        );
+        // A server that leaves it out (a C executor that did not ask for it).
+        let no_tuple = Extensions::ALL.without(Extensions::TUPLE);
+        assert_eq!(
+            Extensions::negotiate(Some(&Extensions::ALL.header_value()), no_tuple),
+            no_tuple
+        );
+        assert_eq!(Extensions::TUPLE.bits(), 8);
+        assert_eq!(Extensions::from_bits(8 | 64), Extensions::TUPLE);
     }
 }

@@ -7,7 +7,7 @@
 //! spawns a thread, reads a clock or touches a file. A transport moves frames;
 //! this crate decides what they mean.
 //!
-//! - [`value`] and [`array`]: what the protocol carries ([`Value`], [`NdArray`]).
+//! - [`value`] and [`array`](mod@array): what the protocol carries ([`Value`], [`NdArray`]).
 //! - [`codec`]: msgpack + msgpack-numpy, byte-compatible with `simplerpyc`.
 //! - [`message`]: requests, responses and their frames.
 //! - [`extensions`]: what we add to the reference protocol, and its negotiation.

@@ -656,20 +656,20 @@ pub fn encode_request_in(
             write_str(&mut buf, "args")?;
             write_array_len(&mut buf, args.len())?;
             for a in args {
-                codec::encode(&mut buf, a)?;
+                codec::encode_with(&mut buf, a, ext.tuples())?;
             }
             write_str(&mut buf, "kwargs")?;
             write_map_len(&mut buf, kwargs.len())?;
             for (k, v) in kwargs {
                 write_str(&mut buf, k)?;
-                codec::encode(&mut buf, v)?;
+                codec::encode_with(&mut buf, v, ext.tuples())?;
             }
         }
         Request::GetItem { obj_id, key } => {
             write_str(&mut buf, "obj_id")?;
             write_obj_id(&mut buf, *obj_id);
             write_str(&mut buf, "key")?;
-            codec::encode(&mut buf, key)?;
+            codec::encode_with(&mut buf, key, ext.tuples())?;
         }
         Request::Materialize { obj_id } => {
             write_str(&mut buf, "obj_id")?;
@@ -824,7 +824,7 @@ pub fn encode_response_in(
                 }
                 Response::Value(v) => {
                     write_str(&mut buf, "value")?;
-                    codec::encode(&mut buf, v)?;
+                    codec::encode_with(&mut buf, v, ext.tuples())?;
                 }
                 Response::Namespace(names) => {
                     write_str(&mut buf, "namespace")?;
@@ -855,8 +855,8 @@ struct Fields {
 }
 
 impl Fields {
-    fn parse(frame: &Bytes) -> Result<Fields, FrameError> {
-        let pairs = match codec::top_level(frame)? {
+    fn parse(frame: &Bytes, tuples: bool) -> Result<Fields, FrameError> {
+        let pairs = match codec::top_level(frame, tuples)? {
             codec::TopLevel::Map(pairs) => pairs,
             codec::TopLevel::Other(other) => return Err(FrameError::NotAMap(other.type_name())),
         };
@@ -949,7 +949,7 @@ fn as_obj_id(v: &Value) -> Option<ObjId> {
 /// for a request whose body is malformed, so that its answer still carries
 /// its id and the objects it released are still freed.
 pub fn decode_request_envelope(frame: &Bytes) -> (Option<u64>, Vec<ObjId>) {
-    let Ok(mut f) = Fields::parse(frame) else {
+    let Ok(mut f) = Fields::parse(frame, false) else {
         return (None, Vec::new());
     };
     let id = f.opt_u64("id").ok().flatten();
@@ -969,9 +969,17 @@ fn release_field(f: &mut Fields) -> Result<Vec<ObjId>, FrameError> {
     })
 }
 
-/// Decode a request frame. Extension fields are read whenever present.
+/// Decode a request frame. Extension fields are read whenever present;
+/// tuple markers decode to [`Value::Tuple`] (see [`decode_request_with`]).
 pub fn decode_request(frame: &Bytes) -> Result<RequestFrame, FrameError> {
-    let mut f = Fields::parse(frame)?;
+    decode_request_with(frame, Extensions::ALL)
+}
+
+/// Decode a request frame of a connection speaking `ext`: only with the
+/// `tuple` extension does `{"__tuple__": [...]}` decode to [`Value::Tuple`]
+/// (from a stock client it is the map it says).
+pub fn decode_request_with(frame: &Bytes, ext: Extensions) -> Result<RequestFrame, FrameError> {
+    let mut f = Fields::parse(frame, ext.tuples())?;
     let id = f.opt_u64("id")?;
     let release = release_field(&mut f)?;
     let mut raw = RawFields::default();
@@ -1060,7 +1068,7 @@ pub fn decode_request(frame: &Bytes) -> Result<RequestFrame, FrameError> {
     })
 }
 
-/// Decode a response frame.
+/// Decode a response frame (tuple markers decode to [`Value::Tuple`]).
 pub fn decode_response(frame: &Bytes) -> Result<ResponseFrame, FrameError> {
     decode_response_raw(frame).map(|(r, _)| r)
 }
@@ -1069,7 +1077,16 @@ pub fn decode_response(frame: &Bytes) -> Result<ResponseFrame, FrameError> {
 /// `namespace`) field as they are in the frame, for callers that pass the
 /// msgpack on (the C ABI) rather than use the decoded value.
 pub fn decode_response_raw(frame: &Bytes) -> Result<(ResponseFrame, Option<RawValue>), FrameError> {
-    let mut f = Fields::parse(frame)?;
+    decode_response_raw_with(frame, Extensions::ALL)
+}
+
+/// As [`decode_response_raw`], for a connection speaking `ext` (see
+/// [`decode_request_with`] for what the `tuple` extension changes).
+pub fn decode_response_raw_with(
+    frame: &Bytes,
+    ext: Extensions,
+) -> Result<(ResponseFrame, Option<RawValue>), FrameError> {
+    let mut f = Fields::parse(frame, ext.tuples())?;
     let mut raw = None;
     let id = f.opt_u64("id")?;
     let response = match f.kind.as_str() {

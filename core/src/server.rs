@@ -164,7 +164,7 @@ impl<E: Executor> ServerSession<E> {
     #[must_use]
     pub fn handle_frame(&mut self, frame: Bytes) -> Vec<u8> {
         self.requests += 1;
-        let (id, release, response) = match message::decode_request(&frame) {
+        let (id, release, response) = match message::decode_request_with(&frame, self.extensions) {
             Ok(req) if req.request.creates_object() && self.full(&req.release) => {
                 (req.id, req.release, Response::Error(self.object_limit()))
             }

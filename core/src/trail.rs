@@ -60,6 +60,9 @@ pub fn call(parent: &str) -> String {
 pub fn getitem(parent: &str, key: &Value, is_tuple: bool) -> String {
     let text = match key {
         Value::List(items) if is_tuple => items.iter().map(key_text).collect::<Vec<_>>().join(", "),
+        Value::Tuple(items) if !items.is_empty() => {
+            items.iter().map(key_text).collect::<Vec<_>>().join(", ")
+        }
         other => key_text(other),
     };
     format!("{parent}[{text}]")
@@ -89,6 +92,11 @@ pub fn key_text(key: &Value) -> String {
         }
         Value::List(items) => format!(
             "[{}]",
+            items.iter().map(key_text).collect::<Vec<_>>().join(", ")
+        ),
+        Value::Tuple(items) if items.len() == 1 => format!("({},)", key_text(&items[0])),
+        Value::Tuple(items) => format!(
+            "({})",
             items.iter().map(key_text).collect::<Vec<_>>().join(", ")
         ),
         other => format!("<{}>", other.type_name()),

@@ -62,8 +62,14 @@ pub enum Value {
     Str(String),
     /// msgpack bin: bytes, shared with the frame they were decoded from.
     Bin(Bytes),
-    /// msgpack array (Python lists and tuples).
+    /// msgpack array (Python lists, and tuples from a peer that did not
+    /// negotiate the `tuple` extension).
     List(Vec<Value>),
+    /// A tuple (the `tuple` extension): travels as the marker map
+    /// `{"__tuple__": [items...]}` when the connection negotiated `tuple`,
+    /// else as a plain msgpack array (a stock peer never sees the marker).
+    /// Decoded from the marker only on a connection that negotiated it.
+    Tuple(Vec<Value>),
     /// msgpack map with keys of any type, in wire order.
     Map(Vec<(Value, Value)>),
     /// A numeric n-d array in msgpack-numpy form.
@@ -334,6 +340,7 @@ impl Value {
             Value::Str(_) => "str",
             Value::Bin(_) => "bytes",
             Value::List(_) => "list",
+            Value::Tuple(_) => "tuple",
             Value::Map(_) => "map",
             Value::Array(_) => "ndarray",
             Value::Scalar(_) => "numpy scalar",
@@ -350,7 +357,7 @@ impl Value {
     pub fn walk<E>(&self, f: &mut impl FnMut(&Value) -> Result<(), E>) -> Result<(), E> {
         f(self)?;
         match self {
-            Value::List(items) => items.iter().try_for_each(|v| v.walk(f)),
+            Value::List(items) | Value::Tuple(items) => items.iter().try_for_each(|v| v.walk(f)),
             Value::Map(pairs) => pairs.iter().try_for_each(|(k, v)| {
                 k.walk(f)?;
                 v.walk(f)
@@ -369,7 +376,7 @@ impl Value {
     ) -> Result<(), E> {
         f(self)?;
         match self {
-            Value::List(items) => {
+            Value::List(items) | Value::Tuple(items) => {
                 for v in items {
                     v.walk_mut(f)?;
                 }
@@ -455,3 +462,25 @@ impl From<()> for Value {
         Value::Nil
     }
 }
+
+/// Rust tuples become [`Value::Tuple`] (a tuple on the other side with the
+/// `tuple` extension, a list for a peer without it).
+macro_rules! from_tuple {
+    ($(($($t:ident $i:tt),+)),*) => {$(
+        impl<$($t: Into<Value>),+> From<($($t,)+)> for Value {
+            fn from(t: ($($t,)+)) -> Self {
+                Value::Tuple(vec![$(t.$i.into()),+])
+            }
+        }
+    )*};
+}
+from_tuple!(
+    (A 0),
+    (A 0, B 1),
+    (A 0, B 1, C 2),
+    (A 0, B 1, C 2, D 3),
+    (A 0, B 1, C 2, D 3, E 4),
+    (A 0, B 1, C 2, D 3, E 4, F 5),
+    (A 0, B 1, C 2, D 3, E 4, F 5, G 6),
+    (A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7)
+);

@@ -71,6 +71,7 @@ fn value() -> impl Strategy<Value = Value> {
     leaf().prop_recursive(4, 64, 8, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..20).prop_map(Value::List),
+            prop::collection::vec(inner.clone(), 0..20).prop_map(Value::Tuple),
             prop::collection::vec((inner.clone(), inner.clone()), 0..20).prop_map(Value::Map),
             (inner.clone(), inner.clone(), inner).prop_map(|(a, b, c)| Value::slice(a, b, c)),
         ]
@@ -87,6 +88,24 @@ proptest! {
         let back = codec::from_bytes(&bytes).unwrap();
         prop_assert_eq!(&back, &v);
         prop_assert_eq!(codec::to_vec(&back).unwrap(), bytes.to_vec());
+    }
+
+    /// Without the tuple extension every tuple is written as a plain array:
+    /// the value reads back with its tuples lists, and never holds the marker.
+    #[test]
+    fn tuples_are_arrays_for_a_peer_without_the_extension(v in value()) {
+        let mut plain = Vec::new();
+        codec::encode_with(&mut plain, &v, false).unwrap();
+        prop_assert!(plain.len() <= codec::exact_len(&v));
+        let back = codec::from_bytes_with(&Bytes::from(plain), false).unwrap();
+        let mut want = v.clone();
+        let _ = want.walk_mut(&mut |x: &mut Value| {
+            if let Value::Tuple(items) = x {
+                *x = Value::List(std::mem::take(items));
+            }
+            Ok::<(), ()>(())
+        });
+        prop_assert_eq!(back, want);
     }
 
     #[test]

@@ -129,10 +129,11 @@ fn live<'a>(p: *const srpc_client) -> Result<&'a srpc_client, FfiError> {
     unsafe { p.as_ref() }.ok_or_else(|| FfiError::null("client"))
 }
 
-/// Connect to `ws://host:port/?token=token`. An empty `host` means
-/// "localhost"; an empty `token` is refused (SRPC_STATUS_ERR_UNAUTHORIZED). Against
-/// a stock simplerpyc server the reference protocol is spoken exactly.
-/// Close and free with srpc_client_free().
+/// Connect to `ws://host:port/?token=token`, offering the extensions
+/// SRPC_EXT_DEFAULT. An empty `host` means "localhost"; an empty `token` is
+/// refused (SRPC_STATUS_ERR_UNAUTHORIZED). Against a stock simplerpyc server
+/// the reference protocol is spoken exactly. Close and free with
+/// srpc_client_free().
 ///
 /// # Safety
 /// The strings are valid for their lengths; `client_out` is valid.
@@ -141,6 +142,33 @@ pub unsafe extern "C" fn srpc_client_connect(
     host: srpc_str,
     port: u16,
     token: srpc_str,
+    client_out: *mut *mut srpc_client,
+) -> srpc_status {
+    // SAFETY: the caller's contract, passed on.
+    unsafe {
+        srpc_client_connect_ext(
+            host,
+            port,
+            token,
+            crate::session::SRPC_EXT_DEFAULT,
+            client_out,
+        )
+    }
+}
+
+/// As srpc_client_connect(), offering the extension bits `extensions`
+/// (SRPC_EXT_*): SRPC_EXT_ALL when the host's msgpack handles the tuple
+/// marker (SRPC_EXT_TUPLE). What the server accepted:
+/// srpc_client_extensions().
+///
+/// # Safety
+/// The strings are valid for their lengths; `client_out` is valid.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_client_connect_ext(
+    host: srpc_str,
+    port: u16,
+    token: srpc_str,
+    extensions: u32,
     client_out: *mut *mut srpc_client,
 ) -> srpc_status {
     guard(|| {
@@ -158,6 +186,7 @@ pub unsafe extern "C" fn srpc_client_connect(
         if token.is_empty() {
             cfg.token = None;
         }
+        cfg.extensions = crate::session::extensions(extensions);
         let c = Client::connect(&cfg).map_err(ws_error)?;
         *o = Box::into_raw(Box::new(srpc_client(Transport::Ws(c))));
         Ok(())
@@ -735,7 +764,9 @@ pub unsafe extern "C" fn srpc_client_set_timeout(
     })
 }
 
-/// The extension bits (SRPC_EXT_*) negotiated with the server: 0 for a stock server.
+/// The extension bits (SRPC_EXT_*) negotiated with the server: 0 for a stock
+/// server. With SRPC_EXT_TUPLE, values carry tuples as the marker map
+/// `{"__tuple__": [items...]}` both ways (see SRPC_EXT_TUPLE).
 ///
 /// # Safety
 /// `client` is NULL or live.

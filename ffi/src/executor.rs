@@ -98,8 +98,9 @@ impl Callbacks {
         Ok(Arc::new(Callbacks(*e)))
     }
 
-    /// Open one client's executor.
-    pub fn open(self: &Arc<Self>) -> Result<CExecutor, FfiError> {
+    /// Open one client's executor, for a connection that negotiated the
+    /// extension bits `extensions` (srpc_reply_extensions() tells them).
+    pub fn open(self: &Arc<Self>, extensions: u32) -> Result<CExecutor, FfiError> {
         let mut session: *mut c_void = std::ptr::null_mut();
         if let Some(open) = self.0.open {
             // SAFETY: the host's callback, with its userdata and a valid out-pointer.
@@ -119,19 +120,21 @@ impl Callbacks {
             session,
             opened: true,
             spare: None,
+            extensions,
         })
     }
 
     /// Open one client's executor for a server: an executor whose open
     /// callback failed answers every call with that error.
-    pub fn open_or_refuse(self: &Arc<Self>) -> CExecutor {
-        self.open().unwrap_or_else(|e| {
+    pub fn open_or_refuse(self: &Arc<Self>, extensions: u32) -> CExecutor {
+        self.open(extensions).unwrap_or_else(|e| {
             log::warn!("{}", e.message);
             CExecutor {
                 cb: Arc::clone(self),
                 session: std::ptr::null_mut(),
                 opened: false,
                 spare: None,
+                extensions,
             }
         })
     }
@@ -146,6 +149,8 @@ pub struct CExecutor {
     /// A written response frame kept to build the next large value in
     /// (see [`Executor::recycle`]).
     spare: Option<Vec<u8>>,
+    /// The extension bits the connection negotiated.
+    extensions: u32,
 }
 
 /// Frames from this size up are kept for reuse (until the connection idles,
@@ -183,6 +188,8 @@ pub struct srpc_reply {
     inputs: [Option<RawValue>; 3],
     /// A frame to build a value in (the executor's spare).
     spare: Option<Vec<u8>>,
+    /// The extension bits the connection negotiated.
+    extensions: u32,
 }
 
 /// The msgpack inputs of a call, for srpc_reply_keep_input().
@@ -229,6 +236,29 @@ pub unsafe extern "C" fn srpc_reply_keep_input(
         };
         Ok(())
     })
+}
+
+/// The extension bits (SRPC_EXT_*) the running call's connection
+/// negotiated with its client: 0 for a stock simplerpyc client. With
+/// SRPC_EXT_TUPLE set, a tuple in the call's `args`, `kwargs` and `key`
+/// travels as the marker map `{"__tuple__": [items...]}` (one str key, its
+/// value an array), and a value answered with srpc_reply_value() may write
+/// tuples so (the client makes them tuples again); without it a `__tuple__`
+/// map is just a map, and tuples must be answered as plain arrays (the
+/// library passes a value's bytes on as they are). A connection's bits never
+/// change, so a host may ask once per session. A reply that is not the
+/// running callback's gives 0.
+///
+/// # Safety
+/// `reply` is NULL or the pointer passed to the running callback.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_reply_extensions(reply: *const srpc_reply) -> u32 {
+    if reply.is_null() || !std::ptr::eq(CURRENT_REPLY.with(|c| c.get()), reply) {
+        return 0;
+    }
+    // SAFETY: the reply of the callback running on this thread (checked
+    // above), alive on `invoke`'s stack until that callback returns.
+    unsafe { &*reply }.extensions
 }
 
 enum Answer {
@@ -497,6 +527,7 @@ impl CExecutor {
             } else {
                 None
             },
+            extensions: self.extensions,
         };
         let f = self.cb.0.call.expect("checked in Callbacks::new");
         let previous = CURRENT_REPLY.with(|c| c.replace(&mut reply as *mut srpc_reply));

@@ -45,6 +45,12 @@ pub struct srpc_server_config {
     /// simplerpyc client answers pings only during its calls, so for it only
     /// an unread response counts.
     pub dead_after_ms: u64,
+    /// The extensions (SRPC_EXT_*) the server accepts when a client offers
+    /// them; 0 means the default, SRPC_EXT_DEFAULT (all but SRPC_EXT_TUPLE).
+    /// Add SRPC_EXT_TUPLE when the executor reads and writes the tuple
+    /// marker (see srpc_reply_extensions()). A stock simplerpyc client
+    /// offers none and always gets the reference protocol.
+    pub extensions: u32,
 }
 
 /// A running WebSocket server. Opaque.
@@ -127,8 +133,13 @@ pub unsafe extern "C" fn srpc_server_start(
             u64::MAX => config.dead_after = None,
             ms => config.dead_after = Some(Duration::from_millis(ms)),
         }
-        let server = Server::bind(config, move |_: &simplerpc_ws::ClientInfo| {
-            callbacks.open_or_refuse()
+        config.extensions = crate::session::extensions(if cfg.extensions == 0 {
+            crate::session::SRPC_EXT_DEFAULT
+        } else {
+            cfg.extensions
+        });
+        let server = Server::bind(config, move |info: &simplerpc_ws::ClientInfo| {
+            callbacks.open_or_refuse(info.extensions.bits())
         })
         .map_err(|e| match e {
             simplerpc_ws::Error::Config(why) => FfiError::invalid(why),

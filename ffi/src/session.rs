@@ -27,9 +27,24 @@ pub const SRPC_EXT_REQUEST_IDS: u32 = 2;
 /// SRPC_EXT_REQUEST_IDS, since a promise names a request by its id). See
 /// srpc_client_session_send_pipelined() and srpc_client_send_pipelined().
 pub const SRPC_EXT_PROMISE: u32 = 4;
-/// Every extension this library speaks. Use it when both ends are simplerpc;
-/// use 0 to speak the reference protocol exactly.
-pub const SRPC_EXT_ALL: u32 = 7;
+/// Extension bit: tuples stay tuples (`tuple`). A tuple travels, at any
+/// depth of a value (call arguments, keys, map keys, materialized values),
+/// as the marker map `{"__tuple__": [items...]}`: exactly one entry, the
+/// str key `"__tuple__"` and an array of the items. A host that reads or
+/// writes msgpack itself must then make such maps tuples, and may write
+/// tuples so; without the bit a tuple is a plain array and a `__tuple__`
+/// map is just a map. See srpc_client_extensions() and
+/// srpc_reply_extensions() for what a connection negotiated.
+pub const SRPC_EXT_TUPLE: u32 = 8;
+/// Every extension this library speaks. Use it when both ends are simplerpc
+/// (and the hosts handle the tuple marker, see SRPC_EXT_TUPLE); use 0 to
+/// speak the reference protocol exactly.
+pub const SRPC_EXT_ALL: u32 = 15;
+/// The extensions srpc_client_connect() offers and a server started by
+/// srpc_server_start() accepts by default: all but SRPC_EXT_TUPLE, which a
+/// host asks for (srpc_client_connect_ext(), srpc_server_config.extensions)
+/// when its msgpack handles the tuple marker.
+pub const SRPC_EXT_DEFAULT: u32 = SRPC_EXT_ALL & !SRPC_EXT_TUPLE;
 
 pub(crate) fn extensions(bits: u32) -> Extensions {
     Extensions::from_bits(bits)
@@ -402,7 +417,7 @@ pub unsafe extern "C" fn srpc_server_session_new(
         // SAFETY: NULL checked; otherwise a valid srpc_executor.
         let e = unsafe { executor.as_ref() }.ok_or_else(|| FfiError::null("executor"))?;
         let o = out(session_out, "session_out")?;
-        let ex = Callbacks::new(e)?.open()?;
+        let ex = Callbacks::new(e)?.open(extensions(extensions_bits).bits())?;
         *o = Box::into_raw(Box::new(srpc_server_session(ServerSession::new(
             ex,
             extensions(extensions_bits),
@@ -493,6 +508,7 @@ mod tests {
         assert_eq!(SRPC_EXT_RELEASE, Extensions::RELEASE.bits());
         assert_eq!(SRPC_EXT_REQUEST_IDS, Extensions::REQUEST_IDS.bits());
         assert_eq!(SRPC_EXT_PROMISE, Extensions::PROMISE.bits());
+        assert_eq!(SRPC_EXT_TUPLE, Extensions::TUPLE.bits());
         assert_eq!(SRPC_EXT_ALL, Extensions::ALL.bits());
     }
 

@@ -1,8 +1,8 @@
 //! The stream transport: a server and a client over one connected socket
 //! given as a file descriptor (a socketpair's end, a socket a child process
 //! inherited). See the `simplerpc-stream` crate for the wire format: a
-//! hello line each way (the extensions, all offered and accepted by
-//! default), then frames behind an 8-byte little-endian length. No token:
+//! hello line each way (the extensions offered and accepted, by default
+//! SRPC_EXT_DEFAULT), then frames behind an 8-byte little-endian length. No token:
 //! whoever holds the descriptor is the peer.
 //!
 //! On a host that has not ignored SIGPIPE, writing to a socket whose peer
@@ -14,7 +14,7 @@ use std::ffi::c_int;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
-use simplerpc_stream::{Client, ClientConfig, Error, ServerConfig};
+use simplerpc_stream::{Client, ClientConfig, Error, Extensions, ServerConfig};
 
 use crate::client::{srpc_client, Transport};
 use crate::error::{
@@ -22,6 +22,7 @@ use crate::error::{
     SrpcStatusErrTimeout,
 };
 use crate::executor::{srpc_executor, Callbacks};
+use crate::session::{extensions, SRPC_EXT_DEFAULT};
 
 /// Limits of a stream server or client. Zero fields take the defaults.
 #[repr(C)]
@@ -38,6 +39,11 @@ pub struct srpc_stream_config {
     /// answer in time returns SRPC_STATUS_ERR_PROTOCOL. Requests have no
     /// time limit unless srpc_client_set_timeout() sets one.
     pub hello_timeout_ms: u64,
+    /// The extensions (SRPC_EXT_*) a server accepts, or a client offers; 0
+    /// means the default, SRPC_EXT_DEFAULT (all but SRPC_EXT_TUPLE). Add
+    /// SRPC_EXT_TUPLE when the executor (or the client's msgpack) reads and
+    /// writes the tuple marker.
+    pub extensions: u32,
 }
 
 /// The FfiError of a stream transport error.
@@ -82,7 +88,8 @@ fn socket(fd: c_int) -> Result<UnixStream, FfiError> {
     Ok(stream)
 }
 
-fn limits(config: *const srpc_stream_config) -> (usize, usize, u64) {
+/// The limits, the hello timeout and the extensions of `config` (NULL: the defaults).
+fn limits(config: *const srpc_stream_config) -> (usize, usize, u64, Extensions) {
     let size = |n: u64, default: usize| {
         if n == 0 {
             default
@@ -90,16 +97,18 @@ fn limits(config: *const srpc_stream_config) -> (usize, usize, u64) {
             usize::try_from(n).unwrap_or(usize::MAX)
         }
     };
+    let max = simplerpc_stream::DEFAULT_MAX_MESSAGE_SIZE;
     // SAFETY: NULL or valid (the caller's contract).
     match unsafe { config.as_ref() } {
-        None => (simplerpc_stream::DEFAULT_MAX_MESSAGE_SIZE, 1_000_000, 0),
+        None => (max, 1_000_000, 0, extensions(SRPC_EXT_DEFAULT)),
         Some(c) => (
-            size(
-                c.max_message_size,
-                simplerpc_stream::DEFAULT_MAX_MESSAGE_SIZE,
-            ),
+            size(c.max_message_size, max),
             size(c.max_objects, 1_000_000),
             c.hello_timeout_ms,
+            extensions(match c.extensions {
+                0 => SRPC_EXT_DEFAULT,
+                bits => bits,
+            }),
         ),
     }
 }
@@ -132,14 +141,15 @@ pub unsafe extern "C" fn srpc_server_serve_fd(
         // SAFETY: NULL checked; otherwise a valid struct (documented).
         let ex = unsafe { executor.as_ref() }.ok_or_else(|| FfiError::null("executor"))?;
         let callbacks = Callbacks::new(ex)?;
-        let (max_message_size, max_objects, _) = limits(config);
+        let (max_message_size, max_objects, _, extensions) = limits(config);
         let config = ServerConfig {
             max_message_size,
             max_objects,
-            ..ServerConfig::default()
+            extensions,
         };
-        let served =
-            simplerpc_stream::serve_with(stream, &config, |_| Ok(callbacks.open_or_refuse()));
+        let served = simplerpc_stream::serve_with(stream, &config, |accepted| {
+            Ok(callbacks.open_or_refuse(accepted.bits()))
+        });
         served.map(drop).map_err(|e| match e {
             Error::Io(io) => FfiError::new(SrpcStatusErrIo, format!("the stream failed: {io}")),
             other => stream_error(other),
@@ -149,7 +159,8 @@ pub unsafe extern "C" fn srpc_server_serve_fd(
 
 /// Connect over the connected socket `fd` whose other end a stream server
 /// serves (srpc_server_serve_fd(), `python -m simplerpc.server --fd N`):
-/// say hello, offering every extension, and read the server's answer.
+/// say hello, offering `config->extensions` (default SRPC_EXT_DEFAULT), and
+/// read the server's answer (srpc_client_extensions() tells what it accepted).
 /// `config` may be NULL (defaults, no time limit; `max_objects` is not used). Every
 /// srpc_client_* function works on the client; srpc_client_set_liveness()
 /// does nothing (a server that dies closes the stream). A server that does
@@ -172,11 +183,11 @@ pub unsafe extern "C" fn srpc_client_connect_fd(
         let stream = socket(fd)?;
         // SAFETY: NULL checked; otherwise valid.
         let o = unsafe { client_out.as_mut() }.ok_or_else(|| FfiError::null("client_out"))?;
-        let (max_message_size, _, hello_ms) = limits(config);
+        let (max_message_size, _, hello_ms, extensions) = limits(config);
         let config = ClientConfig {
             max_message_size,
+            extensions,
             timeout: (hello_ms != 0).then(|| std::time::Duration::from_millis(hello_ms)),
-            ..ClientConfig::default()
         };
         let client = Client::connect(stream, &config).map_err(stream_error)?;
         // The hello's limit is not the requests'.

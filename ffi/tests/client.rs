@@ -5,9 +5,10 @@ mod common;
 
 use common::{buf_bytes, last_message, s, sl, Server};
 use simplerpc::client::{
-    srpc_client, srpc_client_call, srpc_client_connect, srpc_client_free, srpc_client_getattr,
-    srpc_client_getitem, srpc_client_import, srpc_client_materialize, srpc_client_request,
-    srpc_client_round_trips, srpc_client_send_pipelined, SRPC_PROMISE_BIT,
+    srpc_client, srpc_client_call, srpc_client_connect, srpc_client_connect_ext,
+    srpc_client_extensions, srpc_client_free, srpc_client_getattr, srpc_client_getitem,
+    srpc_client_import, srpc_client_materialize, srpc_client_request, srpc_client_round_trips,
+    srpc_client_send_pipelined, SRPC_PROMISE_BIT,
 };
 use simplerpc::error::{srpc_last_error_message, srpc_last_error_status, srpc_status};
 use simplerpc::types::{
@@ -434,4 +435,69 @@ fn args_in_parts_reach_the_executor_joined() {
     let st = unsafe { srpc_client_request(c.0, &call, &mut r) };
     assert_eq!(st, srpc_status::SrpcStatusErrInvalidArgument);
     assert!(last_message().contains("args"), "{}", last_message());
+}
+
+/// A tuple argument as our Python client writes it with the tuple
+/// extension: `[("a", 1)]` as `[{"__tuple__": ["a", 1]}]`.
+const TUPLE_ARGS: &[u8] = &[
+    0x91, 0x81, 0xa9, b'_', b'_', b't', b'u', b'p', b'l', b'e', b'_', b'_', 0x92, 0xa1, b'a', 0x01,
+];
+
+#[test]
+fn the_tuple_extension_is_the_c_host_s_choice_and_visible_to_both_sides() {
+    use simplerpc::session::{SRPC_EXT_ALL, SRPC_EXT_DEFAULT, SRPC_EXT_TUPLE};
+    let connect = |server: &Server, ext: Option<u32>| {
+        let mut c = std::ptr::null_mut();
+        // SAFETY: borrowed strings, valid out-pointer.
+        let st = unsafe {
+            match ext {
+                None => srpc_client_connect(s("127.0.0.1"), server.port, s(&server.token), &mut c),
+                Some(e) => srpc_client_connect_ext(
+                    s("127.0.0.1"),
+                    server.port,
+                    s(&server.token),
+                    e,
+                    &mut c,
+                ),
+            }
+        };
+        assert_eq!(st, srpc_status::SrpcStatusOk, "{}", last_message());
+        Client(c)
+    };
+    // A server whose executor asked for tuples, a client that asks too.
+    let server = Server::start_with(|cfg| cfg.extensions = SRPC_EXT_ALL).unwrap();
+    let c = connect(&server, Some(SRPC_EXT_ALL));
+    // SAFETY: a live client.
+    assert_eq!(unsafe { srpc_client_extensions(c.0) }, SRPC_EXT_ALL);
+    let m = c.import("t");
+    let echo = c.getattr(m, "echo");
+    let result = c.call(echo, TUPLE_ARGS, &[]).unwrap();
+    // The marker reaches the executor as written, and comes back untouched.
+    assert_eq!(server.calls()[0].0, TUPLE_ARGS);
+    let mut expected = vec![0x93];
+    expected.extend(TUPLE_ARGS);
+    expected.extend([0x80, 0x90]);
+    assert_eq!(c.materialize(result), expected);
+    assert!(server.extensions_seen().iter().all(|&e| e == SRPC_EXT_ALL));
+    // The same server and a client that did not ask (srpc_client_connect).
+    let before = server.extensions_seen().len();
+    let c = connect(&server, None);
+    // SAFETY: a live client.
+    assert_eq!(unsafe { srpc_client_extensions(c.0) }, SRPC_EXT_DEFAULT);
+    c.import("t");
+    assert_eq!(server.extensions_seen()[before..], [SRPC_EXT_DEFAULT]);
+    // A server that did not ask (the default config) leaves tuple out even
+    // for a client that asks.
+    let server = Server::start();
+    let c = connect(&server, Some(SRPC_EXT_ALL));
+    // SAFETY: a live client.
+    assert_eq!(unsafe { srpc_client_extensions(c.0) } & SRPC_EXT_TUPLE, 0);
+    c.import("t");
+    assert_eq!(server.extensions_seen(), [SRPC_EXT_DEFAULT]);
+    // Outside a callback there is no call to ask about.
+    // SAFETY: NULL is allowed.
+    assert_eq!(
+        unsafe { simplerpc::executor::srpc_reply_extensions(std::ptr::null()) },
+        0
+    );
 }

@@ -127,11 +127,51 @@ impl<T: FromValue> FromValue for Vec<T> {
     const EXPECTED: &'static str = "list";
     fn from_value(v: Value) -> ExecResult<Self> {
         match v {
-            Value::List(items) => items.into_iter().map(T::from_value).collect(),
+            Value::List(items) | Value::Tuple(items) => {
+                items.into_iter().map(T::from_value).collect()
+            }
             other => Err(mismatch("list", &other)),
         }
     }
 }
+
+/// A Rust tuple from a tuple, or from a list of the same length (what a
+/// client without the `tuple` extension sends for a tuple).
+macro_rules! from_tuple {
+    ($(($n:expr; $($t:ident),+)),*) => {$(
+        impl<$($t: FromValue),+> FromValue for ($($t,)+) {
+            const EXPECTED: &'static str = "tuple";
+            fn from_value(v: Value) -> ExecResult<Self> {
+                match v {
+                    Value::List(items) | Value::Tuple(items) if items.len() == $n => {
+                        let mut it = items.into_iter();
+                        Ok(($($t::from_value(it.next().unwrap_or(Value::Nil))?,)+))
+                    }
+                    other => Err(ExecError::type_error(format!(
+                        "expected a tuple of {} items, got {}",
+                        $n,
+                        match &other {
+                            Value::List(items) | Value::Tuple(items) => {
+                                format!("{} of {} items", other.type_name(), items.len())
+                            }
+                            _ => other.type_name().to_owned(),
+                        }
+                    ))),
+                }
+            }
+        }
+    )*};
+}
+from_tuple!(
+    (1; A),
+    (2; A, B),
+    (3; A, B, C),
+    (4; A, B, C, D),
+    (5; A, B, C, D, E),
+    (6; A, B, C, D, E, F),
+    (7; A, B, C, D, E, F, G),
+    (8; A, B, C, D, E, F, G, H)
+);
 
 impl<T: FromValue> FromValue for Option<T> {
     const EXPECTED: &'static str = "value or None";

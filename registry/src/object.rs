@@ -145,7 +145,7 @@ impl Object {
             )));
         };
         match (v, key) {
-            (Value::List(items), Value::Slice(s)) => {
+            (Value::List(items) | Value::Tuple(items), Value::Slice(s)) => {
                 let n = items.len() as i64;
                 let step = s.step.as_i64().unwrap_or(1);
                 if step == 0 {
@@ -172,9 +172,13 @@ impl Object {
                         None => break,
                     }
                 }
-                Ok(Object::Value(Value::List(out)))
+                Ok(Object::Value(if matches!(v, Value::Tuple(_)) {
+                    Value::Tuple(out)
+                } else {
+                    Value::List(out)
+                }))
             }
-            (Value::List(items), k) => {
+            (Value::List(items) | Value::Tuple(items), k) => {
                 let i = k.as_i64().ok_or_else(|| {
                     ExecError::type_error(format!(
                         "list indices must be integers or slices, not {}",
@@ -339,6 +343,28 @@ impl<T: Into<Value>> IntoObject for Vec<T> {
         Ok(Object::Value(self.into()))
     }
 }
+
+/// A Rust tuple is returned as [`Value::Tuple`]: a client that negotiated
+/// the `tuple` extension gets a tuple back, others a list.
+macro_rules! tuple_object {
+    ($(($($t:ident),+)),*) => {$(
+        impl<$($t: Into<Value>),+> IntoObject for ($($t,)+) {
+            fn into_object(self) -> ExecResult<Object> {
+                Ok(Object::Value(self.into()))
+            }
+        }
+    )*};
+}
+tuple_object!(
+    (A),
+    (A, B),
+    (A, B, C),
+    (A, B, C, D),
+    (A, B, C, D, E),
+    (A, B, C, D, E, F),
+    (A, B, C, D, E, F, G),
+    (A, B, C, D, E, F, G, H)
+);
 
 impl<T: Into<Value>> IntoObject for Option<T> {
     fn into_object(self) -> ExecResult<Object> {

@@ -181,7 +181,10 @@ int main(int argc, char **argv) {
 
     srpc_client *c = NULL;
     CHECK(srpc_client_connect(S("127.0.0.1"), port, S(argv[2]), &c) == SRPC_STATUS_OK, "connect");
-    CHECK(srpc_client_extensions(c) == SRPC_EXT_ALL, "extensions negotiated with our server");
+    /* srpc_client_connect offers SRPC_EXT_DEFAULT (no tuple marker for a
+       host that did not ask for it); the C server accepts the same. */
+    CHECK(srpc_client_extensions(c) == SRPC_EXT_DEFAULT, "extensions negotiated with our server");
+    CHECK(!(srpc_client_extensions(c) & SRPC_EXT_TUPLE), "no tuple marker unless asked for");
 
     uint64_t mod, eye_fn, eye, row;
     CHECK(srpc_client_import(c, S("matrix"), &mod) == SRPC_STATUS_OK, "import");
@@ -246,6 +249,13 @@ int main(int argc, char **argv) {
     CHECK(srpc_client_request(c, &call, &r) == SRPC_STATUS_ERR_INVALID_ARGUMENT, "a kind that is not an srpc_call_kind");
 
     srpc_client_free(c);
+
+    /* Asking for every extension: this server's executor did not ask for the
+       tuple marker, so it is left out. */
+    srpc_client *all = NULL;
+    CHECK(srpc_client_connect_ext(S("127.0.0.1"), port, S(argv[2]), SRPC_EXT_ALL, &all) == SRPC_STATUS_OK, "connect_ext");
+    CHECK(srpc_client_extensions(all) == SRPC_EXT_DEFAULT, "tuple not accepted by a C server that did not ask");
+    srpc_client_free(all);
     printf("ws_client: all checks passed\n");
     return 0;
 }

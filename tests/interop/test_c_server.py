@@ -48,6 +48,18 @@ def test_our_client_and_release_against_the_c_executor(c_server):
         simplerpc.connect("127.0.0.1", port, token="wrong")
 
 
+def test_a_c_executor_that_did_not_ask_for_tuples_gets_arrays(c_server):
+    """srpc_server_start() leaves the tuple extension out unless the host
+    asks (srpc_server_config.extensions): our client then sends tuples as
+    plain arrays, which the C executor reads as it always did."""
+    port, token, _ = c_server
+    with simplerpc.connect("127.0.0.1", port, token=token) as conn:
+        assert conn._native.extensions == 7 and not conn._tuples
+        packed, _ = conn._pack(((2, 3), [1.5]))
+        assert packed == b"\x92\x92\x02\x03\x91\xcb\x3f\xf8\x00\x00\x00\x00\x00\x00"  # plain arrays
+        assert simplerpc.materialize(conn.modules.matrix.full(2, 3, 1.5)).shape == (2, 3)
+
+
 def test_c_client_against_the_c_server(c_server):
     """tests/c/ws_client.c uses the C client API, under valgrind."""
     import os

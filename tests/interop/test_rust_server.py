@@ -40,7 +40,7 @@ def test_stock_client_steps_the_rust_env(rust_server):
 def test_our_client_against_the_rust_server(rust_server):
     port, token, _ = rust_server
     with simplerpc.connect("127.0.0.1", port, token=token) as conn:
-        assert conn._native.extensions == 7  # release, request-id, promise
+        assert conn._native.extensions == 15  # release, request-id, promise, tuple
         assert conn._native.promises
         env = conn.modules.sim.make(1)
         step = simplerpc.materialize(env.step(2.0))
@@ -67,3 +67,26 @@ def test_a_huge_zeros_is_a_memory_error_and_the_server_keeps_serving(rust_server
     with simplerpc.connect("127.0.0.1", port, token=token) as conn:
         assert simplerpc.materialize(conn.modules.sim.add(2, 2)) == 4.0
     assert proc.poll() is None, "the server process ended"
+
+
+def test_tuples_stay_tuples_with_the_rust_registry(rust_server):
+    """Our client and the Rust server negotiate `tuple`: a tuple argument is
+    a Value::Tuple there and comes back a tuple; the stock client sends and
+    gets lists, as the reference does."""
+    port, token, _ = rust_server
+    value = (1, ("a", ()), [2.5, (None,)], {"k": (True, b"x")})
+    big = np.arange(1 << 17, dtype=np.float64)  # 1 MiB: the one-copy paths
+    with simplerpc.connect("127.0.0.1", port, token=token) as conn:
+        echo = conn.modules.sim.echo
+        back = simplerpc.materialize(echo(value))
+        assert back == value and type(back[1]) is tuple and type(back[2]) is list and type(back[2][1]) is tuple
+        got = simplerpc.materialize(echo((big, 0.5, False)))
+        assert type(got) is tuple and got[1:] == (0.5, False) and np.array_equal(got[0], big)
+    stock = simplerpyc.connect("127.0.0.1", port, token=token)
+    try:
+        back = simplerpyc.materialize(stock.modules.sim.echo(value))
+        assert back == [1, ["a", []], [2.5, [None]], {"k": [True, b"x"]}]
+        theirs = {"__tuple__": [1, 2]}  # a stock client's own dict stays a dict
+        assert simplerpyc.materialize(stock.modules.sim.echo(theirs)) == theirs
+    finally:
+        stock.disconnect()

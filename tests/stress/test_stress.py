@@ -113,7 +113,7 @@ def test_many_clients_lose_no_answer(kind, start_server, processes, figures):
             processes.spawn(
                 [
                     sys.executable, str(HERE / "clients_worker.py"), "--target", kind,
-                    "--host", srv.host, "--port", str(srv.port), "--token", srv.token,
+                    "--host", srv.host, "--port", str(srv.port), f"--token={srv.token}",  # = : a token may start with -
                     "--first-id", str(first), "--threads", str(per_process),
                     "--calls", str(calls), "--time-limit", str(limit),
                 ],

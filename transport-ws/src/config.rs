@@ -162,13 +162,13 @@ pub struct ClientConfig {
     pub max_message_size: usize,
     /// How long a request may wait for its response; `None` (the default)
     /// waits as long as the call takes. A request that runs out of time fails
-    /// with [`Error::Timeout`](crate::Error::Timeout) and ends the connection.
+    /// with [`Error::Timeout`] and ends the connection.
     pub timeout: Option<std::time::Duration>,
     /// While a request waits, a server silent this long is pinged.
     pub ping_interval: Duration,
     /// A simplerpc server silent this long while a request waits, its pings
     /// unanswered, counts as dead (frozen, or the network is gone): the
-    /// request fails with [`Error::Dead`](crate::Error::Dead) and the
+    /// request fails with [`Error::Dead`] and the
     /// connection is closed. A healthy server answers pings during the
     /// longest call. `None` waits forever. Not applied to a stock
     /// simplerpyc server, which cannot answer pings while it runs a call.

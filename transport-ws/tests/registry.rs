@@ -41,7 +41,18 @@ fn start() -> RunningServer {
                 })
                 .function("ramp", |n: usize| {
                     Array(Array1::<f64>::from_iter((0..n).map(|i| i as f64)))
-                }),
+                })
+                // A gym-style step result as a Rust tuple.
+                .function("step", |n: usize| {
+                    (
+                        Array(Array1::<f64>::from_iter((0..n).map(|i| i as f64))),
+                        1.0f64,
+                        false,
+                        true,
+                        Value::map([("pos", (3u8, 4u8))]),
+                    )
+                })
+                .function("swap", |pair: (String, i64)| (pair.1, pair.0)),
         ),
     );
     Server::bind(
@@ -154,4 +165,57 @@ fn sixteen_clients_step_their_own_envs() {
         w.join().unwrap();
     }
     server.shutdown();
+}
+
+/// The `tuple` extension over the socket: a Rust tuple comes back a tuple
+/// to a client that negotiated it (its large array intact), and a list to
+/// one that did not; a tuple argument converts to a Rust tuple either way.
+#[test]
+fn rust_tuples_stay_tuples_for_a_client_that_speaks_tuple() {
+    use simplerpc_core::Extensions;
+    use simplerpc_registry::NdArrayExt;
+    let server = start();
+    let n = 1 << 20; // 8 MiB of float64
+    let want: Vec<f64> = (0..n).map(|i| i as f64).collect();
+    let pair = Value::Tuple(vec![Value::str("a"), Value::Int(-1)]);
+    for offer in [Extensions::ALL, Extensions::ALL.without(Extensions::TUPLE)] {
+        let mut config = ClientConfig::new("127.0.0.1", server.local_addr().port(), server.token());
+        config.extensions = offer;
+        let client = Client::connect(&config).unwrap();
+        assert_eq!(client.extensions(), offer);
+        let sim = client.module("sim").unwrap();
+        let step = sim
+            .getattr("step")
+            .unwrap()
+            .call_args(vec![Value::from(n)])
+            .unwrap()
+            .materialize()
+            .unwrap();
+        let swapped = sim
+            .getattr("swap")
+            .unwrap()
+            .call_args(vec![pair.clone()])
+            .unwrap()
+            .materialize()
+            .unwrap();
+        let (items, pos, swapped_items) = match (offer.tuples(), step, swapped) {
+            (true, Value::Tuple(items), Value::Tuple(s)) => {
+                (items, Value::Tuple(vec![3u8.into(), 4u8.into()]), s)
+            }
+            (false, Value::List(items), Value::List(s)) => {
+                (items, Value::List(vec![3u8.into(), 4u8.into()]), s)
+            }
+            (t, step, swapped) => panic!("tuples {t}: {step:?} {swapped:?}"),
+        };
+        let Value::Array(obs) = &items[0] else {
+            panic!("{:?}", items[0])
+        };
+        assert_eq!(obs.to_vec::<f64>().unwrap(), want);
+        assert_eq!(
+            items[1..4],
+            [Value::Float(1.0), Value::Bool(false), Value::Bool(true)]
+        );
+        assert_eq!(items[4], Value::map([("pos", pos)]));
+        assert_eq!(swapped_items, vec![Value::Int(-1), Value::str("a")]);
+    }
 }

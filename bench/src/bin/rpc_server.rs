@@ -7,7 +7,7 @@
 //! Module `bench`: `f(x)` returns `x`; `make_env()` returns an `Env` whose
 //! `step(a)` returns `[obs, reward, terminated, truncated, info]` with one
 //! preallocated 480×640×3 uint8 image (the same buffer every step, shared,
-//! not copied); `make_array(n)` a uint8[n] of noise; `nbytes(a)` its byte count.
+//! not copied); `make_array(n)` `n` bytes of uint8 noise; `nbytes(a)` its byte count.
 //! Prints `export SIMPLERPC_PORT='…'` and `export SIMPLERPC_TOKEN='…'` lines.
 
 use std::sync::Arc;

@@ -288,3 +288,50 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     # ``dtype_str``: one test per numeric dtype and byte order.
     if "dtype_str" in metafunc.fixturenames:
         metafunc.parametrize("dtype_str", DTYPES)
+
+
+# ------------------------------------------------------------ a numpy<2 interpreter
+
+NP1_ENV = "SIMPLERPC_NP1_PYTHON"
+NP1_DEFAULT = "/tmp/v1/bin/python"
+PACKAGE_DIGEST = (
+    "import hashlib, pathlib, simplerpc; d = pathlib.Path(simplerpc.__file__).parent; "
+    "print(hashlib.sha256(b''.join(p.name.encode() + p.read_bytes() for p in sorted(d.glob('*.py')))).hexdigest())"
+)
+
+
+@pytest.fixture(scope="session")
+def np1_python() -> str:
+    """The numpy<2 interpreter (``$SIMPLERPC_NP1_PYTHON``), checked: it must
+    import numpy 1.x and the same simplerpc as this one."""
+    timeout = 300
+    python = os.environ.get(NP1_ENV) or NP1_DEFAULT
+    how = (
+        f'create it with: python3 -m venv /tmp/v1 && /tmp/v1/bin/pip install "numpy<2" dill msgpack pytest '
+        f"./bindings/python (or point ${NP1_ENV} at such a python; scripts/test.sh makes .venv-np1)"
+    )
+    if not os.path.exists(python):
+        pytest.fail(f"the numpy<2 Python {python} (${NP1_ENV}) does not exist; {how}", pytrace=False)
+    probe = subprocess.run(
+        [python, "-c", "import numpy, simplerpc, dill; print(numpy.__version__)"],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if probe.returncode != 0:
+        pytest.fail(
+            f"{python} (${NP1_ENV}) cannot import numpy, simplerpc and dill:\n{probe.stderr}\n{how}", pytrace=False
+        )
+    version = probe.stdout.strip()
+    # Both sides must run the same simplerpc Python code, or this tests a stale copy.
+    theirs = subprocess.run([python, "-c", PACKAGE_DIGEST], capture_output=True, text=True, timeout=timeout).stdout.strip()
+    ours = subprocess.run([sys.executable, "-c", PACKAGE_DIGEST], capture_output=True, text=True, timeout=timeout).stdout.strip()
+    if theirs != ours:
+        pytest.fail(
+            f"the simplerpc package installed for {python} differs from this one ({sys.executable}): "
+            f"reinstall it with `{python} -m pip install ./bindings/python`",
+            pytrace=False,
+        )
+    if int(version.split(".")[0]) >= 2:
+        pytest.fail(f"{python} (${NP1_ENV}) has numpy {version}, not numpy<2; {how}", pytrace=False)
+    return python

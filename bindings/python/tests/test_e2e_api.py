@@ -188,8 +188,9 @@ def test_materialize_and_is_proxy(conn: simplerpc.Connection) -> None:
         assert not is_proxy(value)
     proxy = conn.eval("[1, 'a', None, 2.5, {'k': b'v'}, (1, 2)]")
     assert is_proxy(proxy) and is_proxy(proxy[0])
-    # tuples travel as arrays: they come back as lists (as in the reference)
-    assert materialize(proxy) == [1, "a", None, 2.5, {"k": b"v"}, [1, 2]]
+    # tuples stay tuples between simplerpc peers (the tuple extension; a
+    # stock server sends lists, see test_e2e_tuples.py)
+    assert materialize(proxy) == [1, "a", None, 2.5, {"k": b"v"}, (1, 2)]
     assert materialize(proxy[3]) == 2.5 and type(materialize(proxy[3])) is float
     assert materialize(conn.eval("1 + 2j")) == 1 + 2j
     assert materialize(conn.eval("{(1, 2): 'tuple key', 3: 'int key'}")) == {(1, 2): "tuple key", 3: "int key"}
@@ -331,6 +332,8 @@ def test_calls_with_positional_and_keyword_args_proxies_and_arrays(conn: simpler
         "    def d(v):\n"
         "        if isinstance(v, list):\n"
         "            return [d(i) for i in v]\n"
+        "        if isinstance(v, tuple):\n"
+        "            return tuple(d(i) for i in v)\n"
         "        if isinstance(v, dict):\n"
         "            return {k: d(i) for k, i in v.items()}\n"
         "        return type(v).__name__\n"
@@ -340,8 +343,8 @@ def test_calls_with_positional_and_keyword_args_proxies_and_arrays(conn: simpler
         conn.eval("describe")(x, y, 3, "s", b"b", None, 1.5, True, [x, (y, 2)], p=x, q=y, r={"inner": x, "n": [y]})
     )
     assert args == [
-        "ndarray", "ndarray", "int", "str", "bytes", "NoneType", "float", "bool", ["ndarray", ["ndarray", "int"]]
-    ]
+        "ndarray", "ndarray", "int", "str", "bytes", "NoneType", "float", "bool", ["ndarray", ("ndarray", "int")]
+    ]  # the tuple arrives a tuple (the tuple extension)
     assert kwargs == {"p": "ndarray", "q": "ndarray", "r": {"inner": "ndarray", "n": ["ndarray"]}}
     # the proxy resolves to the very object on the server
     same = conn.eval("lambda a, b: a is b")

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(os.environ.get("SIMPLERPC_SKIP_GIB") == "1", rea
 
 GIB = 1 << 30
 SLACK = 64 << 20
-CHECK = "lambda a: (a.dtype.str, a.shape, __import__('zlib').crc32(memoryview(__import__('numpy').ascontiguousarray(a)).cast('B')))"
+CHECK = "lambda a: [a.dtype.str, list(a.shape), __import__('zlib').crc32(memoryview(__import__('numpy').ascontiguousarray(a)).cast('B'))]"
 
 
 def _crc(a: Any) -> int:

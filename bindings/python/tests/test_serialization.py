@@ -403,3 +403,84 @@ def test_large_arrays_are_spliced_byte_exactly() -> None:
     np.testing.assert_array_equal(got["fortran"], big)
     np.testing.assert_array_equal(got["list"][2], big[::2])
     assert got["list"][1] == "between" and got["tail"] == value["tail"]
+
+
+# ----------------------------------------------------------------- the tuple extension
+
+
+def test_tuples_pack_as_the_marker_only_when_asked() -> None:
+    import collections
+
+    value = (1, (2, ()), [3, (4,)], {(5, 6): (7,)})
+    flat = value[:3]
+    assert raw(packb(flat)) == [1, [2, []], [3, [4]]]  # the reference's form
+    assert raw(packb(flat, tuples=True)) == {"__tuple__": [1, {"__tuple__": [2, {"__tuple__": []}]}, [3, {"__tuple__": [4]}]]}
+    assert unpackb(packb(value)) == [1, [2, []], [3, [4]], {(5, 6): [7]}]
+    marked = packb(value, tuples=True)
+    assert marked[:11] == b"\x81\xa9__tuple__"
+    back = unpackb(marked, tuples=True)
+    assert back == value and type(back[1]) is tuple and type(back[2]) is list and type(back[2][1]) is tuple
+    assert list(back[3]) == [(5, 6)] and type(back[3][(5, 6)]) is tuple
+    # a decoder without the extension leaves the marker a dict
+    assert unpackb(packb((1, 2), tuples=True)) == {"__tuple__": [1, 2]}
+    # ... and one with it keeps look-alikes that are not exactly the marker dicts
+    for other in ({"__tuple__": [1], "x": 2}, {"__tuple__": 3}, {b"__tuple__": [1]}):
+        assert unpackb(packb(other), tuples=True) == other
+    # a named tuple is a tuple
+    point = collections.namedtuple("Point", "x y")(1, 2)
+    assert packb(point, tuples=True) == packb((1, 2), tuples=True)
+
+
+def test_tuples_mode_packs_everything_else_as_before() -> None:
+    import collections
+    import enum
+
+    class Color(enum.IntEnum):
+        RED = 3
+
+    class Name(str):
+        pass
+
+    class Items(list):
+        pass
+
+    class Blob(bytes):
+        pass
+
+    values = [
+        np.float64(1.5),
+        Color.RED,
+        Name("n"),
+        Items([1, 2]),
+        Blob(b"b"),
+        bytearray(b"ba"),
+        memoryview(b"mv"),
+        collections.OrderedDict(a=1),
+        collections.defaultdict(int, b=2),
+        True,
+        None,
+        2**64 - 1,
+        -(2**63),
+        np.float32(2.5),
+        np.int64(-4),
+        np.bool_(True),
+        1 + 2j,
+        slice(1, None, 2),
+        np.arange(6, dtype=">i4").reshape(2, 3),
+        np.zeros(3, dtype=[("a", "<i4"), ("b", "<f8", (2,))]),
+        np.arange(1 << 15, dtype=np.float64),  # spliced, not copied into the buffer
+    ]
+    for v in values:
+        assert packb(v, tuples=True) == packb(v), repr(v)
+        assert packb([v], tuples=True) == packb([v]), repr(v)
+
+
+def test_a_large_array_in_a_tuple_is_spliced() -> None:
+    from simplerpc._serialization import packb_parts
+
+    big = np.arange(1 << 16, dtype=np.float64)
+    parts = packb_parts((big, 1.0, False), tuples=True)
+    assert any(isinstance(p, memoryview) and p.obj is not None and p.nbytes == big.nbytes for p in parts)
+    back = unpackb(b"".join(parts), tuples=True)
+    assert type(back) is tuple and back[1:] == (1.0, False)
+    assert_same_array(back[0], big)

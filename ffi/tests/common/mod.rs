@@ -7,8 +7,8 @@ use std::sync::Mutex;
 
 use simplerpc::error::{srpc_last_error_message, srpc_status, srpc_status_in};
 use simplerpc::executor::{
-    srpc_executor, srpc_reply, srpc_reply_error, srpc_reply_handle, srpc_reply_value,
-    srpc_reply_value_parts,
+    srpc_executor, srpc_reply, srpc_reply_error, srpc_reply_extensions, srpc_reply_handle,
+    srpc_reply_value, srpc_reply_value_parts,
 };
 use simplerpc::server::{
     srpc_server, srpc_server_config, srpc_server_free, srpc_server_port, srpc_server_start,
@@ -47,6 +47,8 @@ pub struct State {
     pub calls: Mutex<Vec<Seen>>,
     /// What srpc_reply_value() returned for bytes that are not msgpack.
     pub junk_status: Mutex<Option<u32>>,
+    /// What srpc_reply_extensions() said, call by call.
+    pub extensions: Mutex<Vec<u32>>,
 }
 
 pub fn s(t: &str) -> srpc_str {
@@ -108,6 +110,9 @@ unsafe extern "C" fn on_call(
             len: c.name.len,
         })
     };
+    // SAFETY: the running callback's reply.
+    let ext = unsafe { srpc_reply_extensions(reply) };
+    state.extensions.lock().unwrap().push(ext);
     let Some(kind) = srpc_call_kind::from_u32(c.kind) else {
         return error(reply, "builtins.ValueError", "bad kind");
     };
@@ -254,6 +259,7 @@ impl Server {
             handshake_timeout_ms: 0,
             ping_interval_ms: 0,
             dead_after_ms: 0,
+            extensions: 0,
         };
         limits(&mut cfg);
         let mut ptr = std::ptr::null_mut();
@@ -282,6 +288,12 @@ impl Server {
     pub fn calls(&self) -> Vec<Seen> {
         // SAFETY: the State lives until srpc_server_free.
         unsafe { &*self.state }.calls.lock().unwrap().clone()
+    }
+
+    /// What srpc_reply_extensions() said in each call so far.
+    pub fn extensions_seen(&self) -> Vec<u32> {
+        // SAFETY: as above.
+        unsafe { &*self.state }.extensions.lock().unwrap().clone()
     }
 
     /// What srpc_reply_value() returned for the junk value, if it was asked.

@@ -98,6 +98,9 @@ class Connection:
         # getattr, call, getitem and eval return at once with a proxy of the
         # promised result, and the next wait carries the whole chain.
         self._pipelining = bool(getattr(native, "promises", False))
+        # The tuple extension (our server accepts it, a stock one does not):
+        # tuples travel as tuples, both ways.
+        self._tuples = bool(getattr(native, "tuples", False))
         self._max_message = int(getattr(native, "max_message_size", 0) or 0)
         # The expression of each pipelined request whose proxy lives, to name
         # it if its error surfaces at a later wait.
@@ -241,7 +244,7 @@ class Connection:
         one buffer (``packb_parts`` leaves large arrays where they are). With
         ``join=False`` large arrays stay apart: a list of buffers the library
         copies once, straight into the frame."""
-        parts = packb_parts(value, proxy_owner=self)
+        parts = packb_parts(value, proxy_owner=self, tuples=self._tuples)
         size = used + sum(memoryview(p).nbytes for p in parts)
         limit = self._max_message
         if limit and size > limit:
@@ -263,7 +266,7 @@ class Connection:
         return self._request_object(child, self._native.call, proxy._rpc_obj_id, path, packed_args, packed_kwargs)
 
     def _getitem(self, proxy: RPCProxy, key: Any) -> RPCProxy:
-        if isinstance(key, tuple):
+        if isinstance(key, tuple) and not self._tuples:
             # No tuple on the wire (a server takes an array for a list, numpy
             # for fancy indexing): the tuple is built on the server with the
             # builtin core names, and indexed with by reference.
@@ -286,7 +289,7 @@ class Connection:
             return self._request(self._wait_value, obj_id)
         if hasattr(native, "materialize_value"):  # large arrays copied once, straight from the frame
             return self._request(native.materialize_value, obj_id, self._allow_pickle)
-        return unpackb(self._request(native.materialize, obj_id), allow_pickle=self._allow_pickle)
+        return unpackb(self._request(native.materialize, obj_id), allow_pickle=self._allow_pickle, tuples=self._tuples)
 
     def _wait_value(self, obj_id: int) -> Any:
         native = self._native

@@ -53,7 +53,13 @@ class PythonExecutor:
     Every method that produces an object stores it and returns its handle.
     Errors propagate as ordinary exceptions; turn them into an error
     response with :func:`describe_exception`.
+
+    ``tuples``: whether the client's connection negotiated the ``tuple``
+    extension (tuples travel as ``{"__tuple__": [...]}``, both ways); None
+    until the server has told (then treated as False).
     """
+
+    tuples: Optional[bool] = None
 
     def __init__(self) -> None:
         self.globals: Dict[str, Any] = {"__builtins__": builtins, "__name__": "__simplerpc__"}
@@ -125,10 +131,16 @@ class PythonExecutor:
         stands for, in the order the markers appear in ``args`` then
         ``kwargs``. As in the reference, an object that is not callable has
         the attribute named by the last component of ``path`` called instead.
-        ``decode(buffer, on_proxy=...)`` decodes them (default: ``unpackb``;
-        the server passes one that copies large arrays once, from the frame).
+        ``decode(buffer, on_proxy=...)`` decodes them (default: ``unpackb``,
+        with tuples as :attr:`tuples` says; the server passes one that copies
+        large arrays once, from the frame).
         """
-        decode = decode or unpackb
+        if decode is None:
+            tuples = bool(self.tuples)
+
+            def decode(data: Any, *, on_proxy: Any = None) -> Any:
+                return unpackb(data, on_proxy=on_proxy, tuples=tuples)
+
         if handle is not None:
             obj = self._get(handle)
             func = obj if callable(obj) else getattr(obj, path.split(".")[-1].rstrip("()"))
@@ -145,7 +157,8 @@ class PythonExecutor:
     def getitem(self, handle: int, key: _Buffer, refs: Sequence[int] = ()) -> int:
         """``obj[key]`` with a msgpack-encoded key (``refs``: as for :meth:`call`).
 
-        Tuples travel as arrays, so a key arrives as a list whether the
+        With the ``tuple`` extension a tuple key arrives as a tuple. Without
+        it tuples travel as arrays, so a key arrives as a list whether the
         client indexed with a tuple or a list. Like the reference, the list
         is used as it is (numpy fancy indexing, pandas column lists), except
         where a list can only have been a tuple: when it holds a slice
@@ -153,9 +166,9 @@ class PythonExecutor:
         """
         obj = self._get(handle)
         resolve, rest = self._resolver(refs)
-        k = unpackb(key, on_proxy=resolve)
+        k = unpackb(key, on_proxy=resolve, tuples=bool(self.tuples))
         self._all_used(rest)
-        if isinstance(k, list):
+        if isinstance(k, list) and not self.tuples:
             if isinstance(obj, Mapping):
                 k = _hashable(k)
             elif any(isinstance(part, slice) for part in k):
@@ -165,7 +178,7 @@ class PythonExecutor:
     def materialize(self, handle: int) -> Any:
         """The object's value, msgpack-encoded, as a list of buffers that make
         it when joined (large arrays are their own memory, not copied)."""
-        return packb_parts(self._get(handle))
+        return packb_parts(self._get(handle), tuples=bool(self.tuples))
 
     def eval(self, expr: str) -> int:
         """Evaluate ``expr`` in this client's globals."""

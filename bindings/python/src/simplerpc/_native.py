@@ -91,6 +91,9 @@ SRPC_INPUT_ARGS, SRPC_INPUT_KWARGS, SRPC_INPUT_KEY = range(3)
     SRPC_TRAIL_KIND_GETITEM,
     SRPC_TRAIL_KIND_GETITEM_TUPLE,
 ) = range(8)
+# Extension bits (SRPC_EXT_*): the tuple extension, and all of them.
+SRPC_EXT_TUPLE = 8
+SRPC_EXT_ALL = 15
 SRPC_NO_OBJECT = (1 << 64) - 1
 SRPC_PROMISE_BIT = 1 << 63
 
@@ -164,6 +167,7 @@ class StreamConfig(Structure):
         ("max_message_size", c_uint64),
         ("max_objects", c_uint64),
         ("hello_timeout_ms", c_uint64),
+        ("extensions", c_uint32),
     ]
 
 
@@ -180,6 +184,7 @@ class ServerConfig(Structure):
         ("handshake_timeout_ms", c_uint64),
         ("ping_interval_ms", c_uint64),
         ("dead_after_ms", c_uint64),
+        ("extensions", c_uint32),
     ]
 
 
@@ -216,7 +221,7 @@ _last_type = _declare("srpc_last_error_type", c_void_p)
 _last_traceback = _declare("srpc_last_error_traceback", c_void_p)
 _last_payload = _declare("srpc_last_error_payload", c_void_p, POINTER(c_size_t))
 _buf_free = _declare("srpc_buf_free", None, POINTER(Buf))
-_client_connect = _declare("srpc_client_connect", c_uint32, Str, c_uint16, Str, POINTER(c_void_p))
+_client_connect_ext = _declare("srpc_client_connect_ext", c_uint32, Str, c_uint16, Str, c_uint32, POINTER(c_void_p))
 _client_request = _declare("srpc_client_request", c_uint32, c_void_p, POINTER(Call), POINTER(Response))
 _client_send = _declare("srpc_client_send", c_uint32, c_void_p, POINTER(Call), POINTER(c_uint64))
 _client_send_pipelined = _declare("srpc_client_send_pipelined", c_uint32, c_void_p, POINTER(Call), POINTER(c_uint64))
@@ -243,6 +248,7 @@ _server_free = _declare("srpc_server_free", None, c_void_p)
 LOG_FN = CFUNCTYPE(None, c_void_p, c_uint32, Str, Str)
 _set_log_callback = _declare("srpc_set_log_callback", None, LOG_FN, c_void_p, c_uint32)
 _reply_handle = _declare("srpc_reply_handle", c_uint32, c_void_p, c_uint64)
+_reply_extensions = _declare("srpc_reply_extensions", c_uint32, c_void_p)
 _reply_value = _declare("srpc_reply_value", c_uint32, c_void_p, c_void_p, c_size_t)
 _reply_value_parts = _declare("srpc_reply_value_parts", c_uint32, c_void_p, POINTER(Slice), c_size_t)
 _reply_keep_input = _declare("srpc_reply_keep_input", c_uint32, c_void_p, c_uint32, POINTER(Buf))
@@ -337,7 +343,7 @@ _SPLIT_BIN = 64 << 10
 _NO_ARRAYS = object()
 
 
-def _decode_split(addr: int, size: int, allow_pickle: bool = False, on_proxy: Any = None, owner: Any = None) -> Any:
+def _decode_split(addr: int, size: int, allow_pickle: bool = False, on_proxy: Any = None, owner: Any = None, tuples: bool = False) -> Any:
     """Decode the msgpack value at ``addr`` (``size`` bytes, alive during the
     call) with its arrays' data taken out by the library, each array made
     with ``np.empty`` and filled straight from there: one copy; or, given
@@ -358,7 +364,7 @@ def _decode_split(addr: int, size: int, allow_pickle: bool = False, on_proxy: An
         payloads = [(addr + table[i], table[i + 1]) for i in range(0, len(table), 2)]
         view = memoryview((ctypes.c_char * skeleton.len).from_address(skeleton.data)).cast("B")
         try:
-            return unpackb_split(view, payloads, allow_pickle=allow_pickle, on_proxy=on_proxy, owner=owner)
+            return unpackb_split(view, payloads, allow_pickle=allow_pickle, on_proxy=on_proxy, owner=owner, tuples=tuples)
         finally:
             view.release()
     finally:
@@ -376,12 +382,14 @@ class _Frame:
         self.buf = Buf(buf.data, buf.len, buf.owner)
         self.taken = False
 
-    def __del__(self) -> None:
+    # The functions are bound here: at interpreter shutdown the module's
+    # globals may already be None when the last array goes.
+    def __del__(self, _free: Any = _buf_free, _byref: Any = byref) -> None:
         if self.buf.owner or self.buf.data:
-            _buf_free(byref(self.buf))
+            _free(_byref(self.buf))
 
 
-def _decode_value_and_free(buf: Buf, allow_pickle: bool) -> Any:
+def _decode_value_and_free(buf: Buf, allow_pickle: bool, tuples: bool = False) -> Any:
     """A value from the library's buffer, decoded; the buffer is freed.
 
     A large value's arrays are made over the frame in place where their data
@@ -398,19 +406,19 @@ def _decode_value_and_free(buf: Buf, allow_pickle: bool) -> Any:
     buf.len = 0
     data, size = frame.buf.data, frame.buf.len
     if size >= _SPLIT_VALUE and local_numpy(import_it=False) is not None:
-        value = _decode_split(data, size, allow_pickle, owner=frame)
+        value = _decode_split(data, size, allow_pickle, owner=frame, tuples=tuples)
         if value is not _NO_ARRAYS:
             return value
     if not data:
         return unpackb(b"", allow_pickle=allow_pickle)
     view = memoryview((ctypes.c_char * size).from_address(data)).cast("B")
     try:
-        return unpackb(view, allow_pickle=allow_pickle)
+        return unpackb(view, allow_pickle=allow_pickle, tuples=tuples)
     finally:
         view.release()
 
 
-def _decode_borrowed(data: Any, *, on_proxy: Any = None, keep: Any = None) -> Any:
+def _decode_borrowed(data: Any, *, on_proxy: Any = None, keep: Any = None, tuples: bool = False) -> Any:
     """Decode call arguments lent by the library for one callback: large
     arrays are made over the request frame in place where their data lies
     aligned, the frame kept alive by them (``keep(addr)`` gives an owned
@@ -428,10 +436,10 @@ def _decode_borrowed(data: Any, *, on_proxy: Any = None, keep: Any = None) -> An
                 kept = keep(addr)
                 if kept is not None:
                     owner = _Frame(kept)
-            value = _decode_split(addr, view.nbytes, False, on_proxy, owner=owner)
+            value = _decode_split(addr, view.nbytes, False, on_proxy, owner=owner, tuples=tuples)
             if value is not _NO_ARRAYS:
                 return value
-    return unpackb(view, on_proxy=on_proxy)
+    return unpackb(view, on_proxy=on_proxy, tuples=tuples)
 
 
 @contextlib.contextmanager
@@ -523,10 +531,14 @@ class NativeClient:
             raise ValueError(f"dead_after must be a positive number of seconds or None, not {dead_after!r}")
         keep = _Keep()
         handle = c_void_p()
-        st = _client_connect(keep.str(host), port, keep.str(token), byref(handle))
+        # Every extension, tuple included: this package reads and writes
+        # the tuple marker (a stock server accepts none of them).
+        st = _client_connect_ext(keep.str(host), port, keep.str(token), SRPC_EXT_ALL, byref(handle))
         if st != SRPC_STATUS_OK:
             _raise(st)
         self._handle: Optional[int] = handle.value
+        # Whether tuples travel as tuples (the server accepted `tuple`).
+        self.tuples = bool(_client_extensions(self._handle) & SRPC_EXT_TUPLE)
         # A signal ends a wait so that its Python handler runs (see _resume).
         _client_set_interruptible(self._handle, True)
         if dead_after is None:
@@ -547,12 +559,14 @@ class NativeClient:
             raise ValueError(f"timeout must be a positive number of seconds or None, not {timeout!r}")
         self = cls.__new__(cls)
         self._handle = None
-        cfg = StreamConfig(max_message_size, 0, _ms(hello_timeout) if hello_timeout else 0)
+        # Every extension, tuple included, as connect() offers them.
+        cfg = StreamConfig(max_message_size, 0, _ms(hello_timeout) if hello_timeout else 0, SRPC_EXT_ALL)
         handle = c_void_p()
         st = _client_connect_fd(byref(cfg), fd, byref(handle))
         if st != SRPC_STATUS_OK:
             _raise(st)
         self._handle = handle.value
+        self.tuples = bool(_client_extensions(self._handle) & SRPC_EXT_TUPLE)
         _client_set_interruptible(self._handle, True)
         if timeout is not None:
             _client_set_timeout(self._handle, max(1, int(timeout * 1000)))
@@ -591,15 +605,14 @@ class NativeClient:
             call.args_parts_len = len(args)
         return call
 
-    @staticmethod
-    def _answer(resp: Response, allow_pickle: Optional[bool] = None) -> Tuple[int, Any]:
+    def _answer(self, resp: Response, allow_pickle: Optional[bool] = None) -> Tuple[int, Any]:
         """The response's kind and object id or value: the value's msgpack
         bytes, or with ``allow_pickle`` given, the value decoded straight
         from the library's buffer (large arrays copied once)."""
         if resp.kind in (SRPC_RESPONSE_KIND_VALUE, SRPC_RESPONSE_KIND_NAMESPACE):
             if allow_pickle is None:
                 return resp.kind, _take(resp.value)
-            return resp.kind, _decode_value_and_free(resp.value, allow_pickle)
+            return resp.kind, _decode_value_and_free(resp.value, allow_pickle, self.tuples)
         return resp.kind, resp.obj
 
     def _request(self, kind: int, obj: Optional[int] = None, name: str = "", path: str = "", args: bytes = b"", kwargs: bytes = b"", key: bytes = b"", payload: bytes = b"", allow_pickle: Optional[bool] = None) -> Tuple[int, Any]:
@@ -872,6 +885,9 @@ class NativeServer:
             _ms(ping_interval),
             2**64 - 1 if dead_after is None else _ms(dead_after),
         )
+        # Every extension, tuple included: the Python executor reads and
+        # writes the tuple marker on connections that negotiated it.
+        cfg.extensions = SRPC_EXT_ALL
         handle = c_void_p()
         st = _server_start(byref(cfg), byref(ex), byref(handle))
         if st != SRPC_STATUS_OK:
@@ -899,7 +915,8 @@ class NativeServer:
         a peer that is no simplerpc client)."""
         server = cls("", None, None, make_executor, describe_exception)  # type: ignore[arg-type]
         ex = Executor(None, *server._callbacks)
-        cfg = StreamConfig(max_message_size, max_objects, 0)
+        # Every extension, tuple included, as the WebSocket server accepts them.
+        cfg = StreamConfig(max_message_size, max_objects, 0, SRPC_EXT_ALL)
         st = _server_serve_fd(byref(cfg), byref(ex), fd)
         if st != SRPC_STATUS_OK:
             _raise(st)
@@ -967,6 +984,8 @@ class NativeServer:
     def _on_call(self, _userdata: Any, session: Any, call_p: Any, reply: Any) -> int:
         try:
             ex = self._sessions[session or 0]
+            if getattr(ex, "tuples", False) is None:  # the connection's extensions never change: ask once
+                ex.tuples = bool(_reply_extensions(reply) & SRPC_EXT_TUPLE)
             c = call_p.contents
             kind = c.kind
             obj = None if c.obj == SRPC_NO_OBJECT else c.obj
@@ -995,7 +1014,7 @@ class NativeServer:
                     return kept
 
                 def decode(data: Any, *, on_proxy: Any = None) -> Any:
-                    return _decode_borrowed(data, on_proxy=on_proxy, keep=keep)
+                    return _decode_borrowed(data, on_proxy=on_proxy, keep=keep, tuples=bool(getattr(ex, "tuples", False)))
 
                 with _borrowed(c.args, b"\x90") as args, _borrowed(c.kwargs, b"\x80") as kwargs:
                     h = ex.call(obj, path, args, kwargs, refs, decode)

@@ -49,6 +49,11 @@ class NativeClientAPI(Protocol):
     :class:`simplerpc.errors.ConnectionClosedError` when the connection is
     gone and :class:`simplerpc.errors.ProtocolError` for a frame that cannot
     be understood.
+
+    An implementation may also have a ``tuples`` attribute: true when the
+    server accepted the ``tuple`` extension, so values (arguments in, values
+    out) carry tuples as ``{"__tuple__": [...]}``; absent or false, tuples
+    travel as arrays.
     """
 
     def import_module(self, name: str) -> int:

@@ -14,6 +14,10 @@ inputs the reference cannot handle or should not:
   the same descr;
 * decoded arrays are writable and own their data (one copy out of the frame).
 
+With ``tuples=True`` (the connection negotiated the ``tuple`` extension,
+never with a stock peer) tuples travel as the marker map
+``{"__tuple__": [items...]}`` and decode back to tuples, at any depth.
+
 numpy is optional: it is never imported to encode (a numpy object can only
 exist if numpy is already imported), and imported on decode only when an
 array or numpy scalar arrives.
@@ -52,12 +56,21 @@ _PLACEHOLDER_CODE = 42
 # object a request still in flight will return. Servers never allocate such ids.
 _PROMISE_BIT = 1 << 63
 
-def packb(obj: Any, *, proxy_owner: Any = None) -> bytes:
+# The tuple extension's marker: {"__tuple__": [items...]}.
+_TUPLE_KEY = "__tuple__"
+# With strict_types the packer sends every instance of a subclass of these
+# to ``default`` (np.float64 is a float, IntEnum an int, OrderedDict a
+# dict): packed as the base type, as without strict_types.
+_PLAIN_BASES = (bool, int, float, str, bytes, bytearray, dict, list)
+
+
+def packb(obj: Any, *, proxy_owner: Any = None, tuples: bool = False) -> bytes:
     """Encode ``obj`` as one msgpack value in the protocol's format
     (:func:`packb_parts` joined into one ``bytes``).
 
-    Tuples travel as arrays, bytes as bin, str as str. numpy arrays and
-    scalars, Python complex numbers, slices and proxies (objects with an
+    Tuples travel as arrays (with ``tuples``, as the ``tuple`` extension's
+    marker maps), bytes as bin, str as str. numpy arrays and scalars,
+    Python complex numbers, slices and proxies (objects with an
     ``_rpc_obj_id`` attribute) use the protocol's marker maps.
 
     Args:
@@ -65,6 +78,9 @@ def packb(obj: Any, *, proxy_owner: Any = None) -> bytes:
         proxy_owner: if given, every proxy in ``obj`` must belong to this
             connection (its ``_rpc_connection``); a proxy of another
             connection raises ValueError.
+        tuples: write tuples (and their subclasses, named tuples) as
+            ``{"__tuple__": [items...]}``; only for a connection that
+            negotiated the ``tuple`` extension.
 
     Raises:
         TypeError: a value of a type the protocol cannot carry (including
@@ -72,20 +88,33 @@ def packb(obj: Any, *, proxy_owner: Any = None) -> bytes:
         ValueError: a proxy of another connection (see ``proxy_owner``).
     """
 
-    parts = packb_parts(obj, proxy_owner=proxy_owner)
+    parts = packb_parts(obj, proxy_owner=proxy_owner, tuples=tuples)
     return parts[0] if len(parts) == 1 and isinstance(parts[0], bytes) else b"".join(parts)
 
 
-def packb_parts(obj: Any, *, proxy_owner: Any = None) -> List[Any]:
+def packb_parts(obj: Any, *, proxy_owner: Any = None, tuples: bool = False) -> List[Any]:
     """:func:`packb` as a list of buffers that make the msgpack when joined:
     large arrays are their own memory (not copied), so a caller that can
     take the parts as they are (``srpc_reply_value_parts``) copies each once."""
     spliced: List[Tuple[bytes, Any]] = []
 
-    def default(o: Any) -> Any:
-        return _encode_special(o, proxy_owner, spliced)
+    if tuples:
+        # strict_types: tuples are not packed as arrays but given to default.
+        def default(o: Any) -> Any:
+            if isinstance(o, tuple):
+                return {_TUPLE_KEY: list(o)}
+            if isinstance(o, _PLAIN_BASES):
+                return _plain_base(o)
+            return _encode_special(o, proxy_owner, spliced)
 
-    packed: bytes = _Packer(default=default, use_bin_type=True).pack(obj)
+        packer = _Packer(default=default, use_bin_type=True, strict_types=True)
+    else:
+
+        def default(o: Any) -> Any:
+            return _encode_special(o, proxy_owner, spliced)
+
+        packer = _Packer(default=default, use_bin_type=True)
+    packed: bytes = packer.pack(obj)
     if not spliced:
         return [packed]
     # Each placeholder is a fixext16 with a random token; they occur in the
@@ -100,7 +129,7 @@ def packb_parts(obj: Any, *, proxy_owner: Any = None) -> List[Any]:
     return pieces
 
 
-def unpackb(data: _Buffer, *, allow_pickle: bool = False, on_proxy: Optional[Callable[[Dict[str, Any]], Any]] = None) -> Any:
+def unpackb(data: _Buffer, *, allow_pickle: bool = False, on_proxy: Optional[Callable[[Dict[str, Any]], Any]] = None, tuples: bool = False) -> Any:
     """Decode one msgpack value in the protocol's format.
 
     Marker maps come back as numpy arrays (writable, C-ordered, dtype and
@@ -118,6 +147,9 @@ def unpackb(data: _Buffer, *, allow_pickle: bool = False, on_proxy: Optional[Cal
             ``{"__rpc_promise__": n}``, recognised exactly as the core
             recognises one), in the order the markers appear in ``data``;
             what it returns replaces the marker.
+        tuples: decode ``{"__tuple__": [items...]}`` (exactly that one
+            entry) to a tuple; only for a connection that negotiated the
+            ``tuple`` extension (from another peer it is just a dict).
 
     Raises:
         ValueError: malformed data, or an object array without ``allow_pickle``.
@@ -125,7 +157,7 @@ def unpackb(data: _Buffer, *, allow_pickle: bool = False, on_proxy: Optional[Cal
     """
 
     def hook(pairs: List[Tuple[Any, Any]]) -> Any:
-        return _decode_map(pairs, allow_pickle, on_proxy)
+        return _decode_map(pairs, allow_pickle, on_proxy, tuples)
 
     return _unpackb(data, raw=False, strict_map_key=False, object_pairs_hook=hook)
 
@@ -160,7 +192,7 @@ def _plain(v: Any) -> Any:
     return v.tobytes() if isinstance(v, _Payload) else v
 
 
-def unpackb_split(skeleton: _Buffer, payloads: List[Tuple[int, int]], *, allow_pickle: bool = False, on_proxy: Optional[Callable[[Dict[str, Any]], Any]] = None, owner: Any = None) -> Any:
+def unpackb_split(skeleton: _Buffer, payloads: List[Tuple[int, int]], *, allow_pickle: bool = False, on_proxy: Optional[Callable[[Dict[str, Any]], Any]] = None, owner: Any = None, tuples: bool = False) -> Any:
     """Decode a value whose arrays' data the library took out
     (``srpc_value_split``): ``payloads[i]`` is the (address, length) of the
     i-th, in a frame that lives until this returns. Each array is made with
@@ -174,7 +206,9 @@ def unpackb_split(skeleton: _Buffer, payloads: List[Tuple[int, int]], *, allow_p
         return ExtType(code, data)
 
     def hook(pairs: List[Tuple[Any, Any]]) -> Any:
-        out = _decode_map(pairs, allow_pickle, on_proxy)
+        out = _decode_map(pairs, allow_pickle, on_proxy, tuples)
+        if isinstance(out, tuple):  # the tuple extension's marker
+            return tuple(_plain(v) for v in out)
         if isinstance(out, dict):  # not an array after all: its data is bytes
             return {k: _plain(v) for k, v in out.items()}
         return out
@@ -184,6 +218,24 @@ def unpackb_split(skeleton: _Buffer, payloads: List[Tuple[int, int]], *, allow_p
 
 
 # ----------------------------------------------------------------- encoding
+
+
+def _plain_base(o: Any) -> Any:
+    """An instance of a subclass of a type msgpack packs natively, as that
+    type (what the packer does without strict_types)."""
+    if isinstance(o, bool):
+        return bool(o)
+    if isinstance(o, int):
+        return int(o)
+    if isinstance(o, float):
+        return float(o)
+    if isinstance(o, str):
+        return str(o)
+    if isinstance(o, (bytes, bytearray)):
+        return bytes(o)
+    if isinstance(o, dict):
+        return dict(o)
+    return list(o)
 
 
 def _encode_special(obj: Any, proxy_owner: Any, spliced: List[Tuple[bytes, Any]]) -> Any:
@@ -216,7 +268,9 @@ def _encode_array(np: Any, arr: Any, spliced: List[Tuple[bytes, Any]]) -> Dict[b
             "which would have to be pickled); convert it to a list or to a non-object dtype"
         )
     if dtype.kind == "V":
-        kind, type_ = b"V", dtype.descr
+        # Lists, not the descr's tuples: the reference sends arrays here, also
+        # on a connection where tuples travel as tuples.
+        kind, type_ = b"V", _lists(dtype.descr)
     else:
         kind, type_ = b"", dtype.str
     if arr.nbytes == 0:
@@ -234,6 +288,12 @@ def _encode_array(np: Any, arr: Any, spliced: List[Tuple[bytes, Any]]) -> Dict[b
     return {b"nd": True, b"type": type_, b"kind": kind, b"shape": list(arr.shape), b"data": data}
 
 
+def _lists(descr: Any) -> Any:
+    if isinstance(descr, (list, tuple)):
+        return [_lists(d) for d in descr]
+    return descr
+
+
 # ----------------------------------------------------------------- decoding
 
 
@@ -248,7 +308,11 @@ def _is_proxy_marker(obj: Dict[Any, Any]) -> bool:
     return len(obj) == 2 and obj.get("__rpc_proxy__") is True and type(obj_id) is int and 0 <= obj_id < _PROMISE_BIT
 
 
-def _decode_map(pairs: List[Tuple[Any, Any]], allow_pickle: bool, on_proxy: Optional[Callable[[Dict[str, Any]], Any]] = None) -> Any:
+def _decode_map(pairs: List[Tuple[Any, Any]], allow_pickle: bool, on_proxy: Optional[Callable[[Dict[str, Any]], Any]] = None, tuples: bool = False) -> Any:
+    if tuples and len(pairs) == 1:
+        key, items = pairs[0]
+        if type(key) is str and key == _TUPLE_KEY and type(items) is list:
+            return tuple(items)
     try:
         obj = dict(pairs)
     except TypeError:  # an array as a key: make it a tuple

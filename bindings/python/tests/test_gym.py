@@ -1,0 +1,169 @@
+"""simplerpc.gym against real Gymnasium environments in a numpy<2 server.
+
+* ``RemoteEnv`` passes gymnasium's environment checker (CartPole-v1) and
+  steps an image-observation environment (Atari Pong through ale-py)
+  byte for byte as the server's own copy of it does;
+* ``RemoteVectorEnv`` gives exactly what gymnasium's ``SyncVectorEnv`` gives
+  over local environments, in each autoreset mode.
+
+The numpy<2 interpreter is ``$SIMPLERPC_NP1_PYTHON`` with gymnasium and
+ale-py installed (scripts/test.sh installs them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from typing import Any, Iterator, List
+
+import numpy as np
+import pytest
+
+try:
+    import gymnasium
+except ImportError:  # fail, never skip: scripts/test.sh installs it
+    raise ImportError("these tests need gymnasium>=1.0 in this Python: pip install 'gymnasium>=1.0'") from None
+
+import simplerpc
+from simplerpc import materialize
+from simplerpc.gym import RemoteEnv, RemoteVectorEnv
+
+
+@pytest.fixture(scope="module")
+def np1_gym_server(np1_python: str, start_server: Any) -> Iterator[Any]:
+    with start_server(start_server.simplerpc_argv(np1_python)) as srv:
+        yield srv
+
+
+def _connect(srv: Any) -> simplerpc.Connection:
+    host, port, token, _ = srv
+    return simplerpc.connect(host, port, token)
+
+
+@pytest.fixture
+def conn(np1_gym_server: Any) -> Iterator[simplerpc.Connection]:
+    with _connect(np1_gym_server) as c:
+        yield c
+
+
+def test_remote_cartpole_passes_the_env_checker(conn: simplerpc.Connection) -> None:
+    from gymnasium.utils.env_checker import check_env
+
+    env = RemoteEnv("CartPole-v1", conn=conn)
+    assert int(materialize(conn.modules.numpy.__version__).split(".")[0]) == 1
+    assert isinstance(env, gymnasium.Env)
+    # Local copies of the spaces: sampling never leaves this process.
+    assert type(env.action_space) is gymnasium.spaces.Discrete and env.action_space.n == 2
+    assert type(env.observation_space) is gymnasium.spaces.Box
+    assert env.observation_space.shape == (4,) and env.observation_space.dtype == np.float32
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_env(env)  # raises on a failed check
+    # The only warnings are CartPole's own (infinite bounds) and the absent spec.
+    local = gymnasium.make("CartPole-v1").unwrapped
+    with warnings.catch_warnings(record=True) as local_caught:
+        warnings.simplefilter("always")
+        check_env(local)
+    ours = {str(w.message) for w in caught} - {str(w.message) for w in local_caught}
+    assert all("spec" in m for m in ours), ours
+    obs, info = env.reset(seed=3)
+    assert isinstance(obs, np.ndarray) and obs.dtype == np.float32 and obs in env.observation_space
+    step = env.step(env.action_space.sample())
+    assert type(step) is tuple and len(step) == 5
+    env.close()
+    env.close()  # idempotent
+
+
+def _digest(frames: List[np.ndarray]) -> str:
+    h = hashlib.sha256()
+    for f in frames:
+        h.update(f.tobytes())
+    return h.hexdigest()
+
+
+def test_remote_pong_images_are_the_servers_own(conn: simplerpc.Connection) -> None:
+    env = RemoteEnv("ale_py:ALE/Pong-v5", conn=conn, frameskip=4, repeat_action_probability=0.0)
+    assert env.observation_space.shape == (210, 160, 3) and env.observation_space.dtype == np.uint8
+    actions = [int(a) for a in np.random.default_rng(7).integers(0, env.action_space.n, 40)]
+    obs, _ = env.reset(seed=5)
+    frames = [obs]
+    for a in actions:
+        obs, reward, terminated, truncated, _ = env.step(a)
+        assert obs.shape == (210, 160, 3) and obs.dtype == np.uint8 and obs.flags.writeable
+        frames.append(obs)
+    env.close()
+    # The same episode played in the server by its own numpy<2 gymnasium.
+    conn.execute(
+        "import gymnasium, hashlib\n"
+        "def _pong_digest(actions):\n"
+        "    e = gymnasium.make('ale_py:ALE/Pong-v5', frameskip=4, repeat_action_probability=0.0)\n"
+        "    h = hashlib.sha256(); o, _ = e.reset(seed=5); h.update(o.tobytes())\n"
+        "    for a in actions:\n"
+        "        o = e.step(a)[0]; h.update(o.tobytes())\n"
+        "    e.close(); return h.hexdigest()\n"
+    )
+    assert materialize(conn.eval("_pong_digest")(actions)) == _digest(frames)
+    assert len({f.tobytes() for f in frames}) > 1  # the game moved
+
+
+@pytest.mark.parametrize("mode", ["NextStep", "SameStep"])
+def test_vector_env_matches_gymnasiums_sync_vector_env(np1_gym_server: Any, mode: str) -> None:
+    n = 3
+    conns = [_connect(np1_gym_server) for _ in range(n)]
+    remote = RemoteVectorEnv(["CartPole-v1"] * n, conns=conns, autoreset_mode=mode)
+    local = gymnasium.vector.SyncVectorEnv([lambda: gymnasium.make("CartPole-v1")] * n, autoreset_mode=mode)
+    try:
+        assert remote.observation_space == local.observation_space
+        assert remote.action_space == local.action_space
+        assert remote.metadata["autoreset_mode"] == local.metadata["autoreset_mode"]
+        r_obs, r_info = remote.reset(seed=11)
+        l_obs, l_info = local.reset(seed=11)
+        np.testing.assert_array_equal(r_obs, l_obs)
+        rng = np.random.default_rng(0)
+        episodes_ended = 0
+        for _ in range(150):
+            actions = rng.integers(0, 2, n)
+            r = remote.step(actions)
+            l = local.step(actions)
+            for got, want in zip(r[:4], l[:4]):
+                np.testing.assert_array_equal(got, want)
+            assert set(r[4]) == set(l[4])
+            if "final_obs" in l[4]:
+                np.testing.assert_array_equal(r[4]["_final_obs"], l[4]["_final_obs"])
+                for i in np.flatnonzero(l[4]["_final_obs"]):
+                    np.testing.assert_array_equal(r[4]["final_obs"][i], l[4]["final_obs"][i])
+            episodes_ended += int(np.sum(r[2] | r[3]))
+        assert episodes_ended >= n  # the autoreset path really ran
+    finally:
+        remote.close()
+        local.close()
+        for c in conns:
+            c.disconnect()
+
+
+def test_vector_env_reset_mask_and_disabled_autoreset(np1_gym_server: Any) -> None:
+    conns = [_connect(np1_gym_server) for _ in range(2)]
+    remote = RemoteVectorEnv(["CartPole-v1"] * 2, conns=conns, autoreset_mode="Disabled")
+    try:
+        obs, _ = remote.reset(seed=1)
+        before = obs.copy()
+        ended = np.zeros(2, dtype=bool)
+        for _ in range(200):
+            obs, _, term, trunc, _ = remote.step(np.zeros(2, dtype=np.int64))  # always left: falls soon
+            ended = term | trunc
+            if ended.any():
+                break
+        assert ended.any()
+        with pytest.raises(RuntimeError, match="reset_mask"):
+            remote.step(np.zeros(2, dtype=np.int64))
+        mask = ended.copy()
+        after, _ = remote.reset(seed=[7, 8], options={"reset_mask": mask})
+        for i in range(2):
+            if not mask[i]:  # not reset: keeps its last observation
+                np.testing.assert_array_equal(after[i], obs[i])
+        assert not np.array_equal(after, before) or mask.all()
+        remote.step(np.zeros(2, dtype=np.int64))  # steps again
+    finally:
+        remote.close()
+        for c in conns:
+            c.disconnect()

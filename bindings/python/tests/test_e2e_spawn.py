@@ -83,6 +83,9 @@ def test_numpy1_child_arrays_both_ways_and_the_full_api(np1: str) -> None:
         with pytest.raises(ZeroDivisionError):
             materialize(conn.eval("1 / 0"))
         assert materialize(conn.eval("6 * 7")) == 42, "usable after a remote error"
+        # The tuple extension is negotiated in the hello: tuples stay tuples.
+        assert materialize(conn.eval("(1, (2, 'x'))")) == (1, (2, "x"))
+        assert materialize(conn.eval("lambda t: type(t).__name__")((1, 2))) == "tuple"
         del chained, ints
         pid = conn.pid
         process = conn.process

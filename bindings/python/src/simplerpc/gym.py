@@ -130,17 +130,15 @@ def _conform(space: "spaces.Space[Any]", value: Any) -> Any:
 
 
 def _spawn(python: Optional[str]) -> Connection:
-    from . import spawn  # type: ignore[attr-defined]
+    from . import spawn
 
-    return spawn(python=python or sys.executable)  # type: ignore[no-any-return]
+    return spawn(python=python or sys.executable)
 
 
 def _gather(proxies: Sequence[RPCProxy]) -> List[Any]:
-    try:
-        from . import gather  # type: ignore[attr-defined]
-    except ImportError:  # TEMPORARY until spawn/gather land
-        return [materialize(p) for p in proxies]
-    return gather(list(proxies))  # type: ignore[no-any-return]
+    from . import gather
+
+    return gather(list(proxies))
 
 
 class RemoteEnv(gymnasium.Env):  # type: ignore[type-arg]

@@ -38,6 +38,7 @@ LABEL = {
     "simplerpyc": "simplerpyc",
     "rpyc": "RPyC",
     "pyro5": "Pyro5",
+    "children": "spawn and gym",
 }
 ROUND_TRIPS = {  # f(1), env step, down, up
     "floor": "1 / 1 / 1 / 1",
@@ -331,6 +332,18 @@ def run_peer(peer, p, sizes, log_dir):
         stop(proc)
 
 
+def run_children(p, log_dir, quick):
+    """bench/children.py: spawn, gather and simplerpc.gym, over a spawned
+    child and over WebSocket to our Python server."""
+    server_cmd, port_re, token_re, _ = peer_commands("simplerpc", sys.executable, None)
+    proc, port, token = start_server("children", server_cmd, log_dir, port_re, token_re)
+    try:
+        cmd = [sys.executable, str(BENCH / "children.py"), "--port", str(port), f"--token={token}"]
+        return run_lines("children", cmd + (["--quick"] if quick else []), log_dir, p["client_timeout"])
+    finally:
+        stop(proc)
+
+
 # ---------------------------------------------------------------- report
 
 def human(n):
@@ -435,6 +448,8 @@ def write_markdown(path, results, meta):
             lines.append(f"| {human(size)} | "
                          + " | ".join(cell(results, c, direction, size, footnotes, rate=True) for c in cols) + " |")
         lines.append("")
+    if "children" in results:
+        lines += children_markdown(results["children"])
     lines += ["## How each peer does each workload", ""]
     for c in cols:
         if c == "floor":
@@ -470,6 +485,35 @@ def write_markdown(path, results, meta):
         lines.append("")
         lines += [f"[^{i}]: {text}" for i, text in enumerate(footnotes, 1)]
     path.write_text("\n".join(lines) + "\n")
+
+
+CHILDREN_ROWS = [
+    ("spawn_first_call", "`simplerpc.spawn()` to the first answered call (the child imports simplerpc only)"),
+    ("gather_8x10ms", "8 spawned children, each step sleeping 10 ms, stepped once with `simplerpc.gather`"),
+    ("sequential_8x10ms", "the same 8, one `materialize` after another"),
+    ("env_step_spawn", "env step `materialize(env.step(a))`, 480×640×3 uint8, over a spawned child (stream)"),
+    ("remote_env_step_spawn", "the same env as `simplerpc.gym.RemoteEnv(...).step(a)`, spawned child"),
+    ("env_step_ws", "env step `materialize(env.step(a))` over WebSocket (our Python server)"),
+    ("remote_env_step_ws", "the same env as `RemoteEnv(...).step(a)` over WebSocket"),
+]
+
+
+def children_markdown(section):
+    """The section of bench/children.py's figures."""
+    lines = ["## Child processes and Gymnasium (simplerpc only)", "",
+             "bench/children.py, this interpreter as the child (numpy as above). median / p90.", "",
+             "| workload | median | p90 |", "| --- | ---: | ---: |"]
+    for key, what in CHILDREN_ROWS:
+        r = next((x for x in section["records"] if x.get("workload") == key and "stats" in x), None)
+        if r is None:
+            lines.append(f"| {what} | – | – |")
+            continue
+        st = r["stats"]
+        unit, div = ("ms", 1000.0) if st["median_us"] >= 10_000 else ("µs", 1.0)
+        lines.append(f"| {what} | {st['median_us'] / div:,.1f} {unit} | {st['p90_us'] / div:,.1f} {unit} |")
+    if section.get("note"):
+        lines.append(f"\nIncomplete: {section['note']}.")
+    return lines + [""]
 
 
 def write_plot(path, results, meta):
@@ -517,6 +561,7 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="a fast smoke run: few iterations, sizes up to 1 MiB")
     ap.add_argument("--peers", default=",".join(PEERS), help=f"comma-separated subset of {','.join(PEERS)}")
     ap.add_argument("--no-floor", action="store_true", help="skip the loopback floor")
+    ap.add_argument("--no-children", action="store_true", help="skip spawn, gather and simplerpc.gym (bench/children.py)")
     ap.add_argument("--out", default=str(BENCH / "results"), help="output directory (default bench/results)")
     ap.add_argument("--wait-idle", type=float, default=None, metavar="S",
                     help="before each section wait up to S s for other processes to go quiet "
@@ -537,7 +582,7 @@ def main(argv=None):
             "sections": {}, "workloads": {k: WORKLOADS[k] for k in peers}}
     print(f"machine: {meta['machine']['cpu']}, {meta['machine']['cores']} cores; mode {meta['mode']}", flush=True)
     results = {}
-    jobs = ([] if args.no_floor else ["floor"]) + peers
+    jobs = ([] if args.no_floor else ["floor"]) + peers + ([] if args.no_children else ["children"])
     max_wait = args.wait_idle if args.wait_idle is not None else (0.0 if args.quick else 60.0)
     for name in jobs:
         waited, quiet = wait_idle(max_wait) if max_wait > 0 else (0.0, None)
@@ -551,6 +596,8 @@ def main(argv=None):
         try:
             if name == "floor":
                 records, bulk = run_floor(p, sizes, log_dir)
+            elif name == "children":
+                records, note = run_children(p, log_dir, args.quick)
             else:
                 records, note = run_peer(name, p, sizes, log_dir)
         except Exception as e:  # a peer that cannot run is reported, the others still run

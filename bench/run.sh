@@ -21,7 +21,7 @@ done
 if [ "$install" = 1 ] || [ ! -x "$venv/bin/python" ]; then
   echo "==> $venv: the peers, and simplerpc built from this checkout"
   # Peer versions are pinned so that runs stay comparable.
-  scripts/python-env.sh "$venv" "numpy>=2" dill matplotlib \
+  scripts/python-env.sh "$venv" "numpy>=2" dill matplotlib "gymnasium>=1.0" \
     "simplerpyc==0.0.1a3" "rpyc==6.0.2" "Pyro5==5.17"
 fi
 echo "==> cargo build --release -p simplerpc-bench"

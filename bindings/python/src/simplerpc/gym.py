@@ -181,6 +181,8 @@ class RemoteEnv(gymnasium.Env):  # type: ignore[type-arg]
                 self._conn.disconnect()
             raise
         self._closed = False
+        # The bound methods, fetched once: a step is then one request.
+        self._reset_fn, self._step_fn = self.remote.reset, self.remote.step
         self.observation_space = _space(info["observation_space"])
         self.action_space = _space(info["action_space"])
         self.metadata = dict(info["metadata"])
@@ -226,21 +228,21 @@ class RemoteEnv(gymnasium.Env):  # type: ignore[type-arg]
         try:
             materialize(self.remote.close())
         finally:
-            del self.remote
+            del self.remote, self._reset_fn, self._step_fn
             if self._owns_conn:
                 self._conn.disconnect()
 
     # The two halves of reset and step, so that RemoteVectorEnv can send to
     # every environment before it waits for any.
     def _send_reset(self, seed: Optional[int], options: Optional[Dict[str, Any]]) -> RPCProxy:
-        return self.remote.reset(seed=seed, options=options)
+        return self._reset_fn(seed=seed, options=options)
 
     def _reset_result(self, value: Any) -> Tuple[Any, Dict[str, Any]]:
         obs, info = value
         return _conform(self.observation_space, obs), info
 
     def _send_step(self, action: Any) -> RPCProxy:
-        return self.remote.step(action)
+        return self._step_fn(action)
 
     def _step_result(self, value: Any) -> Tuple[Any, float, bool, bool, Dict[str, Any]]:
         obs, reward, terminated, truncated, info = value

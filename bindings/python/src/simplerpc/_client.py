@@ -68,7 +68,11 @@ def next1(it):
     return [items, [_view(x) for x in items]]
 
 def enter(cm):
-    return type(cm).__enter__(cm)
+    try:
+        method = type(cm).__enter__
+    except AttributeError:
+        raise TypeError(f"{type(cm).__name__!r} object does not support the context manager protocol") from None
+    return method(cm)
 
 def _exception(name, message):
     module, _, qualname = name.rpartition(".")
@@ -459,8 +463,15 @@ class Connection:
     def _iterate(self, proxy: RPCProxy, start: str) -> _RemoteIterator:
         """``iter(proxy)`` (``start`` "iter") or ``reversed(proxy)``, run remotely in batches."""
         it = self._operate("builtins", start, proxy)
-        object.__setattr__(it, "_rpc_path", f"{start}({proxy._rpc_path})")  # for its repr
+        self._rename(it, f"{start}({proxy._rpc_path})")
         return _RemoteIterator(self, it)
+
+    def _rename(self, proxy: RPCProxy, name: str) -> None:
+        """Name ``proxy`` ``name`` in its repr and in the error of its request."""
+        object.__setattr__(proxy, "_rpc_path", name)
+        obj_id = proxy._rpc_obj_id
+        if obj_id >= _PROMISE_BIT and (obj_id & ~_PROMISE_BIT) in self._exprs:
+            self._exprs[obj_id & ~_PROMISE_BIT] = name
 
     def _unview(self, pair: RPCProxy, view: List[Any], label: str) -> List[Any]:
         """The items of a batch ``pair`` (``[items, view]`` on the server, see
@@ -487,7 +498,7 @@ class Connection:
 
                 return tuple(build(e, lambda j=j: element(j), f"{name}[{j}]") for j, e in enumerate(entry[1]))
             proxy = get()
-            object.__setattr__(proxy, "_rpc_path", name)
+            self._rename(proxy, name)
             return proxy
 
         return [build(e, lambda i=i: items()[i], label) for i, e in enumerate(view)]

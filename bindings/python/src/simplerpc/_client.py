@@ -37,17 +37,25 @@ def _tuple_builtin() -> str:
 # Server-side helpers of the proxy protocol, run with ``exec`` in a
 # dictionary of their own (the user's remote globals are left alone) through
 # the reference protocol's ``eval``, once per connection. ``take`` fetches a
-# batch of a remote iterator as a materializable "view": items of simple
-# immutable types as ``[0, value]``, tuples element by element as
-# ``[2, [...]]``, anything else as ``[1]`` (the client gets it by
-# reference, from ``items``).
+# batch of a remote iterator: ``[items, [views, done]]``, where ``items``
+# stays remote and ``[views, done]`` is materialized. A view is ``[0, value]``
+# for an item of a simple immutable type, ``[2, [views]]`` for a tuple, and
+# ``[1]`` for anything else (the client gets it by reference, from
+# ``items``). A batch stops after ``n`` items or once its str and bytes
+# values pass 256 KiB, whichever comes first (a message stays small), and
+# takes exactly the items it returns from the iterator.
 _HELPERS_SOURCE = """
-import itertools, sys
+import sys
 
-_SIMPLE = (type(None), bool, float, complex, str, bytes)
+_SIMPLE = (type(None), bool, float, complex)
+_BUDGET = 1 << 18
 
-def _view(x, depth=0):
+def _view(x, size, depth=0):
     t = type(x)
+    size[0] += 16
+    if t is str or t is bytes:
+        size[0] += len(x)
+        return [0, x]
     if t is int:
         return [0, x] if -(1 << 63) <= x < (1 << 64) else [1]
     if t in _SIMPLE:
@@ -56,16 +64,21 @@ def _view(x, depth=0):
     if np is not None and isinstance(x, (np.bool_, np.number)):
         return [0, x]
     if t is tuple and depth < 4:
-        return [2, [_view(e, depth + 1) for e in x]]
+        return [2, [_view(e, size, depth + 1) for e in x]]
     return [1]
 
 def take(it, n):
-    items = list(itertools.islice(it, n))
-    return [items, [_view(x) for x in items]]
+    items, views, size = [], [], [0]
+    for x in it:
+        items.append(x)
+        views.append(_view(x, size))
+        if len(items) >= n or size[0] >= _BUDGET:
+            return [items, [views, False]]
+    return [items, [views, True]]
 
 def next1(it):
     items = [next(it)]
-    return [items, [_view(x) for x in items]]
+    return [items, [[_view(x, [0]) for x in items], False]]
 
 def enter(cm):
     try:
@@ -450,15 +463,18 @@ class Connection:
             self._helpers[name] = fn
         return fn
 
-    def _take(self, it: RPCProxy, n: int) -> List[Any]:
-        """The next ``n`` items (fewer at the end) of the remote iterator ``it``."""
+    def _take(self, it: RPCProxy, n: int) -> Tuple[List[Any], bool]:
+        """Up to the next ``n`` items of the remote iterator ``it`` (fewer
+        when they are large), and whether it is exhausted."""
         pair = self._helper("take")(it, n)
-        return self._unview(pair, self._materialize(pair[1]), f"next({it._rpc_path})")
+        views, done = self._materialize(pair[1])
+        return self._unview(pair, views, f"next({it._rpc_path})"), bool(done)
 
     def _next(self, proxy: RPCProxy) -> Any:
         """``next(proxy)``: exactly one item (StopIteration at the end)."""
         pair = self._helper("next1")(proxy)
-        return self._unview(pair, self._materialize(pair[1]), f"next({proxy._rpc_path})")[0]
+        views, _ = self._materialize(pair[1])
+        return self._unview(pair, views, f"next({proxy._rpc_path})")[0]
 
     def _iterate(self, proxy: RPCProxy, start: str) -> _RemoteIterator:
         """``iter(proxy)`` (``start`` "iter") or ``reversed(proxy)``, run remotely in batches."""

@@ -400,8 +400,9 @@ class RPCProxy:
 
 class _RemoteIterator:
     """Iterates a remote iterator (the proxy ``it``) in batches: each fetch is
-    one round trip against our server and takes up to ``_MAX_BATCH`` items,
-    growing from ``_FIRST_BATCH`` so that a short loop fetches little."""
+    one round trip against our server and takes up to ``_MAX_BATCH`` items
+    (fewer when they are long strings), growing from ``_FIRST_BATCH`` so that
+    a short loop fetches little."""
 
     __slots__ = ("_conn", "_it", "_buffer", "_size", "_done", "__weakref__")
 
@@ -418,9 +419,9 @@ class _RemoteIterator:
 
     def _fetch(self) -> None:
         assert self._it is not None
-        items = self._conn._take(self._it, self._size)
+        items, done = self._conn._take(self._it, self._size)
         self._buffer.extend(items)
-        if len(items) < self._size:
+        if done:
             self._done = True
             self._it = None  # frees the remote iterator
         self._size = min(self._size * 4, self._MAX_BATCH)

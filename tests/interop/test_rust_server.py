@@ -67,3 +67,15 @@ def test_a_huge_zeros_is_a_memory_error_and_the_server_keeps_serving(rust_server
     with simplerpc.connect("127.0.0.1", port, token=token) as conn:
         assert simplerpc.materialize(conn.modules.sim.add(2, 2)) == 4.0
     assert proc.poll() is None, "the server process ended"
+
+
+def test_proxy_operations_on_a_server_without_python_say_what_to_do(rust_server):
+    # bool(), ==, len(), for ... run Python's builtins/operator on the server:
+    # the Rust registry has none, so each says so (never a silent answer).
+    port, token, _ = rust_server
+    with simplerpc.connect("127.0.0.1", port, token=token) as conn:
+        version = conn.modules.sim.version
+        for op in (bool, len, lambda p: p == "0.1.0", lambda p: p + "x", list):
+            with pytest.raises(TypeError, match="materialize"):
+                op(version)
+        assert simplerpc.materialize(version) == "0.1.0"  # the connection goes on

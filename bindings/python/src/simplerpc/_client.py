@@ -389,7 +389,18 @@ class Connection:
         key = (module, name)
         fn = self._functions.get(key)
         if fn is None:
-            fn = getattr(self.modules[module], name)
+            try:
+                remote_module = self.modules[module]
+            except RemoteException as e:
+                if not isinstance(e, ImportError):
+                    raise
+                # A server without Python's modules (a Rust or C executor).
+                raise TypeError(
+                    f"this operation on a proxy runs {module}.{name} on the server, which has no "
+                    f"module {module!r} (it is not a Python server): materialize() the proxy and "
+                    "work on the value, or call the server's own functions"
+                ) from e
+            fn = getattr(remote_module, name)
             self._functions[key] = fn
         return fn
 
@@ -424,9 +435,7 @@ class Connection:
         (so ``==`` falls back to identity) for an operand that cannot be sent."""
         try:
             return self._operate("operator", name, a, b)
-        except TypeError as e:
-            if isinstance(e, RemoteException):
-                raise
+        except _UnsendableError:
             return NotImplemented
 
     def _call_now(self, fn: RPCProxy, args: Tuple[Any, ...], path: str) -> RPCProxy:
@@ -578,9 +587,13 @@ class Connection:
         raise exc from cause
 
 
+class _UnsendableError(TypeError):
+    """An operand of a proxy's operation that the protocol cannot carry."""
+
+
 def _unsendable(error: TypeError, what: str) -> TypeError:
     """The TypeError of an operand the protocol cannot carry, saying what to do."""
-    return TypeError(
+    return _UnsendableError(
         f"{error} (an argument of {what} on the server): send a value the protocol "
         "carries (numbers, str, bytes, lists, dicts, numpy arrays, proxies), or "
         "materialize() the proxy and compute locally"

@@ -402,7 +402,15 @@ def test_array_materializes(rconn: Any) -> None:
     assert np.asarray(rconn.eval("3")).tolist() == 3
     stacked = np.stack([rconn.eval("np.zeros(2)"), np.ones(2)])
     assert stacked.tolist() == [[0.0, 0.0], [1.0, 1.0]]
-    assert float(np.sum(p)) == 15.0  # numpy functions see the real array
+    # numpy functions of this numpy run here, on the materialized values
+    total = np.sum(p)
+    assert not is_proxy(total) and total == 15
+    assert np.sum(rconn.eval("[1, 2, 3]")) == 6  # a list has no .sum(): never asked of the server
+    assert np.mean(rconn.eval("[1.0, 3.0]")) == 2.0
+    both = np.concatenate([rconn.eval("np.zeros(1)"), np.ones(1), rconn.eval("[2.0]")])
+    assert both.tolist() == [0.0, 1.0, 2.0]
+    assert np.allclose(rconn.eval("[1.0, 2.0]"), [1.0, 2.0])
+    assert materialize(rconn.modules.numpy.sum(p)) == 15  # the server's numpy: remote
 
 
 def test_probes_stay_local(rconn: Any) -> None:

@@ -452,7 +452,12 @@ class Connection:
         """``setattr``/``delattr``/``setitem``/``delitem`` on the server; waits."""
         module, name = _MUTATIONS[kind]
         fn = self._function(module, name)
-        args = tuple(self._wire(a) for a in args)
+        try:
+            args = tuple(self._wire(a) for a in args)
+        except TypeError as e:
+            if isinstance(e, RemoteException):
+                raise
+            raise _unsendable(e, fn._rpc_path) from None
         self._call_now(fn, (target,) + args, _trail("CALL", fn._rpc_path))
 
     def _helper(self, name: str) -> RPCProxy:
@@ -540,7 +545,7 @@ class Connection:
         if exc is not None:
             etype = getattr(exc, "exception_type", None)  # a RemoteException: the remote type
             name = etype or f"{type(exc).__module__}.{type(exc).__qualname__}"
-            message = str(exc.args[0]) if exc.args else ""
+            message = str(exc.args[0]) if len(exc.args) == 1 else str(exc)  # KeyError('k'): k
             if etype and message.startswith(f"{etype}: "):
                 message = message[len(etype) + 2 :]
         return bool(self._materialize(self._helper("exit")(proxy, name, message)))

@@ -38,12 +38,12 @@ __all__ = ["RPCProxy", "materialize", "is_proxy"]
 
 # Looked up by Python's own machinery (imports, copy, numpy, inspect) with
 # getattr(): answered locally, never with a round trip to the server.
-# (``__array__`` is a real method: it materializes.)
+# (``__array__`` and ``__array_function__`` are real methods: they materialize.)
 _LOCAL_ONLY = frozenset(
     {
         "__spec__", "__path__", "__file__", "__loader__", "__package__",
         "__array_interface__", "__array_struct__", "__array_priority__",
-        "__array_ufunc__", "__array_function__", "__dlpack__",
+        "__array_ufunc__", "__dlpack__",
         "__getstate__", "__setstate__", "__getnewargs__", "__getnewargs_ex__",
         "__length_hint__", "__fspath__", "__wrapped__", "__signature__",
         "__mro_entries__", "__set_name__", "__dataclass_fields__",
@@ -77,7 +77,19 @@ class RPCProxy:
       ``materialize(conn.builtins.callable(p))``.
     * Iteration fetches items ahead in batches: breaking out of a loop over
       a remote *iterator* (a generator) leaves it advanced past the items
-      fetched. ``next(p)`` takes exactly one item.
+      fetched. ``next(p)`` takes exactly one item. Items of simple immutable
+      types (None, bool, int, float, complex, str, bytes, numpy scalars, and
+      tuples, element by element) arrive as values, so ``for k in d`` gives
+      usable keys; anything else (lists, arrays, objects) as a proxy, by
+      reference as the lazy model has it.
+    * With a local numpy array or a local numpy function on the outside
+      (``arr + p``, ``np.sum(p)``), numpy materializes the proxy
+      (``__array__``, ``__array_function__``) and computes here; ``p + arr``
+      computes on the server, as does ``conn.modules.numpy.sum(p)``.
+    * ``with p:`` tells the remote ``__exit__`` of an exception by its type
+      (rebuilt on the server from the name, ``Exception`` when unknown there)
+      and message, without a traceback; if ``__exit__`` returns true the
+      exception is suppressed here.
     """
 
     __slots__ = ("_rpc_connection", "_rpc_obj_id", "_rpc_path", "_rpc_hash", "__weakref__")
@@ -182,6 +194,14 @@ class RPCProxy:
                 "use np.asarray(proxy) (copy=None) or materialize(proxy)"
             )
         return np.asarray(materialize(self), dtype=dtype)
+
+    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+        """A numpy function of this numpy (``np.sum(p)``, ``np.concatenate([p, a])``)
+        runs here, on the materialized values of the proxies among its
+        arguments. (Without this numpy would call ``p.sum()`` on the server,
+        which a remote list does not have.) For the server's numpy, call it:
+        ``conn.modules.numpy.sum(p)``."""
+        return func(*_materialized(args), **_materialized(kwargs))
 
     # -- iteration, on the server in batches
 
@@ -440,6 +460,17 @@ class _RemoteIterator:
 
     def __repr__(self) -> str:
         return f"<simplerpc remote iterator, {len(self._buffer)} items fetched ahead>"
+
+
+def _materialized(obj: Any) -> Any:
+    """``obj`` with every proxy in it (in lists, tuples, dicts) materialized."""
+    if isinstance(obj, RPCProxy):
+        return materialize(obj)
+    if type(obj) in (list, tuple):
+        return type(obj)(_materialized(x) for x in obj)
+    if type(obj) is dict:
+        return {k: _materialized(v) for k, v in obj.items()}
+    return obj
 
 
 def materialize(obj: Any) -> Any:

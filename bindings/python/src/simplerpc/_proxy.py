@@ -6,8 +6,9 @@ object's meaning (the *proxy protocol*). The rule of thumb:
 * What Python needs as a local value is asked of the server and
   materialized: ``bool``, ``len``, ``int``, ``float``, ``complex``,
   ``operator.index`` (so ``range(p)`` and ``seq[p]`` work), ``in``,
-  ``hash``, ``str``, ``format``, ``bytes``, ``dir``, and ``__array__``
-  (``np.asarray(p)`` is the real array).
+  ``hash``, ``str``, ``format``, ``bytes``, ``dir``, ``__array__``
+  (``np.asarray(p)`` is the real array) and ``__array_function__``
+  (``np.sum(p)`` runs here on the value).
 * What gives a new object stays remote and lazy: comparisons, arithmetic
   (reflected and in-place too), unary operators, ``abs``, ``round``,
   ``math.floor/ceil/trunc``, ``divmod``, ``pow``: each returns a proxy of
@@ -73,8 +74,9 @@ class RPCProxy:
       object (a list) raises ``TypeError``, as the object would.
     * ``callable(p)`` is always True (Python looks at the proxy's type, which
       can be called); calling a remote object that cannot be called raises
-      the remote ``TypeError``. Ask the server with
-      ``materialize(conn.builtins.callable(p))``.
+      a remote error (a ``TypeError``, or an ``AttributeError`` where the
+      reference protocol looks up the attribute the proxy's path names).
+      Ask the server with ``materialize(conn.builtins.callable(p))``.
     * Iteration fetches items ahead in batches: breaking out of a loop over
       a remote *iterator* (a generator) leaves it advanced past the items
       fetched. ``next(p)`` takes exactly one item. Items of simple immutable

@@ -177,6 +177,18 @@ def test_iterating_generators_lists_tuples_and_arrays(rconn: Any) -> None:
         iter(rconn.eval("5"))
 
 
+def test_dict_of_a_proxy(rconn: Any) -> None:
+    # dict() asks hasattr(p, "keys"): answered by the server, not assumed.
+    assert dict(rconn.eval("[('x', 1), ('y', (2, 3))]")) == {"x": 1, "y": (2, 3)}
+    mapping = dict(rconn.eval("{'a': 1, 'b': [2]}"))  # keys as values, values by reference
+    assert list(mapping) == ["a", "b"] and all(is_proxy(v) for v in mapping.values())
+    assert materialize(mapping["b"]) == [2]
+    merged = {"z": 0}
+    merged.update(rconn.eval("[('x', 1)]"))
+    assert merged == {"z": 0, "x": 1}
+    assert materialize(rconn.eval("1 + 1")) == 2  # no error left behind for a later wait
+
+
 def test_items_that_are_not_simple_values_arrive_as_usable_proxies(rconn: Any) -> None:
     things = list(rconn.eval("[Thing(1), 2, (Thing(3), 'x'), [4]]"))
     assert is_proxy(things[0]) and materialize(things[0].n) == 1

@@ -320,7 +320,9 @@ class Connection:
         # hasattr() or getattr(obj, name, default) (IPython's _repr_html_,
         # _ipython_canary_method_should_not_exist_, dunders): those wait,
         # so that a missing one raises AttributeError here, as they expect.
-        if self._pipelining and not name.startswith("_"):
+        # So does "keys", which dict(x) and dict.update(x) probe for to tell
+        # a mapping from a sequence of pairs.
+        if self._pipelining and not name.startswith("_") and name != "keys":
             return self._promise(child, _KIND_GET_ATTR, proxy._rpc_obj_id, name=name, path=path)
         return self._request_object(child, self._native.getattr, proxy._rpc_obj_id, path, name)
 

@@ -90,3 +90,15 @@ def test_tuples_stay_tuples_with_the_rust_registry(rust_server):
         assert simplerpyc.materialize(stock.modules.sim.echo(theirs)) == theirs
     finally:
         stock.disconnect()
+
+
+def test_proxy_operations_on_a_server_without_python_say_what_to_do(rust_server):
+    # bool(), ==, len(), for ... run Python's builtins/operator on the server:
+    # the Rust registry has none, so each says so (never a silent answer).
+    port, token, _ = rust_server
+    with simplerpc.connect("127.0.0.1", port, token=token) as conn:
+        version = conn.modules.sim.version
+        for op in (bool, len, lambda p: p == "0.1.0", lambda p: p + "x", list):
+            with pytest.raises(TypeError, match="materialize"):
+                op(version)
+        assert simplerpc.materialize(version) == "0.1.0"  # the connection goes on

@@ -1,7 +1,9 @@
 """SimpleRPC: remote Python objects over WebSocket, lazy by default.
 
 Everything the server returns is an :class:`RPCProxy`; :func:`materialize`
-fetches a value. Compatible with the ``simplerpyc`` reference protocol.
+fetches a value. A proxy behaves like the object it stands for (``bool``,
+``len``, ``==``, ``+``, ``for``, ``p.x = v``, ``with``, ``np.asarray``: see
+:class:`RPCProxy`). Compatible with the ``simplerpyc`` reference protocol.
 
     >>> import simplerpc
     >>> conn = simplerpc.connect("localhost", 8000)   # token: $SIMPLERPC_TOKEN

@@ -9,7 +9,8 @@ use simplerpc_ws::{Client, ClientConfig, Error};
 
 use crate::error::{
     guard, guard_keep, srpc_status, FfiError, SrpcStatusErrClosed, SrpcStatusErrInvalidArgument,
-    SrpcStatusErrIo, SrpcStatusErrProtocol, SrpcStatusErrTimeout, SrpcStatusErrUnauthorized,
+    SrpcStatusErrIo, SrpcStatusErrProtocol, SrpcStatusErrRefused, SrpcStatusErrTimeout,
+    SrpcStatusErrUnauthorized,
 };
 use crate::types::{
     fill_response, refused, srpc_buf, srpc_call, srpc_call_kind, srpc_response, srpc_slice,
@@ -107,12 +108,50 @@ impl From<Error> for FfiError {
     }
 }
 
+/// `e` as the ABI reports it. The messages name no Rust API (no
+/// `ClientConfig::token`): a C or Python host adds its own hints.
 fn ws_error(e: Error) -> FfiError {
     let status = match &e {
         Error::Remote(r) => return FfiError::remote(r.clone()),
-        Error::Unauthorized { .. } | Error::MissingToken { .. } => SrpcStatusErrUnauthorized,
+        Error::Unauthorized { addr } => {
+            return FfiError::new(
+                SrpcStatusErrUnauthorized,
+                format!(
+                    "the server at {addr} refused the token: use the token the server \
+                     printed when it started"
+                ),
+            )
+        }
+        Error::MissingToken { addr } => {
+            return FfiError::new(
+                SrpcStatusErrUnauthorized,
+                format!(
+                    "no token to connect to {addr}: use the token the server printed \
+                     when it started"
+                ),
+            )
+        }
+        Error::Dead(silent) => {
+            return FfiError::new(
+                SrpcStatusErrTimeout,
+                format!(
+                    "the server sent nothing for {} s while a request waited, not even a \
+                     pong: it is frozen or unreachable; the connection was closed, connect again",
+                    silent.as_secs()
+                ),
+            )
+        }
+        Error::Connect { addr, source } if source.kind() == std::io::ErrorKind::ConnectionRefused => {
+            return FfiError::new(
+                SrpcStatusErrRefused,
+                format!("nothing listens on {addr} (connection refused): is the server running, on that port?"),
+            )
+        }
+        Error::Connect { source, .. } if source.kind() == std::io::ErrorKind::TimedOut => {
+            SrpcStatusErrTimeout
+        }
         Error::Closed(_) => SrpcStatusErrClosed,
-        Error::Timeout(_) | Error::Dead(_) => SrpcStatusErrTimeout,
+        Error::Timeout(_) => SrpcStatusErrTimeout,
         Error::Interrupted => crate::error::SrpcStatusInterrupted,
         Error::Connect { .. } | Error::Handshake { .. } | Error::Io(_) | Error::Bind { .. } => {
             SrpcStatusErrIo
@@ -131,8 +170,10 @@ fn live<'a>(p: *const srpc_client) -> Result<&'a srpc_client, FfiError> {
 
 /// Connect to `ws://host:port/?token=token`, offering the extensions
 /// SRPC_EXT_DEFAULT. An empty `host` means "localhost"; an empty `token` is
-/// refused (SRPC_STATUS_ERR_UNAUTHORIZED). Against a stock simplerpyc server
-/// the reference protocol is spoken exactly. Close and free with
+/// refused (SRPC_STATUS_ERR_UNAUTHORIZED), and so is a wrong one. Nothing
+/// listening at the address gives SRPC_STATUS_ERR_REFUSED, another network
+/// failure SRPC_STATUS_ERR_IO. Against a stock simplerpyc server the
+/// reference protocol is spoken exactly. Close and free with
 /// srpc_client_free().
 ///
 /// # Safety

@@ -7,10 +7,11 @@ import sys
 import types
 from typing import Any, Callable, Dict, Optional, Tuple, Type, TypeVar
 
+from ._messages import no_wire_form
 from ._native_api import NativeClientAPI, NativeRemoteError
 from ._proxy import RPCProxy
 from ._serialization import local_imports, local_numpy, packb, packb_parts, unpackb
-from .errors import ConnectionClosedError, RemoteException
+from .errors import AuthenticationError, ConnectionClosedError, ConnectionRefusedError, RemoteException
 
 
 def _trail(kind: str, parent: str = "", a: str = "", key: bytes = b"") -> str:
@@ -244,7 +245,7 @@ class Connection:
         one buffer (``packb_parts`` leaves large arrays where they are). With
         ``join=False`` large arrays stay apart: a list of buffers the library
         copies once, straight into the frame."""
-        parts = packb_parts(value, proxy_owner=self, tuples=self._tuples)
+        parts = _packed(packb_parts, value, proxy_owner=self, tuples=self._tuples)
         size = used + sum(memoryview(p).nbytes for p in parts)
         limit = self._max_message
         if limit and size > limit:
@@ -270,7 +271,7 @@ class Connection:
             # No tuple on the wire (a server takes an array for a list, numpy
             # for fancy indexing): the tuple is built on the server with the
             # builtin core names, and indexed with by reference.
-            path = _trail("GETITEM_TUPLE", proxy._rpc_path, key=packb(list(key), proxy_owner=self))
+            path = _trail("GETITEM_TUPLE", proxy._rpc_path, key=_packed(packb, list(key), proxy_owner=self))
             if self._remote_tuple is None:
                 self._remote_tuple = getattr(self.builtins, _tuple_builtin())
             key = self._remote_tuple(list(key))
@@ -337,6 +338,18 @@ class Connection:
         raise exc from cause
 
 
+def _packed(pack: Callable[..., _T], value: Any, **kw: Any) -> _T:
+    """``pack(value, **kw)``; a value without wire form raises one clear
+    TypeError naming its type (not the packer's frames)."""
+    try:
+        return pack(value, **kw)
+    except TypeError as e:
+        clear = no_wire_form(e, None, "send")
+        if clear is None:
+            raise
+    raise clear
+
+
 def connect(
     host: Optional[str] = None,
     port: Optional[int] = None,
@@ -372,20 +385,64 @@ def connect(
     Raises:
         ValueError: no token given and ``$SIMPLERPC_TOKEN`` is not set.
         AuthenticationError: the server refused the token.
-        ConnectionError: the server cannot be reached.
+        ConnectionRefusedError: nothing listens at ``host:port``
+            (``simplerpc.ConnectionRefusedError``, a builtin one too).
+        ConnectTimeoutError: connecting took longer than ``timeout``.
+        ConnectionError: the server cannot be reached otherwise
+            (``simplerpc.ConnectionError``, the base of the errors above
+            but ``ValueError``; a builtin ``ConnectionError`` too).
     """
+    # Where each setting came from, for the messages of a failed connect.
+    where = {}
+    for name, var, value in (("host", "SIMPLERPC_HOST", host), ("port", "SIMPLERPC_PORT", port), ("token", "SIMPLERPC_TOKEN", token)):
+        if value is not None:
+            where[name] = f"the {name} argument"
+        elif os.environ.get(var):
+            where[name] = f"${var}"
+        else:
+            where[name] = "the default"
     if host is None:
-        host = os.environ.get("SIMPLERPC_HOST", "localhost")
+        host = os.environ.get("SIMPLERPC_HOST") or "localhost"
     if port is None:
-        port = int(os.environ.get("SIMPLERPC_PORT", "8000"))
+        text = os.environ.get("SIMPLERPC_PORT") or "8000"
+        try:
+            port = int(text)
+        except ValueError:
+            raise ValueError(f"SIMPLERPC_PORT is {text!r}, not a port number (1-65535)") from None
     if token is None:
         token = os.environ.get("SIMPLERPC_TOKEN")
         if not token:
-            raise ValueError("token must be given or set in the SIMPLERPC_TOKEN environment variable")
+            raise ValueError(
+                "no token: pass connect(token=...) or set the SIMPLERPC_TOKEN environment variable "
+                "to the token the server printed when it started"
+            )
     # No malloc tuning: a library leaves its host process's settings alone.
     from ._native import NativeClient
 
-    return Connection(NativeClient(host, port, token, timeout=timeout, dead_after=dead_after), allow_pickle=allow_pickle)
+    try:
+        native = NativeClient(host, port, token, timeout=timeout, dead_after=dead_after)
+    except AuthenticationError as e:
+        if where["token"].startswith("$"):
+            hint = (
+                "the token came from $SIMPLERPC_TOKEN, which may be another server's: "
+                "export the token this server printed, or pass connect(token=...)"
+            )
+        else:
+            hint = "pass the token this server printed: connect(token=...)"
+        raise AuthenticationError(f"{e} ({hint})") from None
+    except ConnectionRefusedError as e:
+        if where["host"].endswith("argument") and where["port"].endswith("argument"):
+            raise
+        raise _with_errno(ConnectionRefusedError(
+            f"{e} (host from {where['host']}, port from {where['port']}: pass connect(host, port) "
+            "or set SIMPLERPC_HOST and SIMPLERPC_PORT to what the server printed)"
+        ), e) from None
+    return Connection(native, allow_pickle=allow_pickle)
+
+
+def _with_errno(new: Any, old: Any) -> Any:
+    new.errno = old.errno
+    return new
 
 
 def patch_module(conn: Connection, name: str) -> RPCProxy:

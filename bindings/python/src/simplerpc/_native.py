@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import errno
 import glob
 import os
 import threading
@@ -29,7 +30,16 @@ from ctypes import (
 from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 
 from ._native_api import NativeRemoteError
-from .errors import AuthenticationError, ConnectionClosedError, ProtocolError, RequestTimeoutError, SimpleRPCError
+from .errors import (
+    AuthenticationError,
+    ConnectionClosedError,
+    ConnectionError,
+    ConnectionRefusedError,
+    ConnectTimeoutError,
+    ProtocolError,
+    RequestTimeoutError,
+    SimpleRPCError,
+)
 
 # The header's constants, by their C names.
 # srpc_status
@@ -47,7 +57,8 @@ from .errors import AuthenticationError, ConnectionClosedError, ProtocolError, R
     SRPC_STATUS_ERR_STATE,
     SRPC_STATUS_ERR_TIMEOUT,
     SRPC_STATUS_INTERRUPTED,
-) = range(13)
+    SRPC_STATUS_ERR_REFUSED,
+) = range(14)
 # srpc_call_kind
 (
     SRPC_CALL_KIND_IMPORT_MODULE,
@@ -285,18 +296,6 @@ def trail(kind: int, parent: str = "", a: str = "", key: bytes = b"") -> str:
 TUPLE_BUILTIN = _cstr(_trail_tuple_builtin())
 
 
-class NativeError(SimpleRPCError):
-    """A libsimplerpc call failed; ``status`` is its srpc_status."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class NativeIOError(NativeError, ConnectionError):
-    """A network or OS error: the server cannot be reached or the address bound."""
-
-
 def _raise(status: int) -> None:
     if status == SRPC_STATUS_ERR_REMOTE:
         # Every part is read before any is turned into a Python object:
@@ -312,18 +311,31 @@ def _raise(status: int) -> None:
         message = raw_message.decode("utf-8", "replace")
         etype = raw_type.decode("utf-8", "replace")
         raise NativeRemoteError(etype or "builtins.Exception", message, raw_tb.decode("utf-8", "replace"), payload)
-    message = _cstr(_last_message())
+    raise _error(status, _cstr(_last_message()))
+
+
+def _error(status: int, message: str) -> Exception:
+    """The public exception for a failed call's ``status`` (never a private
+    class: users see and catch these). The library's messages name no Rust
+    or C API; a message for which the Python API matters is reworded where
+    the Python side knows more (``connect``)."""
     if status == SRPC_STATUS_ERR_UNAUTHORIZED:
-        raise AuthenticationError(message)
+        return AuthenticationError(message)
+    if status == SRPC_STATUS_ERR_REFUSED:
+        e = ConnectionRefusedError(message)
+        e.errno = errno.ECONNREFUSED
+        return e
     if status == SRPC_STATUS_ERR_CLOSED:
-        raise ConnectionClosedError(message)
+        return ConnectionClosedError(message)
     if status == SRPC_STATUS_ERR_TIMEOUT:
-        raise RequestTimeoutError(message)
+        return RequestTimeoutError(message)
     if status == SRPC_STATUS_ERR_PROTOCOL:
-        raise ProtocolError(message)
+        return ProtocolError(message)
     if status == SRPC_STATUS_ERR_IO:
-        raise NativeIOError(status, message)
-    raise NativeError(status, message)
+        return ConnectionError(message)
+    if status in (SRPC_STATUS_ERR_INVALID_ARGUMENT, SRPC_STATUS_ERR_INVALID_UTF8):
+        return ValueError(message)
+    return SimpleRPCError(message or f"libsimplerpc failed with status {status}")
 
 
 def _take(buf: Buf) -> bytes:
@@ -534,6 +546,8 @@ class NativeClient:
         # Every extension, tuple included: this package reads and writes
         # the tuple marker (a stock server accepts none of them).
         st = _client_connect_ext(keep.str(host), port, keep.str(token), SRPC_EXT_ALL, byref(handle))
+        if st == SRPC_STATUS_ERR_TIMEOUT:
+            raise ConnectTimeoutError(_cstr(_last_message()))
         if st != SRPC_STATUS_OK:
             _raise(st)
         self._handle: Optional[int] = handle.value
@@ -890,6 +904,8 @@ class NativeServer:
         cfg.extensions = SRPC_EXT_ALL
         handle = c_void_p()
         st = _server_start(byref(cfg), byref(ex), byref(handle))
+        if st == SRPC_STATUS_ERR_IO:  # cannot listen there: an OS error, not a connection's
+            raise OSError(_cstr(_last_message()))
         if st != SRPC_STATUS_OK:
             _raise(st)
         self._handle = handle.value

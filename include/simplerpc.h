@@ -764,6 +764,22 @@ srpc_status srpc_client_connect_ext(struct srpc_str host,
                                     struct srpc_client **client_out);
 
 /*
+ As srpc_client_connect_ext(), giving up after `timeout_ms` milliseconds
+ (0: no limit of ours; the operating system's for the TCP connection, 30 s
+ for the handshake): the TCP connection and the WebSocket handshake
+ together. Past it, SRPC_STATUS_ERR_TIMEOUT.
+
+ # Safety
+ The strings are valid for their lengths; `client_out` is valid.
+ */
+srpc_status srpc_client_connect_timeout(struct srpc_str host,
+                                        uint16_t port,
+                                        struct srpc_str token,
+                                        uint32_t extensions,
+                                        uint64_t timeout_ms,
+                                        struct srpc_client **client_out);
+
+/*
  Whether the server accepted promise pipelining (the `promise` extension;
  ours does, a stock simplerpyc server does not).
 

@@ -151,7 +151,7 @@ fn ws_error(e: Error) -> FfiError {
             SrpcStatusErrTimeout
         }
         Error::Closed(_) => SrpcStatusErrClosed,
-        Error::Timeout(_) => SrpcStatusErrTimeout,
+        Error::Timeout(_) | Error::ConnectTimeout { .. } => SrpcStatusErrTimeout,
         Error::Interrupted => crate::error::SrpcStatusInterrupted,
         Error::Connect { .. } | Error::Handshake { .. } | Error::Io(_) | Error::Bind { .. } => {
             SrpcStatusErrIo
@@ -187,11 +187,12 @@ pub unsafe extern "C" fn srpc_client_connect(
 ) -> srpc_status {
     // SAFETY: the caller's contract, passed on.
     unsafe {
-        srpc_client_connect_ext(
+        srpc_client_connect_timeout(
             host,
             port,
             token,
             crate::session::SRPC_EXT_DEFAULT,
+            0,
             client_out,
         )
     }
@@ -212,6 +213,26 @@ pub unsafe extern "C" fn srpc_client_connect_ext(
     extensions: u32,
     client_out: *mut *mut srpc_client,
 ) -> srpc_status {
+    // SAFETY: the caller's contract, passed on.
+    unsafe { srpc_client_connect_timeout(host, port, token, extensions, 0, client_out) }
+}
+
+/// As srpc_client_connect_ext(), giving up after `timeout_ms` milliseconds
+/// (0: no limit of ours; the operating system's for the TCP connection, 30 s
+/// for the handshake): the TCP connection and the WebSocket handshake
+/// together. Past it, SRPC_STATUS_ERR_TIMEOUT.
+///
+/// # Safety
+/// The strings are valid for their lengths; `client_out` is valid.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_client_connect_timeout(
+    host: srpc_str,
+    port: u16,
+    token: srpc_str,
+    extensions: u32,
+    timeout_ms: u64,
+    client_out: *mut *mut srpc_client,
+) -> srpc_status {
     guard(|| {
         // SAFETY: NULL checked; otherwise valid.
         let o = unsafe { client_out.as_mut() }.ok_or_else(|| FfiError::null("client_out"))?;
@@ -228,6 +249,9 @@ pub unsafe extern "C" fn srpc_client_connect_ext(
             cfg.token = None;
         }
         cfg.extensions = crate::session::extensions(extensions);
+        if timeout_ms != 0 {
+            cfg.connect_timeout = Some(Duration::from_millis(timeout_ms));
+        }
         let c = Client::connect(&cfg).map_err(ws_error)?;
         *o = Box::into_raw(Box::new(srpc_client(Transport::Ws(c))));
         Ok(())

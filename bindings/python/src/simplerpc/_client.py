@@ -369,10 +369,12 @@ def connect(
             unpickle the exceptions it sends (to re-raise the original
             object) and numpy object arrays. Off by default: remote
             exceptions are rebuilt from their type name and message instead.
-        timeout: seconds a request may wait for its answer; ``None`` (the
-            default) waits as long as the remote call takes. A request that
-            runs out of time raises :class:`RequestTimeoutError` and closes
-            the connection.
+        timeout: seconds connecting may take (raising
+            :class:`ConnectTimeoutError` past it), and seconds a request may
+            wait for its answer; ``None`` (the default) waits as long as the
+            remote call takes (and as the operating system lets a connection
+            attempt take). A request that runs out of time raises
+            :class:`RequestTimeoutError` and closes the connection.
         dead_after: seconds a simplerpc server may stay silent while a
             request waits, not even answering pings, before it counts as
             frozen or unreachable: the request raises

@@ -232,7 +232,7 @@ _last_type = _declare("srpc_last_error_type", c_void_p)
 _last_traceback = _declare("srpc_last_error_traceback", c_void_p)
 _last_payload = _declare("srpc_last_error_payload", c_void_p, POINTER(c_size_t))
 _buf_free = _declare("srpc_buf_free", None, POINTER(Buf))
-_client_connect_ext = _declare("srpc_client_connect_ext", c_uint32, Str, c_uint16, Str, c_uint32, POINTER(c_void_p))
+_client_connect_timeout = _declare("srpc_client_connect_timeout", c_uint32, Str, c_uint16, Str, c_uint32, c_uint64, POINTER(c_void_p))
 _client_request = _declare("srpc_client_request", c_uint32, c_void_p, POINTER(Call), POINTER(Response))
 _client_send = _declare("srpc_client_send", c_uint32, c_void_p, POINTER(Call), POINTER(c_uint64))
 _client_send_pipelined = _declare("srpc_client_send_pipelined", c_uint32, c_void_p, POINTER(Call), POINTER(c_uint64))
@@ -544,8 +544,10 @@ class NativeClient:
         keep = _Keep()
         handle = c_void_p()
         # Every extension, tuple included: this package reads and writes
-        # the tuple marker (a stock server accepts none of them).
-        st = _client_connect_ext(keep.str(host), port, keep.str(token), SRPC_EXT_ALL, byref(handle))
+        # the tuple marker (a stock server accepts none of them). The
+        # timeout bounds connecting too (TCP connection and handshake).
+        connect_ms = 0 if timeout is None else max(1, int(timeout * 1000))
+        st = _client_connect_timeout(keep.str(host), port, keep.str(token), SRPC_EXT_ALL, connect_ms, byref(handle))
         if st == SRPC_STATUS_ERR_TIMEOUT:
             raise ConnectTimeoutError(_cstr(_last_message()))
         if st != SRPC_STATUS_OK:

@@ -328,6 +328,11 @@ def _error(status: int, message: str) -> Exception:
     if status == SRPC_STATUS_ERR_CLOSED:
         return ConnectionClosedError(message)
     if status == SRPC_STATUS_ERR_TIMEOUT:
+        # The library's two waits, with the Python setting that governs each.
+        if "not even a pong" in message:
+            message += " (connect(dead_after=...) sets how long to wait)"
+        elif message.startswith("the server did not answer within"):
+            message += " (connect(timeout=...) sets the limit)"
         return RequestTimeoutError(message)
     if status == SRPC_STATUS_ERR_PROTOCOL:
         return ProtocolError(message)

@@ -163,7 +163,7 @@ pub struct ClientConfig {
     /// How long connecting (the TCP connection and the WebSocket handshake)
     /// may take; `None` (the default) leaves the TCP connection to the
     /// operating system's timeout and gives the handshake 30 s. Past it,
-    /// [`Error::ConnectTimeout`](crate::Error::ConnectTimeout).
+    /// [`Error::ConnectTimeout`].
     pub connect_timeout: Option<Duration>,
     /// How long a request may wait for its response; `None` (the default)
     /// waits as long as the call takes. A request that runs out of time fails

@@ -114,10 +114,17 @@ def test_nothing_listening_is_connection_refused(monkeypatch: pytest.MonkeyPatch
     # Host and port from the environment: the message says where they came from.
     monkeypatch.setenv("SIMPLERPC_HOST", "127.0.0.1")
     monkeypatch.setenv("SIMPLERPC_PORT", str(port))
-    with pytest.raises(builtins.ConnectionRefusedError, match=r"host from \$SIMPLERPC_HOST, port from \$SIMPLERPC_PORT") as info:
+    with pytest.raises(builtins.ConnectionRefusedError) as info:
         simplerpc.connect(token="t")
+    assert str(info.value).startswith(f"nothing listens on 127.0.0.1:{port} (connection refused)")
+    assert f"(host 127.0.0.1 from $SIMPLERPC_HOST, port {port} from $SIMPLERPC_PORT: pass connect(host, port)" in str(info.value)
     assert_public(info.value, "ConnectionRefusedError")
     assert info.value.errno == errno.ECONNREFUSED
+    monkeypatch.delenv("SIMPLERPC_HOST")
+    with pytest.raises(simplerpc.ConnectionRefusedError, match=rf"\(host localhost by default, port {port} from \$SIMPLERPC_PORT"):
+        simplerpc.connect(token="t")
+    with pytest.raises(ValueError, match=r"port 70000 \(from the argument\) is not a port number \(1-65535\)"):
+        simplerpc.connect("127.0.0.1", 70000, "t")
 
 
 def test_a_silent_listener_is_a_connect_timeout() -> None:

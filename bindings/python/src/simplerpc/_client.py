@@ -390,19 +390,19 @@ def connect(
         ConnectionRefusedError: nothing listens at ``host:port``
             (``simplerpc.ConnectionRefusedError``, a builtin one too).
         ConnectTimeoutError: connecting took longer than ``timeout``.
-        ConnectionError: the server cannot be reached otherwise
-            (``simplerpc.ConnectionError``, the base of the errors above
-            but ``ValueError``; a builtin ``ConnectionError`` too).
+        ConnectionError: another failure to connect
+            (``simplerpc.ConnectionError``, the base of the three above
+            and a builtin ``ConnectionError`` too).
     """
     # Where each setting came from, for the messages of a failed connect.
     where = {}
     for name, var, value in (("host", "SIMPLERPC_HOST", host), ("port", "SIMPLERPC_PORT", port), ("token", "SIMPLERPC_TOKEN", token)):
         if value is not None:
-            where[name] = f"the {name} argument"
+            where[name] = "from the argument"
         elif os.environ.get(var):
-            where[name] = f"${var}"
+            where[name] = f"from ${var}"
         else:
-            where[name] = "the default"
+            where[name] = "by default"
     if host is None:
         host = os.environ.get("SIMPLERPC_HOST") or "localhost"
     if port is None:
@@ -411,6 +411,8 @@ def connect(
             port = int(text)
         except ValueError:
             raise ValueError(f"SIMPLERPC_PORT is {text!r}, not a port number (1-65535)") from None
+    if not 0 < port < 65536:
+        raise ValueError(f"port {port} ({where['port']}) is not a port number (1-65535)")
     if token is None:
         token = os.environ.get("SIMPLERPC_TOKEN")
         if not token:
@@ -424,7 +426,7 @@ def connect(
     try:
         native = NativeClient(host, port, token, timeout=timeout, dead_after=dead_after)
     except AuthenticationError as e:
-        if where["token"].startswith("$"):
+        if where["token"] == "from $SIMPLERPC_TOKEN":
             hint = (
                 "the token came from $SIMPLERPC_TOKEN, which may be another server's: "
                 "export the token this server printed, or pass connect(token=...)"
@@ -433,18 +435,15 @@ def connect(
             hint = "pass the token this server printed: connect(token=...)"
         raise AuthenticationError(f"{e} ({hint})") from None
     except ConnectionRefusedError as e:
-        if where["host"].endswith("argument") and where["port"].endswith("argument"):
+        if where["host"] == where["port"] == "from the argument":
             raise
-        raise _with_errno(ConnectionRefusedError(
-            f"{e} (host from {where['host']}, port from {where['port']}: pass connect(host, port) "
-            "or set SIMPLERPC_HOST and SIMPLERPC_PORT to what the server printed)"
-        ), e) from None
+        refused = ConnectionRefusedError(
+            f"{e} (host {host} {where['host']}, port {port} {where['port']}: pass connect(host, port), "
+            "or export the SIMPLERPC_HOST and SIMPLERPC_PORT lines the server printed)"
+        )
+        refused.errno = e.errno
+        raise refused from None
     return Connection(native, allow_pickle=allow_pickle)
-
-
-def _with_errno(new: Any, old: Any) -> Any:
-    new.errno = old.errno
-    return new
 
 
 def patch_module(conn: Connection, name: str) -> RPCProxy:

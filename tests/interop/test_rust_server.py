@@ -49,7 +49,7 @@ def test_our_client_against_the_rust_server(rust_server):
             conn.modules.nonexistent
         with pytest.raises(simplerpc.RemoteException) as e:
             simplerpc.materialize(conn.modules.sim)
-        assert "cannot be materialized" in str(e.value)
+        assert "cannot materialize module 'sim': it has no wire form; keep it remote (use the proxy)" in str(e.value)
 
 
 def test_a_huge_zeros_is_a_memory_error_and_the_server_keeps_serving(rust_server):

@@ -281,6 +281,29 @@ def test_remote_tracebacks_start_at_the_users_code(conn: simplerpc.Connection, t
     assert "simplerpc" not in tb
 
 
+def test_an_import_traceback_starts_at_the_users_module(conn: simplerpc.Connection) -> None:
+    # A module in the server's working directory (on its sys.path) that fails on import.
+    name = "user_module_that_fails_on_import"
+    conn.execute(
+        f"import importlib, os\n"
+        f"with open({name + '.py'!r}, 'w') as f:\n"
+        f"    f.write('x = 1\\nraise RuntimeError(\"at import\")\\n')\n"
+        f"importlib.invalidate_caches()\n"
+        f"path = os.path.abspath({name + '.py'!r})\n"
+    )
+    path = materialize(conn.eval("path"))
+    try:
+        with pytest.raises(RuntimeError) as info:
+            conn.modules[name]
+        assert frames(info.value.remote_traceback) == [(path, "<module>")], info.value.remote_traceback
+        with pytest.raises(ModuleNotFoundError) as info:
+            conn.modules.no_such_module_anywhere
+        tb = info.value.remote_traceback
+        assert tb == "Traceback (most recent call last):\nModuleNotFoundError: No module named 'no_such_module_anywhere'\n", tb
+    finally:
+        conn.execute("os.remove(path)")
+
+
 def test_an_operation_the_client_asked_for_keeps_the_reference_format(conn: simplerpc.Connection) -> None:
     # No user frame at all (the client's own d["missing"]): the header and the error.
     with pytest.raises(KeyError) as info:

@@ -55,9 +55,17 @@ def _ours(filename: str) -> bool:
     return os.path.abspath(filename).startswith(_PACKAGE_DIR) if filename[:1] not in ("<", "") else False
 
 
-def _msgpack(filename: str) -> bool:
-    """A frame of msgpack's packer or unpacker (compiled or pure Python)."""
-    return filename.replace("\\", "/").startswith("msgpack/") or "/msgpack/" in filename.replace("\\", "/")
+def _machinery(filename: str) -> bool:
+    """A frame of what the package runs on the user's behalf: msgpack's
+    packer or unpacker (compiled or pure Python), or the import system
+    (``importlib.import_module`` for ``conn.modules.x``)."""
+    path = filename.replace("\\", "/")
+    return (
+        path.startswith("msgpack/")
+        or "/msgpack/" in path
+        or path.endswith("/importlib/__init__.py")
+        or path.startswith("<frozen importlib")
+    )
 
 
 def _strip(te: traceback.TracebackException, seen: Set[int]) -> None:
@@ -70,8 +78,8 @@ def _strip(te: traceback.TracebackException, seen: Set[int]) -> None:
         if _ours(frame.filename):
             after_ours = True
             continue
-        if after_ours and _msgpack(frame.filename):
-            continue  # msgpack running on our behalf
+        if after_ours and _machinery(frame.filename):
+            continue  # msgpack or the import system, running on our behalf
         after_ours = False
         kept.append(frame)
     te.stack = traceback.StackSummary.from_list(kept)
@@ -85,8 +93,8 @@ def _strip(te: traceback.TracebackException, seen: Set[int]) -> None:
 def user_traceback(exc: BaseException) -> str:
     """``exc``'s traceback formatted as ``traceback.format_exception`` does,
     without the frames of this package (the executor, the server's
-    callbacks, the serializer) or of msgpack running for it: it starts at
-    the user's code. With no frame left (an error of the package itself,
+    callbacks, the serializer) or of msgpack and the import system running
+    for it: it starts at the user's code. With no frame left (an error of the package itself,
     such as a value without wire form, or of an operation the client asked
     for, such as a missing key), the header and the exception lines: the
     reference's format, which tools look for."""

@@ -16,8 +16,6 @@ from ._spawn import SpawnedConnection, gather, spawn
 from .errors import (
     AuthenticationError,
     ConnectionClosedError,
-    ConnectionError,
-    ConnectionRefusedError,
     ConnectTimeoutError,
     ExecutorPanic,
     ObjectLimitError,
@@ -28,6 +26,9 @@ from .errors import (
     SimpleRPCError,
     UnknownObjectError,
 )
+
+# Public, but not in __all__: a star import would shadow the builtins.
+from .errors import ConnectionError, ConnectionRefusedError  # noqa: F401,A004
 
 __version__ = "0.1.0.dev0"
 
@@ -53,8 +54,6 @@ __all__ = [
     "RequestTimeoutError",
     "ConnectTimeoutError",
 ]
-# simplerpc.ConnectionError and simplerpc.ConnectionRefusedError are public
-# but not in __all__: a star import would shadow the builtins.
 
 
 def __getattr__(name: str) -> type:

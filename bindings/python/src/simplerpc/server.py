@@ -54,9 +54,9 @@ def serve(
 
     Prints the security warning, the bound address, the token and the
     ``export`` lines for the client; with ``sources`` (``{"host": "--host",
-    "port": "$SIMPLERPC_SERVER_PORT", "token": ...}``), where each of host,
-    port and token came from (a token ``None`` is printed as generated). The limits: ``max_objects`` per
-    connection (a request past it raises :class:`simplerpc.ObjectLimitError`
+    "port": "$SIMPLERPC_SERVER_PORT", "token": "default"}``), where each of
+    host, port and token came from (a token ``None`` is printed as
+    generated). The limits: ``max_objects`` per connection (a request past it raises :class:`simplerpc.ObjectLimitError`
     on the client), ``max_connections`` at once (one more is refused with
     HTTP 503), ``stack_size`` in bytes of the threads that run calls, and
     ``handshake_timeout`` in seconds for a client to complete its handshake.
@@ -220,7 +220,7 @@ def _port(text: str) -> int:
     return port
 
 
-def resolve_settings(flags: Dict[str, Optional[str]], environ: Optional[Dict[str, str]] = None) -> Tuple[str, int, Optional[str], Dict[str, str]]:
+def _resolve_settings(flags: Dict[str, Any], environ: Optional[Dict[str, str]] = None) -> Tuple[str, int, Optional[str], Dict[str, str]]:
     """The server's host, port and token, and where each came from
     (``"--port"``, ``"$SIMPLERPC_SERVER_PORT"``, ``"default"``): a flag's
     value (``flags["host"]`` and so on, None when not given) first, then the
@@ -300,7 +300,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         _serve_spawned(args.fd, args.parent, args.parent_death_signal, args.max_objects, args.max_message_size)
         return
     try:
-        host, port, token, sources = resolve_settings({"host": args.host, "port": args.port, "token": args.token})
+        host, port, token, sources = _resolve_settings({"host": args.host, "port": args.port, "token": args.token})
     except ValueError as e:
         parser.error(str(e))
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")

@@ -56,8 +56,9 @@ def serve(
     ``export`` lines for the client; with ``sources`` (``{"host": "--host",
     "port": "$SIMPLERPC_SERVER_PORT", "token": "default"}``), where each of
     host, port and token came from (a token ``None`` is printed as
-    generated). The limits: ``max_objects`` per connection (a request past it raises :class:`simplerpc.ObjectLimitError`
-    on the client), ``max_connections`` at once (one more is refused with
+    generated). The limits: ``max_objects`` per connection (a request past
+    it raises :class:`simplerpc.ObjectLimitError` on the client),
+    ``max_connections`` at once (one more is refused with
     HTTP 503), ``stack_size`` in bytes of the threads that run calls, and
     ``handshake_timeout`` in seconds for a client to complete its handshake.
     A message from a client over ``max_message_size`` bytes is refused:

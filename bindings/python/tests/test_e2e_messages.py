@@ -152,7 +152,7 @@ def test_a_request_past_its_timeout(server: Any) -> None:
     e = info.value
     assert_public(e, "RequestTimeoutError")
     assert isinstance(e, builtins.TimeoutError) and isinstance(e, simplerpc.ConnectionError)
-    assert str(e) == "the server did not answer within 300ms; the connection was closed, connect again (connect(timeout=...) sets the limit)"
+    assert str(e) == "the server did not answer within 300ms; the connection was closed, connect again (the timeout=... given to connect() or spawn() sets the limit)"
 
 
 def test_a_server_gone_is_connection_closed(start_server: Any) -> None:

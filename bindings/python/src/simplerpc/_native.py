@@ -332,7 +332,7 @@ def _error(status: int, message: str) -> Exception:
         if "not even a pong" in message:
             message += " (connect(dead_after=...) sets how long to wait)"
         elif message.startswith("the server did not answer within"):
-            message += " (connect(timeout=...) sets the limit)"
+            message += " (the timeout=... given to connect() or spawn() sets the limit)"
         return RequestTimeoutError(message)
     if status == SRPC_STATUS_ERR_PROTOCOL:
         return ProtocolError(message)

@@ -166,6 +166,11 @@ enum srpc_status
    srpc_client_abandon().
    */
   SRPC_STATUS_INTERRUPTED = 12,
+  /*
+   Nothing listens at the address connected to (the connection was
+   refused): the server is not running there, or on another port.
+   */
+  SRPC_STATUS_ERR_REFUSED = 13,
 };
 #ifndef __cplusplus
 typedef uint32_t srpc_status;
@@ -729,8 +734,10 @@ extern "C" {
 /*
  Connect to `ws://host:port/?token=token`, offering the extensions
  SRPC_EXT_DEFAULT. An empty `host` means "localhost"; an empty `token` is
- refused (SRPC_STATUS_ERR_UNAUTHORIZED). Against a stock simplerpyc server
- the reference protocol is spoken exactly. Close and free with
+ refused (SRPC_STATUS_ERR_UNAUTHORIZED), and so is a wrong one. Nothing
+ listening at the address gives SRPC_STATUS_ERR_REFUSED, another network
+ failure SRPC_STATUS_ERR_IO. Against a stock simplerpyc server the
+ reference protocol is spoken exactly. Close and free with
  srpc_client_free().
 
  # Safety
@@ -755,6 +762,22 @@ srpc_status srpc_client_connect_ext(struct srpc_str host,
                                     struct srpc_str token,
                                     uint32_t extensions,
                                     struct srpc_client **client_out);
+
+/*
+ As srpc_client_connect_ext(), giving up after `timeout_ms` milliseconds
+ (0: no limit of ours; the operating system's for the TCP connection, 30 s
+ for the handshake): the TCP connection and the WebSocket handshake
+ together. Past it, SRPC_STATUS_ERR_TIMEOUT.
+
+ # Safety
+ The strings are valid for their lengths; `client_out` is valid.
+ */
+srpc_status srpc_client_connect_timeout(struct srpc_str host,
+                                        uint16_t port,
+                                        struct srpc_str token,
+                                        uint32_t extensions,
+                                        uint64_t timeout_ms,
+                                        struct srpc_client **client_out);
 
 /*
  Whether the server accepted promise pipelining (the `promise` extension;

@@ -6,9 +6,9 @@ mod common;
 use common::{buf_bytes, last_message, s, sl, Server};
 use simplerpc::client::{
     srpc_client, srpc_client_call, srpc_client_connect, srpc_client_connect_ext,
-    srpc_client_extensions, srpc_client_free, srpc_client_getattr, srpc_client_getitem,
-    srpc_client_import, srpc_client_materialize, srpc_client_request, srpc_client_round_trips,
-    srpc_client_send_pipelined, SRPC_PROMISE_BIT,
+    srpc_client_connect_timeout, srpc_client_extensions, srpc_client_free, srpc_client_getattr,
+    srpc_client_getitem, srpc_client_import, srpc_client_materialize, srpc_client_request,
+    srpc_client_round_trips, srpc_client_send_pipelined, SRPC_PROMISE_BIT,
 };
 use simplerpc::error::{srpc_last_error_message, srpc_last_error_status, srpc_status};
 use simplerpc::types::{
@@ -500,4 +500,50 @@ fn the_tuple_extension_is_the_c_host_s_choice_and_visible_to_both_sides() {
         unsafe { simplerpc::executor::srpc_reply_extensions(std::ptr::null()) },
         0
     );
+}
+
+/// A failed connect: its status, and the message, which must name no Rust
+/// API item (a C or Python host cannot act on `ClientConfig::token`).
+fn failed_connect(port: u16, token: &str, timeout_ms: u64) -> (srpc_status, String) {
+    let mut c = std::ptr::null_mut();
+    // SAFETY: borrowed strings, valid out-pointer.
+    let st = unsafe {
+        srpc_client_connect_timeout(s("127.0.0.1"), port, s(token), 0, timeout_ms, &mut c)
+    };
+    assert!(c.is_null(), "no client is made when connecting fails");
+    let message = last_message();
+    for rust in ["::", "ClientConfig", "ServerConfig", "Error::"] {
+        assert!(!message.contains(rust), "{rust} in {message:?}");
+    }
+    (st, message)
+}
+
+#[test]
+fn connect_failures_have_their_own_statuses_and_neutral_messages() {
+    let server = Server::start();
+    let (st, message) = failed_connect(server.port, "not-the-token", 0);
+    assert_eq!(st, srpc_status::SrpcStatusErrUnauthorized);
+    assert!(message.contains("refused the token"), "{message}");
+
+    // Nothing listens on a port just freed.
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (st, message) = failed_connect(free, "t", 0);
+    assert_eq!(st, srpc_status::SrpcStatusErrRefused);
+    assert!(
+        message.starts_with(&format!("nothing listens on 127.0.0.1:{free}")),
+        "{message}"
+    );
+    assert!(message.contains("is the server running"), "{message}");
+
+    // A listener that never answers the handshake: the connect timeout.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let (st, message) = failed_connect(port, "t", 200);
+    assert_eq!(st, srpc_status::SrpcStatusErrTimeout);
+    assert!(message.contains("the connect timeout"), "{message}");
+    drop(silent);
 }

@@ -213,14 +213,23 @@ impl Object {
                     f(&**state)
                 }
                 None => Err(ExecError::type_error(format!(
-                    "'{}' object cannot be materialized: its class has no materialize function",
+                    "cannot materialize an object of type '{}': it has no wire form (its class \
+                     has no materialize function); keep it remote (use the proxy) and call its \
+                     methods",
                     i.class.name
                 ))),
             },
-            other => Err(ExecError::type_error(format!(
-                "{} cannot be materialized",
-                other.kind()
-            ))),
+            other => {
+                let hint = match other {
+                    Object::Module(_) => "use its attributes, e.g. materialize(p.name)",
+                    _ => "call it through the proxy instead, e.g. materialize(p(...))",
+                };
+                Err(ExecError::type_error(format!(
+                    "cannot materialize {}: it has no wire form; keep it remote (use the proxy) \
+                     or {hint}",
+                    other.kind()
+                )))
+            }
         }
     }
 }

@@ -18,6 +18,7 @@ from ._spawn import SpawnedConnection, gather, spawn
 from .errors import (
     AuthenticationError,
     ConnectionClosedError,
+    ConnectTimeoutError,
     ExecutorPanic,
     ObjectLimitError,
     ProtocolError,
@@ -27,6 +28,9 @@ from .errors import (
     SimpleRPCError,
     UnknownObjectError,
 )
+
+# Public, but not in __all__: a star import would shadow the builtins.
+from .errors import ConnectionError, ConnectionRefusedError  # noqa: F401,A004
 
 __version__ = "0.1.0.dev0"
 
@@ -50,4 +54,23 @@ __all__ = [
     "ServerProcessError",
     "AuthenticationError",
     "RequestTimeoutError",
+    "ConnectTimeoutError",
 ]
+
+
+def __getattr__(name: str) -> type:
+    """``simplerpc.RemoteKeyError`` and the like: the class a remote builtin
+    (or simplerpc) exception is raised as, a subclass of both
+    :class:`RemoteException` and the original type (made on first use)."""
+    if name.startswith("Remote") and len(name) > len("Remote"):
+        import builtins
+
+        from . import errors
+        from ._client import _remote_class
+
+        base = getattr(builtins, name[len("Remote") :], None) or getattr(errors, name[len("Remote") :], None)
+        if isinstance(base, type) and issubclass(base, Exception) and not issubclass(base, RemoteException):
+            cls = _remote_class(base)
+            if cls is not RemoteException:
+                return cls
+    raise AttributeError(f"module 'simplerpc' has no attribute {name!r}")

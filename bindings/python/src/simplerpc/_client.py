@@ -7,10 +7,11 @@ import sys
 import types
 from typing import Any, Callable, Dict, List, Optional, Tuple, Type, TypeVar
 
+from ._messages import no_wire_form
 from ._native_api import NativeClientAPI, NativeRemoteError
 from ._proxy import RPCProxy, _RemoteIterator
 from ._serialization import local_imports, local_numpy, packb, packb_parts, unpackb
-from .errors import ConnectionClosedError, RemoteException
+from .errors import AuthenticationError, ConnectionClosedError, ConnectionRefusedError, RemoteException
 
 
 def _trail(kind: str, parent: str = "", a: str = "", key: bytes = b"") -> str:
@@ -335,7 +336,7 @@ class Connection:
         one buffer (``packb_parts`` leaves large arrays where they are). With
         ``join=False`` large arrays stay apart: a list of buffers the library
         copies once, straight into the frame."""
-        parts = packb_parts(value, proxy_owner=self, tuples=self._tuples)
+        parts = _packed(packb_parts, value, proxy_owner=self, tuples=self._tuples)
         size = used + sum(memoryview(p).nbytes for p in parts)
         limit = self._max_message
         if limit and size > limit:
@@ -361,7 +362,7 @@ class Connection:
             # No tuple on the wire (a server takes an array for a list, numpy
             # for fancy indexing): the tuple is built on the server with the
             # builtin core names, and indexed with by reference.
-            path = _trail("GETITEM_TUPLE", proxy._rpc_path, key=packb(list(key), proxy_owner=self))
+            path = _trail("GETITEM_TUPLE", proxy._rpc_path, key=_packed(packb, list(key), proxy_owner=self))
             if self._remote_tuple is None:
                 self._remote_tuple = getattr(self.builtins, _tuple_builtin())
             key = self._remote_tuple(list(key))
@@ -610,6 +611,18 @@ def _unsendable(error: TypeError, what: str) -> TypeError:
     )
 
 
+def _packed(pack: Callable[..., _T], value: Any, **kw: Any) -> _T:
+    """``pack(value, **kw)``; a value without wire form raises one clear
+    TypeError naming its type (not the packer's frames)."""
+    try:
+        return pack(value, **kw)
+    except TypeError as e:
+        clear = no_wire_form(e, None, "send")
+        if clear is None:
+            raise
+    raise clear
+
+
 def connect(
     host: Optional[str] = None,
     port: Optional[int] = None,
@@ -629,10 +642,12 @@ def connect(
             unpickle the exceptions it sends (to re-raise the original
             object) and numpy object arrays. Off by default: remote
             exceptions are rebuilt from their type name and message instead.
-        timeout: seconds a request may wait for its answer; ``None`` (the
-            default) waits as long as the remote call takes. A request that
-            runs out of time raises :class:`RequestTimeoutError` and closes
-            the connection.
+        timeout: seconds connecting may take (raising
+            :class:`ConnectTimeoutError` past it), and seconds a request may
+            wait for its answer; ``None`` (the default) waits as long as the
+            remote call takes (and as the operating system lets a connection
+            attempt take). A request that runs out of time raises
+            :class:`RequestTimeoutError` and closes the connection.
         dead_after: seconds a simplerpc server may stay silent while a
             request waits, not even answering pings, before it counts as
             frozen or unreachable: the request raises
@@ -645,20 +660,63 @@ def connect(
     Raises:
         ValueError: no token given and ``$SIMPLERPC_TOKEN`` is not set.
         AuthenticationError: the server refused the token.
-        ConnectionError: the server cannot be reached.
+        ConnectionRefusedError: nothing listens at ``host:port``
+            (``simplerpc.ConnectionRefusedError``, a builtin one too).
+        ConnectTimeoutError: connecting took longer than ``timeout``.
+        ConnectionError: another failure to connect
+            (``simplerpc.ConnectionError``, the base of the three above
+            and a builtin ``ConnectionError`` too).
     """
+    # Where each setting came from, for the messages of a failed connect.
+    where = {}
+    for name, var, value in (("host", "SIMPLERPC_HOST", host), ("port", "SIMPLERPC_PORT", port), ("token", "SIMPLERPC_TOKEN", token)):
+        if value is not None:
+            where[name] = "from the argument"
+        elif os.environ.get(var):
+            where[name] = f"from ${var}"
+        else:
+            where[name] = "by default"
     if host is None:
-        host = os.environ.get("SIMPLERPC_HOST", "localhost")
+        host = os.environ.get("SIMPLERPC_HOST") or "localhost"
     if port is None:
-        port = int(os.environ.get("SIMPLERPC_PORT", "8000"))
+        text = os.environ.get("SIMPLERPC_PORT") or "8000"
+        try:
+            port = int(text)
+        except ValueError:
+            raise ValueError(f"SIMPLERPC_PORT is {text!r}, not a port number (1-65535)") from None
+    if not 0 < port < 65536:
+        raise ValueError(f"port {port} ({where['port']}) is not a port number (1-65535)")
     if token is None:
         token = os.environ.get("SIMPLERPC_TOKEN")
         if not token:
-            raise ValueError("token must be given or set in the SIMPLERPC_TOKEN environment variable")
+            raise ValueError(
+                "no token: pass connect(token=...) or set the SIMPLERPC_TOKEN environment variable "
+                "to the token the server printed when it started"
+            )
     # No malloc tuning: a library leaves its host process's settings alone.
     from ._native import NativeClient
 
-    return Connection(NativeClient(host, port, token, timeout=timeout, dead_after=dead_after), allow_pickle=allow_pickle)
+    try:
+        native = NativeClient(host, port, token, timeout=timeout, dead_after=dead_after)
+    except AuthenticationError as e:
+        if where["token"] == "from $SIMPLERPC_TOKEN":
+            hint = (
+                "the token came from $SIMPLERPC_TOKEN, which may be another server's: "
+                "export the token this server printed, or pass connect(token=...)"
+            )
+        else:
+            hint = "pass the token this server printed: connect(token=...)"
+        raise AuthenticationError(f"{e} ({hint})") from None
+    except ConnectionRefusedError as e:
+        if where["host"] == where["port"] == "from the argument":
+            raise
+        refused = ConnectionRefusedError(
+            f"{e} (host {host} {where['host']}, port {port} {where['port']}: pass connect(host, port), "
+            "or export the SIMPLERPC_HOST and SIMPLERPC_PORT lines the server printed)"
+        )
+        refused.errno = e.errno
+        raise refused from None
+    return Connection(native, allow_pickle=allow_pickle)
 
 
 def patch_module(conn: Connection, name: str) -> RPCProxy:

@@ -238,8 +238,44 @@ pub fn exact_len(value: &Value) -> usize {
     }
 }
 
+/// Bins of at least this many bytes (an array's data, `bytes`) are not
+/// copied into a frame built with splices ([`crate::message::OutFrame`]):
+/// their memory is spliced in by reference and written to the socket from
+/// where it lies. Smaller ones are cheaper to copy than to write apart.
+pub const SPLICE_MIN: usize = 64 << 10;
+
+/// Payloads left out of a frame's buffer: `(offset in the buffer, bytes)`,
+/// in order; the frame is the buffer with each one inserted at its offset.
+pub(crate) type Splices = Vec<(usize, Bytes)>;
+
+/// How many bytes of `value`'s encoding [`encode_with`] splices in rather
+/// than writes into the buffer.
+pub(crate) fn spliced_len(value: &Value) -> usize {
+    let big = |n: usize| if n >= SPLICE_MIN { n } else { 0 };
+    match value {
+        Value::Bin(b) => big(b.len()),
+        Value::Array(a) => big(a.data().len()),
+        Value::List(items) => items.iter().map(spliced_len).sum(),
+        Value::Map(pairs) => pairs
+            .iter()
+            .map(|(k, v)| spliced_len(k) + spliced_len(v))
+            .sum(),
+        _ => 0,
+    }
+}
+
 /// Append the msgpack encoding of `value` to `buf`.
 pub fn encode(buf: &mut Vec<u8>, value: &Value) -> Result<(), EncodeError> {
+    encode_with(buf, value, None)
+}
+
+/// [`encode`], and with `splices` the payloads of large bins are noted
+/// there instead of copied into `buf` (see [`SPLICE_MIN`]).
+pub(crate) fn encode_with(
+    buf: &mut Vec<u8>,
+    value: &Value,
+    mut splices: Option<&mut Splices>,
+) -> Result<(), EncodeError> {
     match value {
         Value::Nil => buf.push(0xc0),
         Value::Bool(b) => buf.push(if *b { 0xc3 } else { 0xc2 }),
@@ -251,21 +287,21 @@ pub fn encode(buf: &mut Vec<u8>, value: &Value) -> Result<(), EncodeError> {
         }
         Value::Float(f) => write_f64(buf, *f),
         Value::Str(s) => write_str(buf, s)?,
-        Value::Bin(b) => write_bin(buf, b)?,
+        Value::Bin(b) => write_bin_shared(buf, b, splices)?,
         Value::List(items) => {
             write_array_len(buf, items.len())?;
             for v in items {
-                encode(buf, v)?;
+                encode_with(buf, v, splices.as_deref_mut())?;
             }
         }
         Value::Map(pairs) => {
             write_map_len(buf, pairs.len())?;
             for (k, v) in pairs {
-                encode(buf, k)?;
-                encode(buf, v)?;
+                encode_with(buf, k, splices.as_deref_mut())?;
+                encode_with(buf, v, splices.as_deref_mut())?;
             }
         }
-        Value::Array(a) => write_ndarray(buf, a)?,
+        Value::Array(a) => write_ndarray(buf, a, splices)?,
         Value::Scalar(s) => {
             write_map_len(buf, 3)?;
             write_bin(buf, b"nd")?;
@@ -317,7 +353,11 @@ pub(crate) fn write_proxy(buf: &mut Vec<u8>, id: ObjId) -> Result<(), EncodeErro
     Ok(())
 }
 
-fn write_ndarray(buf: &mut Vec<u8>, a: &NdArray) -> Result<(), EncodeError> {
+fn write_ndarray(
+    buf: &mut Vec<u8>,
+    a: &NdArray,
+    splices: Option<&mut Splices>,
+) -> Result<(), EncodeError> {
     write_map_len(buf, 5)?;
     write_bin(buf, b"nd")?;
     buf.push(0xc3);
@@ -331,7 +371,24 @@ fn write_ndarray(buf: &mut Vec<u8>, a: &NdArray) -> Result<(), EncodeError> {
         write_uint(buf, d as u64);
     }
     write_bin(buf, b"data")?;
-    write_bin(buf, a.data())
+    write_bin_shared(buf, a.data(), splices)
+}
+
+/// A bin whose payload is spliced in (see [`SPLICE_MIN`]) when it is large
+/// and `splices` is given, else copied.
+fn write_bin_shared(
+    buf: &mut Vec<u8>,
+    b: &Bytes,
+    splices: Option<&mut Splices>,
+) -> Result<(), EncodeError> {
+    match splices {
+        Some(sp) if b.len() >= SPLICE_MIN => {
+            write_bin_header(buf, b.len())?;
+            sp.push((buf.len(), b.clone()));
+            Ok(())
+        }
+        _ => write_bin(buf, b),
+    }
 }
 
 /// Smallest msgpack encoding of a non-negative integer, as msgpack-python picks it.
@@ -400,7 +457,14 @@ pub(crate) fn write_str(buf: &mut Vec<u8>, s: &str) -> Result<(), EncodeError> {
 
 /// msgpack bin with the smallest length header.
 pub(crate) fn write_bin(buf: &mut Vec<u8>, b: &[u8]) -> Result<(), EncodeError> {
-    let n = len_u32("bytes", b.len())?;
+    write_bin_header(buf, b.len())?;
+    buf.extend_from_slice(b);
+    Ok(())
+}
+
+/// The header of a msgpack bin of `len` bytes, the smallest that fits.
+fn write_bin_header(buf: &mut Vec<u8>, len: usize) -> Result<(), EncodeError> {
+    let n = len_u32("bytes", len)?;
     if n <= 0xff {
         buf.extend_from_slice(&[0xc4, n as u8]);
     } else if n <= 0xffff {
@@ -410,7 +474,6 @@ pub(crate) fn write_bin(buf: &mut Vec<u8>, b: &[u8]) -> Result<(), EncodeError> 
         buf.push(0xc6);
         buf.extend_from_slice(&n.to_be_bytes());
     }
-    buf.extend_from_slice(b);
     Ok(())
 }
 

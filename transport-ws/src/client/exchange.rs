@@ -38,7 +38,8 @@ impl Conn {
     /// Write one request frame, reading responses meanwhile if the socket
     /// will not take it at once (so a large pipeline cannot deadlock against
     /// a server that is writing to us). A large frame goes to the socket
-    /// from `frame` itself, masked in place.
+    /// from its own parts (array payloads where they lie), masked on the
+    /// way a piece at a time.
     pub(super) fn write_frame(&mut self, frame: OutFrame) -> Result<(), Error> {
         self.set_read_timeout(Some(POLL))?;
         let session = &mut self.session;

@@ -255,6 +255,9 @@ pub(crate) fn spliced_len(value: &Value) -> usize {
     match value {
         Value::Bin(b) => big(b.len()),
         Value::Array(a) => big(a.data().len()),
+        Value::Raw(r) => r
+            .parts()
+            .map_or(0, |parts| parts.iter().map(|p| big(p.len())).sum()),
         Value::List(items) => items.iter().map(spliced_len).sum(),
         Value::Map(pairs) => pairs
             .iter()
@@ -331,7 +334,19 @@ pub(crate) fn encode_with(
         }
         Value::Proxy(id) => write_proxy(buf, *id)?,
         Value::Handle(_) => return Err(EncodeError::Handle),
-        Value::Raw(r) => buf.extend_from_slice(r.as_bytes()),
+        Value::Raw(r) => match (r.parts(), splices) {
+            (Some(parts), Some(sp)) => {
+                for p in parts {
+                    if p.len() >= SPLICE_MIN {
+                        sp.push((buf.len(), p.clone()));
+                    } else {
+                        buf.extend_from_slice(p);
+                    }
+                }
+            }
+            (Some(parts), None) => parts.iter().for_each(|p| buf.extend_from_slice(p)),
+            (None, _) => buf.extend_from_slice(r.as_bytes()),
+        },
     }
     Ok(())
 }

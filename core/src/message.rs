@@ -869,15 +869,15 @@ pub fn encode_response_parts_in(
                 }
                 Ok(buf.into())
             }
-            Err(raw) => encode_response_in(
-                &ResponseFrame {
+            Err(raw) => {
+                let mut splices = Vec::new();
+                let frame = ResponseFrame {
                     id: frame.id,
                     response: Response::Value(Value::Raw(raw)),
-                },
-                ext,
-                spare,
-            )
-            .map(OutFrame::from),
+                };
+                let buf = encode_response_with(&frame, ext, spare, Some(&mut splices))?;
+                Ok(OutFrame { buf, splices })
+            }
         },
         response => {
             let mut splices = Vec::new();

@@ -115,3 +115,64 @@ fn a_frame_without_large_payloads_is_one_part() {
     assert_eq!(OutFrame::default().parts().len(), 1);
     assert!(OutFrame::default().is_empty());
 }
+
+#[test]
+fn a_raw_value_in_parts_is_checked_and_spliced_without_a_join() {
+    use simplerpc_core::RawValue;
+    let n = 3 * SPLICE_MIN + 1;
+    let payload = Bytes::from((0..n).map(|i| (i % 241) as u8).collect::<Vec<u8>>());
+    // [bin, "x"] with the bin's payload a part of its own.
+    let mut head = vec![0x92, 0xc6];
+    head.extend_from_slice(&(n as u32).to_be_bytes());
+    let parts = vec![
+        Bytes::from(head.clone()),
+        payload.clone(),
+        Bytes::from_static(b"\xa1x"),
+    ];
+    let raw = RawValue::from_parts(parts.clone()).unwrap();
+    assert_eq!(raw.len(), 6 + n + 2);
+    let rf = ResponseFrame {
+        id: Some(5),
+        response: Response::Value(Value::Raw(raw.clone())),
+    };
+    let frame = encode_response_parts_in(rf, Extensions::ALL, Vec::new()).unwrap();
+    assert!(
+        holds(&frame, &payload),
+        "the payload is spliced, not copied"
+    );
+    let back = decode_response(&Bytes::from(frame.into_vec())).unwrap();
+    assert_eq!(
+        back.response,
+        Response::Value(Value::List(vec![
+            Value::Bin(payload.clone()),
+            Value::str("x")
+        ]))
+    );
+    // Joined on request only, and equal to the same bytes given whole.
+    let whole = RawValue::new(Bytes::from(parts.concat())).unwrap();
+    assert_eq!(raw, whole);
+    // A large part that is not one bin's payload is checked too.
+    let split = vec![
+        Bytes::from(head.clone()),
+        payload.slice(..SPLICE_MIN),
+        payload.slice(SPLICE_MIN..),
+        Bytes::from_static(b"\xa1x"),
+    ];
+    assert!(RawValue::from_parts(split).is_ok());
+    // Bad msgpack is refused: a part missing, a stray byte, a short payload.
+    for bad in [
+        vec![Bytes::from(head.clone()), payload.clone()],
+        vec![
+            Bytes::from(head.clone()),
+            payload.clone(),
+            Bytes::from_static(b"\xa1x\xc1"),
+        ],
+        vec![
+            Bytes::from(head.clone()),
+            payload.slice(2..),
+            Bytes::from_static(b"\xa1x"),
+        ],
+    ] {
+        assert!(RawValue::from_parts(bad).is_err());
+    }
+}

@@ -261,7 +261,11 @@ fn serve<E: Executor>(
         // A standby thread on the socket lets it go at its next look (within
         // BUSY_READ); the lock below waits for that.
         shared.state().running = None;
-        if let Err(ended) = shared.socket().send(&response) {
+        let sent = shared.socket().send(&response);
+        if let Err(ended) = sent {
+            // Memory a host lent for the answer goes back now, before any
+            // lock is taken (its release may wait for the host's own lock).
+            drop(response);
             // If the standby thread saw the end first, its reason is the one.
             break shared.state().ended.take().unwrap_or(ended);
         }

@@ -228,6 +228,45 @@ fn a_c_executor_value_reaches_a_c_client_byte_for_byte() {
 }
 
 #[test]
+fn a_lent_value_is_sent_from_the_hosts_memory_and_released_once() {
+    let server = Server::start();
+    let c = Client::connect(&server);
+    let m = c.import("t");
+    let lent = c.getattr(m, "lent");
+    let mut want = vec![0xc6];
+    want.extend_from_slice(&(common::LENT_LEN as u32).to_be_bytes());
+    want.extend((0..common::LENT_LEN).map(|i| (i % 251) as u8));
+    // Released once the answer is written: by the time the client has it,
+    // or just after (bounded wait).
+    let released = |n: usize| {
+        let start = std::time::Instant::now();
+        while server.lent() != (0, n) && start.elapsed() < std::time::Duration::from_secs(5) {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(server.lent(), (0, n), "(out, released)");
+    };
+    for n in 1..=3 {
+        assert_eq!(c.materialize(lent), want);
+        released(n);
+    }
+    // Not msgpack: refused, named, and the memory still released.
+    let junk = c.getattr(m, "lent_junk");
+    let call = call_of(srpc_call_kind::SrpcCallKindMaterialize, junk);
+    let mut r = std::mem::MaybeUninit::<srpc_response>::uninit();
+    // SAFETY: live client, valid call, `r` valid for writing.
+    let st = unsafe { srpc_client_request(c.0, &call, r.as_mut_ptr()) };
+    assert_eq!(st, srpc_status::SrpcStatusErrRemote);
+    assert!(
+        last_message().contains("invalid msgpack"),
+        "{}",
+        last_message()
+    );
+    released(4);
+    assert_eq!(c.materialize(lent), want, "the connection goes on");
+    released(5);
+}
+
+#[test]
 fn call_arguments_reach_the_executor_as_the_client_wrote_them() {
     let server = Server::start();
     let c = Client::connect(&server);

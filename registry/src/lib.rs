@@ -34,7 +34,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 pub use alloc::{check_alloc, max_alloc, try_vec, DEFAULT_MAX_ALLOC};
-pub use array::{Element, NdArrayExt};
+pub use array::{Element, NdArrayExt, NdView};
 pub use convert::{Array, FromValue, IntoValue};
 /// The `ndarray` version this crate converts to and from.
 pub use ndarray;

@@ -387,6 +387,12 @@ impl<T: crate::Element, D: ndarray::Dimension> IntoObject for crate::Array<T, D>
     }
 }
 
+impl<T: crate::Element> IntoObject for crate::NdView<T> {
+    fn into_object(self) -> ExecResult<Object> {
+        Ok(Object::Value(self.into()))
+    }
+}
+
 impl IntoObject for Instance {
     fn into_object(self) -> ExecResult<Object> {
         Ok(Object::Instance(self))

@@ -13,6 +13,7 @@ import contextlib
 import ctypes
 import errno
 import glob
+import itertools
 import os
 import threading
 from ctypes import (
@@ -262,6 +263,13 @@ _reply_handle = _declare("srpc_reply_handle", c_uint32, c_void_p, c_uint64)
 _reply_extensions = _declare("srpc_reply_extensions", c_uint32, c_void_p)
 _reply_value = _declare("srpc_reply_value", c_uint32, c_void_p, c_void_p, c_size_t)
 _reply_value_parts = _declare("srpc_reply_value_parts", c_uint32, c_void_p, POINTER(Slice), c_size_t)
+LENT_RELEASE_FN = CFUNCTYPE(None, c_void_p)
+_reply_value_lent = _declare(
+    "srpc_reply_value_lent", c_uint32, c_void_p, POINTER(Slice), c_size_t, LENT_RELEASE_FN, c_void_p
+)
+# Parts from this size up are lent to the library (srpc_reply_value_lent), not
+# copied: the library's SPLICE_MIN.
+_LEND_MIN = 64 << 10
 _reply_keep_input = _declare("srpc_reply_keep_input", c_uint32, c_void_p, c_uint32, POINTER(Buf))
 _reply_error = _declare("srpc_reply_error", c_uint32, c_void_p, Str, Str, Str, Slice)
 _trail = _declare("srpc_trail", c_uint32, c_uint32, Str, Str, Slice, POINTER(Buf))
@@ -880,6 +888,11 @@ class NativeServer:
         self._gil_states: Dict[int, Tuple[int, int]] = {}
         self._next = 1
         self._lock = threading.Lock()
+        # What answers lent to the library keep alive, by token, until it
+        # calls back (once the answer is written).
+        self._lent: Dict[int, Any] = {}
+        self._lent_ids = itertools.count(1)
+        self._lent_release = LENT_RELEASE_FN(self._on_lent_release)
         # The CFUNCTYPE objects live as long as the server: Rust holds them.
         self._callbacks = (
             OPEN_FN(self._on_open),
@@ -1004,6 +1017,10 @@ class NativeServer:
             except BaseException:
                 pass
 
+    def _on_lent_release(self, ctx: Any) -> None:
+        # From any thread, once the answer that lent the memory is written.
+        self._lent.pop(ctx or 0, None)
+
     def _on_call(self, _userdata: Any, session: Any, call_p: Any, reply: Any) -> int:
         try:
             ex = self._sessions[session or 0]
@@ -1055,10 +1072,19 @@ class NativeServer:
             elif kind in (SRPC_CALL_KIND_MATERIALIZE, SRPC_CALL_KIND_GET_NAMESPACE):
                 data = ex.materialize(obj) if kind == SRPC_CALL_KIND_MATERIALIZE else ex.namespace()
                 if isinstance(data, list):
-                    # Parts (an array's own memory among them): the library
-                    # copies each once, straight into the response frame.
+                    # Parts (an array's own memory among them). With one
+                    # client, a large one is lent: the library writes it to
+                    # the socket where it lies, after this callback, and
+                    # calls back when done (the array is kept alive till
+                    # then). With several, another client's call could
+                    # change the array while it is written, so every part
+                    # is copied now, into the response frame: a snapshot.
                     keep = _Keep()
                     parts = (Slice * len(data))(*(keep.readonly_slice(p) for p in data))
+                    if len(self._sessions) == 1 and any(p.len >= _LEND_MIN for p in parts):
+                        token = next(self._lent_ids)
+                        self._lent[token] = keep
+                        return _reply_value_lent(reply, parts, len(data), self._lent_release, token)
                     return _reply_value_parts(reply, parts, len(data))
                 keep = _Keep()
                 s = keep.slice(data)

@@ -410,7 +410,14 @@ impl Socket {
                 self.wire.close_now();
                 Err("closed by the client".into())
             }
-            Err(e) if e.is_retry() => self.keepalive().map(|()| None),
+            Err(e) if e.is_retry() => {
+                if self.wire.receiving() {
+                    // A large request still coming in (a slow link): the
+                    // client hears nothing from us meanwhile, so say we live.
+                    self.heartbeat()?;
+                }
+                self.keepalive().map(|()| None)
+            }
             Err(WireError::Eof { mid_frame: false }) => {
                 Err("the client went away without closing".into())
             }

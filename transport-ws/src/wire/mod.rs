@@ -225,6 +225,11 @@ impl Wire {
         self.reader.read(&mut &self.stream)
     }
 
+    /// Whether a frame from the peer is partly read (more is on its way).
+    pub(crate) fn receiving(&self) -> bool {
+        self.reader.mid_frame()
+    }
+
     /// When the peer last showed it is alive: it sent anything, or it read
     /// a large message of ours (a peer busy taking a long message sends
     /// nothing meanwhile, and must not count as silent).

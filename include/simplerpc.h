@@ -39,6 +39,12 @@
 #include <stddef.h>
 #include <stdbool.h>
 
+/* The version of this header; srpc_version() gives the loaded library's. */
+#define SRPC_VERSION "0.1.0"
+#define SRPC_VERSION_MAJOR 0
+#define SRPC_VERSION_MINOR 1
+#define SRPC_VERSION_PATCH 0
+
 /*
  The bit that marks a promise among object ids: an object id with it set
  names the object request `id & ~SRPC_PROMISE_BIT` will return (see
@@ -1585,6 +1591,29 @@ srpc_status srpc_value_split(struct srpc_slice value,
                              size_t min,
                              struct srpc_buf *skeleton_out,
                              struct srpc_buf *bins_out);
+
+/*
+ The version of the loaded libsimplerpc ("0.1.0"): static, NUL-terminated,
+ never NULL; do not free. Compare it with SRPC_VERSION_MAJOR and friends
+ (the header's version) to catch a header and library that do not match.
+ The shared library's SONAME is `libsimplerpc.so.<major>`.
+ */
+const char *srpc_version(void);
+
+/*
+ The major version of the library, as a number.
+ */
+uint32_t srpc_version_major(void);
+
+/*
+ The minor version of the library, as a number.
+ */
+uint32_t srpc_version_minor(void);
+
+/*
+ The patch version of the library, as a number.
+ */
+uint32_t srpc_version_patch(void);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -13,6 +13,7 @@
 //!   client with a C executor, or connect a client.
 //! - [`trail`]: path trails and tuple keys as core decides them, for clients.
 //! - [`values`]: large bins taken out of a value, for hosts that decode msgpack.
+//! - [`version`]: `srpc_version()`.
 //!
 //! Conventions follow rustls-ffi: `srpc_` names with the object first, a
 //! status from every fallible function, out-parameters written only on
@@ -31,3 +32,4 @@ pub mod stream;
 pub mod trail;
 pub mod types;
 pub mod values;
+pub mod version;

@@ -12,17 +12,38 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 out="$root/target/c"
 mkdir -p "$out"
-lib="$root/target/debug"
-cargo build -p simplerpc-ffi
-cflags=(-std=c11 -Wall -Wextra -Werror -D_DEFAULT_SOURCE -g -Iinclude)
-link=(-L"$lib" -lsimplerpc -Wl,-rpath,"$lib" -lpthread -ldl -lm)
+# Install the debug build as a user would install a release
+# (scripts/install-c.sh: lib with its SONAME links, headers, pkg-config file)
+# and build everything with the flags pkg-config gives.
+prefix="$out/prefix"
+rm -rf "$prefix"
+scripts/install-c.sh "$prefix" --profile dev
+lib="$prefix/lib"
+export PKG_CONFIG_PATH="$lib/pkgconfig"
+read -r -a pc_cflags <<<"$(pkg-config --cflags simplerpc)"
+read -r -a pc_libs <<<"$(pkg-config --libs simplerpc)"
+read -r -a pc_static <<<"$(pkg-config --static --libs-only-l simplerpc)"
+cflags=(-std=c11 -Wall -Wextra -Werror -D_DEFAULT_SOURCE -g "${pc_cflags[@]}")
+link=("${pc_libs[@]}" -Wl,-rpath,"$lib" -lpthread -ldl -lm)
+# The shared library names its ABI (SONAME) and reports the crate's version.
+readelf -d "$lib/libsimplerpc.so" | grep -q 'Library soname: \[libsimplerpc.so.0\]' ||
+  { echo "libsimplerpc.so has no SONAME libsimplerpc.so.0" >&2; exit 1; }
+crate_version=$(cargo metadata --no-deps --format-version 1 |
+  python3 -c 'import json,sys; print(next(p["version"] for p in json.load(sys.stdin)["packages"] if p["name"]=="simplerpc-ffi"))')
+printf '#include <stdio.h>\n#include <string.h>\n#include "simplerpc.h"\nint main(void) { puts(srpc_version()); return strcmp(srpc_version(), SRPC_VERSION) != 0; }\n' > "$out/version.c"
+gcc "${cflags[@]}" "$out/version.c" "${link[@]}" -o "$out/version"
+lib_version=$("$out/version") || { echo "srpc_version() differs from the header's SRPC_VERSION" >&2; exit 1; }
+[ "$lib_version" = "$crate_version" ] ||
+  { echo "srpc_version() is $lib_version, the crate is $crate_version" >&2; exit 1; }
+gcc "${cflags[@]}" tests/c/msgpack.c "${link[@]}" -o "$out/msgpack"
+gcc "${cflags[@]}" tests/c/edges.c "${link[@]}" -o "$out/edges"
 gcc "${cflags[@]}" examples/c/pipe_session.c examples/c/matrix_executor.c "${link[@]}" -o "$out/pipe_session"
 gcc "${cflags[@]}" examples/c/matrix_server.c examples/c/matrix_executor.c "${link[@]}" -o "$out/matrix_server"
 gcc "${cflags[@]}" tests/c/faulty_server.c "${link[@]}" -o "$out/faulty_server"
 gcc "${cflags[@]}" tests/c/ws_client.c "${link[@]}" -o "$out/ws_client"
 gcc "${cflags[@]}" tests/c/stream_fd.c examples/c/matrix_executor.c "${link[@]}" -o "$out/stream_fd"
 # The static library links too.
-gcc "${cflags[@]}" examples/c/pipe_session.c examples/c/matrix_executor.c "$lib/libsimplerpc.a" -lpthread -ldl -lm -o "$out/pipe_session_static"
+gcc "${cflags[@]}" examples/c/pipe_session.c examples/c/matrix_executor.c "$lib/libsimplerpc.a" "${pc_static[@]}" -o "$out/pipe_session_static"
 # The C host shown in the README compiles and links, as C and as C++17, with
 # every warning an error (it runs at the end).
 awk '/^```c$/{on=1; next} /^```$/{on=0} on' README.md > "$out/readme_host.c"
@@ -49,6 +70,9 @@ fi
 vg=(valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect
   --error-exitcode=9)
 "${vg[@]}" --trace-children=yes "$out/pipe_session"
+# The msgpack helpers (every dtype), and the edges of the C API.
+"${vg[@]}" "$out/msgpack"
+timeout 300 "${vg[@]}" "$out/edges"
 # The stream transport over a socketpair: server thread and client.
 timeout 300 "${vg[@]}" "$out/stream_fd"
 # The C client against the C server, each under valgrind: the server prints

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Build the C examples against libsimplerpc, check the header compiles as
+# Install libsimplerpc (scripts/install-c.sh, the debug build) and build the
+# C examples and tests and the C++ example against it with pkg-config's
+# flags; check the SONAME and srpc_version(), that the header compiles as
 # C11 and C++17 with warnings as errors, and run under valgrind (no leaks, no
 # invalid reads or writes) the socketpair example and the C WebSocket client
-# (tests/c/ws_client.c) against the C matrix server, and the stream transport
-# over a socketpair (tests/c/stream_fd.c). The WebSocket C server is
+# (tests/c/ws_client.c) against the C matrix server, the stream transport
+# over a socketpair (tests/c/stream_fd.c), the msgpack helpers
+# (tests/c/msgpack.c), the API's edges (tests/c/edges.c) and the C++ example
+# (examples/cpp/add.cpp). The WebSocket C server is
 # also driven by real clients in tests/interop. Last, the README's C host is
 # run and the Python client (.venv/bin/python, or $SIMPLERPC_REFERENCE_PYTHON)
 # calls it.
@@ -22,7 +26,8 @@ lib="$prefix/lib"
 export PKG_CONFIG_PATH="$lib/pkgconfig"
 read -r -a pc_cflags <<<"$(pkg-config --cflags simplerpc)"
 read -r -a pc_libs <<<"$(pkg-config --libs simplerpc)"
-read -r -a pc_static <<<"$(pkg-config --static --libs-only-l simplerpc)"
+# --static, with the archive named so the linker cannot pick the .so.
+read -r -a pc_static <<<"$(pkg-config --static --libs simplerpc | sed 's/-lsimplerpc\b/-l:libsimplerpc.a/')"
 cflags=(-std=c11 -Wall -Wextra -Werror -D_DEFAULT_SOURCE -g "${pc_cflags[@]}")
 link=("${pc_libs[@]}" -Wl,-rpath,"$lib" -lpthread -ldl -lm)
 # The shared library names its ABI (SONAME) and reports the crate's version.
@@ -43,13 +48,15 @@ gcc "${cflags[@]}" tests/c/faulty_server.c "${link[@]}" -o "$out/faulty_server"
 gcc "${cflags[@]}" tests/c/ws_client.c "${link[@]}" -o "$out/ws_client"
 gcc "${cflags[@]}" tests/c/stream_fd.c examples/c/matrix_executor.c "${link[@]}" -o "$out/stream_fd"
 # The static library links too.
-gcc "${cflags[@]}" examples/c/pipe_session.c examples/c/matrix_executor.c "$lib/libsimplerpc.a" "${pc_static[@]}" -o "$out/pipe_session_static"
+gcc "${cflags[@]}" examples/c/pipe_session.c examples/c/matrix_executor.c "${pc_static[@]}" -o "$out/pipe_session_static"
 # The C host shown in the README compiles and links, as C and as C++17, with
 # every warning an error (it runs at the end).
 awk '/^```c$/{on=1; next} /^```$/{on=0} on' README.md > "$out/readme_host.c"
 gcc "${cflags[@]}" -pedantic "$out/readme_host.c" "${link[@]}" -o "$out/readme_host"
 cp "$out/readme_host.c" "$out/readme_host.cpp"
 g++ -std=c++17 -Wall -Wextra -Werror -pedantic -Iinclude -c "$out/readme_host.cpp" -o "$out/readme_host_cpp.o"
+# The C++ example, through the header-only wrapper (include/simplerpc.hpp).
+g++ -std=c++17 -Wall -Wextra -Werror -pedantic -g "${pc_cflags[@]}" examples/cpp/add.cpp "${link[@]}" -pthread -o "$out/add_cpp"
 # The header alone, twice, as C11 and C++17.
 printf '#include "simplerpc.h"\n#include "simplerpc.h"\nint main(void) { return SRPC_STATUS_OK; }\n' > "$out/header.c"
 gcc -std=c11 -Wall -Wextra -Werror -pedantic -Iinclude -c "$out/header.c" -o "$out/header_c.o"
@@ -73,6 +80,7 @@ vg=(valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect --err
 # The msgpack helpers (every dtype), and the edges of the C API.
 "${vg[@]}" "$out/msgpack"
 timeout 300 "${vg[@]}" "$out/edges"
+timeout 300 "${vg[@]}" "$out/add_cpp"
 # The stream transport over a socketpair: server thread and client.
 timeout 300 "${vg[@]}" "$out/stream_fd"
 # The C client against the C server, each under valgrind: the server prints

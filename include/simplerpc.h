@@ -27,6 +27,79 @@
  *   srpc_client_session and srpc_server_session from one thread at a time;
  *   executor callbacks of a running srpc_server are called from the server's
  *   threads, several at once (one thread per connected client).
+ * - Versions: SRPC_VERSION is this header's, srpc_version() the loaded
+ *   library's; the shared library's SONAME is libsimplerpc.so.0.
+ *   scripts/install-c.sh installs the library, this header, simplerpc.hpp
+ *   (a header-only C++17 wrapper) and a pkg-config file (`simplerpc`).
+ *
+ * Objects, ids and handles (executors)
+ * - A client names remote objects by *object ids* (srpc_response.obj), which
+ *   the server session allocates, one per request that returns an object.
+ *   An executor names its objects by *handles*, numbers of its own choosing
+ *   that it answers with srpc_reply_handle(). The session maps ids to
+ *   handles: an executor may answer the same handle to several requests (a
+ *   singleton module, a static object), and each answer is a new id naming
+ *   that handle.
+ * - The release callback runs exactly once per distinct handle, when the
+ *   last id naming it goes: when the client releases it
+ *   (srpc_client_release(), srpc_client_session_release(), a Python proxy
+ *   being collected; applied after the request it rides on has run), or
+ *   when the session ends (the client disconnects, srpc_server_stop(),
+ *   srpc_server_session_free(), srpc_server_serve_fd() returning), which
+ *   releases every handle still held, before `close`. It runs also for
+ *   handles the executor treats as static: ignore those. It never runs for a
+ *   handle no reply gave, nor twice for one; once released, a handle may be
+ *   answered again and starts afresh. A callback that answers a handle and
+ *   then returns a failure status has the handle released at once. A client
+ *   without the release extension (a stock simplerpyc client) releases
+ *   nothing before the session ends. srpc_server_session_live_objects()
+ *   counts the ids a client holds.
+ * - srpc_call.refs[i] are handles the session resolved from the client's
+ *   references (see srpc_call), held by the client's ids: the client may
+ *   release them after the call, so an executor that keeps an object
+ *   reachable from another (an item in a list) counts its own references.
+ *
+ * Frames, byte streams and ordering
+ * - A session speaks in whole frames: srpc_client_session_send() builds one
+ *   request frame, srpc_server_session_handle() takes exactly one and
+ *   returns exactly one response frame. msgpack does not delimit frames for
+ *   the session, so a host carrying frames over a byte stream (a pipe, a
+ *   socketpair, TCP) must length-prefix each frame itself (any prefix both
+ *   ends agree on; examples/c/pipe_session.c uses 4 bytes big-endian). Or
+ *   let the library carry them: srpc_server_serve_fd() and
+ *   srpc_client_connect_fd() speak the stream transport (a hello line, then
+ *   each frame after its u64 little-endian length; docs/stream-transport.md)
+ *   and interoperate with `python -m simplerpc.server --fd N` and
+ *   simplerpc.spawn. Message transports (WebSocket) need no prefix: one
+ *   message is one frame.
+ * - Ordering: the server answers every request exactly once, in the order
+ *   the requests came; the transport must keep frames in order (one
+ *   connection, first in first out). Request ids count from 0 per session in
+ *   send order. A client session pairs the n-th response frame it is fed
+ *   with the n-th request it sent, so feed every response frame, in arrival
+ *   order, to srpc_client_session_receive() or srpc_client_session_store().
+ *   Several requests may be in flight (pipelining); their answers still come
+ *   in request order.
+ *
+ * Values (msgpack)
+ * - args is a msgpack array (empty: no arguments), kwargs a msgpack map
+ *   (empty: none), key one msgpack value; values come back as msgpack.
+ *   srpc_mp_writer builds msgpack and srpc_mp_reader reads it, so a C host
+ *   needs no msgpack library of its own.
+ * - A numpy array is a map of five entries whose keys are msgpack *bin*,
+ *   not str (the msgpack-numpy form):
+ *     {b"nd": true, b"type": "<f8", b"kind": b"", b"shape": [d0, d1, ...],
+ *      b"data": bin}
+ *   `type` is the numpy type string (byte order `<` `>` `|`, kind letter,
+ *   item size: `|b1` `|i1` `<i2` `<i4` `<i8` `|u1` `<u2` `<u4` `<u8` `<f2`
+ *   `<f4` `<f8` `<c8` `<c16`), `shape` the dimensions, `data` the elements in
+ *   C order. A numpy scalar (other than float64, a plain float) is
+ *   {b"nd": false, b"type": "<i8", b"data": bin}. `kind` b"V" (structured)
+ *   and b"O" (object, data is a pickle) are not for C hosts.
+ *   srpc_ndarray_encode(), srpc_ndarray_header(), srpc_ndarray_decode() and
+ *   srpc_mp_read_ndarray() write and read this form; see
+ *   docs/protocol-reference.md for every value's form (tuples, slices,
+ *   proxies, complex numbers).
  */
 
 
@@ -817,7 +890,11 @@ typedef srpc_status (*srpc_call_fn)(void *userdata,
                                     struct srpc_reply *reply);
 
 /*
- The client no longer uses `handle`: drop the object.
+ The client no longer uses `handle`: drop the object. Called once per
+ distinct handle, when the last object id naming it is released, and for
+ every handle still held when the session ends (before `close`); also for
+ handles the executor treats as static, which it then ignores. See
+ "Objects, ids and handles" at the top of this header.
  */
 typedef void (*srpc_release_fn)(void *userdata, void *session, uint64_t handle);
 
@@ -1296,6 +1373,9 @@ uint32_t srpc_reply_extensions(const struct srpc_reply *reply);
 
 /*
  Answer with a handle: the executor now holds an object under `handle`.
+ The client gets a new object id for it, even for a handle answered
+ before (the release callback then runs once, when the last id goes). If
+ the callback then returns a failure status, the handle is released at once.
 
  # Safety
  `reply` is the pointer passed to the running callback.

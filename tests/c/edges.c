@@ -63,6 +63,17 @@ static srpc_status call(void *ud, void *session, const srpc_call *c, srpc_reply 
     return SRPC_STATUS_ERR_INVALID_ARGUMENT;
 }
 
+/* How many times each handle was released (sans-IO test only). */
+static unsigned released_zero, released_result, released_other;
+
+static void on_release(void *ud, void *session, uint64_t handle) {
+    (void)ud;
+    (void)session;
+    if (handle == ZERO) released_zero++;
+    else if (handle >= RESULT) released_result++;
+    else released_other++;
+}
+
 static void *serve(void *arg) {
     srpc_executor ex;
     memset(&ex, 0, sizeof ex);
@@ -163,45 +174,71 @@ static void over_a_socket(void) {
     CHECK((uintptr_t)st == SRPC_STATUS_OK, "serve_fd returned %u", (unsigned)(uintptr_t)st);
 }
 
-/* The sans-IO sessions, frames handed over by hand. */
+/* One round trip through the sans-IO sessions. */
+static srpc_response round_trip(srpc_client_session *client, srpc_server_session *server, const srpc_call *c) {
+    srpc_buf frame = {NULL, 0, NULL}, answer = {NULL, 0, NULL};
+    uint64_t id;
+    srpc_response r;
+    CHECK(srpc_client_session_send(client, c, &frame, &id) == SRPC_STATUS_OK, "send");
+    CHECK(srpc_server_session_handle(server, frame.data, frame.len, &answer) == SRPC_STATUS_OK, "handle");
+    CHECK(srpc_client_session_receive(client, answer.data, answer.len, &r) == SRPC_STATUS_OK, "receive");
+    srpc_buf_free(&frame);
+    srpc_buf_free(&answer);
+    return r;
+}
+
+/* The sans-IO sessions, frames handed over by hand: empty args, and the
+ * release rules the header states (once per distinct handle, when its last
+ * id goes; every remaining handle when the session ends). */
 static void sessions(void) {
     srpc_executor ex;
     memset(&ex, 0, sizeof ex);
     ex.call = call;
+    ex.release = on_release;
     srpc_server_session *server = NULL;
     srpc_client_session *client = NULL;
     CHECK(srpc_server_session_new(&ex, SRPC_EXT_DEFAULT, &server) == SRPC_STATUS_OK, "server session");
     CHECK(srpc_client_session_new(SRPC_EXT_DEFAULT, &client) == SRPC_STATUS_OK, "client session");
+    srpc_call get;
+    memset(&get, 0, sizeof get);
+    get.kind = SRPC_CALL_KIND_GET_ATTR;
+    get.obj = SRPC_NO_OBJECT;
+    get.name = S("zero");
+    get.path = S("edges");
+    /* The same handle (ZERO) twice: two ids. */
+    srpc_response a = round_trip(client, server, &get);
+    srpc_response b = round_trip(client, server, &get);
+    CHECK(a.kind == SRPC_RESPONSE_KIND_OBJECT && b.kind == SRPC_RESPONSE_KIND_OBJECT && a.obj != b.obj,
+          "two ids for one handle");
+    /* zero() with empty args and kwargs. */
     srpc_call c;
     memset(&c, 0, sizeof c);
-    c.kind = SRPC_CALL_KIND_GET_ATTR;
-    c.obj = SRPC_NO_OBJECT;
-    c.name = S("zero");
-    c.path = S("edges");
-    srpc_response r;
-    uint64_t id;
-    for (int step = 0; step < 2; step++) {
-        srpc_buf frame = {NULL, 0, NULL}, answer = {NULL, 0, NULL};
-        CHECK(srpc_client_session_send(client, &c, &frame, &id) == SRPC_STATUS_OK, "send step %d", step);
-        CHECK(srpc_server_session_handle(server, frame.data, frame.len, &answer) == SRPC_STATUS_OK, "handle");
-        CHECK(srpc_client_session_receive(client, answer.data, answer.len, &r) == SRPC_STATUS_OK,
-              "receive step %d", step);
-        srpc_buf_free(&frame);
-        srpc_buf_free(&answer);
-        if (step == 0) {
-            CHECK(r.kind == SRPC_RESPONSE_KIND_OBJECT, "zero's object");
-            c.kind = SRPC_CALL_KIND_CALL; /* zero() with empty args, kwargs */
-            c.obj = r.obj;
-            c.name = NOSTR;
-            c.path = S("edges.zero");
-        } else {
-            CHECK(r.kind == SRPC_RESPONSE_KIND_OBJECT, "zero() answered with an object");
-        }
-        srpc_buf_free(&r.value);
-    }
-    CHECK(srpc_server_session_live_objects(server) == 2, "two live objects");
+    c.kind = SRPC_CALL_KIND_CALL;
+    c.obj = a.obj;
+    c.path = S("edges.zero");
+    srpc_response z = round_trip(client, server, &c);
+    CHECK(z.kind == SRPC_RESPONSE_KIND_OBJECT, "zero() answered with an object");
+    CHECK(srpc_server_session_live_objects(server) == 3, "three live ids");
+    /* Releasing one of the two ids releases nothing... */
+    CHECK(srpc_client_session_release(client, a.obj) == SRPC_STATUS_OK, "release a");
+    srpc_response d = round_trip(client, server, &get); /* carries the release; a third id */
+    CHECK(released_zero == 0, "ZERO still named by another id");
+    CHECK(srpc_server_session_live_objects(server) == 3, "a gone, a new one in");
+    /* ...releasing the last ids releases the handle, once. */
+    CHECK(srpc_client_session_release(client, b.obj) == SRPC_STATUS_OK, "release b");
+    CHECK(srpc_client_session_release(client, d.obj) == SRPC_STATUS_OK, "release d");
+    memset(&c, 0, sizeof c);
+    c.kind = SRPC_CALL_KIND_MATERIALIZE;
+    c.obj = z.obj;
+    srpc_response m = round_trip(client, server, &c);
+    CHECK(m.kind == SRPC_RESPONSE_KIND_VALUE && m.value.len == 1 && m.value.data[0] == 0, "zero() is 0");
+    srpc_buf_free(&m.value);
+    CHECK(released_zero == 1 && released_result == 0, "ZERO released once, when its last id went");
+    /* The session's end releases every handle still held, once each. */
     srpc_client_session_free(client);
     srpc_server_session_free(server);
+    CHECK(released_zero == 1, "ZERO not released again at the end (%u times)", released_zero);
+    CHECK(released_result == 1 && released_other == 0, "the result released once");
 }
 
 int main(void) {

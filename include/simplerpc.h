@@ -1465,6 +1465,15 @@ void srpc_mp_writer_free(struct srpc_mp_writer *w);
 srpc_status srpc_mp_writer_finish(struct srpc_mp_writer *w, struct srpc_buf *out);
 
 /*
+ Empty the writer for reuse, dropping what was written and a failed
+ write's error. NULL does nothing.
+
+ # Safety
+ `w` is NULL or a live writer.
+ */
+void srpc_mp_writer_clear(struct srpc_mp_writer *w);
+
+/*
  The bytes written so far, borrowed: valid until the next write,
  srpc_mp_writer_finish() or srpc_mp_writer_free(). Handy as a call's
  `args` without taking a buffer. Empty for NULL. Does not report a

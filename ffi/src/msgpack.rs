@@ -90,6 +90,20 @@ pub unsafe extern "C" fn srpc_mp_writer_finish(
     })
 }
 
+/// Empty the writer for reuse, dropping what was written and a failed
+/// write's error. NULL does nothing.
+///
+/// # Safety
+/// `w` is NULL or a live writer.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_mp_writer_clear(w: *mut srpc_mp_writer) {
+    // SAFETY: forwarded precondition.
+    if let Some(w) = unsafe { writer(w) } {
+        w.buf.clear();
+        w.error = None;
+    }
+}
+
 /// The bytes written so far, borrowed: valid until the next write,
 /// srpc_mp_writer_finish() or srpc_mp_writer_free(). Handy as a call's
 /// `args` without taking a buffer. Empty for NULL. Does not report a

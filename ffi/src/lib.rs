@@ -14,7 +14,7 @@
 //! - [`msgpack`]: a msgpack writer and reader, and numpy arrays, for C hosts.
 //! - [`trail`]: path trails and tuple keys as core decides them, for clients.
 //! - [`values`]: large bins taken out of a value, for hosts that decode msgpack.
-//! - [`version`]: `srpc_version()`.
+//! - [`version`]: the library's version, `srpc_version()`.
 //!
 //! Conventions follow rustls-ffi: `srpc_` names with the object first, a
 //! status from every fallible function, out-parameters written only on

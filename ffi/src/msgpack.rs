@@ -647,7 +647,7 @@ fn parse_item(b: &[u8], at: usize) -> Result<(srpc_mp_item, usize), FfiError> {
             sint(&mut it, m as i8 as i64);
             1
         }
-        0x80..=0x8f | 0x90..=0x9f => {
+        0x80..=0x9f => {
             it.r#type = if m < 0x90 {
                 srpc_mp_type::SrpcMpTypeMap
             } else {

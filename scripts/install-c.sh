@@ -32,6 +32,11 @@ install -m 755 "$built/libsimplerpc.so" "$libdir/libsimplerpc.so.$version"
 ln -sf "libsimplerpc.so.$version" "$libdir/libsimplerpc.so.$major"
 ln -sf "libsimplerpc.so.$major" "$libdir/libsimplerpc.so"
 install -m 644 "$built/libsimplerpc.a" "$libdir/libsimplerpc.a"
+# The archive carries the standard library's debug info too; a release
+# install drops it (26 MB -> 17 MB). The profiling profile keeps it.
+if [ "$profile" = release ] && command -v strip >/dev/null; then
+  strip --strip-debug "$libdir/libsimplerpc.a"
+fi
 install -m 644 include/simplerpc.h include/simplerpc.hpp "$incdir/"
 cat > "$libdir/pkgconfig/simplerpc.pc" <<PC
 prefix=$prefix

@@ -6,7 +6,8 @@
 # invalid reads or writes) the socketpair example and the C WebSocket client
 # (tests/c/ws_client.c) against the C matrix server, the stream transport
 # over a socketpair (tests/c/stream_fd.c), the msgpack helpers
-# (tests/c/msgpack.c), the API's edges (tests/c/edges.c) and the C++ example
+# (tests/c/msgpack.c), the API's edges (tests/c/edges.c), the smallest
+# server session (examples/c/add_socketpair.c) and the C++ example
 # (examples/cpp/add.cpp). The WebSocket C server is
 # also driven by real clients in tests/interop. Last, the README's C host is
 # run and the Python client (.venv/bin/python, or $SIMPLERPC_REFERENCE_PYTHON)
@@ -40,6 +41,7 @@ gcc "${cflags[@]}" "$out/version.c" "${link[@]}" -o "$out/version"
 lib_version=$("$out/version") || { echo "srpc_version() differs from the header's SRPC_VERSION" >&2; exit 1; }
 [ "$lib_version" = "$crate_version" ] ||
   { echo "srpc_version() is $lib_version, the crate is $crate_version" >&2; exit 1; }
+gcc "${cflags[@]}" examples/c/add_socketpair.c "${link[@]}" -o "$out/add_socketpair"
 gcc "${cflags[@]}" tests/c/msgpack.c "${link[@]}" -o "$out/msgpack"
 gcc "${cflags[@]}" tests/c/edges.c "${link[@]}" -o "$out/edges"
 gcc "${cflags[@]}" examples/c/pipe_session.c examples/c/matrix_executor.c "${link[@]}" -o "$out/pipe_session"
@@ -81,6 +83,7 @@ vg=(valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect --err
 "${vg[@]}" "$out/msgpack"
 timeout 300 "${vg[@]}" "$out/edges"
 timeout 300 "${vg[@]}" "$out/add_cpp"
+timeout 300 "${vg[@]}" "$out/add_socketpair"
 # The stream transport over a socketpair: server thread and client.
 timeout 300 "${vg[@]}" "$out/stream_fd"
 # The C client against the C server, each under valgrind: the server prints

@@ -103,15 +103,15 @@ private:
 };
 
 /// A msgpack builder (srpc_mp_writer). Methods chain:
-/// `Writer().array(2).uint(2).uint(5).finish()`.
+/// `Writer().array(2).u64(2).u64(5).finish()`.
 class Writer {
 public:
     Writer() : w_(srpc_mp_writer_new(), &srpc_mp_writer_free) {}
     Writer &nil() { srpc_mp_write_nil(w_.get()); return *this; }
     Writer &boolean(bool v) { srpc_mp_write_bool(w_.get(), v); return *this; }
-    Writer &integer(int64_t v) { srpc_mp_write_int(w_.get(), v); return *this; }
-    Writer &uint(uint64_t v) { srpc_mp_write_uint(w_.get(), v); return *this; }
-    Writer &real(double v) { srpc_mp_write_double(w_.get(), v); return *this; }
+    Writer &i64(int64_t v) { srpc_mp_write_int(w_.get(), v); return *this; }
+    Writer &u64(uint64_t v) { srpc_mp_write_uint(w_.get(), v); return *this; }
+    Writer &f64(double v) { srpc_mp_write_double(w_.get(), v); return *this; }
     Writer &string(std::string_view s) { srpc_mp_write_str(w_.get(), str(s)); return *this; }
     Writer &bin(const uint8_t *p, size_t n) { srpc_mp_write_bin(w_.get(), slice(p, n)); return *this; }
     Writer &array(uint32_t n) { srpc_mp_write_array(w_.get(), n); return *this; }

@@ -23,14 +23,14 @@ int main() {
                 srpc::check(srpc_mp_read(&r, &b));
                 return srpc_reply_handle(reply, 100 + a.u + b.u);
             }
-            srpc::Buf v = srpc::Writer().uint(c.obj - 100).finish();  // materialize
+            srpc::Buf v = srpc::Writer().u64(c.obj - 100).finish();  // materialize
             return srpc_reply_value(reply, v.data(), v.size());
         }));
     });
     {
         srpc::Client client = srpc::Client::from_fd(fds[0]);
         uint64_t add = client.getattr(SRPC_NO_OBJECT, "calc", "add");
-        srpc::Buf args = srpc::Writer().array(2).uint(2).uint(5).finish();
+        srpc::Buf args = srpc::Writer().array(2).u64(2).u64(5).finish();
         srpc::Buf value = client.materialize(client.call(add, "calc.add", args.slice()));
         srpc_mp_reader r = srpc_mp_reader_new(value.data(), value.size());
         srpc_mp_item sum;

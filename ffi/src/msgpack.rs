@@ -199,7 +199,7 @@ pub unsafe extern "C" fn srpc_mp_write_str(w: *mut srpc_mp_writer, s: srpc_str) 
     };
     // SAFETY: `s` is valid for its length (the caller's contract).
     match unsafe { s.as_str("str") } {
-        Ok(s) => write_str(&mut w.buf, s),
+        Ok(s) => write_str_checked(w, s),
         Err(e) => w.fail(e.message().to_owned()),
     }
 }
@@ -220,7 +220,7 @@ pub unsafe extern "C" fn srpc_mp_write_cstr(w: *mut srpc_mp_writer, s: *const c_
     }
     // SAFETY: `s` is NUL-terminated (the caller's contract).
     match unsafe { cstr(s, "str") } {
-        Ok(s) => write_str(&mut w.buf, s),
+        Ok(s) => write_str_checked(w, s),
         Err(e) => w.fail(e.message().to_owned()),
     }
 }
@@ -228,6 +228,18 @@ pub unsafe extern "C" fn srpc_mp_write_cstr(w: *mut srpc_mp_writer, s: *const c_
 fn write_str(buf: &mut Vec<u8>, s: &str) {
     let _ = rmp::encode::write_str_len(buf, s.len() as u32);
     buf.extend_from_slice(s.as_bytes());
+}
+
+/// Write `s`, or keep the writer's error for one over msgpack's 4 GiB.
+fn write_str_checked(w: &mut srpc_mp_writer, s: &str) {
+    if u32::try_from(s.len()).is_ok() {
+        write_str(&mut w.buf, s);
+    } else {
+        w.fail(format!(
+            "a str of {} bytes is over msgpack's 4 GiB",
+            s.len()
+        ));
+    }
 }
 
 fn write_bin(buf: &mut Vec<u8>, b: &[u8]) {
@@ -620,7 +632,7 @@ fn parse_item(b: &[u8], at: usize) -> Result<(srpc_mp_item, usize), FfiError> {
     };
     let m = *b.first().ok_or_else(|| ends_early(at))?;
     let be = |off: usize, n: usize| -> Result<u64, FfiError> {
-        let s = b.get(off..off + n).ok_or_else(|| ends_early(at))?;
+        let s = b.get(off..off + n).ok_or_else(|| ends_early(at))?; // off, n <= 9
         Ok(s.iter().fold(0u64, |v, &x| (v << 8) | x as u64))
     };
     let uint = |it: &mut srpc_mp_item, v: u64| {
@@ -732,12 +744,13 @@ fn parse_item(b: &[u8], at: usize) -> Result<(srpc_mp_item, usize), FfiError> {
         }
     };
     if let Some((head, n)) = payload {
-        let s = b.get(head..head + n).ok_or_else(|| ends_early(at))?;
+        let end = head.checked_add(n).ok_or_else(|| ends_early(at))?;
+        let s = b.get(head..end).ok_or_else(|| ends_early(at))?;
         it.bytes = srpc_slice {
             ptr: s.as_ptr(),
             len: n,
         };
-        return Ok((it, head + n));
+        return Ok((it, end));
     }
     Ok((it, used))
 }
@@ -1013,6 +1026,47 @@ mod tests {
             ptr: x.as_ptr().cast(),
             len: x.len(),
         }
+    }
+
+    /// Skip, read and decode every prefix of `bytes`: each answers OK or
+    /// SRPC_STATUS_ERR_INVALID_ARGUMENT, never a caught panic, and never
+    /// moves past the end.
+    fn never_panics_on_prefixes(bytes: &[u8]) {
+        for n in 0..=bytes.len() {
+            let b = &bytes[..n];
+            let mut r = srpc_mp_reader_new(b.as_ptr(), b.len());
+            // SAFETY: the reader is over `b`, alive for the loop.
+            let st = unsafe { srpc_mp_skip(&mut r) };
+            assert!(matches!(
+                st,
+                srpc_status::SrpcStatusOk | srpc_status::SrpcStatusErrInvalidArgument
+            ));
+            assert!(r.pos <= r.len);
+            let mut a = std::mem::MaybeUninit::<srpc_ndarray>::uninit();
+            let v = srpc_slice {
+                ptr: b.as_ptr(),
+                len: b.len(),
+            };
+            // SAFETY: valid slice and out-pointer.
+            let st = unsafe { srpc_ndarray_decode(v, a.as_mut_ptr()) };
+            assert!(matches!(
+                st,
+                srpc_status::SrpcStatusOk | srpc_status::SrpcStatusErrInvalidArgument
+            ));
+        }
+    }
+
+    #[test]
+    fn bad_and_truncated_msgpack_is_refused_not_a_panic() {
+        for x in 0..=255u8 {
+            for y in [0u8, 1, 0x7f, 0x80, 0xff] {
+                never_panics_on_prefixes(&[x, y, y, y, y, y, y, y, y, y]);
+            }
+        }
+        // Every prefix of an array, and of one announcing 4 GiB of data.
+        let golden = b"\x85\xc4\x02nd\xc3\xc4\x04type\xa3<f4\xc4\x04kind\xc4\x00\xc4\x05shape\x91\x03\xc4\x04data\xc4\x0c\x00\x00\x00\x00\x00\x00\x80\x3f\x00\x00\x00\x40";
+        never_panics_on_prefixes(golden);
+        never_panics_on_prefixes(b"\xdf\xff\xff\xff\xff\xc6\xff\xff\xff\xff\x00");
     }
 
     #[test]

@@ -203,6 +203,11 @@ impl FfiError {
         )
     }
 
+    /// The message, as srpc_last_error_message() would give it.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     /// An invalid argument.
     pub fn invalid(message: impl Into<String>) -> Self {
         FfiError::new(SrpcStatusErrInvalidArgument, message)

@@ -41,7 +41,11 @@ pub type srpc_call_fn = Option<
         reply: *mut srpc_reply,
     ) -> srpc_status_in,
 >;
-/// The client no longer uses `handle`: drop the object.
+/// The client no longer uses `handle`: drop the object. Called once per
+/// distinct handle, when the last object id naming it is released, and for
+/// every handle still held when the session ends (before `close`); also for
+/// handles the executor treats as static, which it then ignores. See
+/// "Objects, ids and handles" at the top of this header.
 pub type srpc_release_fn =
     Option<unsafe extern "C" fn(userdata: *mut c_void, session: *mut c_void, handle: u64)>;
 /// Frees `userdata` once nothing will call back any more.
@@ -304,6 +308,9 @@ fn reply_mut<'a>(reply: *mut srpc_reply) -> Result<&'a mut srpc_reply, FfiError>
 }
 
 /// Answer with a handle: the executor now holds an object under `handle`.
+/// The client gets a new object id for it, even for a handle answered
+/// before (the release callback then runs once, when the last id goes). If
+/// the callback then returns a failure status, the handle is released at once.
 ///
 /// # Safety
 /// `reply` is the pointer passed to the running callback.

@@ -108,6 +108,21 @@ SRPC_EXT_TUPLE = 8
 SRPC_EXT_ALL = 15
 SRPC_NO_OBJECT = (1 << 64) - 1
 SRPC_PROMISE_BIT = 1 << 63
+# srpc_mp_type: the item types of the library's msgpack reader for C hosts
+# (Python reads msgpack with the msgpack package; declared for the ABI check).
+(
+    SRPC_MP_TYPE_NIL,
+    SRPC_MP_TYPE_BOOL,
+    SRPC_MP_TYPE_INT,
+    SRPC_MP_TYPE_UINT,
+    SRPC_MP_TYPE_FLOAT,
+    SRPC_MP_TYPE_STR,
+    SRPC_MP_TYPE_BIN,
+    SRPC_MP_TYPE_ARRAY,
+    SRPC_MP_TYPE_MAP,
+    SRPC_MP_TYPE_EXT,
+) = range(10)
+SRPC_NDARRAY_MAX_DIMS = 64
 
 # Each Structure names its C type in ``_c_type_``: tests/test_abi_header.py
 # compiles a C program against include/simplerpc.h and checks every size,
@@ -152,6 +167,32 @@ class Call(Structure):
 class Response(Structure):
     _c_type_ = "srpc_response"
     _fields_ = [("kind", c_uint32), ("obj", c_uint64), ("request_id", c_uint64), ("value", Buf)]
+
+
+# The msgpack helpers' structs, for C hosts; unused here, declared so that
+# the ABI check covers every struct of the header.
+class MpItem(Structure):
+    _c_type_ = "srpc_mp_item"
+    _fields_ = [
+        ("type", c_uint32),
+        ("boolean", ctypes.c_bool),
+        ("i", ctypes.c_int64),
+        ("u", c_uint64),
+        ("f", ctypes.c_double),
+        ("bytes", Slice),
+        ("count", c_uint32),
+        ("ext_type", ctypes.c_int8),
+    ]
+
+
+class MpReader(Structure):
+    _c_type_ = "srpc_mp_reader"
+    _fields_ = [("data", c_void_p), ("len", c_size_t), ("pos", c_size_t)]
+
+
+class NdArray(Structure):
+    _c_type_ = "srpc_ndarray"
+    _fields_ = [("dtype", Str), ("ndim", c_size_t), ("shape", c_uint64 * SRPC_NDARRAY_MAX_DIMS), ("data", Slice)]
 
 
 OPEN_FN = CFUNCTYPE(c_uint32, c_void_p, POINTER(c_void_p))

@@ -10,6 +10,11 @@ use simplerpc_core::value::Value;
 use simplerpc_core::{ArrayError, DType, NdArray};
 
 /// A Rust type a registry function can take as an argument.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a registry function's argument",
+    label = "this argument type has no `FromValue`",
+    note = "arguments may be primitives, String, Bytes, Vec<T>, tuples, Option<T>, Value, NdArray, ndarray::ArrayD<T>; wrap a serde type as `Serde<{Self}>`"
+)]
 pub trait FromValue: Sized {
     /// What the type is called in error messages (`"int"`, `"list"`).
     const EXPECTED: &'static str;
@@ -184,6 +189,11 @@ impl<T: FromValue> FromValue for Option<T> {
 }
 
 /// A Rust type a registry function can return as a plain value.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a protocol value",
+    label = "no `Into<Value>` for this type",
+    note = "implement `From<{Self}> for Value`, or return a serde type as `Serde<{Self}>`"
+)]
 pub trait IntoValue {
     /// Convert into a protocol value.
     fn into_value(self) -> Value;

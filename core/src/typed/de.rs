@@ -562,7 +562,7 @@ impl<'de> SeqAccess<'de> for ArrayParts {
             }
             _ => {
                 let array = self.array.take().expect("checked above");
-                seed.deserialize(Elements { array, next: 0 }).map(Some)
+                seed.deserialize(Elements::new(array)).map(Some)
             }
         }
     }
@@ -571,14 +571,27 @@ impl<'de> SeqAccess<'de> for ArrayParts {
 /// An array's elements as a sequence of numbers of exactly its dtype.
 struct Elements {
     array: NdArray,
-    next: usize,
+}
+
+impl Elements {
+    fn new(array: NdArray) -> Self {
+        Elements { array }
+    }
 }
 
 impl<'de> Deserializer<'de> for Elements {
     type Error = ConvertError;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
-        visitor.visit_seq(self)
+        let n = self.array.len();
+        let (dtype, order) = (self.array.dtype(), self.array.order());
+        let item = dtype.itemsize();
+        visitor.visit_seq(ElementSeq {
+            chunks: self.array.data().chunks_exact(item),
+            dtype,
+            swap: !dtype.is_native(order),
+            left: n,
+        })
     }
 
     forward_to_deserialize_any! {
@@ -588,72 +601,119 @@ impl<'de> Deserializer<'de> for Elements {
     }
 }
 
-impl<'de> SeqAccess<'de> for Elements {
+struct ElementSeq<'a> {
+    chunks: std::slice::ChunksExact<'a, u8>,
+    dtype: DType,
+    swap: bool,
+    left: usize,
+}
+
+impl<'de> SeqAccess<'de> for ElementSeq<'_> {
     type Error = ConvertError;
 
+    #[inline]
     fn next_element_seed<T: DeserializeSeed<'de>>(
         &mut self,
         seed: T,
     ) -> Result<Option<T::Value>, ConvertError> {
-        let item = self.array.dtype().itemsize();
-        if self.next >= self.array.len() {
+        let Some(bytes) = self.chunks.next() else {
             return Ok(None);
-        }
-        let at = self.next * item;
-        self.next += 1;
-        let bytes = &self.array.data()[at..at + item];
+        };
+        self.left -= 1;
         seed.deserialize(Element {
-            dtype: self.array.dtype(),
-            num: read_item(self.array.dtype(), self.array.order(), bytes),
+            dtype: self.dtype,
+            swap: self.swap,
+            bytes,
         })
         .map(Some)
     }
 
     fn size_hint(&self) -> Option<usize> {
-        Some(self.array.len() - self.next)
+        Some(self.left)
     }
 }
 
 /// One array element: read only as the Rust type of its dtype.
-struct Element {
+struct Element<'a> {
     dtype: DType,
-    num: Num,
+    swap: bool,
+    bytes: &'a [u8],
 }
 
-impl Element {
-    fn check(&self, want: DType) -> Result<(), ConvertError> {
-        if self.dtype == want {
-            Ok(())
-        } else {
-            Err(ConvertError::new(format!(
-                "expected an array of {}, found an array of {}",
-                rust_name(want),
-                self.dtype
-            )))
-        }
+impl Element<'_> {
+    #[cold]
+    fn wrong(&self, want: DType) -> ConvertError {
+        ConvertError::new(format!(
+            "expected an array of {}, found an array of {}",
+            rust_name(want),
+            self.dtype
+        ))
     }
 }
 
 macro_rules! element_as {
-    ($($method:ident => $d:ident),*) => {$(
+    ($($method:ident, $visit:ident, $t:ty => $d:ident),*) => {$(
+        #[inline]
         fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
-            self.check(DType::$d)?;
-            visit_num(self.num, visitor)
+            if self.dtype != DType::$d {
+                return Err(self.wrong(DType::$d));
+            }
+            let arr: [u8; std::mem::size_of::<$t>()] =
+                self.bytes.try_into().expect("chunks of the item size");
+            let x = <$t>::from_ne_bytes(arr);
+            visitor.$visit(if self.swap { <$t>::from_bits(x.to_bits().swap_bytes()) } else { x })
         }
     )*};
 }
 
-impl<'de> Deserializer<'de> for Element {
+macro_rules! int_element_as {
+    ($($method:ident, $visit:ident, $t:ty => $d:ident),*) => {$(
+        #[inline]
+        fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
+            if self.dtype != DType::$d {
+                return Err(self.wrong(DType::$d));
+            }
+            let arr: [u8; std::mem::size_of::<$t>()] =
+                self.bytes.try_into().expect("chunks of the item size");
+            let x = <$t>::from_ne_bytes(arr);
+            visitor.$visit(if self.swap { x.swap_bytes() } else { x })
+        }
+    )*};
+}
+
+impl<'de> Deserializer<'de> for Element<'_> {
     type Error = ConvertError;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
-        visit_num(self.num, visitor)
+        let order = if self.swap {
+            match crate::array::ByteOrder::NATIVE {
+                crate::array::ByteOrder::Little => crate::array::ByteOrder::Big,
+                _ => crate::array::ByteOrder::Little,
+            }
+        } else {
+            crate::array::ByteOrder::NATIVE
+        };
+        visit_num(read_item(self.dtype, order, self.bytes), visitor)
     }
 
-    element_as!(deserialize_bool => Bool, deserialize_i8 => Int8, deserialize_i16 => Int16,
-        deserialize_i32 => Int32, deserialize_i64 => Int64, deserialize_u8 => UInt8,
-        deserialize_u16 => UInt16, deserialize_u32 => UInt32, deserialize_u64 => UInt64,
-        deserialize_f32 => Float32, deserialize_f64 => Float64);
+    fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
+        if self.dtype != DType::Bool {
+            return Err(self.wrong(DType::Bool));
+        }
+        match self.bytes[0] {
+            0 => visitor.visit_bool(false),
+            1 => visitor.visit_bool(true),
+            _ => Err(ConvertError::new(
+                "bool array holds a byte other than 0 or 1",
+            )),
+        }
+    }
+
+    int_element_as!(deserialize_i8, visit_i8, i8 => Int8, deserialize_i16, visit_i16, i16 => Int16,
+        deserialize_i32, visit_i32, i32 => Int32, deserialize_i64, visit_i64, i64 => Int64,
+        deserialize_u8, visit_u8, u8 => UInt8, deserialize_u16, visit_u16, u16 => UInt16,
+        deserialize_u32, visit_u32, u32 => UInt32, deserialize_u64, visit_u64, u64 => UInt64);
+    element_as!(deserialize_f32, visit_f32, f32 => Float32, deserialize_f64, visit_f64, f64 => Float64);
 
     forward_to_deserialize_any! {
         i128 u128 char str string bytes byte_buf option unit unit_struct newtype_struct

@@ -49,6 +49,7 @@
 //! assert_eq!(err.path(), "1.obs");
 //! ```
 
+mod args;
 mod de;
 mod ser;
 
@@ -65,6 +66,7 @@ use crate::array::{ArrayError, ByteOrder, DType, NdArray};
 use crate::element::{Element, NdArrayExt};
 use crate::value::{Scalar, Value};
 
+pub use args::{IntoArgs, IntoKwargs};
 pub use de::ValueDeserializer;
 pub use ser::ValueSerializer;
 

@@ -250,11 +250,26 @@ impl Proxy {
     /// for one; a [`Value`], an `NdArray` or a `&Proxy` passes as it is),
     /// `()` for none, or a `Vec<Value>`.
     ///
-    /// ```no_run
-    /// # let client = simplerpc_ws::Client::connect(&simplerpc_ws::ClientConfig::from_env()?)?;
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use simplerpc_registry::{Module, Registry};
+    /// # use simplerpc_ws::{Client, ClientConfig, Server, ServerConfig};
+    /// // A Rust server with `operator.add`, on a free port.
+    /// let registry = Arc::new(Registry::new().module(
+    ///     Module::new("operator").function("add", |a: i64, b: i64| a + b),
+    /// ));
+    /// let server = Server::bind(
+    ///     ServerConfig { host: "127.0.0.1".into(), port: 0, ..ServerConfig::default() },
+    ///     move |_| registry.executor(),
+    /// )?
+    /// .spawn()?;
+    /// let client = Client::connect(&ClientConfig::new("127.0.0.1", server.local_addr().port(), server.token()))?;
+    ///
     /// let add = client.module("operator")?.getattr("add")?;
     /// let sum: i64 = add.call((2, 5))?.materialize_as()?;
     /// assert_eq!(sum, 7);
+    /// # drop((add, client));
+    /// # server.shutdown();
     /// # Ok::<(), simplerpc_ws::Error>(())
     /// ```
     pub fn call(&self, args: impl IntoArgs) -> Result<Proxy, Error> {
@@ -342,17 +357,40 @@ impl Proxy {
     /// `NdArray` or a [`Value`] (the last two share the frame's memory).
     /// A value that does not fit is [`Error::Convert`], naming the field.
     ///
-    /// ```no_run
-    /// use serde::Deserialize;
-    /// use simplerpc_ws::{ndarray::Array1, Client, ClientConfig};
+    /// ```
+    /// use serde::{Deserialize, Serialize};
+    /// use simplerpc_ws::{ndarray::Array1, Client, ClientConfig, Error};
+    /// # use std::sync::Arc;
+    /// # use simplerpc_registry::{Module, Registry, Serde};
+    /// # use simplerpc_ws::{Server, ServerConfig};
     ///
-    /// #[derive(Deserialize)]
+    /// #[derive(Serialize, Deserialize)]
     /// struct Step { obs: Array1<f64>, reward: f64, done: bool }
     ///
-    /// let client = Client::connect(&ClientConfig::from_env()?)?;
-    /// client.execute("import numpy as np\nstep = lambda: dict(obs=np.zeros(4), reward=1.0, done=False)")?;
-    /// let step: Step = client.eval("step()")?.materialize_as()?;
-    /// assert_eq!(step.obs.len(), 4);
+    /// // A Rust server whose `env.step(n)` returns a `Step`.
+    /// let registry = Arc::new(Registry::new().module(Module::new("env").function(
+    ///     "step",
+    ///     |n: usize| Serde(Step { obs: Array1::zeros(n), reward: 1.0, done: false }),
+    /// )));
+    /// let server = Server::bind(
+    ///     ServerConfig { host: "127.0.0.1".into(), port: 0, ..ServerConfig::default() },
+    ///     move |_| registry.executor(),
+    /// )?
+    /// .spawn()?;
+    /// let client = Client::connect(&ClientConfig::new("127.0.0.1", server.local_addr().port(), server.token()))?;
+    ///
+    /// let result = client.module("env")?.getattr("step")?.call((4,))?;
+    /// let step: Step = result.materialize_as()?;
+    /// assert_eq!((step.obs.len(), step.reward, step.done), (4, 1.0, false));
+    ///
+    /// // The wrong type: an error naming the field, nothing remote failed.
+    /// #[derive(Deserialize, Debug)]
+    /// struct Wrong { obs: Array1<u8> }
+    /// let err = result.materialize_as::<Wrong>().unwrap_err();
+    /// assert!(matches!(err, Error::Convert { .. }));
+    /// assert!(err.to_string().ends_with("obs: expected an array of u8, found an array of float64"));
+    /// # drop((result, client));
+    /// # server.shutdown();
     /// # Ok::<(), simplerpc_ws::Error>(())
     /// ```
     pub fn materialize_as<T: DeserializeOwned>(&self) -> Result<T, Error> {

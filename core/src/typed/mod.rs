@@ -38,7 +38,7 @@
 //! use serde::Deserialize;
 //! use simplerpc_core::{from_value, ndarray::Array1, Value};
 //!
-//! #[derive(Deserialize)]
+//! #[derive(Deserialize, Debug)]
 //! struct Step { obs: Array1<u8>, reward: f64 }
 //!
 //! let obs = Value::from(Array1::from(vec![0.5f32, 1.5]));

@@ -2,7 +2,7 @@
 //! registry functions for their arguments and results.
 
 use bytes::Bytes;
-use ndarray::{ArrayD, Dimension};
+use ndarray::Dimension;
 
 use crate::array::{Element, NdArrayExt};
 use simplerpc_core::executor::{ExecError, ExecResult};
@@ -13,7 +13,7 @@ use simplerpc_core::{ArrayError, DType, NdArray};
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be a registry function's argument",
     label = "this argument type has no `FromValue`",
-    note = "arguments may be primitives, String, Bytes, Vec<T>, tuples, Option<T>, Value, NdArray, ndarray::ArrayD<T>; wrap a serde type as `Serde<{Self}>`"
+    note = "arguments may be primitives, String, Bytes, Vec<T>, tuples, Option<T>, Value, NdArray, ndarray arrays (ArrayD<T>, Array2<T>, ...); wrap a serde type as `Serde<{Self}>`"
 )]
 pub trait FromValue: Sized {
     /// What the type is called in error messages (`"int"`, `"list"`).
@@ -115,16 +115,29 @@ impl FromValue for NdArray {
     }
 }
 
-impl<T: Element> FromValue for ArrayD<T> {
+/// An `ndarray` array of any dimension (`ArrayD<T>`, `Array2<T>`, ...) from
+/// an array of exactly `T`'s dtype and `D`'s number of dimensions.
+impl<T: Element, D: Dimension> FromValue for ndarray::Array<T, D> {
     const EXPECTED: &'static str = "ndarray";
     fn from_value(v: Value) -> ExecResult<Self> {
         let a = NdArray::from_value(v)?;
         // A copy of the client's array: as large as the client decided.
         crate::alloc::check_alloc(a.data().len())?;
-        a.to_ndarray::<T>().map_err(|e| match e {
-            ArrayError::OutOfMemory(n) => crate::alloc::out_of_memory(n),
-            e => ExecError::type_error(e.to_string()),
-        })
+        if a.dtype() != T::DTYPE || D::NDIM.is_some_and(|n| n != a.shape().len()) {
+            // The wrong dtype or dimensions: core's error says which.
+            let e = ndarray::Array::<T, D>::try_from(Value::Array(a))
+                .err()
+                .map_or_else(|| "the wrong array".to_owned(), |e| e.to_string());
+            return Err(ExecError::type_error(e));
+        }
+        let shape = a.shape().to_vec();
+        a.to_ndarray::<T>()
+            .map_err(|e| match e {
+                ArrayError::OutOfMemory(n) => crate::alloc::out_of_memory(n),
+                e => ExecError::type_error(e.to_string()),
+            })?
+            .into_dimensionality::<D>()
+            .map_err(|_| ExecError::type_error(format!("an array of shape {shape:?}")))
     }
 }
 

@@ -383,6 +383,14 @@ impl<T: crate::Element, D: ndarray::Dimension> IntoObject for crate::Array<T, D>
     }
 }
 
+/// An `ndarray` array of any dimension: a numpy array to a Python client
+/// (no copy in standard layout).
+impl<T: crate::Element, D: ndarray::Dimension> IntoObject for ndarray::Array<T, D> {
+    fn into_object(self) -> ExecResult<Object> {
+        Ok(Object::Value(self.into()))
+    }
+}
+
 impl IntoObject for Instance {
     fn into_object(self) -> ExecResult<Object> {
         Ok(Object::Instance(self))

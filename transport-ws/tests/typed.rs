@@ -67,6 +67,8 @@ fn start() -> RunningServer {
                     })
                 })
                 .function("add", |a: i64, b: i64| a + b)
+                // ndarray arrays of a fixed dimension, in and out, no wrapper.
+                .function("transpose", |a: Array2<f32>| a.reversed_axes())
                 .function("pair", || (7u8, "seven"))
                 .function("grid", |n: usize| {
                     Serde(Array2::<i32>::from_shape_fn((n, n + 1), |(i, j)| {
@@ -178,6 +180,16 @@ fn serde_types_and_arrays_both_ways() {
     let tf: Array2<i32> = v.try_into().unwrap();
     assert_eq!(tf, a);
 
+    // A registry function on an Array2, given a zero-copy Value.
+    let tr: Array2<f32> = t
+        .getattr("transpose")
+        .unwrap()
+        .call((Value::from(array![[1.0f32, 2.0, 3.0]]),))
+        .unwrap()
+        .materialize_as()
+        .unwrap();
+    assert_eq!(tr, array![[1.0], [2.0], [3.0]]);
+
     // A proxy as an argument (inside a tuple) travels as its reference.
     let e: Vec<i64> = t
         .getattr("echo")
@@ -238,6 +250,27 @@ fn what_does_not_fit_is_named() {
     assert_eq!(
         remote.message,
         "argument 1: weights: expected an array of f32, found an array of float64"
+    );
+
+    // A registry function on an Array2 given a 1-d array, and the wrong dtype.
+    let tr = t.getattr("transpose").unwrap();
+    let err = tr
+        .call((array![1.0f32],))
+        .unwrap()
+        .materialize()
+        .unwrap_err();
+    assert_eq!(
+        err.remote().unwrap().message,
+        "argument 1: expected a 2-d array of f32, found a 1-d array of shape [1]"
+    );
+    let err = tr
+        .call((array![[1i64]],))
+        .unwrap()
+        .materialize()
+        .unwrap_err();
+    assert_eq!(
+        err.remote().unwrap().message,
+        "argument 1: expected an array of f32, found an array of int64"
     );
 
     // An argument that has no value fails before anything is sent.

@@ -759,7 +759,10 @@ impl<'de> Visitor<'de> for ValueVisitor {
         Value::deserialize(d)
     }
     fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        Value::deserialize(d)
+        // Not `Value::deserialize`: a deserializer that answers a newtype
+        // struct with `visit_newtype_struct(self)` (serde_json, serde's own
+        // buffers) would come back here for ever.
+        d.deserialize_any(ValueVisitor)
     }
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
         Ok(Value::Bool(v))

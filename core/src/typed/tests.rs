@@ -492,3 +492,52 @@ fn from_ndarray_into_value_is_zero_copy() {
 }
 
 use ndarray::ShapeBuilder as _;
+
+#[test]
+fn values_through_other_formats_and_serde_buffers() {
+    // Through serde_json: structurally, and back without looping.
+    let v = Value::map([
+        (
+            "a",
+            Value::List(vec![Value::UInt(1), Value::Nil, Value::Float(0.5)]),
+        ),
+        ("b", Value::str("x")),
+    ]);
+    let json = serde_json::to_string(&v).unwrap();
+    assert_eq!(json, r#"{"a":[1,null,0.5],"b":"x"}"#);
+    let back: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, v);
+    let a = Value::from(array![1u8, 2]);
+    assert_eq!(
+        serde_json::to_string(&a).unwrap(),
+        r#"{"dtype":"uint8","shape":[2],"data":[1,2]}"#
+    );
+
+    // serde buffers values for untagged enums and flattened structs: a
+    // Value inside still reads (structurally), and no path loops.
+    #[derive(Deserialize, Debug, PartialEq)]
+    #[serde(untagged)]
+    enum Either {
+        Num(i64),
+        Other(Value),
+    }
+    assert_eq!(from_value::<Either>(Value::Int(3)).unwrap(), Either::Num(3));
+    assert_eq!(
+        from_value::<Either>(Value::str("s")).unwrap(),
+        Either::Other(Value::str("s"))
+    );
+    #[derive(Deserialize, Serialize, Debug, PartialEq)]
+    struct Outer {
+        id: u32,
+        #[serde(flatten)]
+        rest: HashMap<String, Value>,
+    }
+    let v = Value::map([
+        ("id", Value::UInt(1)),
+        ("x", Value::List(vec![Value::Bool(true)])),
+    ]);
+    let o: Outer = from_value(v.clone()).unwrap();
+    assert_eq!(o.id, 1);
+    assert_eq!(o.rest["x"], Value::List(vec![Value::Bool(true)]));
+    assert_eq!(to_value(&o).unwrap(), v);
+}

@@ -541,3 +541,36 @@ fn values_through_other_formats_and_serde_buffers() {
     assert_eq!(o.rest["x"], Value::List(vec![Value::Bool(true)]));
     assert_eq!(to_value(&o).unwrap(), v);
 }
+
+#[test]
+fn bool_and_complex_arrays() {
+    let b = array![true, false, true];
+    let v = to_value(&b).unwrap();
+    let Value::Array(nd) = &v else {
+        panic!("{v:?}")
+    };
+    assert_eq!(nd.dtype(), DType::Bool);
+    assert_eq!(from_value::<Array1<bool>>(v.clone()).unwrap(), b);
+    assert_eq!(Array1::<bool>::try_from(v).unwrap(), b);
+    let bad = Value::Array(
+        NdArray::new(
+            DType::Bool,
+            ByteOrder::NotApplicable,
+            vec![1],
+            Bytes::from_static(&[2]),
+        )
+        .unwrap(),
+    );
+    assert!(from_value::<Array1<bool>>(bad.clone()).is_err());
+    assert!(Array1::<bool>::try_from(bad).is_err());
+
+    use num_complex::Complex;
+    let c = array![Complex::new(1.0f64, -1.0), Complex::new(0.5, 2.0)];
+    let v = Value::from(c.clone());
+    assert_eq!(Array1::<Complex<f64>>::try_from(v.clone()).unwrap(), c);
+    // As rows: each element a (re, im) pair.
+    assert_eq!(
+        from_value::<Vec<(f64, f64)>>(v).unwrap(),
+        vec![(1.0, -1.0), (0.5, 2.0)]
+    );
+}

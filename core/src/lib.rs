@@ -34,16 +34,17 @@ pub mod trail;
 pub mod typed;
 pub mod value;
 
-pub use array::{ArrayError, ByteOrder, DType, NdArray};
-pub use bytes::Bytes;
-pub use client::{ClientError, ClientSession, RequestId};
 pub use element::{Element, NdArrayExt};
-pub use executor::{Arguments, ExecError, ExecResult, Executor, Key, Target};
-pub use extensions::Extensions;
-pub use message::{Cause, Raw, RawRequest, RemoteError, Request, Response};
 /// The `ndarray` version values convert to and from: use it through this
 /// re-export to match it.
 pub use ndarray;
-pub use server::ServerSession;
 pub use typed::{from_value, to_value, ConvertError};
+
+pub use array::{ArrayError, ByteOrder, DType, NdArray};
+pub use bytes::Bytes;
+pub use client::{ClientError, ClientSession, RequestId};
+pub use executor::{Arguments, ExecError, ExecResult, Executor, Key, Target};
+pub use extensions::Extensions;
+pub use message::{Cause, Raw, RawRequest, RemoteError, Request, Response};
+pub use server::ServerSession;
 pub use value::{Handle, ObjId, RawValue, Scalar, Slice, Value};

@@ -371,6 +371,14 @@ tuple_object!(
     (A, B, C, D, E, F, G, H)
 );
 
+/// An `ndarray` array of any dimension: a numpy array to a Python client
+/// (no copy in standard layout).
+impl<T: crate::Element, D: ndarray::Dimension> IntoObject for ndarray::Array<T, D> {
+    fn into_object(self) -> ExecResult<Object> {
+        Ok(Object::Value(self.into()))
+    }
+}
+
 impl<T: Into<Value>> IntoObject for Option<T> {
     fn into_object(self) -> ExecResult<Object> {
         Ok(Object::Value(self.into()))
@@ -378,14 +386,6 @@ impl<T: Into<Value>> IntoObject for Option<T> {
 }
 
 impl<T: crate::Element, D: ndarray::Dimension> IntoObject for crate::Array<T, D> {
-    fn into_object(self) -> ExecResult<Object> {
-        Ok(Object::Value(self.into()))
-    }
-}
-
-/// An `ndarray` array of any dimension: a numpy array to a Python client
-/// (no copy in standard layout).
-impl<T: crate::Element, D: ndarray::Dimension> IntoObject for ndarray::Array<T, D> {
     fn into_object(self) -> ExecResult<Object> {
         Ok(Object::Value(self.into()))
     }

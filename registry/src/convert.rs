@@ -7,7 +7,7 @@ use ndarray::Dimension;
 use crate::array::{Element, NdArrayExt};
 use simplerpc_core::executor::{ExecError, ExecResult};
 use simplerpc_core::value::Value;
-use simplerpc_core::{ArrayError, DType, NdArray};
+use simplerpc_core::{ArrayError, NdArray};
 
 /// A Rust type a registry function can take as an argument.
 #[diagnostic::on_unimplemented(
@@ -42,6 +42,12 @@ macro_rules! from_int {
                     Value::Int(i) => <$t>::try_from(*i).ok(),
                     Value::UInt(u) => <$t>::try_from(*u).ok(),
                     Value::Bool(b) => Some(*b as $t),
+                    // A numpy integer scalar (`np.int64(3)`).
+                    Value::Scalar(s) => match (s.as_i64(), s.as_u64()) {
+                        (Some(i), _) => <$t>::try_from(i).ok(),
+                        (None, Some(u)) => <$t>::try_from(u).ok(),
+                        (None, None) => return Err(mismatch("int", &v)),
+                    },
                     _ => return Err(mismatch("int", &v)),
                 };
                 out.ok_or_else(|| ExecError::new(
@@ -57,16 +63,7 @@ from_int!(i8, i16, i32, i64, u8, u16, u32, u64, usize, isize);
 impl FromValue for f64 {
     const EXPECTED: &'static str = "float";
     fn from_value(v: Value) -> ExecResult<Self> {
-        if let Value::Scalar(s) = &v {
-            let a = NdArray::new(s.dtype, s.order, vec![], s.data.clone())
-                .map_err(|e| ExecError::value_error(e.to_string()))?;
-            let x = match s.dtype {
-                DType::Float32 => a.to_vec::<f32>().map(|x| x[0] as f64),
-                DType::Float64 => a.to_vec::<f64>().map(|x| x[0]),
-                _ => return Err(mismatch("float", &v)),
-            };
-            return x.map_err(|e| ExecError::value_error(e.to_string()));
-        }
+        // Floats, ints, and numpy float and int scalars.
         v.as_f64().ok_or_else(|| mismatch("float", &v))
     }
 }

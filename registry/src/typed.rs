@@ -115,4 +115,31 @@ mod tests {
             e.message
         );
     }
+
+    #[test]
+    fn numpy_scalars_as_plain_arguments() {
+        use simplerpc_core::{ByteOrder, Bytes, DType, Scalar};
+        let int = Value::Scalar(Scalar {
+            dtype: DType::Int64,
+            order: ByteOrder::Little,
+            data: Bytes::copy_from_slice(&300i64.to_le_bytes()),
+        });
+        assert_eq!(i64::from_value(int.clone()).unwrap(), 300);
+        assert_eq!(f64::from_value(int.clone()).unwrap(), 300.0);
+        let e = u8::from_value(int).unwrap_err();
+        assert_eq!(e.exception_type, "builtins.OverflowError");
+        let flag = Value::Scalar(Scalar {
+            dtype: DType::Bool,
+            order: ByteOrder::NotApplicable,
+            data: Bytes::from_static(&[1]),
+        });
+        assert!(bool::from_value(flag).unwrap());
+        let half = Value::Scalar(Scalar {
+            dtype: DType::Float32,
+            order: ByteOrder::Little,
+            data: Bytes::copy_from_slice(&0.5f32.to_le_bytes()),
+        });
+        let e = i64::from_value(half).unwrap_err();
+        assert_eq!(e.message, "expected int, got numpy scalar");
+    }
 }

@@ -166,6 +166,11 @@ enum srpc_status
    srpc_client_abandon().
    */
   SRPC_STATUS_INTERRUPTED = 12,
+  /*
+   Nothing listens at the address connected to (the connection was
+   refused): the server is not running there, or on another port.
+   */
+  SRPC_STATUS_ERR_REFUSED = 13,
 };
 #ifndef __cplusplus
 typedef uint32_t srpc_status;
@@ -539,6 +544,14 @@ typedef struct srpc_response {
 } srpc_response;
 
 /*
+ Called once when the library no longer reads memory a host lent it with
+ srpc_reply_value_lent(): from any thread, possibly long after the
+ callback that lent it has returned (once the answer is written, or
+ dropped with its connection).
+ */
+typedef void (*srpc_lent_release_fn)(void *ctx);
+
+/*
  Receives one log record: its `level` (SRPC_LOG_LEVEL_ERROR to
  SRPC_LOG_LEVEL_TRACE); `target` names the module; both strings are valid
  only during the call. Called from any of the library's threads.
@@ -729,8 +742,10 @@ extern "C" {
 /*
  Connect to `ws://host:port/?token=token`, offering the extensions
  SRPC_EXT_DEFAULT. An empty `host` means "localhost"; an empty `token` is
- refused (SRPC_STATUS_ERR_UNAUTHORIZED). Against a stock simplerpyc server
- the reference protocol is spoken exactly. Close and free with
+ refused (SRPC_STATUS_ERR_UNAUTHORIZED), and so is a wrong one. Nothing
+ listening at the address gives SRPC_STATUS_ERR_REFUSED, another network
+ failure SRPC_STATUS_ERR_IO. Against a stock simplerpyc server the
+ reference protocol is spoken exactly. Close and free with
  srpc_client_free().
 
  # Safety
@@ -755,6 +770,22 @@ srpc_status srpc_client_connect_ext(struct srpc_str host,
                                     struct srpc_str token,
                                     uint32_t extensions,
                                     struct srpc_client **client_out);
+
+/*
+ As srpc_client_connect_ext(), giving up after `timeout_ms` milliseconds
+ (0: no limit of ours; the operating system's for the TCP connection, 30 s
+ for the handshake): the TCP connection and the WebSocket handshake
+ together. Past it, SRPC_STATUS_ERR_TIMEOUT.
+
+ # Safety
+ The strings are valid for their lengths; `client_out` is valid.
+ */
+srpc_status srpc_client_connect_timeout(struct srpc_str host,
+                                        uint16_t port,
+                                        struct srpc_str token,
+                                        uint32_t extensions,
+                                        uint64_t timeout_ms,
+                                        struct srpc_client **client_out);
 
 /*
  Whether the server accepted promise pipelining (the `promise` extension;
@@ -1142,6 +1173,28 @@ srpc_status srpc_reply_value(struct srpc_reply *reply, const uint8_t *data, size
 srpc_status srpc_reply_value_parts(struct srpc_reply *reply,
                                    const struct srpc_slice *parts,
                                    size_t n);
+
+/*
+ As srpc_reply_value_parts(), but parts of 64 KiB and up are not copied:
+ the library reads them where they lie, as it writes the response frame
+ (an array's memory goes to the socket without a copy, and the server
+ needs no frame-sized buffer of its own). Smaller parts are copied during
+ this call. The lent memory must stay valid and unchanged until the
+ library calls `release(ctx)`, which it does exactly once, from any
+ thread, whatever the outcome (also when this call fails); `release` may
+ be NULL when the memory outlives the library's use anyway.
+
+ # Safety
+ `reply` is the pointer passed to the running callback; `parts` is NULL
+ with `n` 0 or points to `n` srpc_slice, each valid for its length; the
+ parts of 64 KiB and up stay valid and unchanged until `release(ctx)` is
+ called, and `release` may be called from any thread.
+ */
+srpc_status srpc_reply_value_lent(struct srpc_reply *reply,
+                                  const struct srpc_slice *parts,
+                                  size_t n,
+                                  srpc_lent_release_fn release,
+                                  void *ctx);
 
 /*
  Answer with an error: the client sees a remote exception of type

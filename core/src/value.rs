@@ -109,6 +109,10 @@ enum RawRepr {
     /// [`RawValue::FRAME_ROOM`] bytes of room, then the value: a response
     /// frame is written around it without moving it.
     Framed(Vec<u8>),
+    /// Buffers that make the value when joined, large ones (an array's own
+    /// memory) spliced into a frame rather than copied; joined only if
+    /// someone asks for the bytes in one piece.
+    Parts(Vec<Bytes>, std::sync::OnceLock<Vec<u8>>),
 }
 
 /// An empty buffer with room for a frame around `len` bytes of value: the
@@ -187,22 +191,68 @@ impl RawValue {
         Ok(RawValue(RawRepr::Framed(v)))
     }
 
-    /// The msgpack bytes.
+    /// A value given in parts that are kept as they are (say a header and
+    /// an array's memory lent by its owner): a response frame carrying it
+    /// splices each large part in (see [`crate::message::OutFrame`]), so the
+    /// value is never copied. Checked without joining the parts: a part of
+    /// [`codec::SPLICE_MIN`] bytes or more that is exactly the payload of a
+    /// bin (the usual case) is not looked at, as no bin payload is; other
+    /// parts are copied aside for the check.
+    pub fn from_parts(parts: Vec<Bytes>) -> Result<RawValue, DecodeError> {
+        let mut skeleton = Vec::new();
+        for p in &parts {
+            let n = p.len();
+            let header = u32::try_from(n).ok().map(|n| {
+                let mut h = [0xc6, 0, 0, 0, 0];
+                h[1..].copy_from_slice(&n.to_be_bytes());
+                h
+            });
+            match header {
+                Some(h) if n >= codec::SPLICE_MIN && skeleton.ends_with(&h) => {
+                    // The bin's payload: checked as an empty one.
+                    skeleton.truncate(skeleton.len() - h.len());
+                    skeleton.extend_from_slice(&[0xc4, 0]);
+                }
+                _ => {
+                    if skeleton.try_reserve(n).is_err() {
+                        return Err(DecodeError::OutOfMemory(n));
+                    }
+                    skeleton.extend_from_slice(p);
+                }
+            }
+        }
+        codec::validate(&skeleton)?;
+        Ok(RawValue(RawRepr::Parts(parts, std::sync::OnceLock::new())))
+    }
+
+    /// The parts, when the value was made by [`RawValue::from_parts`].
+    pub(crate) fn parts(&self) -> Option<&[Bytes]> {
+        match &self.0 {
+            RawRepr::Parts(parts, _) => Some(parts),
+            _ => None,
+        }
+    }
+
+    /// The msgpack bytes (a value in parts is joined, once, for this).
     pub fn as_bytes(&self) -> &[u8] {
         match &self.0 {
             RawRepr::Shared(b) => b,
             RawRepr::Framed(v) => &v[Self::FRAME_ROOM..],
+            RawRepr::Parts(parts, joined) => joined.get_or_init(|| parts.concat()),
         }
     }
 
     /// Length of the msgpack bytes.
     pub fn len(&self) -> usize {
-        self.as_bytes().len()
+        match &self.0 {
+            RawRepr::Parts(parts, _) => parts.iter().map(|p| p.len()).sum(),
+            _ => self.as_bytes().len(),
+        }
     }
 
     /// Whether there are no bytes (never, for a checked value).
     pub fn is_empty(&self) -> bool {
-        self.as_bytes().is_empty()
+        self.len() == 0
     }
 
     /// Decode into a [`Value`] (bin data shares the bytes when they are shared).
@@ -212,6 +262,7 @@ impl RawValue {
             RawRepr::Framed(v) => {
                 codec::from_bytes(&Bytes::copy_from_slice(&v[Self::FRAME_ROOM..]))
             }
+            RawRepr::Parts(..) => codec::from_bytes(&Bytes::copy_from_slice(self.as_bytes())),
         }
     }
 

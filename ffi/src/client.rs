@@ -9,7 +9,8 @@ use simplerpc_ws::{Client, ClientConfig, Error};
 
 use crate::error::{
     guard, guard_keep, srpc_status, FfiError, SrpcStatusErrClosed, SrpcStatusErrInvalidArgument,
-    SrpcStatusErrIo, SrpcStatusErrProtocol, SrpcStatusErrTimeout, SrpcStatusErrUnauthorized,
+    SrpcStatusErrIo, SrpcStatusErrProtocol, SrpcStatusErrRefused, SrpcStatusErrTimeout,
+    SrpcStatusErrUnauthorized,
 };
 use crate::types::{
     fill_response, refused, srpc_buf, srpc_call, srpc_call_kind, srpc_response, srpc_slice,
@@ -107,12 +108,50 @@ impl From<Error> for FfiError {
     }
 }
 
+/// `e` as the ABI reports it. The messages name no Rust API (no
+/// `ClientConfig::token`): a C or Python host adds its own hints.
 fn ws_error(e: Error) -> FfiError {
     let status = match &e {
         Error::Remote(r) => return FfiError::remote(r.clone()),
-        Error::Unauthorized { .. } | Error::MissingToken { .. } => SrpcStatusErrUnauthorized,
+        Error::Unauthorized { addr } => {
+            return FfiError::new(
+                SrpcStatusErrUnauthorized,
+                format!(
+                    "the server at {addr} refused the token: use the token the server \
+                     printed when it started"
+                ),
+            )
+        }
+        Error::MissingToken { addr } => {
+            return FfiError::new(
+                SrpcStatusErrUnauthorized,
+                format!(
+                    "no token to connect to {addr}: use the token the server printed \
+                     when it started"
+                ),
+            )
+        }
+        Error::Dead(silent) => {
+            return FfiError::new(
+                SrpcStatusErrTimeout,
+                format!(
+                    "the server sent nothing for {} s while a request waited, not even a \
+                     pong: it is frozen or unreachable; the connection was closed, connect again",
+                    silent.as_secs()
+                ),
+            )
+        }
+        Error::Connect { addr, source } if source.kind() == std::io::ErrorKind::ConnectionRefused => {
+            return FfiError::new(
+                SrpcStatusErrRefused,
+                format!("nothing listens on {addr} (connection refused): is the server running, on that port?"),
+            )
+        }
+        Error::Connect { source, .. } if source.kind() == std::io::ErrorKind::TimedOut => {
+            SrpcStatusErrTimeout
+        }
         Error::Closed(_) => SrpcStatusErrClosed,
-        Error::Timeout(_) | Error::Dead(_) => SrpcStatusErrTimeout,
+        Error::Timeout(_) | Error::ConnectTimeout { .. } => SrpcStatusErrTimeout,
         Error::Interrupted => crate::error::SrpcStatusInterrupted,
         Error::Connect { .. } | Error::Handshake { .. } | Error::Io(_) | Error::Bind { .. } => {
             SrpcStatusErrIo
@@ -131,8 +170,10 @@ fn live<'a>(p: *const srpc_client) -> Result<&'a srpc_client, FfiError> {
 
 /// Connect to `ws://host:port/?token=token`, offering the extensions
 /// SRPC_EXT_DEFAULT. An empty `host` means "localhost"; an empty `token` is
-/// refused (SRPC_STATUS_ERR_UNAUTHORIZED). Against a stock simplerpyc server
-/// the reference protocol is spoken exactly. Close and free with
+/// refused (SRPC_STATUS_ERR_UNAUTHORIZED), and so is a wrong one. Nothing
+/// listening at the address gives SRPC_STATUS_ERR_REFUSED, another network
+/// failure SRPC_STATUS_ERR_IO. Against a stock simplerpyc server the
+/// reference protocol is spoken exactly. Close and free with
 /// srpc_client_free().
 ///
 /// # Safety
@@ -146,11 +187,12 @@ pub unsafe extern "C" fn srpc_client_connect(
 ) -> srpc_status {
     // SAFETY: the caller's contract, passed on.
     unsafe {
-        srpc_client_connect_ext(
+        srpc_client_connect_timeout(
             host,
             port,
             token,
             crate::session::SRPC_EXT_DEFAULT,
+            0,
             client_out,
         )
     }
@@ -171,6 +213,26 @@ pub unsafe extern "C" fn srpc_client_connect_ext(
     extensions: u32,
     client_out: *mut *mut srpc_client,
 ) -> srpc_status {
+    // SAFETY: the caller's contract, passed on.
+    unsafe { srpc_client_connect_timeout(host, port, token, extensions, 0, client_out) }
+}
+
+/// As srpc_client_connect_ext(), giving up after `timeout_ms` milliseconds
+/// (0: no limit of ours; the operating system's for the TCP connection, 30 s
+/// for the handshake): the TCP connection and the WebSocket handshake
+/// together. Past it, SRPC_STATUS_ERR_TIMEOUT.
+///
+/// # Safety
+/// The strings are valid for their lengths; `client_out` is valid.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_client_connect_timeout(
+    host: srpc_str,
+    port: u16,
+    token: srpc_str,
+    extensions: u32,
+    timeout_ms: u64,
+    client_out: *mut *mut srpc_client,
+) -> srpc_status {
     guard(|| {
         // SAFETY: NULL checked; otherwise valid.
         let o = unsafe { client_out.as_mut() }.ok_or_else(|| FfiError::null("client_out"))?;
@@ -187,6 +249,9 @@ pub unsafe extern "C" fn srpc_client_connect_ext(
             cfg.token = None;
         }
         cfg.extensions = crate::session::extensions(extensions);
+        if timeout_ms != 0 {
+            cfg.connect_timeout = Some(Duration::from_millis(timeout_ms));
+        }
         let c = Client::connect(&cfg).map_err(ws_error)?;
         *o = Box::into_raw(Box::new(srpc_client(Transport::Ws(c))));
         Ok(())

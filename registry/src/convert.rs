@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use ndarray::Dimension;
 
-use crate::array::{Element, NdArrayExt};
+use crate::array::{Element, NdArrayExt, NdView};
 use simplerpc_core::executor::{ExecError, ExecResult};
 use simplerpc_core::value::Value;
 use simplerpc_core::{ArrayError, NdArray};
@@ -109,6 +109,23 @@ impl FromValue for NdArray {
             Value::Array(a) => Ok(a),
             other => Err(mismatch("ndarray", &other)),
         }
+    }
+}
+
+impl<T: Element> FromValue for NdView<T> {
+    const EXPECTED: &'static str = "ndarray";
+    fn from_value(v: Value) -> ExecResult<Self> {
+        let a = NdArray::from_value(v)?;
+        // A copy is made only of data that cannot be read in place: as
+        // large as the client decided.
+        let in_place = a.view::<T>().is_ok();
+        if !in_place {
+            crate::alloc::check_alloc(a.data().len())?;
+        }
+        NdView::new(a).map_err(|e| match e {
+            ArrayError::OutOfMemory(n) => crate::alloc::out_of_memory(n),
+            e => ExecError::type_error(e.to_string()),
+        })
     }
 }
 

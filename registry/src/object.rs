@@ -213,14 +213,23 @@ impl Object {
                     f(&**state)
                 }
                 None => Err(ExecError::type_error(format!(
-                    "'{}' object cannot be materialized: its class has no materialize function",
+                    "cannot materialize an object of type '{}': it has no wire form (its class \
+                     has no materialize function); keep it remote (use the proxy) and call its \
+                     methods",
                     i.class.name
                 ))),
             },
-            other => Err(ExecError::type_error(format!(
-                "{} cannot be materialized",
-                other.kind()
-            ))),
+            other => {
+                let hint = match other {
+                    Object::Module(_) => "use its attributes, e.g. materialize(p.name)",
+                    _ => "call it through the proxy instead, e.g. materialize(p(...))",
+                };
+                Err(ExecError::type_error(format!(
+                    "cannot materialize {}: it has no wire form; keep it remote (use the proxy) \
+                     or {hint}",
+                    other.kind()
+                )))
+            }
         }
     }
 }
@@ -386,6 +395,12 @@ impl<T: Into<Value>> IntoObject for Option<T> {
 }
 
 impl<T: crate::Element, D: ndarray::Dimension> IntoObject for crate::Array<T, D> {
+    fn into_object(self) -> ExecResult<Object> {
+        Ok(Object::Value(self.into()))
+    }
+}
+
+impl<T: crate::Element> IntoObject for crate::NdView<T> {
     fn into_object(self) -> ExecResult<Object> {
         Ok(Object::Value(self.into()))
     }

@@ -41,6 +41,19 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// Connecting (the TCP connection and the handshake) took longer than
+    /// [`ClientConfig::connect_timeout`](crate::ClientConfig::connect_timeout):
+    /// the host drops packets, or nothing there answers.
+    #[error(
+        "connecting to {addr} took longer than {after:?}, the connect timeout: nothing there \
+         answers; is the address right, and the server running?"
+    )]
+    ConnectTimeout {
+        /// `host:port` of the server
+        addr: String,
+        /// the connect timeout
+        after: std::time::Duration,
+    },
     /// The peer does not speak WebSocket, or broke off the handshake.
     #[error("the WebSocket handshake with {addr} failed: {reason}")]
     Handshake {

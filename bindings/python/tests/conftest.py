@@ -65,7 +65,7 @@ class Server(NamedTuple):
 
 
 def _child_env() -> Dict[str, str]:
-    # The servers read SIMPLERPC_*/SIMPLERPYC_* as defaults (token!): start them clean.
+    # Ours reads SIMPLERPC_SERVER_*, the reference SIMPLERPYC_* as defaults (token!): start them clean.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SIMPLERPC_", "SIMPLERPYC_"))}
     env["PYTHONUNBUFFERED"] = "1"  # the reference server prints without flushing
     return env

@@ -4,8 +4,8 @@
 //! token from a working connection.
 
 use std::io;
-use std::net::TcpStream;
-use std::time::Duration;
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
 
 use simplerpc_core::{extensions, Extensions};
 use tungstenite::client::IntoClientRequest;
@@ -38,13 +38,35 @@ pub(super) fn connect(
         addr: addr.into(),
         source,
     };
-    let stream = TcpStream::connect((host, config.port)).map_err(connect_err)?;
+    let started = Instant::now();
+    let timed_out = |after: Duration| Error::ConnectTimeout {
+        addr: addr.into(),
+        after,
+    };
+    let stream = match config.connect_timeout {
+        None => TcpStream::connect((host, config.port)).map_err(connect_err)?,
+        Some(limit) => connect_within(host, config.port, limit).map_err(|e| {
+            if e.kind() == io::ErrorKind::TimedOut {
+                timed_out(limit)
+            } else {
+                connect_err(e)
+            }
+        })?,
+    };
+    // The handshake has what is left of the connect timeout, at most 30 s.
+    let handshake_wait = match config.connect_timeout {
+        Some(limit) => limit
+            .saturating_sub(started.elapsed())
+            .min(HANDSHAKE_TIMEOUT)
+            .max(Duration::from_millis(1)),
+        None => HANDSHAKE_TIMEOUT,
+    };
     stream.set_nodelay(true).map_err(connect_err)?;
     stream
-        .set_read_timeout(Some(HANDSHAKE_TIMEOUT))
+        .set_read_timeout(Some(handshake_wait))
         .map_err(connect_err)?;
     stream
-        .set_write_timeout(Some(HANDSHAKE_TIMEOUT))
+        .set_write_timeout(Some(handshake_wait))
         .map_err(connect_err)?;
 
     let request = upgrade_request(addr, host, token, config.extensions)?;
@@ -57,10 +79,10 @@ pub(super) fn connect(
             }
             Err(HandshakeError::Failure(e)) => return Err(handshake_err(addr, e.to_string())),
             Err(HandshakeError::Interrupted(_)) => {
-                return Err(handshake_err(
-                    addr,
-                    format!("no answer within {HANDSHAKE_TIMEOUT:?}"),
-                ))
+                return Err(match config.connect_timeout {
+                    Some(limit) if handshake_wait < HANDSHAKE_TIMEOUT => timed_out(limit),
+                    _ => handshake_err(addr, format!("no answer within {handshake_wait:?}")),
+                })
             }
         };
     let accepted = response
@@ -81,6 +103,34 @@ pub(super) fn connect(
         .set_write_timeout(Some(POLL))
         .map_err(connect_err)?;
     Ok((wire, accepted))
+}
+
+/// A TCP connection to `host:port` within `limit`, trying each address the
+/// name resolves to with what is left of it (an error of kind `TimedOut`
+/// when none answered in time).
+fn connect_within(host: &str, port: u16, limit: Duration) -> io::Result<TcpStream> {
+    let deadline = Instant::now() + limit;
+    let mut last = None;
+    for a in (host, port).to_socket_addrs()? {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        match TcpStream::connect_timeout(&a, left) {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        if Instant::now() >= deadline {
+            io::Error::from(io::ErrorKind::TimedOut)
+        } else {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{host} resolves to no address"),
+            )
+        }
+    }))
 }
 
 /// The upgrade request for `ws://addr/?token=TOKEN`, offering `offer` in the

@@ -237,8 +237,9 @@ impl Wire {
     }
 
     /// Let the buffers kept for large messages go (the connection idles).
-    pub(crate) fn trim(&self) {
+    pub(crate) fn trim(&mut self) {
         self.reader.trim();
+        self.writer.trim();
     }
 
     /// Note a signal that interrupted a read made while writing.
@@ -299,13 +300,13 @@ impl Wire {
     /// read meanwhile through the reader it is given.
     pub(crate) fn write_message(
         &mut self,
-        payload: &mut [u8],
+        parts: &[&[u8]],
         stalled: &mut dyn FnMut(&mut Reader, &TcpStream, Duration) -> io::Result<()>,
     ) -> io::Result<()> {
         let reader = &mut self.reader;
         let stream = &self.stream;
         self.writer
-            .write_message(&mut &self.stream, payload, &mut |idle| {
+            .write_message(&mut &self.stream, parts, &mut |idle| {
                 stalled(reader, stream, idle)
             })
     }

@@ -11,7 +11,9 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import errno
 import glob
+import itertools
 import os
 import threading
 from ctypes import (
@@ -29,7 +31,16 @@ from ctypes import (
 from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 
 from ._native_api import NativeRemoteError
-from .errors import AuthenticationError, ConnectionClosedError, ProtocolError, RequestTimeoutError, SimpleRPCError
+from .errors import (
+    AuthenticationError,
+    ConnectionClosedError,
+    ConnectionError,
+    ConnectionRefusedError,
+    ConnectTimeoutError,
+    ProtocolError,
+    RequestTimeoutError,
+    SimpleRPCError,
+)
 
 # The header's constants, by their C names.
 # srpc_status
@@ -47,7 +58,8 @@ from .errors import AuthenticationError, ConnectionClosedError, ProtocolError, R
     SRPC_STATUS_ERR_STATE,
     SRPC_STATUS_ERR_TIMEOUT,
     SRPC_STATUS_INTERRUPTED,
-) = range(13)
+    SRPC_STATUS_ERR_REFUSED,
+) = range(14)
 # srpc_call_kind
 (
     SRPC_CALL_KIND_IMPORT_MODULE,
@@ -221,7 +233,7 @@ _last_type = _declare("srpc_last_error_type", c_void_p)
 _last_traceback = _declare("srpc_last_error_traceback", c_void_p)
 _last_payload = _declare("srpc_last_error_payload", c_void_p, POINTER(c_size_t))
 _buf_free = _declare("srpc_buf_free", None, POINTER(Buf))
-_client_connect_ext = _declare("srpc_client_connect_ext", c_uint32, Str, c_uint16, Str, c_uint32, POINTER(c_void_p))
+_client_connect_timeout = _declare("srpc_client_connect_timeout", c_uint32, Str, c_uint16, Str, c_uint32, c_uint64, POINTER(c_void_p))
 _client_request = _declare("srpc_client_request", c_uint32, c_void_p, POINTER(Call), POINTER(Response))
 _client_send = _declare("srpc_client_send", c_uint32, c_void_p, POINTER(Call), POINTER(c_uint64))
 _client_send_pipelined = _declare("srpc_client_send_pipelined", c_uint32, c_void_p, POINTER(Call), POINTER(c_uint64))
@@ -251,6 +263,13 @@ _reply_handle = _declare("srpc_reply_handle", c_uint32, c_void_p, c_uint64)
 _reply_extensions = _declare("srpc_reply_extensions", c_uint32, c_void_p)
 _reply_value = _declare("srpc_reply_value", c_uint32, c_void_p, c_void_p, c_size_t)
 _reply_value_parts = _declare("srpc_reply_value_parts", c_uint32, c_void_p, POINTER(Slice), c_size_t)
+LENT_RELEASE_FN = CFUNCTYPE(None, c_void_p)
+_reply_value_lent = _declare(
+    "srpc_reply_value_lent", c_uint32, c_void_p, POINTER(Slice), c_size_t, LENT_RELEASE_FN, c_void_p
+)
+# Parts from this size up are lent to the library (srpc_reply_value_lent), not
+# copied: the library's SPLICE_MIN.
+_LEND_MIN = 64 << 10
 _reply_keep_input = _declare("srpc_reply_keep_input", c_uint32, c_void_p, c_uint32, POINTER(Buf))
 _reply_error = _declare("srpc_reply_error", c_uint32, c_void_p, Str, Str, Str, Slice)
 _trail = _declare("srpc_trail", c_uint32, c_uint32, Str, Str, Slice, POINTER(Buf))
@@ -285,18 +304,6 @@ def trail(kind: int, parent: str = "", a: str = "", key: bytes = b"") -> str:
 TUPLE_BUILTIN = _cstr(_trail_tuple_builtin())
 
 
-class NativeError(SimpleRPCError):
-    """A libsimplerpc call failed; ``status`` is its srpc_status."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class NativeIOError(NativeError, ConnectionError):
-    """A network or OS error: the server cannot be reached or the address bound."""
-
-
 def _raise(status: int) -> None:
     if status == SRPC_STATUS_ERR_REMOTE:
         # Every part is read before any is turned into a Python object:
@@ -312,18 +319,36 @@ def _raise(status: int) -> None:
         message = raw_message.decode("utf-8", "replace")
         etype = raw_type.decode("utf-8", "replace")
         raise NativeRemoteError(etype or "builtins.Exception", message, raw_tb.decode("utf-8", "replace"), payload)
-    message = _cstr(_last_message())
+    raise _error(status, _cstr(_last_message()))
+
+
+def _error(status: int, message: str) -> Exception:
+    """The public exception for a failed call's ``status`` (never a private
+    class: users see and catch these). The library's messages name no Rust
+    or C API; a message for which the Python API matters is reworded where
+    the Python side knows more (``connect``)."""
     if status == SRPC_STATUS_ERR_UNAUTHORIZED:
-        raise AuthenticationError(message)
+        return AuthenticationError(message)
+    if status == SRPC_STATUS_ERR_REFUSED:
+        e = ConnectionRefusedError(message)
+        e.errno = errno.ECONNREFUSED
+        return e
     if status == SRPC_STATUS_ERR_CLOSED:
-        raise ConnectionClosedError(message)
+        return ConnectionClosedError(message)
     if status == SRPC_STATUS_ERR_TIMEOUT:
-        raise RequestTimeoutError(message)
+        # The library's two waits, with the Python setting that governs each.
+        if "not even a pong" in message:
+            message += " (connect(dead_after=...) sets how long to wait)"
+        elif message.startswith("the server did not answer within"):
+            message += " (the timeout=... given to connect() or spawn() sets the limit)"
+        return RequestTimeoutError(message)
     if status == SRPC_STATUS_ERR_PROTOCOL:
-        raise ProtocolError(message)
+        return ProtocolError(message)
     if status == SRPC_STATUS_ERR_IO:
-        raise NativeIOError(status, message)
-    raise NativeError(status, message)
+        return ConnectionError(message)
+    if status in (SRPC_STATUS_ERR_INVALID_ARGUMENT, SRPC_STATUS_ERR_INVALID_UTF8):
+        return ValueError(message)
+    return SimpleRPCError(message or f"libsimplerpc failed with status {status}")
 
 
 def _take(buf: Buf) -> bytes:
@@ -532,8 +557,12 @@ class NativeClient:
         keep = _Keep()
         handle = c_void_p()
         # Every extension, tuple included: this package reads and writes
-        # the tuple marker (a stock server accepts none of them).
-        st = _client_connect_ext(keep.str(host), port, keep.str(token), SRPC_EXT_ALL, byref(handle))
+        # the tuple marker (a stock server accepts none of them). The
+        # timeout bounds connecting too (TCP connection and handshake).
+        connect_ms = 0 if timeout is None else max(1, int(timeout * 1000))
+        st = _client_connect_timeout(keep.str(host), port, keep.str(token), SRPC_EXT_ALL, connect_ms, byref(handle))
+        if st == SRPC_STATUS_ERR_TIMEOUT:
+            raise ConnectTimeoutError(_cstr(_last_message()))
         if st != SRPC_STATUS_OK:
             _raise(st)
         self._handle: Optional[int] = handle.value
@@ -859,6 +888,11 @@ class NativeServer:
         self._gil_states: Dict[int, Tuple[int, int]] = {}
         self._next = 1
         self._lock = threading.Lock()
+        # What answers lent to the library keep alive, by token, until it
+        # calls back (once the answer is written).
+        self._lent: Dict[int, Any] = {}
+        self._lent_ids = itertools.count(1)
+        self._lent_release = LENT_RELEASE_FN(self._on_lent_release)
         # The CFUNCTYPE objects live as long as the server: Rust holds them.
         self._callbacks = (
             OPEN_FN(self._on_open),
@@ -890,6 +924,8 @@ class NativeServer:
         cfg.extensions = SRPC_EXT_ALL
         handle = c_void_p()
         st = _server_start(byref(cfg), byref(ex), byref(handle))
+        if st == SRPC_STATUS_ERR_IO:  # cannot listen there: an OS error, not a connection's
+            raise OSError(_cstr(_last_message()))
         if st != SRPC_STATUS_OK:
             _raise(st)
         self._handle = handle.value
@@ -981,6 +1017,10 @@ class NativeServer:
             except BaseException:
                 pass
 
+    def _on_lent_release(self, ctx: Any) -> None:
+        # From any thread, once the answer that lent the memory is written.
+        self._lent.pop(ctx or 0, None)
+
     def _on_call(self, _userdata: Any, session: Any, call_p: Any, reply: Any) -> int:
         try:
             ex = self._sessions[session or 0]
@@ -1032,10 +1072,19 @@ class NativeServer:
             elif kind in (SRPC_CALL_KIND_MATERIALIZE, SRPC_CALL_KIND_GET_NAMESPACE):
                 data = ex.materialize(obj) if kind == SRPC_CALL_KIND_MATERIALIZE else ex.namespace()
                 if isinstance(data, list):
-                    # Parts (an array's own memory among them): the library
-                    # copies each once, straight into the response frame.
+                    # Parts (an array's own memory among them). With one
+                    # client, a large one is lent: the library writes it to
+                    # the socket where it lies, after this callback, and
+                    # calls back when done (the array is kept alive till
+                    # then). With several, another client's call could
+                    # change the array while it is written, so every part
+                    # is copied now, into the response frame: a snapshot.
                     keep = _Keep()
                     parts = (Slice * len(data))(*(keep.readonly_slice(p) for p in data))
+                    if len(self._sessions) == 1 and any(p.len >= _LEND_MIN for p in parts):
+                        token = next(self._lent_ids)
+                        self._lent[token] = keep
+                        return _reply_value_lent(reply, parts, len(data), self._lent_release, token)
                     return _reply_value_parts(reply, parts, len(data))
                 keep = _Keep()
                 s = keep.slice(data)

@@ -257,7 +257,9 @@ def _encode_special(obj: Any, proxy_owner: Any, spliced: List[Tuple[bytes, Any]]
         if obj_id >= _PROMISE_BIT:  # a promise: the result of a request still in flight
             return {"__rpc_promise__": obj_id & ~_PROMISE_BIT}
         return {"__rpc_proxy__": True, "obj_id": obj_id}
-    raise TypeError(f"can not serialize {type(obj).__qualname__!r} object")
+    error = TypeError(f"can not serialize {type(obj).__qualname__!r} object")
+    error.unserializable = obj  # type: ignore[attr-defined] # for _messages.no_wire_form()
+    raise error
 
 
 def _encode_array(np: Any, arr: Any, spliced: List[Tuple[bytes, Any]]) -> Dict[bytes, Any]:

@@ -325,31 +325,50 @@ impl Value {
         Value::Slice(Box::new(Slice { start, stop, step }))
     }
 
-    /// The value as a signed integer, if it is an integer that fits.
+    /// The value as a signed integer, if it is an integer that fits (numpy
+    /// integer scalars, as `np.add` returns, included).
     pub fn as_i64(&self) -> Option<i64> {
-        match *self {
-            Value::Int(i) => Some(i),
-            Value::UInt(u) => i64::try_from(u).ok(),
+        match self {
+            Value::Int(i) => Some(*i),
+            Value::UInt(u) => i64::try_from(*u).ok(),
+            Value::Scalar(s) => s.as_i64(),
             _ => None,
         }
     }
 
-    /// The value as an unsigned integer, if it is a non-negative integer.
+    /// The value as an unsigned integer, if it is a non-negative integer
+    /// (numpy integer scalars included).
     pub fn as_u64(&self) -> Option<u64> {
-        match *self {
-            Value::Int(i) => u64::try_from(i).ok(),
-            Value::UInt(u) => Some(u),
+        match self {
+            Value::Int(i) => u64::try_from(*i).ok(),
+            Value::UInt(u) => Some(*u),
+            Value::Scalar(s) => s.as_u64(),
             _ => None,
         }
     }
 
-    /// The value as a float: floats, and integers converted.
+    /// The value as a float: floats, and integers converted (numpy float
+    /// and integer scalars included).
+    ///
+    /// ```
+    /// use simplerpc_core::{Bytes, ByteOrder, DType, Scalar, Value};
+    ///
+    /// // np.int64(7), as `np.add(3, 4)` returns it.
+    /// let v = Value::Scalar(Scalar {
+    ///     dtype: DType::Int64,
+    ///     order: ByteOrder::Little,
+    ///     data: Bytes::copy_from_slice(&7i64.to_le_bytes()),
+    /// });
+    /// assert_eq!(v.as_i64(), Some(7));
+    /// assert_eq!(v.as_f64(), Some(7.0));
+    /// ```
     pub fn as_f64(&self) -> Option<f64> {
-        match *self {
-            Value::Float(f) => Some(f),
-            Value::F32(f) => Some(f as f64),
-            Value::Int(i) => Some(i as f64),
-            Value::UInt(u) => Some(u as f64),
+        match self {
+            Value::Float(f) => Some(*f),
+            Value::F32(f) => Some(f64::from(*f)),
+            Value::Int(i) => Some(*i as f64),
+            Value::UInt(u) => Some(*u as f64),
+            Value::Scalar(s) => s.as_f64(),
             _ => None,
         }
     }
@@ -362,10 +381,11 @@ impl Value {
         }
     }
 
-    /// The value as a bool.
+    /// The value as a bool (a numpy `bool_` scalar included).
     pub fn as_bool(&self) -> Option<bool> {
-        match *self {
-            Value::Bool(b) => Some(b),
+        match self {
+            Value::Bool(b) => Some(*b),
+            Value::Scalar(s) => s.as_bool(),
             _ => None,
         }
     }

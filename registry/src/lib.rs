@@ -29,6 +29,7 @@ mod alloc;
 pub mod array;
 mod convert;
 mod object;
+mod typed;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -36,9 +37,10 @@ use std::sync::Arc;
 pub use alloc::{check_alloc, max_alloc, try_vec, DEFAULT_MAX_ALLOC};
 pub use array::{Element, NdArrayExt, NdView};
 pub use convert::{Array, FromValue, IntoValue};
-/// The `ndarray` version this crate converts to and from.
-pub use ndarray;
 pub use object::{Args, Class, ClassInfo, Instance, IntoFunction, IntoMethod, IntoObject, Object};
+/// The `ndarray` version this crate converts to and from (core's).
+pub use simplerpc_core::ndarray;
+pub use typed::Serde;
 
 use simplerpc_core::codec;
 use simplerpc_core::executor::{Arguments, ExecError, ExecResult, Executor, Key, Target};

@@ -113,6 +113,18 @@ pub enum Error {
     /// or already taken. The connection is fine.
     #[error("request {0} has no answer to wait for: it was never sent, was pipelined, or its answer was already taken")]
     NoAnswer(u64),
+    /// A value did not fit the Rust type asked for
+    /// ([`Proxy::materialize_as`](crate::Proxy::materialize_as)), or a Rust
+    /// argument has no protocol value; nothing remote went wrong. The path
+    /// in `source` names the field that did not fit.
+    #[error("{what}: {source}")]
+    Convert {
+        /// what was being converted (`"env.step() as my_crate::Step"`, `"argument"`)
+        what: String,
+        /// the value that did not fit, and where
+        #[source]
+        source: simplerpc_core::ConvertError,
+    },
     /// The server could not listen on its address.
     #[error("cannot listen on {addr}: {source}; is another server using that port?")]
     Bind {

@@ -26,6 +26,8 @@ mod buffer;
 #[cfg(feature = "pyo3")]
 mod client;
 #[cfg(feature = "pyo3")]
+mod codec;
+#[cfg(feature = "pyo3")]
 mod server;
 
 #[cfg(feature = "pyo3")]
@@ -39,6 +41,8 @@ fn _speedups(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(client::client_call, m)?)?;
     m.add_function(wrap_pyfunction!(client::client_wait, m)?)?;
     m.add_function(wrap_pyfunction!(client::trail, m)?)?;
+    m.add_function(wrap_pyfunction!(codec::packb_parts, m)?)?;
+    m.add_function(wrap_pyfunction!(codec::unpackb, m)?)?;
     m.add_class::<server::Dispatcher>()?;
     Ok(())
 }

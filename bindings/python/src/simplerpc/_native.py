@@ -433,6 +433,7 @@ def _decode_value_and_free(buf: Buf, allow_pickle: bool, tuples: bool = False) -
     lies aligned for their dtype (the frame is then freed with the last of
     them), else copied once, from the frame straight into their numpy
     arrays (see ``_decode_split``)."""
+    from . import _serialization
     from ._serialization import local_numpy, unpackb
 
     # The frame owns the buffer from here on, and frees it when nothing
@@ -442,6 +443,11 @@ def _decode_value_and_free(buf: Buf, allow_pickle: bool, tuples: bool = False) -
     buf.owner = buf.data = None
     buf.len = 0
     data, size = frame.buf.data, frame.buf.len
+    if _serialization._rs is not None and data:
+        # The accelerator reads the frame where it lies; large arrays are
+        # made over it (or copied once), as _decode_split does.
+        big = size >= _SPLIT_VALUE and local_numpy(import_it=False) is not None
+        return _serialization.unpackb_at(data, size, allow_pickle=allow_pickle, owner=frame if big else None, split_min=_SPLIT_BIN, tuples=tuples)
     if size >= _SPLIT_VALUE and local_numpy(import_it=False) is not None:
         value = _decode_split(data, size, allow_pickle, owner=frame, tuples=tuples)
         if value is not _NO_ARRAYS:

@@ -19,8 +19,9 @@ cargo fmt --all -- --check
 cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 # The pyo3 feature (off by default: the workspace builds without Python):
-# the accelerator simplerpc._speedups. pyo3 finds python3 on PATH (or PYO3_PYTHON).
-cargo clippy -p simplerpc-speedups --all-targets --features pyo3 -- -D warnings
+# the accelerator simplerpc._speedups and PyExecutor. pyo3 builds against
+# python3 on PATH, the Python the venvs below are made from.
+PYO3_PYTHON=python3 cargo clippy -p simplerpc-speedups -p simplerpc-pyexec --all-targets --features pyo3 -- -D warnings
 
 step "cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace
@@ -41,6 +42,10 @@ export SIMPLERPC_NP1_PYTHON="$root/.venv-np1/bin/python"
 
 step "cargo test"
 cargo test --workspace
+# PyExecutor in the CPython the tests embed, importing simplerpc from .venv
+# (also builds the example py_server that tests/interop serves Python objects with).
+PYO3_PYTHON=python3 PYTHONPATH="$(.venv/bin/python -c 'import site; print(site.getsitepackages()[0])')" \
+  cargo test -p simplerpc-pyexec --features pyo3
 
 step "fuzzing: each cargo-fuzz target for 20 s (longer runs by hand: see scripts/fuzz.sh)"
 scripts/fuzz.sh 20

@@ -317,6 +317,39 @@ _trail = _declare("srpc_trail", c_uint32, c_uint32, Str, Str, Slice, POINTER(Buf
 _trail_tuple_builtin = _declare("srpc_trail_tuple_builtin", c_void_p)
 
 
+def _load_speedups() -> Any:
+    """The accelerator ``simplerpc._speedups`` (a Rust extension, built only
+    on request: ``SIMPLERPC_SPEEDUPS=1 pip install ./bindings/python``),
+    bound to this library; None when it is absent, cannot be bound, or
+    ``SIMPLERPC_NO_SPEEDUPS`` is set to anything but ``0`` (everything then
+    goes through ctypes, as without it)."""
+    if os.environ.get("SIMPLERPC_NO_SPEEDUPS", "0") not in ("", "0"):
+        return None
+    try:
+        from . import _speedups  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    names = (
+        "srpc_client_request", "srpc_client_send", "srpc_client_send_pipelined", "srpc_client_wait",
+        "srpc_trail", "srpc_buf_free", "srpc_reply_handle", "srpc_reply_extensions",
+        "srpc_reply_value", "srpc_reply_value_parts", "srpc_reply_error",
+    )
+    try:
+        _speedups.bind({name: ctypes.cast(getattr(_lib, name), c_void_p).value for name in names})
+    except Exception:  # another library than the one it was bound to: ctypes it is
+        return None
+    return _speedups
+
+
+#: The accelerator, or None (see :func:`_load_speedups`).
+_sp = _load_speedups()
+
+
+def speedups_enabled() -> bool:
+    """Whether the accelerator ``simplerpc._speedups`` is in use."""
+    return _sp is not None
+
+
 _gil_ensure = ctypes.pythonapi.PyGILState_Ensure
 _gil_ensure.restype = ctypes.c_int
 _gil_ensure.argtypes = []
@@ -333,6 +366,10 @@ def trail(kind: int, parent: str = "", a: str = "", key: bytes = b"") -> str:
     """The path trail core prescribes (``srpc_trail``): ``kind`` is an
     ``SRPC_TRAIL_KIND_*``, ``parent`` the parent's trail, ``a`` the name
     (module, builtin, attribute, expression) and ``key`` a msgpack key."""
+    if _sp is not None:
+        text: Optional[str] = _sp.trail(kind, parent, a, key)
+        if text is not None:
+            return text
     keep = _Keep()
     out = Buf()
     st = _trail(kind, keep.str(parent), keep.str(a), keep.slice(key), byref(out))
@@ -462,6 +499,7 @@ def _decode_value_and_free(buf: Buf, allow_pickle: bool, tuples: bool = False) -
     lies aligned for their dtype (the frame is then freed with the last of
     them), else copied once, from the frame straight into their numpy
     arrays (see ``_decode_split``)."""
+    from . import _serialization
     from ._serialization import local_numpy, unpackb
 
     # The frame owns the buffer from here on, and frees it when nothing
@@ -471,6 +509,11 @@ def _decode_value_and_free(buf: Buf, allow_pickle: bool, tuples: bool = False) -
     buf.owner = buf.data = None
     buf.len = 0
     data, size = frame.buf.data, frame.buf.len
+    if _serialization._rs is not None and data:
+        # The accelerator reads the frame where it lies; large arrays are
+        # made over it (or copied once), as _decode_split does.
+        big = size >= _SPLIT_VALUE and local_numpy(import_it=False) is not None
+        return _serialization.unpackb_at(data, size, allow_pickle=allow_pickle, owner=frame if big else None, split_min=_SPLIT_BIN, tuples=tuples)
     if size >= _SPLIT_VALUE and local_numpy(import_it=False) is not None:
         value = _decode_split(data, size, allow_pickle, owner=frame, tuples=tuples)
         if value is not _NO_ARRAYS:
@@ -686,6 +729,21 @@ class NativeClient:
         return resp.kind, resp.obj
 
     def _request(self, kind: int, obj: Optional[int] = None, name: str = "", path: str = "", args: bytes = b"", kwargs: bytes = b"", key: bytes = b"", payload: bytes = b"", allow_pickle: Optional[bool] = None) -> Tuple[int, Any]:
+        if _sp is not None:
+            if not self._handle:
+                raise ConnectionClosedError("the connection is closed")
+            resp = _blank_response()
+            no_obj = SRPC_NO_OBJECT if obj is None else obj
+            try:
+                st = _sp.client_call(0, self._handle, ctypes.addressof(resp), kind, no_obj, name, path, args, kwargs, key, payload)
+                if st == SRPC_STATUS_INTERRUPTED:
+                    st = self._resume(resp)
+            except BaseException:
+                self._give_up(resp)
+                raise
+            if st != SRPC_STATUS_OK:
+                _raise(st)
+            return self._answer(resp, allow_pickle)
         keep = _Keep()
         call = self._call(keep, kind, obj, name, path, args, kwargs, key, payload)
         resp = _blank_response()
@@ -708,9 +766,16 @@ class NativeClient:
         request = resp.request_id
         while True:
             _run_signal_handlers()
-            st = _client_wait(self._handle, request, byref(resp))
+            st = self._wait_into(request, resp)
             if st != SRPC_STATUS_INTERRUPTED:
                 return st
+
+    def _wait_into(self, request: int, resp: Response) -> int:
+        """srpc_client_wait into ``resp`` (the accelerator's, or ctypes')."""
+        if _sp is not None:
+            st: int = _sp.client_wait(self._handle, request, ctypes.addressof(resp))
+            return st
+        return _client_wait(self._handle, request, byref(resp))
 
     def _give_up(self, resp: Response, request: Optional[int] = None) -> None:
         """The caller is gone (an exception from a signal handler, Ctrl-C's
@@ -748,9 +813,22 @@ class NativeClient:
 
     def send_pipelined(self, kind: int, obj: Optional[int] = None, name: str = "", path: str = "", args: bytes = b"", kwargs: bytes = b"", key: bytes = b"") -> int:
         """Send without waiting; the promise of the object it will return (an id with SRPC_PROMISE_BIT)."""
+        out = c_uint64(_NO_REQUEST)
+        if _sp is not None:
+            if not self._handle:
+                raise ConnectionClosedError("the connection is closed")
+            no_obj = SRPC_NO_OBJECT if obj is None else obj
+            try:
+                st = _sp.client_call(2, self._handle, ctypes.addressof(out), kind, no_obj, name, path, args, kwargs, key, b"")
+            except BaseException:
+                if out.value != _NO_REQUEST and self._handle:
+                    _client_release(self._handle, out.value)
+                raise
+            if st != SRPC_STATUS_OK:
+                _raise(st)
+            return out.value
         keep = _Keep()
         call = self._call(keep, kind, obj, name, path, args, kwargs, key, b"")
-        out = c_uint64(_NO_REQUEST)
         try:
             st = _client_send_pipelined(self._handle, byref(call), byref(out))
         except BaseException:
@@ -764,9 +842,22 @@ class NativeClient:
 
     def send(self, kind: int, obj: Optional[int] = None, name: str = "", path: str = "", args: bytes = b"", kwargs: bytes = b"", key: bytes = b"", payload: bytes = b"") -> int:
         """Send and return the request id without waiting (see :meth:`wait`)."""
+        out = c_uint64(_NO_REQUEST)
+        if _sp is not None:
+            if not self._handle:
+                raise ConnectionClosedError("the connection is closed")
+            no_obj = SRPC_NO_OBJECT if obj is None else obj
+            try:
+                st = _sp.client_call(1, self._handle, ctypes.addressof(out), kind, no_obj, name, path, args, kwargs, key, payload)
+            except BaseException:
+                if out.value != _NO_REQUEST and self._handle:
+                    _client_abandon(self._handle, out.value)
+                raise
+            if st != SRPC_STATUS_OK:
+                _raise(st)
+            return out.value
         keep = _Keep()
         call = self._call(keep, kind, obj, name, path, args, kwargs, key, payload)
-        out = c_uint64(_NO_REQUEST)
         try:
             st = _client_send(self._handle, byref(call), byref(out))
         except BaseException:
@@ -785,7 +876,7 @@ class NativeClient:
             raise ConnectionClosedError("the connection is closed")
         resp = _blank_response()
         try:
-            st = _client_wait(self._handle, request, byref(resp))
+            st = self._wait_into(request, resp)
             if st == SRPC_STATUS_INTERRUPTED:
                 st = self._resume(resp)
         except BaseException:
@@ -942,10 +1033,12 @@ class NativeServer:
             RELEASE_FN(self._on_release),
             FREE_FN(0),
         )
+        # With the accelerator, its executor table (Rust callbacks) instead.
+        self._dispatcher = _sp.Dispatcher(make_executor, describe_exception, _large_decoder, _log_refused) if _sp is not None else None
         self._handle: Optional[int] = None
         if port is None:  # a stream server: serve_fd() runs it
             return
-        ex = Executor(None, *self._callbacks)
+        ex = self._executor_table()
         keep = _Keep()
         cfg = ServerConfig(
             keep.str(host),
@@ -991,12 +1084,18 @@ class NativeServer:
         run on this thread. Raises what ended it otherwise (a broken stream,
         a peer that is no simplerpc client)."""
         server = cls("", None, None, make_executor, describe_exception)  # type: ignore[arg-type]
-        ex = Executor(None, *server._callbacks)
+        ex = server._executor_table()
         # Every extension, tuple included, as the WebSocket server accepts them.
         cfg = StreamConfig(max_message_size, max_objects, 0, SRPC_EXT_ALL)
         st = _server_serve_fd(byref(cfg), byref(ex), fd)
         if st != SRPC_STATUS_OK:
             _raise(st)
+
+    def _executor_table(self) -> Executor:
+        """The srpc_executor: the accelerator's, or the ctypes callbacks."""
+        if self._dispatcher is not None:
+            return Executor.from_address(self._dispatcher.address())
+        return Executor(None, *self._callbacks)
 
     def stop(self) -> None:
         """Stop accepting, end every session; returns once all have closed."""
@@ -1033,12 +1132,7 @@ class NativeServer:
         except BaseException:
             # The executor could not be made: refuse this client's session
             # (every call of it is answered with an error); say why in the log.
-            try:
-                import logging
-
-                logging.getLogger("simplerpc").exception("the executor for a new client could not be created")
-            except BaseException:
-                pass
+            _log_refused(None)
             return SRPC_STATUS_ERR_STATE
 
     def _on_close(self, _userdata: Any, session: Any) -> None:
@@ -1082,21 +1176,7 @@ class NativeServer:
                 # The request frame's own bytes, borrowed for this callback;
                 # refs[i] is the handle of the i-th proxy marker in them.
                 refs = c.refs[: c.refs_len] if c.refs_len else ()
-                inputs = {c.args.ptr: SRPC_INPUT_ARGS, c.kwargs.ptr: SRPC_INPUT_KWARGS}
-
-                def keep(addr: int) -> Optional[Buf]:
-                    which = inputs.get(addr)
-                    kept = Buf()
-                    if which is None or _reply_keep_input(reply, which, byref(kept)) != SRPC_STATUS_OK:
-                        return None
-                    if kept.data != addr:  # not the bytes being decoded: let them go
-                        _buf_free(byref(kept))
-                        return None
-                    return kept
-
-                def decode(data: Any, *, on_proxy: Any = None) -> Any:
-                    return _decode_borrowed(data, on_proxy=on_proxy, keep=keep, tuples=bool(getattr(ex, "tuples", False)))
-
+                decode = _large_decoder(reply, c.args.ptr, c.kwargs.ptr, bool(getattr(ex, "tuples", False)))
                 with _borrowed(c.args, b"\x90") as args, _borrowed(c.kwargs, b"\x80") as kwargs:
                     h = ex.call(obj, path, args, kwargs, refs, decode)
             elif kind == SRPC_CALL_KIND_GET_ITEM:
@@ -1140,3 +1220,39 @@ class NativeServer:
                 etype, msg, tb, payload = "builtins.Exception", repr(exc), "", None
             keep = _Keep()
             return _reply_error(reply, keep.str(etype), keep.str(msg), keep.str(tb), keep.slice(payload or b""))
+
+
+def _large_decoder(reply: Any, args_addr: Optional[int], kwargs_addr: Optional[int], tuples: bool) -> Callable[..., Any]:
+    """The ``decode`` a server passes to its executor's ``call`` for the
+    arguments lent at ``args_addr`` and ``kwargs_addr`` by the call being
+    answered with ``reply`` (an ``srpc_reply*``): large arrays made over the
+    request frame in place, the frame kept by them (srpc_reply_keep_input)."""
+    inputs = {args_addr: SRPC_INPUT_ARGS, kwargs_addr: SRPC_INPUT_KWARGS}
+
+    def keep(addr: int) -> Optional[Buf]:
+        which = inputs.get(addr)
+        kept = Buf()
+        if which is None or _reply_keep_input(reply, which, byref(kept)) != SRPC_STATUS_OK:
+            return None
+        if kept.data != addr:  # not the bytes being decoded: let them go
+            _buf_free(byref(kept))
+            return None
+        return kept
+
+    def decode(data: Any, *, on_proxy: Any = None) -> Any:
+        return _decode_borrowed(data, on_proxy=on_proxy, keep=keep, tuples=tuples)
+
+    return decode
+
+
+def _log_refused(exc: Optional[BaseException]) -> None:
+    """Log that the executor for a new client could not be made (``exc``,
+    or the exception being handled)."""
+    try:
+        import logging
+
+        logging.getLogger("simplerpc").error(
+            "the executor for a new client could not be created", exc_info=exc if exc is not None else True
+        )
+    except BaseException:
+        pass

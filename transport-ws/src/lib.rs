@@ -59,5 +59,5 @@ pub use simplerpc_core::ndarray;
 pub use simplerpc_core::typed::{IntoArgs, IntoKwargs};
 pub use simplerpc_core::{
     from_value, to_value, ConvertError, Extensions, NdArray, NdArrayExt, ObjId, RemoteError,
-    Request, Response, Value,
+    Request, Response, SessionStats, Value,
 };

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use simplerpc_core::{
     ClientSession, Extensions, ObjId, RawRequest, RawValue, RemoteError, Request, RequestId,
-    Response,
+    Response, SessionStats,
 };
 
 use crate::config::{ClientConfig, Liveness};
@@ -161,6 +161,47 @@ impl Client {
         conn.write_frame(frame.into())?;
         self.count_wait();
         Ok(conn.wait(id)??)
+    }
+
+    /// The server session's counters (the `stats` extension): how many
+    /// objects this connection holds on the server, how many requests it
+    /// has made. Costs one round trip; the releases of proxies dropped
+    /// before it ride on it and are counted already. Against a stock
+    /// simplerpyc server, which has no such request, it fails with
+    /// [`Error::Encode`] and sends nothing.
+    pub fn stats(&self) -> Result<SessionStats, Error> {
+        SessionStats::from_response(self.request(&Request::Stats)?).map_err(Error::Remote)
+    }
+
+    /// How many objects this connection holds on the server: drop a proxy,
+    /// and the next request (this one included) frees its object, so the
+    /// count goes down. See [`Client::stats`].
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use simplerpc_registry::{Module, Registry};
+    /// # use simplerpc_ws::{Client, ClientConfig, Server, ServerConfig};
+    /// # let registry = Arc::new(Registry::new().module(
+    /// #     Module::new("operator").function("add", |a: i64, b: i64| a + b),
+    /// # ));
+    /// # let server = Server::bind(
+    /// #     ServerConfig { host: "127.0.0.1".into(), port: 0, ..ServerConfig::default() },
+    /// #     move |_| registry.executor(),
+    /// # )?
+    /// # .spawn()?;
+    /// # let client = Client::connect(&ClientConfig::new("127.0.0.1", server.local_addr().port(), server.token()))?;
+    /// let operator = client.module("operator")?;
+    /// let add = operator.getattr("add")?;
+    /// let sum = add.call((2, 5))?;
+    /// assert_eq!(sum.materialize_as::<i64>()?, 7);
+    /// assert_eq!(client.live_objects()?, 3); // operator, operator.add, the sum
+    /// drop((add, sum));
+    /// assert_eq!(client.live_objects()?, 1); // the releases rode on this request
+    /// # server.shutdown();
+    /// # Ok::<(), simplerpc_ws::Error>(())
+    /// ```
+    pub fn live_objects(&self) -> Result<u64, Error> {
+        self.stats().map(|s| s.live_objects)
     }
 
     /// Whether requests may be pipelined on promises: the server accepted

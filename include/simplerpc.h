@@ -1171,7 +1171,9 @@ uint64_t srpc_client_round_trips(const struct srpc_client *client);
  host can check that it releases what it drops. Needs the SRPC_EXT_STATS
  extension (a simplerpc server accepts it by default); against a stock
  simplerpyc server, which has no such request, it sends nothing and
- returns SRPC_STATUS_ERR_INVALID_ARGUMENT.
+ returns SRPC_STATUS_ERR_INVALID_ARGUMENT. A signal that ends the wait
+ (srpc_client_set_interruptible()) returns SRPC_STATUS_INTERRUPTED with
+ the request given up: call it again.
 
  # Safety
  `client` is live; `count_out` is valid for writing.

@@ -97,8 +97,12 @@ impl Transport {
     fn release(&self, id: ObjId) {
         both!(self, c => c.release(id))
     }
+    /// The session's counters (a `stats` request). A wait that ends early
+    /// (a signal, SRPC_STATUS_INTERRUPTED) gives the request up, so its late
+    /// answer is dropped and the host may simply ask again.
     fn stats(&self) -> Result<simplerpc_core::SessionStats, FfiError> {
-        let response = both!(self, c => c.request(&Request::Stats).map_err(FfiError::from))?;
+        let id = self.send(&Request::Stats)?;
+        let (response, _) = self.wait(id).inspect_err(|_| self.abandon(id))?;
         simplerpc_core::SessionStats::from_response(response).map_err(FfiError::remote)
     }
     fn close(&self) {
@@ -529,7 +533,9 @@ pub unsafe extern "C" fn srpc_client_round_trips(client: *const srpc_client) -> 
 /// host can check that it releases what it drops. Needs the SRPC_EXT_STATS
 /// extension (a simplerpc server accepts it by default); against a stock
 /// simplerpyc server, which has no such request, it sends nothing and
-/// returns SRPC_STATUS_ERR_INVALID_ARGUMENT.
+/// returns SRPC_STATUS_ERR_INVALID_ARGUMENT. A signal that ends the wait
+/// (srpc_client_set_interruptible()) returns SRPC_STATUS_INTERRUPTED with
+/// the request given up: call it again.
 ///
 /// # Safety
 /// `client` is live; `count_out` is valid for writing.

@@ -1,21 +1,82 @@
 //! Proxies: remote objects held by id, as the reference client's `RPCProxy`.
 //!
 //! Every operation on a [`Proxy`] returns another proxy; only
-//! [`Proxy::materialize`] brings an object's value over. With a server that
-//! accepted the `promise` extension (ours), `getattr`, `call`, `getitem`
-//! and `eval` return at once with a proxy of the promised result, and the
-//! whole chain travels with the next wait: `f.call(..)?.materialize()?` is
-//! one round trip. An error of the chain comes back from that wait, with
-//! its original type; an error of a request nobody waits for comes back
-//! from the next wait, naming the expression it came from. Against a stock
-//! server every operation waits for its answer, as before. Dropping the last
-//! clone of a proxy queues the release of its object, which rides on the
-//! next request (with the `release` extension; a stock server frees objects
-//! when the client disconnects).
+//! [`Proxy::materialize`] (or [`Proxy::materialize_as`]) brings an object's
+//! value over. Dropping the last clone of a proxy releases its object: the
+//! release rides on the next request (with the `release` extension; a stock
+//! server frees objects when the client disconnects), so no id is ever
+//! wrapped or freed by hand, and [`Client::live_objects`] shows the count
+//! go down.
+//!
+//! ## Pipelining
+//!
+//! With a server that accepted the `promise` extension (ours), `getattr`,
+//! `call`, `getitem` and `eval` send their request at once and return
+//! without waiting, with a proxy of the promised result; the whole chain
+//! travels before the next wait, so `f.call(..)?.materialize()?` is one
+//! round trip. An error of the chain comes back from that wait, with its
+//! original type (as in the Python package); an error of a request nobody
+//! waits for comes back from the next wait, naming the expression it came
+//! from, so none is lost. Against a stock `simplerpyc` server, which has no
+//! promises, the same code works: every operation waits for its answer and
+//! fails at once.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use serde::{Deserialize, Serialize};
+//! use simplerpc_registry::{Module, Registry, Serde};
+//! use simplerpc_ws::{ndarray::Array1, Client, ClientConfig, Error, Server, ServerConfig};
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct Step { obs: Array1<f64>, reward: f64 }
+//!
+//! // A Rust server whose `env.step(a)` returns a `Step`, on a free port.
+//! let registry = Arc::new(Registry::new().module(Module::new("env").function(
+//!     "step",
+//!     |a: f64| Serde(Step { obs: Array1::from_elem(2, a), reward: -a }),
+//! )));
+//! let server = Server::bind(
+//!     ServerConfig { host: "127.0.0.1".into(), port: 0, ..ServerConfig::default() },
+//!     move |_| registry.executor(),
+//! )?
+//! .spawn()?;
+//! let client = Client::connect(&ClientConfig::new("127.0.0.1", server.local_addr().port(), server.token()))?;
+//! let env = client.module("env")?;
+//!
+//! // getattr, call and materialize: one round trip.
+//! let before = client.round_trips();
+//! let step: Step = env.getattr("step")?.call((0.5,))?.materialize_as()?;
+//! assert_eq!((step.obs[1], step.reward), (0.5, -0.5));
+//! assert_eq!(client.round_trips() - before, 1);
+//!
+//! // The proxies of that line are gone: their objects were released by
+//! // the next request (here, the one that counts).
+//! assert_eq!(client.live_objects()?, 1); // env
+//!
+//! // An error surfaces at the wait that needs the value.
+//! let missing = env.getattr("no_such_function")?.call(())?; // no error yet
+//! match missing.materialize() {
+//!     Err(Error::Remote(e)) => assert_eq!(e.exception_type, "builtins.AttributeError"),
+//!     other => panic!("{other:?}"),
+//! }
+//! # drop((missing, env, client));
+//! # server.shutdown();
+//! # Ok::<(), simplerpc_ws::Error>(())
+//! ```
+//!
+//! To wait for each answer instead (an error at the operation that caused
+//! it, as against a stock server), connect without the `promise`
+//! extension: `config.extensions = Extensions::ALL.without(Extensions::PROMISE)`.
+//! The proxies are the same, they release themselves the same way; a
+//! chain costs one round trip per operation. [`Client::call_object`] is the
+//! waiting form of one request.
+//!
+//! ## Typed values
 //!
 //! Arguments are tuples of serde types (`call((2, 5))`), keyword arguments
 //! pairs (`call_kw((), [("dtype", "float32")])`), and a value comes back as
-//! any serde type, `ndarray` array or `Value` ([`Proxy::materialize_as`]):
+//! any serde type, `ndarray` array or `Value` ([`Proxy::materialize_as`]).
+//! Against a Python server with numpy:
 //!
 //! ```no_run
 //! use simplerpc_ws::{Client, ClientConfig, ndarray::Array2};

@@ -309,3 +309,27 @@ fn against_the_stock_server_every_operation_waits_and_works() {
         .unwrap();
     assert_eq!(n, 42);
 }
+
+#[test]
+fn without_the_promise_extension_every_operation_waits_and_still_releases() {
+    let server = start();
+    let mut config = ClientConfig::new("127.0.0.1", server.local_addr().port(), server.token());
+    config.extensions = simplerpc_ws::Extensions::ALL.without(simplerpc_ws::Extensions::PROMISE);
+    let client = Client::connect(&config).unwrap();
+    assert!(!client.promises());
+    let env = client.module("env").unwrap();
+    let trips = client.round_trips();
+    let step = env.getattr("step").unwrap().call((3.0,)).unwrap();
+    assert_eq!(
+        client.round_trips() - trips,
+        2,
+        "getattr and call each waited"
+    );
+    assert_eq!(step.materialize_as::<Step>().unwrap().reward, 6.0);
+    // The error comes from the operation that caused it.
+    let err = env.getattr("missing").unwrap_err();
+    assert!(matches!(err, Error::Remote(_)), "{err:?}");
+    drop(step);
+    assert_eq!(client.live_objects().unwrap(), 1, "only env");
+    server.shutdown();
+}

@@ -383,20 +383,27 @@ impl Proxy {
 
     /// `obj[a, b, ...]`: a tuple key, built on the server as
     /// [`simplerpc_core::trail`] prescribes (`builtins.tuple` of the items),
-    /// so a numpy array is indexed per axis, as `a[0, 1]` is in Python.
+    /// so a numpy array is indexed per axis, as `a[0, 1]` is in Python. Its
+    /// three requests are pipelined like any operation (none waits with a
+    /// server that accepted promises).
     pub fn getitem_tuple(&self, items: Vec<Value>) -> Result<Proxy, Error> {
         let path = trail::getitem(&self.inner.path, &Value::List(items.clone()), true);
         let client = &self.inner.client;
-        let tuple = client.call_object(
+        // `builtins.tuple`, the key made with it, the item: pipelined like
+        // the other operations (one wait for all, at the next wait).
+        let tuple = client.promise_object(
             &trail::tuple_builtin_request(),
             trail::builtin(trail::TUPLE_BUILTIN),
         )?;
-        let key = client.call_object(&trail::tuple_request(tuple.id(), items), String::new())?;
+        let key = client.promise_object(
+            &trail::tuple_request(tuple.id(), items),
+            trail::call(&trail::builtin(trail::TUPLE_BUILTIN)),
+        )?;
         let req = Request::GetItem {
             obj_id: self.inner.id,
             key: key.as_value(),
         };
-        client.call_object(&req, path)
+        client.promise_object(&req, path)
     }
 
     /// The object's value, sent over: the one wait of a pipelined chain.

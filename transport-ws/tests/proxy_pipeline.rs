@@ -206,12 +206,12 @@ impl Drop for PyServer {
 
 const PYTHON_VAR: &str = "SIMPLERPC_REFERENCE_PYTHON";
 
-fn start_stock() -> Option<PyServer> {
+fn start_python(module: &str) -> Option<PyServer> {
     let python = match std::env::var(PYTHON_VAR).ok().filter(|p| !p.is_empty()) {
         Some(p) => p,
         None => {
             let usable = Command::new("python3")
-                .args(["-c", "import simplerpyc.server"])
+                .args(["-c", &format!("import {module}, numpy")])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -220,7 +220,7 @@ fn start_stock() -> Option<PyServer> {
             if !usable {
                 let _ = writeln!(
                     std::io::stderr(),
-                    "skipped: {PYTHON_VAR} is unset and python3 cannot import simplerpyc \
+                    "skipped: {PYTHON_VAR} is unset and python3 cannot import {module} and numpy \
                      (run scripts/test.sh, or point {PYTHON_VAR} at a venv made by scripts/python-env.sh)"
                 );
                 return None;
@@ -229,15 +229,7 @@ fn start_stock() -> Option<PyServer> {
         }
     };
     let mut child = Command::new(&python)
-        .args([
-            "-u",
-            "-m",
-            "simplerpyc.server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-        ])
+        .args(["-u", "-m", module, "--host", "127.0.0.1", "--port", "0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -258,7 +250,7 @@ fn start_stock() -> Option<PyServer> {
     let (Some(port), Some(token)) = (port, token) else {
         let mut err = String::new();
         let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err);
-        panic!("`{python} -m simplerpyc.server` did not start: {err}");
+        panic!("`{python} -m {module}` did not start: {err}");
     };
     std::thread::spawn(move || for _ in lines {});
     Some(PyServer { child, port, token })
@@ -266,7 +258,9 @@ fn start_stock() -> Option<PyServer> {
 
 #[test]
 fn against_the_stock_server_every_operation_waits_and_works() {
-    let Some(py) = start_stock() else { return };
+    let Some(py) = start_python("simplerpyc.server") else {
+        return;
+    };
     let client = Client::connect(&ClientConfig::new("127.0.0.1", py.port, py.token.clone()))
         .expect("connect to the stock server");
     // It answers no extension: no promises, no stats.
@@ -332,4 +326,38 @@ fn without_the_promise_extension_every_operation_waits_and_still_releases() {
     drop(step);
     assert_eq!(client.live_objects().unwrap(), 1, "only env");
     server.shutdown();
+}
+
+#[test]
+fn a_tuple_key_is_pipelined_too() {
+    // Our Python server: promises, and a numpy array to index per axis.
+    let Some(py) = start_python("simplerpc.server") else {
+        return;
+    };
+    let client = Client::connect(&ClientConfig::new("127.0.0.1", py.port, py.token.clone()))
+        .expect("connect to our Python server");
+    assert!(client.promises());
+    let a = client
+        .eval("__import__('numpy').arange(6).reshape(2, 3)")
+        .unwrap();
+    let trips = client.round_trips();
+    let item = a
+        .getitem_tuple(vec![
+            simplerpc_ws::Value::UInt(1),
+            simplerpc_ws::Value::UInt(2),
+        ])
+        .unwrap();
+    assert_eq!(client.round_trips(), trips, "nothing waited for yet");
+    assert_eq!(item.materialize_as::<i64>().unwrap(), 5);
+    assert_eq!(
+        client.round_trips() - trips,
+        1,
+        "a[1, 2] and its value: one wait"
+    );
+    // The builtin and the key made on the way are released.
+    let base = client.live_objects().unwrap();
+    drop(item);
+    assert_eq!(client.live_objects().unwrap(), base - 1);
+    drop(a);
+    assert_eq!(client.live_objects().unwrap(), 0);
 }

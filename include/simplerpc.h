@@ -160,11 +160,18 @@
 #define SRPC_EXT_TUPLE 8
 
 /*
+ Extension bit: the `stats` request (`stats`), answered by the server
+ session itself with the connection's counters; see
+ srpc_client_live_objects(). Never sent to a peer that did not accept it.
+ */
+#define SRPC_EXT_STATS 16
+
+/*
  Every extension this library speaks. Use it when both ends are simplerpc
  (and the hosts handle the tuple marker, see SRPC_EXT_TUPLE); use 0 to
  speak the reference protocol exactly.
  */
-#define SRPC_EXT_ALL 15
+#define SRPC_EXT_ALL 31
 
 /*
  The extensions srpc_client_connect() offers and a server started by
@@ -1155,6 +1162,23 @@ uint64_t srpc_client_max_message_size(const struct srpc_client *client);
  `client` is NULL or live.
  */
 uint64_t srpc_client_round_trips(const struct srpc_client *client);
+
+/*
+ How many objects this connection holds on the server, written to
+ `*count_out`: the count the server session keeps, read with a `stats`
+ request (one round trip). Objects released with srpc_client_release()
+ before it are freed by this very request and no longer counted, so a
+ host can check that it releases what it drops. Needs the SRPC_EXT_STATS
+ extension (a simplerpc server accepts it by default); against a stock
+ simplerpyc server, which has no such request, it sends nothing and
+ returns SRPC_STATUS_ERR_INVALID_ARGUMENT. A signal that ends the wait
+ (srpc_client_set_interruptible()) returns SRPC_STATUS_INTERRUPTED with
+ the request given up: call it again.
+
+ # Safety
+ `client` is live; `count_out` is valid for writing.
+ */
+srpc_status srpc_client_live_objects(const struct srpc_client *client, uint64_t *count_out);
 
 /*
  Send `call` and wait for its response. `args`, `kwargs` and `key` go into

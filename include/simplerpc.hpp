@@ -173,6 +173,14 @@ public:
     }
     /// Release an object on the server (never throws: for destructors).
     void release(uint64_t obj) const noexcept { (void)srpc_client_release(get(), obj); }
+    /// How many objects this connection holds on the server (one round trip;
+    /// releases made before it are counted already). Throws against a stock
+    /// simplerpyc server, which cannot count them.
+    uint64_t live_objects() const {
+        uint64_t n = 0;
+        check(srpc_client_live_objects(get(), &n));
+        return n;
+    }
 
 private:
     explicit Client(srpc_client *c) : c_(c) {}

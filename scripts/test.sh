@@ -40,7 +40,7 @@ scripts/python-env.sh .venv-np1 "numpy<2" dill msgpack pytest "simplerpyc==0.0.1
 export SIMPLERPC_REFERENCE_PYTHON="$root/.venv/bin/python"
 export SIMPLERPC_NP1_PYTHON="$root/.venv-np1/bin/python"
 
-step "cargo test"
+step "cargo test: unit, integration and doc tests (every example in the rustdoc runs; none is disabled)"
 cargo test --workspace
 # PyExecutor in the CPython the tests embed, importing simplerpc from .venv
 # (also builds the example py_server that tests/interop serves Python objects with).

@@ -74,6 +74,15 @@ pub enum EncodeError {
     /// `promise` extension, or the request it names was not sent on it.
     #[error("promise {0} cannot be sent on this connection (a promise from another connection, or a peer without the promise extension)")]
     Promise(u64),
+    /// A request of an extension the peer did not accept (a stock
+    /// `simplerpyc` peer accepts none), so it is never sent.
+    #[error("the server did not accept the `{extension}` extension, so it cannot answer a {request} request (a stock simplerpyc server has none): connect to a simplerpc server for it")]
+    NotNegotiated {
+        /// the request's wire name
+        request: &'static str,
+        /// the extension it needs
+        extension: &'static str,
+    },
     /// The frame would exceed the connection's message limit; nothing was built.
     #[error("the request would be about {size} bytes, over the message limit of {limit} bytes; send the data in smaller parts, or raise max_message_size on both ends")]
     TooLarge {

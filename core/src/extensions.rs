@@ -4,7 +4,7 @@
 //! Ours adds both, but a stock `simplerpyc` peer must never see a message or a
 //! field it does not know. So extensions are negotiated before the first
 //! frame: a client that speaks them offers them in the HTTP upgrade request
-//! header [`HEADER`] (`simplerpc-extensions: release, request-id, promise, tuple`); a server
+//! header [`HEADER`] (`simplerpc-extensions: release, request-id, promise, tuple, stats`); a server
 //! that speaks them answers with the subset it accepts in the same response
 //! header. A stock client sends no such header, and a stock server answers
 //! none, so either way a stock peer gets exactly the reference protocol.
@@ -18,11 +18,12 @@ pub const HEADER: &str = "simplerpc-extensions";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Extensions(u32);
 
-const NAMES: [(Extensions, &str); 4] = [
+const NAMES: [(Extensions, &str); 5] = [
     (Extensions::RELEASE, "release"),
     (Extensions::REQUEST_IDS, "request-id"),
     (Extensions::PROMISE, "promise"),
     (Extensions::TUPLE, "tuple"),
+    (Extensions::STATS, "stats"),
 ];
 
 impl Extensions {
@@ -50,11 +51,20 @@ impl Extensions {
     /// it a tuple is a plain msgpack array, as the reference sends it, and a
     /// map `{"__tuple__": [...]}` from the peer is just a map.
     pub const TUPLE: Extensions = Extensions(8);
+    /// `stats`: the client may send `{"type": "stats"}`; the server session
+    /// answers it itself (the executor never sees it) with a value, the map
+    /// `{"live_objects": n, "requests": m}`: how many objects the client
+    /// holds ids for once the releases the request carries are applied, and
+    /// how many requests the session has handled, this one included (see
+    /// [`SessionStats`](crate::message::SessionStats)). So a user can see
+    /// that dropped proxies are freed. A stock peer never sees the request:
+    /// building it without this extension fails.
+    pub const STATS: Extensions = Extensions(16);
     /// Everything this version speaks.
-    pub const ALL: Extensions = Extensions(15);
+    pub const ALL: Extensions = Extensions(31);
 
     /// The set as bits (`RELEASE` is 1, `REQUEST_IDS` is 2, `PROMISE` is 4,
-    /// `TUPLE` is 8), for C callers.
+    /// `TUPLE` is 8, `STATS` is 16), for C callers.
     pub fn bits(self) -> u32 {
         self.0
     }
@@ -83,6 +93,11 @@ impl Extensions {
     /// `{"__tuple__": [...]}` and decode to [`Value::Tuple`](crate::Value::Tuple).
     pub fn tuples(self) -> bool {
         self.0 & Self::TUPLE.0 != 0
+    }
+
+    /// Whether the `stats` extension is on: the `stats` request may be sent.
+    pub fn stats(self) -> bool {
+        self.0 & Self::STATS.0 != 0
     }
 
     /// The extensions of `self` that `other` does not hold.
@@ -142,7 +157,7 @@ mod tests {
             Extensions::NONE
         );
         let offer = Extensions::ALL.header_value();
-        assert_eq!(offer, "release, request-id, promise, tuple");
+        assert_eq!(offer, "release, request-id, promise, tuple, stats");
         assert_eq!(
             Extensions::negotiate(Some(&offer), Extensions::ALL),
             Extensions::ALL
@@ -184,5 +199,8 @@ mod tests {
         );
         assert_eq!(Extensions::TUPLE.bits(), 8);
         assert_eq!(Extensions::from_bits(8 | 64), Extensions::TUPLE);
+        assert_eq!(Extensions::STATS.bits(), 16);
+        assert!(Extensions::negotiate(Some("stats"), Extensions::ALL).stats());
+        assert!(!Extensions::negotiate(None, Extensions::ALL).stats());
     }
 }

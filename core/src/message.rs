@@ -78,6 +78,9 @@ pub enum Request {
     },
     /// `get_namespace`: the names in the client's globals and their types.
     GetNamespace,
+    /// `stats` (the `stats` extension): the session's counters, answered by
+    /// the server session as a value (see [`SessionStats`]).
+    Stats,
 }
 
 impl Request {
@@ -94,6 +97,7 @@ impl Request {
             Request::Execute { .. } => "execute",
             Request::Teleport { .. } => "teleport",
             Request::GetNamespace => "get_namespace",
+            Request::Stats => "stats",
         }
     }
 
@@ -102,9 +106,70 @@ impl Request {
     pub fn creates_object(&self) -> bool {
         !matches!(
             self,
-            Request::Materialize { .. } | Request::Execute { .. } | Request::GetNamespace
+            Request::Materialize { .. }
+                | Request::Execute { .. }
+                | Request::GetNamespace
+                | Request::Stats
         )
     }
+}
+
+/// The answer to a [`Request::Stats`] (the `stats` extension): a session's
+/// counters, as the server session reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SessionStats {
+    /// How many objects the client holds ids for, once the releases that
+    /// the `stats` request carried are applied.
+    pub live_objects: u64,
+    /// How many requests the session has handled, the `stats` one included.
+    pub requests: u64,
+}
+
+impl SessionStats {
+    /// The value the server sends: `{"live_objects": n, "requests": m}`.
+    pub fn to_value(self) -> Value {
+        Value::Map(vec![
+            (
+                Value::Str("live_objects".into()),
+                Value::UInt(self.live_objects),
+            ),
+            (Value::Str("requests".into()), Value::UInt(self.requests)),
+        ])
+    }
+
+    /// Read the answer to a `stats` request; a remote error is returned as
+    /// it is, anything else that is not the map above is a protocol error.
+    pub fn from_response(response: Response) -> Result<SessionStats, RemoteError> {
+        let value = match response {
+            Response::Value(v) => v,
+            Response::Error(e) => return Err(e),
+            _ => return Err(not_stats("another kind of answer")),
+        };
+        let value = match value {
+            Value::Raw(raw) => raw.decode().map_err(|e| not_stats(&e.to_string()))?,
+            v => v,
+        };
+        if !matches!(value, Value::Map(_)) {
+            return Err(not_stats(value.type_name()));
+        }
+        let field = |name: &str| {
+            value
+                .get(name)
+                .and_then(Value::as_u64)
+                .ok_or_else(|| not_stats(&format!("a map without an unsigned `{name}`")))
+        };
+        Ok(SessionStats {
+            live_objects: field("live_objects")?,
+            requests: field("requests")?,
+        })
+    }
+}
+
+fn not_stats(what: &str) -> RemoteError {
+    RemoteError::new(
+        "simplerpc.ProtocolError",
+        format!("the server answered a stats request with {what}, not {{\"live_objects\": n, \"requests\": m}}"),
+    )
 }
 
 /// A request with its extension fields, as it travels.
@@ -661,7 +726,7 @@ fn payload_len(r: &Request, len: fn(&Value) -> usize) -> usize {
         }
         Request::GetItem { key, .. } => len(key),
         Request::Teleport { name, func_bytes } => name.len() + func_bytes.len(),
-        Request::Materialize { .. } | Request::GetNamespace => 0,
+        Request::Materialize { .. } | Request::GetNamespace | Request::Stats => 0,
     }
 }
 
@@ -739,9 +804,15 @@ fn encode_request_with(
     } else {
         payload
     };
+    if matches!(r, Request::Stats) && !ext.stats() {
+        return Err(EncodeError::NotNegotiated {
+            request: "stats",
+            extension: "stats",
+        });
+    }
     let mut buf = reuse(spare, 128 + payload + 9 * release.len());
     let fields = match r {
-        Request::GetNamespace => 1,
+        Request::GetNamespace | Request::Stats => 1,
         Request::ImportModule { .. }
         | Request::GetBuiltin { .. }
         | Request::Materialize { .. }
@@ -818,7 +889,7 @@ fn encode_request_with(
             write_str(&mut buf, "name")?;
             write_str(&mut buf, name)?;
         }
-        Request::GetNamespace => {}
+        Request::GetNamespace | Request::Stats => {}
     }
     write_extension_fields(&mut buf, id, release)?;
     Ok(buf)
@@ -1224,6 +1295,8 @@ pub fn decode_request_with(frame: &Bytes, ext: Extensions) -> Result<RequestFram
             name: f.string("name")?,
         },
         "get_namespace" => Request::GetNamespace,
+        // Only where negotiated: else unknown, as the reference answers it.
+        "stats" if ext.stats() => Request::Stats,
         other => return Err(FrameError::UnknownType(other.to_owned())),
     };
     Ok(RequestFrame {

@@ -16,6 +16,7 @@ use crate::executor::{Arguments, ExecError, Executor, Key, Target};
 use crate::extensions::Extensions;
 use crate::message::{
     self, FrameError, OutFrame, RawFields, RemoteError, Request, Response, ResponseFrame,
+    SessionStats,
 };
 use crate::value::{Handle, ObjId, RawValue, Value};
 
@@ -135,6 +136,14 @@ impl<E: Executor> ServerSession<E> {
         self.requests
     }
 
+    /// The counters a `stats` request reads (the `stats` extension).
+    pub fn stats(&self) -> SessionStats {
+        SessionStats {
+            live_objects: self.objects.len() as u64,
+            requests: self.requests,
+        }
+    }
+
     /// The executor.
     pub fn executor(&self) -> &E {
         &self.executor
@@ -177,7 +186,13 @@ impl<E: Executor> ServerSession<E> {
     #[must_use]
     pub fn respond(&mut self, frame: Bytes) -> OutFrame {
         self.requests += 1;
+        let mut stats = false;
         let (id, release, response) = match message::decode_request_with(&frame, self.extensions) {
+            // Answered below, once the releases it carries are applied.
+            Ok(req) if req.request == Request::Stats => {
+                stats = true;
+                (req.id, req.release, Response::Value(Value::Nil))
+            }
             Ok(req) if req.request.creates_object() && self.full(&req.release) => {
                 (req.id, req.release, Response::Error(self.object_limit()))
             }
@@ -205,6 +220,12 @@ impl<E: Executor> ServerSession<E> {
                 self.unref(h);
             }
         }
+        // The counts once this request's releases are applied: a client
+        // that dropped proxies and then asks sees them gone.
+        let response = match response {
+            Response::Value(Value::Nil) if stats => Response::Value(self.stats().to_value()),
+            other => other,
+        };
         self.encode(ResponseFrame { id, response })
     }
 
@@ -483,6 +504,8 @@ impl<E: Executor> ServerSession<E> {
             }
             Request::Teleport { func_bytes, name } => self.executor.teleport(func_bytes, &name)?,
             Request::GetNamespace => return Ok(Response::Namespace(self.executor.namespace()?)),
+            // Answered in `respond`, never by the executor.
+            Request::Stats => return Ok(Response::Value(self.stats().to_value())),
         };
         Ok(Response::Object(self.store(handle)))
     }

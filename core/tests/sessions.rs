@@ -504,3 +504,56 @@ fn the_object_limit_refuses_new_objects_until_some_are_released() {
     p.obj(version);
     assert_eq!(p.server.live_objects(), 3);
 }
+
+#[test]
+fn stats_counts_live_objects_after_the_releases_it_carries() {
+    use simplerpc_core::SessionStats;
+    let mut p = Pair::new(Extensions::ALL);
+    let stats = |p: &mut Pair| SessionStats::from_response(p.request(Request::Stats)).unwrap();
+    assert_eq!(stats(&mut p).live_objects, 0);
+    let sim = p.obj(Request::ImportModule {
+        module: "sim".into(),
+    });
+    let add = p.obj(Request::GetAttr {
+        path: "sim".into(),
+        obj_id: Some(sim),
+        attr: "add".into(),
+    });
+    let s = stats(&mut p);
+    assert_eq!(s.live_objects, 2);
+    assert_eq!(s.requests, 4, "two objects, two stats requests");
+    // The release rides on the stats request and counts already.
+    p.client.release(add);
+    assert_eq!(stats(&mut p).live_objects, 1);
+    assert_eq!(p.server.live_objects(), 1);
+}
+
+#[test]
+fn stats_is_never_sent_to_nor_answered_by_a_peer_without_it() {
+    use simplerpc_core::codec::EncodeError;
+    // A client that did not negotiate it refuses to build the request.
+    let mut client = simplerpc_core::ClientSession::new(Extensions::ALL.without(Extensions::STATS));
+    let err = client.send(&Request::Stats).unwrap_err();
+    assert!(matches!(err, EncodeError::NotNegotiated { .. }), "{err:?}");
+    assert!(err.to_string().contains("stats"), "{err}");
+    assert_eq!(client.in_flight(), 0, "nothing counted in flight");
+    // A server without it answers as the reference does, unknown type.
+    let mut p = Pair::new(Extensions::ALL);
+    let mut plain = simplerpc_core::ServerSession::new(
+        common::registry().executor(),
+        Extensions::ALL.without(Extensions::STATS),
+    );
+    let (_, frame) = p.client.send(&Request::Stats).unwrap();
+    let resp = plain.handle_frame(Bytes::from(frame));
+    match p.client.handle_frame(Bytes::from(resp)).unwrap().1 {
+        Response::Error(e) => {
+            assert_eq!(e.exception_type, PROTOCOL_ERROR);
+            assert!(
+                e.message.contains("Unknown message type: stats"),
+                "{}",
+                e.message
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}

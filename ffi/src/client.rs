@@ -97,6 +97,14 @@ impl Transport {
     fn release(&self, id: ObjId) {
         both!(self, c => c.release(id))
     }
+    /// The session's counters (a `stats` request). A wait that ends early
+    /// (a signal, SRPC_STATUS_INTERRUPTED) gives the request up, so its late
+    /// answer is dropped and the host may simply ask again.
+    fn stats(&self) -> Result<simplerpc_core::SessionStats, FfiError> {
+        let id = self.send(&Request::Stats)?;
+        let (response, _) = self.wait(id).inspect_err(|_| self.abandon(id))?;
+        simplerpc_core::SessionStats::from_response(response).map_err(FfiError::remote)
+    }
     fn close(&self) {
         both!(self, c => c.close())
     }
@@ -516,6 +524,33 @@ pub unsafe extern "C" fn srpc_client_max_message_size(client: *const srpc_client
 #[no_mangle]
 pub unsafe extern "C" fn srpc_client_round_trips(client: *const srpc_client) -> u64 {
     live(client).map(|c| c.0.round_trips()).unwrap_or(0)
+}
+
+/// How many objects this connection holds on the server, written to
+/// `*count_out`: the count the server session keeps, read with a `stats`
+/// request (one round trip). Objects released with srpc_client_release()
+/// before it are freed by this very request and no longer counted, so a
+/// host can check that it releases what it drops. Needs the SRPC_EXT_STATS
+/// extension (a simplerpc server accepts it by default); against a stock
+/// simplerpyc server, which has no such request, it sends nothing and
+/// returns SRPC_STATUS_ERR_INVALID_ARGUMENT. A signal that ends the wait
+/// (srpc_client_set_interruptible()) returns SRPC_STATUS_INTERRUPTED with
+/// the request given up: call it again.
+///
+/// # Safety
+/// `client` is live; `count_out` is valid for writing.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_client_live_objects(
+    client: *const srpc_client,
+    count_out: *mut u64,
+) -> srpc_status {
+    guard(|| {
+        let c = live(client)?;
+        // SAFETY: NULL checked; otherwise valid for writing.
+        let out = unsafe { count_out.as_mut() }.ok_or_else(|| FfiError::null("count_out"))?;
+        *out = c.0.stats()?.live_objects;
+        Ok(())
+    })
 }
 
 /// Send `call` and wait for its response. `args`, `kwargs` and `key` go into

@@ -36,10 +36,14 @@ pub const SRPC_EXT_PROMISE: u32 = 4;
 /// map is just a map. See srpc_client_extensions() and
 /// srpc_reply_extensions() for what a connection negotiated.
 pub const SRPC_EXT_TUPLE: u32 = 8;
+/// Extension bit: the `stats` request (`stats`), answered by the server
+/// session itself with the connection's counters; see
+/// srpc_client_live_objects(). Never sent to a peer that did not accept it.
+pub const SRPC_EXT_STATS: u32 = 16;
 /// Every extension this library speaks. Use it when both ends are simplerpc
 /// (and the hosts handle the tuple marker, see SRPC_EXT_TUPLE); use 0 to
 /// speak the reference protocol exactly.
-pub const SRPC_EXT_ALL: u32 = 15;
+pub const SRPC_EXT_ALL: u32 = 31;
 /// The extensions srpc_client_connect() offers and a server started by
 /// srpc_server_start() accepts by default: all but SRPC_EXT_TUPLE, which a
 /// host asks for (srpc_client_connect_ext(), srpc_server_config.extensions)
@@ -509,6 +513,7 @@ mod tests {
         assert_eq!(SRPC_EXT_REQUEST_IDS, Extensions::REQUEST_IDS.bits());
         assert_eq!(SRPC_EXT_PROMISE, Extensions::PROMISE.bits());
         assert_eq!(SRPC_EXT_TUPLE, Extensions::TUPLE.bits());
+        assert_eq!(SRPC_EXT_STATS, Extensions::STATS.bits());
         assert_eq!(SRPC_EXT_ALL, Extensions::ALL.bits());
     }
 

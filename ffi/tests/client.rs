@@ -586,3 +586,52 @@ fn connect_failures_have_their_own_statuses_and_neutral_messages() {
     assert!(message.contains("the connect timeout"), "{message}");
     drop(silent);
 }
+
+#[test]
+fn live_objects_counts_what_the_connection_holds_and_drops_with_releases() {
+    use simplerpc::client::{srpc_client_live_objects, srpc_client_release};
+    let server = Server::start();
+    let c = Client::connect(&server);
+    let live = || {
+        let mut n = u64::MAX;
+        // SAFETY: a live client, a valid out-pointer.
+        let st = unsafe { srpc_client_live_objects(c.0, &mut n) };
+        assert_eq!(st, srpc_status::SrpcStatusOk, "{}", last_message());
+        n
+    };
+    assert_eq!(live(), 0);
+    let m = c.import("t");
+    let echo = c.getattr(m, "echo");
+    assert_eq!(live(), 2);
+    // Released: freed by the next request, the stats request itself.
+    // SAFETY: a live client.
+    assert_eq!(
+        unsafe { srpc_client_release(c.0, echo) },
+        srpc_status::SrpcStatusOk
+    );
+    assert_eq!(live(), 1);
+    // A NULL out-pointer is refused, nothing sent.
+    // SAFETY: a live client; NULL is checked.
+    let st = unsafe { srpc_client_live_objects(c.0, std::ptr::null_mut()) };
+    assert_eq!(st, srpc_status::SrpcStatusErrNullArgument);
+    // A client that did not offer the extension never sends the request.
+    let mut plain = std::ptr::null_mut();
+    // SAFETY: borrowed strings, valid out-pointer.
+    let st = unsafe {
+        srpc_client_connect_ext(
+            s("127.0.0.1"),
+            server.port,
+            s(&server.token),
+            simplerpc::session::SRPC_EXT_DEFAULT & !simplerpc::session::SRPC_EXT_STATS,
+            &mut plain,
+        )
+    };
+    assert_eq!(st, srpc_status::SrpcStatusOk, "{}", last_message());
+    let plain = Client(plain);
+    let mut n = 7;
+    // SAFETY: a live client, a valid out-pointer.
+    let st = unsafe { srpc_client_live_objects(plain.0, &mut n) };
+    assert_eq!(st, srpc_status::SrpcStatusErrInvalidArgument);
+    assert!(last_message().contains("stats"), "{}", last_message());
+    assert_eq!(n, 7, "nothing written");
+}

@@ -68,7 +68,50 @@ impl Module {
     }
 
     /// Add a typed function: a closure of up to six [`FromValue`] arguments
-    /// returning a value, an [`Instance`] or a `Result` of either.
+    /// returning a value, an [`Instance`] or a `Result` of either. An
+    /// argument of the wrong type is the client's `TypeError`, naming it.
+    ///
+    /// Arrays come in as `ndarray` arrays of any dimension (`Array2<f32>`,
+    /// `ArrayD<T>`; one copy), as [`NdView`] (no copy) or as
+    /// [`NdArray`](simplerpc_core::NdArray), and go out the same way:
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use simplerpc_registry::ndarray::{array, Array1, Array2, Axis};
+    /// use simplerpc_registry::{Module, NdView, Registry};
+    /// use simplerpc_ws::{Client, ClientConfig, Server, ServerConfig};
+    ///
+    /// let registry = Arc::new(Registry::new().module(
+    ///     Module::new("stats")
+    ///         // An array in, an array out.
+    ///         .function("col_means", |a: Array2<f64>| a.mean_axis(Axis(0)).unwrap())
+    ///         // A view of the client's array where it lies in the frame.
+    ///         .function("total", |v: NdView<f32>| v.view().sum()),
+    /// ));
+    /// // Served on a free port of 127.0.0.1, called from a Rust client.
+    /// let server = Server::bind(
+    ///     ServerConfig { host: "127.0.0.1".into(), port: 0, ..ServerConfig::default() },
+    ///     move |_| registry.executor(),
+    /// )?
+    /// .spawn()?;
+    /// let client = Client::connect(&ClientConfig::new("127.0.0.1", server.local_addr().port(), server.token()))?;
+    /// let stats = client.module("stats")?;
+    ///
+    /// let means: Array1<f64> = stats
+    ///     .getattr("col_means")?
+    ///     .call((array![[1.0, 2.0], [3.0, 6.0]],))?
+    ///     .materialize_as()?;
+    /// assert_eq!(means, array![2.0, 4.0]);
+    /// let total: f32 = stats.getattr("total")?.call((array![1.0f32, 2.5],))?.materialize_as()?;
+    /// assert_eq!(total, 3.5);
+    ///
+    /// // The wrong element type: the server's TypeError, naming the argument.
+    /// let err = stats.getattr("total")?.call((array![1i64, 2],))?.materialize().unwrap_err();
+    /// assert!(matches!(err, simplerpc_ws::Error::Remote(ref e) if e.exception_type == "builtins.TypeError"), "{err}");
+    /// # drop((stats, client));
+    /// # server.shutdown();
+    /// # Ok::<(), simplerpc_ws::Error>(())
+    /// ```
     pub fn function<M>(mut self, name: &str, f: impl IntoFunction<M>) -> Self {
         self.attrs
             .insert(name.to_owned(), Object::function(name, f));

@@ -45,7 +45,7 @@ def test_stock_client_steps_the_rust_env(rust_server):
 def test_our_client_against_the_rust_server(rust_server):
     port, token, _ = rust_server
     with simplerpc.connect("127.0.0.1", port, token=token) as conn:
-        assert conn._native.extensions == 15  # release, request-id, promise, tuple
+        assert conn._native.extensions == 31  # release, request-id, promise, tuple, stats
         assert conn._native.promises
         env = conn.modules.sim.make(1)
         step = simplerpc.materialize(env.step(2.0))

@@ -15,22 +15,34 @@
 //! - [`token`]: the authentication token, made, carried in the request
 //!   target's `?token=` query and checked.
 //!
-//! ```no_run
-//! use simplerpc_ws::{Client, ClientConfig, Server, ServerConfig};
-//! # fn executor() -> simplerpc_registry::RegistryExecutor { unimplemented!() }
+//! A Rust server with a registry function that takes and returns an array,
+//! and a client that calls it (the examples on [`Client::connect`],
+//! [`Proxy::call`], [`Proxy::materialize`], [`Client::pipeline`] and
+//! [`Proxy`] itself, for pipelining, each run the same way):
 //!
+//! ```
+//! use std::sync::Arc;
+//! use simplerpc_registry::{Module, Registry};
+//! use simplerpc_ws::ndarray::{array, Array2};
+//! use simplerpc_ws::{Client, ClientConfig, Server, ServerConfig};
+//!
+//! let registry = Arc::new(Registry::new().module(
+//!     Module::new("demo").function("scale", |a: Array2<f64>, k: f64| a * k),
+//! ));
 //! let server = Server::bind(
-//!     ServerConfig { port: 0, ..ServerConfig::default() },
-//!     |_client: &simplerpc_ws::ClientInfo| executor(),
+//!     ServerConfig { host: "127.0.0.1".into(), port: 0, ..ServerConfig::default() },
+//!     move |_: &simplerpc_ws::ClientInfo| registry.executor(), // one per client
 //! )?
 //! .spawn()?;
 //! let client = Client::connect(&ClientConfig::new(
-//!     "localhost",
+//!     "127.0.0.1",
 //!     server.local_addr().port(),
 //!     server.token(),
 //! ))?;
-//! let m = client.module("demo")?;
-//! # let _ = m;
+//! let scale = client.module("demo")?.getattr("scale")?;
+//! let doubled: Array2<f64> = scale.call((array![[1.0, 2.0], [3.0, 4.0]], 2.0))?.materialize_as()?;
+//! assert_eq!(doubled, array![[2.0, 4.0], [6.0, 8.0]]);
+//! # drop((scale, client));
 //! server.shutdown();
 //! # Ok::<(), simplerpc_ws::Error>(())
 //! ```
@@ -59,5 +71,5 @@ pub use simplerpc_core::ndarray;
 pub use simplerpc_core::typed::{IntoArgs, IntoKwargs};
 pub use simplerpc_core::{
     from_value, to_value, ConvertError, Extensions, NdArray, NdArrayExt, ObjId, RemoteError,
-    Request, Response, Value,
+    Request, Response, SessionStats, Value,
 };

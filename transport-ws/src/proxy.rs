@@ -1,34 +1,5 @@
-//! Proxies: remote objects held by id, as the reference client's `RPCProxy`.
-//!
-//! Every operation on a [`Proxy`] returns another proxy; only
-//! [`Proxy::materialize`] brings an object's value over. With a server that
-//! accepted the `promise` extension (ours), `getattr`, `call`, `getitem`
-//! and `eval` return at once with a proxy of the promised result, and the
-//! whole chain travels with the next wait: `f.call(..)?.materialize()?` is
-//! one round trip. An error of the chain comes back from that wait, with
-//! its original type; an error of a request nobody waits for comes back
-//! from the next wait, naming the expression it came from. Against a stock
-//! server every operation waits for its answer, as before. Dropping the last
-//! clone of a proxy queues the release of its object, which rides on the
-//! next request (with the `release` extension; a stock server frees objects
-//! when the client disconnects).
-//!
-//! Arguments are tuples of serde types (`call((2, 5))`), keyword arguments
-//! pairs (`call_kw((), [("dtype", "float32")])`), and a value comes back as
-//! any serde type, `ndarray` array or `Value` ([`Proxy::materialize_as`]):
-//!
-//! ```no_run
-//! use simplerpc_ws::{Client, ClientConfig, ndarray::Array2};
-//!
-//! let client = Client::connect(&ClientConfig::from_env()?)?;
-//! let np = client.module("numpy")?;
-//! let zeros = np.getattr("zeros")?.call_kw(((2, 3),), [("dtype", "float32")])?;
-//! let a: Array2<f32> = zeros.materialize_as()?;
-//! assert_eq!(a.shape(), &[2, 3]);
-//! let n: i64 = np.getattr("add")?.call((3, 4))?.materialize_as()?; // np.int64 reads as i64
-//! assert_eq!(n, 7);
-//! # Ok::<(), simplerpc_ws::Error>(())
-//! ```
+//! Proxies: remote objects held by id, as the reference client's `RPCProxy`
+//! (see [`Proxy`] for pipelining, releases and typed values).
 
 use std::sync::Arc;
 
@@ -40,8 +11,99 @@ use simplerpc_core::{trail, ConvertError, ObjId, Request, Response, Value};
 use crate::client::Client;
 use crate::error::Error;
 
-/// A remote object. Clones share it; the object is released when the last
-/// clone drops.
+/// A remote object, as the reference client's `RPCProxy`. Clones share it;
+/// the object is released when the last clone drops.
+///
+/// Every operation on a [`Proxy`] returns another proxy; only
+/// [`Proxy::materialize`] (or [`Proxy::materialize_as`]) brings an object's
+/// value over. Dropping the last clone of a proxy releases its object: the
+/// release rides on the next request (with the `release` extension; a stock
+/// server frees objects when the client disconnects), so no id is ever
+/// wrapped or freed by hand, and [`Client::live_objects`] shows the count
+/// go down.
+///
+/// ## Pipelining
+///
+/// With a server that accepted the `promise` extension (ours), `getattr`,
+/// `call`, `getitem` and `eval` send their request at once and return
+/// without waiting, with a proxy of the promised result; the whole chain
+/// travels before the next wait, so `f.call(..)?.materialize()?` is one
+/// round trip. An error of the chain comes back from that wait, with its
+/// original type (as in the Python package); an error of a request nobody
+/// waits for comes back from the next wait, naming the expression it came
+/// from, so none is lost. Against a stock `simplerpyc` server, which has no
+/// promises, the same code works: every operation waits for its answer and
+/// fails at once.
+///
+/// ```
+/// use std::sync::Arc;
+/// use serde::{Deserialize, Serialize};
+/// use simplerpc_registry::{Module, Registry, Serde};
+/// use simplerpc_ws::{ndarray::Array1, Client, ClientConfig, Error, Server, ServerConfig};
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct Step { obs: Array1<f64>, reward: f64 }
+///
+/// // A Rust server whose `env.step(a)` returns a `Step`, on a free port.
+/// let registry = Arc::new(Registry::new().module(Module::new("env").function(
+///     "step",
+///     |a: f64| Serde(Step { obs: Array1::from_elem(2, a), reward: -a }),
+/// )));
+/// let server = Server::bind(
+///     ServerConfig { host: "127.0.0.1".into(), port: 0, ..ServerConfig::default() },
+///     move |_| registry.executor(),
+/// )?
+/// .spawn()?;
+/// let client = Client::connect(&ClientConfig::new("127.0.0.1", server.local_addr().port(), server.token()))?;
+/// let env = client.module("env")?;
+///
+/// // getattr, call and materialize: one round trip.
+/// let before = client.round_trips();
+/// let step: Step = env.getattr("step")?.call((0.5,))?.materialize_as()?;
+/// assert_eq!((step.obs[1], step.reward), (0.5, -0.5));
+/// assert_eq!(client.round_trips() - before, 1);
+///
+/// // The proxies of that line are gone: their objects were released by
+/// // the next request (here, the one that counts).
+/// assert_eq!(client.live_objects()?, 1); // env
+///
+/// // An error surfaces at the wait that needs the value.
+/// let missing = env.getattr("no_such_function")?.call(())?; // no error yet
+/// match missing.materialize() {
+///     Err(Error::Remote(e)) => assert_eq!(e.exception_type, "builtins.AttributeError"),
+///     other => panic!("{other:?}"),
+/// }
+/// # drop((missing, env, client));
+/// # server.shutdown();
+/// # Ok::<(), simplerpc_ws::Error>(())
+/// ```
+///
+/// To wait for each answer instead (an error at the operation that caused
+/// it, as against a stock server), connect without the `promise`
+/// extension: `config.extensions = Extensions::ALL.without(Extensions::PROMISE)`.
+/// The proxies are the same, they release themselves the same way; a
+/// chain costs one round trip per operation. [`Client::call_object`] is the
+/// waiting form of one request.
+///
+/// ## Typed values
+///
+/// Arguments are tuples of serde types (`call((2, 5))`), keyword arguments
+/// pairs (`call_kw((), [("dtype", "float32")])`), and a value comes back as
+/// any serde type, `ndarray` array or `Value` ([`Proxy::materialize_as`]).
+/// Against a Python server with numpy:
+///
+/// ```no_run
+/// use simplerpc_ws::{Client, ClientConfig, ndarray::Array2};
+///
+/// let client = Client::connect(&ClientConfig::from_env()?)?;
+/// let np = client.module("numpy")?;
+/// let zeros = np.getattr("zeros")?.call_kw(((2, 3),), [("dtype", "float32")])?;
+/// let a: Array2<f32> = zeros.materialize_as()?;
+/// assert_eq!(a.shape(), &[2, 3]);
+/// let n: i64 = np.getattr("add")?.call((3, 4))?.materialize_as()?; // np.int64 reads as i64
+/// assert_eq!(n, 7);
+/// # Ok::<(), simplerpc_ws::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct Proxy {
     inner: Arc<ProxyInner>,
@@ -321,23 +383,80 @@ impl Proxy {
 
     /// `obj[a, b, ...]`: a tuple key, built on the server as
     /// [`simplerpc_core::trail`] prescribes (`builtins.tuple` of the items),
-    /// so a numpy array is indexed per axis, as `a[0, 1]` is in Python.
+    /// so a numpy array is indexed per axis, as `a[0, 1]` is in Python. Its
+    /// three requests are pipelined like any operation (none waits with a
+    /// server that accepted promises).
     pub fn getitem_tuple(&self, items: Vec<Value>) -> Result<Proxy, Error> {
         let path = trail::getitem(&self.inner.path, &Value::List(items.clone()), true);
         let client = &self.inner.client;
-        let tuple = client.call_object(
+        // `builtins.tuple`, the key made with it, the item: pipelined like
+        // the other operations (one wait for all, at the next wait).
+        let tuple = client.promise_object(
             &trail::tuple_builtin_request(),
             trail::builtin(trail::TUPLE_BUILTIN),
         )?;
-        let key = client.call_object(&trail::tuple_request(tuple.id(), items), String::new())?;
+        let key = client.promise_object(
+            &trail::tuple_request(tuple.id(), items),
+            trail::call(&trail::builtin(trail::TUPLE_BUILTIN)),
+        )?;
         let req = Request::GetItem {
             obj_id: self.inner.id,
             key: key.as_value(),
         };
-        client.call_object(&req, path)
+        client.promise_object(&req, path)
     }
 
     /// The object's value, sent over: the one wait of a pipelined chain.
+    /// An array comes as [`Value::Array`]; read it as an `ndarray` array of
+    /// the sender's dtype with [`Proxy::materialize_as`], or through
+    /// [`NdArrayExt`](crate::NdArrayExt). A remote exception, this
+    /// request's or that of the chain it waits for, is [`Error::Remote`]
+    /// with the exception's type, message and traceback.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use simplerpc_core::ExecError;
+    /// # use simplerpc_registry::{Module, Registry};
+    /// # use simplerpc_ws::{Server, ServerConfig};
+    /// use simplerpc_ws::ndarray::{array, Array2};
+    /// use simplerpc_ws::{Client, ClientConfig, Error, Value};
+    ///
+    /// // A Rust server: `linalg.eye(n)` returns an array, `linalg.inv(a)` raises.
+    /// let registry = Arc::new(Registry::new().module(
+    ///     Module::new("linalg")
+    ///         .function("eye", |n: usize| Array2::<f64>::eye(n))
+    ///         .function("inv", |_a: Array2<f64>| -> Result<Array2<f64>, ExecError> {
+    ///             Err(ExecError::new("numpy.linalg.LinAlgError", "Singular matrix"))
+    ///         }),
+    /// ));
+    /// let server = Server::bind(
+    ///     ServerConfig { host: "127.0.0.1".into(), port: 0, ..ServerConfig::default() },
+    ///     move |_| registry.executor(),
+    /// )?
+    /// .spawn()?;
+    /// let client = Client::connect(&ClientConfig::new("127.0.0.1", server.local_addr().port(), server.token()))?;
+    /// let linalg = client.module("linalg")?;
+    ///
+    /// let eye = linalg.getattr("eye")?.call((2,))?;
+    /// let Value::Array(nd) = eye.materialize()? else { panic!("not an array") };
+    /// assert_eq!(nd.shape(), &[2, 2]);
+    /// let a: Array2<f64> = eye.materialize_as()?; // the same, typed
+    /// assert_eq!(a, array![[1.0, 0.0], [0.0, 1.0]]);
+    ///
+    /// // A remote exception: its type and message, and the connection goes on.
+    /// let zeros = Array2::<f64>::zeros((2, 2));
+    /// match linalg.getattr("inv")?.call((zeros,))?.materialize() {
+    ///     Err(Error::Remote(e)) => {
+    ///         assert_eq!(e.exception_type, "numpy.linalg.LinAlgError");
+    ///         assert_eq!(e.message, "Singular matrix");
+    ///     }
+    ///     other => panic!("expected a remote error, got {other:?}"),
+    /// }
+    /// assert_eq!(eye.materialize_as::<Array2<f64>>()?.sum(), 2.0);
+    /// # drop((eye, linalg, client));
+    /// # server.shutdown();
+    /// # Ok::<(), simplerpc_ws::Error>(())
+    /// ```
     pub fn materialize(&self) -> Result<Value, Error> {
         let req = Request::Materialize {
             obj_id: self.inner.id,

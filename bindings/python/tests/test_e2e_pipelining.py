@@ -113,6 +113,34 @@ def test_dropped_promises_free_their_objects(conn: Any) -> None:
     assert materialize(count()) == before
 
 
+def test_live_objects_goes_down_after_del_and_the_next_request(conn: Any) -> None:
+    base = conn.live_objects()
+    f = conn.eval("lambda x: [x]")
+    results = [f(i) for i in range(10)]  # pipelined, not waited for
+    assert materialize(results[-1]) == [9]
+    assert conn.live_objects() == base + 11  # f and its ten results
+    del results
+    gc.collect()
+    # The releases ride on the stats request itself: already counted.
+    assert conn.live_objects() == base + 1
+    del f
+    gc.collect()
+    assert conn.live_objects() == base
+    trips_before = trips(conn)
+    conn.live_objects()
+    assert trips(conn) - trips_before == 1
+
+
+def test_live_objects_needs_our_server(reference_server: Any) -> None:
+    host, port, token, _ = reference_server
+    with simplerpc.connect(host, port, token) as c:
+        before = trips(c)
+        with pytest.raises(simplerpc.SimpleRPCError, match="stock simplerpyc"):
+            c.live_objects()
+        assert trips(c) == before  # nothing was sent
+        assert materialize(c.builtins.len([1, 2])) == 2  # the connection goes on
+
+
 def test_a_stock_server_gets_todays_behaviour(reference_server: Any) -> None:
     host, port, token, _ = reference_server
     with simplerpc.connect(host, port, token) as c:

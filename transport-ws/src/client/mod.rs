@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use simplerpc_core::{
     ClientSession, Extensions, ObjId, RawRequest, RawValue, RemoteError, Request, RequestId,
-    Response,
+    Response, SessionStats,
 };
 
 use crate::config::{ClientConfig, Liveness};
@@ -71,7 +71,38 @@ impl std::fmt::Debug for Client {
 impl Client {
     /// Connect to `ws://host:port/?token=TOKEN`, offering `config.extensions`.
     /// A server that answers no extension header (a stock `simplerpyc`
-    /// server) gets exactly the reference protocol.
+    /// server) gets exactly the reference protocol. A wrong token is
+    /// [`Error::Unauthorized`]; nothing listening there is [`Error::Connect`].
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use simplerpc_registry::{Module, Registry};
+    /// use simplerpc_ws::{Client, ClientConfig, Error, Server, ServerConfig};
+    ///
+    /// // A server on a free port of 127.0.0.1, with a fresh token.
+    /// # let registry = Arc::new(Registry::new().module(Module::new("demo").function("one", || 1)));
+    /// let server = Server::bind(
+    ///     ServerConfig { host: "127.0.0.1".into(), port: 0, ..ServerConfig::default() },
+    ///     move |_| registry.executor(),
+    /// )?
+    /// .spawn()?;
+    /// let port = server.local_addr().port();
+    ///
+    /// let client = Client::connect(&ClientConfig::new("127.0.0.1", port, server.token()))?;
+    /// assert!(client.promises(), "our server pipelines");
+    /// let one: i64 = client.module("demo")?.getattr("one")?.call(())?.materialize_as()?;
+    /// assert_eq!(one, 1);
+    ///
+    /// // The wrong token is refused before the upgrade.
+    /// let refused = Client::connect(&ClientConfig::new("127.0.0.1", port, "not-the-token"));
+    /// assert!(matches!(refused, Err(Error::Unauthorized { .. })));
+    /// # drop(client);
+    /// # server.shutdown();
+    /// # Ok::<(), simplerpc_ws::Error>(())
+    /// ```
+    ///
+    /// A process started by the server's launcher finds the address and
+    /// token in the environment: [`Client::connect_env`].
     pub fn connect(config: &ClientConfig) -> Result<Client, Error> {
         let addr = config.addr();
         let token = config
@@ -161,6 +192,47 @@ impl Client {
         conn.write_frame(frame.into())?;
         self.count_wait();
         Ok(conn.wait(id)??)
+    }
+
+    /// The server session's counters (the `stats` extension): how many
+    /// objects this connection holds on the server, how many requests it
+    /// has made. Costs one round trip; the releases of proxies dropped
+    /// before it ride on it and are counted already. Against a stock
+    /// simplerpyc server, which has no such request, it fails with
+    /// [`Error::Encode`] and sends nothing.
+    pub fn stats(&self) -> Result<SessionStats, Error> {
+        SessionStats::from_response(self.request(&Request::Stats)?).map_err(Error::Remote)
+    }
+
+    /// How many objects this connection holds on the server: drop a proxy,
+    /// and the next request (this one included) frees its object, so the
+    /// count goes down. See [`Client::stats`].
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use simplerpc_registry::{Module, Registry};
+    /// # use simplerpc_ws::{Client, ClientConfig, Server, ServerConfig};
+    /// # let registry = Arc::new(Registry::new().module(
+    /// #     Module::new("operator").function("add", |a: i64, b: i64| a + b),
+    /// # ));
+    /// # let server = Server::bind(
+    /// #     ServerConfig { host: "127.0.0.1".into(), port: 0, ..ServerConfig::default() },
+    /// #     move |_| registry.executor(),
+    /// # )?
+    /// # .spawn()?;
+    /// # let client = Client::connect(&ClientConfig::new("127.0.0.1", server.local_addr().port(), server.token()))?;
+    /// let operator = client.module("operator")?;
+    /// let add = operator.getattr("add")?;
+    /// let sum = add.call((2, 5))?;
+    /// assert_eq!(sum.materialize_as::<i64>()?, 7);
+    /// assert_eq!(client.live_objects()?, 3); // operator, operator.add, the sum
+    /// drop((add, sum));
+    /// assert_eq!(client.live_objects()?, 1); // the releases rode on this request
+    /// # server.shutdown();
+    /// # Ok::<(), simplerpc_ws::Error>(())
+    /// ```
+    pub fn live_objects(&self) -> Result<u64, Error> {
+        self.stats().map(|s| s.live_objects)
     }
 
     /// Whether requests may be pipelined on promises: the server accepted
@@ -323,7 +395,43 @@ impl Client {
     }
 
     /// Send every request, then read every response: one round trip for all.
-    /// Responses come back in request order.
+    /// Responses come back in request order. This is the raw level: every
+    /// object id an answer holds is the caller's to release
+    /// ([`Client::release`], or hold it as a [`Proxy`](crate::Proxy) with
+    /// [`Client::proxy`]); the proxy layer pipelines chains and releases by
+    /// itself (see [`crate::Proxy`]).
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use simplerpc_registry::{Module, Registry};
+    /// # use simplerpc_ws::{Server, ServerConfig};
+    /// use simplerpc_ws::{Client, ClientConfig, Request, Response};
+    ///
+    /// # let registry = Arc::new(Registry::new().module(Module::new("demo")).module(Module::new("sim")));
+    /// # let server = Server::bind(
+    /// #     ServerConfig { host: "127.0.0.1".into(), port: 0, ..ServerConfig::default() },
+    /// #     move |_| registry.executor(),
+    /// # )?
+    /// # .spawn()?;
+    /// # let client = Client::connect(&ClientConfig::new("127.0.0.1", server.local_addr().port(), server.token()))?;
+    /// let responses = client.pipeline(&[
+    ///     Request::ImportModule { module: "demo".into() },
+    ///     Request::ImportModule { module: "sim".into() },
+    /// ])?;
+    /// assert_eq!(client.round_trips(), 1);
+    /// let proxies: Vec<_> = responses
+    ///     .into_iter()
+    ///     .map(|r| match r {
+    ///         Response::Object(id) => client.proxy(id, "pipelined"), // released on drop
+    ///         other => panic!("{other:?}"),
+    ///     })
+    ///     .collect();
+    /// assert_eq!(client.live_objects()?, 2);
+    /// drop(proxies);
+    /// assert_eq!(client.live_objects()?, 0);
+    /// # server.shutdown();
+    /// # Ok::<(), simplerpc_ws::Error>(())
+    /// ```
     pub fn pipeline(&self, requests: &[Request]) -> Result<Vec<Response>, Error> {
         if requests.is_empty() {
             return Ok(Vec::new());

@@ -11,7 +11,7 @@ from ._messages import no_wire_form
 from ._native_api import NativeClientAPI, NativeRemoteError
 from ._proxy import RPCProxy, _RemoteIterator
 from ._serialization import local_imports, local_numpy, packb, packb_parts, unpackb
-from .errors import AuthenticationError, ConnectionClosedError, ConnectionRefusedError, RemoteException
+from .errors import AuthenticationError, ConnectionClosedError, ConnectionRefusedError, RemoteException, SimpleRPCError
 
 
 def _trail(kind: str, parent: str = "", a: str = "", key: bytes = b"") -> str:
@@ -207,6 +207,24 @@ class Connection:
         """The remote globals: ``{name: "<class '...'>"}``."""
         namespace: Dict[Any, Any] = unpackb(self._request(self._native.namespace))
         return namespace
+
+    def live_objects(self) -> int:
+        """How many objects this connection holds on the server.
+
+        One round trip (a ``stats`` request, answered by the server's
+        session). Proxies dropped before it are released by it and no
+        longer counted, so ``del proxy`` followed by ``conn.live_objects()``
+        shows the object gone. Needs a simplerpc server: a stock simplerpyc
+        server keeps every object until the client disconnects and cannot
+        count them; then :class:`simplerpc.SimpleRPCError` is raised and
+        nothing is sent.
+        """
+        if self._closed:
+            raise ConnectionClosedError("the connection is closed")
+        live_objects = getattr(self._native, "live_objects", None)
+        if live_objects is None:
+            raise SimpleRPCError("this native client cannot ask the server for its live objects")
+        return int(live_objects())
 
     def eval(self, expr: str) -> RPCProxy:
         """Evaluate ``expr`` in the remote globals; a proxy for the result."""

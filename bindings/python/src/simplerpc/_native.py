@@ -105,7 +105,8 @@ SRPC_INPUT_ARGS, SRPC_INPUT_KWARGS, SRPC_INPUT_KEY = range(3)
 ) = range(8)
 # Extension bits (SRPC_EXT_*): the tuple extension, and all of them.
 SRPC_EXT_TUPLE = 8
-SRPC_EXT_ALL = 15
+SRPC_EXT_STATS = 16
+SRPC_EXT_ALL = 31
 SRPC_NO_OBJECT = (1 << 64) - 1
 SRPC_PROMISE_BIT = 1 << 63
 # srpc_mp_type: the item types of the library's msgpack reader for C hosts
@@ -282,6 +283,7 @@ _client_wait = _declare("srpc_client_wait", c_uint32, c_void_p, c_uint64, POINTE
 _client_take_failure = _declare("srpc_client_take_failure", c_uint32, c_void_p, POINTER(c_uint64))
 _client_promises = _declare("srpc_client_promises", ctypes.c_bool, c_void_p)
 _client_round_trips = _declare("srpc_client_round_trips", c_uint64, c_void_p)
+_client_live_objects = _declare("srpc_client_live_objects", c_uint32, c_void_p, POINTER(c_uint64))
 _client_max_message_size = _declare("srpc_client_max_message_size", c_uint64, c_void_p)
 _value_split = _declare("srpc_value_split", c_uint32, Slice, c_size_t, POINTER(Buf), POINTER(Buf))
 _client_release = _declare("srpc_client_release", c_uint32, c_void_p, c_uint64)
@@ -810,6 +812,30 @@ class NativeClient:
     def round_trips(self) -> int:
         """How many times this connection waited for the server (for tests and benchmarks)."""
         return _client_round_trips(self._handle) if self._handle else 0
+
+    def live_objects(self) -> int:
+        """How many objects this connection holds on the server (a ``stats``
+        request: one round trip, carrying the releases queued before it).
+        Raises :class:`simplerpc.SimpleRPCError` against a server without the
+        ``stats`` extension (a stock simplerpyc server), sending nothing."""
+        if not self._handle:
+            raise ConnectionClosedError("the connection is closed")
+        if not _client_extensions(self._handle) & SRPC_EXT_STATS:
+            raise SimpleRPCError(
+                "this server does not report its live objects (a stock simplerpyc server has no "
+                "stats request): connect to a simplerpc server to count them"
+            )
+        out = c_uint64(0)
+        while True:
+            st = _client_live_objects(self._handle, byref(out))
+            if st != SRPC_STATUS_INTERRUPTED:
+                break
+            # A signal ended the wait (the request was given up): let Python
+            # run its handlers (one that raises propagates), then ask again.
+            _run_signal_handlers()
+        if st != SRPC_STATUS_OK:
+            _raise(st)
+        return int(out.value)
 
     def send_pipelined(self, kind: int, obj: Optional[int] = None, name: str = "", path: str = "", args: bytes = b"", kwargs: bytes = b"", key: bytes = b"") -> int:
         """Send without waiting; the promise of the object it will return (an id with SRPC_PROMISE_BIT)."""

@@ -55,6 +55,10 @@ class NativeClientAPI(Protocol):
     server accepted the ``tuple`` extension, so values (arguments in, values
     out) carry tuples as ``{"__tuple__": [...]}``; absent or false, tuples
     travel as arrays.
+
+    It may also have a ``live_objects()`` method: how many objects the
+    connection holds on the server (the ``stats`` extension), which
+    :meth:`simplerpc.Connection.live_objects` calls.
     """
 
     def import_module(self, name: str) -> int:

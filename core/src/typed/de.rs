@@ -56,12 +56,26 @@ fn visit_num<'de, V: Visitor<'de>>(n: Num, visitor: V) -> Result<V::Value, Conve
     }
 }
 
+/// The most rows of an array without elements that [`rows`] makes (each
+/// costs a [`Value`], none a byte of the frame).
+const EMPTY_ROWS_MAX: usize = 1 << 20;
+
 /// The items of an array along its first axis: sub-arrays sharing its
 /// data, or numbers for a 1-d array.
 fn rows(a: NdArray) -> Result<Vec<Value>, ConvertError> {
     let Some((&n, rest)) = a.shape().split_first() else {
         return Ok(Vec::new());
     };
+    // Rows with data are at most as many as its bytes; rows of an empty
+    // array take none, so their number is whatever the peer announced.
+    if a.data().is_empty() && n > EMPTY_ROWS_MAX {
+        return Err(ConvertError::new(format!(
+            "an empty array of shape {:?} has {n} rows, over the {EMPTY_ROWS_MAX} an empty \
+             array may have to be read as a sequence; read it as an array (NdArray, \
+             ndarray::ArrayD) instead",
+            a.shape()
+        )));
+    }
     let step = a.data().len() / n.max(1);
     let item = a.dtype().itemsize();
     let mut out = Vec::with_capacity(n);

@@ -1723,7 +1723,9 @@ srpc_status srpc_ndarray_decode(struct srpc_slice value, struct srpc_ndarray *ou
 /*
  Bind and start a server on its own threads; one executor session is
  opened per connected client. `executor` is copied; its userdata is freed
- (by `free_userdata`) in srpc_server_free(). Returns SRPC_STATUS_ERR_IO when the
+ (by `free_userdata`) in srpc_server_free(), or before this returns when
+ it fails (any failure but a NULL `executor` or `executor->call`: the
+ host must not free it then). Returns SRPC_STATUS_ERR_IO when the
  address cannot be bound, SRPC_STATUS_ERR_INVALID_ARGUMENT for a limit
  that cannot work (a stack under 64 KiB). Stop with srpc_server_stop(), free with srpc_server_free().
 
@@ -1960,6 +1962,9 @@ srpc_status srpc_client_session_take_failure(struct srpc_client_session *session
  Create a server session over `executor` (copied; its `open` runs now)
  speaking the extension bits `extensions`. Free with srpc_server_session_free(),
  which releases every handle, closes the session and frees the userdata.
+ A failure (the `open` callback's, a NULL `session_out`) frees the
+ userdata before it returns, unless `executor` or `executor->call` is
+ NULL: the host must not free it then.
 
  # Safety
  `executor` points to a valid srpc_executor; `session_out` is valid.

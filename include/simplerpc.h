@@ -50,7 +50,8 @@
  *   handles the executor treats as static: ignore those. It never runs for a
  *   handle no reply gave, nor twice for one; once released, a handle may be
  *   answered again and starts afresh. A callback that answers a handle and
- *   then returns a failure status has the handle released at once. A client
+ *   then returns a failure status has the handle released at once, unless
+ *   an id of the client still names it (then when the last one goes). A client
  *   without the release extension (a stock simplerpyc client) releases
  *   nothing before the session ends. srpc_server_session_live_objects()
  *   counts the ids a client holds.
@@ -1383,7 +1384,8 @@ uint32_t srpc_reply_extensions(const struct srpc_reply *reply);
  Answer with a handle: the executor now holds an object under `handle`.
  The client gets a new object id for it, even for a handle answered
  before (the release callback then runs once, when the last id goes). If
- the callback then returns a failure status, the handle is released at once.
+ the callback then returns a failure status, the handle is released at once
+ (unless an id of the client still names it: then when the last one goes).
 
  # Safety
  `reply` is the pointer passed to the running callback.

@@ -50,7 +50,8 @@
  *   handles the executor treats as static: ignore those. It never runs for a
  *   handle no reply gave, nor twice for one; once released, a handle may be
  *   answered again and starts afresh. A callback that answers a handle and
- *   then returns a failure status has the handle released at once. A client
+ *   then returns a failure status has the handle released at once, unless
+ *   an id of the client still names it (then when the last one goes). A client
  *   without the release extension (a stock simplerpyc client) releases
  *   nothing before the session ends. srpc_server_session_live_objects()
  *   counts the ids a client holds.
@@ -1407,7 +1408,8 @@ uint32_t srpc_reply_extensions(const struct srpc_reply *reply);
  Answer with a handle: the executor now holds an object under `handle`.
  The client gets a new object id for it, even for a handle answered
  before (the release callback then runs once, when the last id goes). If
- the callback then returns a failure status, the handle is released at once.
+ the callback then returns a failure status, the handle is released at once
+ (unless an id of the client still names it: then when the last one goes).
 
  # Safety
  `reply` is the pointer passed to the running callback.
@@ -1747,7 +1749,9 @@ srpc_status srpc_ndarray_decode(struct srpc_slice value, struct srpc_ndarray *ou
 /*
  Bind and start a server on its own threads; one executor session is
  opened per connected client. `executor` is copied; its userdata is freed
- (by `free_userdata`) in srpc_server_free(). Returns SRPC_STATUS_ERR_IO when the
+ (by `free_userdata`) in srpc_server_free(), or before this returns when
+ it fails (any failure but a NULL `executor` or `executor->call`: the
+ host must not free it then). Returns SRPC_STATUS_ERR_IO when the
  address cannot be bound, SRPC_STATUS_ERR_INVALID_ARGUMENT for a limit
  that cannot work (a stack under 64 KiB). Stop with srpc_server_stop(), free with srpc_server_free().
 
@@ -1984,6 +1988,9 @@ srpc_status srpc_client_session_take_failure(struct srpc_client_session *session
  Create a server session over `executor` (copied; its `open` runs now)
  speaking the extension bits `extensions`. Free with srpc_server_session_free(),
  which releases every handle, closes the session and frees the userdata.
+ A failure (the `open` callback's, a NULL `session_out`) frees the
+ userdata before it returns, unless `executor` or `executor->call` is
+ NULL: the host must not free it then.
 
  # Safety
  `executor` points to a valid srpc_executor; `session_out` is valid.

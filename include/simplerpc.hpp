@@ -253,7 +253,7 @@ public:
     Server(const srpc_server_config &config, const srpc_executor &ex) {
         srpc_server *s = nullptr;
         srpc_status st = srpc_server_start(&config, &ex, &s);
-        if (st != SRPC_STATUS_OK && ex.free_userdata) ex.free_userdata(ex.userdata);
+        // A failure has freed the userdata already (the library owns it).
         check(st);
         s_.reset(s);
     }
@@ -281,7 +281,7 @@ public:
     explicit ServerSession(const srpc_executor &ex, uint32_t extensions = SRPC_EXT_DEFAULT) {
         srpc_server_session *s = nullptr;
         srpc_status st = srpc_server_session_new(&ex, extensions, &s);
-        if (st != SRPC_STATUS_OK && ex.free_userdata) ex.free_userdata(ex.userdata);
+        // A failure has freed the userdata already (the library owns it).
         check(st);
         s_.reset(s);
     }

@@ -59,6 +59,7 @@ cp "$out/readme_host.c" "$out/readme_host.cpp"
 g++ -std=c++17 -Wall -Wextra -Werror -pedantic -Iinclude -c "$out/readme_host.cpp" -o "$out/readme_host_cpp.o"
 # The C++ example, through the header-only wrapper (include/simplerpc.hpp).
 g++ -std=c++17 -Wall -Wextra -Werror -pedantic -g "${pc_cflags[@]}" examples/cpp/add.cpp "${link[@]}" -pthread -o "$out/add_cpp"
+g++ -std=c++17 -Wall -Wextra -Werror -pedantic -g "${pc_cflags[@]}" tests/cpp/wrapper.cpp "${link[@]}" -pthread -o "$out/wrapper_cpp"
 # The header alone, twice, as C11 and C++17.
 printf '#include "simplerpc.h"\n#include "simplerpc.h"\nint main(void) { return SRPC_STATUS_OK; }\n' > "$out/header.c"
 gcc -std=c11 -Wall -Wextra -Werror -pedantic -Iinclude -c "$out/header.c" -o "$out/header_c.o"
@@ -83,6 +84,8 @@ vg=(valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect --err
 "${vg[@]}" "$out/msgpack"
 timeout 300 "${vg[@]}" "$out/edges"
 timeout 300 "${vg[@]}" "$out/add_cpp"
+# The wrapper when the library refuses: the executor freed once.
+timeout 300 "${vg[@]}" "$out/wrapper_cpp"
 timeout 300 "${vg[@]}" "$out/add_socketpair"
 # The stream transport over a socketpair: server thread and client.
 timeout 300 "${vg[@]}" "$out/stream_fd"

@@ -768,6 +768,30 @@ fn layout(data: &[u8], start: usize) -> (usize, usize, usize) {
     }
 }
 
+/// Whether a bin value starts at each of `at` (ascending offsets) in
+/// `data`, checked msgpack holding one value.
+pub(crate) fn bins_start_at(data: &[u8], at: &[usize]) -> bool {
+    let mut want = at.iter().copied().peekable();
+    let mut pos = 0;
+    let mut pending = 1usize;
+    while pending > 0 && pos < data.len() {
+        match want.peek() {
+            Some(&p) if p < pos => return false,
+            Some(&p) if p == pos => {
+                if !matches!(data[pos], 0xc4..=0xc6) {
+                    return false;
+                }
+                want.next();
+            }
+            _ => {}
+        }
+        let (head, payload, items) = layout(data, pos);
+        pending = pending - 1 + items;
+        pos += head + payload;
+    }
+    want.peek().is_none()
+}
+
 /// Where the value starting at `start` ends.
 fn value_end(data: &[u8], start: usize) -> usize {
     let (head, payload, items) = layout(data, start);

@@ -239,6 +239,16 @@ pub trait Executor {
     /// The session no longer uses `handle`: drop the object it names.
     fn release(&mut self, handle: Handle);
 
+    /// A handle this executor answered for the request that just failed
+    /// (an answer it then withdrew, as a C callback that answers a handle
+    /// and returns a failure does). The session takes it after each failed
+    /// request and releases it unless one of the client's ids names it (a
+    /// singleton answered again), so a handle is released only when the last
+    /// id naming it goes. The default: none.
+    fn take_withdrawn(&mut self) -> Option<Handle> {
+        None
+    }
+
     /// A response frame the transport has written, handed back for reuse:
     /// an executor that copies large values into frames of its own may keep
     /// it and build its next one in it (see
@@ -294,5 +304,8 @@ impl<E: Executor + ?Sized> Executor for Box<E> {
     }
     fn release(&mut self, handle: Handle) {
         (**self).release(handle)
+    }
+    fn take_withdrawn(&mut self) -> Option<Handle> {
+        (**self).take_withdrawn()
     }
 }

@@ -410,6 +410,18 @@ impl<E: Executor> ServerSession<E> {
 
     fn dispatch(&mut self, req: Request, raw: RawFields) -> Response {
         let kind = req.type_name();
+        let response = self.dispatch_run(kind, req, raw);
+        // A handle answered and then withdrawn goes back, unless an id names it.
+        let withdrawn = catch_unwind(AssertUnwindSafe(|| self.executor.take_withdrawn()));
+        if let Ok(Some(h)) = withdrawn {
+            if !self.refs.contains_key(&h) {
+                self.release_handle(h);
+            }
+        }
+        response
+    }
+
+    fn dispatch_run(&mut self, kind: &'static str, req: Request, raw: RawFields) -> Response {
         match catch_unwind(AssertUnwindSafe(|| self.run(req, raw))) {
             Ok(Ok(r)) => r,
             Ok(Err(Stop::Exec(e))) => Response::Error(e.into()),

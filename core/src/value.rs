@@ -200,6 +200,8 @@ impl RawValue {
     /// parts are copied aside for the check.
     pub fn from_parts(parts: Vec<Bytes>) -> Result<RawValue, DecodeError> {
         let mut skeleton = Vec::new();
+        // Where each payload taken out was: a bin must start there.
+        let mut holes = Vec::new();
         for p in &parts {
             let n = p.len();
             let header = u32::try_from(n).ok().map(|n| {
@@ -211,6 +213,7 @@ impl RawValue {
                 Some(h) if n >= codec::SPLICE_MIN && skeleton.ends_with(&h) => {
                     // The bin's payload: checked as an empty one.
                     skeleton.truncate(skeleton.len() - h.len());
+                    holes.push(skeleton.len());
                     skeleton.extend_from_slice(&[0xc4, 0]);
                 }
                 _ => {
@@ -222,6 +225,12 @@ impl RawValue {
             }
         }
         codec::validate(&skeleton)?;
+        // Bytes that only end like a bin header (inside a str or a smaller
+        // bin) make no hole: the part after them is no payload, so the
+        // whole is checked (rare: a copy).
+        if !codec::bins_start_at(&skeleton, &holes) {
+            codec::validate(&parts.concat())?;
+        }
         Ok(RawValue(RawRepr::Parts(parts, std::sync::OnceLock::new())))
     }
 

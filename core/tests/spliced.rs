@@ -176,3 +176,32 @@ fn a_raw_value_in_parts_is_checked_and_spliced_without_a_join() {
         assert!(RawValue::from_parts(bad).is_err());
     }
 }
+
+/// A large part after bytes that merely end like a bin32 header (here the
+/// five bytes of a small bin) is not a bin's payload: the check must look at it,
+/// or invalid msgpack (0xc1 bytes) passes and goes out in a frame.
+#[test]
+fn a_part_after_a_look_alike_bin_header_is_checked() {
+    use simplerpc_core::RawValue;
+    let n = SPLICE_MIN as u32;
+    // [bin of the 5 bytes c6 00 01 00 00, ...]: looks like a bin32 header of n.
+    let mut head = vec![0x92, 0xc4, 0x05, 0xc6];
+    head.extend_from_slice(&n.to_be_bytes());
+    let junk = Bytes::from(vec![0xc1u8; SPLICE_MIN]);
+    // With the large part taken for an empty bin, the small bin would swallow
+    // c4 00 01 02 03 and the nil close the array: a valid look-alike.
+    let parts = vec![
+        Bytes::from(head),
+        junk,
+        Bytes::from_static(b"\x01\x02\x03\xc0"),
+    ];
+    let joined = parts.concat();
+    assert!(
+        RawValue::new(Bytes::from(joined)).is_err(),
+        "the bytes are no msgpack"
+    );
+    assert!(
+        RawValue::from_parts(parts).is_err(),
+        "and neither are the parts"
+    );
+}

@@ -125,6 +125,7 @@ impl Callbacks {
             opened: true,
             spare: None,
             extensions,
+            withdrawn: None,
         })
     }
 
@@ -139,6 +140,7 @@ impl Callbacks {
                 opened: false,
                 spare: None,
                 extensions,
+                withdrawn: None,
             }
         })
     }
@@ -155,6 +157,9 @@ pub struct CExecutor {
     spare: Option<Vec<u8>>,
     /// The extension bits the connection negotiated.
     extensions: u32,
+    /// A handle answered for a request that then failed, for the session
+    /// to give back (see [`Executor::take_withdrawn`]).
+    withdrawn: Option<Handle>,
 }
 
 /// Frames from this size up are kept for reuse (until the connection idles,
@@ -310,7 +315,8 @@ fn reply_mut<'a>(reply: *mut srpc_reply) -> Result<&'a mut srpc_reply, FfiError>
 /// Answer with a handle: the executor now holds an object under `handle`.
 /// The client gets a new object id for it, even for a handle answered
 /// before (the release callback then runs once, when the last id goes). If
-/// the callback then returns a failure status, the handle is released at once.
+/// the callback then returns a failure status, the handle is released at once
+/// (unless an id of the client still names it: then when the last one goes).
 ///
 /// # Safety
 /// `reply` is the pointer passed to the running callback.
@@ -672,9 +678,10 @@ impl CExecutor {
             )),
             answer => {
                 // A handle answered and then a failure: the handle is not
-                // used, so give it back.
+                // used, so the session gives it back (unless an id of the
+                // client names it: a singleton answered again).
                 if let Some(Ok(Answer::Handle(h))) = answer {
-                    self.release(Handle(h));
+                    self.withdrawn = Some(Handle(h));
                 }
                 Err(ExecError::new(
                     EXECUTOR_ERROR,
@@ -706,7 +713,7 @@ impl CExecutor {
         match self.invoke(d)? {
             Answer::Value(v) => Ok(v),
             Answer::Handle(h) => {
-                self.release(Handle(h));
+                self.withdrawn = Some(Handle(h));
                 Err(ExecError::new(
                     EXECUTOR_ERROR,
                     format!(
@@ -841,6 +848,10 @@ impl Executor for CExecutor {
 
     fn trim(&mut self) {
         self.spare = None;
+    }
+
+    fn take_withdrawn(&mut self) -> Option<Handle> {
+        self.withdrawn.take()
     }
 
     fn release(&mut self, handle: Handle) {

@@ -75,7 +75,9 @@ fn live<'a>(p: *const srpc_server) -> Result<&'a srpc_server, FfiError> {
 
 /// Bind and start a server on its own threads; one executor session is
 /// opened per connected client. `executor` is copied; its userdata is freed
-/// (by `free_userdata`) in srpc_server_free(). Returns SRPC_STATUS_ERR_IO when the
+/// (by `free_userdata`) in srpc_server_free(), or before this returns when
+/// it fails (any failure but a NULL `executor` or `executor->call`: the
+/// host must not free it then). Returns SRPC_STATUS_ERR_IO when the
 /// address cannot be bound, SRPC_STATUS_ERR_INVALID_ARGUMENT for a limit
 /// that cannot work (a stack under 64 KiB). Stop with srpc_server_stop(), free with srpc_server_free().
 ///
@@ -92,12 +94,13 @@ pub unsafe extern "C" fn srpc_server_start(
         let cfg = unsafe { config.as_ref() }.ok_or_else(|| FfiError::null("config"))?;
         // SAFETY: as above.
         let ex = unsafe { executor.as_ref() }.ok_or_else(|| FfiError::null("executor"))?;
+        // Owned from here: every failure below frees the userdata.
+        let callbacks = Callbacks::new(ex)?;
         let o = out(server_out, "server_out")?;
         // SAFETY: the config's strings are valid for the call.
         let host = unsafe { cfg.host.as_str("config.host")? };
         // SAFETY: as above.
         let token = unsafe { cfg.token.as_str("config.token")? };
-        let callbacks = Callbacks::new(ex)?;
         let kept = Arc::clone(&callbacks);
         let mut config = ServerConfig {
             port: cfg.port,

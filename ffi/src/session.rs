@@ -408,6 +408,9 @@ pub unsafe extern "C" fn srpc_client_session_take_failure(
 /// Create a server session over `executor` (copied; its `open` runs now)
 /// speaking the extension bits `extensions`. Free with srpc_server_session_free(),
 /// which releases every handle, closes the session and frees the userdata.
+/// A failure (the `open` callback's, a NULL `session_out`) frees the
+/// userdata before it returns, unless `executor` or `executor->call` is
+/// NULL: the host must not free it then.
 ///
 /// # Safety
 /// `executor` points to a valid srpc_executor; `session_out` is valid.
@@ -420,8 +423,10 @@ pub unsafe extern "C" fn srpc_server_session_new(
     guard(|| {
         // SAFETY: NULL checked; otherwise a valid srpc_executor.
         let e = unsafe { executor.as_ref() }.ok_or_else(|| FfiError::null("executor"))?;
+        // Owned from here: every failure below frees the userdata.
+        let callbacks = Callbacks::new(e)?;
         let o = out(session_out, "session_out")?;
-        let ex = Callbacks::new(e)?.open(extensions(extensions_bits).bits())?;
+        let ex = callbacks.open(extensions(extensions_bits).bits())?;
         *o = Box::into_raw(Box::new(srpc_server_session(ServerSession::new(
             ex,
             extensions(extensions_bits),

@@ -137,10 +137,13 @@ pub unsafe extern "C" fn srpc_server_serve_fd(
     fd: c_int,
 ) -> srpc_status {
     guard(|| {
-        let stream = socket(fd)?;
+        // The fd is taken (closed on every way out) and the userdata owned
+        // (freed on every way out) before either can be refused.
+        let stream = socket(fd);
         // SAFETY: NULL checked; otherwise a valid struct (documented).
         let ex = unsafe { executor.as_ref() }.ok_or_else(|| FfiError::null("executor"))?;
         let callbacks = Callbacks::new(ex)?;
+        let stream = stream?;
         let (max_message_size, max_objects, _, extensions) = limits(config);
         let config = ServerConfig {
             max_message_size,

@@ -372,7 +372,10 @@ impl Conn {
 
     /// Read until request `id` is answered, within the timeout if any.
     fn wait(&mut self, id: RequestId) -> Result<(Response, Option<RawValue>), Error> {
-        let deadline = self.timeout.map(|t| (Instant::now() + t, t));
+        // A timeout past what an Instant can hold (Duration::MAX) is none.
+        let deadline = self
+            .timeout
+            .and_then(|t| Some((Instant::now().checked_add(t)?, t)));
         while !self.session.is_answered(id) {
             if let Some((deadline, limit)) = deadline {
                 if Instant::now() >= deadline {

@@ -265,3 +265,28 @@ fn a_client_without_extensions_gets_none() {
     client.close();
     assert_eq!(server.join().unwrap().unwrap().extensions, Extensions::NONE);
 }
+
+/// A timeout too long for a deadline (`Duration::MAX`) is no limit, not a
+/// panic while the connection's lock is held.
+#[test]
+fn the_longest_timeout_is_no_limit() {
+    let (a, server) = start(ServerConfig::default());
+    let config = ClientConfig {
+        timeout: Some(Duration::MAX),
+        ..ClientConfig::default()
+    };
+    let client = Client::connect(a, &config).unwrap();
+    let sim = object(
+        client
+            .request(&Request::ImportModule {
+                module: "sim".into(),
+            })
+            .unwrap(),
+    );
+    client.set_timeout(Some(Duration::MAX));
+    let echo = attr(&client, sim, "echo");
+    let e = call(&client, echo, vec![Value::from(7u8)]);
+    assert_eq!(value(&client, e), Value::from(7u8));
+    client.close();
+    server.join().unwrap().unwrap();
+}

@@ -279,3 +279,24 @@ fn rust_tuples_stay_tuples_for_a_client_that_speaks_tuple() {
         assert_eq!(swapped_items, vec![Value::Int(-1), Value::str("a")]);
     }
 }
+
+/// A connect or request timeout too long for a deadline (`Duration::MAX`,
+/// "forever") is no limit, not a panic.
+#[test]
+fn the_longest_timeouts_are_no_limit() {
+    use std::time::Duration;
+    let server = start();
+    let mut config = ClientConfig::new("127.0.0.1", server.local_addr().port(), server.token());
+    config.connect_timeout = Some(Duration::MAX);
+    let client = Client::connect(&config).unwrap();
+    client.set_timeout(Some(Duration::MAX));
+    let echo = client.module("sim").unwrap().getattr("echo").unwrap();
+    let v = echo
+        .call_args(vec![Value::from(7u8)])
+        .unwrap()
+        .materialize()
+        .unwrap();
+    assert_eq!(v, Value::from(7u8));
+    drop((echo, client));
+    server.shutdown();
+}

@@ -56,30 +56,78 @@ fn visit_num<'de, V: Visitor<'de>>(n: Num, visitor: V) -> Result<V::Value, Conve
     }
 }
 
+/// The most rows of an array without elements that [`rows`] makes (each
+/// costs a [`Value`], none a byte of the frame).
+const EMPTY_ROWS_MAX: usize = 1 << 20;
+
 /// The items of an array along its first axis: sub-arrays sharing its
-/// data, or numbers for a 1-d array.
-fn rows(a: NdArray) -> Result<Vec<Value>, ConvertError> {
-    let Some((&n, rest)) = a.shape().split_first() else {
-        return Ok(Vec::new());
+/// data, or numbers for a 1-d array, made one at a time as they are read
+/// (a `Value` per element up front would take some forty times the
+/// array's bytes).
+fn rows(a: NdArray) -> Result<Rows, ConvertError> {
+    let (n, rest) = match a.shape().split_first() {
+        Some((&n, rest)) => (n, rest.to_vec()),
+        None => (0, Vec::new()),
     };
-    let step = a.data().len() / n.max(1);
-    let item = a.dtype().itemsize();
-    let mut out = Vec::with_capacity(n);
-    for i in 0..n {
-        let data = a.data().slice(i * step..(i + 1) * step);
-        if rest.is_empty() {
-            out.push(num_value(read_item(a.dtype(), a.order(), &data[..item])));
-        } else {
-            out.push(Value::Array(NdArray::new(
-                a.dtype(),
-                a.order(),
-                rest.to_vec(),
-                data,
-            )?));
-        }
+    // Rows with data are at most as many as its bytes; rows of an empty
+    // array take none, so their number is whatever the peer announced.
+    if a.data().is_empty() && n > EMPTY_ROWS_MAX {
+        return Err(ConvertError::new(format!(
+            "an empty array of shape {:?} has {n} rows, over the {EMPTY_ROWS_MAX} an empty \
+             array may have to be read as a sequence; read it as an array (NdArray, \
+             ndarray::ArrayD) instead",
+            a.shape()
+        )));
     }
-    Ok(out)
+    let step = a.data().len() / n.max(1);
+    if n > 0 && !rest.is_empty() {
+        // Every row has this shape and length: if one is an array, all are.
+        NdArray::new(a.dtype(), a.order(), rest.clone(), a.data().slice(..step))?;
+    }
+    Ok(Rows {
+        a,
+        rest,
+        n,
+        next: 0,
+        step,
+    })
 }
+
+/// The rows of an array, see [`rows`].
+struct Rows {
+    a: NdArray,
+    rest: Vec<usize>,
+    n: usize,
+    next: usize,
+    step: usize,
+}
+
+impl Iterator for Rows {
+    type Item = Value;
+
+    fn next(&mut self) -> Option<Value> {
+        if self.next >= self.n {
+            return None;
+        }
+        let i = self.next;
+        self.next += 1;
+        let data = self.a.data().slice(i * self.step..(i + 1) * self.step);
+        let (dtype, order) = (self.a.dtype(), self.a.order());
+        Some(if self.rest.is_empty() {
+            num_value(read_item(dtype, order, &data[..dtype.itemsize()]))
+        } else {
+            // Checked for the first row in `rows`; the others are alike.
+            NdArray::new(dtype, order, self.rest.clone(), data).map_or(Value::Nil, Value::Array)
+        })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.n - self.next;
+        (left, Some(left))
+    }
+}
+
+impl ExactSizeIterator for Rows {}
 
 pub(crate) fn num_value(n: Num) -> Value {
     match n {
@@ -119,7 +167,7 @@ impl<'de> Deserializer<'de> for ValueDeserializer {
             Value::Array(a) if a.shape().is_empty() => {
                 visit_num(read_item(a.dtype(), a.order(), a.data()), visitor)
             }
-            Value::Array(a) => visit_items(visitor, rows(a)?.into_iter()),
+            Value::Array(a) => visit_items(visitor, rows(a)?),
             Value::Scalar(s) => match s.number() {
                 Some(n) => visit_num(n, visitor),
                 None => Err(ConvertError::new(format!(
@@ -187,7 +235,7 @@ impl<'de> Deserializer<'de> for ValueDeserializer {
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
         match self.value {
             Value::List(items) | Value::Tuple(items) => visit_items(visitor, items.into_iter()),
-            Value::Array(a) if !a.shape().is_empty() => visit_items(visitor, rows(a)?.into_iter()),
+            Value::Array(a) if !a.shape().is_empty() => visit_items(visitor, rows(a)?),
             Value::Bin(b) => visit_items(
                 visitor,
                 b.iter()

@@ -574,3 +574,38 @@ fn bool_and_complex_arrays() {
         vec![(1.0, -1.0), (0.5, 2.0)]
     );
 }
+
+/// An empty array takes no bytes however many rows its shape announces
+/// (`[2**40, 0]` is a valid numpy shape): reading it as nested sequences
+/// must not make a row for each, or a peer's few bytes abort the process
+/// on an allocation of terabytes.
+#[test]
+fn an_empty_array_with_countless_rows_is_refused_not_allocated() {
+    let frame = crate::codec::to_vec(&Value::Array(
+        NdArray::new(
+            DType::Float32,
+            ByteOrder::Little,
+            vec![1 << 40, 0],
+            Bytes::new(),
+        )
+        .unwrap(),
+    ))
+    .unwrap();
+    // As a peer sends it: a frame of a few dozen bytes.
+    assert!(frame.len() < 100);
+    let v = crate::codec::from_bytes(&Bytes::from(frame)).unwrap();
+    let e = from_value::<Vec<Vec<f32>>>(v.clone()).unwrap_err();
+    assert!(e.to_string().contains("rows"), "{e}");
+    // Through deserialize_any too (an untyped field).
+    #[derive(Deserialize, Debug)]
+    #[serde(untagged)]
+    enum Any {
+        #[allow(dead_code)]
+        Seq(Vec<Vec<u8>>),
+    }
+    assert!(from_value::<Any>(v).is_err());
+    // A modest empty array still reads as its rows.
+    let small = NdArray::new(DType::Float32, ByteOrder::Little, vec![3, 0], Bytes::new()).unwrap();
+    let rows: Vec<Vec<f32>> = from_value(Value::Array(small)).unwrap();
+    assert_eq!(rows, vec![Vec::<f32>::new(); 3]);
+}

@@ -111,7 +111,10 @@ impl Conn {
         }
         self.flush_all()?;
         self.spin_for(id)?;
-        let deadline = self.timeout.map(|limit| (Instant::now() + limit, limit));
+        // A timeout past what an Instant can hold (Duration::MAX) is none.
+        let deadline = self
+            .timeout
+            .and_then(|limit| Some((Instant::now().checked_add(limit)?, limit)));
         while !self.session.is_answered(id) {
             let mut tick = self
                 .liveness

@@ -109,10 +109,11 @@ pub(super) fn connect(
 /// name resolves to with what is left of it (an error of kind `TimedOut`
 /// when none answered in time).
 fn connect_within(host: &str, port: u16, limit: Duration) -> io::Result<TcpStream> {
-    let deadline = Instant::now() + limit;
+    // A limit past what an Instant can hold (Duration::MAX) is none.
+    let deadline = Instant::now().checked_add(limit);
     let mut last = None;
     for a in (host, port).to_socket_addrs()? {
-        let left = deadline.saturating_duration_since(Instant::now());
+        let left = deadline.map_or(limit, |d| d.saturating_duration_since(Instant::now()));
         if left.is_zero() {
             break;
         }
@@ -122,7 +123,7 @@ fn connect_within(host: &str, port: u16, limit: Duration) -> io::Result<TcpStrea
         }
     }
     Err(last.unwrap_or_else(|| {
-        if Instant::now() >= deadline {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
             io::Error::from(io::ErrorKind::TimedOut)
         } else {
             io::Error::new(

@@ -1,6 +1,7 @@
 //! Authentication tokens: made like the reference's (`secrets.token_urlsafe(32)`),
-//! carried in the `?token=` query of the WebSocket upgrade request, and
-//! compared in constant time.
+//! carried in an `Authorization: Bearer` header of the WebSocket upgrade
+//! request (ours) or its `?token=` query (a stock client's), and compared
+//! in constant time.
 //!
 //! This lives in the transport, not in the core: how a peer proves who it is
 //! belongs to the way it connects, not to the protocol's messages.
@@ -42,6 +43,28 @@ pub fn from_request_target(target: &str) -> Option<String> {
 /// Check a request target's token against the expected token.
 pub fn authorize(target: &str, expected: &str) -> bool {
     from_request_target(target).is_some_and(|t| matches(&t, expected))
+}
+
+/// The `Authorization` header value that presents `token`.
+pub fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+/// The token of an `Authorization: Bearer TOKEN` header value (the scheme's
+/// name in any case). `None` for another scheme.
+pub fn from_authorization(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Check an upgrade request: the token of its `Authorization: Bearer`
+/// header if it has one, else that of its target's `?token=` query (a
+/// stock client's), against the expected token, in constant time.
+pub fn authorize_request(authorization: Option<&str>, target: &str, expected: &str) -> bool {
+    match authorization.and_then(from_authorization) {
+        Some(t) => matches(t, expected),
+        None => authorize(target, expected),
+    }
 }
 
 /// Percent-encode everything but RFC 3986 unreserved characters.
@@ -101,6 +124,27 @@ mod tests {
             from_request_target("/?token=a%20b%zz%"),
             Some("a b%zz%".into())
         );
+    }
+
+    #[test]
+    fn bearer_headers() {
+        let t = "abc-_123";
+        assert_eq!(from_authorization(&bearer(t)), Some(t));
+        assert_eq!(from_authorization("bearer  abc "), Some("abc"));
+        assert_eq!(from_authorization("Basic abc"), None);
+        assert!(authorize_request(Some(&bearer(t)), "/", t));
+        assert!(!authorize_request(
+            Some("Bearer wrong"),
+            &format!("/?token={t}"),
+            t
+        ));
+        assert!(authorize_request(None, &format!("/?token={t}"), t));
+        assert!(authorize_request(
+            Some("Basic x"),
+            &format!("/?token={t}"),
+            t
+        ));
+        assert!(!authorize_request(None, "/", t));
     }
 
     #[test]

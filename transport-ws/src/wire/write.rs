@@ -137,6 +137,15 @@ impl Writer {
                 Err(e) => return Err(e),
             }
         }
+        // Under TLS the last records may wait in its buffer: out with them.
+        loop {
+            match w.flush() {
+                Ok(()) => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => self.interrupted = true,
+                Err(e) if is_retry(&e) => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
         self.pending.clear();
         self.sent = 0;
         if self.pending.capacity() > KEEP {
@@ -152,11 +161,11 @@ impl Writer {
     /// taken nothing: it may read meanwhile (so two peers writing large
     /// messages to each other cannot deadlock), and its error gives up (the
     /// frame is then cut short, and the connection must end).
-    pub(crate) fn write_message(
+    pub(crate) fn write_message<W: Write>(
         &mut self,
-        w: &mut impl Write,
+        w: &mut W,
         payload: &mut [u8],
-        stalled: &mut dyn FnMut(Duration) -> io::Result<()>,
+        stalled: &mut dyn FnMut(&mut W, Duration) -> io::Result<()>,
     ) -> io::Result<()> {
         if self.closed {
             return Err(closing());
@@ -200,20 +209,21 @@ impl Writer {
                     self.peer_read = Some(progress);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => self.interrupted = true,
-                Err(e) if is_retry(&e) => stalled(progress.elapsed())?,
+                Err(e) if is_retry(&e) => stalled(w, progress.elapsed())?,
                 Err(e) => return Err(e),
             }
         }
-        Ok(())
+        // Under TLS the frame's last records may wait in its buffer.
+        self.drain(w, stalled)
     }
 }
 
 impl Writer {
     /// Flush everything pending, calling `stalled` while the socket takes nothing.
-    fn drain(
+    fn drain<W: Write>(
         &mut self,
-        w: &mut impl Write,
-        stalled: &mut dyn FnMut(Duration) -> io::Result<()>,
+        w: &mut W,
+        stalled: &mut dyn FnMut(&mut W, Duration) -> io::Result<()>,
     ) -> io::Result<()> {
         let mut left = self.pending();
         let mut progress = Instant::now();
@@ -222,7 +232,7 @@ impl Writer {
                 left = self.pending();
                 progress = Instant::now();
             }
-            stalled(progress.elapsed())?;
+            stalled(w, progress.elapsed())?;
         }
         Ok(())
     }
@@ -278,7 +288,7 @@ mod tests {
             let mut stalls = 0;
             for &len in &sizes {
                 let mut payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
-                w.write_message(&mut sock, &mut payload, &mut |_| {
+                w.write_message(&mut sock, &mut payload, &mut |_, _| {
                     stalls += 1;
                     Ok(())
                 })
@@ -309,7 +319,7 @@ mod tests {
             let want = payload.clone();
             let mut wire = Vec::new();
             Writer::new(false)
-                .write_message(&mut wire, &mut payload, &mut |_| Ok(()))
+                .write_message(&mut wire, &mut payload, &mut |_, _| Ok(()))
                 .unwrap();
             let mut ws = WebSocket::from_raw_socket(Cursor::new(wire), Role::Client, None);
             match ws.read().unwrap() {
@@ -328,7 +338,7 @@ mod tests {
             let want = payload.clone();
             let mut wire = Vec::new();
             Writer::new(true)
-                .write_message(&mut wire, &mut payload, &mut |_| Ok(()))
+                .write_message(&mut wire, &mut payload, &mut |_, _| Ok(()))
                 .unwrap();
             let mut ws = WebSocket::from_raw_socket(Cursor::new(wire), Role::Server, None);
             match ws.read().unwrap() {
@@ -344,7 +354,7 @@ mod tests {
         w.queue(opcode::CLOSE, &[3, 232]).unwrap();
         assert!(w.queue(opcode::PING, b"").is_err());
         assert!(w
-            .write_message(&mut Vec::new(), &mut [1, 2, 3], &mut |_| Ok(()))
+            .write_message(&mut Vec::new(), &mut [1, 2, 3], &mut |_, _| Ok(()))
             .is_err());
     }
 }

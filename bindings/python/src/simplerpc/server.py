@@ -48,8 +48,14 @@ def serve(
     handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
     ping_interval: float = DEFAULT_PING_INTERVAL,
     dead_after: Optional[float] = DEFAULT_DEAD_AFTER,
+    certfile: Optional[str] = None,
+    keyfile: Optional[str] = None,
 ) -> None:
     """Serve until ``stop`` is set or Ctrl-C; then stop cleanly.
+
+    With ``certfile`` and ``keyfile`` (PEM files: the certificate chain and
+    its private key) the server speaks TLS only (``wss://``); clients
+    connect with ``connect("wss://host:port", cafile=...)``.
 
     Prints the security warning, the bound address, the token and the
     ``export`` lines for the client. The limits: ``max_objects`` per
@@ -79,15 +85,22 @@ def serve(
         handshake_timeout=handshake_timeout,
         ping_interval=ping_interval,
         dead_after=dead_after,
+        certfile=certfile,
+        keyfile=keyfile,
     )
     stop = stop or threading.Event()
     try:
-        print("=" * 70)
-        print("WARNING: this server uses UNENCRYPTED WebSocket (ws://) connections.")
-        print("Tokens and data are transmitted in PLAINTEXT. Use it only on localhost")
-        print("or a trusted private network (LAN, VPN); never expose it to the internet.")
-        print("=" * 70)
-        print(f"Serving on ws://{host}:{server.port}")
+        if server.tls:
+            print(f"TLS: only wss:// connections, with the certificate in {certfile}.")
+            print(f"Serving on wss://{host}:{server.port}")
+        else:
+            print("=" * 70)
+            print("WARNING: this server uses UNENCRYPTED WebSocket (ws://) connections.")
+            print("Tokens and data are transmitted in PLAINTEXT. Use it only on localhost")
+            print("or a trusted private network (LAN, VPN); never expose it to the internet.")
+            print("For TLS (wss://) start it with --certfile and --keyfile.")
+            print("=" * 70)
+            print(f"Serving on ws://{host}:{server.port}")
         print(f"Token: {server.token}")
         print()
         print("Set environment variables:")
@@ -207,11 +220,15 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--handshake-timeout", type=_positive(float), default=DEFAULT_HANDSHAKE_TIMEOUT, metavar="SECONDS", help=f"time a client has to complete the WebSocket handshake (default: {DEFAULT_HANDSHAKE_TIMEOUT:g})")
     parser.add_argument("--ping-interval", type=_positive(float), default=DEFAULT_PING_INTERVAL, metavar="SECONDS", help=f"a client silent this long is pinged (default: {DEFAULT_PING_INTERVAL:g})")
     parser.add_argument("--dead-after", type=_positive(float), default=DEFAULT_DEAD_AFTER, metavar="SECONDS", help=f"a client silent this long, its pings unanswered (or a response unread), is dropped and its objects freed; a stock simplerpyc client answers pings only during its calls, so for it only an unread response counts (default: {DEFAULT_DEAD_AFTER:g})")
+    parser.add_argument("--certfile", default=None, metavar="PEM", help="the server's certificate chain (PEM); with --keyfile the server speaks TLS only (wss://)")
+    parser.add_argument("--keyfile", default=None, metavar="PEM", help="the private key of --certfile (PEM)")
     parser.add_argument("--log-level", default="INFO", help="logging level (default: INFO)")
     parser.add_argument("--fd", type=int, default=None, metavar="N", help="serve one client over the connected stream socket N (a socketpair's end this process inherited) instead of listening; nothing is printed, and the process exits when the client closes. simplerpc.spawn() starts servers so")
     parser.add_argument("--parent", type=int, default=None, metavar="PID", help="with --fd: exit when process PID (the parent) is gone")
     parser.add_argument("--parent-death-signal", action="store_true", help="with --parent, on Linux: also have the kernel kill this process when the thread that started it ends (PR_SET_PDEATHSIG)")
     args = parser.parse_args(argv)
+    if (args.certfile is None) != (args.keyfile is None):
+        parser.error("--certfile and --keyfile go together: TLS needs both")
     if args.fd is not None:
         logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
         _serve_spawned(args.fd, args.parent, args.parent_death_signal, args.max_objects, args.max_message_size)
@@ -231,6 +248,8 @@ def main(argv: Optional[List[str]] = None) -> None:
             handshake_timeout=args.handshake_timeout,
             ping_interval=args.ping_interval,
             dead_after=args.dead_after,
+            certfile=args.certfile,
+            keyfile=args.keyfile,
         )
     except Exception as e:  # a bind failure, say: one clear line, not a traceback
         print(f"error: {e}", file=sys.stderr)

@@ -804,7 +804,7 @@ srpc_status srpc_client_connect_ext(struct srpc_str host,
 /*
  Connect as `config` says (TLS included). A refused certificate, or a
  server that does not speak TLS, is SRPC_STATUS_ERR_IO with a message
- naming the host and the reason (srpc_last_error()). Close and free with
+ naming the host and the reason (srpc_last_error_message()). Close and free with
  srpc_client_free().
 
  # Safety

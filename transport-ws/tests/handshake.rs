@@ -245,6 +245,8 @@ fn reference_server_token_refusal_is_unauthorized() {
                 .set_read_timeout(Some(Duration::from_secs(20)))
                 .unwrap();
             let mut target = String::new();
+            // tungstenite's callback type fixes the error type.
+            #[allow(clippy::result_large_err)]
             let mut ws = tungstenite::accept_hdr(
                 stream,
                 |req: &tungstenite::handshake::server::Request, resp| {

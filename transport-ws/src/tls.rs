@@ -30,6 +30,10 @@ use crate::error::Error;
 /// the socket: a few records, so a large message goes out in few system calls.
 const SEND_BUFFER: usize = 256 << 10;
 
+/// How much the socket is read at a time under TLS: many records per
+/// system call.
+const INBOX: usize = 256 << 10;
+
 /// The first byte of a TLS handshake record (a ClientHello).
 pub(crate) const HANDSHAKE_RECORD: u8 = 0x16;
 
@@ -98,6 +102,13 @@ impl Write for Stream {
 pub(crate) struct TlsStream {
     conn: rustls::Connection,
     sock: TcpStream,
+    /// Records read from the socket, not yet handed to rustls: one read
+    /// of the socket takes many records (rustls alone reads 4 KiB at a
+    /// time, a system call each).
+    inbox: Box<[u8]>,
+    /// `inbox[start..end]` is still to be handed to rustls.
+    start: usize,
+    end: usize,
 }
 
 impl TlsStream {
@@ -119,19 +130,47 @@ impl TlsStream {
 }
 
 impl Read for TlsStream {
+    /// Fills as much of `buf` as the records already read give, reading
+    /// the socket (once) only when there is nothing at all to return.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut filled = 0;
         loop {
-            match self.conn.reader().read(buf) {
-                Ok(n) => return Ok(n),
+            match self.conn.reader().read(&mut buf[filled..]) {
+                Ok(0) => return Ok(filled),
+                Ok(n) => {
+                    filled += n;
+                    if filled == buf.len() {
+                        return Ok(filled);
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 // Cut without TLS's close_notify: an end of stream, as on a
                 // plain socket (the framing tells whether a frame was cut).
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(filled),
+                Err(e) if filled > 0 => {
+                    log::debug!("TLS read: {e}");
+                    return Ok(filled);
+                }
                 Err(e) => return Err(e),
             }
-            // No plaintext yet: read records (a timeout or a would-block
-            // is the socket's, and loses nothing).
-            self.conn.read_tls(&mut self.sock)?;
+            if self.start == self.end {
+                if filled > 0 {
+                    // Hand over what is here rather than wait for more.
+                    return Ok(filled);
+                }
+                // A timeout or a would-block is the socket's, and loses nothing.
+                let n = self.sock.read(&mut self.inbox)?;
+                self.start = 0;
+                self.end = n;
+                if n == 0 {
+                    // The end of the stream: rustls notes it (and tells a
+                    // clean close from a cut one at the next read).
+                    self.conn.read_tls(&mut io::empty())?;
+                    continue;
+                }
+            }
+            let mut records = &self.inbox[self.start..self.end];
+            self.start += self.conn.read_tls(&mut records)?;
             if let Err(e) = self.conn.process_new_packets() {
                 // Tell the peer why (an alert), best effort.
                 self.push_some();
@@ -228,7 +267,13 @@ pub(crate) fn drive(conn: &mut rustls::Connection, io: &mut (impl Read + Write))
 
 /// The stream once `conn`'s handshake is done.
 pub(crate) fn stream(conn: rustls::Connection, sock: TcpStream) -> Stream {
-    Stream::Tls(Box::new(TlsStream { conn, sock }))
+    Stream::Tls(Box::new(TlsStream {
+        conn,
+        sock,
+        inbox: vec![0u8; INBOX].into_boxed_slice(),
+        start: 0,
+        end: 0,
+    }))
 }
 
 /// The client's TLS setup: the platform's roots, or those of `cafile`.

@@ -27,6 +27,79 @@
  *   srpc_client_session and srpc_server_session from one thread at a time;
  *   executor callbacks of a running srpc_server are called from the server's
  *   threads, several at once (one thread per connected client).
+ * - Versions: SRPC_VERSION is this header's, srpc_version() the loaded
+ *   library's; the shared library's SONAME is libsimplerpc.so.0.
+ *   scripts/install-c.sh installs the library, this header, simplerpc.hpp
+ *   (a header-only C++17 wrapper) and a pkg-config file (`simplerpc`).
+ *
+ * Objects, ids and handles (executors)
+ * - A client names remote objects by *object ids* (srpc_response.obj), which
+ *   the server session allocates, one per request that returns an object.
+ *   An executor names its objects by *handles*, numbers of its own choosing
+ *   that it answers with srpc_reply_handle(). The session maps ids to
+ *   handles: an executor may answer the same handle to several requests (a
+ *   singleton module, a static object), and each answer is a new id naming
+ *   that handle.
+ * - The release callback runs exactly once per distinct handle, when the
+ *   last id naming it goes: when the client releases it
+ *   (srpc_client_release(), srpc_client_session_release(), a Python proxy
+ *   being collected; applied after the request it rides on has run), or
+ *   when the session ends (the client disconnects, srpc_server_stop(),
+ *   srpc_server_session_free(), srpc_server_serve_fd() returning), which
+ *   releases every handle still held, before `close`. It runs also for
+ *   handles the executor treats as static: ignore those. It never runs for a
+ *   handle no reply gave, nor twice for one; once released, a handle may be
+ *   answered again and starts afresh. A callback that answers a handle and
+ *   then returns a failure status has the handle released at once. A client
+ *   without the release extension (a stock simplerpyc client) releases
+ *   nothing before the session ends. srpc_server_session_live_objects()
+ *   counts the ids a client holds.
+ * - srpc_call.refs[i] are handles the session resolved from the client's
+ *   references (see srpc_call), held by the client's ids: the client may
+ *   release them after the call, so an executor that keeps an object
+ *   reachable from another (an item in a list) counts its own references.
+ *
+ * Frames, byte streams and ordering
+ * - A session speaks in whole frames: srpc_client_session_send() builds one
+ *   request frame, srpc_server_session_handle() takes exactly one and
+ *   returns exactly one response frame. msgpack does not delimit frames for
+ *   the session, so a host carrying frames over a byte stream (a pipe, a
+ *   socketpair, TCP) must length-prefix each frame itself (any prefix both
+ *   ends agree on; examples/c/pipe_session.c uses 4 bytes big-endian). Or
+ *   let the library carry them: srpc_server_serve_fd() and
+ *   srpc_client_connect_fd() speak the stream transport (a hello line, then
+ *   each frame after its u64 little-endian length; docs/stream-transport.md)
+ *   and interoperate with `python -m simplerpc.server --fd N` and
+ *   simplerpc.spawn. Message transports (WebSocket) need no prefix: one
+ *   message is one frame.
+ * - Ordering: the server answers every request exactly once, in the order
+ *   the requests came; the transport must keep frames in order (one
+ *   connection, first in first out). Request ids count from 0 per session in
+ *   send order. A client session pairs the n-th response frame it is fed
+ *   with the n-th request it sent, so feed every response frame, in arrival
+ *   order, to srpc_client_session_receive() or srpc_client_session_store().
+ *   Several requests may be in flight (pipelining); their answers still come
+ *   in request order.
+ *
+ * Values (msgpack)
+ * - args is a msgpack array (empty: no arguments), kwargs a msgpack map
+ *   (empty: none), key one msgpack value; values come back as msgpack.
+ *   srpc_mp_writer builds msgpack and srpc_mp_reader reads it, so a C host
+ *   needs no msgpack library of its own.
+ * - A numpy array is a map of five entries whose keys are msgpack *bin*,
+ *   not str (the msgpack-numpy form):
+ *     {b"nd": true, b"type": "<f8", b"kind": b"", b"shape": [d0, d1, ...],
+ *      b"data": bin}
+ *   `type` is the numpy type string (byte order `<` `>` `|`, kind letter,
+ *   item size: `|b1` `|i1` `<i2` `<i4` `<i8` `|u1` `<u2` `<u4` `<u8` `<f2`
+ *   `<f4` `<f8` `<c8` `<c16`), `shape` the dimensions, `data` the elements in
+ *   C order. A numpy scalar (other than float64, a plain float) is
+ *   {b"nd": false, b"type": "<i8", b"data": bin}. `kind` b"V" (structured)
+ *   and b"O" (object, data is a pickle) are not for C hosts.
+ *   srpc_ndarray_encode(), srpc_ndarray_header(), srpc_ndarray_decode() and
+ *   srpc_mp_read_ndarray() write and read this form; see
+ *   docs/protocol-reference.md for every value's form (tuples, slices,
+ *   proxies, complex numbers).
  */
 
 
@@ -39,12 +112,23 @@
 #include <stddef.h>
 #include <stdbool.h>
 
+/* The version of this header; srpc_version() gives the loaded library's. */
+#define SRPC_VERSION "0.1.0"
+#define SRPC_VERSION_MAJOR 0
+#define SRPC_VERSION_MINOR 1
+#define SRPC_VERSION_PATCH 0
+
 /*
  The bit that marks a promise among object ids: an object id with it set
  names the object request `id & ~SRPC_PROMISE_BIT` will return (see
  srpc_client_send_pipelined()). A server never allocates such ids.
  */
 #define SRPC_PROMISE_BIT 9223372036854775808ull
+
+/*
+ The most dimensions an srpc_ndarray has (numpy's own limit).
+ */
+#define SRPC_NDARRAY_MAX_DIMS 64
 
 /*
  Extension bit: batched object release (`release`).
@@ -166,6 +250,11 @@ enum srpc_status
    srpc_client_abandon().
    */
   SRPC_STATUS_INTERRUPTED = 12,
+  /*
+   Nothing listens at the address connected to (the connection was
+   refused): the server is not running there, or on another port.
+   */
+  SRPC_STATUS_ERR_REFUSED = 13,
 };
 #ifndef __cplusplus
 typedef uint32_t srpc_status;
@@ -239,6 +328,59 @@ enum srpc_log_level
 };
 #ifndef __cplusplus
 typedef uint32_t srpc_log_level;
+#endif // __cplusplus
+
+/*
+ What an srpc_mp_item is.
+ */
+enum srpc_mp_type
+#ifdef __cplusplus
+  : uint32_t
+#endif // __cplusplus
+ {
+  /*
+   nil (None)
+   */
+  SRPC_MP_TYPE_NIL = 0,
+  /*
+   a bool: `boolean`
+   */
+  SRPC_MP_TYPE_BOOL = 1,
+  /*
+   a negative integer: `i`
+   */
+  SRPC_MP_TYPE_INT = 2,
+  /*
+   a non-negative integer: `u` (and `i` too when it fits an int64_t)
+   */
+  SRPC_MP_TYPE_UINT = 3,
+  /*
+   a float32 or float64: `f`
+   */
+  SRPC_MP_TYPE_FLOAT = 4,
+  /*
+   a UTF-8 string (not checked): `bytes`
+   */
+  SRPC_MP_TYPE_STR = 5,
+  /*
+   a bin: `bytes`
+   */
+  SRPC_MP_TYPE_BIN = 6,
+  /*
+   an array of `count` items, which follow
+   */
+  SRPC_MP_TYPE_ARRAY = 7,
+  /*
+   a map of `count` pairs, which follow (key, value, key, value...)
+   */
+  SRPC_MP_TYPE_MAP = 8,
+  /*
+   an ext: `ext_type` and `bytes`
+   */
+  SRPC_MP_TYPE_EXT = 9,
+};
+#ifndef __cplusplus
+typedef uint32_t srpc_mp_type;
 #endif // __cplusplus
 
 /*
@@ -352,6 +494,14 @@ typedef struct srpc_client srpc_client;
 typedef struct srpc_client_session srpc_client_session;
 
 /*
+ A msgpack writer: create with srpc_mp_writer_new(), write values with
+ the srpc_mp_write_* functions (arrays and maps as a header followed by
+ their items, keys and values alternating), take the bytes with
+ srpc_mp_writer_finish(), free with srpc_mp_writer_free(). Opaque.
+ */
+typedef struct srpc_mp_writer srpc_mp_writer;
+
+/*
  Where a callback puts its answer. Opaque; valid only during the callback.
  */
 typedef struct srpc_reply srpc_reply;
@@ -415,6 +565,13 @@ typedef struct srpc_client_config {
    platform's (a lab's own CA); implies `tls`. Empty: none.
    */
   struct srpc_str cafile;
+  /*
+   Give up connecting after this many milliseconds (the TCP connection
+   and the TLS and WebSocket handshakes together):
+   SRPC_STATUS_ERR_TIMEOUT. 0: no limit of ours, as in
+   srpc_client_connect_timeout().
+   */
+  uint64_t timeout_ms;
 } srpc_client_config;
 
 /*
@@ -574,6 +731,14 @@ typedef struct srpc_response {
 } srpc_response;
 
 /*
+ Called once when the library no longer reads memory a host lent it with
+ srpc_reply_value_lent(): from any thread, possibly long after the
+ callback that lent it has returned (once the answer is written, or
+ dropped with its connection).
+ */
+typedef void (*srpc_lent_release_fn)(void *ctx);
+
+/*
  Receives one log record: its `level` (SRPC_LOG_LEVEL_ERROR to
  SRPC_LOG_LEVEL_TRACE); `target` names the module; both strings are valid
  only during the call. Called from any of the library's threads.
@@ -582,6 +747,99 @@ typedef void (*srpc_log_fn)(void *userdata,
                             srpc_log_level level,
                             struct srpc_str target,
                             struct srpc_str message);
+
+/*
+ A numpy array as the protocol carries it (the msgpack-numpy form; see
+ the overview at the top of this header). Borrowed: `dtype` and `data`
+ point into the caller's memory (for srpc_ndarray_encode()) or into the
+ decoded bytes (for srpc_ndarray_decode()), which must outlive it.
+
+ `data` is the C-order elements in the byte order `dtype` names; when
+ decoded it points into a msgpack value and may be unaligned: memcpy it,
+ or check its alignment, before reading it as typed elements.
+ */
+typedef struct srpc_ndarray {
+  /*
+   The numpy type string: byte order (`<` little, `>` big, `|` none,
+   `=` this machine's) then kind and item size: `|b1`, `|i1`, `<i2`,
+   `<i4`, `<i8`, `|u1`, `<u2`, `<u4`, `<u8`, `<f2`, `<f4`, `<f8`,
+   `<c8`, `<c16`.
+   */
+  struct srpc_str dtype;
+  /*
+   The number of dimensions (0 for a numpy scalar, up to
+   SRPC_NDARRAY_MAX_DIMS).
+   */
+  size_t ndim;
+  /*
+   The extent of each dimension; entries past `ndim` are ignored.
+   */
+  uint64_t shape[SRPC_NDARRAY_MAX_DIMS];
+  /*
+   The elements: product(shape) * item size bytes.
+   */
+  struct srpc_slice data;
+} srpc_ndarray;
+
+/*
+ A pull reader over borrowed msgpack bytes (a response's `value`, a
+ call's `args`): make it with srpc_mp_reader_new(), read items with
+ srpc_mp_read(). Nothing to free. `pos` is the offset of the next item.
+ */
+typedef struct srpc_mp_reader {
+  /*
+   The bytes (borrowed; they must outlive the reader and its items).
+   */
+  const uint8_t *data;
+  /*
+   Their length.
+   */
+  size_t len;
+  /*
+   Offset of the next item.
+   */
+  size_t pos;
+} srpc_mp_reader;
+
+/*
+ One msgpack item read by srpc_mp_read(). Only the fields its `type`
+ names are set; the others are zero.
+ */
+typedef struct srpc_mp_item {
+  /*
+   What was read.
+   */
+  srpc_mp_type type;
+  /*
+   SRPC_MP_TYPE_BOOL
+   */
+  bool boolean;
+  /*
+   SRPC_MP_TYPE_INT, and SRPC_MP_TYPE_UINT up to INT64_MAX
+   */
+  int64_t i;
+  /*
+   SRPC_MP_TYPE_UINT
+   */
+  uint64_t u;
+  /*
+   SRPC_MP_TYPE_FLOAT
+   */
+  double f;
+  /*
+   SRPC_MP_TYPE_STR, _BIN, _EXT: the payload, pointing into the
+   reader's bytes.
+   */
+  struct srpc_slice bytes;
+  /*
+   SRPC_MP_TYPE_ARRAY: items; SRPC_MP_TYPE_MAP: pairs.
+   */
+  uint32_t count;
+  /*
+   SRPC_MP_TYPE_EXT: the ext's type.
+   */
+  int8_t ext_type;
+} srpc_mp_item;
 
 /*
  How a server listens. Zero fields take the defaults.
@@ -692,7 +950,11 @@ typedef srpc_status (*srpc_call_fn)(void *userdata,
                                     struct srpc_reply *reply);
 
 /*
- The client no longer uses `handle`: drop the object.
+ The client no longer uses `handle`: drop the object. Called once per
+ distinct handle, when the last object id naming it is released, and for
+ every handle still held when the session ends (before `close`); also for
+ handles the executor treats as static, which it then ignores. See
+ "Objects, ids and handles" at the top of this header.
  */
 typedef void (*srpc_release_fn)(void *userdata, void *session, uint64_t handle);
 
@@ -774,8 +1036,10 @@ extern "C" {
 /*
  Connect to `ws://host:port/` presenting `token`, offering the extensions
  SRPC_EXT_DEFAULT. An empty `host` means "localhost"; an empty `token` is
- refused (SRPC_STATUS_ERR_UNAUTHORIZED). Against a stock simplerpyc server
- the reference protocol is spoken exactly. Close and free with
+ refused (SRPC_STATUS_ERR_UNAUTHORIZED), and so is a wrong one. Nothing
+ listening at the address gives SRPC_STATUS_ERR_REFUSED, another network
+ failure SRPC_STATUS_ERR_IO. Against a stock simplerpyc server the
+ reference protocol is spoken exactly. Close and free with
  srpc_client_free().
 
  # Safety
@@ -802,9 +1066,27 @@ srpc_status srpc_client_connect_ext(struct srpc_str host,
                                     struct srpc_client **client_out);
 
 /*
+ As srpc_client_connect_ext(), giving up after `timeout_ms` milliseconds
+ (0: no limit of ours; the operating system's for the TCP connection, 30 s
+ for the handshake): the TCP connection and the WebSocket handshake
+ together. Past it, SRPC_STATUS_ERR_TIMEOUT.
+
+ # Safety
+ The strings are valid for their lengths; `client_out` is valid.
+ */
+srpc_status srpc_client_connect_timeout(struct srpc_str host,
+                                        uint16_t port,
+                                        struct srpc_str token,
+                                        uint32_t extensions,
+                                        uint64_t timeout_ms,
+                                        struct srpc_client **client_out);
+
+/*
  Connect as `config` says (TLS included). A refused certificate, or a
  server that does not speak TLS, is SRPC_STATUS_ERR_IO with a message
- naming the host and the reason (srpc_last_error_message()). Close and free with
+ naming the host and the reason (srpc_last_error_message()); nothing
+ listening at the address is SRPC_STATUS_ERR_REFUSED, no connection
+ within `timeout_ms` SRPC_STATUS_ERR_TIMEOUT. Close and free with
  srpc_client_free().
 
  # Safety
@@ -1166,6 +1448,9 @@ uint32_t srpc_reply_extensions(const struct srpc_reply *reply);
 
 /*
  Answer with a handle: the executor now holds an object under `handle`.
+ The client gets a new object id for it, even for a handle answered
+ before (the release callback then runs once, when the last id goes). If
+ the callback then returns a failure status, the handle is released at once.
 
  # Safety
  `reply` is the pointer passed to the running callback.
@@ -1202,6 +1487,28 @@ srpc_status srpc_reply_value_parts(struct srpc_reply *reply,
                                    size_t n);
 
 /*
+ As srpc_reply_value_parts(), but parts of 64 KiB and up are not copied:
+ the library reads them where they lie, as it writes the response frame
+ (an array's memory goes to the socket without a copy, and the server
+ needs no frame-sized buffer of its own). Smaller parts are copied during
+ this call. The lent memory must stay valid and unchanged until the
+ library calls `release(ctx)`, which it does exactly once, from any
+ thread, whatever the outcome (also when this call fails); `release` may
+ be NULL when the memory outlives the library's use anyway.
+
+ # Safety
+ `reply` is the pointer passed to the running callback; `parts` is NULL
+ with `n` 0 or points to `n` srpc_slice, each valid for its length; the
+ parts of 64 KiB and up stay valid and unchanged until `release(ctx)` is
+ called, and `release` may be called from any thread.
+ */
+srpc_status srpc_reply_value_lent(struct srpc_reply *reply,
+                                  const struct srpc_slice *parts,
+                                  size_t n,
+                                  srpc_lent_release_fn release,
+                                  void *ctx);
+
+/*
  Answer with an error: the client sees a remote exception of type
  `exception_type` ("builtins.ValueError"), with `message`, `traceback` and an
  optional opaque `payload` (all copied).
@@ -1229,6 +1536,256 @@ srpc_status srpc_reply_error(struct srpc_reply *reply,
  until they are replaced or removed.
  */
 void srpc_set_log_callback(srpc_log_fn callback, void *userdata, srpc_log_level max_level);
+
+/*
+ A new, empty writer. Never NULL; free with srpc_mp_writer_free().
+ */
+struct srpc_mp_writer *srpc_mp_writer_new(void);
+
+/*
+ Free a writer and what it holds. NULL does nothing.
+
+ # Safety
+ `w` is NULL or from srpc_mp_writer_new() and not yet freed.
+ */
+void srpc_mp_writer_free(struct srpc_mp_writer *w);
+
+/*
+ Move what was written into `*out` (free it with srpc_buf_free()) and
+ empty the writer for reuse. If a write failed (see the srpc_mp_write_*
+ functions), returns SRPC_STATUS_ERR_INVALID_ARGUMENT naming the first
+ failure, writes nothing and empties the writer all the same.
+
+ # Safety
+ `w` is a live writer; `out` is valid for writing an srpc_buf.
+ */
+srpc_status srpc_mp_writer_finish(struct srpc_mp_writer *w, struct srpc_buf *out);
+
+/*
+ Empty the writer for reuse, dropping what was written and a failed
+ write's error. NULL does nothing.
+
+ # Safety
+ `w` is NULL or a live writer.
+ */
+void srpc_mp_writer_clear(struct srpc_mp_writer *w);
+
+/*
+ The bytes written so far, borrowed: valid until the next write,
+ srpc_mp_writer_finish() or srpc_mp_writer_free(). Handy as a call's
+ `args` without taking a buffer. Empty for NULL. Does not report a
+ failed write (srpc_mp_writer_finish() does).
+
+ # Safety
+ `w` is NULL or a live writer.
+ */
+struct srpc_slice srpc_mp_writer_data(const struct srpc_mp_writer *w);
+
+/*
+ Write nil (None). NULL `w` does nothing, here and in every srpc_mp_write_*.
+
+ # Safety
+ `w` is NULL or a live writer.
+ */
+void srpc_mp_write_nil(struct srpc_mp_writer *w);
+
+/*
+ Write a bool.
+
+ # Safety
+ `w` is NULL or a live writer.
+ */
+void srpc_mp_write_bool(struct srpc_mp_writer *w, bool v);
+
+/*
+ Write a signed integer, in the smallest form.
+
+ # Safety
+ `w` is NULL or a live writer.
+ */
+void srpc_mp_write_int(struct srpc_mp_writer *w, int64_t v);
+
+/*
+ Write an unsigned integer, in the smallest form.
+
+ # Safety
+ `w` is NULL or a live writer.
+ */
+void srpc_mp_write_uint(struct srpc_mp_writer *w, uint64_t v);
+
+/*
+ Write a float64 (a Python float).
+
+ # Safety
+ `w` is NULL or a live writer.
+ */
+void srpc_mp_write_double(struct srpc_mp_writer *w, double v);
+
+/*
+ Write a UTF-8 string given with its length (a Python str).
+
+ # Safety
+ `w` is NULL or a live writer; `s` is valid for its length.
+ */
+void srpc_mp_write_str(struct srpc_mp_writer *w, struct srpc_str s);
+
+/*
+ Write a NUL-terminated UTF-8 string (a Python str).
+
+ # Safety
+ `w` is NULL or a live writer; `s` is NULL (written as nil) or NUL-terminated.
+ */
+void srpc_mp_write_cstr(struct srpc_mp_writer *w, const char *s);
+
+/*
+ Write bytes as a bin (a Python bytes).
+
+ # Safety
+ `w` is NULL or a live writer; `b` is valid for its length.
+ */
+void srpc_mp_write_bin(struct srpc_mp_writer *w, struct srpc_slice b);
+
+/*
+ Write an array header: the next `n` values written are its items.
+
+ # Safety
+ `w` is NULL or a live writer.
+ */
+void srpc_mp_write_array(struct srpc_mp_writer *w, uint32_t n);
+
+/*
+ Write a map header: the next `2 * n` values written are its keys and
+ values, alternating.
+
+ # Safety
+ `w` is NULL or a live writer.
+ */
+void srpc_mp_write_map(struct srpc_mp_writer *w, uint32_t n);
+
+/*
+ Write bytes that are already msgpack (one or more whole values), as
+ they are: a value read from a response, for instance.
+
+ # Safety
+ `w` is NULL or a live writer; `b` is valid for its length.
+ */
+void srpc_mp_write_raw(struct srpc_mp_writer *w, struct srpc_slice b);
+
+/*
+ Write a reference to the object `obj` of this client (an id from a
+ response), as an argument stands for a proxy:
+ `{"__rpc_proxy__": true, "obj_id": obj}`. The server passes its executor
+ the object itself.
+
+ # Safety
+ `w` is NULL or a live writer.
+ */
+void srpc_mp_write_proxy(struct srpc_mp_writer *w, uint64_t obj);
+
+/*
+ The item size in bytes of a numpy type string (`"<f8"` gives 8), or 0
+ for one this library does not carry (structured or object dtypes).
+
+ # Safety
+ `dtype` is valid for its length.
+ */
+size_t srpc_ndarray_itemsize(struct srpc_str dtype);
+
+/*
+ Encode `a` as one msgpack value (`{b"nd": true, b"type": dtype, b"kind":
+ b"", b"shape": [...], b"data": bin}`, as numpy's msgpack-numpy writes
+ it; a 0-dimensional array is a 0-d numpy array, not a scalar) into
+ `*out` (free with srpc_buf_free()). A dtype this library does not carry,
+ or data whose length does not match the shape, is
+ SRPC_STATUS_ERR_INVALID_ARGUMENT.
+
+ # Safety
+ `a` points to an srpc_ndarray whose slices are valid; `out` is valid
+ for writing an srpc_buf.
+ */
+srpc_status srpc_ndarray_encode(const struct srpc_ndarray *a, struct srpc_buf *out);
+
+/*
+ As srpc_ndarray_encode(), but `*out` gets everything except the data's
+ own bytes, which follow it: pass `{header, a->data}` as two parts
+ (srpc_call.args_parts, srpc_reply_value_parts()) so a large array is
+ copied once, straight into the frame.
+
+ # Safety
+ As srpc_ndarray_encode().
+ */
+srpc_status srpc_ndarray_header(const struct srpc_ndarray *a, struct srpc_buf *out);
+
+/*
+ Write `a` as srpc_ndarray_encode() encodes it. An invalid array is kept
+ as the writer's error (reported by srpc_mp_writer_finish()).
+
+ # Safety
+ `w` is NULL or a live writer; `a` as for srpc_ndarray_encode().
+ */
+void srpc_mp_write_ndarray(struct srpc_mp_writer *w, const struct srpc_ndarray *a);
+
+/*
+ A reader at the start of `len` bytes at `data`.
+ */
+struct srpc_mp_reader srpc_mp_reader_new(const uint8_t *data, size_t len);
+
+/*
+ Read one item into `*out` and move past it. A string, bin or ext is read
+ whole (`out->bytes` points into the reader's bytes); an array or map is
+ only its header: its `count` items (or pairs) are the next items read.
+ At the end of the bytes, or at bytes that are no msgpack, returns
+ SRPC_STATUS_ERR_INVALID_ARGUMENT naming the offset, and does not move.
+
+ # Safety
+ `r` points to a reader whose bytes are valid; `out` is valid for
+ writing an srpc_mp_item.
+ */
+srpc_status srpc_mp_read(struct srpc_mp_reader *r, struct srpc_mp_item *out);
+
+/*
+ Move past one whole value (an array or map with all it holds).
+ Invalid or truncated msgpack returns SRPC_STATUS_ERR_INVALID_ARGUMENT and
+ does not move.
+
+ # Safety
+ `r` points to a reader whose bytes are valid.
+ */
+srpc_status srpc_mp_skip(struct srpc_mp_reader *r);
+
+/*
+ Whether `item` is a string or bin equal to the NUL-terminated `s` (map
+ keys of msgpack-numpy arrays are bins, the protocol's are strings).
+
+ # Safety
+ `item` is NULL or a valid item whose bytes are alive; `s` is NULL or
+ NUL-terminated.
+ */
+bool srpc_mp_item_is(const struct srpc_mp_item *item, const char *s);
+
+/*
+ Read one whole value as a numpy array into `*out` (its `dtype` and
+ `data` point into the reader's bytes) and move past it. A numpy scalar
+ (`b"nd": false`) gives `ndim` 0. A value that is no such array, or one
+ of a dtype this library does not carry (structured, object), returns
+ SRPC_STATUS_ERR_INVALID_ARGUMENT saying why, and does not move.
+
+ # Safety
+ `r` points to a reader whose bytes are valid; `out` is valid for
+ writing an srpc_ndarray.
+ */
+srpc_status srpc_mp_read_ndarray(struct srpc_mp_reader *r, struct srpc_ndarray *out);
+
+/*
+ Decode `value`, exactly one msgpack value (a response's `value`), as a
+ numpy array, as srpc_mp_read_ndarray() does: `out->dtype` and
+ `out->data` point into `value`. Bytes after the value are
+ SRPC_STATUS_ERR_INVALID_ARGUMENT.
+
+ # Safety
+ `value` is valid for its length; `out` is valid for writing an srpc_ndarray.
+ */
+srpc_status srpc_ndarray_decode(struct srpc_slice value, struct srpc_ndarray *out);
 
 /*
  Bind and start a server on its own threads; one executor session is
@@ -1620,6 +2177,29 @@ srpc_status srpc_value_split(struct srpc_slice value,
                              size_t min,
                              struct srpc_buf *skeleton_out,
                              struct srpc_buf *bins_out);
+
+/*
+ The version of the loaded libsimplerpc ("0.1.0"): static, NUL-terminated,
+ never NULL; do not free. Compare it with SRPC_VERSION_MAJOR and friends
+ (the header's version) to catch a header and library that do not match.
+ The shared library's SONAME is `libsimplerpc.so.<major>`.
+ */
+const char *srpc_version(void);
+
+/*
+ The major version of the library, as a number.
+ */
+uint32_t srpc_version_major(void);
+
+/*
+ The minor version of the library, as a number.
+ */
+uint32_t srpc_version_minor(void);
+
+/*
+ The patch version of the library, as a number.
+ */
+uint32_t srpc_version_patch(void);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# Build the C examples against libsimplerpc, check the header compiles as
+# Install libsimplerpc (scripts/install-c.sh, the debug build) and build the
+# C examples and tests and the C++ example against it with pkg-config's
+# flags; check the SONAME and srpc_version(), that the header compiles as
 # C11 and C++17 with warnings as errors, and run under valgrind (no leaks, no
 # invalid reads or writes) the socketpair example and the C WebSocket client
-# (tests/c/ws_client.c) against the C matrix server, and the stream transport
-# over a socketpair (tests/c/stream_fd.c). The WebSocket C server is
+# (tests/c/ws_client.c) against the C matrix server, the stream transport
+# over a socketpair (tests/c/stream_fd.c), the msgpack helpers
+# (tests/c/msgpack.c), the API's edges (tests/c/edges.c), the smallest
+# server session (examples/c/add_socketpair.c) and the C++ example
+# (examples/cpp/add.cpp). The WebSocket C server is
 # also driven by real clients in tests/interop. Last, the README's C host is
 # run and the Python client (.venv/bin/python, or $SIMPLERPC_REFERENCE_PYTHON)
 # calls it.
@@ -12,23 +17,48 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 out="$root/target/c"
 mkdir -p "$out"
-lib="$root/target/debug"
-cargo build -p simplerpc-ffi
-cflags=(-std=c11 -Wall -Wextra -Werror -D_DEFAULT_SOURCE -g -Iinclude)
-link=(-L"$lib" -lsimplerpc -Wl,-rpath,"$lib" -lpthread -ldl -lm)
+# Install the debug build as a user would install a release
+# (scripts/install-c.sh: lib with its SONAME links, headers, pkg-config file)
+# and build everything with the flags pkg-config gives.
+prefix="$out/prefix"
+rm -rf "$prefix"
+scripts/install-c.sh "$prefix" --profile dev
+lib="$prefix/lib"
+export PKG_CONFIG_PATH="$lib/pkgconfig"
+read -r -a pc_cflags <<<"$(pkg-config --cflags simplerpc)"
+read -r -a pc_libs <<<"$(pkg-config --libs simplerpc)"
+# --static, with the archive named so the linker cannot pick the .so.
+read -r -a pc_static <<<"$(pkg-config --static --libs simplerpc | sed 's/-lsimplerpc\b/-l:libsimplerpc.a/')"
+cflags=(-std=c11 -Wall -Wextra -Werror -D_DEFAULT_SOURCE -g "${pc_cflags[@]}")
+link=("${pc_libs[@]}" -Wl,-rpath,"$lib" -lpthread -ldl -lm)
+# The shared library names its ABI (SONAME) and reports the crate's version.
+readelf -d "$lib/libsimplerpc.so" | grep -q 'Library soname: \[libsimplerpc.so.0\]' ||
+  { echo "libsimplerpc.so has no SONAME libsimplerpc.so.0" >&2; exit 1; }
+crate_version=$(cargo metadata --no-deps --format-version 1 |
+  python3 -c 'import json,sys; print(next(p["version"] for p in json.load(sys.stdin)["packages"] if p["name"]=="simplerpc-ffi"))')
+printf '#include <stdio.h>\n#include <string.h>\n#include "simplerpc.h"\nint main(void) { puts(srpc_version()); return strcmp(srpc_version(), SRPC_VERSION) != 0; }\n' > "$out/version.c"
+gcc "${cflags[@]}" "$out/version.c" "${link[@]}" -o "$out/version"
+lib_version=$("$out/version") || { echo "srpc_version() differs from the header's SRPC_VERSION" >&2; exit 1; }
+[ "$lib_version" = "$crate_version" ] ||
+  { echo "srpc_version() is $lib_version, the crate is $crate_version" >&2; exit 1; }
+gcc "${cflags[@]}" examples/c/add_socketpair.c "${link[@]}" -o "$out/add_socketpair"
+gcc "${cflags[@]}" tests/c/msgpack.c "${link[@]}" -o "$out/msgpack"
+gcc "${cflags[@]}" tests/c/edges.c "${link[@]}" -o "$out/edges"
 gcc "${cflags[@]}" examples/c/pipe_session.c examples/c/matrix_executor.c "${link[@]}" -o "$out/pipe_session"
 gcc "${cflags[@]}" examples/c/matrix_server.c examples/c/matrix_executor.c "${link[@]}" -o "$out/matrix_server"
 gcc "${cflags[@]}" tests/c/faulty_server.c "${link[@]}" -o "$out/faulty_server"
 gcc "${cflags[@]}" tests/c/ws_client.c "${link[@]}" -o "$out/ws_client"
 gcc "${cflags[@]}" tests/c/stream_fd.c examples/c/matrix_executor.c "${link[@]}" -o "$out/stream_fd"
 # The static library links too.
-gcc "${cflags[@]}" examples/c/pipe_session.c examples/c/matrix_executor.c "$lib/libsimplerpc.a" -lpthread -ldl -lm -o "$out/pipe_session_static"
+gcc "${cflags[@]}" examples/c/pipe_session.c examples/c/matrix_executor.c "${pc_static[@]}" -o "$out/pipe_session_static"
 # The C host shown in the README compiles and links, as C and as C++17, with
 # every warning an error (it runs at the end).
 awk '/^```c$/{on=1; next} /^```$/{on=0} on' README.md > "$out/readme_host.c"
 gcc "${cflags[@]}" -pedantic "$out/readme_host.c" "${link[@]}" -o "$out/readme_host"
 cp "$out/readme_host.c" "$out/readme_host.cpp"
 g++ -std=c++17 -Wall -Wextra -Werror -pedantic -Iinclude -c "$out/readme_host.cpp" -o "$out/readme_host_cpp.o"
+# The C++ example, through the header-only wrapper (include/simplerpc.hpp).
+g++ -std=c++17 -Wall -Wextra -Werror -pedantic -g "${pc_cflags[@]}" examples/cpp/add.cpp "${link[@]}" -pthread -o "$out/add_cpp"
 # The header alone, twice, as C11 and C++17.
 printf '#include "simplerpc.h"\n#include "simplerpc.h"\nint main(void) { return SRPC_STATUS_OK; }\n' > "$out/header.c"
 gcc -std=c11 -Wall -Wextra -Werror -pedantic -Iinclude -c "$out/header.c" -o "$out/header_c.o"
@@ -49,6 +79,11 @@ fi
 vg=(valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect
   --error-exitcode=9)
 "${vg[@]}" --trace-children=yes "$out/pipe_session"
+# The msgpack helpers (every dtype), and the edges of the C API.
+"${vg[@]}" "$out/msgpack"
+timeout 300 "${vg[@]}" "$out/edges"
+timeout 300 "${vg[@]}" "$out/add_cpp"
+timeout 300 "${vg[@]}" "$out/add_socketpair"
 # The stream transport over a socketpair: server thread and client.
 timeout 300 "${vg[@]}" "$out/stream_fd"
 # The C client against the C server, each under valgrind: the server prints

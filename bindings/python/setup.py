@@ -41,6 +41,8 @@ class bdist_wheel(_bdist_wheel):
 
     def get_tag(self):
         _python, _abi, plat = super().get_tag()
+        if SPEEDUPS:  # an extension module for the limited API of CPython 3.8+
+            return "cp38", "abi3", plat
         return "py3", "none", plat
 
 
@@ -53,16 +55,35 @@ def _license_metadata():
     return {"license_expression": "MIT"} if major >= 77 else {"license": "MIT"}
 
 
-setup(
-    rust_extensions=[
+# The optional accelerator simplerpc._speedups (bindings/python/speedups, a
+# pyo3 extension for the limited API of CPython 3.8+), built only when
+# SIMPLERPC_SPEEDUPS=1: the package works without it, through ctypes alone.
+# A wheel with it is tied to CPython (cp38-abi3) instead of py3-none.
+SPEEDUPS = os.environ.get("SIMPLERPC_SPEEDUPS", "0") not in ("", "0")
+
+extensions = [
+    RustExtension(
+        "simplerpc._libsimplerpc",
+        path=os.path.relpath(os.path.join(HERE, "..", "..", "ffi", "Cargo.toml"), HERE),
+        binding=Binding.NoBinding,
+        py_limited_api=True,  # names the file _libsimplerpc.abi3.so, not after one Python
+        debug=False,
+    )
+]
+if SPEEDUPS:
+    extensions.append(
         RustExtension(
-            "simplerpc._libsimplerpc",
-            path=os.path.relpath(os.path.join(HERE, "..", "..", "ffi", "Cargo.toml"), HERE),
-            binding=Binding.NoBinding,
-            py_limited_api=True,  # names the file _libsimplerpc.abi3.so, not after one Python
+            "simplerpc._speedups",
+            path=os.path.relpath(os.path.join(HERE, "speedups", "Cargo.toml"), HERE),
+            binding=Binding.PyO3,
+            features=["pyo3"],
+            py_limited_api=True,
             debug=False,
         )
-    ],
+    )
+
+setup(
+    rust_extensions=extensions,
     cmdclass={"bdist_wheel": bdist_wheel},
     zip_safe=False,
     **_license_metadata(),

@@ -30,7 +30,7 @@ use bytes::Bytes;
 
 use crate::codec::EncodeError;
 use crate::extensions::Extensions;
-use crate::message::{self, FrameError, RawRequest, RemoteError, Request, Response};
+use crate::message::{self, FrameError, OutFrame, RawRequest, RemoteError, Request, Response};
 use crate::value::{ObjId, RawValue, Value};
 
 /// Identifies one request of a client session, counting from 0.
@@ -187,7 +187,7 @@ impl ClientSession {
             .unwrap_or(obj)
     }
 
-    fn next(&mut self, frame: Vec<u8>) -> (RequestId, Vec<u8>) {
+    fn next<F>(&mut self, frame: F) -> (RequestId, F) {
         let id = RequestId(self.next_id);
         self.next_id += 1;
         self.released_total += self.releases.len() as u64;
@@ -242,13 +242,25 @@ impl ClientSession {
         self.spare = None;
     }
 
-    /// Build the frame for `request` and count it in flight.
+    /// Build the frame for `request` in one buffer and count it in flight
+    /// (large array payloads copied in; a transport uses
+    /// [`ClientSession::send_frame`], which leaves them where they are).
     pub fn send(&mut self, request: &Request) -> Result<(RequestId, Vec<u8>), EncodeError> {
+        self.send_frame(request)
+            .map(|(id, frame)| (id, frame.into_vec()))
+    }
+
+    /// Build the frame for `request` and count it in flight. The payloads of
+    /// large arrays and bins are spliced in by reference, not copied (see
+    /// [`OutFrame`]). Once it is written, hand [`OutFrame::into_buffer`] to
+    /// [`ClientSession::recycle`].
+    pub fn send_frame(&mut self, request: &Request) -> Result<(RequestId, OutFrame), EncodeError> {
         self.check_request(request)?;
         let bound = message::request_size_bound(request, self.releases.len());
         self.check_size(bound)?;
-        let spare = message::spare_for(&mut self.spare, bound);
-        let frame = message::encode_request_in(
+        let need = message::request_buffer_len(request, self.releases.len());
+        let spare = message::spare_for(&mut self.spare, need);
+        let frame = message::encode_request_parts_in(
             request,
             Some(self.next_id),
             &self.releases,
@@ -293,11 +305,21 @@ impl ClientSession {
         &mut self,
         request: &Request,
     ) -> Result<(RequestId, ObjId, Vec<u8>), ClientError> {
+        self.send_pipelined_frame(request)
+            .map(|(id, promise, frame)| (id, promise, frame.into_vec()))
+    }
+
+    /// [`ClientSession::send_pipelined`] with large payloads spliced in (see
+    /// [`ClientSession::send_frame`]).
+    pub fn send_pipelined_frame(
+        &mut self,
+        request: &Request,
+    ) -> Result<(RequestId, ObjId, OutFrame), ClientError> {
         if !self.promises() {
             return Err(ClientError::NoPromises);
         }
         let (id, frame) = self
-            .send(request)
+            .send_frame(request)
             .map_err(|e| ClientError::Frame(FrameError::Encode(e.to_string())))?;
         self.pipelined.insert(id.0);
         Ok((id, ObjId::promise(id.0), frame))

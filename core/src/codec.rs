@@ -250,6 +250,35 @@ pub fn exact_len(value: &Value) -> usize {
 /// The key of the `tuple` extension's marker map, `{"__tuple__": [items...]}`.
 pub const TUPLE_KEY: &str = "__tuple__";
 
+/// Bins of at least this many bytes (an array's data, `bytes`) are not
+/// copied into a frame built with splices ([`crate::message::OutFrame`]):
+/// their memory is spliced in by reference and written to the socket from
+/// where it lies. Smaller ones are cheaper to copy than to write apart.
+pub const SPLICE_MIN: usize = 64 << 10;
+
+/// Payloads left out of a frame's buffer: `(offset in the buffer, bytes)`,
+/// in order; the frame is the buffer with each one inserted at its offset.
+pub(crate) type Splices = Vec<(usize, Bytes)>;
+
+/// How many bytes of `value`'s encoding [`encode_spliced`] splices in rather
+/// than writes into the buffer.
+pub(crate) fn spliced_len(value: &Value) -> usize {
+    let big = |n: usize| if n >= SPLICE_MIN { n } else { 0 };
+    match value {
+        Value::Bin(b) => big(b.len()),
+        Value::Array(a) => big(a.data().len()),
+        Value::Raw(r) => r
+            .parts()
+            .map_or(0, |parts| parts.iter().map(|p| big(p.len())).sum()),
+        Value::List(items) | Value::Tuple(items) => items.iter().map(spliced_len).sum(),
+        Value::Map(pairs) => pairs
+            .iter()
+            .map(|(k, v)| spliced_len(k) + spliced_len(v))
+            .sum(),
+        _ => 0,
+    }
+}
+
 /// Append the msgpack encoding of `value` to `buf`, tuples as the `tuple`
 /// extension's marker map (see [`encode_with`] for a peer without it).
 pub fn encode(buf: &mut Vec<u8>, value: &Value) -> Result<(), EncodeError> {
@@ -261,6 +290,17 @@ pub fn encode(buf: &mut Vec<u8>, value: &Value) -> Result<(), EncodeError> {
 /// as the marker map `{"__tuple__": [items...]}`; without, as a plain array,
 /// so a stock peer never sees the marker. Raw values are copied as they are.
 pub fn encode_with(buf: &mut Vec<u8>, value: &Value, tuples: bool) -> Result<(), EncodeError> {
+    encode_spliced(buf, value, tuples, None)
+}
+
+/// [`encode_with`], and with `splices` the payloads of large bins are noted
+/// there instead of copied into `buf` (see [`SPLICE_MIN`]).
+pub(crate) fn encode_spliced(
+    buf: &mut Vec<u8>,
+    value: &Value,
+    tuples: bool,
+    mut splices: Option<&mut Splices>,
+) -> Result<(), EncodeError> {
     let encode = |buf: &mut Vec<u8>, v: &Value| encode_with(buf, v, tuples);
     match value {
         Value::Nil => buf.push(0xc0),
@@ -273,11 +313,11 @@ pub fn encode_with(buf: &mut Vec<u8>, value: &Value, tuples: bool) -> Result<(),
         }
         Value::Float(f) => write_f64(buf, *f),
         Value::Str(s) => write_str(buf, s)?,
-        Value::Bin(b) => write_bin(buf, b)?,
+        Value::Bin(b) => write_bin_shared(buf, b, splices)?,
         Value::List(items) => {
             write_array_len(buf, items.len())?;
             for v in items {
-                encode(buf, v)?;
+                encode_spliced(buf, v, tuples, splices.as_deref_mut())?;
             }
         }
         Value::Tuple(items) => {
@@ -287,17 +327,17 @@ pub fn encode_with(buf: &mut Vec<u8>, value: &Value, tuples: bool) -> Result<(),
             }
             write_array_len(buf, items.len())?;
             for v in items {
-                encode(buf, v)?;
+                encode_spliced(buf, v, tuples, splices.as_deref_mut())?;
             }
         }
         Value::Map(pairs) => {
             write_map_len(buf, pairs.len())?;
             for (k, v) in pairs {
-                encode(buf, k)?;
-                encode(buf, v)?;
+                encode_spliced(buf, k, tuples, splices.as_deref_mut())?;
+                encode_spliced(buf, v, tuples, splices.as_deref_mut())?;
             }
         }
-        Value::Array(a) => write_ndarray(buf, a)?,
+        Value::Array(a) => write_ndarray(buf, a, splices)?,
         Value::Scalar(s) => {
             write_map_len(buf, 3)?;
             write_bin(buf, b"nd")?;
@@ -327,7 +367,19 @@ pub fn encode_with(buf: &mut Vec<u8>, value: &Value, tuples: bool) -> Result<(),
         }
         Value::Proxy(id) => write_proxy(buf, *id)?,
         Value::Handle(_) => return Err(EncodeError::Handle),
-        Value::Raw(r) => buf.extend_from_slice(r.as_bytes()),
+        Value::Raw(r) => match (r.parts(), splices) {
+            (Some(parts), Some(sp)) => {
+                for p in parts {
+                    if p.len() >= SPLICE_MIN {
+                        sp.push((buf.len(), p.clone()));
+                    } else {
+                        buf.extend_from_slice(p);
+                    }
+                }
+            }
+            (Some(parts), None) => parts.iter().for_each(|p| buf.extend_from_slice(p)),
+            (None, _) => buf.extend_from_slice(r.as_bytes()),
+        },
     }
     Ok(())
 }
@@ -349,7 +401,11 @@ pub(crate) fn write_proxy(buf: &mut Vec<u8>, id: ObjId) -> Result<(), EncodeErro
     Ok(())
 }
 
-fn write_ndarray(buf: &mut Vec<u8>, a: &NdArray) -> Result<(), EncodeError> {
+fn write_ndarray(
+    buf: &mut Vec<u8>,
+    a: &NdArray,
+    splices: Option<&mut Splices>,
+) -> Result<(), EncodeError> {
     write_map_len(buf, 5)?;
     write_bin(buf, b"nd")?;
     buf.push(0xc3);
@@ -363,7 +419,24 @@ fn write_ndarray(buf: &mut Vec<u8>, a: &NdArray) -> Result<(), EncodeError> {
         write_uint(buf, d as u64);
     }
     write_bin(buf, b"data")?;
-    write_bin(buf, a.data())
+    write_bin_shared(buf, a.data(), splices)
+}
+
+/// A bin whose payload is spliced in (see [`SPLICE_MIN`]) when it is large
+/// and `splices` is given, else copied.
+fn write_bin_shared(
+    buf: &mut Vec<u8>,
+    b: &Bytes,
+    splices: Option<&mut Splices>,
+) -> Result<(), EncodeError> {
+    match splices {
+        Some(sp) if b.len() >= SPLICE_MIN => {
+            write_bin_header(buf, b.len())?;
+            sp.push((buf.len(), b.clone()));
+            Ok(())
+        }
+        _ => write_bin(buf, b),
+    }
 }
 
 /// Smallest msgpack encoding of a non-negative integer, as msgpack-python picks it.
@@ -432,7 +505,14 @@ pub(crate) fn write_str(buf: &mut Vec<u8>, s: &str) -> Result<(), EncodeError> {
 
 /// msgpack bin with the smallest length header.
 pub(crate) fn write_bin(buf: &mut Vec<u8>, b: &[u8]) -> Result<(), EncodeError> {
-    let n = len_u32("bytes", b.len())?;
+    write_bin_header(buf, b.len())?;
+    buf.extend_from_slice(b);
+    Ok(())
+}
+
+/// The header of a msgpack bin of `len` bytes, the smallest that fits.
+fn write_bin_header(buf: &mut Vec<u8>, len: usize) -> Result<(), EncodeError> {
+    let n = len_u32("bytes", len)?;
     if n <= 0xff {
         buf.extend_from_slice(&[0xc4, n as u8]);
     } else if n <= 0xffff {
@@ -442,7 +522,6 @@ pub(crate) fn write_bin(buf: &mut Vec<u8>, b: &[u8]) -> Result<(), EncodeError> 
         buf.push(0xc6);
         buf.extend_from_slice(&n.to_be_bytes());
     }
-    buf.extend_from_slice(b);
     Ok(())
 }
 

@@ -8,6 +8,9 @@
 //! this crate decides what they mean.
 //!
 //! - [`value`] and [`array`](mod@array): what the protocol carries ([`Value`], [`NdArray`]).
+//! - [`element`] and [`typed`]: Rust types to and from values: [`Element`]
+//!   types and `ndarray` arrays ([`NdArrayExt`], `TryFrom<Value>`), and any
+//!   serde type ([`to_value`], [`from_value`]).
 //! - [`codec`]: msgpack + msgpack-numpy, byte-compatible with `simplerpyc`.
 //! - [`message`]: requests, responses and their frames.
 //! - [`extensions`]: what we add to the reference protocol, and its negotiation.
@@ -22,18 +25,26 @@ pub mod array;
 pub mod client;
 pub mod codec;
 mod complex;
+pub mod element;
 pub mod executor;
 pub mod extensions;
 pub mod message;
 pub mod server;
 pub mod trail;
+pub mod typed;
 pub mod value;
+
+pub use element::{Element, NdArrayExt};
+/// The `ndarray` version values convert to and from: use it through this
+/// re-export to match it.
+pub use ndarray;
+pub use typed::{from_value, to_value, ConvertError};
 
 pub use array::{ArrayError, ByteOrder, DType, NdArray};
 pub use bytes::Bytes;
 pub use client::{ClientError, ClientSession, RequestId};
 pub use executor::{Arguments, ExecError, ExecResult, Executor, Key, Target};
 pub use extensions::Extensions;
-pub use message::{Cause, Raw, RawRequest, RemoteError, Request, Response};
+pub use message::{Cause, OutFrame, Raw, RawRequest, RemoteError, Request, Response};
 pub use server::ServerSession;
 pub use value::{Handle, ObjId, RawValue, Scalar, Slice, Value};

@@ -286,6 +286,84 @@ fn write_opt_id(buf: &mut Vec<u8>, id: Option<ObjId>) {
     }
 }
 
+/// A frame to send: its bytes built in one buffer, with the payloads of
+/// large arrays and bins (from [`codec::SPLICE_MIN`] bytes) spliced in by
+/// reference, not copied. A transport writes [`OutFrame::parts`] in order
+/// (a vectored write), so an array's memory goes from where it lies to the
+/// socket; [`OutFrame::into_vec`] joins them for a caller that needs one
+/// buffer. A frame without large payloads is one part.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OutFrame {
+    buf: Vec<u8>,
+    splices: codec::Splices,
+}
+
+impl OutFrame {
+    /// The frame's length in bytes, spliced payloads included.
+    pub fn len(&self) -> usize {
+        self.buf.len() + self.splices.iter().map(|(_, b)| b.len()).sum::<usize>()
+    }
+
+    /// Whether the frame has no bytes at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the frame is in one buffer (nothing spliced in).
+    pub fn is_one(&self) -> bool {
+        self.splices.is_empty()
+    }
+
+    /// The frame's bytes as the buffers to write in order (never an empty
+    /// one, unless the frame is empty).
+    pub fn parts(&self) -> Vec<&[u8]> {
+        let mut out = Vec::with_capacity(2 * self.splices.len() + 1);
+        let mut at = 0;
+        for (offset, bytes) in &self.splices {
+            if *offset > at {
+                out.push(&self.buf[at..*offset]);
+            }
+            if !bytes.is_empty() {
+                out.push(&bytes[..]);
+            }
+            at = *offset;
+        }
+        if at < self.buf.len() || out.is_empty() {
+            out.push(&self.buf[at..]);
+        }
+        out
+    }
+
+    /// The frame in one buffer: the spliced payloads are copied in (the
+    /// frame's own buffer when there are none).
+    pub fn into_vec(self) -> Vec<u8> {
+        if self.splices.is_empty() {
+            return self.buf;
+        }
+        let mut out = Vec::with_capacity(self.len());
+        for p in self.parts() {
+            out.extend_from_slice(p);
+        }
+        out
+    }
+
+    /// The frame's own buffer, for reuse once the frame is written (see
+    /// [`ServerSession::recycle`](crate::ServerSession::recycle)); the
+    /// spliced payloads are let go.
+    pub fn into_buffer(self) -> Vec<u8> {
+        self.buf
+    }
+}
+
+impl From<Vec<u8>> for OutFrame {
+    fn from(buf: Vec<u8>) -> Self {
+        OutFrame {
+            buf,
+            splices: Vec::new(),
+        }
+    }
+}
+
 /// Msgpack bytes a host holds: in one buffer, or in several that make the
 /// value when joined, so that a large array's own memory goes into the
 /// frame without being joined into one buffer first.
@@ -607,9 +685,60 @@ pub fn encode_request_in(
     ext: Extensions,
     spare: Vec<u8>,
 ) -> Result<Vec<u8>, EncodeError> {
+    encode_request_with(r, id, release, ext, spare, None)
+}
+
+/// As [`encode_request_in`], with the payloads of large arrays and bins
+/// spliced in rather than copied (see [`OutFrame`]).
+pub fn encode_request_parts_in(
+    r: &Request,
+    id: Option<u64>,
+    release: &[ObjId],
+    ext: Extensions,
+    spare: Vec<u8>,
+) -> Result<OutFrame, EncodeError> {
+    let mut splices = Vec::new();
+    let buf = encode_request_with(r, id, release, ext, spare, Some(&mut splices))?;
+    Ok(OutFrame { buf, splices })
+}
+
+/// The bytes of `r`'s frame that go into its own buffer when large
+/// payloads are spliced in: what it needs reserved.
+pub(crate) fn request_buffer_len(r: &Request, releases: usize) -> usize {
+    (128 + payload_len(r, codec::encoded_len) + 9 * releases).saturating_sub(request_spliced(r))
+}
+
+/// How many bytes of `r`'s values a frame with splices leaves out of its buffer.
+fn request_spliced(r: &Request) -> usize {
+    match r {
+        Request::Call { args, kwargs, .. } => {
+            args.iter().map(codec::spliced_len).sum::<usize>()
+                + kwargs
+                    .iter()
+                    .map(|(_, v)| codec::spliced_len(v))
+                    .sum::<usize>()
+        }
+        Request::GetItem { key, .. } => codec::spliced_len(key),
+        _ => 0,
+    }
+}
+
+fn encode_request_with(
+    r: &Request,
+    id: Option<u64>,
+    release: &[ObjId],
+    ext: Extensions,
+    spare: Vec<u8>,
+    mut splices: Option<&mut codec::Splices>,
+) -> Result<Vec<u8>, EncodeError> {
     let id = id.filter(|_| ext.request_ids());
     let release = if ext.release() { release } else { &[] };
     let payload = payload_len(r, codec::encoded_len);
+    let payload = if splices.is_some() {
+        payload.saturating_sub(request_spliced(r))
+    } else {
+        payload
+    };
     let mut buf = reuse(spare, 128 + payload + 9 * release.len());
     let fields = match r {
         Request::GetNamespace => 1,
@@ -656,20 +785,20 @@ pub fn encode_request_in(
             write_str(&mut buf, "args")?;
             write_array_len(&mut buf, args.len())?;
             for a in args {
-                codec::encode_with(&mut buf, a, ext.tuples())?;
+                codec::encode_spliced(&mut buf, a, ext.tuples(), splices.as_deref_mut())?;
             }
             write_str(&mut buf, "kwargs")?;
             write_map_len(&mut buf, kwargs.len())?;
             for (k, v) in kwargs {
                 write_str(&mut buf, k)?;
-                codec::encode_with(&mut buf, v, ext.tuples())?;
+                codec::encode_spliced(&mut buf, v, ext.tuples(), splices.as_deref_mut())?;
             }
         }
         Request::GetItem { obj_id, key } => {
             write_str(&mut buf, "obj_id")?;
             write_obj_id(&mut buf, *obj_id);
             write_str(&mut buf, "key")?;
-            codec::encode_with(&mut buf, key, ext.tuples())?;
+            codec::encode_spliced(&mut buf, key, ext.tuples(), splices)?;
         }
         Request::Materialize { obj_id } => {
             write_str(&mut buf, "obj_id")?;
@@ -712,6 +841,17 @@ pub fn encode_response_owned_in(
     ext: Extensions,
     spare: Vec<u8>,
 ) -> Result<Vec<u8>, EncodeError> {
+    encode_response_parts_in(frame, ext, spare).map(OutFrame::into_vec)
+}
+
+/// As [`encode_response_owned_in`], with the payloads of large arrays and
+/// bins of the value spliced in rather than copied (see [`OutFrame`]): the
+/// frame a transport writes with vectored writes.
+pub fn encode_response_parts_in(
+    frame: ResponseFrame,
+    ext: Extensions,
+    spare: Vec<u8>,
+) -> Result<OutFrame, EncodeError> {
     let id = frame.id.filter(|_| ext.request_ids());
     match frame.response {
         Response::Value(Value::Raw(raw)) => match raw.into_framed() {
@@ -727,25 +867,27 @@ pub fn encode_response_owned_in(
                     write_str(&mut buf, "id")?;
                     write_uint(&mut buf, id);
                 }
-                Ok(buf)
+                Ok(buf.into())
             }
-            Err(raw) => encode_response_in(
-                &ResponseFrame {
+            Err(raw) => {
+                let mut splices = Vec::new();
+                let frame = ResponseFrame {
                     id: frame.id,
                     response: Response::Value(Value::Raw(raw)),
-                },
-                ext,
-                spare,
-            ),
+                };
+                let buf = encode_response_with(&frame, ext, spare, Some(&mut splices))?;
+                Ok(OutFrame { buf, splices })
+            }
         },
-        response => encode_response_in(
-            &ResponseFrame {
+        response => {
+            let mut splices = Vec::new();
+            let frame = ResponseFrame {
                 id: frame.id,
                 response,
-            },
-            ext,
-            spare,
-        ),
+            };
+            let buf = encode_response_with(&frame, ext, spare, Some(&mut splices))?;
+            Ok(OutFrame { buf, splices })
+        }
     }
 }
 
@@ -780,9 +922,33 @@ pub fn encode_response_in(
     ext: Extensions,
     spare: Vec<u8>,
 ) -> Result<Vec<u8>, EncodeError> {
+    encode_response_with(frame, ext, spare, None)
+}
+
+/// The bytes of `response`'s frame that go into its own buffer when large
+/// payloads are spliced in: what it needs reserved.
+pub(crate) fn response_buffer_len(response: &Response) -> usize {
+    let spliced = match response {
+        Response::Value(v) => codec::spliced_len(v),
+        _ => 0,
+    };
+    response_capacity(response).saturating_sub(spliced)
+}
+
+fn encode_response_with(
+    frame: &ResponseFrame,
+    ext: Extensions,
+    spare: Vec<u8>,
+    splices: Option<&mut codec::Splices>,
+) -> Result<Vec<u8>, EncodeError> {
     let id = frame.id.filter(|_| ext.request_ids());
     let extra = usize::from(id.is_some());
-    let mut buf = reuse(spare, response_capacity(&frame.response));
+    let cap = if splices.is_some() {
+        response_buffer_len(&frame.response)
+    } else {
+        response_capacity(&frame.response)
+    };
+    let mut buf = reuse(spare, cap);
     match &frame.response {
         Response::Error(e) if e.brief => {
             write_map_len(&mut buf, 2 + extra)?;
@@ -824,7 +990,7 @@ pub fn encode_response_in(
                 }
                 Response::Value(v) => {
                     write_str(&mut buf, "value")?;
-                    codec::encode_with(&mut buf, v, ext.tuples())?;
+                    codec::encode_spliced(&mut buf, v, ext.tuples(), splices)?;
                 }
                 Response::Namespace(names) => {
                     write_str(&mut buf, "namespace")?;

@@ -14,7 +14,9 @@ use bytes::Bytes;
 
 use crate::executor::{Arguments, ExecError, Executor, Key, Target};
 use crate::extensions::Extensions;
-use crate::message::{self, FrameError, RawFields, RemoteError, Request, Response, ResponseFrame};
+use crate::message::{
+    self, FrameError, OutFrame, RawFields, RemoteError, Request, Response, ResponseFrame,
+};
 use crate::value::{Handle, ObjId, RawValue, Value};
 
 /// Exception type of a frame the server could not understand.
@@ -160,9 +162,20 @@ impl<E: Executor> ServerSession<E> {
         self.executor.trim();
     }
 
-    /// Handle one request frame and return its response frame.
+    /// Handle one request frame and return its response frame in one buffer
+    /// (large array payloads copied in; a transport uses
+    /// [`ServerSession::respond`], which leaves them where they are).
     #[must_use]
     pub fn handle_frame(&mut self, frame: Bytes) -> Vec<u8> {
+        self.respond(frame).into_vec()
+    }
+
+    /// Handle one request frame and return its response frame, with the
+    /// payloads of large arrays and bins spliced in by reference rather than
+    /// copied (see [`OutFrame`]). Once it is written, hand
+    /// [`OutFrame::into_buffer`] to [`ServerSession::recycle`].
+    #[must_use]
+    pub fn respond(&mut self, frame: Bytes) -> OutFrame {
         self.requests += 1;
         let (id, release, response) = match message::decode_request_with(&frame, self.extensions) {
             Ok(req) if req.request.creates_object() && self.full(&req.release) => {
@@ -195,12 +208,12 @@ impl<E: Executor> ServerSession<E> {
         self.encode(ResponseFrame { id, response })
     }
 
-    fn encode(&mut self, frame: ResponseFrame) -> Vec<u8> {
+    fn encode(&mut self, frame: ResponseFrame) -> OutFrame {
         let id = frame.id;
         // The kept frame, if this response is about its size.
-        let need = message::response_capacity(&frame.response);
+        let need = message::response_buffer_len(&frame.response);
         let spare = message::spare_for(&mut self.spare, need);
-        match message::encode_response_owned_in(frame, self.extensions, spare) {
+        match message::encode_response_parts_in(frame, self.extensions, spare) {
             Ok(bytes) => bytes,
             Err(e) => {
                 let err = RemoteError::new(
@@ -213,6 +226,7 @@ impl<E: Executor> ServerSession<E> {
                 };
                 message::encode_response(&fallback, self.extensions)
                     .expect("a short error response always encodes")
+                    .into()
             }
         }
     }

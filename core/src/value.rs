@@ -109,6 +109,10 @@ enum RawRepr {
     /// [`RawValue::FRAME_ROOM`] bytes of room, then the value: a response
     /// frame is written around it without moving it.
     Framed(Vec<u8>),
+    /// Buffers that make the value when joined, large ones (an array's own
+    /// memory) spliced into a frame rather than copied; joined only if
+    /// someone asks for the bytes in one piece.
+    Parts(Vec<Bytes>, std::sync::OnceLock<Vec<u8>>),
 }
 
 /// An empty buffer with room for a frame around `len` bytes of value: the
@@ -187,22 +191,68 @@ impl RawValue {
         Ok(RawValue(RawRepr::Framed(v)))
     }
 
-    /// The msgpack bytes.
+    /// A value given in parts that are kept as they are (say a header and
+    /// an array's memory lent by its owner): a response frame carrying it
+    /// splices each large part in (see [`crate::message::OutFrame`]), so the
+    /// value is never copied. Checked without joining the parts: a part of
+    /// [`codec::SPLICE_MIN`] bytes or more that is exactly the payload of a
+    /// bin (the usual case) is not looked at, as no bin payload is; other
+    /// parts are copied aside for the check.
+    pub fn from_parts(parts: Vec<Bytes>) -> Result<RawValue, DecodeError> {
+        let mut skeleton = Vec::new();
+        for p in &parts {
+            let n = p.len();
+            let header = u32::try_from(n).ok().map(|n| {
+                let mut h = [0xc6, 0, 0, 0, 0];
+                h[1..].copy_from_slice(&n.to_be_bytes());
+                h
+            });
+            match header {
+                Some(h) if n >= codec::SPLICE_MIN && skeleton.ends_with(&h) => {
+                    // The bin's payload: checked as an empty one.
+                    skeleton.truncate(skeleton.len() - h.len());
+                    skeleton.extend_from_slice(&[0xc4, 0]);
+                }
+                _ => {
+                    if skeleton.try_reserve(n).is_err() {
+                        return Err(DecodeError::OutOfMemory(n));
+                    }
+                    skeleton.extend_from_slice(p);
+                }
+            }
+        }
+        codec::validate(&skeleton)?;
+        Ok(RawValue(RawRepr::Parts(parts, std::sync::OnceLock::new())))
+    }
+
+    /// The parts, when the value was made by [`RawValue::from_parts`].
+    pub(crate) fn parts(&self) -> Option<&[Bytes]> {
+        match &self.0 {
+            RawRepr::Parts(parts, _) => Some(parts),
+            _ => None,
+        }
+    }
+
+    /// The msgpack bytes (a value in parts is joined, once, for this).
     pub fn as_bytes(&self) -> &[u8] {
         match &self.0 {
             RawRepr::Shared(b) => b,
             RawRepr::Framed(v) => &v[Self::FRAME_ROOM..],
+            RawRepr::Parts(parts, joined) => joined.get_or_init(|| parts.concat()),
         }
     }
 
     /// Length of the msgpack bytes.
     pub fn len(&self) -> usize {
-        self.as_bytes().len()
+        match &self.0 {
+            RawRepr::Parts(parts, _) => parts.iter().map(|p| p.len()).sum(),
+            _ => self.as_bytes().len(),
+        }
     }
 
     /// Whether there are no bytes (never, for a checked value).
     pub fn is_empty(&self) -> bool {
-        self.as_bytes().is_empty()
+        self.len() == 0
     }
 
     /// Decode into a [`Value`] (bin data shares the bytes when they are shared).
@@ -212,6 +262,7 @@ impl RawValue {
             RawRepr::Framed(v) => {
                 codec::from_bytes(&Bytes::copy_from_slice(&v[Self::FRAME_ROOM..]))
             }
+            RawRepr::Parts(..) => codec::from_bytes(&Bytes::copy_from_slice(self.as_bytes())),
         }
     }
 
@@ -274,31 +325,50 @@ impl Value {
         Value::Slice(Box::new(Slice { start, stop, step }))
     }
 
-    /// The value as a signed integer, if it is an integer that fits.
+    /// The value as a signed integer, if it is an integer that fits (numpy
+    /// integer scalars, as `np.add` returns, included).
     pub fn as_i64(&self) -> Option<i64> {
-        match *self {
-            Value::Int(i) => Some(i),
-            Value::UInt(u) => i64::try_from(u).ok(),
+        match self {
+            Value::Int(i) => Some(*i),
+            Value::UInt(u) => i64::try_from(*u).ok(),
+            Value::Scalar(s) => s.as_i64(),
             _ => None,
         }
     }
 
-    /// The value as an unsigned integer, if it is a non-negative integer.
+    /// The value as an unsigned integer, if it is a non-negative integer
+    /// (numpy integer scalars included).
     pub fn as_u64(&self) -> Option<u64> {
-        match *self {
-            Value::Int(i) => u64::try_from(i).ok(),
-            Value::UInt(u) => Some(u),
+        match self {
+            Value::Int(i) => u64::try_from(*i).ok(),
+            Value::UInt(u) => Some(*u),
+            Value::Scalar(s) => s.as_u64(),
             _ => None,
         }
     }
 
-    /// The value as a float: floats, and integers converted.
+    /// The value as a float: floats, and integers converted (numpy float
+    /// and integer scalars included).
+    ///
+    /// ```
+    /// use simplerpc_core::{Bytes, ByteOrder, DType, Scalar, Value};
+    ///
+    /// // np.int64(7), as `np.add(3, 4)` returns it.
+    /// let v = Value::Scalar(Scalar {
+    ///     dtype: DType::Int64,
+    ///     order: ByteOrder::Little,
+    ///     data: Bytes::copy_from_slice(&7i64.to_le_bytes()),
+    /// });
+    /// assert_eq!(v.as_i64(), Some(7));
+    /// assert_eq!(v.as_f64(), Some(7.0));
+    /// ```
     pub fn as_f64(&self) -> Option<f64> {
-        match *self {
-            Value::Float(f) => Some(f),
-            Value::F32(f) => Some(f as f64),
-            Value::Int(i) => Some(i as f64),
-            Value::UInt(u) => Some(u as f64),
+        match self {
+            Value::Float(f) => Some(*f),
+            Value::F32(f) => Some(f64::from(*f)),
+            Value::Int(i) => Some(*i as f64),
+            Value::UInt(u) => Some(*u as f64),
+            Value::Scalar(s) => s.as_f64(),
             _ => None,
         }
     }
@@ -311,10 +381,11 @@ impl Value {
         }
     }
 
-    /// The value as a bool.
+    /// The value as a bool (a numpy `bool_` scalar included).
     pub fn as_bool(&self) -> Option<bool> {
-        match *self {
-            Value::Bool(b) => Some(b),
+        match self {
+            Value::Bool(b) => Some(*b),
+            Value::Scalar(s) => s.as_bool(),
             _ => None,
         }
     }

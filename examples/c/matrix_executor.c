@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mini_msgpack.h"
 
 enum kind { K_FREE, K_MODULE, K_FUNC, K_MATRIX };
 enum func { F_ZEROS, F_EYE, F_MATMUL, F_FULL };
@@ -75,57 +74,49 @@ typedef struct {
  * Neither number is a handle of ours: the handle of the i-th reference of
  * either kind, in byte order, is c->refs[i] (*next_ref counts the references
  * read so far). */
-static const char *read_arg(session *s, mp_reader *r, const srpc_call *c, size_t *next_ref, arg *a) {
+static const char *read_arg(session *s, srpc_mp_reader *r, const srpc_call *c, size_t *next_ref, arg *a) {
     memset(a, 0, sizeof *a);
-    mp_obj o = mp_next(r);
-    if (o.type == MP_INT || o.type == MP_FLOAT) {
+    size_t start = r->pos;
+    srpc_mp_item o;
+    if (srpc_mp_read(r, &o)) return "malformed argument";
+    if (o.type == SRPC_MP_TYPE_INT || o.type == SRPC_MP_TYPE_UINT || o.type == SRPC_MP_TYPE_FLOAT) {
         a->is_num = 1;
-        a->num = o.type == MP_INT ? (double)o.i : o.f;
+        a->num = o.type == SRPC_MP_TYPE_FLOAT ? o.f : o.type == SRPC_MP_TYPE_UINT ? (double)o.u : (double)o.i;
         return NULL;
     }
-    if (o.type != MP_MAP) return "arguments must be numbers or matrices";
-    const char *type = NULL;
-    uint64_t shape[2] = {0, 0};
-    int ndim = -1, is_ref = 0;
-    mp_obj data = {0};
-    for (uint32_t i = 0; i < o.len && !r->err; i++) {
-        mp_obj k = mp_next(r);
-        if (mp_is(&k, "__rpc_proxy__") || mp_is(&k, "__rpc_promise__")) { mp_skip(r); is_ref = 1; }
-        else if (mp_is(&k, "type")) {
-            mp_obj v = mp_next(r);
-            type = mp_is(&v, "<f8") ? "<f8" : "other";
-        } else if (mp_is(&k, "shape")) {
-            mp_obj v = mp_next(r);
-            ndim = (int)v.len;
-            for (uint32_t j = 0; j < v.len; j++) {
-                mp_obj d = mp_next(r);
-                if (j < 2) shape[j] = (uint64_t)d.i;
-            }
-        } else if (mp_is(&k, "data")) data = mp_next(r);
-        else mp_skip(r);
+    if (o.type != SRPC_MP_TYPE_MAP) return "arguments must be numbers or matrices";
+    /* A reference has a marker key; anything else must be an array. */
+    int is_ref = 0;
+    for (uint32_t i = 0; i < o.count; i++) {
+        srpc_mp_item k;
+        if (srpc_mp_read(r, &k) || srpc_mp_skip(r)) return "malformed argument";
+        if (srpc_mp_item_is(&k, "__rpc_proxy__") || srpc_mp_item_is(&k, "__rpc_promise__")) is_ref = 1;
     }
-    if (r->err) return "malformed argument";
     if (is_ref) {
         if (*next_ref >= c->refs_len) return "a reference without a handle";
         a->m = lookup(s, c->refs[(*next_ref)++]);
         return a->m && a->m->kind == K_MATRIX ? NULL : "argument names no matrix";
     }
-    if (!type || strcmp(type, "<f8") != 0 || ndim < 1 || ndim > 2) return "arrays must be 1-d or 2-d float64";
-    uint64_t rows = ndim == 2 ? shape[0] : 1, cols = ndim == 2 ? shape[1] : shape[0];
-    if (data.len != rows * cols * sizeof(double)) return "array data does not match its shape";
+    r->pos = start;
+    srpc_ndarray nd;
+    if (srpc_mp_read_ndarray(r, &nd)) return "arguments must be numbers, matrices or numpy arrays";
+    if (nd.dtype.len != 3 || memcmp(nd.dtype.ptr, "<f8", 3) != 0 || nd.ndim < 1 || nd.ndim > 2)
+        return "arrays must be 1-d or 2-d float64";
+    uint64_t rows = nd.ndim == 2 ? nd.shape[0] : 1, cols = nd.ndim == 2 ? nd.shape[1] : nd.shape[0];
     a->owned = new_matrix(rows, cols);
-    a->owned.ndim = ndim;
-    memcpy(a->owned.data, data.ptr, data.len);
+    a->owned.ndim = (int)nd.ndim;
+    memcpy(a->owned.data, nd.data.ptr, nd.data.len); /* decoding checked the length */
     a->m = &a->owned;
     return NULL;
 }
 
 static srpc_status do_call(session *s, enum func f, const srpc_call *c, srpc_reply *reply) {
-    mp_reader r = {c->args.ptr, c->args.ptr + c->args.len, 0};
-    mp_obj list = mp_next(&r);
-    if (list.type != MP_ARRAY) return fail(reply, "builtins.TypeError", "args must be a list");
+    srpc_mp_reader r = srpc_mp_reader_new(c->args.ptr, c->args.len);
+    srpc_mp_item list;
+    if (srpc_mp_read(&r, &list) || list.type != SRPC_MP_TYPE_ARRAY)
+        return fail(reply, "builtins.TypeError", "args must be a list");
     arg a[3];
-    uint32_t n = list.len;
+    uint32_t n = list.count;
     static const uint32_t want[] = {2, 1, 2, 3};
     if (n != want[f]) {
         char msg[128];
@@ -228,9 +219,11 @@ static srpc_status on_call(void *userdata, void *sess, const srpc_call *c, srpc_
         return do_call(s, f, c, reply);
     }
     case SRPC_CALL_KIND_GET_ITEM: {
-        mp_reader r = {c->key.ptr, c->key.ptr + c->key.len, 0};
-        mp_obj k = mp_next(&r);
-        if (target->kind != K_MATRIX || target->ndim != 2 || k.type != MP_INT)
+        srpc_mp_reader r = srpc_mp_reader_new(c->key.ptr, c->key.len);
+        srpc_mp_item k;
+        int is_int = srpc_mp_read(&r, &k) == SRPC_STATUS_OK &&
+                     (k.type == SRPC_MP_TYPE_INT || (k.type == SRPC_MP_TYPE_UINT && k.u <= INT64_MAX));
+        if (target->kind != K_MATRIX || target->ndim != 2 || !is_int)
             return fail(reply, "builtins.TypeError", "only rows of a matrix can be indexed (m[i])");
         int64_t i = k.i < 0 ? k.i + (int64_t)target->rows : k.i;
         if (i < 0 || (uint64_t)i >= target->rows) return fail(reply, "builtins.IndexError", "row index out of range");
@@ -245,12 +238,21 @@ static srpc_status on_call(void *userdata, void *sess, const srpc_call *c, srpc_
             snprintf(msg, sizeof msg, "a %s cannot be materialized", kind_name(target->kind));
             return fail(reply, "builtins.TypeError", msg);
         }
-        uint64_t shape[2] = {target->rows, target->cols};
-        mp_writer w = {NULL, 0, 0};
-        if (target->ndim == 2) mp_f64_array(&w, target->data, shape, 2);
-        else mp_f64_array(&w, target->data, shape + 1, 1);
-        srpc_status st = srpc_reply_value(reply, w.data, w.len);
-        free(w.data);
+        srpc_ndarray nd;
+        memset(&nd, 0, sizeof nd);
+        nd.dtype = S("<f8");
+        nd.ndim = (size_t)target->ndim;
+        nd.shape[0] = target->ndim == 2 ? target->rows : target->cols;
+        nd.shape[1] = target->cols;
+        nd.data.ptr = (const uint8_t *)target->data;
+        nd.data.len = target->rows * target->cols * sizeof(double);
+        /* The header, then the matrix's own memory: copied once, into the frame. */
+        srpc_buf head = {NULL, 0, NULL};
+        srpc_status st = srpc_ndarray_header(&nd, &head);
+        if (st != SRPC_STATUS_OK) return st;
+        srpc_slice parts[2] = {{head.data, head.len}, nd.data};
+        st = srpc_reply_value_parts(reply, parts, 2);
+        srpc_buf_free(&head);
         return st;
     }
     case SRPC_CALL_KIND_GET_NAMESPACE: {

@@ -15,7 +15,6 @@
 #include <unistd.h>
 
 #include "matrix_executor.h"
-#include "mini_msgpack.h"
 #include "simplerpc.h"
 #include "check.h"
 
@@ -109,28 +108,33 @@ static uint64_t object_of(int fd, srpc_client_session *cs, const srpc_call *c) {
     return r.obj;
 }
 
-static uint64_t call_fn(int fd, srpc_client_session *cs, uint64_t fn, const char *path, mp_writer *args) {
+static uint64_t call_fn(int fd, srpc_client_session *cs, uint64_t fn, const char *path, srpc_mp_writer *args) {
     srpc_call c = call_of(SRPC_CALL_KIND_CALL, fn, "", path);
-    c.args.ptr = args->data;
-    c.args.len = args->len;
+    c.args = srpc_mp_writer_data(args);
     uint64_t id = object_of(fd, cs, &c);
-    free(args->data);
-    memset(args, 0, sizeof *args);
+    srpc_mp_writer_clear(args);
     return id;
 }
 
-static void proxy_arg(mp_writer *w, uint64_t id) {
-    mp_map(w, 2);
-    mp_str(w, "__rpc_proxy__");
-    mp_byte(w, 0xc3);
-    mp_str(w, "obj_id");
-    mp_uint(w, id);
+/* Whether msgpack `v` is a float64 array of `n` elements, each `x`. */
+static int all_equal(const srpc_buf *v, size_t n, double x) {
+    srpc_ndarray a;
+    CHECK(srpc_ndarray_decode((srpc_slice){v->data, v->len}, &a) == SRPC_STATUS_OK, "an array");
+    if (a.dtype.len != 3 || memcmp(a.dtype.ptr, "<f8", 3) != 0 || a.data.len != n * sizeof(double)) return 0;
+    for (size_t j = 0; j < n; j++) {
+        double e;
+        memcpy(&e, a.data.ptr + j * sizeof e, sizeof e); /* the data may be unaligned */
+        if (e != x) return 0;
+    }
+    return 1;
 }
 
-static void promise_arg(mp_writer *w, uint64_t promise) {
-    mp_map(w, 1);
-    mp_str(w, "__rpc_promise__");
-    mp_uint(w, promise & ~SRPC_PROMISE_BIT);
+static void proxy_arg(srpc_mp_writer *w, uint64_t id) { srpc_mp_write_proxy(w, id); }
+
+static void promise_arg(srpc_mp_writer *w, uint64_t promise) {
+    srpc_mp_write_map(w, 1);
+    srpc_mp_write_cstr(w, "__rpc_promise__");
+    srpc_mp_write_uint(w, promise & ~SRPC_PROMISE_BIT);
 }
 
 /* Build `c` pipelined and write its frame: the promise of its object. */
@@ -186,28 +190,24 @@ static void pipelining(int fd, srpc_client_session *cs, uint64_t mod, uint64_t e
      * frame is written before any answer is read. */
     srpc_call ga = call_of(SRPC_CALL_KIND_GET_ATTR, mod, "full", "matrix");
     uint64_t full_fn = send_pipelined(fd, cs, &ga);
-    mp_writer args = {NULL, 0, 0};
-    mp_array(&args, 3);
-    mp_uint(&args, 3);
-    mp_uint(&args, 3);
-    mp_double(&args, 2.5);
+    srpc_mp_writer *args = srpc_mp_writer_new();
+    srpc_mp_write_array(args, 3);
+    srpc_mp_write_uint(args, 3);
+    srpc_mp_write_uint(args, 3);
+    srpc_mp_write_double(args, 2.5);
     srpc_call call = call_of(SRPC_CALL_KIND_CALL, full_fn, "", "matrix.full");
-    call.args.ptr = args.data;
-    call.args.len = args.len;
+    call.args = srpc_mp_writer_data(args);
     uint64_t full = send_pipelined(fd, cs, &call);
-    free(args.data);
-    memset(&args, 0, sizeof args);
+    srpc_mp_writer_clear(args);
     ga.name = S("matmul");
     uint64_t mm_fn = send_pipelined(fd, cs, &ga);
-    mp_array(&args, 2);
-    promise_arg(&args, full);
-    proxy_arg(&args, eye);
+    srpc_mp_write_array(args, 2);
+    promise_arg(args, full);
+    proxy_arg(args, eye);
     call = call_of(SRPC_CALL_KIND_CALL, mm_fn, "", "matrix.matmul");
-    call.args.ptr = args.data;
-    call.args.len = args.len;
+    call.args = srpc_mp_writer_data(args);
     uint64_t prod = send_pipelined(fd, cs, &call);
-    free(args.data);
-    memset(&args, 0, sizeof args);
+    srpc_mp_writer_free(args);
     srpc_call mat = call_of(SRPC_CALL_KIND_MATERIALIZE, prod, "", "");
     uint64_t rid = send_only(fd, cs, &mat);
     CHECK(!srpc_client_session_is_answered(cs, rid), "nothing read yet");
@@ -218,23 +218,7 @@ static void pipelining(int fd, srpc_client_session *cs, uint64_t mod, uint64_t e
     CHECK(n == 5, "one round trip: the five answers, %zu read", n);
     for (size_t i = 0; i < 5; i++) CHECK(ids[i] == want[i], "answer %zu is for request %llu", i, (unsigned long long)want[i]);
     CHECK(resp.kind == SRPC_RESPONSE_KIND_VALUE && resp.request_id == rid, "the materialize's own answer");
-    mp_reader rd = {resp.value.data, resp.value.data + resp.value.len, 0};
-    mp_obj m = mp_next(&rd);
-    int checked = 0;
-    for (uint32_t i = 0; m.type == MP_MAP && i < m.len; i++) {
-        mp_obj k = mp_next(&rd);
-        if (mp_is(&k, "data")) {
-            mp_obj d = mp_next(&rd);
-            CHECK(d.len == 9 * sizeof(double), "9 doubles");
-            for (int j = 0; j < 9; j++) {
-                double x;
-                memcpy(&x, d.ptr + j * 8, 8);
-                CHECK(x == 2.5, "element %d is %g", j, x);
-            }
-            checked = 1;
-        } else mp_skip(&rd);
-    }
-    CHECK(checked, "data field");
+    CHECK(all_equal(&resp.value, 9, 2.5), "a 3x3 float64 array of 2.5");
     srpc_buf_free(&resp.value);
     CHECK(srpc_client_session_take(cs, rid, &resp) == SRPC_STATUS_ERR_STATE, "an answer is taken once");
     uint64_t none = 12345;
@@ -303,37 +287,33 @@ static int drive(int fd) {
     srpc_call ga = call_of(SRPC_CALL_KIND_GET_ATTR, mod, "eye", "matrix");
     uint64_t eye_fn = object_of(fd, cs, &ga);
 
-    mp_writer args = {NULL, 0, 0};
-    mp_array(&args, 1);
-    mp_uint(&args, 3);
-    uint64_t eye = call_fn(fd, cs, eye_fn, "matrix.eye", &args);
+    srpc_mp_writer *args = srpc_mp_writer_new();
+    srpc_mp_write_array(args, 1);
+    srpc_mp_write_uint(args, 3);
+    uint64_t eye = call_fn(fd, cs, eye_fn, "matrix.eye", args);
 
     /* By path, without an object: matrix.full(3, 3, 2.5) */
-    mp_array(&args, 3);
-    mp_uint(&args, 3);
-    mp_uint(&args, 3);
-    mp_double(&args, 2.5);
-    uint64_t full = call_fn(fd, cs, SRPC_NO_OBJECT, "matrix.full", &args);
+    srpc_mp_write_array(args, 3);
+    srpc_mp_write_uint(args, 3);
+    srpc_mp_write_uint(args, 3);
+    srpc_mp_write_double(args, 2.5);
+    uint64_t full = call_fn(fd, cs, SRPC_NO_OBJECT, "matrix.full", args);
 
     /* matmul(eye, full) with proxy arguments, pipelined with a getitem. */
-    mp_array(&args, 2);
-    proxy_arg(&args, eye);
-    proxy_arg(&args, full);
+    srpc_mp_write_array(args, 2);
+    proxy_arg(args, eye);
+    proxy_arg(args, full);
     srpc_call mm = call_of(SRPC_CALL_KIND_CALL, SRPC_NO_OBJECT, "", "matrix.matmul");
-    mm.args.ptr = args.data;
-    mm.args.len = args.len;
+    mm.args = srpc_mp_writer_data(args);
     srpc_buf f1 = {NULL, 0, 0}, f2 = {NULL, 0, 0};
     uint64_t r1, r2;
     CHECK(srpc_client_session_send(cs, &mm, &f1, &r1) == SRPC_STATUS_OK, "send matmul");
-    free(args.data);
-    memset(&args, 0, sizeof args);
-    mp_uint(&args, 1);
+    srpc_mp_writer_clear(args);
+    srpc_mp_write_uint(args, 1);
     srpc_call gi = call_of(SRPC_CALL_KIND_GET_ITEM, eye, "", "eye");
-    gi.key.ptr = args.data;
-    gi.key.len = args.len;
+    gi.key = srpc_mp_writer_data(args);
     CHECK(srpc_client_session_send(cs, &gi, &f2, &r2) == SRPC_STATUS_OK, "send getitem");
-    free(args.data);
-    memset(&args, 0, sizeof args);
+    srpc_mp_writer_clear(args);
     CHECK(send_frame(fd, &f1) == 0 && send_frame(fd, &f2) == 0, "write pipelined");
     srpc_buf_free(&f1);
     srpc_buf_free(&f2);
@@ -352,24 +332,7 @@ static int drive(int fd) {
     /* Materialize the product: a 3x3 float64 array of 2.5. */
     srpc_call mat = call_of(SRPC_CALL_KIND_MATERIALIZE, product, "", "");
     CHECK(roundtrip(fd, cs, &mat, &resp) == SRPC_STATUS_OK && resp.kind == SRPC_RESPONSE_KIND_VALUE, "materialize");
-    mp_reader rd = {resp.value.data, resp.value.data + resp.value.len, 0};
-    mp_obj m = mp_next(&rd);
-    CHECK(m.type == MP_MAP && m.len == 5, "ndarray map");
-    int checked = 0;
-    for (uint32_t i = 0; i < m.len; i++) {
-        mp_obj k = mp_next(&rd);
-        if (mp_is(&k, "data")) {
-            mp_obj d = mp_next(&rd);
-            CHECK(d.len == 9 * sizeof(double), "9 doubles");
-            for (int j = 0; j < 9; j++) {
-                double x;
-                memcpy(&x, d.ptr + j * 8, 8);
-                CHECK(x == 2.5, "element %d is %g", j, x);
-            }
-            checked = 1;
-        } else mp_skip(&rd);
-    }
-    CHECK(checked, "data field");
+    CHECK(all_equal(&resp.value, 9, 2.5), "a 3x3 float64 array of 2.5");
     srpc_buf_free(&resp.value);
 
     /* The row of eye: [0, 1, 0]. */
@@ -378,14 +341,13 @@ static int drive(int fd) {
     srpc_buf_free(&resp.value);
 
     /* A failing call: shapes do not align. */
-    mp_array(&args, 2);
-    proxy_arg(&args, full);
-    proxy_arg(&args, row);
-    mm.args.ptr = args.data;
-    mm.args.len = args.len;
+    srpc_mp_write_array(args, 2);
+    proxy_arg(args, full);
+    proxy_arg(args, row);
+    mm.args = srpc_mp_writer_data(args);
     CHECK(roundtrip(fd, cs, &mm, &resp) == SRPC_STATUS_ERR_REMOTE, "matmul of a 3x3 and a 1x3 must fail");
     CHECK(resp.kind == SRPC_RESPONSE_KIND_ERROR, "the failed request's response says so");
-    free(args.data);
+    srpc_mp_writer_free(args);
     CHECK(strcmp(srpc_last_error_type(), "builtins.ValueError") == 0, "type %s", srpc_last_error_type());
     CHECK(strstr(srpc_last_error_message(), "shapes do not align") != NULL, "message");
 

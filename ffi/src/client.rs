@@ -9,7 +9,8 @@ use simplerpc_ws::{Client, ClientConfig, Error};
 
 use crate::error::{
     guard, guard_keep, srpc_status, FfiError, SrpcStatusErrClosed, SrpcStatusErrInvalidArgument,
-    SrpcStatusErrIo, SrpcStatusErrProtocol, SrpcStatusErrTimeout, SrpcStatusErrUnauthorized,
+    SrpcStatusErrIo, SrpcStatusErrProtocol, SrpcStatusErrRefused, SrpcStatusErrTimeout,
+    SrpcStatusErrUnauthorized,
 };
 use crate::types::{
     fill_response, refused, srpc_buf, srpc_call, srpc_call_kind, srpc_response, srpc_slice,
@@ -107,12 +108,50 @@ impl From<Error> for FfiError {
     }
 }
 
+/// `e` as the ABI reports it. The messages name no Rust API (no
+/// `ClientConfig::token`): a C or Python host adds its own hints.
 fn ws_error(e: Error) -> FfiError {
     let status = match &e {
         Error::Remote(r) => return FfiError::remote(r.clone()),
-        Error::Unauthorized { .. } | Error::MissingToken { .. } => SrpcStatusErrUnauthorized,
+        Error::Unauthorized { addr } => {
+            return FfiError::new(
+                SrpcStatusErrUnauthorized,
+                format!(
+                    "the server at {addr} refused the token: use the token the server \
+                     printed when it started"
+                ),
+            )
+        }
+        Error::MissingToken { addr } => {
+            return FfiError::new(
+                SrpcStatusErrUnauthorized,
+                format!(
+                    "no token to connect to {addr}: use the token the server printed \
+                     when it started"
+                ),
+            )
+        }
+        Error::Dead(silent) => {
+            return FfiError::new(
+                SrpcStatusErrTimeout,
+                format!(
+                    "the server sent nothing for {} s while a request waited, not even a \
+                     pong: it is frozen or unreachable; the connection was closed, connect again",
+                    silent.as_secs()
+                ),
+            )
+        }
+        Error::Connect { addr, source } if source.kind() == std::io::ErrorKind::ConnectionRefused => {
+            return FfiError::new(
+                SrpcStatusErrRefused,
+                format!("nothing listens on {addr} (connection refused): is the server running, on that port?"),
+            )
+        }
+        Error::Connect { source, .. } if source.kind() == std::io::ErrorKind::TimedOut => {
+            SrpcStatusErrTimeout
+        }
         Error::Closed(_) => SrpcStatusErrClosed,
-        Error::Timeout(_) | Error::Dead(_) => SrpcStatusErrTimeout,
+        Error::Timeout(_) | Error::ConnectTimeout { .. } => SrpcStatusErrTimeout,
         Error::Interrupted => crate::error::SrpcStatusInterrupted,
         Error::Connect { .. }
         | Error::Handshake { .. }
@@ -133,8 +172,10 @@ fn live<'a>(p: *const srpc_client) -> Result<&'a srpc_client, FfiError> {
 
 /// Connect to `ws://host:port/` presenting `token`, offering the extensions
 /// SRPC_EXT_DEFAULT. An empty `host` means "localhost"; an empty `token` is
-/// refused (SRPC_STATUS_ERR_UNAUTHORIZED). Against a stock simplerpyc server
-/// the reference protocol is spoken exactly. Close and free with
+/// refused (SRPC_STATUS_ERR_UNAUTHORIZED), and so is a wrong one. Nothing
+/// listening at the address gives SRPC_STATUS_ERR_REFUSED, another network
+/// failure SRPC_STATUS_ERR_IO. Against a stock simplerpyc server the
+/// reference protocol is spoken exactly. Close and free with
 /// srpc_client_free().
 ///
 /// # Safety
@@ -148,11 +189,12 @@ pub unsafe extern "C" fn srpc_client_connect(
 ) -> srpc_status {
     // SAFETY: the caller's contract, passed on.
     unsafe {
-        srpc_client_connect_ext(
+        srpc_client_connect_timeout(
             host,
             port,
             token,
             crate::session::SRPC_EXT_DEFAULT,
+            0,
             client_out,
         )
     }
@@ -173,6 +215,26 @@ pub unsafe extern "C" fn srpc_client_connect_ext(
     extensions: u32,
     client_out: *mut *mut srpc_client,
 ) -> srpc_status {
+    // SAFETY: the caller's contract, passed on.
+    unsafe { srpc_client_connect_timeout(host, port, token, extensions, 0, client_out) }
+}
+
+/// As srpc_client_connect_ext(), giving up after `timeout_ms` milliseconds
+/// (0: no limit of ours; the operating system's for the TCP connection, 30 s
+/// for the handshake): the TCP connection and the WebSocket handshake
+/// together. Past it, SRPC_STATUS_ERR_TIMEOUT.
+///
+/// # Safety
+/// The strings are valid for their lengths; `client_out` is valid.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_client_connect_timeout(
+    host: srpc_str,
+    port: u16,
+    token: srpc_str,
+    extensions: u32,
+    timeout_ms: u64,
+    client_out: *mut *mut srpc_client,
+) -> srpc_status {
     guard(|| {
         // SAFETY: NULL checked; otherwise valid.
         let o = unsafe { client_out.as_mut() }.ok_or_else(|| FfiError::null("client_out"))?;
@@ -189,6 +251,9 @@ pub unsafe extern "C" fn srpc_client_connect_ext(
             cfg.token = None;
         }
         cfg.extensions = crate::session::extensions(extensions);
+        if timeout_ms != 0 {
+            cfg.connect_timeout = Some(Duration::from_millis(timeout_ms));
+        }
         let c = Client::connect(&cfg).map_err(ws_error)?;
         *o = Box::into_raw(Box::new(srpc_client(Transport::Ws(c))));
         Ok(())
@@ -215,11 +280,18 @@ pub struct srpc_client_config {
     /// Path of a PEM file of the CA certificates to trust instead of the
     /// platform's (a lab's own CA); implies `tls`. Empty: none.
     pub cafile: srpc_str,
+    /// Give up connecting after this many milliseconds (the TCP connection
+    /// and the TLS and WebSocket handshakes together):
+    /// SRPC_STATUS_ERR_TIMEOUT. 0: no limit of ours, as in
+    /// srpc_client_connect_timeout().
+    pub timeout_ms: u64,
 }
 
 /// Connect as `config` says (TLS included). A refused certificate, or a
 /// server that does not speak TLS, is SRPC_STATUS_ERR_IO with a message
-/// naming the host and the reason (srpc_last_error_message()). Close and free with
+/// naming the host and the reason (srpc_last_error_message()); nothing
+/// listening at the address is SRPC_STATUS_ERR_REFUSED, no connection
+/// within `timeout_ms` SRPC_STATUS_ERR_TIMEOUT. Close and free with
 /// srpc_client_free().
 ///
 /// # Safety
@@ -257,6 +329,9 @@ pub unsafe extern "C" fn srpc_client_connect_config(
         cfg.tls = c.tls;
         if !cafile.is_empty() {
             cfg.cafile = Some(cafile.into());
+        }
+        if c.timeout_ms != 0 {
+            cfg.connect_timeout = Some(Duration::from_millis(c.timeout_ms));
         }
         let client = Client::connect(&cfg).map_err(ws_error)?;
         *o = Box::into_raw(Box::new(srpc_client(Transport::Ws(client))));

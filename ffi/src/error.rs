@@ -42,6 +42,9 @@ pub enum srpc_status {
     /// then wait for it again with srpc_client_wait(), or give it up with
     /// srpc_client_abandon().
     SrpcStatusInterrupted = 12,
+    /// Nothing listens at the address connected to (the connection was
+    /// refused): the server is not running there, or on another port.
+    SrpcStatusErrRefused = 13,
 }
 
 pub use srpc_status::*;
@@ -53,7 +56,7 @@ pub type srpc_status_in = u32;
 
 impl srpc_status {
     /// Every status with its C name and a description, in order.
-    const TABLE: [(srpc_status, &'static str, &'static str); 13] = [
+    const TABLE: [(srpc_status, &'static str, &'static str); 14] = [
         (SrpcStatusOk, "SRPC_STATUS_OK\0", "ok\0"),
         (
             SrpcStatusErrNullArgument,
@@ -114,6 +117,11 @@ impl srpc_status {
             SrpcStatusInterrupted,
             "SRPC_STATUS_INTERRUPTED\0",
             "a signal interrupted the wait; the request is still in flight\0",
+        ),
+        (
+            SrpcStatusErrRefused,
+            "SRPC_STATUS_ERR_REFUSED\0",
+            "nothing listens at the address (connection refused)\0",
         ),
     ];
 
@@ -193,6 +201,11 @@ impl FfiError {
             SrpcStatusErrNullArgument,
             format!("{what} must not be NULL"),
         )
+    }
+
+    /// The message, as srpc_last_error_message() would give it.
+    pub fn message(&self) -> &str {
+        &self.message
     }
 
     /// An invalid argument.

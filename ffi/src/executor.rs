@@ -41,7 +41,11 @@ pub type srpc_call_fn = Option<
         reply: *mut srpc_reply,
     ) -> srpc_status_in,
 >;
-/// The client no longer uses `handle`: drop the object.
+/// The client no longer uses `handle`: drop the object. Called once per
+/// distinct handle, when the last object id naming it is released, and for
+/// every handle still held when the session ends (before `close`); also for
+/// handles the executor treats as static, which it then ignores. See
+/// "Objects, ids and handles" at the top of this header.
 pub type srpc_release_fn =
     Option<unsafe extern "C" fn(userdata: *mut c_void, session: *mut c_void, handle: u64)>;
 /// Frees `userdata` once nothing will call back any more.
@@ -304,6 +308,9 @@ fn reply_mut<'a>(reply: *mut srpc_reply) -> Result<&'a mut srpc_reply, FfiError>
 }
 
 /// Answer with a handle: the executor now holds an object under `handle`.
+/// The client gets a new object id for it, even for a handle answered
+/// before (the release callback then runs once, when the last id goes). If
+/// the callback then returns a failure status, the handle is released at once.
 ///
 /// # Safety
 /// `reply` is the pointer passed to the running callback.
@@ -376,6 +383,117 @@ pub unsafe extern "C" fn srpc_reply_value_parts(
         let len = bytes.iter().map(|b| b.len()).sum();
         let spare = r.spare.take();
         r.answer_value(RawValue::copy_from_parts_into(&bytes, spare), len)
+    })
+}
+
+/// Called once when the library no longer reads memory a host lent it with
+/// srpc_reply_value_lent(): from any thread, possibly long after the
+/// callback that lent it has returned (once the answer is written, or
+/// dropped with its connection).
+pub type srpc_lent_release_fn = Option<unsafe extern "C" fn(ctx: *mut c_void)>;
+
+/// Calls the host's release function when the last lent part is let go.
+struct Lender {
+    release: srpc_lent_release_fn,
+    ctx: *mut c_void,
+}
+
+// SAFETY: `ctx` is only handed back to `release`, which the caller of
+// srpc_reply_value_lent() allows to be called from any thread.
+unsafe impl Send for Lender {}
+// SAFETY: as above; a Lender is never read but to be dropped.
+unsafe impl Sync for Lender {}
+
+impl Drop for Lender {
+    fn drop(&mut self) {
+        if let Some(release) = self.release {
+            // SAFETY: the caller gave this function and context for exactly
+            // one call, made here once nothing reads the lent memory.
+            unsafe { release(self.ctx) }
+        }
+    }
+}
+
+/// One lent part: memory the host keeps valid and unchanged until its
+/// Lender is dropped.
+struct LentPart {
+    ptr: *const u8,
+    len: usize,
+    _lender: Arc<Lender>,
+}
+
+// SAFETY: the memory is read-only for the library and stays valid until the
+// release function is called (srpc_reply_value_lent()'s contract), which
+// is after the last LentPart is dropped; reading it from any thread is what
+// the host allowed.
+unsafe impl Send for LentPart {}
+// SAFETY: as above (shared reads only).
+unsafe impl Sync for LentPart {}
+
+impl AsRef<[u8]> for LentPart {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: `ptr` is valid for `len` readable bytes, unchanged, until
+        // the Lender this part holds is dropped (the host's contract).
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+/// As srpc_reply_value_parts(), but parts of 64 KiB and up are not copied:
+/// the library reads them where they lie, as it writes the response frame
+/// (an array's memory goes to the socket without a copy, and the server
+/// needs no frame-sized buffer of its own). Smaller parts are copied during
+/// this call. The lent memory must stay valid and unchanged until the
+/// library calls `release(ctx)`, which it does exactly once, from any
+/// thread, whatever the outcome (also when this call fails); `release` may
+/// be NULL when the memory outlives the library's use anyway.
+///
+/// # Safety
+/// `reply` is the pointer passed to the running callback; `parts` is NULL
+/// with `n` 0 or points to `n` srpc_slice, each valid for its length; the
+/// parts of 64 KiB and up stay valid and unchanged until `release(ctx)` is
+/// called, and `release` may be called from any thread.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_reply_value_lent(
+    reply: *mut srpc_reply,
+    parts: *const srpc_slice,
+    n: usize,
+    release: srpc_lent_release_fn,
+    ctx: *mut c_void,
+) -> srpc_status {
+    // Made first: every way out of this call releases it, or hands it on.
+    let lender = Arc::new(Lender { release, ctx });
+    guard(move || {
+        let r = reply_mut(reply)?;
+        let size = n
+            .checked_mul(std::mem::size_of::<srpc_slice>())
+            .ok_or_else(|| FfiError::invalid(format!("{n} parts is not plausible")))?;
+        // SAFETY: forwarded precondition (NULL only with n == 0).
+        let slices = unsafe { crate::types::raw_slice(parts.cast::<u8>(), size, "parts")? };
+        let slices: &[srpc_slice] = if n == 0 {
+            &[]
+        } else {
+            // SAFETY: `parts` points to `n` srpc_slice (the caller's
+            // contract); raw_slice checked it is not NULL.
+            unsafe { std::slice::from_raw_parts(slices.as_ptr().cast::<srpc_slice>(), n) }
+        };
+        let mut bytes = Vec::with_capacity(n);
+        let mut len = 0usize;
+        for (i, s) in slices.iter().enumerate() {
+            // SAFETY: each part is valid for its length (the caller's contract).
+            let b = unsafe { s.as_bytes(&format!("parts[{i}]"))? };
+            len = len.saturating_add(b.len());
+            bytes.push(if b.len() >= simplerpc_core::codec::SPLICE_MIN {
+                Bytes::from_owner(LentPart {
+                    ptr: b.as_ptr(),
+                    len: b.len(),
+                    _lender: lender.clone(),
+                })
+            } else {
+                Bytes::copy_from_slice(b)
+            });
+        }
+        drop(lender);
+        r.answer_value(RawValue::from_parts(bytes), len)
     })
 }
 

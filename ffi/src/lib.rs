@@ -11,8 +11,10 @@
 //! - [`client`]: the client (over WebSocket or a stream socket).
 //! - [`stream`]: the stream transport over a socket descriptor: serve one
 //!   client with a C executor, or connect a client.
+//! - [`msgpack`]: a msgpack writer and reader, and numpy arrays, for C hosts.
 //! - [`trail`]: path trails and tuple keys as core decides them, for clients.
 //! - [`values`]: large bins taken out of a value, for hosts that decode msgpack.
+//! - [`version`]: the library's version, `srpc_version()`.
 //!
 //! Conventions follow rustls-ffi: `srpc_` names with the object first, a
 //! status from every fallible function, out-parameters written only on
@@ -25,9 +27,11 @@ pub mod client;
 pub mod error;
 pub mod executor;
 pub mod logging;
+pub mod msgpack;
 pub mod server;
 pub mod session;
 pub mod stream;
 pub mod trail;
 pub mod types;
 pub mod values;
+pub mod version;

@@ -159,6 +159,11 @@ pub unsafe extern "C" fn srpc_server_start(
         })
         .map_err(|e| match e {
             simplerpc_ws::Error::Config(why) => FfiError::invalid(why),
+            // Named without the Rust API (ServerConfig::token).
+            simplerpc_ws::Error::Token(why) => FfiError::new(
+                SrpcStatusErrIo,
+                format!("cannot generate a token: {why}; give the server a token of your own"),
+            ),
             e => FfiError::new(SrpcStatusErrIo, e.to_string()),
         })?;
         let port = server.local_addr().port();

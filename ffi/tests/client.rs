@@ -6,9 +6,9 @@ mod common;
 use common::{buf_bytes, last_message, s, sl, Server};
 use simplerpc::client::{
     srpc_client, srpc_client_call, srpc_client_connect, srpc_client_connect_ext,
-    srpc_client_extensions, srpc_client_free, srpc_client_getattr, srpc_client_getitem,
-    srpc_client_import, srpc_client_materialize, srpc_client_request, srpc_client_round_trips,
-    srpc_client_send_pipelined, SRPC_PROMISE_BIT,
+    srpc_client_connect_timeout, srpc_client_extensions, srpc_client_free, srpc_client_getattr,
+    srpc_client_getitem, srpc_client_import, srpc_client_materialize, srpc_client_request,
+    srpc_client_round_trips, srpc_client_send_pipelined, SRPC_PROMISE_BIT,
 };
 use simplerpc::error::{srpc_last_error_message, srpc_last_error_status, srpc_status};
 use simplerpc::types::{
@@ -225,6 +225,45 @@ fn a_c_executor_value_reaches_a_c_client_byte_for_byte() {
     assert_eq!(buf_bytes(&r.value), common::ODD_BYTES);
     // SAFETY: from the library, freed once.
     unsafe { srpc_buf_free(&mut r.value) };
+}
+
+#[test]
+fn a_lent_value_is_sent_from_the_hosts_memory_and_released_once() {
+    let server = Server::start();
+    let c = Client::connect(&server);
+    let m = c.import("t");
+    let lent = c.getattr(m, "lent");
+    let mut want = vec![0xc6];
+    want.extend_from_slice(&(common::LENT_LEN as u32).to_be_bytes());
+    want.extend((0..common::LENT_LEN).map(|i| (i % 251) as u8));
+    // Released once the answer is written: by the time the client has it,
+    // or just after (bounded wait).
+    let released = |n: usize| {
+        let start = std::time::Instant::now();
+        while server.lent() != (0, n) && start.elapsed() < std::time::Duration::from_secs(5) {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(server.lent(), (0, n), "(out, released)");
+    };
+    for n in 1..=3 {
+        assert_eq!(c.materialize(lent), want);
+        released(n);
+    }
+    // Not msgpack: refused, named, and the memory still released.
+    let junk = c.getattr(m, "lent_junk");
+    let call = call_of(srpc_call_kind::SrpcCallKindMaterialize, junk);
+    let mut r = std::mem::MaybeUninit::<srpc_response>::uninit();
+    // SAFETY: live client, valid call, `r` valid for writing.
+    let st = unsafe { srpc_client_request(c.0, &call, r.as_mut_ptr()) };
+    assert_eq!(st, srpc_status::SrpcStatusErrRemote);
+    assert!(
+        last_message().contains("invalid msgpack"),
+        "{}",
+        last_message()
+    );
+    released(4);
+    assert_eq!(c.materialize(lent), want, "the connection goes on");
+    released(5);
 }
 
 #[test]
@@ -500,4 +539,50 @@ fn the_tuple_extension_is_the_c_host_s_choice_and_visible_to_both_sides() {
         unsafe { simplerpc::executor::srpc_reply_extensions(std::ptr::null()) },
         0
     );
+}
+
+/// A failed connect: its status, and the message, which must name no Rust
+/// API item (a C or Python host cannot act on `ClientConfig::token`).
+fn failed_connect(port: u16, token: &str, timeout_ms: u64) -> (srpc_status, String) {
+    let mut c = std::ptr::null_mut();
+    // SAFETY: borrowed strings, valid out-pointer.
+    let st = unsafe {
+        srpc_client_connect_timeout(s("127.0.0.1"), port, s(token), 0, timeout_ms, &mut c)
+    };
+    assert!(c.is_null(), "no client is made when connecting fails");
+    let message = last_message();
+    for rust in ["::", "ClientConfig", "ServerConfig", "Error::"] {
+        assert!(!message.contains(rust), "{rust} in {message:?}");
+    }
+    (st, message)
+}
+
+#[test]
+fn connect_failures_have_their_own_statuses_and_neutral_messages() {
+    let server = Server::start();
+    let (st, message) = failed_connect(server.port, "not-the-token", 0);
+    assert_eq!(st, srpc_status::SrpcStatusErrUnauthorized);
+    assert!(message.contains("refused the token"), "{message}");
+
+    // Nothing listens on a port just freed.
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (st, message) = failed_connect(free, "t", 0);
+    assert_eq!(st, srpc_status::SrpcStatusErrRefused);
+    assert!(
+        message.starts_with(&format!("nothing listens on 127.0.0.1:{free}")),
+        "{message}"
+    );
+    assert!(message.contains("is the server running"), "{message}");
+
+    // A listener that never answers the handshake: the connect timeout.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let (st, message) = failed_connect(port, "t", 200);
+    assert_eq!(st, srpc_status::SrpcStatusErrTimeout);
+    assert!(message.contains("the connect timeout"), "{message}");
+    drop(silent);
 }

@@ -1,4 +1,5 @@
-//! Rust element types and `ndarray` conversions for protocol arrays.
+//! Rust element types and `ndarray` conversions for protocol arrays
+//! (they live in `simplerpc_core`, re-exported here).
 //!
 //! The protocol's [`NdArray`] is a dtype, a shape and bytes; this module says
 //! which Rust types those bytes can be read as ([`Element`]) and converts
@@ -15,229 +16,136 @@
 //! assert_eq!(a.to_vec::<f64>().unwrap(), vec![1.0, 2.0, 3.0, 4.0]);
 //! ```
 
-use bytes::Bytes;
-use ndarray::{ArrayBase, ArrayD, ArrayViewD, Data, Dimension, IxDyn};
-use num_complex::Complex;
-use simplerpc_core::{ArrayError, DType, NdArray};
+pub use simplerpc_core::element::{Element, NdArrayExt};
 
-/// A Rust element type that maps to one [`DType`].
+use ndarray::ArrayViewD;
+use simplerpc_core::{ArrayError, NdArray};
+
+/// A typed, read-only n-d array argument over memory it shares: a registry
+/// function that takes `NdView<f32>` gets the client's array where it lies
+/// in the received frame, without a copy, and reads it through
+/// [`NdView::view`] (an `ndarray` view) or [`NdView::as_slice`]. Only data
+/// that cannot be read in place (another byte order, or not aligned for
+/// `T`) is copied, once, when the argument is made. Returned as a value, it
+/// goes into the answer frame without a copy too. A function that needs to
+/// change the array takes `ndarray::ArrayD<T>` (one copy) instead.
 ///
-/// # Safety
-/// Implementors must be plain data of exactly `DTYPE.itemsize()` bytes with no
-/// padding, valid for every bit pattern except where [`Element::validate`] says.
-pub unsafe trait Element: Copy + Send + Sync + 'static {
-    /// The dtype of this element type.
-    const DTYPE: DType;
-    /// Check raw native-order bytes before they are read as `Self`.
-    fn validate(_bytes: &[u8]) -> Result<(), ArrayError> {
-        Ok(())
-    }
+/// ```
+/// use simplerpc_core::NdArray;
+/// use simplerpc_registry::{NdArrayExt, NdView};
+///
+/// let a = NdArray::from_vec(vec![2, 2], vec![1.0f64, 2.0, 3.0, 4.0]).unwrap();
+/// let v = NdView::<f64>::new(a).unwrap();
+/// assert_eq!(v.view().sum(), 10.0);
+/// assert_eq!(v.shape(), &[2, 2]);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct NdView<T: Element> {
+    array: NdArray,
+    _element: std::marker::PhantomData<T>,
 }
 
-macro_rules! element {
-    ($($t:ty => $d:ident),*) => {$(
-        // SAFETY: a primitive numeric type of the dtype's size, every bit pattern valid.
-        unsafe impl Element for $t { const DTYPE: DType = DType::$d; }
-    )*};
-}
-element!(i8 => Int8, i16 => Int16, i32 => Int32, i64 => Int64, u8 => UInt8, u16 => UInt16,
-    u32 => UInt32, u64 => UInt64, f32 => Float32, f64 => Float64,
-    Complex<f32> => Complex64, Complex<f64> => Complex128);
-
-// SAFETY: bool is one byte; `validate` rejects every byte but 0 and 1.
-unsafe impl Element for bool {
-    const DTYPE: DType = DType::Bool;
-    fn validate(bytes: &[u8]) -> Result<(), ArrayError> {
-        if bytes.iter().all(|&b| b <= 1) {
-            Ok(())
-        } else {
-            Err(ArrayError::InvalidBool)
-        }
-    }
-}
-
-/// Keeps a `Vec<T>` alive as the owner of a [`Bytes`] without copying it.
-struct VecOwner<T: Element>(Vec<T>);
-
-impl<T: Element> AsRef<[u8]> for VecOwner<T> {
-    fn as_ref(&self) -> &[u8] {
-        // SAFETY: `T: Element` is plain data without padding, so its memory is
-        // `len * size_of::<T>()` initialised bytes, borrowed for `&self`.
-        unsafe {
-            std::slice::from_raw_parts(
-                self.0.as_ptr().cast::<u8>(),
-                std::mem::size_of_val(self.0.as_slice()),
-            )
-        }
-    }
-}
-
-fn element_count(shape: &[usize]) -> Option<usize> {
-    shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
-}
-
-fn check_type<T: Element>(a: &NdArray) -> Result<(), ArrayError> {
-    if T::DTYPE != a.dtype() {
-        return Err(ArrayError::WrongType {
-            have: a.dtype().name().into(),
-            want: T::DTYPE.name().into(),
-        });
-    }
-    Ok(())
-}
-
-/// Conversions between [`NdArray`] and Rust vectors and `ndarray` arrays.
-pub trait NdArrayExt: Sized {
-    /// An array that takes ownership of a `Vec` in C order, without copying it.
-    fn from_vec<T: Element>(shape: Vec<usize>, data: Vec<T>) -> Result<Self, ArrayError>;
-
-    /// An array from an owned `ndarray` array: no copy when it is in standard
-    /// (C) layout, one copy otherwise.
-    fn from_array<T: Element, D: Dimension>(a: ndarray::Array<T, D>) -> Self;
-
-    /// An array copied from any `ndarray` array or view (one copy).
-    fn from_view<T: Element, S: Data<Elem = T>, D: Dimension>(a: &ArrayBase<S, D>) -> Self;
-
-    /// A zero-copy view, when the data is in native order and aligned for `T`.
-    /// Data decoded from a frame lies at whatever offset msgpack put it, so for
-    /// multi-byte types it is often unaligned: then use [`NdArrayExt::to_ndarray`].
-    fn view<T: Element>(&self) -> Result<ArrayViewD<'_, T>, ArrayError>;
-
-    /// The elements as a native-order `Vec<T>` (one copy, byte-swapped if needed).
-    fn to_vec<T: Element>(&self) -> Result<Vec<T>, ArrayError>;
-
-    /// Convert into an owned `ndarray::ArrayD<T>` (one copy).
-    fn to_ndarray<T: Element>(&self) -> Result<ArrayD<T>, ArrayError>;
-}
-
-impl NdArrayExt for NdArray {
-    fn from_vec<T: Element>(shape: Vec<usize>, data: Vec<T>) -> Result<Self, ArrayError> {
-        let dtype = T::DTYPE;
-        NdArray::new(
-            dtype,
-            dtype.native_order(),
-            shape,
-            Bytes::from_owner(VecOwner(data)),
-        )
-    }
-
-    fn from_array<T: Element, D: Dimension>(a: ndarray::Array<T, D>) -> Self {
-        let shape = a.shape().to_vec();
-        let vec = if a.is_standard_layout() {
-            let (vec, offset) = a.into_raw_vec_and_offset();
-            match offset {
-                Some(0) | None => vec,
-                Some(off) => vec[off..off + element_count(&shape).unwrap_or(0)].to_vec(),
+impl<T: Element> NdView<T> {
+    /// `array` as elements of `T`: shared when they can be read in place,
+    /// else copied once into native order and aligned memory. Fails when
+    /// the array holds another dtype (or a bool array a byte other than 0
+    /// or 1), or when memory for a needed copy cannot be had.
+    pub fn new(array: NdArray) -> Result<Self, ArrayError> {
+        let array = match array.view::<T>() {
+            Ok(_) => array,
+            Err(ArrayError::NotViewable(_)) => {
+                NdArray::from_vec(array.shape().to_vec(), array.to_vec::<T>()?)?
             }
-        } else {
-            a.iter().copied().collect()
+            Err(e) => return Err(e),
         };
-        NdArray::from_vec(shape, vec).expect("shape and data agree by construction")
+        Ok(NdView {
+            array,
+            _element: std::marker::PhantomData,
+        })
     }
 
-    fn from_view<T: Element, S: Data<Elem = T>, D: Dimension>(a: &ArrayBase<S, D>) -> Self {
-        let vec = match a.as_slice() {
-            Some(s) => s.to_vec(),
-            None => a.iter().copied().collect(),
-        };
-        NdArray::from_vec(a.shape().to_vec(), vec).expect("shape and data agree by construction")
+    /// The elements as an `ndarray` view (C order), without a copy.
+    pub fn view(&self) -> ArrayViewD<'_, T> {
+        self.array
+            .view::<T>()
+            .expect("checked viewable when the NdView was made")
     }
 
-    fn view<T: Element>(&self) -> Result<ArrayViewD<'_, T>, ArrayError> {
-        check_type::<T>(self)?;
-        if !self.dtype().is_native(self.order()) {
-            return Err(ArrayError::NotViewable("byte order is not native"));
-        }
-        let data = self.data();
-        if data.as_ptr() as usize % std::mem::align_of::<T>() != 0 {
-            return Err(ArrayError::NotViewable("data is not aligned"));
-        }
-        T::validate(data)?;
-        // SAFETY: the pointer is aligned for T (checked above), points to
-        // `len * size_of::<T>()` initialised bytes that live as long as `&self`
-        // (length checked in `NdArray::new`), and `validate` accepted the bit patterns.
-        let items = unsafe { std::slice::from_raw_parts(data.as_ptr().cast::<T>(), self.len()) };
-        Ok(ArrayViewD::from_shape(IxDyn(self.shape()), items).expect("length checked in new"))
+    /// The elements in C order, without a copy.
+    pub fn as_slice(&self) -> &[T] {
+        let data = self.array.data();
+        // SAFETY: `new` made sure the data is `T`s in native order, aligned
+        // for `T` and valid bit patterns (`NdArrayExt::view` checked it, or
+        // the data is a `Vec<T>` of our own); its length is `len` elements
+        // (checked by `NdArray::new`), and it lives as long as `&self`.
+        unsafe { std::slice::from_raw_parts(data.as_ptr().cast::<T>(), self.array.len()) }
     }
 
-    fn to_vec<T: Element>(&self) -> Result<Vec<T>, ArrayError> {
-        check_type::<T>(self)?;
-        let n = self.len();
-        let mut bytes_native;
-        let src: &[u8] = if self.dtype().is_native(self.order()) {
-            self.data()
-        } else {
-            bytes_native = Vec::new();
-            bytes_native
-                .try_reserve_exact(self.data().len())
-                .map_err(|_| ArrayError::OutOfMemory(self.data().len()))?;
-            bytes_native.extend_from_slice(self.data());
-            let unit = self.dtype().swap_unit();
-            bytes_native
-                .chunks_exact_mut(unit)
-                .for_each(|c| c.reverse());
-            &bytes_native
-        };
-        T::validate(src)?;
-        let mut out: Vec<T> = Vec::new();
-        out.try_reserve_exact(n)
-            .map_err(|_| ArrayError::OutOfMemory(src.len()))?;
-        // SAFETY: `out` has capacity for n elements = src.len() bytes; src holds
-        // valid native-order bit patterns for T (validated above); the regions
-        // do not overlap; set_len follows the full initialising copy.
-        unsafe {
-            std::ptr::copy_nonoverlapping(src.as_ptr(), out.as_mut_ptr().cast::<u8>(), src.len());
-            out.set_len(n);
-        }
-        Ok(out)
+    /// The shape.
+    pub fn shape(&self) -> &[usize] {
+        self.array.shape()
     }
 
-    fn to_ndarray<T: Element>(&self) -> Result<ArrayD<T>, ArrayError> {
-        let v = self.to_vec::<T>()?;
-        Ok(ArrayD::from_shape_vec(IxDyn(self.shape()), v).expect("length checked in new"))
+    /// The protocol array underneath (shares the memory).
+    pub fn as_ndarray(&self) -> &NdArray {
+        &self.array
+    }
+
+    /// Take the protocol array out (no copy).
+    pub fn into_inner(self) -> NdArray {
+        self.array
+    }
+}
+
+impl<T: Element> From<NdView<T>> for simplerpc_core::Value {
+    fn from(v: NdView<T>) -> Self {
+        simplerpc_core::Value::Array(v.array)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ndarray::{arr2, Array3};
-    use simplerpc_core::ByteOrder;
+    use bytes::Bytes;
+    use simplerpc_core::DType;
 
     #[test]
-    fn from_array_is_zero_copy_and_views_back() {
-        let a = Array3::<f32>::from_shape_fn((4, 5, 6), |(i, j, k)| (i * 100 + j * 10 + k) as f32);
-        let owned = a.clone();
-        let ptr = owned.as_ptr() as usize;
-        let nd = NdArray::from_array(owned);
-        assert_eq!(nd.data().as_ptr() as usize, ptr, "no copy");
-        assert_eq!(nd.shape(), &[4, 5, 6]);
-        assert_eq!(nd.view::<f32>().unwrap(), a.view().into_dyn());
-        assert_eq!(nd.to_ndarray::<f32>().unwrap(), a.into_dyn());
-    }
-
-    #[test]
-    fn big_endian_is_swapped() {
-        let data = Bytes::from_static(&[0, 0, 0, 1, 0, 0, 1, 0]);
-        let nd = NdArray::new(DType::Int32, ByteOrder::Big, vec![2], data).unwrap();
-        assert_eq!(nd.to_vec::<i32>().unwrap(), vec![1, 256]);
-        assert!(nd.view::<i32>().is_err());
-    }
-
-    #[test]
-    fn errors() {
-        let a = NdArray::from_array(arr2(&[[1u8, 2], [3, 4]]));
+    fn a_view_shares_aligned_native_data_and_copies_the_rest_once() {
+        let a = NdArray::from_vec(vec![2, 3], vec![1i32, 2, 3, 4, 5, 6]).unwrap();
+        let ptr = a.data().as_ptr();
+        let v = NdView::<i32>::new(a.clone()).unwrap();
+        assert_eq!(v.as_slice().as_ptr().cast::<u8>(), ptr, "no copy");
+        assert_eq!(v.view(), a.to_ndarray::<i32>().unwrap().view());
         assert!(matches!(
-            a.to_vec::<i8>(),
+            NdView::<i64>::new(a),
             Err(ArrayError::WrongType { .. })
         ));
-        let b = NdArray::new(
-            DType::Bool,
-            simplerpc_core::ByteOrder::NotApplicable,
+        // Unaligned: one byte in.
+        let bytes = Bytes::from(vec![0u8, 1, 0, 0, 0, 2, 0, 0, 0]).slice(1..);
+        let u = NdArray::new(
+            DType::Int32,
+            simplerpc_core::ByteOrder::Little,
             vec![2],
-            Bytes::from_static(&[1, 2]),
+            bytes,
         )
         .unwrap();
-        assert_eq!(b.to_vec::<bool>(), Err(ArrayError::InvalidBool));
+        assert_eq!(NdView::<i32>::new(u).unwrap().as_slice(), &[1, 2]);
+        // Big-endian: swapped.
+        let b = NdArray::new(
+            DType::Int32,
+            simplerpc_core::ByteOrder::Big,
+            vec![2],
+            Bytes::from_static(&[0, 0, 0, 1, 0, 0, 1, 0]),
+        )
+        .unwrap();
+        assert_eq!(NdView::<i32>::new(b).unwrap().as_slice(), &[1, 256]);
+        let bad = NdArray::new(
+            DType::Bool,
+            simplerpc_core::ByteOrder::NotApplicable,
+            vec![1],
+            Bytes::from_static(&[2]),
+        )
+        .unwrap();
+        assert_eq!(NdView::<bool>::new(bad), Err(ArrayError::InvalidBool));
     }
 }

@@ -2,14 +2,19 @@
 //! registry functions for their arguments and results.
 
 use bytes::Bytes;
-use ndarray::{ArrayD, Dimension};
+use ndarray::Dimension;
 
-use crate::array::{Element, NdArrayExt};
+use crate::array::{Element, NdArrayExt, NdView};
 use simplerpc_core::executor::{ExecError, ExecResult};
 use simplerpc_core::value::Value;
-use simplerpc_core::{ArrayError, DType, NdArray};
+use simplerpc_core::{ArrayError, NdArray};
 
 /// A Rust type a registry function can take as an argument.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a registry function's argument",
+    label = "this argument type has no `FromValue`",
+    note = "arguments may be primitives, String, Bytes, Vec<T>, tuples, Option<T>, Value, NdArray, ndarray arrays (ArrayD<T>, Array2<T>, ...); wrap a serde type as `Serde<{Self}>`"
+)]
 pub trait FromValue: Sized {
     /// What the type is called in error messages (`"int"`, `"list"`).
     const EXPECTED: &'static str;
@@ -37,6 +42,12 @@ macro_rules! from_int {
                     Value::Int(i) => <$t>::try_from(*i).ok(),
                     Value::UInt(u) => <$t>::try_from(*u).ok(),
                     Value::Bool(b) => Some(*b as $t),
+                    // A numpy integer scalar (`np.int64(3)`).
+                    Value::Scalar(s) => match (s.as_i64(), s.as_u64()) {
+                        (Some(i), _) => <$t>::try_from(i).ok(),
+                        (None, Some(u)) => <$t>::try_from(u).ok(),
+                        (None, None) => return Err(mismatch("int", &v)),
+                    },
                     _ => return Err(mismatch("int", &v)),
                 };
                 out.ok_or_else(|| ExecError::new(
@@ -52,16 +63,7 @@ from_int!(i8, i16, i32, i64, u8, u16, u32, u64, usize, isize);
 impl FromValue for f64 {
     const EXPECTED: &'static str = "float";
     fn from_value(v: Value) -> ExecResult<Self> {
-        if let Value::Scalar(s) = &v {
-            let a = NdArray::new(s.dtype, s.order, vec![], s.data.clone())
-                .map_err(|e| ExecError::value_error(e.to_string()))?;
-            let x = match s.dtype {
-                DType::Float32 => a.to_vec::<f32>().map(|x| x[0] as f64),
-                DType::Float64 => a.to_vec::<f64>().map(|x| x[0]),
-                _ => return Err(mismatch("float", &v)),
-            };
-            return x.map_err(|e| ExecError::value_error(e.to_string()));
-        }
+        // Floats, ints, and numpy float and int scalars.
         v.as_f64().ok_or_else(|| mismatch("float", &v))
     }
 }
@@ -110,16 +112,46 @@ impl FromValue for NdArray {
     }
 }
 
-impl<T: Element> FromValue for ArrayD<T> {
+impl<T: Element> FromValue for NdView<T> {
+    const EXPECTED: &'static str = "ndarray";
+    fn from_value(v: Value) -> ExecResult<Self> {
+        let a = NdArray::from_value(v)?;
+        // A copy is made only of data that cannot be read in place: as
+        // large as the client decided.
+        let in_place = a.view::<T>().is_ok();
+        if !in_place {
+            crate::alloc::check_alloc(a.data().len())?;
+        }
+        NdView::new(a).map_err(|e| match e {
+            ArrayError::OutOfMemory(n) => crate::alloc::out_of_memory(n),
+            e => ExecError::type_error(e.to_string()),
+        })
+    }
+}
+
+/// An `ndarray` array of any dimension (`ArrayD<T>`, `Array2<T>`, ...) from
+/// an array of exactly `T`'s dtype and `D`'s number of dimensions.
+impl<T: Element, D: Dimension> FromValue for ndarray::Array<T, D> {
     const EXPECTED: &'static str = "ndarray";
     fn from_value(v: Value) -> ExecResult<Self> {
         let a = NdArray::from_value(v)?;
         // A copy of the client's array: as large as the client decided.
         crate::alloc::check_alloc(a.data().len())?;
-        a.to_ndarray::<T>().map_err(|e| match e {
-            ArrayError::OutOfMemory(n) => crate::alloc::out_of_memory(n),
-            e => ExecError::type_error(e.to_string()),
-        })
+        if a.dtype() != T::DTYPE || D::NDIM.is_some_and(|n| n != a.shape().len()) {
+            // The wrong dtype or dimensions: core's error says which.
+            let e = ndarray::Array::<T, D>::try_from(Value::Array(a))
+                .err()
+                .map_or_else(|| "the wrong array".to_owned(), |e| e.to_string());
+            return Err(ExecError::type_error(e));
+        }
+        let shape = a.shape().to_vec();
+        a.to_ndarray::<T>()
+            .map_err(|e| match e {
+                ArrayError::OutOfMemory(n) => crate::alloc::out_of_memory(n),
+                e => ExecError::type_error(e.to_string()),
+            })?
+            .into_dimensionality::<D>()
+            .map_err(|_| ExecError::type_error(format!("an array of shape {shape:?}")))
     }
 }
 
@@ -184,6 +216,11 @@ impl<T: FromValue> FromValue for Option<T> {
 }
 
 /// A Rust type a registry function can return as a plain value.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a protocol value",
+    label = "no `Into<Value>` for this type",
+    note = "implement `From<{Self}> for Value`, or return a serde type as `Serde<{Self}>`"
+)]
 pub trait IntoValue {
     /// Convert into a protocol value.
     fn into_value(self) -> Value;

@@ -29,16 +29,18 @@ mod alloc;
 pub mod array;
 mod convert;
 mod object;
+mod typed;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 pub use alloc::{check_alloc, max_alloc, try_vec, DEFAULT_MAX_ALLOC};
-pub use array::{Element, NdArrayExt};
+pub use array::{Element, NdArrayExt, NdView};
 pub use convert::{Array, FromValue, IntoValue};
-/// The `ndarray` version this crate converts to and from.
-pub use ndarray;
 pub use object::{Args, Class, ClassInfo, Instance, IntoFunction, IntoMethod, IntoObject, Object};
+/// The `ndarray` version this crate converts to and from (core's).
+pub use simplerpc_core::ndarray;
+pub use typed::Serde;
 
 use simplerpc_core::codec;
 use simplerpc_core::executor::{Arguments, ExecError, ExecResult, Executor, Key, Target};
@@ -387,5 +389,47 @@ mod tests {
         let v = executor.materialize(both).unwrap();
         assert_eq!(codec::nesting(&v, 1000), 111);
         assert!(codec::validate(&codec::to_vec(&v).unwrap()).is_ok());
+    }
+
+    #[test]
+    fn what_cannot_be_materialized_says_so_and_what_to_do() {
+        struct Opaque;
+        let opaque = Class::<Opaque>::new("Opaque").build();
+        let registry = Arc::new(
+            Registry::new().module(
+                Module::new("m")
+                    .function("echo", |v: Value| v)
+                    .function("make", move || Instance::new(&opaque, Opaque)),
+            ),
+        );
+        let mut executor = registry.executor();
+        let module = executor.import_module("m").unwrap();
+        let function = executor.getattr(Target::Path("m"), "echo").unwrap();
+        let instance = executor
+            .call(
+                Target::Path("m.make"),
+                Arguments::from_values(Vec::new(), Vec::new()),
+            )
+            .unwrap();
+        for (handle, text) in [
+            (
+                module,
+                "cannot materialize module 'm': it has no wire form; keep it remote (use the \
+                 proxy) or use its attributes",
+            ),
+            (
+                function,
+                "cannot materialize function 'echo': it has no wire form; keep it remote (use \
+                 the proxy) or call it through the proxy",
+            ),
+            (
+                instance,
+                "cannot materialize an object of type 'Opaque': it has no wire form",
+            ),
+        ] {
+            let err = executor.materialize(handle).unwrap_err();
+            assert_eq!(err.exception_type, "builtins.TypeError");
+            assert!(err.message.starts_with(text), "{}", err.message);
+        }
     }
 }

@@ -213,14 +213,23 @@ impl Object {
                     f(&**state)
                 }
                 None => Err(ExecError::type_error(format!(
-                    "'{}' object cannot be materialized: its class has no materialize function",
+                    "cannot materialize an object of type '{}': it has no wire form (its class \
+                     has no materialize function); keep it remote (use the proxy) and call its \
+                     methods",
                     i.class.name
                 ))),
             },
-            other => Err(ExecError::type_error(format!(
-                "{} cannot be materialized",
-                other.kind()
-            ))),
+            other => {
+                let hint = match other {
+                    Object::Module(_) => "use its attributes, e.g. materialize(p.name)",
+                    _ => "call it through the proxy instead, e.g. materialize(p(...))",
+                };
+                Err(ExecError::type_error(format!(
+                    "cannot materialize {}: it has no wire form; keep it remote (use the proxy) \
+                     or {hint}",
+                    other.kind()
+                )))
+            }
         }
     }
 }
@@ -301,6 +310,11 @@ impl Instance {
 }
 
 /// What a registry function may return.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be returned by a registry function",
+    label = "this return type has no `IntoObject`",
+    note = "return a value type (primitives, String, Vec<T>, tuples, Option<T>, Value, NdArray, Array<T, D>), an Instance, an Object, or an ExecResult of one; wrap a serde type as `Serde<{Self}>`"
+)]
 pub trait IntoObject {
     /// Convert into an object or an error.
     fn into_object(self) -> ExecResult<Object>;
@@ -366,6 +380,14 @@ tuple_object!(
     (A, B, C, D, E, F, G, H)
 );
 
+/// An `ndarray` array of any dimension: a numpy array to a Python client
+/// (no copy in standard layout).
+impl<T: crate::Element, D: ndarray::Dimension> IntoObject for ndarray::Array<T, D> {
+    fn into_object(self) -> ExecResult<Object> {
+        Ok(Object::Value(self.into()))
+    }
+}
+
 impl<T: Into<Value>> IntoObject for Option<T> {
     fn into_object(self) -> ExecResult<Object> {
         Ok(Object::Value(self.into()))
@@ -373,6 +395,12 @@ impl<T: Into<Value>> IntoObject for Option<T> {
 }
 
 impl<T: crate::Element, D: ndarray::Dimension> IntoObject for crate::Array<T, D> {
+    fn into_object(self) -> ExecResult<Object> {
+        Ok(Object::Value(self.into()))
+    }
+}
+
+impl<T: crate::Element> IntoObject for crate::NdView<T> {
     fn into_object(self) -> ExecResult<Object> {
         Ok(Object::Value(self.into()))
     }
@@ -397,12 +425,23 @@ impl<T: IntoObject> IntoObject for ExecResult<T> {
 }
 
 /// A closure usable as a registry function; `M` is its argument tuple.
+#[diagnostic::on_unimplemented(
+    message = "this closure cannot be a registry function",
+    label = "not a registry function",
+    note = "a registry function is a `Fn` of up to six arguments, each a `FromValue` type (wrap serde types as `Serde<T>`), returning an `IntoObject` type",
+    note = "a type of your own as an argument or result: derive serde's traits for it and take or return `Serde<YourType>`"
+)]
 pub trait IntoFunction<M>: Send + Sync + 'static {
     /// Erase the argument types.
     fn into_native(self) -> NativeFn;
 }
 
 /// A closure usable as a method of `T`; `M` is its argument tuple.
+#[diagnostic::on_unimplemented(
+    message = "this closure cannot be a method of `{T}`",
+    label = "not a method of `{T}`",
+    note = "a method is a `Fn(&mut {T}, ...)` of up to six more arguments, each a `FromValue` type (wrap serde types as `Serde<T>`), returning an `IntoObject` type"
+)]
 pub trait IntoMethod<T, M>: Send + Sync + 'static {
     /// Erase the types.
     fn into_method(self) -> MethodFn;

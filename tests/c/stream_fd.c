@@ -15,7 +15,6 @@
 #include <unistd.h>
 
 #include "../../examples/c/matrix_executor.h"
-#include "../../examples/c/mini_msgpack.h"
 #include "simplerpc.h"
 #include "../../examples/c/check.h"
 
@@ -40,21 +39,12 @@ static void *serve(void *p) {
 }
 
 static double first_double(const srpc_buf *v) {
-    mp_reader rd = {v->data, v->data + v->len, 0};
-    mp_obj m = mp_next(&rd);
-    for (uint32_t i = 0; m.type == MP_MAP && i < m.len; i++) {
-        mp_obj k = mp_next(&rd);
-        if (mp_is(&k, "data")) {
-            mp_obj d = mp_next(&rd);
-            double x;
-            CHECK(d.type == MP_BIN && d.len >= sizeof x, "array data");
-            memcpy(&x, d.ptr, sizeof x);
-            return x;
-        }
-        mp_skip(&rd);
-    }
-    CHECK(0, "no array data");
-    return 0;
+    srpc_ndarray a;
+    CHECK(srpc_ndarray_decode((srpc_slice){v->data, v->len}, &a) == SRPC_STATUS_OK, "an array");
+    double x;
+    CHECK(a.data.len >= sizeof x, "array data");
+    memcpy(&x, a.data.ptr, sizeof x);
+    return x;
 }
 
 static void calls(void) {
@@ -75,12 +65,13 @@ static void calls(void) {
     uint64_t mod, eye_fn, eye;
     CHECK(srpc_client_import(c, S("matrix"), &mod) == SRPC_STATUS_OK, "import");
     CHECK(srpc_client_getattr(c, mod, S("matrix"), S("eye"), &eye_fn) == SRPC_STATUS_OK, "getattr");
-    mp_writer args = {NULL, 0, 0};
-    mp_array(&args, 1);
-    mp_uint(&args, 3);
-    srpc_slice a = {args.data, args.len}, none = {NULL, 0};
-    CHECK(srpc_client_call(c, eye_fn, S("matrix.eye"), a, none, &eye) == SRPC_STATUS_OK, "call");
-    free(args.data);
+    srpc_mp_writer *args = srpc_mp_writer_new();
+    srpc_mp_write_array(args, 1);
+    srpc_mp_write_uint(args, 3);
+    srpc_slice none = {NULL, 0};
+    CHECK(srpc_client_call(c, eye_fn, S("matrix.eye"), srpc_mp_writer_data(args), none, &eye) == SRPC_STATUS_OK,
+          "call");
+    srpc_mp_writer_clear(args);
     srpc_buf v = {NULL, 0, 0};
     CHECK(srpc_client_materialize(c, eye, &v) == SRPC_STATUS_OK, "materialize");
     CHECK(first_double(&v) == 1.0, "eye(3)[0,0] is 1");
@@ -95,20 +86,18 @@ static void calls(void) {
     ga.name = S("full");
     ga.path = S("matrix");
     CHECK(srpc_client_send_pipelined(c, &ga, &full_fn) == SRPC_STATUS_OK, "pipelined getattr");
-    memset(&args, 0, sizeof args);
-    mp_array(&args, 3);
-    mp_uint(&args, 2);
-    mp_uint(&args, 2);
-    mp_double(&args, 4.5);
+    srpc_mp_write_array(args, 3);
+    srpc_mp_write_uint(args, 2);
+    srpc_mp_write_uint(args, 2);
+    srpc_mp_write_double(args, 4.5);
     srpc_call call;
     memset(&call, 0, sizeof call);
     call.kind = SRPC_CALL_KIND_CALL;
     call.obj = full_fn;
     call.path = S("matrix.full");
-    call.args.ptr = args.data;
-    call.args.len = args.len;
+    call.args = srpc_mp_writer_data(args);
     CHECK(srpc_client_send_pipelined(c, &call, &full) == SRPC_STATUS_OK, "pipelined call");
-    free(args.data);
+    srpc_mp_writer_free(args);
     CHECK(srpc_client_materialize(c, full, &v) == SRPC_STATUS_OK, "materialize the chain");
     CHECK(first_double(&v) == 4.5, "full(2, 2, 4.5)[0,0]");
     CHECK(srpc_client_round_trips(c) == rt + 1, "the chain cost one round trip");

@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../examples/c/mini_msgpack.h"
 #include "simplerpc.h"
 #include "../../examples/c/check.h"
 
@@ -42,38 +41,24 @@ static uint64_t pipelined(srpc_client *c, const srpc_call *call) {
     return p;
 }
 
-static void proxy_arg(mp_writer *w, uint64_t id) {
-    mp_map(w, 2);
-    mp_str(w, "__rpc_proxy__");
-    mp_byte(w, 0xc3);
-    mp_str(w, "obj_id");
-    mp_uint(w, id);
-}
+static void proxy_arg(srpc_mp_writer *w, uint64_t id) { srpc_mp_write_proxy(w, id); }
 
-static void promise_arg(mp_writer *w, uint64_t promise) {
-    mp_map(w, 1);
-    mp_str(w, "__rpc_promise__");
-    mp_uint(w, promise & ~SRPC_PROMISE_BIT);
+static void promise_arg(srpc_mp_writer *w, uint64_t promise) {
+    srpc_mp_write_map(w, 1);
+    srpc_mp_write_cstr(w, "__rpc_promise__");
+    srpc_mp_write_uint(w, promise & ~SRPC_PROMISE_BIT);
 }
 
 /* The elements of a float64 ndarray value, copied into `out` (at most `max`):
  * their number. */
 static size_t doubles(const srpc_buf *v, double *out, size_t max) {
-    mp_reader rd = {v->data, v->data + v->len, 0};
-    mp_obj m = mp_next(&rd);
-    for (uint32_t i = 0; m.type == MP_MAP && i < m.len; i++) {
-        mp_obj k = mp_next(&rd);
-        if (mp_is(&k, "data")) {
-            mp_obj d = mp_next(&rd);
-            size_t n = d.len / sizeof(double);
-            CHECK(d.type == MP_BIN && n * sizeof(double) == d.len && n <= max, "array data of %u bytes", (unsigned)d.len);
-            memcpy(out, d.ptr, d.len);
-            return n;
-        }
-        mp_skip(&rd);
-    }
-    CHECK(0, "no array data");
-    return 0;
+    srpc_ndarray a;
+    CHECK(srpc_ndarray_decode((srpc_slice){v->data, v->len}, &a) == SRPC_STATUS_OK, "an array");
+    CHECK(a.dtype.len == 3 && memcmp(a.dtype.ptr, "<f8", 3) == 0, "float64");
+    size_t n = a.data.len / sizeof(double);
+    CHECK(n <= max, "array data of %u bytes", (unsigned)a.data.len);
+    memcpy(out, a.data.ptr, a.data.len);
+    return n;
 }
 
 /* Promise pipelining against our server; `eye` is a live 4x4 identity. */
@@ -89,28 +74,24 @@ static void promises(srpc_client *c, uint64_t eye) {
     /* prod = matrix.matmul(eye, matrix.full(4, 4, 2.5)), the full matrix passed as a promise. */
     srpc_call ga = call_of(SRPC_CALL_KIND_GET_ATTR, mod, "full", "matrix");
     uint64_t full_fn = pipelined(c, &ga);
-    mp_writer args = {NULL, 0, 0};
-    mp_array(&args, 3);
-    mp_uint(&args, 4);
-    mp_uint(&args, 4);
-    mp_double(&args, 2.5);
+    srpc_mp_writer *args = srpc_mp_writer_new();
+    srpc_mp_write_array(args, 3);
+    srpc_mp_write_uint(args, 4);
+    srpc_mp_write_uint(args, 4);
+    srpc_mp_write_double(args, 2.5);
     srpc_call call = call_of(SRPC_CALL_KIND_CALL, full_fn, "", "matrix.full");
-    call.args.ptr = args.data;
-    call.args.len = args.len;
+    call.args = srpc_mp_writer_data(args);
     uint64_t full = pipelined(c, &call);
-    free(args.data);
-    memset(&args, 0, sizeof args);
+    srpc_mp_writer_clear(args);
     ga.name = S("matmul");
     uint64_t mm_fn = pipelined(c, &ga);
-    mp_array(&args, 2);
-    proxy_arg(&args, eye);    /* refs[0]: a proxy */
-    promise_arg(&args, full); /* refs[1]: a promise */
+    srpc_mp_write_array(args, 2);
+    proxy_arg(args, eye);    /* refs[0]: a proxy */
+    promise_arg(args, full); /* refs[1]: a promise */
     call = call_of(SRPC_CALL_KIND_CALL, mm_fn, "", "matrix.matmul");
-    call.args.ptr = args.data;
-    call.args.len = args.len;
+    call.args = srpc_mp_writer_data(args);
     uint64_t prod = pipelined(c, &call);
-    free(args.data);
-    memset(&args, 0, sizeof args);
+    srpc_mp_writer_free(args);
     CHECK(prod != full && full != full_fn, "each pipelined call has its own promise");
     CHECK(srpc_client_round_trips(c) == rt, "nothing waited for yet");
     srpc_buf v = {NULL, 0, 0};
@@ -224,33 +205,22 @@ int main(int argc, char **argv) {
     uint64_t mod, eye_fn, eye, row;
     CHECK(srpc_client_import(c, S("matrix"), &mod) == SRPC_STATUS_OK, "import");
     CHECK(srpc_client_getattr(c, mod, S("matrix"), S("eye"), &eye_fn) == SRPC_STATUS_OK, "getattr");
-    mp_writer args = {NULL, 0, 0};
-    mp_array(&args, 1);
-    mp_uint(&args, 4);
-    srpc_slice a = {args.data, args.len}, none = {NULL, 0};
-    CHECK(srpc_client_call(c, eye_fn, S("matrix.eye"), a, none, &eye) == SRPC_STATUS_OK, "call");
-    free(args.data);
+    srpc_mp_writer *args = srpc_mp_writer_new();
+    srpc_mp_write_array(args, 1);
+    srpc_mp_write_uint(args, 4);
+    srpc_slice none = {NULL, 0};
+    CHECK(srpc_client_call(c, eye_fn, S("matrix.eye"), srpc_mp_writer_data(args), none, &eye) == SRPC_STATUS_OK,
+          "call");
+    srpc_mp_writer_free(args);
     uint8_t key = 2; /* msgpack positive fixint 2 */
     srpc_slice k = {&key, 1};
     CHECK(srpc_client_getitem(c, eye, k, &row) == SRPC_STATUS_OK, "getitem");
 
     srpc_buf v = {NULL, 0, 0};
     CHECK(srpc_client_materialize(c, row, &v) == SRPC_STATUS_OK, "materialize");
-    mp_reader rd = {v.data, v.data + v.len, 0};
-    mp_obj m = mp_next(&rd);
-    int found = 0;
-    for (uint32_t i = 0; m.type == MP_MAP && i < m.len; i++) {
-        mp_obj key_o = mp_next(&rd);
-        if (mp_is(&key_o, "data")) {
-            mp_obj d = mp_next(&rd);
-            double x[4];
-            CHECK(d.len == sizeof x, "4 doubles");
-            memcpy(x, d.ptr, sizeof x);
-            CHECK(x[0] == 0 && x[1] == 0 && x[2] == 1 && x[3] == 0, "row 2 of eye(4)");
-            found = 1;
-        } else mp_skip(&rd);
-    }
-    CHECK(found, "array data");
+    double x[4];
+    CHECK(doubles(&v, x, 4) == 4, "4 doubles");
+    CHECK(x[0] == 0 && x[1] == 0 && x[2] == 1 && x[3] == 0, "row 2 of eye(4)");
     srpc_buf_free(&v);
     srpc_buf_free(&v); /* freeing twice is harmless: the buffer was reset */
 

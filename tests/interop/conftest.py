@@ -55,6 +55,29 @@ def rust_server() -> Iterator[Tuple[int, str, subprocess.Popen]]:
     proc.wait(timeout=20)
 
 
+@pytest.fixture(scope="module")
+def py_server() -> Iterator[Tuple[int, str, subprocess.Popen]]:
+    """The Rust host serving Python objects with PyExecutor (example
+    `py_server` of bindings/python/pyexec, built with `--features pyo3`)."""
+    import site
+
+    exe = _binary("SIMPLERPC_PY_SERVER", ROOT / "target" / "debug" / "examples" / "py_server")
+    # The embedded interpreter imports simplerpc, numpy and dill from this venv.
+    paths = site.getsitepackages() + [p for p in sys.path if p.endswith("site-packages")]
+    old = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    try:
+        proc, port, token = _start([exe, "--host", "127.0.0.1", "--port", "0"], (r"SIMPLERPC_PORT='(\d+)'", r"SIMPLERPC_TOKEN='([^']+)'"))
+    finally:
+        if old is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = old
+    yield port, token, proc
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
 def _c_server(name: str) -> Iterator[Tuple[int, str, subprocess.Popen]]:
     exe = _binary("SIMPLERPC_C_BIN", ROOT / "target" / "c" / name) if "SIMPLERPC_C_BIN" not in os.environ else str(Path(os.environ["SIMPLERPC_C_BIN"]) / name)
     cmd = [exe]

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -49,7 +54,7 @@ def test_our_client_against_the_rust_server(rust_server):
             conn.modules.nonexistent
         with pytest.raises(simplerpc.RemoteException) as e:
             simplerpc.materialize(conn.modules.sim)
-        assert "cannot be materialized" in str(e.value)
+        assert "cannot materialize module 'sim': it has no wire form; keep it remote (use the proxy)" in str(e.value)
 
 
 def test_a_huge_zeros_is_a_memory_error_and_the_server_keeps_serving(rust_server):
@@ -90,3 +95,49 @@ def test_tuples_stay_tuples_with_the_rust_registry(rust_server):
         assert simplerpyc.materialize(stock.modules.sim.echo(theirs)) == theirs
     finally:
         stock.disconnect()
+
+
+def test_proxy_operations_on_a_server_without_python_say_what_to_do(rust_server):
+    # bool(), ==, len(), for ... run Python's builtins/operator on the server:
+    # the Rust registry has none, so each says so (never a silent answer).
+    port, token, _ = rust_server
+    with simplerpc.connect("127.0.0.1", port, token=token) as conn:
+        version = conn.modules.sim.version
+        for op in (bool, len, lambda p: p == "0.1.0", lambda p: p + "x", list):
+            with pytest.raises(TypeError, match="materialize"):
+                op(version)
+        assert simplerpc.materialize(version) == "0.1.0"  # the connection goes on
+
+
+def test_the_rust_server_reads_its_own_variables_not_the_clients(rust_server):
+    """As python -m simplerpc.server: flags, then SIMPLERPC_SERVER_*, then
+    defaults; a shell holding another server's exports changes nothing."""
+    port, token, _ = rust_server
+    root = Path(__file__).resolve().parents[2]
+    exe = os.environ.get("SIMPLERPC_SIM_SERVER", str(root / "target" / "debug" / "examples" / "sim_server"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIMPLERPC_")}
+    env.update(
+        SIMPLERPC_HOST="127.0.0.1", SIMPLERPC_PORT=str(port), SIMPLERPC_TOKEN=token,
+        SIMPLERPC_SERVER_HOST="127.0.0.1", SIMPLERPC_SERVER_PORT="0", SIMPLERPC_SERVER_TOKEN="the-servers-own",
+    )
+    proc = subprocess.Popen([exe], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    try:
+        lines = []
+        assert proc.stdout is not None
+        for line in proc.stdout:  # ends at the export lines (or at exit)
+            lines.append(line)
+            if line.startswith("export SIMPLERPC_TOKEN="):
+                break
+        out = "".join(lines)
+        m = re.search(r"export SIMPLERPC_PORT='(\d+)'", out)
+        assert m and int(m.group(1)) != port, out
+        assert "export SIMPLERPC_TOKEN='the-servers-own'" in out, out
+        assert "host   127.0.0.1  (from $SIMPLERPC_SERVER_HOST)" in out, out
+        assert f"port   {m.group(1)}  (from $SIMPLERPC_SERVER_PORT, 0: a free one)" in out, out
+        assert "token  (from $SIMPLERPC_SERVER_TOKEN)" in out, out
+        assert "SIMPLERPC_HOST, SIMPLERPC_PORT, SIMPLERPC_TOKEN in this environment: for clients, not read by the server" in out, out
+        with simplerpc.connect("127.0.0.1", int(m.group(1)), "the-servers-own") as conn:
+            assert simplerpc.materialize(conn.modules.sim.add(1.0, 2.0)) == 3.0
+    finally:
+        proc.kill()
+        proc.wait()

@@ -6,6 +6,11 @@
 //!     [--handshake-timeout SECONDS] [--max-alloc BYTES]
 //! ```
 //!
+//! Host, port and token come from the flags, else from `SIMPLERPC_SERVER_HOST`,
+//! `SIMPLERPC_SERVER_PORT` and `SIMPLERPC_SERVER_TOKEN`, else the defaults
+//! (`localhost`, 8000, a fresh token), as for `python -m simplerpc.server`;
+//! never from the clients' `SIMPLERPC_*`. The server prints where each came from.
+//!
 //! Module `sim`:
 //! - `make(seed)` returns an `Env` with `reset(seed)` and `step(action)`;
 //!   `step` returns `{"obs": uint8[480, 640, 3], "reward": float, "done": bool,
@@ -83,6 +88,33 @@ fn registry(max_alloc: usize) -> Registry {
         .max_alloc(max_alloc)
 }
 
+/// The server's own variables, read when a flag is not given. Never the
+/// clients' `SIMPLERPC_HOST/PORT/TOKEN` ([`CLIENT_VARS`]): a shell holding
+/// another server's exports must not make this one take that port.
+const HOST_VAR: &str = "SIMPLERPC_SERVER_HOST";
+const PORT_VAR: &str = "SIMPLERPC_SERVER_PORT";
+const TOKEN_VAR: &str = "SIMPLERPC_SERVER_TOKEN";
+const CLIENT_VARS: [&str; 3] = ["SIMPLERPC_HOST", "SIMPLERPC_PORT", "SIMPLERPC_TOKEN"];
+const DEFAULT_HOST: &str = "localhost";
+const DEFAULT_PORT: u16 = 8000;
+
+/// A setting from its flag (`--name`), else from variable `var`, with
+/// where it came from; None when neither is given. A variable that does not
+/// parse ends the program with a message naming it.
+fn setting<T: std::str::FromStr>(flag: Option<T>, name: &str, var: &str) -> Option<(T, String)> {
+    if let Some(v) = flag {
+        return Some((v, format!("from --{name}")));
+    }
+    let text = std::env::var(var).ok().filter(|v| !v.is_empty())?;
+    match text.trim().parse() {
+        Ok(v) => Some((v, format!("from ${var}"))),
+        Err(_) => {
+            eprintln!("error: {var} is {text:?}, not a valid {name}");
+            std::process::exit(2);
+        }
+    }
+}
+
 /// A default for clap, which wants it `'static`.
 fn shown(v: impl ToString) -> &'static str {
     Box::leak(v.to_string().into_boxed_str())
@@ -92,13 +124,12 @@ fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let args = clap::Command::new("sim_server")
         .about("A simplerpc server exposing a Rust simulator registry")
-        .arg(clap::arg!(--host <HOST> "host to bind").default_value("localhost"))
+        .arg(clap::arg!(--host <HOST> "host to bind [default: $SIMPLERPC_SERVER_HOST or localhost]"))
         .arg(
-            clap::arg!(--port <PORT> "port to bind (0 picks a free one)")
-                .value_parser(clap::value_parser!(u16))
-                .default_value("8000"),
+            clap::arg!(--port <PORT> "port to bind, 0 picks a free one [default: $SIMPLERPC_SERVER_PORT or 8000]")
+                .value_parser(clap::value_parser!(u16)),
         )
-        .arg(clap::arg!(--token <TOKEN> "token clients must present (default: a fresh one)"))
+        .arg(clap::arg!(--token <TOKEN> "token clients must present [default: $SIMPLERPC_SERVER_TOKEN or a fresh one]"))
         .arg(
             clap::arg!(--"max-objects" <N> "most objects one connection may hold")
                 .value_parser(clap::value_parser!(usize))
@@ -150,10 +181,21 @@ fn main() {
         })
     };
     let handshake_timeout = seconds("handshake-timeout");
+    let (host, host_from) = setting(args.get_one::<String>("host").cloned(), "host", HOST_VAR)
+        .unwrap_or_else(|| (DEFAULT_HOST.to_string(), "the default".into()));
+    let (port, port_from) = match setting(args.get_one::<u16>("port").copied(), "port", PORT_VAR) {
+        Some(found) => found,
+        None => (DEFAULT_PORT, "the default".into()),
+    };
+    let (token, token_from) =
+        match setting(args.get_one::<String>("token").cloned(), "token", TOKEN_VAR) {
+            Some((token, from)) => (Some(token), from),
+            None => (None, "generated: a fresh random one".into()),
+        };
     let config = ServerConfig {
-        host: args.get_one::<String>("host").cloned().unwrap_or_default(),
-        port: *args.get_one::<u16>("port").expect("has a default"),
-        token: args.get_one::<String>("token").cloned(),
+        host,
+        port,
+        token,
         max_objects: *args.get_one::<usize>("max-objects").expect("has a default"),
         max_connections: *args
             .get_one::<usize>("max-connections")
@@ -191,6 +233,27 @@ fn main() {
         config.host
     );
     println!("Token: {}", server.token());
+    println!(
+        "Where the settings came from (flags, then SIMPLERPC_SERVER_* variables, then defaults):"
+    );
+    let free = if config.port == 0 {
+        ", 0: a free one"
+    } else {
+        ""
+    };
+    println!("  host   {}  ({host_from})", config.host);
+    println!("  port   {port}  ({port_from}{free})");
+    println!("  token  ({token_from})");
+    let ignored: Vec<&str> = CLIENT_VARS
+        .into_iter()
+        .filter(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()))
+        .collect();
+    if !ignored.is_empty() {
+        println!(
+            "  ({} in this environment: for clients, not read by the server; use --host/--port/--token or {HOST_VAR}/{PORT_VAR}/{TOKEN_VAR})",
+            ignored.join(", ")
+        );
+    }
     println!("export SIMPLERPC_HOST='{}'", config.host);
     println!("export SIMPLERPC_PORT='{port}'");
     println!("export SIMPLERPC_TOKEN='{}'", server.token());

@@ -175,6 +175,11 @@ pub struct ClientConfig {
     /// largest request this client builds (a larger one is refused before
     /// it is built, naming its size and this limit).
     pub max_message_size: usize,
+    /// How long connecting (the TCP connection and the WebSocket handshake)
+    /// may take; `None` (the default) leaves the TCP connection to the
+    /// operating system's timeout and gives the handshake 30 s. Past it,
+    /// [`Error::ConnectTimeout`].
+    pub connect_timeout: Option<Duration>,
     /// How long a request may wait for its response; `None` (the default)
     /// waits as long as the call takes. A request that runs out of time fails
     /// with [`Error::Timeout`] and ends the connection.
@@ -205,6 +210,7 @@ impl Default for ClientConfig {
             token: None,
             extensions: Extensions::ALL,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            connect_timeout: None,
             timeout: None,
             ping_interval: DEFAULT_PING_INTERVAL,
             dead_after: Some(DEFAULT_DEAD_AFTER),

@@ -49,7 +49,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use simplerpc_core::{Executor, Extensions, ServerSession};
+use simplerpc_core::{Executor, Extensions, OutFrame, ServerSession};
 
 use crate::config::Liveness;
 use crate::handshake;
@@ -258,16 +258,20 @@ fn serve<E: Executor>(
             state.calls += 1;
             state.running = Some((state.calls, Instant::now()));
         }
-        let mut response = session.handle_frame(frame);
+        let response = session.respond(frame);
         // A standby thread on the socket lets it go at its next look (within
         // BUSY_READ); the lock below waits for that.
         shared.state().running = None;
-        if let Err(ended) = shared.socket().send(&mut response) {
+        let sent = shared.socket().send(&response);
+        if let Err(ended) = sent {
+            // Memory a host lent for the answer goes back now, before any
+            // lock is taken (its release may wait for the host's own lock).
+            drop(response);
             // If the standby thread saw the end first, its reason is the one.
             break shared.state().ended.take().unwrap_or(ended);
         }
         // Written: the executor may build its next answer in it.
-        session.recycle(response);
+        session.recycle(response.into_buffer());
         answered = true;
     };
     (reason, session.requests_handled())
@@ -407,7 +411,14 @@ impl Socket {
                 self.wire.close_now();
                 Err("closed by the client".into())
             }
-            Err(e) if e.is_retry() => self.keepalive().map(|()| None),
+            Err(e) if e.is_retry() => {
+                if self.wire.receiving() {
+                    // A large request still coming in (a slow link): the
+                    // client hears nothing from us meanwhile, so say we live.
+                    self.heartbeat()?;
+                }
+                self.keepalive().map(|()| None)
+            }
             Err(WireError::Eof { mid_frame: false }) => {
                 Err("the client went away without closing".into())
             }
@@ -507,7 +518,7 @@ impl Socket {
     /// socket, and the socket is held until it is out: the client reads
     /// while it writes, so this waits for the client, and one that reads
     /// nothing for `dead_after` ends the connection, as does a shutdown.
-    fn send(&mut self, frame: &mut [u8]) -> Result<(), Ended> {
+    fn send(&mut self, frame: &OutFrame) -> Result<(), Ended> {
         let control = self.control.clone();
         let dead_after = self.liveness.dead_after;
         let mut stalled = |_: &mut Reader, _: &mut Stream, idle: Duration| {
@@ -525,14 +536,15 @@ impl Socket {
                 _ => Ok(()),
             }
         };
-        if frame.len() <= crate::wire::SMALL {
-            return match self.wire.queue_binary(frame) {
+        let parts = frame.parts();
+        if let ([one], true) = (parts.as_slice(), frame.len() <= crate::wire::SMALL) {
+            return match self.wire.queue_binary(one) {
                 Ok(()) => self.flush(),
                 Err(e) => Err(format!("connection lost: {e}")),
             };
         }
         self.wire
-            .write_message(frame, &mut stalled)
+            .write_message(&parts, &mut stalled)
             .map_err(|e| format!("connection lost: {e}"))
     }
 

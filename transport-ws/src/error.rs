@@ -41,6 +41,19 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// Connecting (the TCP connection and the handshake) took longer than
+    /// [`ClientConfig::connect_timeout`](crate::ClientConfig::connect_timeout):
+    /// the host drops packets, or nothing there answers.
+    #[error(
+        "connecting to {addr} took longer than {after:?}, the connect timeout: nothing there \
+         answers; is the address right, and the server running?"
+    )]
+    ConnectTimeout {
+        /// `host:port` of the server
+        addr: String,
+        /// the connect timeout
+        after: std::time::Duration,
+    },
     /// The peer does not speak WebSocket, or broke off the handshake.
     #[error("the WebSocket handshake with {addr} failed: {reason}")]
     Handshake {
@@ -109,6 +122,18 @@ pub enum Error {
     /// or already taken. The connection is fine.
     #[error("request {0} has no answer to wait for: it was never sent, was pipelined, or its answer was already taken")]
     NoAnswer(u64),
+    /// A value did not fit the Rust type asked for
+    /// ([`Proxy::materialize_as`](crate::Proxy::materialize_as)), or a Rust
+    /// argument has no protocol value; nothing remote went wrong. The path
+    /// in `source` names the field that did not fit.
+    #[error("{what}: {source}")]
+    Convert {
+        /// what was being converted (`"env.step() as my_crate::Step"`, `"argument"`)
+        what: String,
+        /// the value that did not fit, and where
+        #[source]
+        source: simplerpc_core::ConvertError,
+    },
     /// The server could not listen on its address.
     #[error("cannot listen on {addr}: {source}; is another server using that port?")]
     Bind {

@@ -58,4 +58,11 @@ pub use config::{ClientConfig, ServerConfig};
 pub use error::Error;
 pub use proxy::Proxy;
 pub use server::{ClientInfo, RunningServer, Server, ShutdownHandle};
-pub use simplerpc_core::{Extensions, ObjId, RemoteError, Request, Response, Value};
+/// The `ndarray` version values convert to and from (core's): use it
+/// through this re-export to match it.
+pub use simplerpc_core::ndarray;
+pub use simplerpc_core::typed::{IntoArgs, IntoKwargs};
+pub use simplerpc_core::{
+    from_value, to_value, ConvertError, Extensions, NdArray, NdArrayExt, ObjId, RemoteError,
+    Request, Response, Value,
+};

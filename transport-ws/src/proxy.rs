@@ -13,21 +13,29 @@
 //! next request (with the `release` extension; a stock server frees objects
 //! when the client disconnects).
 //!
+//! Arguments are tuples of serde types (`call((2, 5))`), keyword arguments
+//! pairs (`call_kw((), [("dtype", "float32")])`), and a value comes back as
+//! any serde type, `ndarray` array or `Value` ([`Proxy::materialize_as`]):
+//!
 //! ```no_run
-//! use simplerpc_ws::{Client, ClientConfig, Value};
+//! use simplerpc_ws::{Client, ClientConfig, ndarray::Array2};
 //!
 //! let client = Client::connect(&ClientConfig::from_env()?)?;
 //! let np = client.module("numpy")?;
-//! let zeros = np.getattr("zeros")?.call_args(vec![Value::from(3u64)])?;
-//! let value = zeros.materialize()?;
-//! # let _ = value;
+//! let zeros = np.getattr("zeros")?.call_kw(((2, 3),), [("dtype", "float32")])?;
+//! let a: Array2<f32> = zeros.materialize_as()?;
+//! assert_eq!(a.shape(), &[2, 3]);
+//! let n: i64 = np.getattr("add")?.call((3, 4))?.materialize_as()?; // np.int64 reads as i64
+//! assert_eq!(n, 7);
 //! # Ok::<(), simplerpc_ws::Error>(())
 //! ```
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use simplerpc_core::{trail, ObjId, Request, Response, Value};
+use serde::de::DeserializeOwned;
+use simplerpc_core::typed::{IntoArgs, IntoKwargs};
+use simplerpc_core::{trail, ConvertError, ObjId, Request, Response, Value};
 
 use crate::client::Client;
 use crate::error::Error;
@@ -238,8 +246,46 @@ impl Proxy {
         self.inner.client.promise_object(&req, path)
     }
 
-    /// `obj(*args, **kwargs)`.
-    pub fn call(&self, args: Vec<Value>, kwargs: Vec<(String, Value)>) -> Result<Proxy, Error> {
+    /// `obj(*args)`: the arguments a tuple of serde types (`(2, 5)`, `(x,)`
+    /// for one; a [`Value`], an `NdArray` or a `&Proxy` passes as it is),
+    /// `()` for none, or a `Vec<Value>`.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use simplerpc_registry::{Module, Registry};
+    /// # use simplerpc_ws::{Client, ClientConfig, Server, ServerConfig};
+    /// // A Rust server with `operator.add`, on a free port.
+    /// let registry = Arc::new(Registry::new().module(
+    ///     Module::new("operator").function("add", |a: i64, b: i64| a + b),
+    /// ));
+    /// let server = Server::bind(
+    ///     ServerConfig { host: "127.0.0.1".into(), port: 0, ..ServerConfig::default() },
+    ///     move |_| registry.executor(),
+    /// )?
+    /// .spawn()?;
+    /// let client = Client::connect(&ClientConfig::new("127.0.0.1", server.local_addr().port(), server.token()))?;
+    ///
+    /// let add = client.module("operator")?.getattr("add")?;
+    /// let sum: i64 = add.call((2, 5))?.materialize_as()?;
+    /// assert_eq!(sum, 7);
+    /// # drop((add, client));
+    /// # server.shutdown();
+    /// # Ok::<(), simplerpc_ws::Error>(())
+    /// ```
+    pub fn call(&self, args: impl IntoArgs) -> Result<Proxy, Error> {
+        self.call_kw(args, ())
+    }
+
+    /// `obj(*args, **kwargs)`: the arguments as for [`Proxy::call`], the
+    /// keyword arguments pairs of a name and a serde value (`[("seed", 3)]`,
+    /// `(("seed", 3), ("name", "cart"))`, or a `Vec<(String, Value)>`).
+    pub fn call_kw(&self, args: impl IntoArgs, kwargs: impl IntoKwargs) -> Result<Proxy, Error> {
+        let args = args
+            .into_args()
+            .map_err(|e| argument_error("argument", e))?;
+        let kwargs = kwargs
+            .into_kwargs()
+            .map_err(|e| argument_error("keyword argument", e))?;
         let path = trail::call(&self.inner.path);
         let req = Request::Call {
             path: self.inner.path.clone(),
@@ -252,12 +298,12 @@ impl Proxy {
 
     /// `obj()`.
     pub fn call0(&self) -> Result<Proxy, Error> {
-        self.call(Vec::new(), Vec::new())
+        self.call(())
     }
 
-    /// `obj(*args)`.
+    /// `obj(*args)`, the arguments given as values.
     pub fn call_args(&self, args: Vec<Value>) -> Result<Proxy, Error> {
-        self.call(args, Vec::new())
+        self.call(args)
     }
 
     /// `obj[key]`; the key may be an int, a string, a slice, a list or a
@@ -300,6 +346,98 @@ impl Proxy {
             Response::Value(v) => Ok(v),
             other => Err(unexpected(&req, &other)),
         }
+    }
+}
+
+impl Proxy {
+    /// The object's value, sent over and read as `T`: any serde type (a
+    /// struct from a Python `dict`, or from a tuple of its fields), a
+    /// primitive (numpy scalars included), `String`, `Vec<T>`, a tuple, a
+    /// `HashMap`, an `ndarray` array of exactly the sender's dtype, an
+    /// `NdArray` or a [`Value`] (the last two share the frame's memory).
+    /// A value that does not fit is [`Error::Convert`], naming the field.
+    ///
+    /// ```
+    /// use serde::{Deserialize, Serialize};
+    /// use simplerpc_ws::{ndarray::Array1, Client, ClientConfig, Error};
+    /// # use std::sync::Arc;
+    /// # use simplerpc_registry::{Module, Registry, Serde};
+    /// # use simplerpc_ws::{Server, ServerConfig};
+    ///
+    /// #[derive(Serialize, Deserialize)]
+    /// struct Step { obs: Array1<f64>, reward: f64, done: bool }
+    ///
+    /// // A Rust server whose `env.step(n)` returns a `Step`.
+    /// let registry = Arc::new(Registry::new().module(Module::new("env").function(
+    ///     "step",
+    ///     |n: usize| Serde(Step { obs: Array1::zeros(n), reward: 1.0, done: false }),
+    /// )));
+    /// let server = Server::bind(
+    ///     ServerConfig { host: "127.0.0.1".into(), port: 0, ..ServerConfig::default() },
+    ///     move |_| registry.executor(),
+    /// )?
+    /// .spawn()?;
+    /// let client = Client::connect(&ClientConfig::new("127.0.0.1", server.local_addr().port(), server.token()))?;
+    ///
+    /// let result = client.module("env")?.getattr("step")?.call((4,))?;
+    /// let step: Step = result.materialize_as()?;
+    /// assert_eq!((step.obs.len(), step.reward, step.done), (4, 1.0, false));
+    ///
+    /// // The wrong type: an error naming the field, nothing remote failed.
+    /// #[derive(Deserialize, Debug)]
+    /// struct Wrong { obs: Array1<u8> }
+    /// let err = result.materialize_as::<Wrong>().unwrap_err();
+    /// assert!(matches!(err, Error::Convert { .. }));
+    /// assert!(err.to_string().ends_with("obs: expected an array of u8, found an array of float64"));
+    /// # drop((result, client));
+    /// # server.shutdown();
+    /// # Ok::<(), simplerpc_ws::Error>(())
+    /// ```
+    pub fn materialize_as<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        let value = self.materialize()?;
+        simplerpc_core::from_value(value).map_err(|source| Error::Convert {
+            what: format!(
+                "{} cannot be read as {}",
+                self.inner.path,
+                short_type_name(std::any::type_name::<T>())
+            ),
+            source,
+        })
+    }
+}
+
+/// A type's name without module paths (`Vec<my_crate::Step>` -> `Vec<Step>`).
+fn short_type_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut segment_start = 0;
+    let mut chars = name.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == ':' && chars.peek() == Some(&':') {
+            chars.next();
+            out.truncate(segment_start);
+        } else {
+            out.push(c);
+            if !(c.is_alphanumeric() || c == '_') {
+                segment_start = out.len();
+            }
+        }
+    }
+    out
+}
+
+fn argument_error(kind: &str, e: ConvertError) -> Error {
+    Error::Convert {
+        what: format!("{kind} {} has no protocol value", e.path()),
+        source: ConvertError::new(e.message()),
+    }
+}
+
+/// A proxy passed as an argument (in a tuple of arguments, or inside a
+/// serde value) travels as the reference to its object, as
+/// [`Proxy::as_value`] (keep the proxy until the call is sent).
+impl serde::Serialize for Proxy {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.as_value().serialize(s)
     }
 }
 

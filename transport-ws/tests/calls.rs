@@ -36,7 +36,7 @@ fn every_request_kind_round_trips() {
 
     // kwargs
     let r = echo
-        .call(vec![], vec![("x".into(), Value::from(7i64))])
+        .call_kw(vec![], vec![("x".to_owned(), Value::from(7i64))])
         .unwrap();
     assert_eq!(r.materialize().unwrap(), Value::UInt(7));
 

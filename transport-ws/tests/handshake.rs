@@ -331,3 +331,39 @@ fn idle_clients_answer_pings() {
     assert_eq!(v, Response::Value(Value::from("pong")));
     fake.join().unwrap();
 }
+
+#[test]
+fn a_silent_listener_is_a_connect_timeout_and_no_listener_a_refusal() {
+    // Accepts TCP (the backlog), never answers the upgrade.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let cfg = ClientConfig {
+        connect_timeout: Some(Duration::from_millis(200)),
+        ..ClientConfig::new("127.0.0.1", port, "t")
+    };
+    let err = with_deadline("connecting to a silent listener", move || {
+        Client::connect(&cfg).map(|_| ())
+    })
+    .unwrap_err();
+    assert!(
+        matches!(err, Error::ConnectTimeout { after, .. } if after == Duration::from_millis(200)),
+        "{err:?}"
+    );
+    drop(silent);
+
+    let free = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = ClientConfig {
+        connect_timeout: Some(Duration::from_secs(30)),
+        ..ClientConfig::new("127.0.0.1", free, "t")
+    };
+    match Client::connect(&cfg) {
+        Err(Error::Connect { source, .. }) => {
+            assert_eq!(source.kind(), std::io::ErrorKind::ConnectionRefused)
+        }
+        other => panic!("expected a refused connection, got {:?}", other.map(|_| ())),
+    }
+}

@@ -106,9 +106,9 @@ fn rust_client_against_the_stock_server() {
     let a = np
         .getattr("arange")
         .unwrap()
-        .call(
+        .call_kw(
             vec![Value::UInt(12)],
-            vec![("dtype".into(), Value::str("float32"))],
+            vec![("dtype".to_owned(), Value::str("float32"))],
         )
         .unwrap();
     let Value::Array(arr) = a.materialize().unwrap() else {

@@ -7,7 +7,7 @@ use std::thread;
 
 use ndarray::{Array1, Array3};
 use simplerpc_core::{DType, NdArray, Value};
-use simplerpc_registry::{Array, Class, Instance, Module, Registry};
+use simplerpc_registry::{Array, Class, Instance, Module, NdView, Registry};
 use simplerpc_ws::{Client, ClientConfig, RunningServer, Server, ServerConfig};
 
 struct Env {
@@ -38,6 +38,15 @@ fn start() -> RunningServer {
                 .function("echo", |v: Value| v)
                 .function("checksum", |a: NdArray| {
                     a.data().iter().map(|&b| b as u64).sum::<u64>()
+                })
+                .function("total", |a: NdView<f64>| a.view().sum())
+                .function("twice", |a: NdView<f64>| Array(a.view().mapv(|x| 2.0 * x)))
+                // Whether a float64 argument can be read where it lies in the request.
+                .function("in_place", |a: NdArray| {
+                    let at = a.data().as_ptr();
+                    NdView::<f64>::new(a)
+                        .map(|v| v.as_slice().as_ptr().cast::<u8>() == at)
+                        .unwrap_or(false)
                 })
                 .function("ramp", |n: usize| {
                     Array(Array1::<f64>::from_iter((0..n).map(|i| i as f64)))
@@ -117,6 +126,57 @@ fn sixty_four_mib_each_way() {
         .materialize()
         .unwrap();
     assert_eq!(back, Value::Array(arr));
+    server.shutdown();
+}
+
+#[test]
+fn typed_views_read_arrays_where_they_lie_on_both_sides() {
+    let server = start();
+    let client = connect(&server);
+    let sim = client.module("sim").unwrap();
+    let n = 1 << 20;
+    let Value::Array(a) = sim
+        .getattr("ramp")
+        .unwrap()
+        .call_args(vec![Value::from(n)])
+        .unwrap()
+        .materialize()
+        .unwrap()
+    else {
+        panic!("not an array")
+    };
+    // The client placed the array's data aligned in the frame: no copy.
+    let at = a.data().as_ptr();
+    let v = NdView::<f64>::new(a.clone()).unwrap();
+    assert_eq!(v.as_slice().as_ptr().cast::<u8>(), at);
+    assert_eq!(v.as_slice()[n - 1], (n - 1) as f64);
+    let want = (n * (n - 1) / 2) as f64;
+    let arg = || vec![Value::Array(a.clone())];
+    let total = sim.getattr("total").unwrap().call_args(arg()).unwrap();
+    assert_eq!(total.materialize().unwrap(), Value::Float(want));
+    let in_place = sim.getattr("in_place").unwrap().call_args(arg()).unwrap();
+    assert_eq!(in_place.materialize().unwrap(), Value::Bool(true));
+    let Value::Array(b) = sim
+        .getattr("twice")
+        .unwrap()
+        .call_args(arg())
+        .unwrap()
+        .materialize()
+        .unwrap()
+    else {
+        panic!("not an array")
+    };
+    assert_eq!(b.to_vec::<f64>().unwrap()[n - 1], 2.0 * (n - 1) as f64);
+    // The wrong dtype is a TypeError naming it.
+    let ints = NdArray::from_vec(vec![3], vec![1i64, 2, 3]).unwrap();
+    let err = sim
+        .getattr("total")
+        .unwrap()
+        .call_args(vec![Value::Array(ints)])
+        .and_then(|r| r.materialize())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("int64"), "{err}");
     server.shutdown();
 }
 

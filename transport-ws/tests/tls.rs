@@ -311,3 +311,27 @@ fn our_client_sends_the_token_in_a_header_not_the_url() {
         "{head}"
     );
 }
+
+#[test]
+fn a_silent_listener_is_a_connect_timeout_over_tls_too() {
+    // Accepts TCP (the backlog), never answers the ClientHello.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let dir = scratch("silent");
+    let (ca, _, _) = lab_ca(&dir, &["127.0.0.1"]);
+    let cfg = ClientConfig {
+        tls: true,
+        cafile: Some(ca),
+        connect_timeout: Some(Duration::from_millis(200)),
+        ..ClientConfig::new("127.0.0.1", port, "t")
+    };
+    let err = with_deadline("connecting to a silent listener over TLS", move || {
+        Client::connect(&cfg).map(|_| ())
+    })
+    .unwrap_err();
+    assert!(
+        matches!(err, Error::ConnectTimeout { after, .. } if after == Duration::from_millis(200)),
+        "{err:?}"
+    );
+    drop(silent);
+}

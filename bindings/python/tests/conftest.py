@@ -65,8 +65,9 @@ class Server(NamedTuple):
 
 
 def _child_env() -> Dict[str, str]:
-    # The servers read SIMPLERPC_*/SIMPLERPYC_* as defaults (token!): start them clean.
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SIMPLERPC_", "SIMPLERPYC_"))}
+    # Ours reads SIMPLERPC_SERVER_*, the reference SIMPLERPYC_* as defaults (token!): start them clean.
+    # SIMPLERPC_NO_SPEEDUPS stays: the servers run with the accelerator or without, as the tests do.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SIMPLERPC_", "SIMPLERPYC_")) or k == "SIMPLERPC_NO_SPEEDUPS"}
     env["PYTHONUNBUFFERED"] = "1"  # the reference server prints without flushing
     return env
 

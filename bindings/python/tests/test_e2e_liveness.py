@@ -86,6 +86,8 @@ def test_a_frozen_server_is_reported_not_waited_for_forever(start_server):
         err = outcome.get("error")
         assert isinstance(err, simplerpc.RequestTimeoutError), outcome
         assert "frozen or unreachable" in str(err), str(err)
+        # The Python setting, not the Rust one (ClientConfig::dead_after).
+        assert str(err).endswith("(connect(dead_after=...) sets how long to wait)") and "::" not in str(err), str(err)
         conn.disconnect()
         proc.kill()
 

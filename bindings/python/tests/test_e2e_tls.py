@@ -197,3 +197,68 @@ def test_certfile_without_keyfile_is_refused() -> None:
         timeout=BOUND,
     )
     assert r.returncode != 0 and "--keyfile" in r.stderr, r.stderr
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def test_a_wss_url_to_nothing_is_a_connection_refused_error(lab: Dict[str, Path]) -> None:
+    url = f"wss://{HOST}:{_free_port()}"
+    with pytest.raises(simplerpc.ConnectionRefusedError) as e:
+        _bounded("connect", lambda: simplerpc.connect(url, token="t", cafile=str(lab["ca"])))
+    assert isinstance(e.value, ConnectionRefusedError)
+    # Host and port came from the URL: no hint about the SIMPLERPC_* variables.
+    assert "SIMPLERPC_HOST" not in str(e.value), str(e.value)
+
+
+def test_a_silent_listener_over_wss_is_a_connect_timeout(lab: Dict[str, Path]) -> None:
+    import socket
+
+    with socket.socket() as silent:  # accepts TCP (the backlog), never answers TLS
+        silent.bind((HOST, 0))
+        silent.listen(1)
+        url = f"wss://{HOST}:{silent.getsockname()[1]}"
+        with pytest.raises(simplerpc.ConnectTimeoutError) as e:
+            _bounded("connect", lambda: simplerpc.connect(url, token="t", cafile=str(lab["ca"]), timeout=0.3))
+    assert isinstance(e.value, TimeoutError)
+
+
+def test_the_tls_files_may_come_from_the_server_variables(lab: Dict[str, Path]) -> None:
+    import os
+    import signal
+
+    env = dict(os.environ, SIMPLERPC_SERVER_CERTFILE=str(lab["cert"]))
+    env.pop("SIMPLERPC_SERVER_KEYFILE", None)
+    half = subprocess.run(simplerpc_server_argv(), capture_output=True, text=True, timeout=BOUND, env=env)
+    assert half.returncode != 0 and "SIMPLERPC_SERVER_KEYFILE" in half.stderr, half.stderr
+
+    env["SIMPLERPC_SERVER_KEYFILE"] = str(lab["key"])
+    proc = subprocess.Popen(simplerpc_server_argv(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        def startup() -> str:
+            lines = []
+            for _ in range(100):  # the startup lines, up to the token's export
+                line = proc.stdout.readline()  # type: ignore[union-attr]
+                if not line:
+                    break
+                lines.append(line)
+                if "export SIMPLERPC_TOKEN=" in line:
+                    break
+            return "".join(lines)
+
+        out = _bounded("the server's startup lines", startup)
+        assert "Serving on wss://" in out, out
+        assert "certfile (from $SIMPLERPC_SERVER_CERTFILE)" in out, out
+        assert "keyfile (from $SIMPLERPC_SERVER_KEYFILE)" in out, out
+        port = int(out.split(f"Serving on wss://{HOST}:")[1].split()[0])
+        token = out.split("export SIMPLERPC_TOKEN='")[1].split("'")[0]
+        with _bounded("connect", lambda: simplerpc.connect(f"wss://{HOST}:{port}", token=token, cafile=str(lab["ca"]))) as conn:
+            assert materialize(conn.modules.builtins.len("abcd")) == 4
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=BOUND)

@@ -230,3 +230,22 @@ def test_vector_env_steps_spawned_children_at_once(np1_python: str, tmp_path: An
     finally:
         for c in conns:
             c.disconnect()
+
+
+def test_readme_vector_loop_runs_as_printed(np1_python: str) -> None:
+    """examples/python/gym_vector.py, which the README shows verbatim, run
+    as its usage line says: 4 numpy<2 children, a linear policy."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[3] / "examples" / "python" / "gym_vector.py"
+    readme = (example.parents[2] / "README.md").read_text()
+    assert example.read_text().split('"""', 2)[2].strip() in readme, "README's loop differs from gym_vector.py"
+    run = subprocess.run(
+        [sys.executable, str(example), np1_python], capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    line = run.stdout.strip().splitlines()[-1]
+    assert line.endswith("obs batch (4, 4) float32"), line
+    assert int(line.split()[0]) >= 1, line  # episodes ended, so autoreset ran

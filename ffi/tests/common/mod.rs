@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use simplerpc::error::{srpc_last_error_message, srpc_status, srpc_status_in};
 use simplerpc::executor::{
     srpc_executor, srpc_reply, srpc_reply_error, srpc_reply_extensions, srpc_reply_handle,
-    srpc_reply_value, srpc_reply_value_parts,
+    srpc_reply_value, srpc_reply_value_lent, srpc_reply_value_parts,
 };
 use simplerpc::server::{
     srpc_server, srpc_server_config, srpc_server_free, srpc_server_port, srpc_server_start,
@@ -28,6 +28,13 @@ pub const ECHO: u64 = 1002;
 pub const FAIL: u64 = 1003;
 /// `t.junk`: materializes as bytes that are not msgpack.
 pub const JUNK: u64 = 1004;
+/// `t.lent`: materializes as a bin of [`LENT_LEN`] bytes (`i % 251`),
+/// answered with srpc_reply_value_lent(): its payload lent, not copied.
+pub const LENT: u64 = 1005;
+/// `t.lent_junk`: as `t.lent`, with a stray byte after the value.
+pub const LENT_JUNK: u64 = 1006;
+/// The length of `t.lent`'s payload.
+pub const LENT_LEN: usize = 300_000;
 /// Results of `echo` calls: `RECORDED + n`.
 pub const RECORDED: u64 = 5000;
 
@@ -49,6 +56,29 @@ pub struct State {
     pub junk_status: Mutex<Option<u32>>,
     /// What srpc_reply_extensions() said, call by call.
     pub extensions: Mutex<Vec<u32>>,
+    /// Payloads lent by srpc_reply_value_lent() and not released yet, and
+    /// how many were released.
+    #[allow(clippy::vec_box)] // boxed: a Lent's address is its release context
+    pub lent: Mutex<(Vec<Box<Lent>>, usize)>,
+}
+
+/// What one srpc_reply_value_lent() answer lends: the payload, and the
+/// State to tell when it comes back.
+pub struct Lent {
+    pub payload: Vec<u8>,
+    pub state: *const State,
+}
+
+/// The release function of srpc_reply_value_lent(): drops the payload.
+unsafe extern "C" fn release_lent(ctx: *mut c_void) {
+    let at = ctx as *const Lent;
+    // SAFETY: ctx is a boxed Lent whose State outlives every connection.
+    let state = unsafe { &*(*at).state };
+    let mut lent = state.lent.lock().unwrap();
+    let before = lent.0.len();
+    lent.0.retain(|b| !std::ptr::eq(&**b, at));
+    assert_eq!(lent.0.len() + 1, before, "released once");
+    lent.1 += 1;
 }
 
 pub fn s(t: &str) -> srpc_str {
@@ -127,6 +157,8 @@ unsafe extern "C" fn on_call(
                 b"echo" => ECHO,
                 b"fail" => FAIL,
                 b"junk" => JUNK,
+                b"lent" => LENT,
+                b"lent_junk" => LENT_JUNK,
                 _ => return error(reply, "builtins.AttributeError", "no such attribute"),
             };
             // SAFETY: the running callback's reply.
@@ -164,6 +196,24 @@ unsafe extern "C" fn on_call(
             calls.push(rec);
             // SAFETY: the running callback's reply.
             unsafe { srpc_reply_handle(reply, RECORDED + calls.len() as u64 - 1) as u32 }
+        }
+        srpc_call_kind::SrpcCallKindMaterialize if matches!(c.obj, LENT | LENT_JUNK) => {
+            let lent = Box::new(Lent {
+                payload: (0..LENT_LEN).map(|i| (i % 251) as u8).collect(),
+                state,
+            });
+            let mut head = vec![0xc6];
+            head.extend_from_slice(&(LENT_LEN as u32).to_be_bytes());
+            let tail: &[u8] = if c.obj == LENT_JUNK { &[0xc0] } else { &[] };
+            let parts = [sl(&head), sl(&lent.payload), sl(tail)];
+            let ctx = (&*lent as *const Lent).cast_mut().cast::<c_void>();
+            state.lent.lock().unwrap().0.push(lent);
+            // SAFETY: the running callback's reply; the head and tail are
+            // valid for this call, the payload until release_lent drops it.
+            unsafe {
+                srpc_reply_value_lent(reply, parts.as_ptr(), parts.len(), Some(release_lent), ctx)
+                    as u32
+            }
         }
         srpc_call_kind::SrpcCallKindMaterialize => {
             let v: Vec<u8> = match c.obj {
@@ -296,6 +346,13 @@ impl Server {
     pub fn extensions_seen(&self) -> Vec<u32> {
         // SAFETY: as above.
         unsafe { &*self.state }.extensions.lock().unwrap().clone()
+    }
+
+    /// How many lent payloads are out, and how many came back.
+    pub fn lent(&self) -> (usize, usize) {
+        // SAFETY: as above.
+        let lent = unsafe { &*self.state }.lent.lock().unwrap();
+        (lent.0.len(), lent.1)
     }
 
     /// What srpc_reply_value() returned for the junk value, if it was asked.

@@ -13,7 +13,7 @@ use std::io;
 use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
-use simplerpc_core::{ClientError, RawValue, RequestId, Response};
+use simplerpc_core::{ClientError, OutFrame, RawValue, RequestId, Response};
 
 use super::conn::{Conn, Ended};
 use super::POLL;
@@ -39,8 +39,9 @@ impl Conn {
     /// Write one request frame, reading responses meanwhile if the socket
     /// will not take it at once (so a large pipeline cannot deadlock against
     /// a server that is writing to us). A large frame goes to the socket
-    /// from `frame` itself, masked in place.
-    pub(super) fn write_frame(&mut self, mut frame: Vec<u8>) -> Result<(), Error> {
+    /// from its own parts (array payloads where they lie), masked on the
+    /// way a piece at a time.
+    pub(super) fn write_frame(&mut self, frame: OutFrame) -> Result<(), Error> {
         self.set_read_timeout(Some(POLL))?;
         let session = &mut self.session;
         let dead_after = self.liveness.dead_after;
@@ -76,7 +77,7 @@ impl Conn {
                 Err(e) => Err(io::Error::other(e.to_string())),
             }
         };
-        let result = self.wire.write_message(&mut frame, &mut stalled);
+        let result = self.wire.write_message(&frame.parts(), &mut stalled);
         if interrupted {
             self.wire.note_interrupted();
         }
@@ -96,6 +97,7 @@ impl Conn {
         self.last_request = Instant::now();
         // Written: a large frame's memory serves the next large request
         // (not a huge one's: it would double the memory a huge upload takes).
+        let frame = frame.into_buffer();
         if (RECYCLE_MIN..=RECYCLE_MAX).contains(&frame.capacity()) {
             self.session.recycle(frame);
         }

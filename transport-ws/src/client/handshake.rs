@@ -5,8 +5,8 @@
 //! token from a working connection.
 
 use std::io;
-use std::net::TcpStream;
-use std::time::Duration;
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
 
 use simplerpc_core::{extensions, Extensions};
 use tungstenite::client::IntoClientRequest;
@@ -66,17 +66,39 @@ fn connect_once(
         addr: addr.into(),
         source,
     };
-    let stream = TcpStream::connect((host, config.port)).map_err(connect_err)?;
+    let started = Instant::now();
+    let timed_out = |after: Duration| Error::ConnectTimeout {
+        addr: addr.into(),
+        after,
+    };
+    let stream = match config.connect_timeout {
+        None => TcpStream::connect((host, config.port)).map_err(connect_err)?,
+        Some(limit) => connect_within(host, config.port, limit).map_err(|e| {
+            if e.kind() == io::ErrorKind::TimedOut {
+                timed_out(limit)
+            } else {
+                connect_err(e)
+            }
+        })?,
+    };
+    // The handshake has what is left of the connect timeout, at most 30 s.
+    let handshake_wait = match config.connect_timeout {
+        Some(limit) => limit
+            .saturating_sub(started.elapsed())
+            .min(HANDSHAKE_TIMEOUT)
+            .max(Duration::from_millis(1)),
+        None => HANDSHAKE_TIMEOUT,
+    };
     stream.set_nodelay(true).map_err(connect_err)?;
     stream
-        .set_read_timeout(Some(HANDSHAKE_TIMEOUT))
+        .set_read_timeout(Some(handshake_wait))
         .map_err(connect_err)?;
     stream
-        .set_write_timeout(Some(HANDSHAKE_TIMEOUT))
+        .set_write_timeout(Some(handshake_wait))
         .map_err(connect_err)?;
 
     let stream = if config.uses_tls() {
-        start_tls(config, host, addr, stream)?
+        start_tls(config, host, addr, stream, handshake_wait)?
     } else {
         Stream::Plain(stream)
     };
@@ -97,10 +119,10 @@ fn connect_once(
                 return Err(handshake_err(addr, reason));
             }
             Err(HandshakeError::Interrupted(_)) => {
-                return Err(handshake_err(
-                    addr,
-                    format!("no answer within {HANDSHAKE_TIMEOUT:?}"),
-                ))
+                return Err(match config.connect_timeout {
+                    Some(limit) if handshake_wait < HANDSHAKE_TIMEOUT => timed_out(limit),
+                    _ => handshake_err(addr, format!("no answer within {handshake_wait:?}")),
+                })
             }
         };
     let accepted = response
@@ -126,13 +148,43 @@ fn connect_once(
     Ok((wire, accepted))
 }
 
+/// A TCP connection to `host:port` within `limit`, trying each address the
+/// name resolves to with what is left of it (an error of kind `TimedOut`
+/// when none answered in time).
+fn connect_within(host: &str, port: u16, limit: Duration) -> io::Result<TcpStream> {
+    let deadline = Instant::now() + limit;
+    let mut last = None;
+    for a in (host, port).to_socket_addrs()? {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        match TcpStream::connect_timeout(&a, left) {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        if Instant::now() >= deadline {
+            io::Error::from(io::ErrorKind::TimedOut)
+        } else {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{host} resolves to no address"),
+            )
+        }
+    }))
+}
+
 /// TLS over `stream` with `host`, its certificate checked; the handshake
-/// bounded by the socket's timeouts ([`HANDSHAKE_TIMEOUT`]).
+/// bounded by the socket's timeouts (`wait`: what is left of the connect
+/// timeout, at most [`HANDSHAKE_TIMEOUT`]).
 fn start_tls(
     config: &ClientConfig,
     host: &str,
     addr: &str,
     stream: TcpStream,
+    wait: Duration,
 ) -> Result<Stream, Error> {
     let tls_config = tls::client_config(config.cafile.as_deref())?;
     let mut conn = tls::client_connection(&tls_config, host)?;
@@ -145,12 +197,18 @@ fn start_tls(
                 io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
             ) =>
         {
-            Err(Error::Tls {
-                addr: addr.into(),
-                reason: format!(
-                    "no TLS answer within {HANDSHAKE_TIMEOUT:?}: is the server a plain ws:// \
-                     server (connect with ws://), or is the network dropping packets?"
-                ),
+            Err(match config.connect_timeout {
+                Some(limit) if wait < HANDSHAKE_TIMEOUT => Error::ConnectTimeout {
+                    addr: addr.into(),
+                    after: limit,
+                },
+                _ => Error::Tls {
+                    addr: addr.into(),
+                    reason: format!(
+                        "no TLS answer within {wait:?}: is the server a plain ws:// \
+                         server (connect with ws://), or is the network dropping packets?"
+                    ),
+                },
             })
         }
         Err(e) => Err(Error::Tls {

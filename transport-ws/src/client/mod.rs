@@ -138,7 +138,7 @@ impl Client {
     /// on (the C ABI) instead of using the decoded value.
     pub fn request_raw(&self, request: &Request) -> Result<(Response, Option<RawValue>), Error> {
         let mut conn = self.begin()?;
-        let (id, frame) = conn.session.send(request)?;
+        let (id, frame) = conn.session.send_frame(request)?;
         conn.write_frame(frame)?;
         self.count_wait();
         Ok(conn.wait(id)??)
@@ -158,7 +158,7 @@ impl Client {
             .session
             .send_raw(request)
             .map_err(Error::InvalidRequest)?;
-        conn.write_frame(frame)?;
+        conn.write_frame(frame.into())?;
         self.count_wait();
         Ok(conn.wait(id)??)
     }
@@ -178,7 +178,7 @@ impl Client {
     /// server did not accept promises ([`Client::promises`]).
     pub fn send_pipelined(&self, request: &Request) -> Result<ObjId, Error> {
         let mut conn = self.begin()?;
-        let (_, promise, frame) = conn.session.send_pipelined(request)?;
+        let (_, promise, frame) = conn.session.send_pipelined_frame(request)?;
         conn.write_frame(frame)?;
         Ok(promise)
     }
@@ -188,7 +188,7 @@ impl Client {
     pub fn send_raw_pipelined(&self, request: &RawRequest<'_>) -> Result<ObjId, Error> {
         let mut conn = self.begin()?;
         let (_, promise, frame) = conn.session.send_raw_pipelined(request)?;
-        conn.write_frame(frame)?;
+        conn.write_frame(frame.into())?;
         Ok(promise)
     }
 
@@ -196,7 +196,7 @@ impl Client {
     /// takes its answer later. Requests sent meanwhile share the round trip.
     pub fn send(&self, request: &Request) -> Result<RequestId, Error> {
         let mut conn = self.begin()?;
-        let (id, frame) = conn.session.send(request)?;
+        let (id, frame) = conn.session.send_frame(request)?;
         conn.write_frame(frame)?;
         Ok(id)
     }
@@ -209,7 +209,7 @@ impl Client {
             .session
             .send_raw(request)
             .map_err(Error::InvalidRequest)?;
-        conn.write_frame(frame)?;
+        conn.write_frame(frame.into())?;
         Ok(id)
     }
 
@@ -332,7 +332,7 @@ impl Client {
         let mut frames = Vec::with_capacity(requests.len());
         let mut unencodable = None;
         for r in requests {
-            match conn.session.send(r) {
+            match conn.session.send_frame(r) {
                 Ok((id, frame)) => frames.push((id, frame)),
                 Err(e) => {
                     unencodable = Some(e);

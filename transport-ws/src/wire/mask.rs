@@ -18,6 +18,24 @@ pub(crate) fn apply(buf: &mut [u8], key: [u8; 4], offset: usize) {
     }
 }
 
+/// `dst = src` XOR `key`, where `src[0]` is byte `offset` of the frame's
+/// payload: masking while copying (one pass over the source).
+pub(crate) fn copy_masked(dst: &mut [u8], src: &[u8], key: [u8; 4], offset: usize) {
+    assert_eq!(dst.len(), src.len());
+    let k: [u8; 4] = std::array::from_fn(|i| key[(offset + i) % 4]);
+    let word = u64::from_ne_bytes([k[0], k[1], k[2], k[3], k[0], k[1], k[2], k[3]]);
+    let mut d = dst.chunks_exact_mut(8);
+    let mut s = src.chunks_exact(8);
+    for (d, s) in (&mut d).zip(&mut s) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(s);
+        d.copy_from_slice(&(u64::from_ne_bytes(w) ^ word).to_ne_bytes());
+    }
+    for (i, (d, s)) in d.into_remainder().iter_mut().zip(s.remainder()).enumerate() {
+        *d = s ^ k[i % 4];
+    }
+}
+
 /// Masking keys for the frames a client sends: unpredictable to anyone on
 /// the path (RFC 6455 §5.3), from a seed the OS gives once per connection
 /// and a SplitMix64 sequence after it, so a frame costs no system call.
@@ -88,6 +106,21 @@ mod tests {
         }
         assert_eq!(at, 1000);
         assert_eq!(whole, pieces);
+    }
+
+    #[test]
+    fn masking_while_copying_equals_masking_in_place() {
+        let key = [0xa1, 0x02, 0xf3, 0x44];
+        for len in 0..40 {
+            for offset in 0..9 {
+                let data: Vec<u8> = (0..len).map(|i| (i * 13 + 5) as u8).collect();
+                let mut in_place = data.clone();
+                apply(&mut in_place, key, offset);
+                let mut copied = vec![0u8; len];
+                copy_masked(&mut copied, &data, key, offset);
+                assert_eq!(copied, in_place, "len {len} offset {offset}");
+            }
+        }
     }
 
     #[test]

@@ -227,6 +227,11 @@ impl Wire {
         self.reader.read(&mut self.stream)
     }
 
+    /// Whether a frame from the peer is partly read (more is on its way).
+    pub(crate) fn receiving(&self) -> bool {
+        self.reader.mid_frame()
+    }
+
     /// When the peer last showed it is alive: it sent anything, or it read
     /// a large message of ours (a peer busy taking a long message sends
     /// nothing meanwhile, and must not count as silent).
@@ -239,8 +244,9 @@ impl Wire {
     }
 
     /// Let the buffers kept for large messages go (the connection idles).
-    pub(crate) fn trim(&self) {
+    pub(crate) fn trim(&mut self) {
         self.reader.trim();
+        self.writer.trim();
     }
 
     /// Note a signal that interrupted a read made while writing.
@@ -302,12 +308,12 @@ impl Wire {
     /// read meanwhile through the reader it is given.
     pub(crate) fn write_message(
         &mut self,
-        payload: &mut [u8],
+        parts: &[&[u8]],
         stalled: &mut dyn FnMut(&mut Reader, &mut Stream, Duration) -> io::Result<()>,
     ) -> io::Result<()> {
         let reader = &mut self.reader;
         self.writer
-            .write_message(&mut self.stream, payload, &mut |stream, idle| {
+            .write_message(&mut self.stream, parts, &mut |stream, idle| {
                 stalled(reader, stream, idle)
             })
     }

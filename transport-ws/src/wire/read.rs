@@ -11,8 +11,8 @@
 //! A read that times out, would block or is interrupted by a signal loses
 //! nothing: the next call goes on where it stopped.
 
-use std::io::Read;
-use std::time::Instant;
+use std::io::{self, Read};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -29,6 +29,10 @@ const DIRECT: usize = 16 << 10;
 const PIECE: usize = 256 << 10;
 /// How much of a large unmasked payload is read at a time.
 const BIG_PIECE: usize = 8 << 20;
+/// A read that is still receiving one large frame after this long returns a
+/// would-block (a retry), so that its caller can do what is due meanwhile:
+/// a server tells its client it lives while a slow upload comes in.
+const READ_SLICE: Duration = Duration::from_millis(200);
 
 /// The header of the frame being read, and how much of its payload is in.
 struct Frame {
@@ -119,6 +123,8 @@ pub(crate) struct Reader {
     control: Message,
     /// When the peer last sent anything.
     last_heard: Instant,
+    /// When the current [`Reader::read`] began (see [`READ_SLICE`]).
+    slice_began: Instant,
     /// How to place a large message in memory, if at all.
     align: Option<Align>,
     /// Buffers of large messages, for the next ones.
@@ -142,6 +148,7 @@ impl Reader {
             message: None,
             control: Message::default(),
             last_heard: Instant::now(),
+            slice_began: Instant::now(),
             align: None,
             pool: Pool::default(),
         }
@@ -169,7 +176,10 @@ impl Reader {
     }
 
     /// Read until a message or control frame is complete.
+    /// A read that has spent [`READ_SLICE`] inside one large frame returns
+    /// a would-block; the next call goes on where it stopped.
     pub(crate) fn read(&mut self, r: &mut impl Read) -> Result<Incoming, WireError> {
+        self.slice_began = Instant::now();
         loop {
             if self.frame.is_none() && !self.parse_header()? {
                 self.fill(r)?;
@@ -386,6 +396,10 @@ impl Reader {
             }
             if let Some(f) = self.frame.as_mut() {
                 f.done += n;
+                if f.done < f.len && self.last_heard.duration_since(self.slice_began) >= READ_SLICE
+                {
+                    return Err(WireError::Io(io::ErrorKind::WouldBlock.into()));
+                }
             }
         }
         let Some(frame) = self.frame.take() else {
@@ -554,7 +568,15 @@ mod tests {
             // The first byte says where the data to align is (0..63 here):
             // the hook must see it unmasked.
             let want = payload.clone();
-            match r.read(&mut Cursor::new(wire)).unwrap() {
+            let mut src = Cursor::new(wire);
+            // A slow (debug, loaded) read may stop at READ_SLICE: go on.
+            let got = loop {
+                match r.read(&mut src) {
+                    Err(WireError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    other => break other.unwrap(),
+                }
+            };
+            match got {
                 Incoming::Message(m) => {
                     assert_eq!(m.as_ref(), want.as_slice());
                     let off = if at == 4000 { 4000 } else { at % 64 };
@@ -577,8 +599,10 @@ mod tests {
         let mut r = Reader::new(masked, max, &[]);
         let mut c = Cursor::new(wire);
         loop {
-            if let Err(e) = r.read(&mut c) {
-                return e;
+            match r.read(&mut c) {
+                Err(WireError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {} // a READ_SLICE
+                Err(e) => return e,
+                Ok(_) => {}
             }
         }
     }

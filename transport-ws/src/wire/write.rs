@@ -3,9 +3,11 @@
 //! Small frames are copied into a pending buffer and written from it, so a
 //! response the peer is not reading yet waits there while the connection
 //! goes on (the caller bounds how much may wait). A large frame is written
-//! straight from the caller's buffer: its header and payload handed to the
-//! kernel together (a vectored write), masked in place first when this side
-//! is a client, so no buffer ever grows to its size and nothing is copied.
+//! straight from the caller's buffers (the parts of an outgoing frame: its
+//! own bytes and the array payloads spliced in): a server hands its header
+//! and parts to the kernel together (vectored writes); a client masks them
+//! a cache-sized piece at a time into a scratch buffer and writes that, so
+//! no buffer ever grows to the frame's size and nothing is joined.
 
 use std::io::{self, IoSlice, Write};
 use std::time::{Duration, Instant};
@@ -15,8 +17,6 @@ use super::opcode;
 
 /// Frames up to this size go through the pending buffer.
 pub(crate) const SMALL: usize = 64 << 10;
-/// How far ahead of the socket a client's large payload is masked.
-const MASK_AHEAD: usize = 512 << 10;
 /// The pending buffer's capacity is cut back to this once it is written out.
 const KEEP: usize = 256 << 10;
 
@@ -65,6 +65,8 @@ pub(crate) struct Writer {
     /// When the socket last took bytes in the middle of a large message:
     /// past the kernel's buffer, only a peer that reads makes that happen.
     peer_read: Option<Instant>,
+    /// Where a client masks a large frame (see [`Writer::write_message`]).
+    scratch: Vec<u8>,
 }
 
 impl Writer {
@@ -77,6 +79,7 @@ impl Writer {
             closed: false,
             interrupted: false,
             peer_read: None,
+            scratch: Vec::new(),
         }
     }
 
@@ -154,68 +157,167 @@ impl Writer {
         Ok(true)
     }
 
-    /// Write a binary message of one frame carrying `payload`, after what is
-    /// pending, straight from `payload` (masked in place first if this is a
-    /// client: its bytes are then spent). Each time the socket takes nothing
-    /// within its write timeout, `stalled` is called with how long it has
-    /// taken nothing: it may read meanwhile (so two peers writing large
-    /// messages to each other cannot deadlock), and its error gives up (the
-    /// frame is then cut short, and the connection must end).
+    /// Write a binary message of one frame carrying `parts` joined, after
+    /// what is pending. A large one goes straight from `parts` to the socket:
+    /// a server's with vectored writes, a client's masked a piece at a time
+    /// into a cache-sized scratch buffer and written from there, so no
+    /// buffer ever grows to its size, nothing is joined and `parts` are left
+    /// as they were. Each time the socket takes nothing within its write
+    /// timeout, `stalled` is called with how long it has taken nothing: it
+    /// may read meanwhile (so two peers writing large messages to each other
+    /// cannot deadlock), and its error gives up (the frame is then cut short,
+    /// and the connection must end).
     pub(crate) fn write_message<W: Write>(
         &mut self,
         w: &mut W,
-        payload: &mut [u8],
+        parts: &[&[u8]],
         stalled: &mut dyn FnMut(&mut W, Duration) -> io::Result<()>,
     ) -> io::Result<()> {
         if self.closed {
             return Err(closing());
         }
-        if payload.len() <= SMALL {
-            self.queue(opcode::BINARY, payload)?;
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if len <= SMALL {
+            self.queue_parts(opcode::BINARY, parts)?;
             return self.drain(w, stalled);
         }
         self.drain(w, stalled)?;
-        let mut progress = Instant::now();
         let key = self.keys.as_mut().map(KeySource::next_key);
-        let (h, hlen) = header(true, opcode::BINARY, payload.len(), key);
+        let (h, hlen) = header(true, opcode::BINARY, len, key);
         let head = &h[..hlen];
-        let total = hlen + payload.len();
-        // A client's payload is masked a piece ahead of the socket, so the
-        // kernel copies each piece while it is still in the cache.
-        let mut masked = if key.is_some() { 0 } else { payload.len() };
+        let total = hlen + len;
+        let mut progress = Instant::now();
         let mut done = 0;
-        while done < total {
-            let at = done.saturating_sub(hlen);
-            if let Some(k) = key {
-                if masked < payload.len() && masked < at + MASK_AHEAD / 2 {
-                    let end = (masked + MASK_AHEAD).min(payload.len());
-                    mask::apply(&mut payload[masked..end], k, masked);
-                    masked = end;
-                }
+        // A client's frame: bytes [from, to) of it, masked, in the scratch.
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let (mut from, mut to) = (0, 0);
+        let result = loop {
+            if done >= total {
+                break Ok(());
             }
-            let result = if done < hlen {
-                w.write_vectored(&[
-                    IoSlice::new(&head[done..]),
-                    IoSlice::new(&payload[..masked]),
-                ])
-            } else {
-                w.write(&payload[at..masked])
+            let result = match key {
+                None => {
+                    let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+                    let n = slices_from(done, head, parts, &mut slices);
+                    w.write_vectored(&slices[..n])
+                }
+                Some(k) => {
+                    if done == to {
+                        scratch.resize(SCRATCH, 0);
+                        let n = fill_masked(&mut scratch, done, head, parts, k);
+                        (from, to) = (done, done + n);
+                    }
+                    w.write(&scratch[done - from..to - from])
+                }
             };
             match result {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     done += n;
                     progress = Instant::now();
                     self.peer_read = Some(progress);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => self.interrupted = true,
-                Err(e) if is_retry(&e) => stalled(w, progress.elapsed())?,
-                Err(e) => return Err(e),
+                Err(e) if is_retry(&e) => {
+                    if let Err(e) = stalled(w, progress.elapsed()) {
+                        break Err(e);
+                    }
+                }
+                Err(e) => break Err(e),
             }
-        }
+        };
+        self.scratch = scratch;
+        result?;
         // Under TLS the frame's last records may wait in its buffer.
         self.drain(w, stalled)
     }
+
+    /// Queue a whole binary frame carrying `parts` joined.
+    fn queue_parts(&mut self, op: u8, parts: &[&[u8]]) -> io::Result<()> {
+        if self.closed {
+            return Err(closing());
+        }
+        let len = parts.iter().map(|p| p.len()).sum();
+        let key = self.keys.as_mut().map(KeySource::next_key);
+        let (h, n) = header(true, op, len, key);
+        self.pending.extend_from_slice(&h[..n]);
+        let at = self.pending.len();
+        for p in parts {
+            self.pending.extend_from_slice(p);
+        }
+        if let Some(k) = key {
+            mask::apply(&mut self.pending[at..], k, 0);
+        }
+        Ok(())
+    }
+
+    /// Let the scratch buffer go (when the connection is idle).
+    pub(crate) fn trim(&mut self) {
+        self.scratch = Vec::new();
+    }
+}
+
+/// At most this many buffers go to one vectored write.
+const MAX_SLICES: usize = 16;
+/// A client masks its large frames into a buffer of this size.
+const SCRATCH: usize = 256 << 10;
+
+/// The slices of the frame `head` + `parts` from byte `done` on (at most
+/// `out.len()` of them); returns how many.
+fn slices_from<'a>(
+    mut done: usize,
+    head: &'a [u8],
+    parts: &[&'a [u8]],
+    out: &mut [IoSlice<'a>],
+) -> usize {
+    let mut n = 0;
+    for p in std::iter::once(head).chain(parts.iter().copied()) {
+        if n == out.len() {
+            break;
+        }
+        if done >= p.len() {
+            done -= p.len();
+            continue;
+        }
+        out[n] = IoSlice::new(&p[done..]);
+        done = 0;
+        n += 1;
+    }
+    n
+}
+
+/// Copy the frame `head` + `parts` from byte `at` on into `out`, as much as
+/// fits, masking the payload with `key`; returns how many bytes.
+fn fill_masked(out: &mut [u8], at: usize, head: &[u8], parts: &[&[u8]], key: [u8; 4]) -> usize {
+    let mut skip = at;
+    let mut filled = 0;
+    // Where the payload begins, in frame bytes.
+    let mut pos = 0usize;
+    for (i, p) in std::iter::once(head)
+        .chain(parts.iter().copied())
+        .enumerate()
+    {
+        if filled == out.len() {
+            break;
+        }
+        let start = pos;
+        pos += p.len();
+        if skip >= p.len() {
+            skip -= p.len();
+            continue;
+        }
+        let src = &p[skip..];
+        let n = src.len().min(out.len() - filled);
+        let dst = &mut out[filled..filled + n];
+        if i == 0 {
+            dst.copy_from_slice(&src[..n]);
+        } else {
+            mask::copy_masked(dst, &src[..n], key, start + skip - head.len());
+        }
+        filled += n;
+        skip = 0;
+    }
+    filled
 }
 
 impl Writer {
@@ -287,8 +389,8 @@ mod tests {
             };
             let mut stalls = 0;
             for &len in &sizes {
-                let mut payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
-                w.write_message(&mut sock, &mut payload, &mut |_, _| {
+                let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+                w.write_message(&mut sock, &[&payload], &mut |_, _| {
                     stalls += 1;
                     Ok(())
                 })
@@ -311,15 +413,48 @@ mod tests {
     }
 
     #[test]
+    fn a_message_in_parts_reads_back_joined_for_either_role() {
+        // Parts of every kind of size, empty ones included, crossing the
+        // scratch buffer's size more than once.
+        let cuts = [0usize, 3, 3, 70_000, 70_001, 400_000, 400_000, 900_005];
+        let whole: Vec<u8> = (0..*cuts.last().unwrap())
+            .map(|i| (i % 253) as u8)
+            .collect();
+        let parts: Vec<&[u8]> = cuts.windows(2).map(|w| &whole[w[0]..w[1]]).collect();
+        for client in [false, true] {
+            let mut w = Writer::new(client);
+            let mut sock = Slow {
+                out: Vec::new(),
+                step: 50_000,
+                calls: 0,
+            };
+            w.write_message(&mut sock, &parts, &mut |_, _| Ok(()))
+                .unwrap();
+            // A small message in parts goes through the pending buffer.
+            w.write_message(&mut sock, &[b"ab", b"", b"c"], &mut |_, _| Ok(()))
+                .unwrap();
+            let mut r = Reader::new(client, 1 << 21, &[]);
+            let mut c = Cursor::new(sock.out);
+            match r.read(&mut c).unwrap() {
+                Incoming::Message(m) => assert!(m.as_ref() == whole.as_slice(), "client {client}"),
+                other => panic!("{other:?}"),
+            }
+            assert!(
+                matches!(r.read(&mut c).unwrap(), Incoming::Message(m) if m.as_ref() == b"abc")
+            );
+        }
+    }
+
+    #[test]
     fn tungstenite_reads_what_a_server_writes() {
         use tungstenite::protocol::Role;
         use tungstenite::{Message, WebSocket};
         for len in [0usize, 5, 126, 65536, 300_000] {
-            let mut payload: Vec<u8> = (0..len).map(|i| (i % 249) as u8).collect();
+            let payload: Vec<u8> = (0..len).map(|i| (i % 249) as u8).collect();
             let want = payload.clone();
             let mut wire = Vec::new();
             Writer::new(false)
-                .write_message(&mut wire, &mut payload, &mut |_, _| Ok(()))
+                .write_message(&mut wire, &[&payload], &mut |_, _| Ok(()))
                 .unwrap();
             let mut ws = WebSocket::from_raw_socket(Cursor::new(wire), Role::Client, None);
             match ws.read().unwrap() {
@@ -334,11 +469,11 @@ mod tests {
         use tungstenite::protocol::Role;
         use tungstenite::{Message, WebSocket};
         for len in [3usize, 70_000, 300_000] {
-            let mut payload: Vec<u8> = (0..len).map(|i| (i % 247) as u8).collect();
+            let payload: Vec<u8> = (0..len).map(|i| (i % 247) as u8).collect();
             let want = payload.clone();
             let mut wire = Vec::new();
             Writer::new(true)
-                .write_message(&mut wire, &mut payload, &mut |_, _| Ok(()))
+                .write_message(&mut wire, &[&payload], &mut |_, _| Ok(()))
                 .unwrap();
             let mut ws = WebSocket::from_raw_socket(Cursor::new(wire), Role::Server, None);
             match ws.read().unwrap() {
@@ -354,7 +489,7 @@ mod tests {
         w.queue(opcode::CLOSE, &[3, 232]).unwrap();
         assert!(w.queue(opcode::PING, b"").is_err());
         assert!(w
-            .write_message(&mut Vec::new(), &mut [1, 2, 3], &mut |_, _| Ok(()))
+            .write_message(&mut Vec::new(), &[&[1, 2, 3]], &mut |_, _| Ok(()))
             .is_err());
     }
 }

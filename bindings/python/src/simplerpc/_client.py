@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import sys
 import types
-from typing import Any, Callable, Dict, Optional, Tuple, Type, TypeVar
+from typing import Any, Callable, Dict, List, Optional, Tuple, Type, TypeVar
 
+from ._messages import no_wire_form
 from ._native_api import NativeClientAPI, NativeRemoteError
-from ._proxy import RPCProxy
+from ._proxy import RPCProxy, _RemoteIterator
 from ._serialization import local_imports, local_numpy, packb, packb_parts, unpackb
-from .errors import ConnectionClosedError, RemoteException
+from .errors import AuthenticationError, ConnectionClosedError, ConnectionRefusedError, RemoteException
 
 
 def _trail(kind: str, parent: str = "", a: str = "", key: bytes = b"") -> str:
@@ -32,6 +33,87 @@ def _tuple_builtin() -> str:
     from . import _native
 
     return _native.TUPLE_BUILTIN
+
+
+# Server-side helpers of the proxy protocol, run with ``exec`` in a
+# dictionary of their own (the user's remote globals are left alone) through
+# the reference protocol's ``eval``, once per connection. ``take`` fetches a
+# batch of a remote iterator: ``[items, [views, done]]``, where ``items``
+# stays remote and ``[views, done]`` is materialized. A view is ``[0, value]``
+# for an item of a simple immutable type, ``[2, [views]]`` for a tuple, and
+# ``[1]`` for anything else (the client gets it by reference, from
+# ``items``). A batch stops after ``n`` items or once its str and bytes
+# values pass 256 KiB, whichever comes first (a message stays small), and
+# takes exactly the items it returns from the iterator.
+_HELPERS_SOURCE = """
+import sys
+
+_SIMPLE = (type(None), bool, float, complex)
+_BUDGET = 1 << 18
+
+def _view(x, size, depth=0):
+    t = type(x)
+    size[0] += 16
+    if t is str or t is bytes:
+        size[0] += len(x)
+        return [0, x]
+    if t is int:
+        return [0, x] if -(1 << 63) <= x < (1 << 64) else [1]
+    if t in _SIMPLE:
+        return [0, x]
+    np = sys.modules.get("numpy")
+    if np is not None and isinstance(x, (np.bool_, np.number)):
+        return [0, x]
+    if t is tuple and depth < 4:
+        return [2, [_view(e, size, depth + 1) for e in x]]
+    return [1]
+
+def take(it, n):
+    items, views, size = [], [], [0]
+    for x in it:
+        items.append(x)
+        views.append(_view(x, size))
+        if len(items) >= n or size[0] >= _BUDGET:
+            return [items, [views, False]]
+    return [items, [views, True]]
+
+def next1(it):
+    items = [next(it)]
+    return [items, [[_view(x, [0]) for x in items], False]]
+
+def enter(cm):
+    try:
+        method = type(cm).__enter__
+    except AttributeError:
+        raise TypeError(f"{type(cm).__name__!r} object does not support the context manager protocol") from None
+    return method(cm)
+
+def _exception(name, message):
+    module, _, qualname = name.rpartition(".")
+    obj = sys.modules.get(module or "builtins")
+    for part in qualname.split("."):
+        obj = getattr(obj, part, None)
+    if not (isinstance(obj, type) and issubclass(obj, BaseException)):
+        obj = Exception
+    try:
+        return obj, obj(message)
+    except Exception:
+        return Exception, Exception(message)
+
+def exit(cm, name, message):
+    if name is None:
+        return bool(type(cm).__exit__(cm, None, None, None))
+    cls, exc = _exception(name, message)
+    return bool(type(cm).__exit__(cm, cls, exc, None))
+"""
+
+# The remote function of each change a proxy makes (RPCProxy.__setattr__, ...).
+_MUTATIONS = {
+    "setattr": ("builtins", "setattr"),
+    "delattr": ("builtins", "delattr"),
+    "setitem": ("operator", "setitem"),
+    "delitem": ("operator", "delitem"),
+}
 
 __all__ = ["Connection", "connect", "patch_module"]
 
@@ -94,6 +176,11 @@ class Connection:
         self._patched: Dict[str, Optional[types.ModuleType]] = {}
         self._remote_tuple: Optional[RPCProxy] = None
         self._modules: Dict[str, RPCProxy] = {}
+        # The proxy protocol's remote functions (operator.add, builtins.len,
+        # ...) and helpers (_HELPERS_SOURCE), looked up once per connection.
+        self._functions: Dict[Tuple[str, str], RPCProxy] = {}
+        self._helpers: Dict[str, RPCProxy] = {}
+        self._helper_ns: Optional[RPCProxy] = None
         # Promise pipelining (our server accepts it, a stock one does not):
         # getattr, call, getitem and eval return at once with a proxy of the
         # promised result, and the next wait carries the whole chain.
@@ -195,6 +282,9 @@ class Connection:
         self.unpatch_all()
         self._closed = True
         self._modules.clear()
+        self._functions.clear()
+        self._helpers.clear()
+        self._helper_ns = None
         self._remote_tuple = None
         self._exprs.clear()
         self._native.close()
@@ -234,7 +324,9 @@ class Connection:
         # hasattr() or getattr(obj, name, default) (IPython's _repr_html_,
         # _ipython_canary_method_should_not_exist_, dunders): those wait,
         # so that a missing one raises AttributeError here, as they expect.
-        if self._pipelining and not name.startswith("_"):
+        # So does "keys", which dict(x) and dict.update(x) probe for to tell
+        # a mapping from a sequence of pairs.
+        if self._pipelining and not name.startswith("_") and name != "keys":
             return self._promise(child, _KIND_GET_ATTR, proxy._rpc_obj_id, name=name, path=path)
         return self._request_object(child, self._native.getattr, proxy._rpc_obj_id, path, name)
 
@@ -244,7 +336,7 @@ class Connection:
         one buffer (``packb_parts`` leaves large arrays where they are). With
         ``join=False`` large arrays stay apart: a list of buffers the library
         copies once, straight into the frame."""
-        parts = packb_parts(value, proxy_owner=self, tuples=self._tuples)
+        parts = _packed(packb_parts, value, proxy_owner=self, tuples=self._tuples)
         size = used + sum(memoryview(p).nbytes for p in parts)
         limit = self._max_message
         if limit and size > limit:
@@ -270,7 +362,7 @@ class Connection:
             # No tuple on the wire (a server takes an array for a list, numpy
             # for fancy indexing): the tuple is built on the server with the
             # builtin core names, and indexed with by reference.
-            path = _trail("GETITEM_TUPLE", proxy._rpc_path, key=packb(list(key), proxy_owner=self))
+            path = _trail("GETITEM_TUPLE", proxy._rpc_path, key=_packed(packb, list(key), proxy_owner=self))
             if self._remote_tuple is None:
                 self._remote_tuple = getattr(self.builtins, _tuple_builtin())
             key = self._remote_tuple(list(key))
@@ -294,6 +386,175 @@ class Connection:
     def _wait_value(self, obj_id: int) -> Any:
         native = self._native
         return native.wait_value(native.send(_KIND_MATERIALIZE, obj_id), self._allow_pickle)
+
+    # -- the proxy protocol (RPCProxy's operators, conversions, iteration)
+
+    def _function(self, module: str, name: str) -> RPCProxy:
+        """The remote ``module.name`` (``operator.add``), once per connection:
+        the module is imported once (a wait), the attribute pipelined."""
+        key = (module, name)
+        fn = self._functions.get(key)
+        if fn is None:
+            try:
+                remote_module = self.modules[module]
+            except RemoteException as e:
+                if not isinstance(e, ImportError):
+                    raise
+                # A server without Python's modules (a Rust or C executor).
+                raise TypeError(
+                    f"this operation on a proxy runs {module}.{name} on the server, which has no "
+                    f"module {module!r} (it is not a Python server): materialize() the proxy and "
+                    "work on the value, or call the server's own functions"
+                ) from e
+            fn = getattr(remote_module, name)
+            self._functions[key] = fn
+        return fn
+
+    def _wire(self, value: Any) -> Any:
+        """An operand as it must travel: a tuple is built on the server (no
+        tuple on the wire, see :meth:`_getitem`), so that ``p == (1, 2)``
+        and ``p[0, 1] = v`` mean what they say; anything else as it is."""
+        if not isinstance(value, tuple):
+            return value
+        if self._remote_tuple is None:
+            self._remote_tuple = getattr(self.builtins, _tuple_builtin())
+        return self._remote_tuple([self._wire(v) for v in value])
+
+    def _operate(self, module: str, name: str, *args: Any) -> RPCProxy:
+        """``module.name(*args)`` on the server: a proxy of the result
+        (pipelined against our server, so nothing waits)."""
+        fn = self._function(module, name)
+        try:
+            return self._call(fn, tuple(self._wire(a) for a in args), {})
+        except TypeError as e:
+            if isinstance(e, RemoteException):  # the server's answer (a stock server answers at once)
+                raise
+            raise _unsendable(e, f"{module}.{name}") from None
+
+    def _value(self, module: str, name: str, *args: Any) -> Any:
+        """``module.name(*args)`` on the server, materialized: one round trip
+        against our server (the call is pipelined into the wait)."""
+        return self._materialize(self._operate(module, name, *args))
+
+    def _compare(self, name: str, a: Any, b: Any) -> Any:
+        """``operator.<name>(a, b)`` on the server, lazily; NotImplemented
+        (so ``==`` falls back to identity) for an operand that cannot be sent."""
+        try:
+            return self._operate("operator", name, a, b)
+        except _UnsendableError:
+            return NotImplemented
+
+    def _call_now(self, fn: RPCProxy, args: Tuple[Any, ...], path: str) -> RPCProxy:
+        """``fn(*args)`` waiting for the answer even when pipelining, so its
+        error is raised here: a proxy of the result."""
+        try:
+            packed_args, used = self._pack(list(args), join=False)
+            packed_kwargs, _ = self._pack({}, used)
+        except TypeError as e:
+            raise _unsendable(e, fn._rpc_path) from None
+        return self._request_object(path, self._native.call, fn._rpc_obj_id, fn._rpc_path, packed_args, packed_kwargs)
+
+    def _mutate(self, kind: str, target: RPCProxy, *args: Any) -> None:
+        """``setattr``/``delattr``/``setitem``/``delitem`` on the server; waits."""
+        module, name = _MUTATIONS[kind]
+        fn = self._function(module, name)
+        try:
+            args = tuple(self._wire(a) for a in args)
+        except TypeError as e:
+            if isinstance(e, RemoteException):
+                raise
+            raise _unsendable(e, fn._rpc_path) from None
+        self._call_now(fn, (target,) + args, _trail("CALL", fn._rpc_path))
+
+    def _helper(self, name: str) -> RPCProxy:
+        """A function of :data:`_HELPERS_SOURCE` on the server."""
+        fn = self._helpers.get(name)
+        if fn is None:
+            ns = self._helper_ns
+            if ns is None:
+                expr = f"(lambda ns: (exec({_HELPERS_SOURCE!r}, ns), ns)[1])({{}})"
+                what = "<simplerpc proxy helpers>"
+                if self._pipelining:
+                    ns = self._promise(what, _KIND_EVAL, name=expr)
+                else:
+                    ns = self._request_object(what, self._native.eval, expr)
+                self._helper_ns = ns
+            fn = ns[name]
+            self._helpers[name] = fn
+        return fn
+
+    def _take(self, it: RPCProxy, n: int) -> Tuple[List[Any], bool]:
+        """Up to the next ``n`` items of the remote iterator ``it`` (fewer
+        when they are large), and whether it is exhausted."""
+        pair = self._helper("take")(it, n)
+        views, done = self._materialize(pair[1])
+        return self._unview(pair, views, f"next({it._rpc_path})"), bool(done)
+
+    def _next(self, proxy: RPCProxy) -> Any:
+        """``next(proxy)``: exactly one item (StopIteration at the end)."""
+        pair = self._helper("next1")(proxy)
+        views, _ = self._materialize(pair[1])
+        return self._unview(pair, views, f"next({proxy._rpc_path})")[0]
+
+    def _iterate(self, proxy: RPCProxy, start: str) -> _RemoteIterator:
+        """``iter(proxy)`` (``start`` "iter") or ``reversed(proxy)``, run remotely in batches."""
+        it = self._operate("builtins", start, proxy)
+        self._rename(it, f"{start}({proxy._rpc_path})")
+        return _RemoteIterator(self, it)
+
+    def _rename(self, proxy: RPCProxy, name: str) -> None:
+        """Name ``proxy`` ``name`` in its repr and in the error of its request."""
+        object.__setattr__(proxy, "_rpc_path", name)
+        obj_id = proxy._rpc_obj_id
+        if obj_id >= _PROMISE_BIT and (obj_id & ~_PROMISE_BIT) in self._exprs:
+            self._exprs[obj_id & ~_PROMISE_BIT] = name
+
+    def _unview(self, pair: RPCProxy, view: List[Any], label: str) -> List[Any]:
+        """The items of a batch ``pair`` (``[items, view]`` on the server, see
+        :data:`_HELPERS_SOURCE`): values, tuples of them, or proxies (of
+        ``items[i]``, ``items[i][j]``; pipelined against our server) whose
+        repr names them ``label`` (``next(iter(...))``)."""
+        batch: List[RPCProxy] = []
+
+        def items() -> RPCProxy:
+            if not batch:
+                batch.append(pair[0])
+            return batch[0]
+
+        def build(entry: List[Any], get: Callable[[], RPCProxy], name: str) -> Any:
+            if entry[0] == 0:
+                return entry[1]
+            if entry[0] == 2:
+                parent: List[RPCProxy] = []
+
+                def element(j: int) -> RPCProxy:
+                    if not parent:
+                        parent.append(get())
+                    return parent[0][j]
+
+                return tuple(build(e, lambda j=j: element(j), f"{name}[{j}]") for j, e in enumerate(entry[1]))
+            proxy = get()
+            self._rename(proxy, name)
+            return proxy
+
+        return [build(e, lambda i=i: items()[i], label) for i, e in enumerate(view)]
+
+    def _enter(self, proxy: RPCProxy) -> RPCProxy:
+        """``with proxy:``: the remote ``__enter__`` result; waits, so an error is raised here."""
+        return self._call_now(self._helper("enter"), (proxy,), f"{proxy._rpc_path}.__enter__()")
+
+    def _exit(self, proxy: RPCProxy, exc: Optional[BaseException]) -> bool:
+        """The remote ``__exit__``, told of ``exc`` by its type's name and
+        message (the exception itself stays here); True to suppress it."""
+        name: Optional[str] = None
+        message = ""
+        if exc is not None:
+            etype = getattr(exc, "exception_type", None)  # a RemoteException: the remote type
+            name = etype or f"{type(exc).__module__}.{type(exc).__qualname__}"
+            message = str(exc.args[0]) if len(exc.args) == 1 else str(exc)  # KeyError('k'): k
+            if etype and message.startswith(f"{etype}: "):
+                message = message[len(etype) + 2 :]
+        return bool(self._materialize(self._helper("exit")(proxy, name, message)))
 
     def _release(self, obj_id: int) -> None:
         if obj_id >= _PROMISE_BIT:
@@ -337,6 +598,31 @@ class Connection:
         raise exc from cause
 
 
+class _UnsendableError(TypeError):
+    """An operand of a proxy's operation that the protocol cannot carry."""
+
+
+def _unsendable(error: TypeError, what: str) -> TypeError:
+    """The TypeError of an operand the protocol cannot carry, saying what to do."""
+    return _UnsendableError(
+        f"{error} (an argument of {what} on the server): send a value the protocol "
+        "carries (numbers, str, bytes, lists, dicts, numpy arrays, proxies), or "
+        "materialize() the proxy and compute locally"
+    )
+
+
+def _packed(pack: Callable[..., _T], value: Any, **kw: Any) -> _T:
+    """``pack(value, **kw)``; a value without wire form raises one clear
+    TypeError naming its type (not the packer's frames)."""
+    try:
+        return pack(value, **kw)
+    except TypeError as e:
+        clear = no_wire_form(e, None, "send")
+        if clear is None:
+            raise
+    raise clear
+
+
 def connect(
     host: Optional[str] = None,
     port: Optional[int] = None,
@@ -359,10 +645,12 @@ def connect(
             unpickle the exceptions it sends (to re-raise the original
             object) and numpy object arrays. Off by default: remote
             exceptions are rebuilt from their type name and message instead.
-        timeout: seconds a request may wait for its answer; ``None`` (the
-            default) waits as long as the remote call takes. A request that
-            runs out of time raises :class:`RequestTimeoutError` and closes
-            the connection.
+        timeout: seconds connecting may take (raising
+            :class:`ConnectTimeoutError` past it), and seconds a request may
+            wait for its answer; ``None`` (the default) waits as long as the
+            remote call takes (and as the operating system lets a connection
+            attempt take). A request that runs out of time raises
+            :class:`RequestTimeoutError` and closes the connection.
         dead_after: seconds a simplerpc server may stay silent while a
             request waits, not even answering pings, before it counts as
             frozen or unreachable: the request raises
@@ -381,30 +669,74 @@ def connect(
     Raises:
         ValueError: no token given and ``$SIMPLERPC_TOKEN`` is not set.
         AuthenticationError: the server refused the token.
-        ConnectionError: the server cannot be reached, or TLS failed (the
-            message names the host and the reason: unknown issuer, name
+        ConnectionRefusedError: nothing listens at ``host:port``
+            (``simplerpc.ConnectionRefusedError``, a builtin one too).
+        ConnectTimeoutError: connecting took longer than ``timeout``.
+        ConnectionError: another failure to connect
+            (``simplerpc.ConnectionError``, the base of the three above
+            and a builtin ``ConnectionError`` too), TLS included: the
+            message names the host and the reason (unknown issuer, name
             mismatch, expired, or a server that is not speaking TLS).
     """
+    # Where each setting came from, for the messages of a failed connect.
+    where = {}
+    for name, var, value in (("host", "SIMPLERPC_HOST", host), ("port", "SIMPLERPC_PORT", port), ("token", "SIMPLERPC_TOKEN", token)):
+        if value is not None:
+            where[name] = "from the argument"
+        elif os.environ.get(var):
+            where[name] = f"from ${var}"
+        else:
+            where[name] = "by default"
     if host is not None and "://" in host:
         host, url_port, url_tls = _parse_url(host)
-        if port is None:
+        where["host"] = "from the URL"
+        if port is None and url_port is not None:
             port = url_port
+            where["port"] = "from the URL"
         if tls is None:
             tls = url_tls
         elif tls != url_tls:
             raise ValueError(f"tls={tls} contradicts the URL's scheme ({'wss' if url_tls else 'ws'}://)")
     if host is None:
-        host = os.environ.get("SIMPLERPC_HOST", "localhost")
+        host = os.environ.get("SIMPLERPC_HOST") or "localhost"
     if port is None:
-        port = int(os.environ.get("SIMPLERPC_PORT", "8000"))
+        text = os.environ.get("SIMPLERPC_PORT") or "8000"
+        try:
+            port = int(text)
+        except ValueError:
+            raise ValueError(f"SIMPLERPC_PORT is {text!r}, not a port number (1-65535)") from None
+    if not 0 < port < 65536:
+        raise ValueError(f"port {port} ({where['port']}) is not a port number (1-65535)")
     if token is None:
         token = os.environ.get("SIMPLERPC_TOKEN")
         if not token:
-            raise ValueError("token must be given or set in the SIMPLERPC_TOKEN environment variable")
+            raise ValueError(
+                "no token: pass connect(token=...) or set the SIMPLERPC_TOKEN environment variable "
+                "to the token the server printed when it started"
+            )
     # No malloc tuning: a library leaves its host process's settings alone.
     from ._native import NativeClient
 
-    native = NativeClient(host, port, token, timeout=timeout, dead_after=dead_after, tls=bool(tls), cafile=cafile)
+    try:
+        native = NativeClient(host, port, token, timeout=timeout, dead_after=dead_after, tls=bool(tls), cafile=cafile)
+    except AuthenticationError as e:
+        if where["token"] == "from $SIMPLERPC_TOKEN":
+            hint = (
+                "the token came from $SIMPLERPC_TOKEN, which may be another server's: "
+                "export the token this server printed, or pass connect(token=...)"
+            )
+        else:
+            hint = "pass the token this server printed: connect(token=...)"
+        raise AuthenticationError(f"{e} ({hint})") from None
+    except ConnectionRefusedError as e:
+        if {where["host"], where["port"]} <= {"from the argument", "from the URL"}:
+            raise
+        refused = ConnectionRefusedError(
+            f"{e} (host {host} {where['host']}, port {port} {where['port']}: pass connect(host, port), "
+            "or export the SIMPLERPC_HOST and SIMPLERPC_PORT lines the server printed)"
+        )
+        refused.errno = e.errno
+        raise refused from None
     return Connection(native, allow_pickle=allow_pickle)
 
 

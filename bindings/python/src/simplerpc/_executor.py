@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import builtins
 import importlib
-import traceback
 from collections.abc import Mapping
 from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Tuple
 
+from ._messages import no_wire_form, user_traceback
 from ._serialization import _Buffer, _hashable, packb, packb_parts, unpackb
 
 __all__ = ["PythonExecutor", "describe_exception"]
@@ -28,7 +28,8 @@ def describe_exception(exc: BaseException) -> Tuple[str, str, str, Optional[byte
     Returns:
         ``(exception_type, message, traceback, pickle)``: the type's qualified
         name (``"builtins.ValueError"``), ``str(exc)``, the formatted
-        traceback, and ``dill.dumps(exc)`` or None when dill is missing or
+        traceback without this package's own frames (it starts at the
+        user's code), and ``dill.dumps(exc)`` or None when dill is missing or
         cannot pickle it.
     """
     cls = type(exc)
@@ -37,7 +38,10 @@ def describe_exception(exc: BaseException) -> Tuple[str, str, str, Optional[byte
         message = str(exc)
     except Exception:
         message = f"<unprintable {cls.__name__} object>"
-    tb = "".join(traceback.format_exception(cls, exc, exc.__traceback__))
+    try:
+        tb = user_traceback(exc)
+    except Exception:  # never fail to report an error for want of its traceback
+        tb = ""
     try:
         import dill
 
@@ -178,7 +182,14 @@ class PythonExecutor:
     def materialize(self, handle: int) -> Any:
         """The object's value, msgpack-encoded, as a list of buffers that make
         it when joined (large arrays are their own memory, not copied)."""
-        return packb_parts(self._get(handle), tuples=bool(self.tuples))
+        value = self._get(handle)
+        try:
+            return packb_parts(value, tuples=bool(self.tuples))
+        except TypeError as e:
+            clear = no_wire_form(e, value, "materialize")
+            if clear is None:
+                raise
+        raise clear
 
     def eval(self, expr: str) -> int:
         """Evaluate ``expr`` in this client's globals."""

@@ -11,7 +11,9 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import errno
 import glob
+import itertools
 import os
 import threading
 from ctypes import (
@@ -29,7 +31,16 @@ from ctypes import (
 from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 
 from ._native_api import NativeRemoteError
-from .errors import AuthenticationError, ConnectionClosedError, ProtocolError, RequestTimeoutError, SimpleRPCError
+from .errors import (
+    AuthenticationError,
+    ConnectionClosedError,
+    ConnectionError,
+    ConnectionRefusedError,
+    ConnectTimeoutError,
+    ProtocolError,
+    RequestTimeoutError,
+    SimpleRPCError,
+)
 
 # The header's constants, by their C names.
 # srpc_status
@@ -47,7 +58,8 @@ from .errors import AuthenticationError, ConnectionClosedError, ProtocolError, R
     SRPC_STATUS_ERR_STATE,
     SRPC_STATUS_ERR_TIMEOUT,
     SRPC_STATUS_INTERRUPTED,
-) = range(13)
+    SRPC_STATUS_ERR_REFUSED,
+) = range(14)
 # srpc_call_kind
 (
     SRPC_CALL_KIND_IMPORT_MODULE,
@@ -96,6 +108,21 @@ SRPC_EXT_TUPLE = 8
 SRPC_EXT_ALL = 15
 SRPC_NO_OBJECT = (1 << 64) - 1
 SRPC_PROMISE_BIT = 1 << 63
+# srpc_mp_type: the item types of the library's msgpack reader for C hosts
+# (Python reads msgpack with the msgpack package; declared for the ABI check).
+(
+    SRPC_MP_TYPE_NIL,
+    SRPC_MP_TYPE_BOOL,
+    SRPC_MP_TYPE_INT,
+    SRPC_MP_TYPE_UINT,
+    SRPC_MP_TYPE_FLOAT,
+    SRPC_MP_TYPE_STR,
+    SRPC_MP_TYPE_BIN,
+    SRPC_MP_TYPE_ARRAY,
+    SRPC_MP_TYPE_MAP,
+    SRPC_MP_TYPE_EXT,
+) = range(10)
+SRPC_NDARRAY_MAX_DIMS = 64
 
 # Each Structure names its C type in ``_c_type_``: tests/test_abi_header.py
 # compiles a C program against include/simplerpc.h and checks every size,
@@ -140,6 +167,32 @@ class Call(Structure):
 class Response(Structure):
     _c_type_ = "srpc_response"
     _fields_ = [("kind", c_uint32), ("obj", c_uint64), ("request_id", c_uint64), ("value", Buf)]
+
+
+# The msgpack helpers' structs, for C hosts; unused here, declared so that
+# the ABI check covers every struct of the header.
+class MpItem(Structure):
+    _c_type_ = "srpc_mp_item"
+    _fields_ = [
+        ("type", c_uint32),
+        ("boolean", ctypes.c_bool),
+        ("i", ctypes.c_int64),
+        ("u", c_uint64),
+        ("f", ctypes.c_double),
+        ("bytes", Slice),
+        ("count", c_uint32),
+        ("ext_type", ctypes.c_int8),
+    ]
+
+
+class MpReader(Structure):
+    _c_type_ = "srpc_mp_reader"
+    _fields_ = [("data", c_void_p), ("len", c_size_t), ("pos", c_size_t)]
+
+
+class NdArray(Structure):
+    _c_type_ = "srpc_ndarray"
+    _fields_ = [("dtype", Str), ("ndim", c_size_t), ("shape", c_uint64 * SRPC_NDARRAY_MAX_DIMS), ("data", Slice)]
 
 
 OPEN_FN = CFUNCTYPE(c_uint32, c_void_p, POINTER(c_void_p))
@@ -199,6 +252,7 @@ class ClientConfig(Structure):
         ("extensions", c_uint32),
         ("tls", ctypes.c_bool),
         ("cafile", Str),
+        ("timeout_ms", c_uint64),
     ]
 
 
@@ -235,7 +289,6 @@ _last_type = _declare("srpc_last_error_type", c_void_p)
 _last_traceback = _declare("srpc_last_error_traceback", c_void_p)
 _last_payload = _declare("srpc_last_error_payload", c_void_p, POINTER(c_size_t))
 _buf_free = _declare("srpc_buf_free", None, POINTER(Buf))
-_client_connect_ext = _declare("srpc_client_connect_ext", c_uint32, Str, c_uint16, Str, c_uint32, POINTER(c_void_p))
 _client_connect_config = _declare("srpc_client_connect_config", c_uint32, POINTER(ClientConfig), POINTER(c_void_p))
 _client_request = _declare("srpc_client_request", c_uint32, c_void_p, POINTER(Call), POINTER(Response))
 _client_send = _declare("srpc_client_send", c_uint32, c_void_p, POINTER(Call), POINTER(c_uint64))
@@ -266,10 +319,50 @@ _reply_handle = _declare("srpc_reply_handle", c_uint32, c_void_p, c_uint64)
 _reply_extensions = _declare("srpc_reply_extensions", c_uint32, c_void_p)
 _reply_value = _declare("srpc_reply_value", c_uint32, c_void_p, c_void_p, c_size_t)
 _reply_value_parts = _declare("srpc_reply_value_parts", c_uint32, c_void_p, POINTER(Slice), c_size_t)
+LENT_RELEASE_FN = CFUNCTYPE(None, c_void_p)
+_reply_value_lent = _declare(
+    "srpc_reply_value_lent", c_uint32, c_void_p, POINTER(Slice), c_size_t, LENT_RELEASE_FN, c_void_p
+)
+# Parts from this size up are lent to the library (srpc_reply_value_lent), not
+# copied: the library's SPLICE_MIN.
+_LEND_MIN = 64 << 10
 _reply_keep_input = _declare("srpc_reply_keep_input", c_uint32, c_void_p, c_uint32, POINTER(Buf))
 _reply_error = _declare("srpc_reply_error", c_uint32, c_void_p, Str, Str, Str, Slice)
 _trail = _declare("srpc_trail", c_uint32, c_uint32, Str, Str, Slice, POINTER(Buf))
 _trail_tuple_builtin = _declare("srpc_trail_tuple_builtin", c_void_p)
+
+
+def _load_speedups() -> Any:
+    """The accelerator ``simplerpc._speedups`` (a Rust extension, built only
+    on request: ``SIMPLERPC_SPEEDUPS=1 pip install ./bindings/python``),
+    bound to this library; None when it is absent, cannot be bound, or
+    ``SIMPLERPC_NO_SPEEDUPS`` is set to anything but ``0`` (everything then
+    goes through ctypes, as without it)."""
+    if os.environ.get("SIMPLERPC_NO_SPEEDUPS", "0") not in ("", "0"):
+        return None
+    try:
+        from . import _speedups  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    names = (
+        "srpc_client_request", "srpc_client_send", "srpc_client_send_pipelined", "srpc_client_wait",
+        "srpc_trail", "srpc_buf_free", "srpc_reply_handle", "srpc_reply_extensions",
+        "srpc_reply_value", "srpc_reply_value_parts", "srpc_reply_error",
+    )
+    try:
+        _speedups.bind({name: ctypes.cast(getattr(_lib, name), c_void_p).value for name in names})
+    except Exception:  # another library than the one it was bound to: ctypes it is
+        return None
+    return _speedups
+
+
+#: The accelerator, or None (see :func:`_load_speedups`).
+_sp = _load_speedups()
+
+
+def speedups_enabled() -> bool:
+    """Whether the accelerator ``simplerpc._speedups`` is in use."""
+    return _sp is not None
 
 
 _gil_ensure = ctypes.pythonapi.PyGILState_Ensure
@@ -288,6 +381,10 @@ def trail(kind: int, parent: str = "", a: str = "", key: bytes = b"") -> str:
     """The path trail core prescribes (``srpc_trail``): ``kind`` is an
     ``SRPC_TRAIL_KIND_*``, ``parent`` the parent's trail, ``a`` the name
     (module, builtin, attribute, expression) and ``key`` a msgpack key."""
+    if _sp is not None:
+        text: Optional[str] = _sp.trail(kind, parent, a, key)
+        if text is not None:
+            return text
     keep = _Keep()
     out = Buf()
     st = _trail(kind, keep.str(parent), keep.str(a), keep.slice(key), byref(out))
@@ -298,18 +395,6 @@ def trail(kind: int, parent: str = "", a: str = "", key: bytes = b"") -> str:
 
 #: The builtin a tuple key is built with on the server (core decides: ``"tuple"``).
 TUPLE_BUILTIN = _cstr(_trail_tuple_builtin())
-
-
-class NativeError(SimpleRPCError):
-    """A libsimplerpc call failed; ``status`` is its srpc_status."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class NativeIOError(NativeError, ConnectionError):
-    """A network or OS error: the server cannot be reached or the address bound."""
 
 
 def _raise(status: int) -> None:
@@ -327,18 +412,36 @@ def _raise(status: int) -> None:
         message = raw_message.decode("utf-8", "replace")
         etype = raw_type.decode("utf-8", "replace")
         raise NativeRemoteError(etype or "builtins.Exception", message, raw_tb.decode("utf-8", "replace"), payload)
-    message = _cstr(_last_message())
+    raise _error(status, _cstr(_last_message()))
+
+
+def _error(status: int, message: str) -> Exception:
+    """The public exception for a failed call's ``status`` (never a private
+    class: users see and catch these). The library's messages name no Rust
+    or C API; a message for which the Python API matters is reworded where
+    the Python side knows more (``connect``)."""
     if status == SRPC_STATUS_ERR_UNAUTHORIZED:
-        raise AuthenticationError(message)
+        return AuthenticationError(message)
+    if status == SRPC_STATUS_ERR_REFUSED:
+        e = ConnectionRefusedError(message)
+        e.errno = errno.ECONNREFUSED
+        return e
     if status == SRPC_STATUS_ERR_CLOSED:
-        raise ConnectionClosedError(message)
+        return ConnectionClosedError(message)
     if status == SRPC_STATUS_ERR_TIMEOUT:
-        raise RequestTimeoutError(message)
+        # The library's two waits, with the Python setting that governs each.
+        if "not even a pong" in message:
+            message += " (connect(dead_after=...) sets how long to wait)"
+        elif message.startswith("the server did not answer within"):
+            message += " (the timeout=... given to connect() or spawn() sets the limit)"
+        return RequestTimeoutError(message)
     if status == SRPC_STATUS_ERR_PROTOCOL:
-        raise ProtocolError(message)
+        return ProtocolError(message)
     if status == SRPC_STATUS_ERR_IO:
-        raise NativeIOError(status, message)
-    raise NativeError(status, message)
+        return ConnectionError(message)
+    if status in (SRPC_STATUS_ERR_INVALID_ARGUMENT, SRPC_STATUS_ERR_INVALID_UTF8):
+        return ValueError(message)
+    return SimpleRPCError(message or f"libsimplerpc failed with status {status}")
 
 
 def _take(buf: Buf) -> bytes:
@@ -411,6 +514,7 @@ def _decode_value_and_free(buf: Buf, allow_pickle: bool, tuples: bool = False) -
     lies aligned for their dtype (the frame is then freed with the last of
     them), else copied once, from the frame straight into their numpy
     arrays (see ``_decode_split``)."""
+    from . import _serialization
     from ._serialization import local_numpy, unpackb
 
     # The frame owns the buffer from here on, and frees it when nothing
@@ -420,6 +524,11 @@ def _decode_value_and_free(buf: Buf, allow_pickle: bool, tuples: bool = False) -
     buf.owner = buf.data = None
     buf.len = 0
     data, size = frame.buf.data, frame.buf.len
+    if _serialization._rs is not None and data:
+        # The accelerator reads the frame where it lies; large arrays are
+        # made over it (or copied once), as _decode_split does.
+        big = size >= _SPLIT_VALUE and local_numpy(import_it=False) is not None
+        return _serialization.unpackb_at(data, size, allow_pickle=allow_pickle, owner=frame if big else None, split_min=_SPLIT_BIN, tuples=tuples)
     if size >= _SPLIT_VALUE and local_numpy(import_it=False) is not None:
         value = _decode_split(data, size, allow_pickle, owner=frame, tuples=tuples)
         if value is not _NO_ARRAYS:
@@ -556,9 +665,16 @@ class NativeClient:
         keep = _Keep()
         handle = c_void_p()
         # Every extension, tuple included: this package reads and writes
-        # the tuple marker (a stock server accepts none of them).
-        cfg = ClientConfig(keep.str(host), port, keep.str(token), SRPC_EXT_ALL, bool(tls or cafile), keep.str(os.fspath(cafile) if cafile else ""))
+        # the tuple marker (a stock server accepts none of them). The
+        # timeout bounds connecting too (TCP connection, TLS and handshake).
+        connect_ms = 0 if timeout is None else max(1, int(timeout * 1000))
+        cfg = ClientConfig(
+            keep.str(host), port, keep.str(token), SRPC_EXT_ALL,
+            bool(tls or cafile), keep.str(os.fspath(cafile) if cafile else ""), connect_ms,
+        )
         st = _client_connect_config(byref(cfg), byref(handle))
+        if st == SRPC_STATUS_ERR_TIMEOUT:
+            raise ConnectTimeoutError(_cstr(_last_message()))
         if st != SRPC_STATUS_OK:
             _raise(st)
         self._handle: Optional[int] = handle.value
@@ -641,6 +757,21 @@ class NativeClient:
         return resp.kind, resp.obj
 
     def _request(self, kind: int, obj: Optional[int] = None, name: str = "", path: str = "", args: bytes = b"", kwargs: bytes = b"", key: bytes = b"", payload: bytes = b"", allow_pickle: Optional[bool] = None) -> Tuple[int, Any]:
+        if _sp is not None:
+            if not self._handle:
+                raise ConnectionClosedError("the connection is closed")
+            resp = _blank_response()
+            no_obj = SRPC_NO_OBJECT if obj is None else obj
+            try:
+                st = _sp.client_call(0, self._handle, ctypes.addressof(resp), kind, no_obj, name, path, args, kwargs, key, payload)
+                if st == SRPC_STATUS_INTERRUPTED:
+                    st = self._resume(resp)
+            except BaseException:
+                self._give_up(resp)
+                raise
+            if st != SRPC_STATUS_OK:
+                _raise(st)
+            return self._answer(resp, allow_pickle)
         keep = _Keep()
         call = self._call(keep, kind, obj, name, path, args, kwargs, key, payload)
         resp = _blank_response()
@@ -663,9 +794,16 @@ class NativeClient:
         request = resp.request_id
         while True:
             _run_signal_handlers()
-            st = _client_wait(self._handle, request, byref(resp))
+            st = self._wait_into(request, resp)
             if st != SRPC_STATUS_INTERRUPTED:
                 return st
+
+    def _wait_into(self, request: int, resp: Response) -> int:
+        """srpc_client_wait into ``resp`` (the accelerator's, or ctypes')."""
+        if _sp is not None:
+            st: int = _sp.client_wait(self._handle, request, ctypes.addressof(resp))
+            return st
+        return _client_wait(self._handle, request, byref(resp))
 
     def _give_up(self, resp: Response, request: Optional[int] = None) -> None:
         """The caller is gone (an exception from a signal handler, Ctrl-C's
@@ -703,9 +841,22 @@ class NativeClient:
 
     def send_pipelined(self, kind: int, obj: Optional[int] = None, name: str = "", path: str = "", args: bytes = b"", kwargs: bytes = b"", key: bytes = b"") -> int:
         """Send without waiting; the promise of the object it will return (an id with SRPC_PROMISE_BIT)."""
+        out = c_uint64(_NO_REQUEST)
+        if _sp is not None:
+            if not self._handle:
+                raise ConnectionClosedError("the connection is closed")
+            no_obj = SRPC_NO_OBJECT if obj is None else obj
+            try:
+                st = _sp.client_call(2, self._handle, ctypes.addressof(out), kind, no_obj, name, path, args, kwargs, key, b"")
+            except BaseException:
+                if out.value != _NO_REQUEST and self._handle:
+                    _client_release(self._handle, out.value)
+                raise
+            if st != SRPC_STATUS_OK:
+                _raise(st)
+            return out.value
         keep = _Keep()
         call = self._call(keep, kind, obj, name, path, args, kwargs, key, b"")
-        out = c_uint64(_NO_REQUEST)
         try:
             st = _client_send_pipelined(self._handle, byref(call), byref(out))
         except BaseException:
@@ -719,9 +870,22 @@ class NativeClient:
 
     def send(self, kind: int, obj: Optional[int] = None, name: str = "", path: str = "", args: bytes = b"", kwargs: bytes = b"", key: bytes = b"", payload: bytes = b"") -> int:
         """Send and return the request id without waiting (see :meth:`wait`)."""
+        out = c_uint64(_NO_REQUEST)
+        if _sp is not None:
+            if not self._handle:
+                raise ConnectionClosedError("the connection is closed")
+            no_obj = SRPC_NO_OBJECT if obj is None else obj
+            try:
+                st = _sp.client_call(1, self._handle, ctypes.addressof(out), kind, no_obj, name, path, args, kwargs, key, payload)
+            except BaseException:
+                if out.value != _NO_REQUEST and self._handle:
+                    _client_abandon(self._handle, out.value)
+                raise
+            if st != SRPC_STATUS_OK:
+                _raise(st)
+            return out.value
         keep = _Keep()
         call = self._call(keep, kind, obj, name, path, args, kwargs, key, payload)
-        out = c_uint64(_NO_REQUEST)
         try:
             st = _client_send(self._handle, byref(call), byref(out))
         except BaseException:
@@ -740,7 +904,7 @@ class NativeClient:
             raise ConnectionClosedError("the connection is closed")
         resp = _blank_response()
         try:
-            st = _client_wait(self._handle, request, byref(resp))
+            st = self._wait_into(request, resp)
             if st == SRPC_STATUS_INTERRUPTED:
                 st = self._resume(resp)
         except BaseException:
@@ -887,6 +1051,11 @@ class NativeServer:
         self._gil_states: Dict[int, Tuple[int, int]] = {}
         self._next = 1
         self._lock = threading.Lock()
+        # What answers lent to the library keep alive, by token, until it
+        # calls back (once the answer is written).
+        self._lent: Dict[int, Any] = {}
+        self._lent_ids = itertools.count(1)
+        self._lent_release = LENT_RELEASE_FN(self._on_lent_release)
         # The CFUNCTYPE objects live as long as the server: Rust holds them.
         self._callbacks = (
             OPEN_FN(self._on_open),
@@ -895,10 +1064,12 @@ class NativeServer:
             RELEASE_FN(self._on_release),
             FREE_FN(0),
         )
+        # With the accelerator, its executor table (Rust callbacks) instead.
+        self._dispatcher = _sp.Dispatcher(make_executor, describe_exception, _large_decoder, _log_refused) if _sp is not None else None
         self._handle: Optional[int] = None
         if port is None:  # a stream server: serve_fd() runs it
             return
-        ex = Executor(None, *self._callbacks)
+        ex = self._executor_table()
         keep = _Keep()
         cfg = ServerConfig(
             keep.str(host),
@@ -921,6 +1092,8 @@ class NativeServer:
         self.tls = bool(certfile)
         handle = c_void_p()
         st = _server_start(byref(cfg), byref(ex), byref(handle))
+        if st == SRPC_STATUS_ERR_IO:  # cannot listen there: an OS error, not a connection's
+            raise OSError(_cstr(_last_message()))
         if st != SRPC_STATUS_OK:
             _raise(st)
         self._handle = handle.value
@@ -945,12 +1118,18 @@ class NativeServer:
         run on this thread. Raises what ended it otherwise (a broken stream,
         a peer that is no simplerpc client)."""
         server = cls("", None, None, make_executor, describe_exception)  # type: ignore[arg-type]
-        ex = Executor(None, *server._callbacks)
+        ex = server._executor_table()
         # Every extension, tuple included, as the WebSocket server accepts them.
         cfg = StreamConfig(max_message_size, max_objects, 0, SRPC_EXT_ALL)
         st = _server_serve_fd(byref(cfg), byref(ex), fd)
         if st != SRPC_STATUS_OK:
             _raise(st)
+
+    def _executor_table(self) -> Executor:
+        """The srpc_executor: the accelerator's, or the ctypes callbacks."""
+        if self._dispatcher is not None:
+            return Executor.from_address(self._dispatcher.address())
+        return Executor(None, *self._callbacks)
 
     def stop(self) -> None:
         """Stop accepting, end every session; returns once all have closed."""
@@ -987,12 +1166,7 @@ class NativeServer:
         except BaseException:
             # The executor could not be made: refuse this client's session
             # (every call of it is answered with an error); say why in the log.
-            try:
-                import logging
-
-                logging.getLogger("simplerpc").exception("the executor for a new client could not be created")
-            except BaseException:
-                pass
+            _log_refused(None)
             return SRPC_STATUS_ERR_STATE
 
     def _on_close(self, _userdata: Any, session: Any) -> None:
@@ -1011,6 +1185,10 @@ class NativeServer:
                 ex.release(handle)
             except BaseException:
                 pass
+
+    def _on_lent_release(self, ctx: Any) -> None:
+        # From any thread, once the answer that lent the memory is written.
+        self._lent.pop(ctx or 0, None)
 
     def _on_call(self, _userdata: Any, session: Any, call_p: Any, reply: Any) -> int:
         try:
@@ -1032,21 +1210,7 @@ class NativeServer:
                 # The request frame's own bytes, borrowed for this callback;
                 # refs[i] is the handle of the i-th proxy marker in them.
                 refs = c.refs[: c.refs_len] if c.refs_len else ()
-                inputs = {c.args.ptr: SRPC_INPUT_ARGS, c.kwargs.ptr: SRPC_INPUT_KWARGS}
-
-                def keep(addr: int) -> Optional[Buf]:
-                    which = inputs.get(addr)
-                    kept = Buf()
-                    if which is None or _reply_keep_input(reply, which, byref(kept)) != SRPC_STATUS_OK:
-                        return None
-                    if kept.data != addr:  # not the bytes being decoded: let them go
-                        _buf_free(byref(kept))
-                        return None
-                    return kept
-
-                def decode(data: Any, *, on_proxy: Any = None) -> Any:
-                    return _decode_borrowed(data, on_proxy=on_proxy, keep=keep, tuples=bool(getattr(ex, "tuples", False)))
-
+                decode = _large_decoder(reply, c.args.ptr, c.kwargs.ptr, bool(getattr(ex, "tuples", False)))
                 with _borrowed(c.args, b"\x90") as args, _borrowed(c.kwargs, b"\x80") as kwargs:
                     h = ex.call(obj, path, args, kwargs, refs, decode)
             elif kind == SRPC_CALL_KIND_GET_ITEM:
@@ -1063,10 +1227,19 @@ class NativeServer:
             elif kind in (SRPC_CALL_KIND_MATERIALIZE, SRPC_CALL_KIND_GET_NAMESPACE):
                 data = ex.materialize(obj) if kind == SRPC_CALL_KIND_MATERIALIZE else ex.namespace()
                 if isinstance(data, list):
-                    # Parts (an array's own memory among them): the library
-                    # copies each once, straight into the response frame.
+                    # Parts (an array's own memory among them). With one
+                    # client, a large one is lent: the library writes it to
+                    # the socket where it lies, after this callback, and
+                    # calls back when done (the array is kept alive till
+                    # then). With several, another client's call could
+                    # change the array while it is written, so every part
+                    # is copied now, into the response frame: a snapshot.
                     keep = _Keep()
                     parts = (Slice * len(data))(*(keep.readonly_slice(p) for p in data))
+                    if len(self._sessions) == 1 and any(p.len >= _LEND_MIN for p in parts):
+                        token = next(self._lent_ids)
+                        self._lent[token] = keep
+                        return _reply_value_lent(reply, parts, len(data), self._lent_release, token)
                     return _reply_value_parts(reply, parts, len(data))
                 keep = _Keep()
                 s = keep.slice(data)
@@ -1081,3 +1254,39 @@ class NativeServer:
                 etype, msg, tb, payload = "builtins.Exception", repr(exc), "", None
             keep = _Keep()
             return _reply_error(reply, keep.str(etype), keep.str(msg), keep.str(tb), keep.slice(payload or b""))
+
+
+def _large_decoder(reply: Any, args_addr: Optional[int], kwargs_addr: Optional[int], tuples: bool) -> Callable[..., Any]:
+    """The ``decode`` a server passes to its executor's ``call`` for the
+    arguments lent at ``args_addr`` and ``kwargs_addr`` by the call being
+    answered with ``reply`` (an ``srpc_reply*``): large arrays made over the
+    request frame in place, the frame kept by them (srpc_reply_keep_input)."""
+    inputs = {args_addr: SRPC_INPUT_ARGS, kwargs_addr: SRPC_INPUT_KWARGS}
+
+    def keep(addr: int) -> Optional[Buf]:
+        which = inputs.get(addr)
+        kept = Buf()
+        if which is None or _reply_keep_input(reply, which, byref(kept)) != SRPC_STATUS_OK:
+            return None
+        if kept.data != addr:  # not the bytes being decoded: let them go
+            _buf_free(byref(kept))
+            return None
+        return kept
+
+    def decode(data: Any, *, on_proxy: Any = None) -> Any:
+        return _decode_borrowed(data, on_proxy=on_proxy, keep=keep, tuples=tuples)
+
+    return decode
+
+
+def _log_refused(exc: Optional[BaseException]) -> None:
+    """Log that the executor for a new client could not be made (``exc``,
+    or the exception being handled)."""
+    try:
+        import logging
+
+        logging.getLogger("simplerpc").error(
+            "the executor for a new client could not be created", exc_info=exc if exc is not None else True
+        )
+    except BaseException:
+        pass

@@ -2,8 +2,9 @@
 
 ``simplerpc._native.NativeClient(host, port, token)`` provides it over ctypes
 (its constructor connects; it raises :class:`simplerpc.AuthenticationError`
-when the server refuses the token and ``ConnectionError`` when it cannot
-connect). :class:`simplerpc.Connection` is written against this protocol
+when the server refuses the token, :class:`simplerpc.ConnectionRefusedError`
+when nothing listens there, and another :class:`simplerpc.ConnectionError`
+when it cannot connect). :class:`simplerpc.Connection` is written against this protocol
 only, so it can be tested with any object that follows it.
 """
 

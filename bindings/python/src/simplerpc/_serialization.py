@@ -32,7 +32,7 @@ import threading
 import types
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
-from msgpack import ExtType
+from msgpack import ExtType, Timestamp
 
 try:  # The implementation classes, not the ``msgpack`` module attributes, which
     # msgpack_numpy.patch() (run by simplerpyc on import) replaces process-wide.
@@ -43,6 +43,23 @@ except ImportError:  # pragma: no cover - pure-Python msgpack
     from msgpack.fallback import unpackb as _unpackb
 
 __all__ = ["packb", "unpackb"]
+
+
+def _load_codec() -> Any:
+    """The accelerator (``simplerpc._speedups``, built on request: see
+    ``_native._load_speedups``), whose ``packb_parts`` and ``unpackb`` do the
+    work of this module's for plain values and ask this module for the rest;
+    None when it is absent or ``SIMPLERPC_NO_SPEEDUPS`` is set (not ``0``)."""
+    if os.environ.get("SIMPLERPC_NO_SPEEDUPS", "0") not in ("", "0"):
+        return None
+    try:
+        from . import _speedups  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return _speedups
+
+
+_rs = _load_codec()
 
 _SLICE_KEYS = frozenset(("__slice__", "start", "stop", "step"))
 _Buffer = Union[bytes, bytearray, memoryview]
@@ -96,6 +113,9 @@ def packb_parts(obj: Any, *, proxy_owner: Any = None, tuples: bool = False) -> L
     """:func:`packb` as a list of buffers that make the msgpack when joined:
     large arrays are their own memory (not copied), so a caller that can
     take the parts as they are (``srpc_reply_value_parts``) copies each once."""
+    if _rs is not None:
+        parts: List[Any] = _rs.packb_parts(obj, tuples, lambda o: _special(o, proxy_owner, tuples))
+        return parts
     spliced: List[Tuple[bytes, Any]] = []
 
     if tuples:
@@ -159,7 +179,31 @@ def unpackb(data: _Buffer, *, allow_pickle: bool = False, on_proxy: Optional[Cal
     def hook(pairs: List[Tuple[Any, Any]]) -> Any:
         return _decode_map(pairs, allow_pickle, on_proxy, tuples)
 
+    if _rs is not None:
+        return _rs.unpackb(data, hook, _ext_hook, tuples)
     return _unpackb(data, raw=False, strict_map_key=False, object_pairs_hook=hook)
+
+
+def _ext_hook(code: int, data: bytes) -> Any:
+    """An ext type as msgpack decodes it (the accelerator asks)."""
+    return Timestamp.from_bytes(data) if code == -1 else ExtType(code, data)
+
+
+def unpackb_at(addr: int, size: int, *, allow_pickle: bool = False, owner: Any = None, split_min: int = 0, tuples: bool = False) -> Any:
+    """With the accelerator only: :func:`unpackb` of the ``size`` bytes at
+    ``addr`` (alive during the call). Given ``owner`` (see :class:`_Payload`),
+    an array whose data (``split_min`` bytes or more) lies aligned there is
+    made over it in place, else copied once into its array."""
+
+    def hook(pairs: List[Tuple[Any, Any]]) -> Any:
+        return _decode_map(pairs, allow_pickle, None, tuples)
+
+    def payload(at: int, n: int) -> _Payload:
+        return _Payload(at, n, owner)
+
+    if owner is None:
+        return _rs.unpackb(None, hook, _ext_hook, tuples, addr, size)
+    return _rs.unpackb(None, hook, _ext_hook, tuples, addr, size, payload, split_min)
 
 
 # The ext type the library writes in place of a large bin it took out of a
@@ -238,6 +282,38 @@ def _plain_base(o: Any) -> Any:
     return list(o)
 
 
+def _special(o: Any, proxy_owner: Any, tuples: bool) -> Tuple[str, Any, Any]:
+    """What the accelerator's encoder does with a value that is not plain:
+    ``("raw", msgpack, None)``, ``("value", v, None)`` (pack v instead) or
+    ``("splice", marker, data)`` (an array's marker map whose ``data``,
+    None here, is the buffer ``data``, spliced in as it is). The same rules
+    as :func:`packb_parts`'s ``default`` and msgpack's own."""
+    if isinstance(o, int) and not isinstance(o, bool) and type(o) is int:
+        if tuples:  # strict_types: msgpack's own error for it
+            raise OverflowError("Integer value out of range")
+        return ("value", _encode_special(o, proxy_owner, []), None)
+    # What msgpack packs itself before it asks default (strict_types: only
+    # the exact ExtType and Timestamp).
+    if isinstance(o, memoryview) or (type(o) in (ExtType, Timestamp) if tuples else isinstance(o, (ExtType, Timestamp))):
+        return ("raw", _Packer(use_bin_type=True, strict_types=tuples).pack(o), None)
+    if tuples:
+        if isinstance(o, tuple):
+            return ("value", {_TUPLE_KEY: list(o)}, None)
+        if isinstance(o, _PLAIN_BASES):
+            return ("value", _plain_base(o), None)
+    if not tuples and isinstance(o, tuple):  # a tuple subclass, packed as an array
+        return ("value", list(o), None)
+    np = local_numpy(import_it=False)
+    if np is not None and isinstance(o, np.ndarray):
+        spliced: List[Tuple[bytes, Any]] = []
+        marker = _encode_array(np, o, spliced)
+        if spliced:
+            marker[b"data"] = None
+            return ("splice", marker, spliced[0][1])
+        return ("value", marker, None)
+    return ("value", _encode_special(o, proxy_owner, []), None)
+
+
 def _encode_special(obj: Any, proxy_owner: Any, spliced: List[Tuple[bytes, Any]]) -> Any:
     np = local_numpy(import_it=False)
     if np is not None:
@@ -257,7 +333,9 @@ def _encode_special(obj: Any, proxy_owner: Any, spliced: List[Tuple[bytes, Any]]
         if obj_id >= _PROMISE_BIT:  # a promise: the result of a request still in flight
             return {"__rpc_promise__": obj_id & ~_PROMISE_BIT}
         return {"__rpc_proxy__": True, "obj_id": obj_id}
-    raise TypeError(f"can not serialize {type(obj).__qualname__!r} object")
+    error = TypeError(f"can not serialize {type(obj).__qualname__!r} object")
+    error.unserializable = obj  # type: ignore[attr-defined] # for _messages.no_wire_form()
+    raise error
 
 
 def _encode_array(np: Any, arr: Any, spliced: List[Tuple[bytes, Any]]) -> Dict[bytes, Any]:

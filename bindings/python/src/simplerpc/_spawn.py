@@ -14,7 +14,7 @@ from typing import Any, Deque, Dict, Iterable, List, Mapping, Optional, Sequence
 
 from ._client import Connection
 from ._proxy import RPCProxy
-from .errors import ConnectionClosedError, ServerProcessError
+from .errors import ConnectionClosedError, RequestTimeoutError, ServerProcessError
 
 __all__ = ["spawn", "gather", "SpawnedConnection"]
 
@@ -154,6 +154,8 @@ class _SpawnedNative:
         def call(*args: Any, **kwargs: Any) -> Any:
             try:
                 return attr(*args, **kwargs)
+            except RequestTimeoutError:
+                raise  # our own wait ran out: the child is not to blame
             except (ConnectionClosedError, ConnectionError) as e:
                 if self._closing or isinstance(e, ServerProcessError):
                     raise

@@ -8,6 +8,7 @@ error can rebuild the original exception from that name.
 
 from __future__ import annotations
 
+import builtins
 from typing import Optional
 
 __all__ = [
@@ -20,8 +21,12 @@ __all__ = [
     "ServerProcessError",
     "AuthenticationError",
     "RequestTimeoutError",
+    "ConnectTimeoutError",
     "RemoteException",
 ]
+# ``ConnectionError`` and ``ConnectionRefusedError`` are public too (as
+# ``simplerpc.ConnectionError``), but left out of ``__all__``: a star import
+# would shadow the builtins of the same names.
 
 
 class SimpleRPCError(Exception):
@@ -46,7 +51,20 @@ class ExecutorPanic(SimpleRPCError, RuntimeError):
     """The server's executor failed internally while serving a request."""
 
 
-class ConnectionClosedError(SimpleRPCError, ConnectionError):
+class ConnectionError(SimpleRPCError, builtins.ConnectionError):
+    """The connection failed: the server cannot be reached, refused the
+    client, stopped answering, or the connection is gone. The base of
+    :class:`ConnectionRefusedError`, :class:`AuthenticationError`,
+    :class:`ConnectionClosedError`, :class:`ConnectTimeoutError` and
+    :class:`RequestTimeoutError`; also a builtin ``ConnectionError``."""
+
+
+class ConnectionRefusedError(ConnectionError, builtins.ConnectionRefusedError):
+    """Nothing listens at the address: the server is not running, or runs on
+    another host or port. Also a builtin ``ConnectionRefusedError``."""
+
+
+class ConnectionClosedError(ConnectionError):
     """The connection is closed: it was disconnected, or the peer went away."""
 
 
@@ -62,13 +80,19 @@ class ServerProcessError(ConnectionClosedError):
         self.stderr_tail = stderr_tail
 
 
-class AuthenticationError(SimpleRPCError, ConnectionError):
+class AuthenticationError(ConnectionError):
     """The server refused the token."""
 
 
-class RequestTimeoutError(SimpleRPCError, TimeoutError):
-    """A request got no answer within the connection's ``timeout``; the
-    connection is closed (connect again)."""
+class ConnectTimeoutError(ConnectionError, builtins.TimeoutError):
+    """Connecting took longer than the ``timeout`` given to :func:`simplerpc.connect`
+    (or than the operating system waits): the host does not answer."""
+
+
+class RequestTimeoutError(ConnectionError, builtins.TimeoutError):
+    """A request got no answer within the connection's ``timeout``, or the
+    server stopped answering even pings for ``dead_after``; the connection
+    is closed (connect again)."""
 
 
 class RemoteException(Exception):
@@ -113,9 +137,12 @@ for _cls in (
     UnknownObjectError,
     ObjectLimitError,
     ExecutorPanic,
+    ConnectionError,
+    ConnectionRefusedError,
     ConnectionClosedError,
     ServerProcessError,
     AuthenticationError,
+    ConnectTimeoutError,
     RequestTimeoutError,
     RemoteException,
 ):

@@ -15,7 +15,7 @@ import signal
 import sys
 import threading
 import time
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ._executor import PythonExecutor, describe_exception
 
@@ -50,6 +50,7 @@ def serve(
     dead_after: Optional[float] = DEFAULT_DEAD_AFTER,
     certfile: Optional[str] = None,
     keyfile: Optional[str] = None,
+    sources: Optional[Dict[str, str]] = None,
 ) -> None:
     """Serve until ``stop`` is set or Ctrl-C; then stop cleanly.
 
@@ -58,9 +59,12 @@ def serve(
     connect with ``connect("wss://host:port", cafile=...)``.
 
     Prints the security warning, the bound address, the token and the
-    ``export`` lines for the client. The limits: ``max_objects`` per
-    connection (a request past it raises :class:`simplerpc.ObjectLimitError`
-    on the client), ``max_connections`` at once (one more is refused with
+    ``export`` lines for the client; with ``sources`` (``{"host": "--host",
+    "port": "$SIMPLERPC_SERVER_PORT", "token": "default"}``), where each of
+    host, port and token came from (a token ``None`` is printed as
+    generated). The limits: ``max_objects`` per connection (a request past
+    it raises :class:`simplerpc.ObjectLimitError` on the client),
+    ``max_connections`` at once (one more is refused with
     HTTP 503), ``stack_size`` in bytes of the threads that run calls, and
     ``handshake_timeout`` in seconds for a client to complete its handshake.
     A message from a client over ``max_message_size`` bytes is refused:
@@ -102,8 +106,13 @@ def serve(
             print("=" * 70)
             print(f"Serving on ws://{host}:{server.port}")
         print(f"Token: {server.token}")
+        if sources is not None:
+            print()
+            print("Where the settings came from (flags, then SIMPLERPC_SERVER_* variables, then defaults):")
+            for line in _describe_sources(host, port, server.port, token, sources):
+                print(f"  {line}")
         print()
-        print("Set environment variables:")
+        print("Set environment variables (in the client's shell):")
         print(f"  export SIMPLERPC_HOST='{host}'")
         print(f"  export SIMPLERPC_PORT='{server.port}'")
         print(f"  export SIMPLERPC_TOKEN='{server.token}'")
@@ -206,13 +215,93 @@ def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
     return parse
 
 
+# The server's own settings: flags first, then these variables, then the
+# defaults. Never the clients' SIMPLERPC_HOST/PORT/TOKEN: a shell that holds
+# another server's exports must not make a new server take that port or token.
+HOST_VAR, PORT_VAR, TOKEN_VAR = "SIMPLERPC_SERVER_HOST", "SIMPLERPC_SERVER_PORT", "SIMPLERPC_SERVER_TOKEN"
+DEFAULT_HOST, DEFAULT_PORT = "localhost", 8000
+#: The server's TLS files when --certfile/--keyfile are not given.
+CERTFILE_VAR, KEYFILE_VAR = "SIMPLERPC_SERVER_CERTFILE", "SIMPLERPC_SERVER_KEYFILE"
+_CLIENT_VARS = ("SIMPLERPC_HOST", "SIMPLERPC_PORT", "SIMPLERPC_TOKEN")
+
+
+def _port(text: str) -> int:
+    """An argparse type: a port number, 0 to pick a free one."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535)") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535)")
+    return port
+
+
+def _resolve_settings(flags: Dict[str, Any], environ: Optional[Dict[str, str]] = None) -> Tuple[str, int, Optional[str], Dict[str, str]]:
+    """The server's host, port and token, and where each came from
+    (``"--port"``, ``"$SIMPLERPC_SERVER_PORT"``, ``"default"``): a flag's
+    value (``flags["host"]`` and so on, None when not given) first, then the
+    ``SIMPLERPC_SERVER_*`` variable, then the default (a token None: the
+    server generates one). The clients' ``SIMPLERPC_*`` variables are not read.
+
+    Raises:
+        ValueError: ``SIMPLERPC_SERVER_PORT`` is no port number.
+    """
+    env = os.environ if environ is None else environ
+    values: Dict[str, Any] = {}
+    sources: Dict[str, str] = {}
+    for name, var, default in (("host", HOST_VAR, DEFAULT_HOST), ("port", PORT_VAR, DEFAULT_PORT), ("token", TOKEN_VAR, None)):
+        flag = flags.get(name)
+        if flag is not None:
+            values[name], sources[name] = flag, f"--{name}"
+        elif env.get(var):
+            values[name], sources[name] = env[var], f"${var}"
+        else:
+            values[name], sources[name] = default, "default"
+    if isinstance(values["port"], str):
+        try:
+            values["port"] = _port(values["port"])
+        except argparse.ArgumentTypeError as e:
+            raise ValueError(f"{PORT_VAR}: {e}") from None
+    return values["host"], values["port"], values["token"], sources
+
+
+def _describe_sources(host: str, asked_port: int, port: int, token: Optional[str], sources: Dict[str, str]) -> List[str]:
+    """The lines saying where host, port and token came from."""
+    def origin(name: str) -> str:
+        source = sources.get(name, "the caller")
+        return "the default" if source == "default" else f"from {source}"
+
+    port_origin = origin("port") + (", 0: a free one" if asked_port == 0 and port != 0 else "")
+    token_origin = origin("token") if token else "generated: a fresh random one"
+    lines = [
+        f"host   {host}  ({origin('host')})",
+        f"port   {port}  ({port_origin})",
+        f"token  ({token_origin})",
+    ]
+    for name in ("certfile", "keyfile"):
+        if name in sources:
+            lines.append(f"{name:<6} ({origin(name)})")
+    ignored = [v for v in _CLIENT_VARS if os.environ.get(v)]
+    if ignored:
+        lines.append(
+            f"({', '.join(ignored)} in this environment {'is' if len(ignored) == 1 else 'are'} for clients: "
+            f"the server does not read {'it' if len(ignored) == 1 else 'them'}; use --host/--port/--token "
+            f"or {HOST_VAR}/{PORT_VAR}/{TOKEN_VAR})"
+        )
+    return lines
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     """Command line entry point."""
-    env = os.environ.get
-    parser = argparse.ArgumentParser(prog="python -m simplerpc.server", description="simplerpc server (Python executor)")
-    parser.add_argument("--host", default=env("SIMPLERPC_HOST") or "localhost", help="host to bind (default: $SIMPLERPC_HOST or localhost)")
-    parser.add_argument("--port", type=int, default=int(env("SIMPLERPC_PORT") or 8000), help="port to bind; 0 picks a free one (default: $SIMPLERPC_PORT or 8000)")
-    parser.add_argument("--token", default=env("SIMPLERPC_TOKEN") or None, help="token clients must present (default: $SIMPLERPC_TOKEN or a fresh random one)")
+    parser = argparse.ArgumentParser(
+        prog="python -m simplerpc.server",
+        description="simplerpc server (Python executor). It prints the `export SIMPLERPC_*` lines for clients; "
+        "it reads its own settings from its flags, then from SIMPLERPC_SERVER_HOST/PORT/TOKEN, "
+        "never from the clients' SIMPLERPC_HOST/PORT/TOKEN.",
+    )
+    parser.add_argument("--host", default=None, help=f"host to bind (default: ${HOST_VAR} or {DEFAULT_HOST})")
+    parser.add_argument("--port", type=_port, default=None, help=f"port to bind; 0 picks a free one (default: ${PORT_VAR} or {DEFAULT_PORT})")
+    parser.add_argument("--token", default=None, help=f"token clients must present (default: ${TOKEN_VAR} or a fresh random one)")
     parser.add_argument("--max-objects", type=_positive(int), default=DEFAULT_MAX_OBJECTS, metavar="N", help=f"most objects one connection may hold; a request past it raises simplerpc.ObjectLimitError until the client releases some (default: {DEFAULT_MAX_OBJECTS:,})")
     parser.add_argument("--max-message-size", type=_positive(int), default=DEFAULT_MAX_MESSAGE_SIZE, metavar="BYTES", help=f"largest message accepted from a client; a larger one closes the connection with code 1009 and a reason the client reports (default: {DEFAULT_MAX_MESSAGE_SIZE} = 2 GiB)")
     parser.add_argument("--max-connections", type=_positive(int), default=DEFAULT_MAX_CONNECTIONS, metavar="N", help=f"most connections at once; one more is refused with HTTP 503 (default: {DEFAULT_MAX_CONNECTIONS})")
@@ -220,27 +309,40 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--handshake-timeout", type=_positive(float), default=DEFAULT_HANDSHAKE_TIMEOUT, metavar="SECONDS", help=f"time a client has to complete the WebSocket handshake (default: {DEFAULT_HANDSHAKE_TIMEOUT:g})")
     parser.add_argument("--ping-interval", type=_positive(float), default=DEFAULT_PING_INTERVAL, metavar="SECONDS", help=f"a client silent this long is pinged (default: {DEFAULT_PING_INTERVAL:g})")
     parser.add_argument("--dead-after", type=_positive(float), default=DEFAULT_DEAD_AFTER, metavar="SECONDS", help=f"a client silent this long, its pings unanswered (or a response unread), is dropped and its objects freed; a stock simplerpyc client answers pings only during its calls, so for it only an unread response counts (default: {DEFAULT_DEAD_AFTER:g})")
-    parser.add_argument("--certfile", default=None, metavar="PEM", help="the server's certificate chain (PEM); with --keyfile the server speaks TLS only (wss://)")
-    parser.add_argument("--keyfile", default=None, metavar="PEM", help="the private key of --certfile (PEM)")
+    parser.add_argument("--certfile", default=None, metavar="PEM", help=f"the server's certificate chain (PEM); with --keyfile the server speaks TLS only (wss://) (default: ${CERTFILE_VAR}, else plain ws://)")
+    parser.add_argument("--keyfile", default=None, metavar="PEM", help=f"the private key of --certfile (PEM) (default: ${KEYFILE_VAR})")
     parser.add_argument("--log-level", default="INFO", help="logging level (default: INFO)")
     parser.add_argument("--fd", type=int, default=None, metavar="N", help="serve one client over the connected stream socket N (a socketpair's end this process inherited) instead of listening; nothing is printed, and the process exits when the client closes. simplerpc.spawn() starts servers so")
     parser.add_argument("--parent", type=int, default=None, metavar="PID", help="with --fd: exit when process PID (the parent) is gone")
     parser.add_argument("--parent-death-signal", action="store_true", help="with --parent, on Linux: also have the kernel kill this process when the thread that started it ends (PR_SET_PDEATHSIG)")
     args = parser.parse_args(argv)
+    tls_sources: Dict[str, str] = {}
+    for name, var in (("certfile", CERTFILE_VAR), ("keyfile", KEYFILE_VAR)):
+        if getattr(args, name) is not None:
+            tls_sources[name] = f"--{name}"
+        elif os.environ.get(var):
+            setattr(args, name, os.environ[var])
+            tls_sources[name] = f"${var}"
     if (args.certfile is None) != (args.keyfile is None):
-        parser.error("--certfile and --keyfile go together: TLS needs both")
+        given = " and ".join(tls_sources.values())
+        parser.error(f"--certfile and --keyfile go together (or {CERTFILE_VAR} and {KEYFILE_VAR}): TLS needs both, and only {given} is set")
     if args.fd is not None:
         logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
         _serve_spawned(args.fd, args.parent, args.parent_death_signal, args.max_objects, args.max_message_size)
         return
+    try:
+        host, port, token, sources = _resolve_settings({"host": args.host, "port": args.port, "token": args.token})
+    except ValueError as e:
+        parser.error(str(e))
+    sources.update(tls_sources)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     # SIGTERM stops as cleanly as Ctrl-C.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         serve(
-            args.host,
-            args.port,
-            args.token,
+            host,
+            port,
+            token,
             max_objects=args.max_objects,
             max_message_size=args.max_message_size,
             max_connections=args.max_connections,
@@ -250,6 +352,7 @@ def main(argv: Optional[List[str]] = None) -> None:
             dead_after=args.dead_after,
             certfile=args.certfile,
             keyfile=args.keyfile,
+            sources=sources,
         )
     except Exception as e:  # a bind failure, say: one clear line, not a traceback
         print(f"error: {e}", file=sys.stderr)

@@ -541,6 +541,48 @@ typedef struct srpc_str {
 } srpc_str;
 
 /*
+ Where and how a client connects (srpc_client_connect_config()). Zero
+ fields take the defaults.
+ */
+typedef struct srpc_client_config {
+  /*
+   Server host name or address; empty means "localhost". With TLS, the
+   name the server's certificate must list.
+   */
+  struct srpc_str host;
+  /*
+   Server port.
+   */
+  uint16_t port;
+  /*
+   The token the server printed; empty is refused
+   (SRPC_STATUS_ERR_UNAUTHORIZED).
+   */
+  struct srpc_str token;
+  /*
+   The extensions to offer (SRPC_EXT_*); 0 means SRPC_EXT_DEFAULT.
+   */
+  uint32_t extensions;
+  /*
+   Speak TLS (wss://): the server's certificate is checked against the
+   platform's trusted roots, or against `cafile`.
+   */
+  bool tls;
+  /*
+   Path of a PEM file of the CA certificates to trust instead of the
+   platform's (a lab's own CA); implies `tls`. Empty: none.
+   */
+  struct srpc_str cafile;
+  /*
+   Give up connecting after this many milliseconds (the TCP connection
+   and the TLS and WebSocket handshakes together):
+   SRPC_STATUS_ERR_TIMEOUT. 0: no limit of ours, as in
+   srpc_client_connect_timeout().
+   */
+  uint64_t timeout_ms;
+} srpc_client_config;
+
+/*
  Borrowed bytes: pointer and length. A NULL `ptr` with `len` 0 is empty.
  Valid for the duration of the call.
  */
@@ -871,6 +913,16 @@ typedef struct srpc_server_config {
    offers none and always gets the reference protocol.
    */
   uint32_t extensions;
+  /*
+   Path of the server's certificate chain, a PEM file (its own
+   certificate first). With `keyfile` the server speaks only TLS
+   (wss://); empty: plain ws://.
+   */
+  struct srpc_str certfile;
+  /*
+   Path of the private key of `certfile`, a PEM file; empty: none.
+   */
+  struct srpc_str keyfile;
 } srpc_server_config;
 
 /*
@@ -990,7 +1042,7 @@ extern "C" {
 #endif // __cplusplus
 
 /*
- Connect to `ws://host:port/?token=token`, offering the extensions
+ Connect to `ws://host:port/` presenting `token`, offering the extensions
  SRPC_EXT_DEFAULT. An empty `host` means "localhost"; an empty `token` is
  refused (SRPC_STATUS_ERR_UNAUTHORIZED), and so is a wrong one. Nothing
  listening at the address gives SRPC_STATUS_ERR_REFUSED, another network
@@ -1036,6 +1088,21 @@ srpc_status srpc_client_connect_timeout(struct srpc_str host,
                                         uint32_t extensions,
                                         uint64_t timeout_ms,
                                         struct srpc_client **client_out);
+
+/*
+ Connect as `config` says (TLS included). A refused certificate, or a
+ server that does not speak TLS, is SRPC_STATUS_ERR_IO with a message
+ naming the host and the reason (srpc_last_error_message()); nothing
+ listening at the address is SRPC_STATUS_ERR_REFUSED, no connection
+ within `timeout_ms` SRPC_STATUS_ERR_TIMEOUT. Close and free with
+ srpc_client_free().
+
+ # Safety
+ `config` points to a valid struct whose strings are valid for their
+ lengths; `client_out` is valid.
+ */
+srpc_status srpc_client_connect_config(const struct srpc_client_config *config,
+                                       struct srpc_client **client_out);
 
 /*
  Whether the server accepted promise pipelining (the `promise` extension;

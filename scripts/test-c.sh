@@ -101,6 +101,23 @@ timeout 300 "${vg[@]}" "$out/ws_client" "$port" "$token" || rc=$?
 echo stop >&"$server_in"
 wait "$server_pid" || { echo "matrix_server exited $? (valgrind errors or leaks?)" >&2; rc=1; }
 [ "$rc" = 0 ] || { echo "ws_client against matrix_server failed" >&2; exit 1; }
+# The same over TLS: a lab CA and a certificate for 127.0.0.1 made by the
+# lab_cert example (rcgen), the server given certfile and keyfile, the
+# client trusting the CA; a plain client of it must fail naming wss://.
+certs="$out/tls"
+cargo run -q -p simplerpc-ws --example lab_cert -- "$certs" 127.0.0.1 localhost
+# ring's AES-GCM assembly is opaque to memcheck: scripts/valgrind-ring.supp.
+vg_tls=("${vg[@]}" --suppressions="$root/scripts/valgrind-ring.supp")
+coproc tls_server { exec "${vg_tls[@]}" "$out/matrix_server" 0 "" "$certs/cert.pem" "$certs/key.pem"; }
+tls_pid=$tls_server_PID
+tls_in=${tls_server[1]}
+read -r -t 120 -u "${tls_server[0]}" _ port
+read -r -t 120 -u "${tls_server[0]}" _ token
+rc=0
+timeout 300 "${vg_tls[@]}" "$out/ws_client" "$port" "$token" "$certs/ca.pem" || rc=$?
+echo stop >&"$tls_in"
+wait "$tls_pid" || { echo "matrix_server (TLS) exited $? (valgrind errors or leaks?)" >&2; rc=1; }
+[ "$rc" = 0 ] || { echo "ws_client against matrix_server over TLS failed" >&2; exit 1; }
 # The README's C host, run as a reader would: it prints the export lines
 # (through a pipe, so only if it flushes them), the Python client connects
 # with them as its environment and gets the host's answers, and the host

@@ -35,7 +35,7 @@ if ! git diff --quiet -- include/simplerpc.h 2>/dev/null; then
 fi
 
 step "Python venvs: numpy>=2 with the stock simplerpyc (interop), numpy<2; the package built from this checkout"
-scripts/python-env.sh .venv "numpy>=2" dill msgpack pytest "simplerpyc==0.0.1a3" "gymnasium>=1.0"
+scripts/python-env.sh .venv "numpy>=2" dill msgpack pytest "simplerpyc==0.0.1a3" "gymnasium>=1.0" cryptography
 scripts/python-env.sh .venv-np1 "numpy<2" dill msgpack pytest "simplerpyc==0.0.1a3" "gymnasium>=1.0" "ale-py>=0.9"
 export SIMPLERPC_REFERENCE_PYTHON="$root/.venv/bin/python"
 export SIMPLERPC_NP1_PYTHON="$root/.venv-np1/bin/python"

@@ -1,6 +1,7 @@
 /*
  * A C host serving the matrix executor over WebSocket.
- *   matrix_server [PORT] [TOKEN]
+ *   matrix_server [PORT] [TOKEN] [CERTFILE KEYFILE]
+ * With a certificate and key (PEM files) it speaks TLS only (wss://).
  * Prints "PORT <port>" and "TOKEN <token>" lines, serves until its standard
  * input closes (or a line "stop" arrives), then stops cleanly and exits 0.
  */
@@ -20,6 +21,12 @@ int main(int argc, char **argv) {
     if (argc > 2) {
         cfg.token.ptr = argv[2];
         cfg.token.len = strlen(argv[2]);
+    }
+    if (argc > 4) {
+        cfg.certfile.ptr = argv[3];
+        cfg.certfile.len = strlen(argv[3]);
+        cfg.keyfile.ptr = argv[4];
+        cfg.keyfile.len = strlen(argv[4]);
     }
     srpc_executor ex = matrix_executor();
     srpc_server *server = NULL;

@@ -161,9 +161,11 @@ fn ws_error(e: Error) -> FfiError {
         Error::Closed(_) => SrpcStatusErrClosed,
         Error::Timeout(_) | Error::ConnectTimeout { .. } => SrpcStatusErrTimeout,
         Error::Interrupted => crate::error::SrpcStatusInterrupted,
-        Error::Connect { .. } | Error::Handshake { .. } | Error::Io(_) | Error::Bind { .. } => {
-            SrpcStatusErrIo
-        }
+        Error::Connect { .. }
+        | Error::Handshake { .. }
+        | Error::Tls { .. }
+        | Error::Io(_)
+        | Error::Bind { .. } => SrpcStatusErrIo,
         Error::Protocol(_) | Error::UnexpectedResponse { .. } => SrpcStatusErrProtocol,
         Error::NoAnswer(_) => crate::error::SrpcStatusErrState,
         _ => SrpcStatusErrInvalidArgument,
@@ -176,7 +178,7 @@ fn live<'a>(p: *const srpc_client) -> Result<&'a srpc_client, FfiError> {
     unsafe { p.as_ref() }.ok_or_else(|| FfiError::null("client"))
 }
 
-/// Connect to `ws://host:port/?token=token`, offering the extensions
+/// Connect to `ws://host:port/` presenting `token`, offering the extensions
 /// SRPC_EXT_DEFAULT. An empty `host` means "localhost"; an empty `token` is
 /// refused (SRPC_STATUS_ERR_UNAUTHORIZED), and so is a wrong one. Nothing
 /// listening at the address gives SRPC_STATUS_ERR_REFUSED, another network
@@ -262,6 +264,85 @@ pub unsafe extern "C" fn srpc_client_connect_timeout(
         }
         let c = Client::connect(&cfg).map_err(ws_error)?;
         *o = Box::into_raw(Box::new(srpc_client(Transport::Ws(c))));
+        Ok(())
+    })
+}
+
+/// Where and how a client connects (srpc_client_connect_config()). Zero
+/// fields take the defaults.
+#[repr(C)]
+pub struct srpc_client_config {
+    /// Server host name or address; empty means "localhost". With TLS, the
+    /// name the server's certificate must list.
+    pub host: srpc_str,
+    /// Server port.
+    pub port: u16,
+    /// The token the server printed; empty is refused
+    /// (SRPC_STATUS_ERR_UNAUTHORIZED).
+    pub token: srpc_str,
+    /// The extensions to offer (SRPC_EXT_*); 0 means SRPC_EXT_DEFAULT.
+    pub extensions: u32,
+    /// Speak TLS (wss://): the server's certificate is checked against the
+    /// platform's trusted roots, or against `cafile`.
+    pub tls: bool,
+    /// Path of a PEM file of the CA certificates to trust instead of the
+    /// platform's (a lab's own CA); implies `tls`. Empty: none.
+    pub cafile: srpc_str,
+    /// Give up connecting after this many milliseconds (the TCP connection
+    /// and the TLS and WebSocket handshakes together):
+    /// SRPC_STATUS_ERR_TIMEOUT. 0: no limit of ours, as in
+    /// srpc_client_connect_timeout().
+    pub timeout_ms: u64,
+}
+
+/// Connect as `config` says (TLS included). A refused certificate, or a
+/// server that does not speak TLS, is SRPC_STATUS_ERR_IO with a message
+/// naming the host and the reason (srpc_last_error_message()); nothing
+/// listening at the address is SRPC_STATUS_ERR_REFUSED, no connection
+/// within `timeout_ms` SRPC_STATUS_ERR_TIMEOUT. Close and free with
+/// srpc_client_free().
+///
+/// # Safety
+/// `config` points to a valid struct whose strings are valid for their
+/// lengths; `client_out` is valid.
+#[no_mangle]
+pub unsafe extern "C" fn srpc_client_connect_config(
+    config: *const srpc_client_config,
+    client_out: *mut *mut srpc_client,
+) -> srpc_status {
+    guard(|| {
+        // SAFETY: NULL checked; otherwise valid (documented).
+        let c = unsafe { config.as_ref() }.ok_or_else(|| FfiError::null("config"))?;
+        // SAFETY: NULL checked; otherwise valid.
+        let o = unsafe { client_out.as_mut() }.ok_or_else(|| FfiError::null("client_out"))?;
+        // SAFETY: valid for the call.
+        let host = unsafe { c.host.as_str("config.host")? };
+        // SAFETY: valid for the call.
+        let token = unsafe { c.token.as_str("config.token")? };
+        // SAFETY: valid for the call.
+        let cafile = unsafe { c.cafile.as_str("config.cafile")? };
+        let mut cfg = ClientConfig::new(
+            if host.is_empty() { "localhost" } else { host },
+            c.port,
+            token,
+        );
+        if token.is_empty() {
+            cfg.token = None;
+        }
+        cfg.extensions = crate::session::extensions(if c.extensions == 0 {
+            crate::session::SRPC_EXT_DEFAULT
+        } else {
+            c.extensions
+        });
+        cfg.tls = c.tls;
+        if !cafile.is_empty() {
+            cfg.cafile = Some(cafile.into());
+        }
+        if c.timeout_ms != 0 {
+            cfg.connect_timeout = Some(Duration::from_millis(c.timeout_ms));
+        }
+        let client = Client::connect(&cfg).map_err(ws_error)?;
+        *o = Box::into_raw(Box::new(srpc_client(Transport::Ws(client))));
         Ok(())
     })
 }

@@ -51,6 +51,12 @@ pub struct srpc_server_config {
     /// marker (see srpc_reply_extensions()). A stock simplerpyc client
     /// offers none and always gets the reference protocol.
     pub extensions: u32,
+    /// Path of the server's certificate chain, a PEM file (its own
+    /// certificate first). With `keyfile` the server speaks only TLS
+    /// (wss://); empty: plain ws://.
+    pub certfile: srpc_str,
+    /// Path of the private key of `certfile`, a PEM file; empty: none.
+    pub keyfile: srpc_str,
 }
 
 /// A running WebSocket server. Opaque.
@@ -111,6 +117,16 @@ pub unsafe extern "C" fn srpc_server_start(
         }
         if !token.is_empty() {
             config.token = Some(token.to_owned());
+        }
+        // SAFETY: the config's strings are valid for the call.
+        let certfile = unsafe { cfg.certfile.as_str("config.certfile")? };
+        // SAFETY: as above.
+        let keyfile = unsafe { cfg.keyfile.as_str("config.keyfile")? };
+        if !certfile.is_empty() {
+            config.certfile = Some(certfile.into());
+        }
+        if !keyfile.is_empty() {
+            config.keyfile = Some(keyfile.into());
         }
         let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
         if cfg.max_message_size != 0 {

@@ -1,6 +1,9 @@
 /*
  * The C client API against a running matrix server (examples/c/matrix_server):
- *   ws_client PORT TOKEN
+ *   ws_client PORT TOKEN [CAFILE]
+ * With CAFILE the server speaks TLS: every connection is made with
+ * srpc_client_connect_config (tls, cafile), and a plain one must fail
+ * naming wss://.
  * Uses the convenience functions (import, getattr, call, getitem, eval,
  * execute, materialize, release), the generic srpc_client_request, and
  * promise pipelining (srpc_client_send_pipelined, srpc_client_send,
@@ -153,15 +156,47 @@ static void promises(srpc_client *c, uint64_t eye) {
         CHECK(srpc_client_release(c, all[i]) == SRPC_STATUS_OK, "release %zu", i);
 }
 
+/* The CA file when the server speaks TLS, else NULL. */
+static const char *cafile;
+
+/* Connect as srpc_client_connect_ext does, over TLS when `cafile` is set. */
+static srpc_status connect_to(uint16_t port, const char *token, uint32_t ext, srpc_client **out) {
+    if (!cafile) return srpc_client_connect_ext(S("127.0.0.1"), port, S(token), ext, out);
+    srpc_client_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.host = S("127.0.0.1");
+    cfg.port = port;
+    cfg.token = S(token);
+    cfg.extensions = ext;
+    cfg.tls = true;
+    cfg.cafile = S(cafile);
+    return srpc_client_connect_config(&cfg, out);
+}
+
 int main(int argc, char **argv) {
     if (argc < 3) return 2;
     uint16_t port = (uint16_t)atoi(argv[1]);
+    cafile = argc > 3 ? argv[3] : NULL;
     srpc_client *bad = NULL;
-    CHECK(srpc_client_connect(S("127.0.0.1"), port, S("wrong"), &bad) == SRPC_STATUS_ERR_UNAUTHORIZED, "wrong token refused");
+    CHECK(connect_to(port, "wrong", SRPC_EXT_DEFAULT, &bad) == SRPC_STATUS_ERR_UNAUTHORIZED, "wrong token refused");
     CHECK(bad == NULL, "out-parameter untouched on failure");
+    if (cafile) {
+        /* A plain client of a TLS server is told to use wss://, and one
+           trusting no CA file that exists is told which file. */
+        CHECK(srpc_client_connect(S("127.0.0.1"), port, S(argv[2]), &bad) == SRPC_STATUS_ERR_IO, "plain client refused");
+        CHECK(strstr(srpc_last_error_message(), "wss://") != NULL, "the error names wss://: %s", srpc_last_error_message());
+        srpc_client_config cfg;
+        memset(&cfg, 0, sizeof cfg);
+        cfg.port = port;
+        cfg.token = S(argv[2]);
+        cfg.cafile = S("/nonexistent/ca.pem");
+        CHECK(srpc_client_connect_config(&cfg, &bad) == SRPC_STATUS_ERR_INVALID_ARGUMENT, "missing CA file refused");
+        CHECK(strstr(srpc_last_error_message(), "/nonexistent/ca.pem") != NULL, "the error names the file: %s", srpc_last_error_message());
+        CHECK(bad == NULL, "out-parameter untouched on failure");
+    }
 
     srpc_client *c = NULL;
-    CHECK(srpc_client_connect(S("127.0.0.1"), port, S(argv[2]), &c) == SRPC_STATUS_OK, "connect");
+    CHECK(connect_to(port, argv[2], SRPC_EXT_DEFAULT, &c) == SRPC_STATUS_OK, "connect");
     /* srpc_client_connect offers SRPC_EXT_DEFAULT (no tuple marker for a
        host that did not ask for it); the C server accepts the same. */
     CHECK(srpc_client_extensions(c) == SRPC_EXT_DEFAULT, "extensions negotiated with our server");
@@ -223,9 +258,9 @@ int main(int argc, char **argv) {
     /* Asking for every extension: this server's executor did not ask for the
        tuple marker, so it is left out. */
     srpc_client *all = NULL;
-    CHECK(srpc_client_connect_ext(S("127.0.0.1"), port, S(argv[2]), SRPC_EXT_ALL, &all) == SRPC_STATUS_OK, "connect_ext");
+    CHECK(connect_to(port, argv[2], SRPC_EXT_ALL, &all) == SRPC_STATUS_OK, "connect_ext");
     CHECK(srpc_client_extensions(all) == SRPC_EXT_DEFAULT, "tuple not accepted by a C server that did not ask");
     srpc_client_free(all);
-    printf("ws_client: all checks passed\n");
+    printf("ws_client%s: all checks passed\n", cafile ? " (TLS)" : "");
     return 0;
 }

@@ -170,6 +170,8 @@ fn main() {
                 .value_parser(clap::value_parser!(usize))
                 .default_value(shown(simplerpc_registry::DEFAULT_MAX_ALLOC)),
         )
+        .arg(clap::arg!(--certfile <PEM> "certificate chain (PEM); with --keyfile the server speaks TLS only (wss://)").required(false))
+        .arg(clap::arg!(--keyfile <PEM> "private key of --certfile (PEM)").required(false))
         .get_matches();
     let seconds = |name: &str| {
         let v = *args.get_one::<f64>(name).expect("has a default");
@@ -205,6 +207,8 @@ fn main() {
         max_message_size: *args
             .get_one::<usize>("max-message-size")
             .expect("has a default"),
+        certfile: args.get_one::<String>("certfile").map(Into::into),
+        keyfile: args.get_one::<String>("keyfile").map(Into::into),
         ..ServerConfig::default()
     };
     let max_alloc = *args.get_one::<usize>("max-alloc").expect("has a default");
@@ -217,9 +221,15 @@ fn main() {
         }
     };
     let port = server.local_addr().port();
-    println!("WARNING: this server speaks plain ws://: tokens and data travel unencrypted. Use it on localhost or a trusted network.");
+    let scheme = if server.is_tls() {
+        println!("TLS: only wss:// connections.");
+        "wss"
+    } else {
+        println!("WARNING: this server speaks plain ws://: tokens and data travel unencrypted. Use it on localhost or a trusted network, or give it --certfile and --keyfile.");
+        "ws"
+    };
     println!(
-        "Serving the Rust registry (module 'sim') on {}:{port}",
+        "Serving the Rust registry (module 'sim') on {scheme}://{}:{port}",
         config.host
     );
     println!("Token: {}", server.token());

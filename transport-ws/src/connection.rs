@@ -54,6 +54,7 @@ use simplerpc_core::{Executor, Extensions, OutFrame, ServerSession};
 use crate::config::Liveness;
 use crate::handshake;
 use crate::server::{ClientInfo, Context, Control};
+use crate::tls::Stream;
 use crate::wire::{close_code, Incoming, Reader, Wire, WireError};
 
 /// Socket read timeout while nothing is buffered: how soon a shutdown is noticed.
@@ -520,7 +521,7 @@ impl Socket {
     fn send(&mut self, frame: &OutFrame) -> Result<(), Ended> {
         let control = self.control.clone();
         let dead_after = self.liveness.dead_after;
-        let mut stalled = |_: &mut Reader, _: &TcpStream, idle: Duration| {
+        let mut stalled = |_: &mut Reader, _: &mut Stream, idle: Duration| {
             if control.stopping() {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::Interrupted,

@@ -62,6 +62,15 @@ pub enum Error {
         /// what went wrong
         reason: String,
     },
+    /// TLS could not be set up with the server: its certificate was
+    /// refused (the reason says why), or it does not speak TLS.
+    #[error("TLS with {addr} failed: {reason}")]
+    Tls {
+        /// `host:port` of the server
+        addr: String,
+        /// what went wrong, and what to do
+        reason: String,
+    },
     /// The connection is gone (the server shut down, the network failed, or
     /// the client was closed). Requests in flight got no answer; connect again.
     #[error("the connection to the server is closed ({0}); connect again")]

@@ -1,5 +1,6 @@
-//! The server side of the WebSocket handshake: the token check and the
-//! extension negotiation, both decided before the upgrade.
+//! The server side of the WebSocket handshake: TLS first when the server
+//! has a certificate, then the token check and the extension negotiation,
+//! both decided before the upgrade.
 //!
 //! The whole handshake has one wall-clock deadline
 //! ([`ServerConfig::handshake_timeout`](crate::ServerConfig::handshake_timeout)),
@@ -18,6 +19,7 @@ use tungstenite::handshake::HandshakeError;
 use tungstenite::http::{header, HeaderValue, StatusCode};
 
 use crate::server::Context;
+use crate::tls::{self, Stream, HANDSHAKE_RECORD};
 use crate::token;
 use crate::wire::Wire;
 
@@ -26,6 +28,10 @@ const HANDSHAKE_POLL: Duration = Duration::from_millis(200);
 
 /// Body of the refusal a client without the right token gets.
 const UNAUTHORIZED_BODY: &str = "invalid or missing token\n";
+
+/// Body of the answer a plain `ws://` client of a TLS server gets.
+const TLS_ONLY_BODY: &str =
+    "this server speaks TLS only: connect with wss:// (Python: tls=True or a wss:// URL)\n";
 
 /// Run the handshake on a fresh connection. `None` when it failed or was
 /// refused (already logged); otherwise the connection and the accepted extensions.
@@ -40,13 +46,38 @@ pub(crate) fn accept(
         log::warn!("client {peer}: cannot configure the socket: {e}");
         return None;
     }
+    let first = first_byte(&stream, peer, deadline, ctx)?;
+    let mut stream = match (&ctx.tls, first) {
+        (Some(config), HANDSHAKE_RECORD) => accept_tls(stream, config, peer, deadline, ctx)?,
+        (Some(_), _) => {
+            log::warn!(
+                "client {peer}: refused, it spoke plain ws:// to this TLS server \
+                 (it must connect with wss://)"
+            );
+            refuse_plain(&stream);
+            return None;
+        }
+        (None, HANDSHAKE_RECORD) => {
+            log::warn!(
+                "client {peer}: dropped, it began a TLS handshake but this server speaks \
+                 plain ws:// (connect with ws://, or start the server with a certificate \
+                 and key)"
+            );
+            return None;
+        }
+        (None, _) => Stream::Plain(stream),
+    };
     let refused = Cell::new(false);
     let accepted = Cell::new(Extensions::NONE);
     // tungstenite's callback type fixes the error type.
     #[allow(clippy::result_large_err)]
     let callback = |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {
         let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
-        if !token::authorize(target, &ctx.token) {
+        let authorization = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        if !token::authorize_request(authorization, target, &ctx.token) {
             refused.set(true);
             return Err(unauthorized());
         }
@@ -64,7 +95,7 @@ pub(crate) fn accept(
         Ok(resp)
     };
     let timed = Timed {
-        stream: &stream,
+        stream: &mut stream,
         deadline,
         read_timeout: Some(HANDSHAKE_POLL),
     };
@@ -105,6 +136,124 @@ pub(crate) fn accept(
     }
 }
 
+/// The first byte the client sends (left unread), to tell a TLS handshake
+/// from plain HTTP; `None` when it sends nothing in time (logged).
+fn first_byte(
+    stream: &TcpStream,
+    peer: SocketAddr,
+    deadline: Instant,
+    ctx: &Context,
+) -> Option<u8> {
+    let mut b = [0u8; 1];
+    loop {
+        match stream.peek(&mut b) {
+            Ok(0) => return None,
+            Ok(_) => return Some(b[0]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) =>
+            {
+                if ctx.control.stopping() {
+                    return None;
+                }
+                if Instant::now() >= deadline {
+                    log::warn!(
+                        "client {peer}: sent nothing within {:?}; dropped",
+                        ctx.handshake_timeout
+                    );
+                    return None;
+                }
+            }
+            Err(e) => {
+                log::warn!("client {peer}: {e}");
+                return None;
+            }
+        }
+    }
+}
+
+/// The TLS handshake, within the handshake's deadline.
+fn accept_tls(
+    stream: TcpStream,
+    config: &std::sync::Arc<rustls::ServerConfig>,
+    peer: SocketAddr,
+    deadline: Instant,
+    ctx: &Context,
+) -> Option<Stream> {
+    let mut conn = match tls::server_connection(config) {
+        Ok(c) => c,
+        Err(e) => {
+            log::warn!("client {peer}: cannot start TLS: {e}");
+            return None;
+        }
+    };
+    let mut plain = Stream::Plain(stream);
+    let mut timed = Timed {
+        stream: &mut plain,
+        deadline,
+        read_timeout: Some(HANDSHAKE_POLL),
+    };
+    loop {
+        match tls::drive(&mut conn, &mut timed) {
+            Ok(()) => break,
+            Err(e)
+                if e.kind() == io::ErrorKind::WouldBlock
+                    || e.kind() == io::ErrorKind::Interrupted =>
+            {
+                if ctx.control.stopping() {
+                    return None;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                log::warn!(
+                    "client {peer}: no TLS handshake within {:?}; dropped",
+                    ctx.handshake_timeout
+                );
+                return None;
+            }
+            Err(e) => {
+                log::warn!("client {peer}: TLS handshake failed: {e}");
+                return None;
+            }
+        }
+    }
+    let Stream::Plain(stream) = plain else {
+        return None;
+    };
+    Some(tls::stream(conn, stream))
+}
+
+/// Answer a plain HTTP request to a TLS server with HTTP 400 saying why,
+/// and close. The request is read first (so closing does not reset the
+/// connection before the client reads the answer).
+fn refuse_plain(stream: &TcpStream) {
+    let mut s = stream;
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+    let mut sink = [0u8; 8192];
+    let _ = s.read(&mut sink);
+    let answer = format!(
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{TLS_ONLY_BODY}",
+        TLS_ONLY_BODY.len()
+    );
+    let _ = s.write_all(answer.as_bytes());
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    // Until the client closes (it has its answer), briefly.
+    let until = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < until {
+        match s.read(&mut sink) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+}
+
 fn configure(stream: &TcpStream, limit: Duration) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(HANDSHAKE_POLL))?;
@@ -115,7 +264,7 @@ fn configure(stream: &TcpStream, limit: Duration) -> std::io::Result<()> {
 /// and none waits past it (nor longer than [`HANDSHAKE_POLL`], so the
 /// stop flag is looked at).
 struct Timed<'a> {
-    stream: &'a TcpStream,
+    stream: &'a mut Stream,
     deadline: Instant,
     /// The socket's read timeout, to skip redundant system calls.
     read_timeout: Option<Duration>,
@@ -133,12 +282,11 @@ impl Read for Timed<'_> {
         }
         let wait = Some(left.min(HANDSHAKE_POLL));
         if self.read_timeout != wait {
-            self.stream.set_read_timeout(wait)?;
+            self.stream.tcp().set_read_timeout(wait)?;
             self.read_timeout = wait;
         }
-        let mut s = self.stream;
         loop {
-            match s.read(buf) {
+            match self.stream.read(buf) {
                 // A signal is not a failure: read again (the deadline is
                 // looked at by the next call).
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -150,9 +298,8 @@ impl Read for Timed<'_> {
 
 impl Write for Timed<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let mut s = self.stream;
         loop {
-            match s.write(buf) {
+            match self.stream.write(buf) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 other => return other,
             }
@@ -160,8 +307,12 @@ impl Write for Timed<'_> {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        let mut s = self.stream;
-        s.flush()
+        loop {
+            match self.stream.flush() {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => return other,
+            }
+        }
     }
 }
 

@@ -12,8 +12,12 @@
 //!   otherwise), gives each client an executor of its own on a worker thread.
 //! - [`Client`]: one connection, shareable between threads; raw
 //!   [`Client::request`] and [`Client::pipeline`], and [`Proxy`] objects on top.
-//! - [`token`]: the authentication token, made, carried in the request
-//!   target's `?token=` query and checked.
+//! - [`token`]: the authentication token, made, carried in an
+//!   `Authorization: Bearer` header (or, from a stock client, the request
+//!   target's `?token=` query) and checked.
+//! - TLS (`wss://`) with rustls: [`ServerConfig::certfile`] and
+//!   [`ServerConfig::keyfile`] on a server, [`ClientConfig::tls`] and
+//!   [`ClientConfig::cafile`] on a client.
 //!
 //! A Rust server with a registry function that takes and returns an array,
 //! and a client that calls it (the examples on [`Client::connect`],
@@ -57,6 +61,7 @@ mod error;
 mod handshake;
 mod proxy;
 mod server;
+mod tls;
 pub mod token;
 mod wire;
 

@@ -57,6 +57,8 @@ pub(crate) struct Context {
     pub(crate) liveness: Liveness,
     pub(crate) factory: Factory,
     pub(crate) control: Arc<Control>,
+    /// The TLS setup when the server speaks `wss://` only.
+    pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
     /// [`ServerConfig::handshake_timeout`].
     pub(crate) handshake_timeout: Duration,
     /// [`ServerConfig::max_objects`].
@@ -146,11 +148,16 @@ impl Server {
         };
         let host = config.host.trim_start_matches('[').trim_end_matches(']');
         let addr = host_port(host, config.port);
+        let tls = match (&config.certfile, &config.keyfile) {
+            (Some(cert), Some(key)) => Some(crate::tls::server_config(cert, key)?),
+            _ => None,
+        };
         let listener = listen(host, config.port).map_err(|source| Error::Bind { addr, source })?;
         let local_addr = listener.local_addr()?;
         // Percent-encoded: a token of the user's may hold '&', '#' or spaces.
         let url = format!(
-            "ws://{}{}",
+            "{}://{}{}",
+            if tls.is_some() { "wss" } else { "ws" },
             host_port(host, local_addr.port()),
             token::request_target(&token)
         );
@@ -172,6 +179,7 @@ impl Server {
             },
             factory,
             control,
+            tls,
             handshake_timeout: config.handshake_timeout,
             max_objects: config.max_objects,
             max_connections: config.max_connections,
@@ -195,9 +203,15 @@ impl Server {
         &self.ctx.token
     }
 
-    /// The URL a client connects to, token included (`ws://host:port/?token=...`).
+    /// The URL a client connects to, token included (`ws://host:port/?token=...`,
+    /// `wss://` when the server speaks TLS).
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// Whether the server speaks TLS (`wss://`) only.
+    pub fn is_tls(&self) -> bool {
+        self.ctx.tls.is_some()
     }
 
     /// A handle that stops this server from any thread.
@@ -260,7 +274,11 @@ impl Server {
         }
         let _stopped = Stopped(self.ctx.control.clone());
 
-        log::info!("simplerpc server listening on ws://{}", self.local_addr);
+        log::info!(
+            "simplerpc server listening on {}://{}",
+            if self.ctx.tls.is_some() { "wss" } else { "ws" },
+            self.local_addr
+        );
         let mut connections: Vec<JoinHandle<()>> = Vec::new();
         let mut refused: VecDeque<(TcpStream, Instant)> = VecDeque::new();
         loop {

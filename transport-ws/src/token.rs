@@ -1,6 +1,7 @@
 //! Authentication tokens: made like the reference's (`secrets.token_urlsafe(32)`),
-//! carried in the `?token=` query of the WebSocket upgrade request, and
-//! compared in constant time.
+//! carried in an `Authorization: Bearer` header of the WebSocket upgrade
+//! request (ours) or its `?token=` query (a stock client's), and compared
+//! in constant time.
 //!
 //! This lives in the transport, not in the core: how a peer proves who it is
 //! belongs to the way it connects, not to the protocol's messages.
@@ -44,6 +45,34 @@ pub fn authorize(target: &str, expected: &str) -> bool {
     from_request_target(target).is_some_and(|t| matches(&t, expected))
 }
 
+/// The `Authorization` header value that presents `token`: `Bearer `
+/// and the token percent-encoded as in the query (a generated token is
+/// unchanged; one of the user's may hold spaces or non-ASCII characters,
+/// which a header cannot carry).
+pub fn bearer(token: &str) -> String {
+    format!("Bearer {}", percent_encode(token))
+}
+
+/// The token of an `Authorization: Bearer TOKEN` header value (the scheme's
+/// name in any case), percent-decoded (a `+` stays a `+`). `None` for
+/// another scheme.
+pub fn from_authorization(value: &str) -> Option<String> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| decode(token.trim(), false))
+}
+
+/// Check an upgrade request: the token of its `Authorization: Bearer`
+/// header if it has one, else that of its target's `?token=` query (a
+/// stock client's), against the expected token, in constant time.
+pub fn authorize_request(authorization: Option<&str>, target: &str, expected: &str) -> bool {
+    match authorization.and_then(from_authorization) {
+        Some(t) => matches(&t, expected),
+        None => authorize(target, expected),
+    }
+}
+
 /// Percent-encode everything but RFC 3986 unreserved characters.
 fn percent_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -58,6 +87,12 @@ fn percent_encode(s: &str) -> String {
 }
 
 fn percent_decode(s: &str) -> String {
+    decode(s, true)
+}
+
+/// Percent-decode `s`; `plus_is_space`: a `+` means a space (a query's
+/// convention).
+fn decode(s: &str, plus_is_space: bool) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -72,7 +107,7 @@ fn percent_decode(s: &str) -> String {
                 }
                 _ => out.push(b'%'),
             },
-            b'+' => out.push(b' '),
+            b'+' if plus_is_space => out.push(b' '),
             c => out.push(c),
         }
         i += 1;
@@ -101,6 +136,35 @@ mod tests {
             from_request_target("/?token=a%20b%zz%"),
             Some("a b%zz%".into())
         );
+    }
+
+    #[test]
+    fn bearer_headers() {
+        let t = "abc-_123";
+        assert_eq!(from_authorization(&bearer(t)).as_deref(), Some(t));
+        assert_eq!(from_authorization("bearer  abc ").as_deref(), Some("abc"));
+        assert_eq!(
+            from_authorization("Bearer a+b/c=").as_deref(),
+            Some("a+b/c=")
+        );
+        for odd in ["a b&c=d/é", "100%+#?/"] {
+            assert!(bearer(odd).is_ascii());
+            assert_eq!(from_authorization(&bearer(odd)).as_deref(), Some(odd));
+        }
+        assert_eq!(from_authorization("Basic abc"), None);
+        assert!(authorize_request(Some(&bearer(t)), "/", t));
+        assert!(!authorize_request(
+            Some("Bearer wrong"),
+            &format!("/?token={t}"),
+            t
+        ));
+        assert!(authorize_request(None, &format!("/?token={t}"), t));
+        assert!(authorize_request(
+            Some("Basic x"),
+            &format!("/?token={t}"),
+            t
+        ));
+        assert!(!authorize_request(None, "/", t));
     }
 
     #[test]

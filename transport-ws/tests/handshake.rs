@@ -231,14 +231,42 @@ fn fake_server(act: impl FnOnce(&mut Raw) + Send + 'static) -> (u16, thread::Joi
 
 #[test]
 fn reference_server_token_refusal_is_unauthorized() {
-    // The reference server accepts the upgrade, then closes with 1008.
-    let (port, fake) = fake_server(|ws| {
-        ws.close(Some(CloseFrame {
-            code: CloseCode::Policy,
-            reason: "Invalid token".into(),
-        }))
-        .unwrap();
-        while ws.read().is_ok() {}
+    // The reference server reads the token only from the URL's query: it
+    // accepts the upgrade, then closes with 1008. Our client, which sent
+    // the token in a header, tries once more with it in the URL too.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let fake = thread::spawn(move || {
+        let mut targets = Vec::new();
+        // Two attempts at most: the first, and the one with the query.
+        for _ in 0..2 {
+            let (stream, _) = listener.accept().unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(20)))
+                .unwrap();
+            let mut target = String::new();
+            // tungstenite's callback type fixes the error type.
+            #[allow(clippy::result_large_err)]
+            let mut ws = tungstenite::accept_hdr(
+                stream,
+                |req: &tungstenite::handshake::server::Request, resp| {
+                    target = req.uri().to_string();
+                    Ok(resp)
+                },
+            )
+            .unwrap();
+            targets.push(target);
+            ws.close(Some(CloseFrame {
+                code: CloseCode::Policy,
+                reason: "Invalid token".into(),
+            }))
+            .unwrap();
+            while ws.read().is_ok() {}
+            if targets.last().is_some_and(|t| t.contains("token=")) {
+                break;
+            }
+        }
+        targets
     });
     // Reported by connect, which waits briefly for exactly this; on a slow
     // machine the close may come later and then the first request reports it.
@@ -252,7 +280,11 @@ fn reference_server_token_refusal_is_unauthorized() {
         }
     };
     assert!(matches!(err, Error::Unauthorized { .. }), "{err:?}");
-    fake.join().unwrap();
+    let targets = fake.join().unwrap();
+    assert!(!targets[0].contains("token="), "{targets:?}");
+    if targets.len() == 2 {
+        assert!(targets[1].ends_with("?token=whatever"), "{targets:?}");
+    }
 }
 
 #[test]

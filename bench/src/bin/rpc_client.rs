@@ -6,6 +6,7 @@
 //! bench-rpc-client --port P --token T [--host 127.0.0.1] [--sizes 8,32,...]
 //!                  [--warmup 100] [--iters 2000] [--seconds 5] [--min-iters 5]
 //!                  [--hard-seconds 30] [--sweep-seconds 2] [--budget-bytes N]
+//!                  [--cafile PEM]   (TLS: wss://, trusting this CA)
 //! ```
 //! Prints one JSON object per line, as `bench/peers.py` does:
 //! `{"workload": W, "size": N or null, "samples": [µs, ...]}`, or `"error"`
@@ -42,11 +43,13 @@ fn main() {
     let p = policy(&a);
     let sweep_seconds: f64 = arg(&a, "sweep-seconds", 2.0);
     let budget: usize = arg(&a, "budget-bytes", 1 << 30);
-    let config = ClientConfig::new(
+    let mut config = ClientConfig::new(
         arg(&a, "host", "127.0.0.1".to_string()),
         arg(&a, "port", 0u16),
         arg(&a, "token", String::new()),
     );
+    // Optional: TLS (wss://) trusting this CA file.
+    config.cafile = a.get("cafile").map(Into::into);
     let client = Client::connect(&config).expect("connect to bench-rpc-server");
     let m = client.module("bench").expect("module bench");
 

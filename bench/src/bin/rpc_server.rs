@@ -2,7 +2,7 @@
 //! harness's workloads, run as its own process like every other peer.
 //!
 //! ```text
-//! bench-rpc-server [--host 127.0.0.1] [--port 0] [--token T]
+//! bench-rpc-server [--host 127.0.0.1] [--port 0] [--token T] [--certfile PEM --keyfile PEM]
 //! ```
 //! Module `bench`: `f(x)` returns `x`; `make_env()` returns an `Env` whose
 //! `step(a)` returns `[obs, reward, terminated, truncated, info]` with one
@@ -65,6 +65,9 @@ fn main() {
         host: arg(&a, "host", "127.0.0.1".to_string()),
         port: arg(&a, "port", 0u16),
         token: a.get("token").cloned(),
+        // Optional: with both, TLS only (wss://).
+        certfile: a.get("certfile").map(Into::into),
+        keyfile: a.get("keyfile").map(Into::into),
         ..ServerConfig::default()
     };
     let server = Server::bind(config, move |_| registry.executor()).unwrap_or_else(|e| {

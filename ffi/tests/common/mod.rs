@@ -310,6 +310,8 @@ impl Server {
             ping_interval_ms: 0,
             dead_after_ms: 0,
             extensions: 0,
+            certfile: s(""),
+            keyfile: s(""),
         };
         limits(&mut cfg);
         let mut ptr = std::ptr::null_mut();

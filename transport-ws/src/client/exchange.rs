@@ -10,7 +10,7 @@
 //! any mix.
 
 use std::io;
-use std::net::{Shutdown, TcpStream};
+use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
 use simplerpc_core::{ClientError, OutFrame, RawValue, RequestId, Response};
@@ -18,6 +18,7 @@ use simplerpc_core::{ClientError, OutFrame, RawValue, RequestId, Response};
 use super::conn::{Conn, Ended};
 use super::POLL;
 use crate::error::Error;
+use crate::tls::Stream;
 use crate::wire::{Incoming, Reader, WireError};
 
 /// How long a wait polls before it sleeps (see `Conn::spin_for`).
@@ -47,7 +48,7 @@ impl Conn {
         let mut closed = None;
         let mut failure = None;
         let mut interrupted = false;
-        let mut stalled = |reader: &mut Reader, stream: &TcpStream, idle: Duration| {
+        let mut stalled = |reader: &mut Reader, stream: &mut Stream, idle: Duration| {
             if let Some(dead) = dead_after {
                 if idle >= dead && reader.last_heard().elapsed() >= dead {
                     failure = Some(Error::Dead(idle));
@@ -55,7 +56,7 @@ impl Conn {
                 }
             }
             // Pings wait: a pong cannot go out in the middle of our frame.
-            match reader.read(&mut &*stream) {
+            match reader.read(stream) {
                 Ok(Incoming::Message(m)) => {
                     if let Err(e) = session.receive(m) {
                         failure = Some(Error::Protocol(e));

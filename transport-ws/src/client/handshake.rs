@@ -1,5 +1,6 @@
-//! The client side of the WebSocket handshake: the TCP connection, the
-//! upgrade request (token in its query, extensions offered in a header),
+//! The client side of the WebSocket handshake: the TCP connection, TLS
+//! over it for `wss://`, the upgrade request (token in an `Authorization:
+//! Bearer` header, extensions offered in another),
 //! reading which extensions the server accepted, and telling a refused
 //! token from a working connection.
 
@@ -11,11 +12,12 @@ use simplerpc_core::{extensions, Extensions};
 use tungstenite::client::IntoClientRequest;
 use tungstenite::handshake::client::Request;
 use tungstenite::handshake::HandshakeError;
-use tungstenite::http::{HeaderValue, StatusCode, Uri};
+use tungstenite::http::{header, HeaderValue, StatusCode, Uri};
 
 use super::POLL;
 use crate::config::{websocket_config, ClientConfig};
 use crate::error::Error;
+use crate::tls::{self, Stream};
 use crate::token;
 use crate::wire::{Incoming, Tap, Wire};
 
@@ -28,10 +30,36 @@ const STOCK_REFUSAL_WAIT: Duration = Duration::from_millis(150);
 /// Connect to `addr` (`config.addr()`), present `token` and offer
 /// `config.extensions`. Returns the socket, set up for requests (no read
 /// timeout, a [`POLL`] write timeout), and the extensions both sides speak.
+///
+/// The token goes in an `Authorization: Bearer` header, out of the URL
+/// (which proxies and access logs record). A stock simplerpyc server reads
+/// only the URL's `?token=` and refuses with close code 1008 after the
+/// upgrade: over plain `ws://`, that refusal is answered by connecting
+/// once more with the token in the URL as well.
 pub(super) fn connect(
     config: &ClientConfig,
     addr: &str,
     token: &str,
+) -> Result<(Wire, Extensions), Error> {
+    let mut stock_refused = false;
+    match connect_once(config, addr, token, false, &mut stock_refused) {
+        Err(Error::Unauthorized { .. }) if stock_refused && !config.uses_tls() => {
+            log::debug!(
+                "{addr} refused the token in a header as a stock server does; \
+                 presenting it in the URL"
+            );
+            connect_once(config, addr, token, true, &mut stock_refused)
+        }
+        other => other,
+    }
+}
+
+fn connect_once(
+    config: &ClientConfig,
+    addr: &str,
+    token: &str,
+    token_in_url: bool,
+    stock_refused: &mut bool,
 ) -> Result<(Wire, Extensions), Error> {
     let host = config.host.trim_start_matches('[').trim_end_matches(']');
     let connect_err = |source: io::Error| Error::Connect {
@@ -69,7 +97,13 @@ pub(super) fn connect(
         .set_write_timeout(Some(handshake_wait))
         .map_err(connect_err)?;
 
-    let request = upgrade_request(addr, host, token, config.extensions)?;
+    let stream = if config.uses_tls() {
+        start_tls(config, host, addr, stream, handshake_wait)?
+    } else {
+        Stream::Plain(stream)
+    };
+
+    let request = upgrade_request(addr, host, token, token_in_url, config)?;
     let ws_config = websocket_config(config.max_message_size);
     let (mut ws, response) =
         match tungstenite::client::client_with_config(request, Tap::new(stream), Some(ws_config)) {
@@ -77,7 +111,13 @@ pub(super) fn connect(
             Err(HandshakeError::Failure(tungstenite::Error::Http(resp))) => {
                 return Err(http_refusal(addr, resp.status(), resp.body().as_deref()))
             }
-            Err(HandshakeError::Failure(e)) => return Err(handshake_err(addr, e.to_string())),
+            Err(HandshakeError::Failure(e)) => {
+                let mut reason = e.to_string();
+                if !config.uses_tls() && matches!(e, tungstenite::Error::Protocol(_)) {
+                    reason.push_str(" (is it a TLS server? connect with wss://, or tls=True)");
+                }
+                return Err(handshake_err(addr, reason));
+            }
             Err(HandshakeError::Interrupted(_)) => {
                 return Err(match config.connect_timeout {
                     Some(limit) if handshake_wait < HANDSHAKE_TIMEOUT => timed_out(limit),
@@ -96,7 +136,10 @@ pub(super) fn connect(
     drop(ws);
     let mut wire = Wire::client(stream, config.max_message_size, &leftover);
     if accepted == Extensions::NONE {
-        await_stock_refusal(&mut wire, addr)?;
+        if let Err(e) = await_stock_refusal(&mut wire, addr) {
+            *stock_refused = matches!(e, Error::Unauthorized { .. });
+            return Err(e);
+        }
     }
     wire.set_read_timeout(None).map_err(connect_err)?;
     wire.stream()
@@ -134,20 +177,76 @@ fn connect_within(host: &str, port: u16, limit: Duration) -> io::Result<TcpStrea
     }))
 }
 
-/// The upgrade request for `ws://addr/?token=TOKEN`, offering `offer` in the
-/// extensions header (no header when it offers nothing).
+/// TLS over `stream` with `host`, its certificate checked; the handshake
+/// bounded by the socket's timeouts (`wait`: what is left of the connect
+/// timeout, at most [`HANDSHAKE_TIMEOUT`]).
+fn start_tls(
+    config: &ClientConfig,
+    host: &str,
+    addr: &str,
+    stream: TcpStream,
+    wait: Duration,
+) -> Result<Stream, Error> {
+    let tls_config = tls::client_config(config.cafile.as_deref())?;
+    let mut conn = tls::client_connection(&tls_config, host)?;
+    let mut sock = &stream;
+    match tls::drive(&mut conn, &mut sock) {
+        Ok(()) => Ok(tls::stream(conn, stream)),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
+            Err(match config.connect_timeout {
+                Some(limit) if wait < HANDSHAKE_TIMEOUT => Error::ConnectTimeout {
+                    addr: addr.into(),
+                    after: limit,
+                },
+                _ => Error::Tls {
+                    addr: addr.into(),
+                    reason: format!(
+                        "no TLS answer within {wait:?}: is the server a plain ws:// \
+                         server (connect with ws://), or is the network dropping packets?"
+                    ),
+                },
+            })
+        }
+        Err(e) => Err(Error::Tls {
+            addr: addr.into(),
+            reason: tls::explain_client_failure(host, &e),
+        }),
+    }
+}
+
+/// The upgrade request for `ws://addr/` (`wss://`), the token in an
+/// `Authorization: Bearer` header (and in the URL's query too when
+/// `token_in_url`, for a stock server), offering the configured extensions
+/// in their header (no header when it offers nothing).
 fn upgrade_request(
     addr: &str,
     host: &str,
     token: &str,
-    offer: Extensions,
+    token_in_url: bool,
+    config: &ClientConfig,
 ) -> Result<Request, Error> {
-    let uri: Uri = format!("ws://{addr}{}", token::request_target(token))
+    let offer = config.extensions;
+    let scheme = if config.uses_tls() { "wss" } else { "ws" };
+    let target = if token_in_url {
+        token::request_target(token)
+    } else {
+        "/".to_owned()
+    };
+    let uri: Uri = format!("{scheme}://{addr}{target}")
         .parse()
         .map_err(|e| Error::Config(format!("cannot make a URL of host {host:?}: {e}")))?;
     let mut request = uri
         .into_client_request()
         .map_err(|e| handshake_err(addr, e.to_string()))?;
+    let bearer = HeaderValue::from_str(&token::bearer(token)).map_err(|_| {
+        Error::Config("the token holds characters an HTTP header cannot carry".into())
+    })?;
+    request.headers_mut().insert(header::AUTHORIZATION, bearer);
     if offer != Extensions::NONE {
         let value = HeaderValue::from_str(&offer.header_value())
             .map_err(|e| handshake_err(addr, e.to_string()))?;

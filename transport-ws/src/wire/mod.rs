@@ -32,6 +32,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use crate::tls::Stream;
+
 pub(crate) use read::Reader;
 pub(crate) use tap::Tap;
 pub(crate) use write::{is_retry, Writer, SMALL};
@@ -180,7 +182,7 @@ const CLOSE_POLL: Duration = Duration::from_millis(10);
 /// A WebSocket connection after the handshake: the socket, a reader and a
 /// writer.
 pub(crate) struct Wire {
-    stream: TcpStream,
+    stream: Stream,
     reader: Reader,
     writer: Writer,
     /// The socket's read timeout as last set, to skip redundant system calls.
@@ -192,20 +194,20 @@ impl Wire {
     /// The server's end of a connection; `leftover`: bytes read past the
     /// handshake. On both ends a large message is placed in memory so that
     /// its first large bin is aligned (see [`align_first_large_bin`]).
-    pub(crate) fn server(stream: TcpStream, max_message: usize, leftover: &[u8]) -> Wire {
+    pub(crate) fn server(stream: Stream, max_message: usize, leftover: &[u8]) -> Wire {
         let mut wire = Wire::new(stream, false, max_message, leftover);
         wire.reader.set_align(align_first_large_bin);
         wire
     }
 
     /// The client's end (it masks what it sends).
-    pub(crate) fn client(stream: TcpStream, max_message: usize, leftover: &[u8]) -> Wire {
+    pub(crate) fn client(stream: Stream, max_message: usize, leftover: &[u8]) -> Wire {
         let mut wire = Wire::new(stream, true, max_message, leftover);
         wire.reader.set_align(align_first_large_bin);
         wire
     }
 
-    fn new(stream: TcpStream, client: bool, max_message: usize, leftover: &[u8]) -> Wire {
+    fn new(stream: Stream, client: bool, max_message: usize, leftover: &[u8]) -> Wire {
         Wire {
             stream,
             reader: Reader::new(!client, max_message, leftover),
@@ -215,14 +217,14 @@ impl Wire {
         }
     }
 
-    /// The socket.
+    /// The socket (under TLS, if any).
     pub(crate) fn stream(&self) -> &TcpStream {
-        &self.stream
+        self.stream.tcp()
     }
 
     /// Read until a message or a control frame arrives.
     pub(crate) fn read(&mut self) -> Result<Incoming, WireError> {
-        self.reader.read(&mut &self.stream)
+        self.reader.read(&mut self.stream)
     }
 
     /// Whether a frame from the peer is partly read (more is on its way).
@@ -255,7 +257,7 @@ impl Wire {
     /// Set the socket's read timeout (`None`: reads wait as long as it takes).
     pub(crate) fn set_read_timeout(&mut self, t: Option<Duration>) -> io::Result<()> {
         if self.read_timeout != Some(t) {
-            self.stream.set_read_timeout(t)?;
+            self.stream.tcp().set_read_timeout(t)?;
             self.read_timeout = Some(t);
         }
         Ok(())
@@ -264,15 +266,16 @@ impl Wire {
     /// Make reads and writes return at once when they cannot progress.
     pub(crate) fn set_nonblocking(&mut self, on: bool) -> io::Result<()> {
         if self.nonblocking != on {
-            self.stream.set_nonblocking(on)?;
+            self.stream.tcp().set_nonblocking(on)?;
             self.nonblocking = on;
         }
         Ok(())
     }
 
-    /// Bytes of queued frames the socket has not taken yet.
+    /// Bytes of queued frames the socket has not taken yet (plus one while
+    /// TLS holds encrypted bytes back: a flush is still due).
     pub(crate) fn pending(&self) -> usize {
-        self.writer.pending()
+        self.writer.pending() + usize::from(self.stream.buffered())
     }
 
     /// Whether our close frame was queued (nothing more may be sent).
@@ -298,7 +301,7 @@ impl Wire {
     /// Write what is queued; `Ok(false)` when the socket would not take all
     /// of it within its write timeout.
     pub(crate) fn flush(&mut self) -> io::Result<bool> {
-        self.writer.flush(&mut &self.stream)
+        self.writer.flush(&mut self.stream)
     }
 
     /// Send a binary message (see [`Writer::write_message`]). `stalled` may
@@ -306,12 +309,11 @@ impl Wire {
     pub(crate) fn write_message(
         &mut self,
         parts: &[&[u8]],
-        stalled: &mut dyn FnMut(&mut Reader, &TcpStream, Duration) -> io::Result<()>,
+        stalled: &mut dyn FnMut(&mut Reader, &mut Stream, Duration) -> io::Result<()>,
     ) -> io::Result<()> {
         let reader = &mut self.reader;
-        let stream = &self.stream;
         self.writer
-            .write_message(&mut &self.stream, parts, &mut |idle| {
+            .write_message(&mut self.stream, parts, &mut |stream, idle| {
                 stalled(reader, stream, idle)
             })
     }

@@ -5,27 +5,28 @@
 //! buffer.
 
 use std::io::{self, Read, Write};
-use std::net::TcpStream;
+
+use crate::tls::Stream;
 
 /// A socket that remembers what was read through it.
 pub(crate) struct Tap {
-    stream: TcpStream,
+    stream: Option<Stream>,
     seen: Vec<u8>,
 }
 
 impl Tap {
     /// Wrap a fresh socket.
-    pub(crate) fn new(stream: TcpStream) -> Tap {
+    pub(crate) fn new(stream: Stream) -> Tap {
         Tap {
-            stream,
+            stream: Some(stream),
             seen: Vec::new(),
         }
     }
 
-    /// A second handle on the socket, and the bytes read past the end of the
-    /// HTTP head (the blank line that ends it).
-    pub(crate) fn finish(&mut self) -> io::Result<(TcpStream, Vec<u8>)> {
-        let stream = self.stream.try_clone()?;
+    /// The stream (taken: the tap is spent), and the bytes read past the
+    /// end of the HTTP head (the blank line that ends it).
+    pub(crate) fn finish(&mut self) -> io::Result<(Stream, Vec<u8>)> {
+        let stream = self.stream.take().ok_or_else(spent)?;
         // The head ends at the first blank line (CRLF, or bare LF, which
         // HTTP parsers accept too).
         let ends = [&b"\r\n\r\n"[..], b"\n\r\n", b"\n\n"];
@@ -49,7 +50,7 @@ impl Read for Tap {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         // A signal during the handshake is not a failure: read again.
         let n = loop {
-            match self.stream.read(buf) {
+            match self.stream.as_mut().ok_or_else(spent)?.read(buf) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 other => break other?,
             }
@@ -62,7 +63,7 @@ impl Read for Tap {
 impl Write for Tap {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         loop {
-            match self.stream.write(buf) {
+            match self.stream.as_mut().ok_or_else(spent)?.write(buf) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 other => return other,
             }
@@ -70,6 +71,15 @@ impl Write for Tap {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.stream.flush()
+        loop {
+            match self.stream.as_mut().ok_or_else(spent)?.flush() {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => return other,
+            }
+        }
     }
+}
+
+fn spent() -> io::Error {
+    io::Error::other("internal: the handshake's stream was already taken")
 }

@@ -140,6 +140,15 @@ impl Writer {
                 Err(e) => return Err(e),
             }
         }
+        // Under TLS the last records may wait in its buffer: out with them.
+        loop {
+            match w.flush() {
+                Ok(()) => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => self.interrupted = true,
+                Err(e) if is_retry(&e) => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
         self.pending.clear();
         self.sent = 0;
         if self.pending.capacity() > KEEP {
@@ -158,11 +167,11 @@ impl Writer {
     /// may read meanwhile (so two peers writing large messages to each other
     /// cannot deadlock), and its error gives up (the frame is then cut short,
     /// and the connection must end).
-    pub(crate) fn write_message(
+    pub(crate) fn write_message<W: Write>(
         &mut self,
-        w: &mut impl Write,
+        w: &mut W,
         parts: &[&[u8]],
-        stalled: &mut dyn FnMut(Duration) -> io::Result<()>,
+        stalled: &mut dyn FnMut(&mut W, Duration) -> io::Result<()>,
     ) -> io::Result<()> {
         if self.closed {
             return Err(closing());
@@ -210,7 +219,7 @@ impl Writer {
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => self.interrupted = true,
                 Err(e) if is_retry(&e) => {
-                    if let Err(e) = stalled(progress.elapsed()) {
+                    if let Err(e) = stalled(w, progress.elapsed()) {
                         break Err(e);
                     }
                 }
@@ -218,7 +227,9 @@ impl Writer {
             }
         };
         self.scratch = scratch;
-        result
+        result?;
+        // Under TLS the frame's last records may wait in its buffer.
+        self.drain(w, stalled)
     }
 
     /// Queue a whole binary frame carrying `parts` joined.
@@ -311,10 +322,10 @@ fn fill_masked(out: &mut [u8], at: usize, head: &[u8], parts: &[&[u8]], key: [u8
 
 impl Writer {
     /// Flush everything pending, calling `stalled` while the socket takes nothing.
-    fn drain(
+    fn drain<W: Write>(
         &mut self,
-        w: &mut impl Write,
-        stalled: &mut dyn FnMut(Duration) -> io::Result<()>,
+        w: &mut W,
+        stalled: &mut dyn FnMut(&mut W, Duration) -> io::Result<()>,
     ) -> io::Result<()> {
         let mut left = self.pending();
         let mut progress = Instant::now();
@@ -323,7 +334,7 @@ impl Writer {
                 left = self.pending();
                 progress = Instant::now();
             }
-            stalled(progress.elapsed())?;
+            stalled(w, progress.elapsed())?;
         }
         Ok(())
     }
@@ -379,7 +390,7 @@ mod tests {
             let mut stalls = 0;
             for &len in &sizes {
                 let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
-                w.write_message(&mut sock, &[&payload], &mut |_| {
+                w.write_message(&mut sock, &[&payload], &mut |_, _| {
                     stalls += 1;
                     Ok(())
                 })
@@ -417,9 +428,10 @@ mod tests {
                 step: 50_000,
                 calls: 0,
             };
-            w.write_message(&mut sock, &parts, &mut |_| Ok(())).unwrap();
+            w.write_message(&mut sock, &parts, &mut |_, _| Ok(()))
+                .unwrap();
             // A small message in parts goes through the pending buffer.
-            w.write_message(&mut sock, &[b"ab", b"", b"c"], &mut |_| Ok(()))
+            w.write_message(&mut sock, &[b"ab", b"", b"c"], &mut |_, _| Ok(()))
                 .unwrap();
             let mut r = Reader::new(client, 1 << 21, &[]);
             let mut c = Cursor::new(sock.out);
@@ -442,7 +454,7 @@ mod tests {
             let want = payload.clone();
             let mut wire = Vec::new();
             Writer::new(false)
-                .write_message(&mut wire, &[&payload], &mut |_| Ok(()))
+                .write_message(&mut wire, &[&payload], &mut |_, _| Ok(()))
                 .unwrap();
             let mut ws = WebSocket::from_raw_socket(Cursor::new(wire), Role::Client, None);
             match ws.read().unwrap() {
@@ -461,7 +473,7 @@ mod tests {
             let want = payload.clone();
             let mut wire = Vec::new();
             Writer::new(true)
-                .write_message(&mut wire, &[&payload], &mut |_| Ok(()))
+                .write_message(&mut wire, &[&payload], &mut |_, _| Ok(()))
                 .unwrap();
             let mut ws = WebSocket::from_raw_socket(Cursor::new(wire), Role::Server, None);
             match ws.read().unwrap() {
@@ -477,7 +489,7 @@ mod tests {
         w.queue(opcode::CLOSE, &[3, 232]).unwrap();
         assert!(w.queue(opcode::PING, b"").is_err());
         assert!(w
-            .write_message(&mut Vec::new(), &[&[1, 2, 3]], &mut |_| Ok(()))
+            .write_message(&mut Vec::new(), &[&[1, 2, 3]], &mut |_, _| Ok(()))
             .is_err());
     }
 }

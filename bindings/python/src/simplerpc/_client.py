@@ -649,11 +649,14 @@ def connect(
     allow_pickle: bool = False,
     timeout: Optional[float] = None,
     dead_after: Optional[float] = 30.0,
+    tls: Optional[bool] = None,
+    cafile: Optional[str] = None,
 ) -> Connection:
     """Connect to a server.
 
     Args:
         host: server host; default ``$SIMPLERPC_HOST`` or ``"localhost"``.
+            Or a URL, ``"wss://host:port"`` (TLS) or ``"ws://host:port"``.
         port: server port; default ``$SIMPLERPC_PORT`` or 8000.
         token: the token the server printed; default ``$SIMPLERPC_TOKEN``.
         allow_pickle: trust the server with code execution in this process:
@@ -674,6 +677,12 @@ def connect(
             limit how long a call may run. ``None`` waits forever. (A stock
             simplerpyc server cannot answer pings during a call: not applied
             to it.)
+        tls: speak TLS (``wss://``): the server's certificate is checked
+            against the platform's trusted roots, or against ``cafile``.
+            Default: as the URL's scheme says, else off.
+        cafile: a PEM file of the CA certificates to trust instead of the
+            platform's (a lab's own CA, or a server's self-signed
+            certificate); implies ``tls``. Verification is never skipped.
 
     Raises:
         ValueError: no token given and ``$SIMPLERPC_TOKEN`` is not set.
@@ -683,7 +692,9 @@ def connect(
         ConnectTimeoutError: connecting took longer than ``timeout``.
         ConnectionError: another failure to connect
             (``simplerpc.ConnectionError``, the base of the three above
-            and a builtin ``ConnectionError`` too).
+            and a builtin ``ConnectionError`` too), TLS included: the
+            message names the host and the reason (unknown issuer, name
+            mismatch, expired, or a server that is not speaking TLS).
     """
     # Where each setting came from, for the messages of a failed connect.
     where = {}
@@ -694,6 +705,16 @@ def connect(
             where[name] = f"from ${var}"
         else:
             where[name] = "by default"
+    if host is not None and "://" in host:
+        host, url_port, url_tls = _parse_url(host)
+        where["host"] = "from the URL"
+        if port is None and url_port is not None:
+            port = url_port
+            where["port"] = "from the URL"
+        if tls is None:
+            tls = url_tls
+        elif tls != url_tls:
+            raise ValueError(f"tls={tls} contradicts the URL's scheme ({'wss' if url_tls else 'ws'}://)")
     if host is None:
         host = os.environ.get("SIMPLERPC_HOST") or "localhost"
     if port is None:
@@ -715,7 +736,7 @@ def connect(
     from ._native import NativeClient
 
     try:
-        native = NativeClient(host, port, token, timeout=timeout, dead_after=dead_after)
+        native = NativeClient(host, port, token, timeout=timeout, dead_after=dead_after, tls=bool(tls), cafile=cafile)
     except AuthenticationError as e:
         if where["token"] == "from $SIMPLERPC_TOKEN":
             hint = (
@@ -726,7 +747,7 @@ def connect(
             hint = "pass the token this server printed: connect(token=...)"
         raise AuthenticationError(f"{e} ({hint})") from None
     except ConnectionRefusedError as e:
-        if where["host"] == where["port"] == "from the argument":
+        if {where["host"], where["port"]} <= {"from the argument", "from the URL"}:
             raise
         refused = ConnectionRefusedError(
             f"{e} (host {host} {where['host']}, port {port} {where['port']}: pass connect(host, port), "
@@ -735,6 +756,22 @@ def connect(
         refused.errno = e.errno
         raise refused from None
     return Connection(native, allow_pickle=allow_pickle)
+
+
+def _parse_url(url: str) -> Tuple[str, Optional[int], bool]:
+    """Host, port (None if the URL has none) and whether it asks for TLS, of
+    ``ws://host:port`` or ``wss://host:port``. A token does not belong in a
+    URL (logs record URLs): pass ``token=``."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("ws", "wss"):
+        raise ValueError(f"{url!r}: the URL must start with ws:// or wss://")
+    if parts.query or (parts.path not in ("", "/")):
+        raise ValueError(f"{url!r}: give only ws(s)://host:port; pass the token as token= (or $SIMPLERPC_TOKEN)")
+    if not parts.hostname:
+        raise ValueError(f"{url!r}: no host in the URL")
+    return parts.hostname, parts.port, parts.scheme == "wss"
 
 
 def patch_module(conn: Connection, name: str) -> RPCProxy:

@@ -239,6 +239,21 @@ class ServerConfig(Structure):
         ("ping_interval_ms", c_uint64),
         ("dead_after_ms", c_uint64),
         ("extensions", c_uint32),
+        ("certfile", Str),
+        ("keyfile", Str),
+    ]
+
+
+class ClientConfig(Structure):
+    _c_type_ = "srpc_client_config"
+    _fields_ = [
+        ("host", Str),
+        ("port", c_uint16),
+        ("token", Str),
+        ("extensions", c_uint32),
+        ("tls", ctypes.c_bool),
+        ("cafile", Str),
+        ("timeout_ms", c_uint64),
     ]
 
 
@@ -275,7 +290,7 @@ _last_type = _declare("srpc_last_error_type", c_void_p)
 _last_traceback = _declare("srpc_last_error_traceback", c_void_p)
 _last_payload = _declare("srpc_last_error_payload", c_void_p, POINTER(c_size_t))
 _buf_free = _declare("srpc_buf_free", None, POINTER(Buf))
-_client_connect_timeout = _declare("srpc_client_connect_timeout", c_uint32, Str, c_uint16, Str, c_uint32, c_uint64, POINTER(c_void_p))
+_client_connect_config = _declare("srpc_client_connect_config", c_uint32, POINTER(ClientConfig), POINTER(c_void_p))
 _client_request = _declare("srpc_client_request", c_uint32, c_void_p, POINTER(Call), POINTER(Response))
 _client_send = _declare("srpc_client_send", c_uint32, c_void_p, POINTER(Call), POINTER(c_uint64))
 _client_send_pipelined = _declare("srpc_client_send_pipelined", c_uint32, c_void_p, POINTER(Call), POINTER(c_uint64))
@@ -635,7 +650,16 @@ def _run_signal_handlers() -> None:
 class NativeClient:
     """A connection through libsimplerpc (the ``NativeClientAPI`` of ``_native_api``)."""
 
-    def __init__(self, host: str, port: int, token: str, timeout: Optional[float] = None, dead_after: Optional[float] = 30.0) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        token: str,
+        timeout: Optional[float] = None,
+        dead_after: Optional[float] = 30.0,
+        tls: bool = False,
+        cafile: Optional[str] = None,
+    ) -> None:
         if timeout is not None and not timeout > 0:
             raise ValueError(f"timeout must be a positive number of seconds or None, not {timeout!r}")
         if dead_after is not None and not dead_after > 0:
@@ -644,9 +668,13 @@ class NativeClient:
         handle = c_void_p()
         # Every extension, tuple included: this package reads and writes
         # the tuple marker (a stock server accepts none of them). The
-        # timeout bounds connecting too (TCP connection and handshake).
+        # timeout bounds connecting too (TCP connection, TLS and handshake).
         connect_ms = 0 if timeout is None else max(1, int(timeout * 1000))
-        st = _client_connect_timeout(keep.str(host), port, keep.str(token), SRPC_EXT_ALL, connect_ms, byref(handle))
+        cfg = ClientConfig(
+            keep.str(host), port, keep.str(token), SRPC_EXT_ALL,
+            bool(tls or cafile), keep.str(os.fspath(cafile) if cafile else ""), connect_ms,
+        )
+        st = _client_connect_config(byref(cfg), byref(handle))
         if st == SRPC_STATUS_ERR_TIMEOUT:
             raise ConnectTimeoutError(_cstr(_last_message()))
         if st != SRPC_STATUS_OK:
@@ -1036,10 +1064,13 @@ class NativeServer:
         handshake_timeout: float = 0.0,
         ping_interval: float = 0.0,
         dead_after: Optional[float] = 0.0,
+        certfile: Optional[str] = None,
+        keyfile: Optional[str] = None,
     ) -> None:
         """The limits are the server's (``srpc_server_config``); 0 keeps
         each default; times are in seconds; ``dead_after=None`` never gives
-        up on a silent client."""
+        up on a silent client. With ``certfile`` and ``keyfile`` (PEM paths)
+        the server speaks TLS only (``wss://``)."""
         self._make = make_executor
         self._describe = describe_exception
         self._sessions: Dict[int, Any] = {}
@@ -1082,6 +1113,9 @@ class NativeServer:
         # Every extension, tuple included: the Python executor reads and
         # writes the tuple marker on connections that negotiated it.
         cfg.extensions = SRPC_EXT_ALL
+        cfg.certfile = keep.str(os.fspath(certfile) if certfile else "")
+        cfg.keyfile = keep.str(os.fspath(keyfile) if keyfile else "")
+        self.tls = bool(certfile)
         handle = c_void_p()
         st = _server_start(byref(cfg), byref(ex), byref(handle))
         if st == SRPC_STATUS_ERR_IO:  # cannot listen there: an OS error, not a connection's

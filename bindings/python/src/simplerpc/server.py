@@ -48,9 +48,15 @@ def serve(
     handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
     ping_interval: float = DEFAULT_PING_INTERVAL,
     dead_after: Optional[float] = DEFAULT_DEAD_AFTER,
+    certfile: Optional[str] = None,
+    keyfile: Optional[str] = None,
     sources: Optional[Dict[str, str]] = None,
 ) -> None:
     """Serve until ``stop`` is set or Ctrl-C; then stop cleanly.
+
+    With ``certfile`` and ``keyfile`` (PEM files: the certificate chain and
+    its private key) the server speaks TLS only (``wss://``); clients
+    connect with ``connect("wss://host:port", cafile=...)``.
 
     Prints the security warning, the bound address, the token and the
     ``export`` lines for the client; with ``sources`` (``{"host": "--host",
@@ -83,15 +89,22 @@ def serve(
         handshake_timeout=handshake_timeout,
         ping_interval=ping_interval,
         dead_after=dead_after,
+        certfile=certfile,
+        keyfile=keyfile,
     )
     stop = stop or threading.Event()
     try:
-        print("=" * 70)
-        print("WARNING: this server uses UNENCRYPTED WebSocket (ws://) connections.")
-        print("Tokens and data are transmitted in PLAINTEXT. Use it only on localhost")
-        print("or a trusted private network (LAN, VPN); never expose it to the internet.")
-        print("=" * 70)
-        print(f"Serving on ws://{host}:{server.port}")
+        if server.tls:
+            print(f"TLS: only wss:// connections, with the certificate in {certfile}.")
+            print(f"Serving on wss://{host}:{server.port}")
+        else:
+            print("=" * 70)
+            print("WARNING: this server uses UNENCRYPTED WebSocket (ws://) connections.")
+            print("Tokens and data are transmitted in PLAINTEXT. Use it only on localhost")
+            print("or a trusted private network (LAN, VPN); never expose it to the internet.")
+            print("For TLS (wss://) start it with --certfile and --keyfile.")
+            print("=" * 70)
+            print(f"Serving on ws://{host}:{server.port}")
         print(f"Token: {server.token}")
         if sources is not None:
             print()
@@ -207,6 +220,8 @@ def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
 # another server's exports must not make a new server take that port or token.
 HOST_VAR, PORT_VAR, TOKEN_VAR = "SIMPLERPC_SERVER_HOST", "SIMPLERPC_SERVER_PORT", "SIMPLERPC_SERVER_TOKEN"
 DEFAULT_HOST, DEFAULT_PORT = "localhost", 8000
+#: The server's TLS files when --certfile/--keyfile are not given.
+CERTFILE_VAR, KEYFILE_VAR = "SIMPLERPC_SERVER_CERTFILE", "SIMPLERPC_SERVER_KEYFILE"
 _CLIENT_VARS = ("SIMPLERPC_HOST", "SIMPLERPC_PORT", "SIMPLERPC_TOKEN")
 
 
@@ -263,6 +278,9 @@ def _describe_sources(host: str, asked_port: int, port: int, token: Optional[str
         f"port   {port}  ({port_origin})",
         f"token  ({token_origin})",
     ]
+    for name in ("certfile", "keyfile"):
+        if name in sources:
+            lines.append(f"{name:<6} ({origin(name)})")
     ignored = [v for v in _CLIENT_VARS if os.environ.get(v)]
     if ignored:
         lines.append(
@@ -291,11 +309,23 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--handshake-timeout", type=_positive(float), default=DEFAULT_HANDSHAKE_TIMEOUT, metavar="SECONDS", help=f"time a client has to complete the WebSocket handshake (default: {DEFAULT_HANDSHAKE_TIMEOUT:g})")
     parser.add_argument("--ping-interval", type=_positive(float), default=DEFAULT_PING_INTERVAL, metavar="SECONDS", help=f"a client silent this long is pinged (default: {DEFAULT_PING_INTERVAL:g})")
     parser.add_argument("--dead-after", type=_positive(float), default=DEFAULT_DEAD_AFTER, metavar="SECONDS", help=f"a client silent this long, its pings unanswered (or a response unread), is dropped and its objects freed; a stock simplerpyc client answers pings only during its calls, so for it only an unread response counts (default: {DEFAULT_DEAD_AFTER:g})")
+    parser.add_argument("--certfile", default=None, metavar="PEM", help=f"the server's certificate chain (PEM); with --keyfile the server speaks TLS only (wss://) (default: ${CERTFILE_VAR}, else plain ws://)")
+    parser.add_argument("--keyfile", default=None, metavar="PEM", help=f"the private key of --certfile (PEM) (default: ${KEYFILE_VAR})")
     parser.add_argument("--log-level", default="INFO", help="logging level (default: INFO)")
     parser.add_argument("--fd", type=int, default=None, metavar="N", help="serve one client over the connected stream socket N (a socketpair's end this process inherited) instead of listening; nothing is printed, and the process exits when the client closes. simplerpc.spawn() starts servers so")
     parser.add_argument("--parent", type=int, default=None, metavar="PID", help="with --fd: exit when process PID (the parent) is gone")
     parser.add_argument("--parent-death-signal", action="store_true", help="with --parent, on Linux: also have the kernel kill this process when the thread that started it ends (PR_SET_PDEATHSIG)")
     args = parser.parse_args(argv)
+    tls_sources: Dict[str, str] = {}
+    for name, var in (("certfile", CERTFILE_VAR), ("keyfile", KEYFILE_VAR)):
+        if getattr(args, name) is not None:
+            tls_sources[name] = f"--{name}"
+        elif os.environ.get(var):
+            setattr(args, name, os.environ[var])
+            tls_sources[name] = f"${var}"
+    if (args.certfile is None) != (args.keyfile is None):
+        given = " and ".join(tls_sources.values())
+        parser.error(f"--certfile and --keyfile go together (or {CERTFILE_VAR} and {KEYFILE_VAR}): TLS needs both, and only {given} is set")
     if args.fd is not None:
         logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
         _serve_spawned(args.fd, args.parent, args.parent_death_signal, args.max_objects, args.max_message_size)
@@ -304,6 +334,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         host, port, token, sources = _resolve_settings({"host": args.host, "port": args.port, "token": args.token})
     except ValueError as e:
         parser.error(str(e))
+    sources.update(tls_sources)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     # SIGTERM stops as cleanly as Ctrl-C.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
@@ -319,6 +350,8 @@ def main(argv: Optional[List[str]] = None) -> None:
             handshake_timeout=args.handshake_timeout,
             ping_interval=args.ping_interval,
             dead_after=args.dead_after,
+            certfile=args.certfile,
+            keyfile=args.keyfile,
             sources=sources,
         )
     except Exception as e:  # a bind failure, say: one clear line, not a traceback

@@ -29,11 +29,12 @@ ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 from peers import WORKLOADS  # noqa: E402
 
-PEERS = ["simplerpc", "simplerpc-rust", "simplerpyc", "rpyc", "pyro5"]
+PEERS = ["simplerpc", "simplerpc-speedups", "simplerpc-rust", "simplerpyc", "rpyc", "pyro5"]
 COLUMNS = ["floor"] + PEERS
 LABEL = {
     "floor": "loopback floor",
     "simplerpc": "simplerpc Python",
+    "simplerpc-speedups": "simplerpc Python + _speedups",
     "simplerpc-rust": "simplerpc Rust",
     "simplerpyc": "simplerpyc",
     "rpyc": "RPyC",
@@ -44,6 +45,7 @@ ROUND_TRIPS = {  # f(1), env step, down, up
     "floor": "1 / 1 / 1 / 1",
     # promise pipelining: the call and its materialize travel together
     "simplerpc": "1 / 1 / 1 / 1",
+    "simplerpc-speedups": "1 / 1 / 1 / 1",
     "simplerpc-rust": "1 / 1 / 1 / 1",
     "simplerpyc": "2 / 2 / 1 / 2",
     "rpyc": "1 / 2 / 1 / 1",
@@ -306,7 +308,7 @@ def run_floor(p, sizes, log_dir):
 
 def peer_commands(peer, py, target):
     """(server command, port regex, token regex, client command prefix)"""
-    if peer == "simplerpc":
+    if peer in ("simplerpc", "simplerpc-speedups"):
         return ([py, "-m", "simplerpc.server", "--host", "127.0.0.1", "--port", "0", "--log-level", "WARNING"],
                 r"SIMPLERPC_PORT='(\d+)'", r"SIMPLERPC_TOKEN='([^']+)'", [py, str(BENCH / "peers.py"), "client", peer])
     if peer == "simplerpc-rust":
@@ -320,6 +322,12 @@ def peer_commands(peer, py, target):
 
 
 def run_peer(peer, p, sizes, log_dir):
+    # Our Python package with its pyo3 accelerator (bench/.venv has it) only
+    # in the speedups column; everything else runs it as plain ctypes.
+    if peer == "simplerpc-speedups":
+        os.environ.pop("SIMPLERPC_NO_SPEEDUPS", None)
+    else:
+        os.environ["SIMPLERPC_NO_SPEEDUPS"] = "1"
     target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release"
     server_cmd, port_re, token_re, client_cmd = peer_commands(peer, sys.executable, target)
     proc, port, token = start_server(peer, server_cmd, log_dir, port_re, token_re)
@@ -335,6 +343,7 @@ def run_peer(peer, p, sizes, log_dir):
 def run_children(p, log_dir, quick):
     """bench/children.py: spawn, gather and simplerpc.gym, over a spawned
     child and over WebSocket to our Python server."""
+    os.environ["SIMPLERPC_NO_SPEEDUPS"] = "1"  # the plain package, as the simplerpc column
     server_cmd, port_re, token_re, _ = peer_commands("simplerpc", sys.executable, None)
     proc, port, token = start_server("children", server_cmd, log_dir, port_re, token_re)
     try:

@@ -67,6 +67,12 @@ WORKLOADS = {
         "down": "materialize(arr) of a proxy to a server array (1 round trip); msgpack-numpy ext",
         "up": "materialize(nbytes(arr)) with a numpy argument, pipelined (1 round trip); msgpack-numpy ext",
     },
+    "simplerpc-speedups": {
+        "f1": "as simplerpc, with the pyo3 accelerator simplerpc._speedups on both sides",
+        "env_step": "as simplerpc, with the accelerator",
+        "down": "as simplerpc, with the accelerator",
+        "up": "as simplerpc, with the accelerator",
+    },
     "simplerpc-rust": {
         "f1": "f.call_args([1])?.materialize()? (pipelined: 1 round trip)",
         "env_step": "step.call_args([0.0])?.materialize()? (pipelined: 1 round trip)",
@@ -314,6 +320,8 @@ def run_client(args):
     }
     if args.peer in ("simplerpc", "simplerpyc"):
         client = SimpleRPCClient(args.peer, args.host, args.port, args.token)
+    elif args.peer == "simplerpc-speedups":  # the same package; the harness turns the accelerator on
+        client = SimpleRPCClient("simplerpc", args.host, args.port, args.token)
     elif args.peer == "rpyc":
         client = RPyCClient(args.host, args.port, args.token)
     elif args.peer == "pyro5":
@@ -415,7 +423,7 @@ def main(argv=None):
     s.add_argument("peer", choices=["rpyc", "pyro5"])
     s.add_argument("--host", default="127.0.0.1")
     c = sub.add_parser("client")
-    c.add_argument("peer", choices=["simplerpc", "simplerpyc", "rpyc", "pyro5"])
+    c.add_argument("peer", choices=["simplerpc", "simplerpc-speedups", "simplerpyc", "rpyc", "pyro5"])
     c.add_argument("--host", default="127.0.0.1")
     c.add_argument("--port", type=int, required=True)
     c.add_argument("--token", default=None)

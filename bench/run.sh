@@ -23,6 +23,10 @@ if [ "$install" = 1 ] || [ ! -x "$venv/bin/python" ]; then
   # Peer versions are pinned so that runs stay comparable.
   scripts/python-env.sh "$venv" "numpy>=2" dill matplotlib "gymnasium>=1.0" \
     "simplerpyc==0.0.1a3" "rpyc==6.0.2" "Pyro5==5.17"
+  # With the pyo3 accelerator built in: the harness runs the package with it
+  # (the simplerpc-speedups column) and without (SIMPLERPC_NO_SPEEDUPS=1).
+  SIMPLERPC_SPEEDUPS=1 "$venv/bin/python" -m pip install -q --force-reinstall --no-deps ./bindings/python
+  "$venv/bin/python" -c "from simplerpc import _native; assert _native.speedups_enabled(), 'the accelerator was not built'"
 fi
 echo "==> cargo build --release -p simplerpc-bench"
 cargo build --release -q -p simplerpc-bench

@@ -316,3 +316,14 @@ def test_closing_ends_a_child_stuck_in_a_call_and_reaps_it(np1: str, monkeypatch
     assert conn.process.returncode == -signal.SIGKILL, "SIGTERM ignored, so killed"
     assert gone(conn.pid)
     del busy
+
+
+@pytest.mark.parametrize("bad", [{"timeout": 0}, {"timeout": -1.0}, {"start_timeout": -1}])
+def test_a_bad_timeout_is_a_value_error_before_any_child_starts(bad: Any) -> None:
+    # It used to start a child, report "did not start serving" (a
+    # ServerProcessError) after 6 s of waits, and leak the socket's fd.
+    fds = set(os.listdir("/proc/self/fd"))
+    with pytest.raises(ValueError, match="timeout") as info:
+        simplerpc.spawn(**bad)
+    assert not isinstance(info.value, simplerpc.ServerProcessError)
+    assert set(os.listdir("/proc/self/fd")) <= fds, "an fd leaked"

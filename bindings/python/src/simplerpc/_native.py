@@ -669,6 +669,7 @@ class NativeClient:
         (``python -m simplerpc.server --fd N``). ``hello_timeout``: seconds
         to wait for the server's hello (None: no limit)."""
         if timeout is not None and not timeout > 0:
+            os.close(fd)  # taken over in every case, as the library does
             raise ValueError(f"timeout must be a positive number of seconds or None, not {timeout!r}")
         self = cls.__new__(cls)
         self._handle = None

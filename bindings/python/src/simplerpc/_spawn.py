@@ -254,6 +254,11 @@ def spawn(
     tail of its stderr. ``with simplerpc.spawn(...) as conn:`` closes the
     connection and waits for the child.
     """
+    # Checked before a child starts (a bad value would otherwise surface as a
+    # child that "did not start serving", after the waits to end it).
+    for name, value in (("timeout", timeout), ("start_timeout", start_timeout)):
+        if value is not None and not value > 0:
+            raise ValueError(f"{name} must be a positive number of seconds or None, not {value!r}")
     python = os.fspath(python) if python is not None else sys.executable
     # A path is this process's path, whatever the child's cwd (Popen would
     # look for a relative one from ``cwd``); a bare name is looked up on PATH.

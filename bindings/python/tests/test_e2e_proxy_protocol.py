@@ -258,6 +258,20 @@ def test_comparisons_are_remote_and_lazy(rconn: Any) -> None:
     assert np.asarray(elementwise).tolist() == [True, False, True]
 
 
+def test_tuples_inside_lists_and_dicts_stay_tuples(rconn: Any) -> None:
+    # Against the stock server these compared a list of lists with a list
+    # of tuples: silently False (and True for !=).
+    pairs = rconn.eval("[(1, 2), (3, (4, 5))]")
+    assert bool(pairs == [(1, 2), (3, (4, 5))]) is True
+    assert bool(pairs != [(1, 2), (3, (4, 5))]) is False
+    assert bool(pairs == [[1, 2], [3, [4, 5]]]) is False
+    assert bool(rconn.eval("{'a': (1, 2)}") == {"a": (1, 2)}) is True
+    assert [(1, 2)] in rconn.eval("[[(1, 2)]]")
+    d = rconn.eval("{}")
+    d["k"] = [(1, 2)]
+    assert materialize(rconn.builtins.repr(d)) == "{'k': [(1, 2)]}"
+
+
 def test_arithmetic_is_remote_and_lazy(rconn: Any) -> None:
     x = rconn.eval("5")
     s = x + 1

@@ -413,8 +413,15 @@ class Connection:
     def _wire(self, value: Any) -> Any:
         """An operand as it must travel: a tuple is built on the server (no
         tuple on the wire, see :meth:`_getitem`), so that ``p == (1, 2)``
-        and ``p[0, 1] = v`` mean what they say; anything else as it is."""
+        and ``p[0, 1] = v`` mean what they say, also inside lists and
+        dict values (``p == [(1, 2)]``) when tuples do not travel as
+        tuples; anything else as it is."""
         if not isinstance(value, tuple):
+            if not self._tuples and type(value) in (list, dict):
+                items = value if type(value) is list else value.values()
+                wired = [self._wire(v) for v in items]
+                if any(w is not v for w, v in zip(wired, items)):
+                    return wired if type(value) is list else dict(zip(value.keys(), wired))
             return value
         if self._remote_tuple is None:
             self._remote_tuple = getattr(self.builtins, _tuple_builtin())

@@ -465,6 +465,18 @@ def test_an_operation_and_its_materialize_are_one_round_trip(rconn: Any) -> None
     assert trips(rconn) - before == (1 if ours(rconn) else 3)
 
 
+def test_an_unsendable_operand_is_a_plain_type_error_saying_what_to_do(rconn: Any) -> None:
+    x = rconn.eval("5")
+    for op in (lambda: x + object(), lambda: setattr(x, "attr", object())):
+        with pytest.raises(TypeError) as info:
+            op()
+        # A TypeError of its own, not a private class of the package.
+        assert type(info.value) is TypeError, type(info.value)
+        text = str(info.value)
+        assert "'object'" in text and "on the server" in text and "materialize()" in text
+        assert text.count("instead") == 1 and text.count("send ") == 2, text  # one hint, not two
+
+
 def test_errors_keep_their_type(rconn: Any) -> None:
     with pytest.raises(TypeError) as e:
         len(rconn.eval("5"))

@@ -448,7 +448,9 @@ class Connection:
         (so ``==`` falls back to identity) for an operand that cannot be sent."""
         try:
             return self._operate("operator", name, a, b)
-        except _UnsendableError:
+        except TypeError as e:
+            if not getattr(e, "_simplerpc_unsendable", False):
+                raise
             return NotImplemented
 
     def _call_now(self, fn: RPCProxy, args: Tuple[Any, ...], path: str) -> RPCProxy:
@@ -605,17 +607,20 @@ class Connection:
         raise exc from cause
 
 
-class _UnsendableError(TypeError):
-    """An operand of a proxy's operation that the protocol cannot carry."""
-
-
 def _unsendable(error: TypeError, what: str) -> TypeError:
-    """The TypeError of an operand the protocol cannot carry, saying what to do."""
-    return _UnsendableError(
-        f"{error} (an argument of {what} on the server): send a value the protocol "
-        "carries (numbers, str, bytes, lists, dicts, numpy arrays, proxies), or "
-        "materialize() the proxy and compute locally"
-    )
+    """The TypeError of an operand the protocol cannot carry, saying what to
+    do: a plain TypeError (users see it), marked for :meth:`Connection._compare`."""
+    if getattr(error, "_simplerpc_hinted", False):  # _packed's: it says what to send already
+        message = f"{error} (an argument of {what} on the server), or materialize() the proxy and compute locally"
+    else:
+        message = (
+            f"{error} (an argument of {what} on the server): send a value the protocol "
+            "carries (numbers, str, bytes, lists, dicts, numpy arrays, proxies), or "
+            "materialize() the proxy and compute locally"
+        )
+    unsendable = TypeError(message)
+    unsendable._simplerpc_unsendable = True  # type: ignore[attr-defined]
+    return unsendable
 
 
 def _packed(pack: Callable[..., _T], value: Any, **kw: Any) -> _T:
@@ -627,6 +632,7 @@ def _packed(pack: Callable[..., _T], value: Any, **kw: Any) -> _T:
         clear = no_wire_form(e, None, "send")
         if clear is None:
             raise
+        clear._simplerpc_hinted = True  # type: ignore[attr-defined]
     raise clear
 
 

@@ -222,6 +222,19 @@ def test_long_strings_come_in_smaller_batches(rconn: Any) -> None:
     assert trips(rconn) - before > 3  # not one 4 MB message: batches of about 256 KiB
 
 
+@pytest.mark.parametrize("n", [3, 100])
+def test_items_before_an_error_in_the_iterator_arrive_first(rconn: Any, n: int) -> None:
+    # The batch that met the error took the items before it from the
+    # generator: they were dropped, and the loop saw only the error.
+    rconn.execute("def failing(n):\n    yield from range(n)\n    raise ValueError('bad item')\n")
+    got = []
+    with pytest.raises(ValueError, match="bad item") as info:
+        for x in rconn.eval(f"failing({n})"):
+            got.append(x)
+    assert got == list(range(n))
+    assert isinstance(info.value, RemoteException)
+
+
 def test_reversed_and_next(rconn: Any) -> None:
     assert list(reversed(rconn.eval("[1, 2, 3]"))) == [3, 2, 1]
     assert list(reversed(rconn.eval("{'a': 1, 'b': 2}"))) == ["b", "a"]

@@ -44,7 +44,9 @@ def _tuple_builtin() -> str:
 # ``[1]`` for anything else (the client gets it by reference, from
 # ``items``). A batch stops after ``n`` items or once its str and bytes
 # values pass 256 KiB, whichever comes first (a message stays small), and
-# takes exactly the items it returns from the iterator.
+# takes exactly the items it returns from the iterator. If the iterator
+# raises after some items, the batch holds them, ``done`` is 2 and the
+# exception is its third element, raised (``throw``) once they are used.
 _HELPERS_SOURCE = """
 import sys
 
@@ -70,12 +72,20 @@ def _view(x, size, depth=0):
 
 def take(it, n):
     items, views, size = [], [], [0]
-    for x in it:
-        items.append(x)
-        views.append(_view(x, size))
-        if len(items) >= n or size[0] >= _BUDGET:
-            return [items, [views, False]]
+    try:
+        for x in it:
+            items.append(x)
+            views.append(_view(x, size))
+            if len(items) >= n or size[0] >= _BUDGET:
+                return [items, [views, False]]
+    except Exception as e:
+        if not items:
+            raise
+        return [items, [views, 2], e]  # the items first; the error at the next take
     return [items, [views, True]]
+
+def throw(e):
+    raise e
 
 def next1(it):
     items = [next(it)]
@@ -492,12 +502,18 @@ class Connection:
             self._helpers[name] = fn
         return fn
 
-    def _take(self, it: RPCProxy, n: int) -> Tuple[List[Any], bool]:
+    def _take(self, it: RPCProxy, n: int) -> Tuple[List[Any], bool, Optional[RPCProxy]]:
         """Up to the next ``n`` items of the remote iterator ``it`` (fewer
-        when they are large), and whether it is exhausted."""
+        when they are large), whether it is exhausted, and the proxy of the
+        exception it raised after these items (see :meth:`_throw`), if any."""
         pair = self._helper("take")(it, n)
         views, done = self._materialize(pair[1])
-        return self._unview(pair, views, f"next({it._rpc_path})"), bool(done)
+        error = pair[2] if done == 2 else None
+        return self._unview(pair, views, f"next({it._rpc_path})"), bool(done), error
+
+    def _throw(self, error: RPCProxy, label: str) -> None:
+        """Raise the remote exception ``error`` (of an iterator) here, as the remote error it is."""
+        self._call_now(self._helper("throw"), (error,), label)
 
     def _next(self, proxy: RPCProxy) -> Any:
         """``next(proxy)``: exactly one item (StopIteration at the end)."""

@@ -285,6 +285,13 @@ def test_tuples_inside_lists_and_dicts_stay_tuples(rconn: Any) -> None:
     assert materialize(rconn.builtins.repr(d)) == "{'k': [(1, 2)]}"
 
 
+def test_a_nested_tuple_key_indexes_as_it_does_locally(rconn: Any) -> None:
+    # p[1, (2, 3)] reached a stock server as the key (1, [2, 3]): unhashable.
+    d = rconn.eval("{(1, (2, 3)): 'nested', (1, 2): 'flat'}")
+    assert materialize(d[1, (2, 3)]) == "nested"
+    assert materialize(d[1, 2]) == "flat"
+
+
 def test_arithmetic_is_remote_and_lazy(rconn: Any) -> None:
     x = rconn.eval("5")
     s = x + 1

@@ -373,9 +373,7 @@ class Connection:
             # for fancy indexing): the tuple is built on the server with the
             # builtin core names, and indexed with by reference.
             path = _trail("GETITEM_TUPLE", proxy._rpc_path, key=_packed(packb, list(key), proxy_owner=self))
-            if self._remote_tuple is None:
-                self._remote_tuple = getattr(self.builtins, _tuple_builtin())
-            key = self._remote_tuple(list(key))
+            key = self._wire(key)  # tuples in it too: p[1, (2, 3)]
             packed = packb(key, proxy_owner=self)
         else:
             packed, _ = self._pack(key)

@@ -327,3 +327,21 @@ def test_a_bad_timeout_is_a_value_error_before_any_child_starts(bad: Any) -> Non
         simplerpc.spawn(**bad)
     assert not isinstance(info.value, simplerpc.ServerProcessError)
     assert set(os.listdir("/proc/self/fd")) <= fds, "an fd leaked"
+
+
+def test_a_connection_dropped_without_closing_has_its_child_reaped() -> None:
+    # The child exits when the dropped connection's socket closes; nobody
+    # waited for it, so it stayed a zombie (until some later Popen).
+    import gc
+
+    conn = simplerpc.spawn(forward_stderr=False)
+    assert materialize(conn.eval("1 + 1")) == 2
+    pid = conn.pid
+    process = conn.process  # kept, so that its own __del__ cannot reap it by chance
+    del conn
+    gc.collect()
+    deadline = time.monotonic() + GONE_WITHIN
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not os.path.exists(f"/proc/{pid}"), f"child {pid} not reaped: {Path(f'/proc/{pid}/stat').read_text()}"
+    assert process.returncode == 0

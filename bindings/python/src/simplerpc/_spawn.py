@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import threading
+import weakref
 from collections import deque
 from typing import Any, Deque, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
@@ -176,6 +177,11 @@ class SpawnedConnection(Connection):
     def __init__(self, native: Any, child: _Child, *, allow_pickle: bool = False) -> None:
         super().__init__(_SpawnedNative(native, child), allow_pickle=allow_pickle)
         self._child = child
+        # Dropped without disconnect(): its socket closes, the child exits,
+        # and a thread waits for it (no zombie; the collector does not wait).
+        # Not at interpreter exit: the child sees this process end anyway.
+        self._reaper = weakref.finalize(self, _reap_in_background, child)
+        self._reaper.atexit = False
 
     @property
     def process(self) -> subprocess.Popen:
@@ -190,6 +196,7 @@ class SpawnedConnection(Connection):
     def disconnect(self) -> None:
         """Close the connection; the server process then exits, and is waited
         for (terminated, then killed, if it does not exit within 5 s)."""
+        self._reaper.detach()
         try:
             super().disconnect()
         finally:
@@ -198,6 +205,11 @@ class SpawnedConnection(Connection):
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         return f"<simplerpc.SpawnedConnection {state}, pid {self.pid}>"
+
+
+def _reap_in_background(child: _Child) -> None:
+    """Reap ``child`` (see :meth:`_Child.reap`) on a thread of its own."""
+    threading.Thread(target=child.reap, name="simplerpc-child-reaper", daemon=True).start()
 
 
 def _bootstrap(sys_path: Sequence[str], fd: int, parent: int, pdeathsig: bool) -> str:

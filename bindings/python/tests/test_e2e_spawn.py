@@ -345,3 +345,12 @@ def test_a_connection_dropped_without_closing_has_its_child_reaped() -> None:
         time.sleep(0.05)
     assert not os.path.exists(f"/proc/{pid}"), f"child {pid} not reaped: {Path(f'/proc/{pid}/stat').read_text()}"
     assert process.returncode == 0
+
+
+def test_a_single_sys_path_entry_is_one_entry(tmp_path: Path) -> None:
+    # A str is an iterable of str: sys_path="dir" put "/", "d", "i", "r" on the child's path.
+    (tmp_path / "single_entry_mod.py").write_text("X = 42\n")
+    for entry in (str(tmp_path), tmp_path):
+        with simplerpc.spawn(sys_path=entry, forward_stderr=False) as conn:  # type: ignore[arg-type]
+            assert materialize(conn.modules.single_entry_mod.X) == 42
+            assert materialize(conn.eval("__import__('sys').path[0]")) == str(tmp_path)

@@ -252,7 +252,8 @@ def spawn(
         cwd: the child's working directory (default: this one's).
         env: variables added to (or replacing) this process's environment for the child.
         sys_path: entries put first on the child's ``sys.path`` (relative
-            ones taken from this process's working directory).
+            ones taken from this process's working directory); a single
+            path is one entry.
         timeout: seconds each request may wait for its answer (None: no limit).
         start_timeout: seconds the child has to start serving (None: no limit).
         allow_pickle: see :func:`connect`.
@@ -283,6 +284,8 @@ def spawn(
     # The kernel's parent-death signal follows the thread that forks: only
     # the main thread is sure to live as long as this process.
     pdeathsig = threading.current_thread() is threading.main_thread()
+    if isinstance(sys_path, (str, bytes, os.PathLike)):  # one entry, not its characters
+        sys_path = [sys_path]  # type: ignore[list-item]
     entries = [os.path.abspath(os.fspath(p)) for p in (sys_path or ())]
     program = _bootstrap(entries, child_end.fileno(), os.getpid(), pdeathsig)
     try:

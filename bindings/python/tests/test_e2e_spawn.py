@@ -318,7 +318,9 @@ def test_closing_ends_a_child_stuck_in_a_call_and_reaps_it(np1: str, monkeypatch
     del busy
 
 
-@pytest.mark.parametrize("bad", [{"timeout": 0}, {"timeout": -1.0}, {"start_timeout": -1}])
+@pytest.mark.parametrize(
+    "bad", [{"timeout": 0}, {"timeout": -1.0}, {"start_timeout": -1}, {"start_timeout": float("inf")}, {"timeout": float("inf")}]
+)
 def test_a_bad_timeout_is_a_value_error_before_any_child_starts(bad: Any) -> None:
     # It used to start a child, report "did not start serving" (a
     # ServerProcessError) after 6 s of waits, and leak the socket's fd.
@@ -354,3 +356,11 @@ def test_a_single_sys_path_entry_is_one_entry(tmp_path: Path) -> None:
         with simplerpc.spawn(sys_path=entry, forward_stderr=False) as conn:  # type: ignore[arg-type]
             assert materialize(conn.modules.single_entry_mod.X) == 42
             assert materialize(conn.eval("__import__('sys').path[0]")) == str(tmp_path)
+
+
+def test_connect_with_an_infinite_timeout_is_a_value_error() -> None:
+    # It was an OverflowError from converting it to milliseconds.
+    with pytest.raises(ValueError, match="None"):
+        simplerpc.connect("127.0.0.1", 1, "token", timeout=float("inf"))
+    with pytest.raises(ValueError, match="None"):
+        simplerpc.connect("127.0.0.1", 1, "token", dead_after=float("inf"))

@@ -3,6 +3,7 @@ on a private socketpair; and ``simplerpc.gather``: many values at once."""
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import socket
@@ -270,7 +271,7 @@ def spawn(
     # Checked before a child starts (a bad value would otherwise surface as a
     # child that "did not start serving", after the waits to end it).
     for name, value in (("timeout", timeout), ("start_timeout", start_timeout)):
-        if value is not None and not value > 0:
+        if value is not None and not 0 < value < math.inf:
             raise ValueError(f"{name} must be a positive number of seconds or None, not {value!r}")
     python = os.fspath(python) if python is not None else sys.executable
     # A path is this process's path, whatever the child's cwd (Popen would

@@ -222,6 +222,19 @@ def test_long_strings_come_in_smaller_batches(rconn: Any) -> None:
     assert trips(rconn) - before > 3  # not one 4 MB message: batches of about 256 KiB
 
 
+@pytest.mark.parametrize("n", [3, 100])
+def test_items_before_an_error_in_the_iterator_arrive_first(rconn: Any, n: int) -> None:
+    # The batch that met the error took the items before it from the
+    # generator: they were dropped, and the loop saw only the error.
+    rconn.execute("def failing(n):\n    yield from range(n)\n    raise ValueError('bad item')\n")
+    got = []
+    with pytest.raises(ValueError, match="bad item") as info:
+        for x in rconn.eval(f"failing({n})"):
+            got.append(x)
+    assert got == list(range(n))
+    assert isinstance(info.value, RemoteException)
+
+
 def test_reversed_and_next(rconn: Any) -> None:
     assert list(reversed(rconn.eval("[1, 2, 3]"))) == [3, 2, 1]
     assert list(reversed(rconn.eval("{'a': 1, 'b': 2}"))) == ["b", "a"]
@@ -256,6 +269,27 @@ def test_comparisons_are_remote_and_lazy(rconn: Any) -> None:
         bool(five < "x")
     elementwise = rconn.eval("np.arange(3)") == np.array([0, 5, 2])
     assert np.asarray(elementwise).tolist() == [True, False, True]
+
+
+def test_tuples_inside_lists_and_dicts_stay_tuples(rconn: Any) -> None:
+    # Against the stock server these compared a list of lists with a list
+    # of tuples: silently False (and True for !=).
+    pairs = rconn.eval("[(1, 2), (3, (4, 5))]")
+    assert bool(pairs == [(1, 2), (3, (4, 5))]) is True
+    assert bool(pairs != [(1, 2), (3, (4, 5))]) is False
+    assert bool(pairs == [[1, 2], [3, [4, 5]]]) is False
+    assert bool(rconn.eval("{'a': (1, 2)}") == {"a": (1, 2)}) is True
+    assert [(1, 2)] in rconn.eval("[[(1, 2)]]")
+    d = rconn.eval("{}")
+    d["k"] = [(1, 2)]
+    assert materialize(rconn.builtins.repr(d)) == "{'k': [(1, 2)]}"
+
+
+def test_a_nested_tuple_key_indexes_as_it_does_locally(rconn: Any) -> None:
+    # p[1, (2, 3)] reached a stock server as the key (1, [2, 3]): unhashable.
+    d = rconn.eval("{(1, (2, 3)): 'nested', (1, 2): 'flat'}")
+    assert materialize(d[1, (2, 3)]) == "nested"
+    assert materialize(d[1, 2]) == "flat"
 
 
 def test_arithmetic_is_remote_and_lazy(rconn: Any) -> None:
@@ -449,6 +483,18 @@ def test_an_operation_and_its_materialize_are_one_round_trip(rconn: Any) -> None
     before = trips(rconn)
     assert bool(p == q)  # == is lazy, its bool one wait: the chain rides on it
     assert trips(rconn) - before == (1 if ours(rconn) else 3)
+
+
+def test_an_unsendable_operand_is_a_plain_type_error_saying_what_to_do(rconn: Any) -> None:
+    x = rconn.eval("5")
+    for op in (lambda: x + object(), lambda: setattr(x, "attr", object())):
+        with pytest.raises(TypeError) as info:
+            op()
+        # A TypeError of its own, not a private class of the package.
+        assert type(info.value) is TypeError, type(info.value)
+        text = str(info.value)
+        assert "'object'" in text and "on the server" in text and "materialize()" in text
+        assert text.count("instead") == 1 and text.count("send ") == 2, text  # one hint, not two
 
 
 def test_errors_keep_their_type(rconn: Any) -> None:

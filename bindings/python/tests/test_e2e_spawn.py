@@ -316,3 +316,51 @@ def test_closing_ends_a_child_stuck_in_a_call_and_reaps_it(np1: str, monkeypatch
     assert conn.process.returncode == -signal.SIGKILL, "SIGTERM ignored, so killed"
     assert gone(conn.pid)
     del busy
+
+
+@pytest.mark.parametrize(
+    "bad", [{"timeout": 0}, {"timeout": -1.0}, {"start_timeout": -1}, {"start_timeout": float("inf")}, {"timeout": float("inf")}]
+)
+def test_a_bad_timeout_is_a_value_error_before_any_child_starts(bad: Any) -> None:
+    # It used to start a child, report "did not start serving" (a
+    # ServerProcessError) after 6 s of waits, and leak the socket's fd.
+    fds = set(os.listdir("/proc/self/fd"))
+    with pytest.raises(ValueError, match="timeout") as info:
+        simplerpc.spawn(**bad)
+    assert not isinstance(info.value, simplerpc.ServerProcessError)
+    assert set(os.listdir("/proc/self/fd")) <= fds, "an fd leaked"
+
+
+def test_a_connection_dropped_without_closing_has_its_child_reaped() -> None:
+    # The child exits when the dropped connection's socket closes; nobody
+    # waited for it, so it stayed a zombie (until some later Popen).
+    import gc
+
+    conn = simplerpc.spawn(forward_stderr=False)
+    assert materialize(conn.eval("1 + 1")) == 2
+    pid = conn.pid
+    process = conn.process  # kept, so that its own __del__ cannot reap it by chance
+    del conn
+    gc.collect()
+    deadline = time.monotonic() + GONE_WITHIN
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not os.path.exists(f"/proc/{pid}"), f"child {pid} not reaped: {Path(f'/proc/{pid}/stat').read_text()}"
+    assert process.returncode == 0
+
+
+def test_a_single_sys_path_entry_is_one_entry(tmp_path: Path) -> None:
+    # A str is an iterable of str: sys_path="dir" put "/", "d", "i", "r" on the child's path.
+    (tmp_path / "single_entry_mod.py").write_text("X = 42\n")
+    for entry in (str(tmp_path), tmp_path):
+        with simplerpc.spawn(sys_path=entry, forward_stderr=False) as conn:  # type: ignore[arg-type]
+            assert materialize(conn.modules.single_entry_mod.X) == 42
+            assert materialize(conn.eval("__import__('sys').path[0]")) == str(tmp_path)
+
+
+def test_connect_with_an_infinite_timeout_is_a_value_error() -> None:
+    # It was an OverflowError from converting it to milliseconds.
+    with pytest.raises(ValueError, match="None"):
+        simplerpc.connect("127.0.0.1", 1, "token", timeout=float("inf"))
+    with pytest.raises(ValueError, match="None"):
+        simplerpc.connect("127.0.0.1", 1, "token", dead_after=float("inf"))

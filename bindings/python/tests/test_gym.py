@@ -249,3 +249,9 @@ def test_readme_vector_loop_runs_as_printed(np1_python: str) -> None:
     line = run.stdout.strip().splitlines()[-1]
     assert line.endswith("obs batch (4, 4) float32"), line
     assert int(line.split()[0]) >= 1, line  # episodes ended, so autoreset ran
+
+
+def test_vector_env_refuses_a_single_id() -> None:
+    # A str is a sequence too: without the check it made one env per character.
+    with pytest.raises(TypeError, match=r"one entry per environment"):
+        RemoteVectorEnv("CartPole-v1")

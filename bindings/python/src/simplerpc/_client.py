@@ -44,7 +44,9 @@ def _tuple_builtin() -> str:
 # ``[1]`` for anything else (the client gets it by reference, from
 # ``items``). A batch stops after ``n`` items or once its str and bytes
 # values pass 256 KiB, whichever comes first (a message stays small), and
-# takes exactly the items it returns from the iterator.
+# takes exactly the items it returns from the iterator. If the iterator
+# raises after some items, the batch holds them, ``done`` is 2 and the
+# exception is its third element, raised (``throw``) once they are used.
 _HELPERS_SOURCE = """
 import sys
 
@@ -70,12 +72,20 @@ def _view(x, size, depth=0):
 
 def take(it, n):
     items, views, size = [], [], [0]
-    for x in it:
-        items.append(x)
-        views.append(_view(x, size))
-        if len(items) >= n or size[0] >= _BUDGET:
-            return [items, [views, False]]
+    try:
+        for x in it:
+            items.append(x)
+            views.append(_view(x, size))
+            if len(items) >= n or size[0] >= _BUDGET:
+                return [items, [views, False]]
+    except Exception as e:
+        if not items:
+            raise
+        return [items, [views, 2], e]  # the items first; the error at the next take
     return [items, [views, True]]
+
+def throw(e):
+    raise e
 
 def next1(it):
     items = [next(it)]
@@ -381,9 +391,7 @@ class Connection:
             # for fancy indexing): the tuple is built on the server with the
             # builtin core names, and indexed with by reference.
             path = _trail("GETITEM_TUPLE", proxy._rpc_path, key=_packed(packb, list(key), proxy_owner=self))
-            if self._remote_tuple is None:
-                self._remote_tuple = getattr(self.builtins, _tuple_builtin())
-            key = self._remote_tuple(list(key))
+            key = self._wire(key)  # tuples in it too: p[1, (2, 3)]
             packed = packb(key, proxy_owner=self)
         else:
             packed, _ = self._pack(key)
@@ -431,8 +439,15 @@ class Connection:
     def _wire(self, value: Any) -> Any:
         """An operand as it must travel: a tuple is built on the server (no
         tuple on the wire, see :meth:`_getitem`), so that ``p == (1, 2)``
-        and ``p[0, 1] = v`` mean what they say; anything else as it is."""
+        and ``p[0, 1] = v`` mean what they say, also inside lists and
+        dict values (``p == [(1, 2)]``) when tuples do not travel as
+        tuples; anything else as it is."""
         if not isinstance(value, tuple):
+            if not self._tuples and type(value) in (list, dict):
+                items = value if type(value) is list else value.values()
+                wired = [self._wire(v) for v in items]
+                if any(w is not v for w, v in zip(wired, items)):
+                    return wired if type(value) is list else dict(zip(value.keys(), wired))
             return value
         if self._remote_tuple is None:
             self._remote_tuple = getattr(self.builtins, _tuple_builtin())
@@ -459,7 +474,9 @@ class Connection:
         (so ``==`` falls back to identity) for an operand that cannot be sent."""
         try:
             return self._operate("operator", name, a, b)
-        except _UnsendableError:
+        except TypeError as e:
+            if not getattr(e, "_simplerpc_unsendable", False):
+                raise
             return NotImplemented
 
     def _call_now(self, fn: RPCProxy, args: Tuple[Any, ...], path: str) -> RPCProxy:
@@ -501,12 +518,18 @@ class Connection:
             self._helpers[name] = fn
         return fn
 
-    def _take(self, it: RPCProxy, n: int) -> Tuple[List[Any], bool]:
+    def _take(self, it: RPCProxy, n: int) -> Tuple[List[Any], bool, Optional[RPCProxy]]:
         """Up to the next ``n`` items of the remote iterator ``it`` (fewer
-        when they are large), and whether it is exhausted."""
+        when they are large), whether it is exhausted, and the proxy of the
+        exception it raised after these items (see :meth:`_throw`), if any."""
         pair = self._helper("take")(it, n)
         views, done = self._materialize(pair[1])
-        return self._unview(pair, views, f"next({it._rpc_path})"), bool(done)
+        error = pair[2] if done == 2 else None
+        return self._unview(pair, views, f"next({it._rpc_path})"), bool(done), error
+
+    def _throw(self, error: RPCProxy, label: str) -> None:
+        """Raise the remote exception ``error`` (of an iterator) here, as the remote error it is."""
+        self._call_now(self._helper("throw"), (error,), label)
 
     def _next(self, proxy: RPCProxy) -> Any:
         """``next(proxy)``: exactly one item (StopIteration at the end)."""
@@ -616,17 +639,20 @@ class Connection:
         raise exc from cause
 
 
-class _UnsendableError(TypeError):
-    """An operand of a proxy's operation that the protocol cannot carry."""
-
-
 def _unsendable(error: TypeError, what: str) -> TypeError:
-    """The TypeError of an operand the protocol cannot carry, saying what to do."""
-    return _UnsendableError(
-        f"{error} (an argument of {what} on the server): send a value the protocol "
-        "carries (numbers, str, bytes, lists, dicts, numpy arrays, proxies), or "
-        "materialize() the proxy and compute locally"
-    )
+    """The TypeError of an operand the protocol cannot carry, saying what to
+    do: a plain TypeError (users see it), marked for :meth:`Connection._compare`."""
+    if getattr(error, "_simplerpc_hinted", False):  # _packed's: it says what to send already
+        message = f"{error} (an argument of {what} on the server), or materialize() the proxy and compute locally"
+    else:
+        message = (
+            f"{error} (an argument of {what} on the server): send a value the protocol "
+            "carries (numbers, str, bytes, lists, dicts, numpy arrays, proxies), or "
+            "materialize() the proxy and compute locally"
+        )
+    unsendable = TypeError(message)
+    unsendable._simplerpc_unsendable = True  # type: ignore[attr-defined]
+    return unsendable
 
 
 def _packed(pack: Callable[..., _T], value: Any, **kw: Any) -> _T:
@@ -638,6 +664,7 @@ def _packed(pack: Callable[..., _T], value: Any, **kw: Any) -> _T:
         clear = no_wire_form(e, None, "send")
         if clear is None:
             raise
+        clear._simplerpc_hinted = True  # type: ignore[attr-defined]
     raise clear
 
 

@@ -14,6 +14,7 @@ import ctypes
 import errno
 import glob
 import itertools
+import math
 import os
 import threading
 from ctypes import (
@@ -660,9 +661,10 @@ class NativeClient:
         tls: bool = False,
         cafile: Optional[str] = None,
     ) -> None:
-        if timeout is not None and not timeout > 0:
+        # Finite: None is "no limit" (an infinite one cannot be given to the library).
+        if timeout is not None and not 0 < timeout < math.inf:
             raise ValueError(f"timeout must be a positive number of seconds or None, not {timeout!r}")
-        if dead_after is not None and not dead_after > 0:
+        if dead_after is not None and not 0 < dead_after < math.inf:
             raise ValueError(f"dead_after must be a positive number of seconds or None, not {dead_after!r}")
         keep = _Keep()
         handle = c_void_p()
@@ -698,12 +700,17 @@ class NativeClient:
         with the client), whose other end a stream server serves
         (``python -m simplerpc.server --fd N``). ``hello_timeout``: seconds
         to wait for the server's hello (None: no limit)."""
-        if timeout is not None and not timeout > 0:
-            raise ValueError(f"timeout must be a positive number of seconds or None, not {timeout!r}")
+        try:
+            for name, value in (("timeout", timeout), ("hello_timeout", hello_timeout)):
+                if value is not None and not 0 < value < math.inf:
+                    raise ValueError(f"{name} must be a positive number of seconds or None, not {value!r}")
+            # Every extension, tuple included, as connect() offers them.
+            cfg = StreamConfig(max_message_size, 0, _ms(hello_timeout) if hello_timeout else 0, SRPC_EXT_ALL)
+        except BaseException:
+            os.close(fd)  # taken over in every case, as the library does
+            raise
         self = cls.__new__(cls)
         self._handle = None
-        # Every extension, tuple included, as connect() offers them.
-        cfg = StreamConfig(max_message_size, 0, _ms(hello_timeout) if hello_timeout else 0, SRPC_EXT_ALL)
         handle = c_void_p()
         st = _client_connect_fd(byref(cfg), fd, byref(handle))
         if st != SRPC_STATUS_OK:

@@ -426,7 +426,7 @@ class _RemoteIterator:
     (fewer when they are long strings), growing from ``_FIRST_BATCH`` so that
     a short loop fetches little."""
 
-    __slots__ = ("_conn", "_it", "_buffer", "_size", "_done", "__weakref__")
+    __slots__ = ("_conn", "_it", "_buffer", "_size", "_done", "_error", "__weakref__")
 
     _FIRST_BATCH = 32
     _MAX_BATCH = 1024
@@ -437,12 +437,18 @@ class _RemoteIterator:
         self._buffer: Deque[Any] = collections.deque()
         self._size = self._FIRST_BATCH
         self._done = False
+        # What the remote iterator raised after the fetched items: raised here once they are used.
+        self._error: Optional[RPCProxy] = None
         self._fetch()  # the first batch now: a remote TypeError ("not iterable") is raised by iter()
 
     def _fetch(self) -> None:
         assert self._it is not None
-        items, done = self._conn._take(self._it, self._size)
+        label = f"next({self._it._rpc_path})"
+        items, done, error = self._conn._take(self._it, self._size)
         self._buffer.extend(items)
+        if error is not None:
+            self._error = error
+            object.__setattr__(error, "_rpc_path", label)
         if done:
             self._done = True
             self._it = None  # frees the remote iterator
@@ -453,6 +459,9 @@ class _RemoteIterator:
 
     def __next__(self) -> Any:
         if not self._buffer:
+            error, self._error = self._error, None
+            if error is not None:
+                self._conn._throw(error, str(error._rpc_path))
             if self._done:
                 raise StopIteration
             self._fetch()

@@ -3,12 +3,14 @@ on a private socketpair; and ``simplerpc.gather``: many values at once."""
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import socket
 import subprocess
 import sys
 import threading
+import weakref
 from collections import deque
 from typing import Any, Deque, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
@@ -176,6 +178,11 @@ class SpawnedConnection(Connection):
     def __init__(self, native: Any, child: _Child, *, allow_pickle: bool = False) -> None:
         super().__init__(_SpawnedNative(native, child), allow_pickle=allow_pickle)
         self._child = child
+        # Dropped without disconnect(): its socket closes, the child exits,
+        # and a thread waits for it (no zombie; the collector does not wait).
+        # Not at interpreter exit: the child sees this process end anyway.
+        self._reaper = weakref.finalize(self, _reap_in_background, child)
+        self._reaper.atexit = False
 
     @property
     def process(self) -> subprocess.Popen:
@@ -190,6 +197,7 @@ class SpawnedConnection(Connection):
     def disconnect(self) -> None:
         """Close the connection; the server process then exits, and is waited
         for (terminated, then killed, if it does not exit within 5 s)."""
+        self._reaper.detach()
         try:
             super().disconnect()
         finally:
@@ -198,6 +206,11 @@ class SpawnedConnection(Connection):
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         return f"<simplerpc.SpawnedConnection {state}, pid {self.pid}>"
+
+
+def _reap_in_background(child: _Child) -> None:
+    """Reap ``child`` (see :meth:`_Child.reap`) on a thread of its own."""
+    threading.Thread(target=child.reap, name="simplerpc-child-reaper", daemon=True).start()
 
 
 def _bootstrap(sys_path: Sequence[str], fd: int, parent: int, pdeathsig: bool) -> str:
@@ -240,7 +253,8 @@ def spawn(
         cwd: the child's working directory (default: this one's).
         env: variables added to (or replacing) this process's environment for the child.
         sys_path: entries put first on the child's ``sys.path`` (relative
-            ones taken from this process's working directory).
+            ones taken from this process's working directory); a single
+            path is one entry.
         timeout: seconds each request may wait for its answer (None: no limit).
         start_timeout: seconds the child has to start serving (None: no limit).
         allow_pickle: see :func:`connect`.
@@ -254,6 +268,11 @@ def spawn(
     tail of its stderr. ``with simplerpc.spawn(...) as conn:`` closes the
     connection and waits for the child.
     """
+    # Checked before a child starts (a bad value would otherwise surface as a
+    # child that "did not start serving", after the waits to end it).
+    for name, value in (("timeout", timeout), ("start_timeout", start_timeout)):
+        if value is not None and not 0 < value < math.inf:
+            raise ValueError(f"{name} must be a positive number of seconds or None, not {value!r}")
     python = os.fspath(python) if python is not None else sys.executable
     # A path is this process's path, whatever the child's cwd (Popen would
     # look for a relative one from ``cwd``); a bare name is looked up on PATH.
@@ -266,6 +285,8 @@ def spawn(
     # The kernel's parent-death signal follows the thread that forks: only
     # the main thread is sure to live as long as this process.
     pdeathsig = threading.current_thread() is threading.main_thread()
+    if isinstance(sys_path, (str, bytes, os.PathLike)):  # one entry, not its characters
+        sys_path = [sys_path]  # type: ignore[list-item]
     entries = [os.path.abspath(os.fspath(p)) for p in (sys_path or ())]
     program = _bootstrap(entries, child_end.fileno(), os.getpid(), pdeathsig)
     try:

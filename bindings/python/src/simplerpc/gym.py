@@ -290,6 +290,8 @@ class RemoteVectorEnv(VectorEnv):  # type: ignore[type-arg]
         autoreset_mode: Union[str, AutoresetMode] = AutoresetMode.NEXT_STEP,
         **make_kwargs: Any,
     ) -> None:
+        if isinstance(envs, (str, bytes)):
+            raise TypeError(f"envs is one id, {envs!r}: give a list, one entry per environment ([{envs!r}] * n)")
         if conns is not None and len(conns) != len(envs):
             raise ValueError(f"{len(conns)} connections for {len(envs)} environments: give one per environment")
         self.envs: List[RemoteEnv] = []

@@ -531,7 +531,7 @@ def write_plot(path, results, meta):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colors = {"floor": "black", "simplerpc": "tab:blue", "simplerpc-rust": "tab:cyan", "simplerpyc": "tab:orange",
+    colors = {"floor": "black", "simplerpc": "tab:blue", "simplerpc-speedups": "tab:purple", "simplerpc-rust": "tab:cyan", "simplerpyc": "tab:orange",
               "rpyc": "tab:green", "pyro5": "tab:red"}
     fig, ax = plt.subplots(figsize=(12, 7.5))
     for c in COLUMNS:

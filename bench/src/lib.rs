@@ -64,7 +64,8 @@ pub fn measure<E>(p: Policy, mut op: impl FnMut() -> Result<(), E>) -> Result<Ve
     Ok(out)
 }
 
-/// `--name value` pairs from the command line.
+/// `--name value` and `--name=value` options from the command line (the
+/// second for values that may start with `-`, such as a token).
 pub fn args() -> HashMap<String, String> {
     let mut out = HashMap::new();
     let mut it = std::env::args().skip(1);
@@ -72,6 +73,10 @@ pub fn args() -> HashMap<String, String> {
         let Some(name) = k.strip_prefix("--") else {
             panic!("unexpected argument {k:?}");
         };
+        if let Some((name, v)) = name.split_once('=') {
+            out.insert(name.to_string(), v.to_string());
+            continue;
+        }
         let v = it
             .next()
             .unwrap_or_else(|| panic!("--{name} needs a value"));

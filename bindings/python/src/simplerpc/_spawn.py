@@ -3,6 +3,7 @@ on a private socketpair; and ``simplerpc.gather``: many values at once."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
@@ -22,6 +23,9 @@ __all__ = ["spawn", "gather", "SpawnedConnection"]
 
 # How much of the child's stderr is kept for the error that reports its death.
 _STDERR_TAIL = 8192
+# Send and receive buffers of the socketpair (the kernel caps them at
+# net.core.wmem_max / rmem_max).
+_SOCKET_BUFFER = 4 << 20
 # How long a closed connection's child has to exit on its own before it is
 # terminated (SIGTERM), then killed.
 _EXIT_GRACE = 5.0
@@ -282,6 +286,12 @@ def spawn(
     if env:
         child_env.update({str(k): str(v) for k, v in env.items()})
     parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    # A Unix socket's default buffers (about 200 KiB) cut an image
+    # observation into many small hand-offs between the two processes.
+    for end in (parent_end, child_end):
+        for opt in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+            with contextlib.suppress(OSError):
+                end.setsockopt(socket.SOL_SOCKET, opt, _SOCKET_BUFFER)
     # The kernel's parent-death signal follows the thread that forks: only
     # the main thread is sure to live as long as this process.
     pdeathsig = threading.current_thread() is threading.main_thread()

@@ -335,3 +335,55 @@ fn a_silent_listener_is_a_connect_timeout_over_tls_too() {
     );
     drop(silent);
 }
+
+/// A TCP relay to `target` that holds each chunk the server sends for
+/// `delay` before passing it on (the client's bytes go through at once): a
+/// slow link whose every answer takes `delay`. Relays one connection.
+fn slow_relay(target: u16, delay: Duration) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let (client, _) = listener.accept().unwrap();
+        let server = TcpStream::connect(("127.0.0.1", target)).unwrap();
+        let (mut c_in, mut s_out) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 65536];
+            while let Ok(n @ 1..) = c_in.read(&mut buf) {
+                if s_out.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        });
+        let (mut s_in, mut c_out) = (server, client);
+        let mut buf = [0u8; 65536];
+        while let Ok(n @ 1..) = s_in.read(&mut buf) {
+            std::thread::sleep(delay);
+            if c_out.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+    });
+    port
+}
+
+#[test]
+fn the_tls_and_websocket_handshakes_share_one_connect_timeout() {
+    // Each answer of the server takes 300 ms: the TLS handshake's and then
+    // the upgrade's, over 500 ms together. Each fits in the 500 ms limit on
+    // its own, which must not make the whole connect fit.
+    let (server, ca) = tls_server(&["127.0.0.1"]);
+    let port = slow_relay(server.local_addr().port(), Duration::from_millis(300));
+    let cfg = ClientConfig {
+        port,
+        connect_timeout: Some(Duration::from_millis(500)),
+        ..tls_config(&server, "127.0.0.1", &ca)
+    };
+    let got = with_deadline("connecting over a slow link with TLS", move || {
+        Client::connect(&cfg).map(|_| ())
+    });
+    assert!(
+        matches!(got, Err(Error::ConnectTimeout { after, .. }) if after == Duration::from_millis(500)),
+        "{got:?}"
+    );
+    server.shutdown();
+}

@@ -19,7 +19,7 @@ use crate::config::{websocket_config, ClientConfig};
 use crate::error::Error;
 use crate::tls::{self, Stream};
 use crate::token;
-use crate::wire::{Incoming, Tap, Wire};
+use crate::wire::{bound, Incoming, Tap, Wire};
 
 /// How long connecting may wait for the server's handshake answer.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -89,42 +89,42 @@ fn connect_once(
             .max(Duration::from_millis(1)),
         None => HANDSHAKE_TIMEOUT,
     };
+    // One budget for the TLS and WebSocket handshakes together, however
+    // many reads they take (each read and write waits only what is left).
+    let deadline = Instant::now() + handshake_wait;
     stream.set_nodelay(true).map_err(connect_err)?;
-    stream
-        .set_read_timeout(Some(handshake_wait))
-        .map_err(connect_err)?;
-    stream
-        .set_write_timeout(Some(handshake_wait))
-        .map_err(connect_err)?;
 
     let stream = if config.uses_tls() {
-        start_tls(config, host, addr, stream, handshake_wait)?
+        start_tls(config, host, addr, stream, handshake_wait, deadline)?
     } else {
         Stream::Plain(stream)
     };
 
     let request = upgrade_request(addr, host, token, token_in_url, config)?;
     let ws_config = websocket_config(config.max_message_size);
-    let (mut ws, response) =
-        match tungstenite::client::client_with_config(request, Tap::new(stream), Some(ws_config)) {
-            Ok(done) => done,
-            Err(HandshakeError::Failure(tungstenite::Error::Http(resp))) => {
-                return Err(http_refusal(addr, resp.status(), resp.body().as_deref()))
+    let (mut ws, response) = match tungstenite::client::client_with_config(
+        request,
+        Tap::new(stream, deadline),
+        Some(ws_config),
+    ) {
+        Ok(done) => done,
+        Err(HandshakeError::Failure(tungstenite::Error::Http(resp))) => {
+            return Err(http_refusal(addr, resp.status(), resp.body().as_deref()))
+        }
+        Err(HandshakeError::Failure(e)) => {
+            let mut reason = e.to_string();
+            if !config.uses_tls() && matches!(e, tungstenite::Error::Protocol(_)) {
+                reason.push_str(" (is it a TLS server? connect with wss://, or tls=True)");
             }
-            Err(HandshakeError::Failure(e)) => {
-                let mut reason = e.to_string();
-                if !config.uses_tls() && matches!(e, tungstenite::Error::Protocol(_)) {
-                    reason.push_str(" (is it a TLS server? connect with wss://, or tls=True)");
-                }
-                return Err(handshake_err(addr, reason));
-            }
-            Err(HandshakeError::Interrupted(_)) => {
-                return Err(match config.connect_timeout {
-                    Some(limit) if handshake_wait < HANDSHAKE_TIMEOUT => timed_out(limit),
-                    _ => handshake_err(addr, format!("no answer within {handshake_wait:?}")),
-                })
-            }
-        };
+            return Err(handshake_err(addr, reason));
+        }
+        Err(HandshakeError::Interrupted(_)) => {
+            return Err(match config.connect_timeout {
+                Some(limit) if handshake_wait < HANDSHAKE_TIMEOUT => timed_out(limit),
+                _ => handshake_err(addr, format!("no answer within {handshake_wait:?}")),
+            })
+        }
+    };
     let accepted = response
         .headers()
         .get(extensions::HEADER)
@@ -178,18 +178,22 @@ fn connect_within(host: &str, port: u16, limit: Duration) -> io::Result<TcpStrea
 }
 
 /// TLS over `stream` with `host`, its certificate checked; the handshake
-/// bounded by the socket's timeouts (`wait`: what is left of the connect
-/// timeout, at most [`HANDSHAKE_TIMEOUT`]).
+/// done by `deadline` (`wait`: what was left of the connect timeout, at
+/// most [`HANDSHAKE_TIMEOUT`], when the handshakes began).
 fn start_tls(
     config: &ClientConfig,
     host: &str,
     addr: &str,
     stream: TcpStream,
     wait: Duration,
+    deadline: Instant,
 ) -> Result<Stream, Error> {
     let tls_config = tls::client_config(config.cafile.as_deref())?;
     let mut conn = tls::client_connection(&tls_config, host)?;
-    let mut sock = &stream;
+    let mut sock = Bounded {
+        sock: &stream,
+        deadline,
+    };
     match tls::drive(&mut conn, &mut sock) {
         Ok(()) => Ok(tls::stream(conn, stream)),
         Err(e)
@@ -216,6 +220,31 @@ fn start_tls(
             addr: addr.into(),
             reason: tls::explain_client_failure(host, &e),
         }),
+    }
+}
+
+/// The socket during the TLS handshake: no read or write waits past
+/// `deadline` (see [`bound`]).
+struct Bounded<'a> {
+    sock: &'a TcpStream,
+    deadline: Instant,
+}
+
+impl io::Read for Bounded<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        bound(self.sock, self.deadline)?;
+        io::Read::read(&mut self.sock, buf)
+    }
+}
+
+impl io::Write for Bounded<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        bound(self.sock, self.deadline)?;
+        io::Write::write(&mut self.sock, buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        io::Write::flush(&mut self.sock)
     }
 }
 

@@ -35,7 +35,7 @@ use bytes::Bytes;
 use crate::tls::Stream;
 
 pub(crate) use read::Reader;
-pub(crate) use tap::Tap;
+pub(crate) use tap::{bound, Tap};
 pub(crate) use write::{is_retry, Writer, SMALL};
 
 /// The frame opcodes (RFC 6455 §5.2).

@@ -5,6 +5,8 @@
 //! buffer.
 
 use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
 
 use crate::tls::Stream;
 
@@ -12,15 +14,25 @@ use crate::tls::Stream;
 pub(crate) struct Tap {
     stream: Option<Stream>,
     seen: Vec<u8>,
+    /// No read or write waits past this (the connect timeout's budget).
+    deadline: Instant,
 }
 
 impl Tap {
-    /// Wrap a fresh socket.
-    pub(crate) fn new(stream: Stream) -> Tap {
+    /// Wrap a fresh socket whose reads and writes end by `deadline`.
+    pub(crate) fn new(stream: Stream, deadline: Instant) -> Tap {
         Tap {
             stream: Some(stream),
             seen: Vec::new(),
+            deadline,
         }
+    }
+
+    /// The stream, its timeouts set to what is left before the deadline.
+    fn bounded(&mut self) -> io::Result<&mut Stream> {
+        let stream = self.stream.as_mut().ok_or_else(spent)?;
+        bound(stream.tcp(), self.deadline)?;
+        Ok(stream)
     }
 
     /// The stream (taken: the tap is spent), and the bytes read past the
@@ -50,7 +62,7 @@ impl Read for Tap {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         // A signal during the handshake is not a failure: read again.
         let n = loop {
-            match self.stream.as_mut().ok_or_else(spent)?.read(buf) {
+            match self.bounded()?.read(buf) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 other => break other?,
             }
@@ -63,7 +75,7 @@ impl Read for Tap {
 impl Write for Tap {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         loop {
-            match self.stream.as_mut().ok_or_else(spent)?.write(buf) {
+            match self.bounded()?.write(buf) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 other => return other,
             }
@@ -72,12 +84,28 @@ impl Write for Tap {
 
     fn flush(&mut self) -> io::Result<()> {
         loop {
-            match self.stream.as_mut().ok_or_else(spent)?.flush() {
+            match self.bounded()?.flush() {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 other => return other,
             }
         }
     }
+}
+
+/// Set `sock`'s read and write timeouts to what is left before `deadline`;
+/// past it, an error of kind `WouldBlock` (what a timed-out socket says),
+/// so one budget bounds a handshake of many reads however the peer paces them.
+pub(crate) fn bound(sock: &TcpStream, deadline: Instant) -> io::Result<()> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    // A zero timeout means "none" to the socket.
+    if left < Duration::from_millis(1) {
+        return Err(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            "the connect timeout passed during the handshake",
+        ));
+    }
+    sock.set_read_timeout(Some(left))?;
+    sock.set_write_timeout(Some(left))
 }
 
 fn spent() -> io::Error {

@@ -189,6 +189,16 @@ def test_urls_carry_no_token_and_need_a_scheme() -> None:
         simplerpc.connect("ws://h:1", token="x", tls=True)
 
 
+def test_a_refused_url_does_not_repeat_its_token() -> None:
+    # The server prints its URL with the token; pasted into connect(), the
+    # refusal must not copy the token into a traceback or a log.
+    for url in ("wss://h:1/?token=s3cretTOKEN", "ws://h:1/x?a=1&token=s3cretTOKEN#f", "https://h:1/?token=s3cretTOKEN"):
+        with pytest.raises(ValueError) as refused:
+            simplerpc.connect(url, token="x")
+        assert "s3cretTOKEN" not in str(refused.value), str(refused.value)
+        assert "h:1" in str(refused.value), str(refused.value)
+
+
 def test_certfile_without_keyfile_is_refused() -> None:
     r = subprocess.run(
         simplerpc_server_argv() + ["--certfile", "cert.pem"],

@@ -792,12 +792,18 @@ def _parse_url(url: str) -> Tuple[str, Optional[int], bool]:
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
+    # The URL as the messages quote it: without its query, fragment or
+    # password, where a token pasted from the server's banner would be.
+    shown = repr(parts._replace(query="", fragment="", netloc=parts.netloc.rpartition("@")[2]).geturl())
     if parts.scheme not in ("ws", "wss"):
-        raise ValueError(f"{url!r}: the URL must start with ws:// or wss://")
-    if parts.query or (parts.path not in ("", "/")):
-        raise ValueError(f"{url!r}: give only ws(s)://host:port; pass the token as token= (or $SIMPLERPC_TOKEN)")
+        raise ValueError(f"{shown}: the URL must start with ws:// or wss://")
+    if parts.query or parts.fragment or parts.username or (parts.path not in ("", "/")):
+        hidden = " (its query and password not repeated here)" if parts.query or parts.fragment or parts.password else ""
+        raise ValueError(
+            f"{shown}{hidden}: give only ws(s)://host:port; pass the token as token= (or $SIMPLERPC_TOKEN)"
+        )
     if not parts.hostname:
-        raise ValueError(f"{url!r}: no host in the URL")
+        raise ValueError(f"{shown}: no host in the URL")
     return parts.hostname, parts.port, parts.scheme == "wss"
 
 

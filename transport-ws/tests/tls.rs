@@ -337,33 +337,57 @@ fn a_silent_listener_is_a_connect_timeout_over_tls_too() {
 }
 
 /// A TCP relay to `target` that holds each chunk the server sends for
-/// `delay` before passing it on (the client's bytes go through at once): a
-/// slow link whose every answer takes `delay`. Relays one connection.
-fn slow_relay(target: u16, delay: Duration) -> u16 {
+/// `delay` before passing it on, and each chunk the client sends for
+/// `upload_delay`: a slow link. Relays one connection.
+fn slow_relay(target: u16, delay: Duration, upload_delay: Duration) -> u16 {
+    fn pipe(mut from: TcpStream, mut to: TcpStream, delay: Duration) {
+        let mut buf = [0u8; 65536];
+        while let Ok(n @ 1..) = from.read(&mut buf) {
+            std::thread::sleep(delay);
+            if to.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown(std::net::Shutdown::Write);
+    }
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
         let (client, _) = listener.accept().unwrap();
         let server = TcpStream::connect(("127.0.0.1", target)).unwrap();
-        let (mut c_in, mut s_out) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 65536];
-            while let Ok(n @ 1..) = c_in.read(&mut buf) {
-                if s_out.write_all(&buf[..n]).is_err() {
-                    break;
-                }
-            }
-        });
-        let (mut s_in, mut c_out) = (server, client);
-        let mut buf = [0u8; 65536];
-        while let Ok(n @ 1..) = s_in.read(&mut buf) {
-            std::thread::sleep(delay);
-            if c_out.write_all(&buf[..n]).is_err() {
-                break;
-            }
-        }
+        let (c_in, s_out) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+        std::thread::spawn(move || pipe(c_in, s_out, upload_delay));
+        pipe(server, client, delay);
     });
     port
+}
+
+#[test]
+fn large_messages_over_a_slow_tls_link_arrive_whole() {
+    // Each 64 KiB takes 25 ms each way: a 3 MiB message takes over a second
+    // to cross, so both readers return to their callers in the middle of
+    // frames (READ_SLICE) while TLS holds decrypted bytes, and go on.
+    let (server, ca) = tls_server(&["127.0.0.1"]);
+    let slow = Duration::from_millis(25);
+    let port = slow_relay(server.local_addr().port(), slow, slow);
+    let cfg = ClientConfig {
+        port,
+        ..tls_config(&server, "127.0.0.1", &ca)
+    };
+    let back = with_deadline("a round trip over a slow TLS link", move || {
+        let client = Client::connect(&cfg).unwrap();
+        let echo = client.module("m").unwrap().getattr("echo").unwrap();
+        let blob: Vec<u8> = (0..(3usize << 20)).map(|i| (i % 251) as u8).collect();
+        let sent = Value::Bin(blob.into());
+        let got = echo
+            .call_args(vec![sent.clone()])
+            .unwrap()
+            .materialize()
+            .unwrap();
+        (sent, got)
+    });
+    assert!(back.0 == back.1, "the message came back changed");
+    server.shutdown();
 }
 
 #[test]
@@ -372,7 +396,11 @@ fn the_tls_and_websocket_handshakes_share_one_connect_timeout() {
     // the upgrade's, over 500 ms together. Each fits in the 500 ms limit on
     // its own, which must not make the whole connect fit.
     let (server, ca) = tls_server(&["127.0.0.1"]);
-    let port = slow_relay(server.local_addr().port(), Duration::from_millis(300));
+    let port = slow_relay(
+        server.local_addr().port(),
+        Duration::from_millis(300),
+        Duration::ZERO,
+    );
     let cfg = ClientConfig {
         port,
         connect_timeout: Some(Duration::from_millis(500)),

@@ -367,3 +367,40 @@ fn a_silent_listener_is_a_connect_timeout_and_no_listener_a_refusal() {
         other => panic!("expected a refused connection, got {:?}", other.map(|_| ())),
     }
 }
+
+#[test]
+fn a_server_that_drips_its_answer_is_a_connect_timeout() {
+    // A listener that reads the upgrade request and then answers a byte
+    // every 50 ms: each read of the client is quick, the whole answer is not.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let dripper = thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut head = Vec::new();
+        let mut b = [0u8; 1024];
+        while !head.ends_with(b"\r\n\r\n") {
+            match s.read(&mut b) {
+                Ok(n @ 1..) => head.extend_from_slice(&b[..n]),
+                _ => return,
+            }
+        }
+        for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n" {
+            thread::sleep(Duration::from_millis(50));
+            if s.write_all(&[*byte]).is_err() {
+                return;
+            }
+        }
+    });
+    let cfg = ClientConfig {
+        connect_timeout: Some(Duration::from_millis(500)),
+        ..ClientConfig::new("127.0.0.1", port, "t")
+    };
+    let got = with_deadline("connecting to a server that drips its answer", move || {
+        Client::connect(&cfg).map(|_| ())
+    });
+    assert!(
+        matches!(got, Err(Error::ConnectTimeout { after, .. }) if after == Duration::from_millis(500)),
+        "{got:?}"
+    );
+    dripper.join().unwrap();
+}

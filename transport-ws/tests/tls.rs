@@ -415,3 +415,32 @@ fn the_tls_and_websocket_handshakes_share_one_connect_timeout() {
     );
     server.shutdown();
 }
+
+#[test]
+fn a_tls_server_at_its_connection_limit_says_so_not_that_it_is_plain() {
+    // The refusal over the cap is plain HTTP 503 (before any TLS): the
+    // client must report it, not advise connecting with ws:// (which would
+    // send the token in the clear).
+    let dir = scratch("cap");
+    let (ca, cert, key) = lab_ca(&dir, &["127.0.0.1"]);
+    let (server, _state) = start_with(ServerConfig {
+        certfile: Some(cert),
+        keyfile: Some(key),
+        max_connections: 1,
+        ..ServerConfig::default()
+    });
+    let first = Client::connect(&tls_config(&server, "127.0.0.1", &ca)).unwrap();
+    first.module("m").unwrap();
+    let cfg = tls_config(&server, "127.0.0.1", &ca);
+    let err = with_deadline("connecting past the cap over TLS", move || {
+        Client::connect(&cfg).map(|_| ())
+    })
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, Error::Handshake { .. }), "{err:?}");
+    assert!(text.contains("503"), "{text}");
+    assert!(text.contains("max_connections"), "{text}");
+    assert!(!text.contains("ws://"), "{text}");
+    first.module("m").unwrap();
+    server.shutdown();
+}

@@ -193,8 +193,16 @@ fn start_tls(
     let mut sock = Bounded {
         sock: &stream,
         deadline,
+        first: Vec::new(),
     };
-    match tls::drive(&mut conn, &mut sock) {
+    let driven = tls::drive(&mut conn, &mut sock);
+    // A server that refuses before TLS answers plain HTTP (a busy one, 503
+    // naming its connection limit): say what it said, rather than guess
+    // it is a plain ws:// server.
+    if driven.is_err() && sock.first.starts_with(b"HTTP/") {
+        return Err(plain_http_answer(addr, &sock.first));
+    }
+    match driven {
         Ok(()) => Ok(tls::stream(conn, stream)),
         Err(e)
             if matches!(
@@ -223,17 +231,52 @@ fn start_tls(
     }
 }
 
+/// How much of what a server sends first is kept, to report a plain HTTP
+/// answer to a TLS handshake.
+const FIRST_KEPT: usize = 1024;
+
 /// The socket during the TLS handshake: no read or write waits past
-/// `deadline` (see [`bound`]).
+/// `deadline` (see [`bound`]); the first bytes read are kept.
 struct Bounded<'a> {
     sock: &'a TcpStream,
     deadline: Instant,
+    first: Vec<u8>,
 }
 
 impl io::Read for Bounded<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         bound(self.sock, self.deadline)?;
-        io::Read::read(&mut self.sock, buf)
+        let n = io::Read::read(&mut self.sock, buf)?;
+        let keep = n.min(FIRST_KEPT - self.first.len());
+        self.first.extend_from_slice(&buf[..keep]);
+        Ok(n)
+    }
+}
+
+/// The error for a plain HTTP answer (`bytes`, its start) to our TLS
+/// handshake: a busy server's 503 as over plain `ws://` (its body names the
+/// limit), any other as a server that does not speak TLS.
+fn plain_http_answer(addr: &str, bytes: &[u8]) -> Error {
+    let text = String::from_utf8_lossy(bytes);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse::<u16>().ok())
+        .and_then(|c| StatusCode::from_u16(c).ok());
+    match code {
+        // A busy server's refusal, over TLS or not.
+        Some(status) if status == StatusCode::SERVICE_UNAVAILABLE => {
+            http_refusal(addr, status, Some(body.as_bytes()))
+        }
+        _ => Error::Tls {
+            addr: addr.into(),
+            reason: format!(
+                "the server answered the TLS handshake with plain HTTP ({}): it does not \
+                 speak TLS on this port (a plain ws:// server, or another service)",
+                head.lines().next().unwrap_or("").trim()
+            ),
+        },
     }
 }
 

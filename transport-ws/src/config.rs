@@ -61,8 +61,9 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub use simplerpc_core::server::DEFAULT_MAX_OBJECTS;
 
-/// How a [`Server`](crate::Server) listens and whom it lets in.
-#[derive(Debug, Clone)]
+/// How a [`Server`](crate::Server) listens and whom it lets in. Its
+/// `Debug` form shows the token as `"<hidden>"`, so a log of it leaks nothing.
+#[derive(Clone)]
 pub struct ServerConfig {
     /// Host name or address to listen on (`"localhost"`, `"0.0.0.0"`).
     pub host: String,
@@ -159,8 +160,9 @@ impl ServerConfig {
     }
 }
 
-/// Where a [`Client`](crate::Client) connects and how.
-#[derive(Debug, Clone)]
+/// Where a [`Client`](crate::Client) connects and how. Its `Debug` form
+/// shows the token as `"<hidden>"`.
+#[derive(Clone)]
 pub struct ClientConfig {
     /// Server host name or address.
     pub host: String,
@@ -280,6 +282,44 @@ pub(crate) fn websocket_config(max: usize) -> WebSocketConfig {
         .max_frame_size(Some(max))
 }
 
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("token", &self.token.as_ref().map(|_| "<hidden>"))
+            .field("max_message_size", &self.max_message_size)
+            .field("extensions", &self.extensions)
+            .field("ping_interval", &self.ping_interval)
+            .field("dead_after", &self.dead_after)
+            .field("max_objects", &self.max_objects)
+            .field("max_connections", &self.max_connections)
+            .field("stack_size", &self.stack_size)
+            .field("handshake_timeout", &self.handshake_timeout)
+            .field("certfile", &self.certfile)
+            .field("keyfile", &self.keyfile)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("token", &self.token.as_ref().map(|_| "<hidden>"))
+            .field("extensions", &self.extensions)
+            .field("max_message_size", &self.max_message_size)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("timeout", &self.timeout)
+            .field("ping_interval", &self.ping_interval)
+            .field("dead_after", &self.dead_after)
+            .field("tls", &self.tls)
+            .field("cafile", &self.cafile)
+            .finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,5 +353,21 @@ mod tests {
         assert_eq!(host_port("::1", 80), "[::1]:80");
         assert_eq!(host_port("[::1]", 80), "[::1]:80");
         assert_eq!(host_port("localhost", 80), "localhost:80");
+    }
+
+    #[test]
+    fn debug_hides_the_token() {
+        let c = ClientConfig {
+            token: Some("s3cret-token".into()),
+            ..ClientConfig::default()
+        };
+        let s = ServerConfig {
+            token: Some("s3cret-token".into()),
+            ..ServerConfig::default()
+        };
+        for shown in [format!("{c:?}"), format!("{s:?}")] {
+            assert!(!shown.contains("s3cret"), "{shown}");
+            assert!(shown.contains("<hidden>"), "{shown}");
+        }
     }
 }

@@ -415,20 +415,46 @@ fn write_ndarray(
     a: &NdArray,
     splices: Option<&mut Splices>,
 ) -> Result<(), EncodeError> {
+    write_ndarray_fields(buf, &a.typestr(), a.shape().iter().map(|&d| d as u64))?;
+    write_bin(buf, b"data")?;
+    write_bin_shared(buf, a.data(), splices)
+}
+
+/// Everything of a numpy array's msgpack-numpy encoding but its data's
+/// bytes: the map `{b"nd": true, b"type": typestr, b"kind": b"", b"shape":
+/// [...], b"data": ` up to and including the bin header of `data_len`
+/// bytes. The caller writes the data after it (or sends it from where it
+/// lies): the C ABI's `srpc_ndarray_header` does.
+pub fn write_ndarray_header(
+    buf: &mut Vec<u8>,
+    typestr: &str,
+    shape: impl ExactSizeIterator<Item = u64>,
+    data_len: usize,
+) -> Result<(), EncodeError> {
+    write_ndarray_fields(buf, typestr, shape)?;
+    write_bin(buf, b"data")?;
+    write_bin_header(buf, data_len)
+}
+
+/// The map header and the four keys before `data`.
+fn write_ndarray_fields(
+    buf: &mut Vec<u8>,
+    typestr: &str,
+    shape: impl ExactSizeIterator<Item = u64>,
+) -> Result<(), EncodeError> {
     write_map_len(buf, 5)?;
     write_bin(buf, b"nd")?;
     buf.push(0xc3);
     write_bin(buf, b"type")?;
-    write_str(buf, &a.typestr())?;
+    write_str(buf, typestr)?;
     write_bin(buf, b"kind")?;
     write_bin(buf, b"")?;
     write_bin(buf, b"shape")?;
-    write_array_len(buf, a.shape().len())?;
-    for &d in a.shape() {
-        write_uint(buf, d as u64);
+    write_array_len(buf, shape.len())?;
+    for d in shape {
+        write_uint(buf, d);
     }
-    write_bin(buf, b"data")?;
-    write_bin_shared(buf, a.data(), splices)
+    Ok(())
 }
 
 /// A bin whose payload is spliced in (see [`SPLICE_MIN`]) when it is large

@@ -408,22 +408,15 @@ unsafe fn checked(a: &srpc_ndarray) -> Result<(&str, &[u8]), FfiError> {
     Ok((dtype, data))
 }
 
-/// Everything of an array's msgpack but its data's bytes.
+/// Everything of an array's msgpack but its data's bytes (core's encoding).
+/// The caller has checked the size with [`check_size`], so it cannot fail.
 fn header(buf: &mut Vec<u8>, a: &srpc_ndarray, dtype: &str, data_len: usize) {
-    let _ = rmp::encode::write_map_len(buf, 5);
-    write_bin(buf, b"nd");
-    buf.push(0xc3);
-    write_bin(buf, b"type");
-    write_str(buf, dtype);
-    write_bin(buf, b"kind");
-    write_bin(buf, b"");
-    write_bin(buf, b"shape");
-    let _ = rmp::encode::write_array_len(buf, a.ndim as u32);
-    for &s in &a.shape[..a.ndim] {
-        let _ = rmp::encode::write_uint(buf, s);
-    }
-    write_bin(buf, b"data");
-    let _ = rmp::encode::write_bin_len(buf, data_len as u32);
+    let _ = simplerpc_core::codec::write_ndarray_header(
+        buf,
+        dtype,
+        a.shape[..a.ndim].iter().copied(),
+        data_len,
+    );
 }
 
 fn check_size(data: &[u8]) -> Result<(), FfiError> {

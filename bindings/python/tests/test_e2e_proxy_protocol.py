@@ -513,3 +513,13 @@ def test_a_closed_connection_says_so(rconn: Any) -> None:
         with pytest.raises(simplerpc.ConnectionClosedError):
             op(p)
     assert repr(p).startswith("<RPCProxy: ")  # local: works after the connection is gone
+
+
+def test_tuple_operands_travel_as_tuples_to_our_server(rconn: Any) -> None:
+    p = rconn.eval("(1, (2, 3))")
+    assert bool(p == (1, (2, 3))) and not bool(p == [1, [2, 3]])
+    d = rconn.eval("{(1, (2, 3)): 'x'}")
+    assert materialize(d[1, (2, 3)]) == "x"
+    # Against our server (the tuple extension) no request builds a tuple on
+    # the server first; against the stock one that is how tuples get there.
+    assert (rconn._remote_tuple is None) == ours(rconn)

@@ -441,9 +441,12 @@ class Connection:
         tuple on the wire, see :meth:`_getitem`), so that ``p == (1, 2)``
         and ``p[0, 1] = v`` mean what they say, also inside lists and
         dict values (``p == [(1, 2)]``) when tuples do not travel as
-        tuples; anything else as it is."""
+        tuples; anything else as it is. With the ``tuple`` extension
+        everything travels as it is: no request builds it."""
+        if self._tuples:
+            return value
         if not isinstance(value, tuple):
-            if not self._tuples and type(value) in (list, dict):
+            if type(value) in (list, dict):
                 items = value if type(value) is list else value.values()
                 wired = [self._wire(v) for v in items]
                 if any(w is not v for w, v in zip(wired, items)):

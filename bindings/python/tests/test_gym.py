@@ -255,3 +255,20 @@ def test_vector_env_refuses_a_single_id() -> None:
     # A str is a sequence too: without the check it made one env per character.
     with pytest.raises(TypeError, match=r"one entry per environment"):
         RemoteVectorEnv("CartPole-v1")
+
+
+def test_vector_env_batches_are_the_callers_own(np1_gym_server: Any) -> None:
+    conns = [_connect(np1_gym_server) for _ in range(2)]
+    remote = RemoteVectorEnv(["CartPole-v1"] * 2, conns=conns)
+    try:
+        remote.reset(seed=3)
+        obs, *_ = remote.step(np.zeros(2, dtype=np.int64))
+        kept = obs.copy()
+        obs[:] = 99.0  # the caller's array: the env keeps its own observations
+        again, _ = remote.reset(seed=[5, 6], options={"reset_mask": np.array([True, False])})
+        np.testing.assert_array_equal(again[1], kept[1])
+        assert again is not obs
+    finally:
+        remote.close()
+        for c in conns:
+            c.disconnect()

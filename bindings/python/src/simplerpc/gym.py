@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import sys
-from copy import deepcopy
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -332,7 +331,9 @@ class RemoteVectorEnv(VectorEnv):  # type: ignore[type-arg]
                 )
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
-        self._observations = create_empty_array(self.single_observation_space, n=self.num_envs, fn=np.zeros)
+        # Each environment's last observation (zeros before the first reset).
+        zeros = create_empty_array(self.single_observation_space, n=self.num_envs, fn=np.zeros)
+        self._env_obs: List[Any] = list(iterate(self.observation_space, zeros))
         self._autoreset_envs = np.zeros((self.num_envs,), dtype=np.bool_)
         self.closed = False
 
@@ -359,14 +360,13 @@ class RemoteVectorEnv(VectorEnv):  # type: ignore[type-arg]
         chosen = [i for i in range(self.num_envs) if mask[i]]
         sent = [self.envs[i]._send_reset(seeds[i], options) for i in chosen]
         # The environments not reset keep their last observation.
-        observations: List[Any] = list(iterate(self.observation_space, self._observations))
+        observations = list(self._env_obs)
         infos: Dict[str, Any] = {}
         for i, value in zip(chosen, _gather(sent)):
             observations[i], info = self.envs[i]._reset_result(value)
             infos = self._add_info(infos, info, i)
         self._autoreset_envs[mask] = False
-        self._observations = concatenate(self.single_observation_space, observations, self._observations)
-        return deepcopy(self._observations), infos
+        return self._batch(observations), infos
 
     def step(self, actions: Any) -> Tuple[Any, np.ndarray, np.ndarray, np.ndarray, Dict[str, Any]]:
         """Step every environment at once (resetting those that ended, as
@@ -406,8 +406,14 @@ class RemoteVectorEnv(VectorEnv):  # type: ignore[type-arg]
                 observations[i], env_infos[i] = resets[i]
             infos = self._add_info(infos, env_infos[i], i)
         self._autoreset_envs = ended
-        self._observations = concatenate(self.single_observation_space, observations, self._observations)
-        return deepcopy(self._observations), rewards, terminations, truncations, infos
+        return self._batch(observations), rewards, terminations, truncations, infos
+
+    def _batch(self, observations: List[Any]) -> Any:
+        """The batched observation, a fresh array the caller owns (one copy
+        of each environment's; theirs are kept for a partial reset)."""
+        self._env_obs = observations
+        fresh = create_empty_array(self.single_observation_space, n=self.num_envs, fn=np.empty)
+        return concatenate(self.single_observation_space, observations, fresh)
 
     def render(self) -> Optional[Tuple[Any, ...]]:
         """Every environment's ``render()``, fetched at once."""

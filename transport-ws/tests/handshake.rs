@@ -404,3 +404,70 @@ fn a_server_that_drips_its_answer_is_a_connect_timeout() {
     );
     dripper.join().unwrap();
 }
+
+#[test]
+fn over_loopback_the_client_masks_with_the_zero_key() {
+    // A hand-made server: the upgrade by hand, then the first frame's bytes
+    // as they came. Over 127.0.0.1 the client's frames carry the all-zero
+    // key (the mask bit set, the payload as it is); elsewhere a random one.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let fake = thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            assert_eq!(s.read(&mut byte).unwrap(), 1, "the request ended early");
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8(head).unwrap();
+        let key = head
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("sec-websocket-key")
+                    .then(|| v.trim().to_owned())
+            })
+            .expect("a Sec-WebSocket-Key");
+        let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+        write!(
+            s,
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: {accept}\r\n{HEADER}: {}\r\n\r\n",
+            Extensions::ALL.header_value()
+        )
+        .unwrap();
+        // The first frame: 2 bytes, the length, the key, the payload.
+        let mut h = [0u8; 2];
+        s.read_exact(&mut h).unwrap();
+        let ext = match h[1] & 0x7f {
+            126 => 2,
+            127 => 8,
+            _ => 0,
+        };
+        let mut len = [0u8; 8];
+        s.read_exact(&mut len[8 - ext..]).unwrap();
+        let len = if ext == 0 {
+            u64::from(h[1] & 0x7f)
+        } else {
+            u64::from_be_bytes(len)
+        };
+        let mut key = [0u8; 4];
+        s.read_exact(&mut key).unwrap();
+        let mut payload = vec![0u8; len as usize];
+        s.read_exact(&mut payload).unwrap();
+        (h[1] & 0x80, key, payload)
+    });
+    let mut config = ClientConfig::new("127.0.0.1", port, "t");
+    config.timeout = Some(Duration::from_secs(5));
+    let client = Client::connect(&config).unwrap();
+    // The answer never comes: the fake server hangs up after the frame.
+    let _ = client.eval("40 + 2");
+    let (mask_bit, key, payload) = fake.join().unwrap();
+    assert_eq!(mask_bit, 0x80, "the frame is masked");
+    assert_eq!(key, [0; 4]);
+    // The payload is readable as it came: the request, unmasked.
+    let text = String::from_utf8_lossy(&payload);
+    assert!(text.contains("40 + 2"), "{text}");
+}

@@ -190,6 +190,13 @@ pub(crate) struct Wire {
     nonblocking: bool,
 }
 
+/// Whether a client's frames may carry the all-zero masking key: under TLS
+/// (an intermediary sees only ciphertext) or to a loopback address (there is
+/// no intermediary).
+fn zero_key_for(tls: bool, peer: Option<std::net::IpAddr>) -> bool {
+    tls || peer.is_some_and(|ip| ip.is_loopback())
+}
+
 impl Wire {
     /// The server's end of a connection; `leftover`: bytes read past the
     /// handshake. On both ends a large message is placed in memory so that
@@ -200,9 +207,19 @@ impl Wire {
         wire
     }
 
-    /// The client's end (it masks what it sends).
+    /// The client's end (it masks what it sends). Over loopback and under
+    /// TLS its frames carry the all-zero masking key, which costs no pass
+    /// over a large payload on either end (see [`Writer::use_zero_key`]):
+    /// no intermediary that reads clear text can sit on either path.
     pub(crate) fn client(stream: Stream, max_message: usize, leftover: &[u8]) -> Wire {
+        let zero_key = zero_key_for(
+            matches!(stream, Stream::Tls(_)),
+            stream.tcp().peer_addr().ok().map(|a| a.ip()),
+        );
         let mut wire = Wire::new(stream, true, max_message, leftover);
+        if zero_key {
+            wire.writer.use_zero_key();
+        }
         wire.reader.set_align(align_first_large_bin);
         wire
     }
@@ -368,5 +385,26 @@ impl Wire {
         if !self.writer.closed() && self.writer.queue(opcode::CLOSE, &[]).is_ok() {
             let _ = self.flush();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+    #[test]
+    fn the_zero_key_is_for_loopback_and_tls_only() {
+        let lan = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 7));
+        assert!(super::zero_key_for(
+            false,
+            Some(IpAddr::V4(Ipv4Addr::LOCALHOST))
+        ));
+        assert!(super::zero_key_for(
+            false,
+            Some(IpAddr::V6(Ipv6Addr::LOCALHOST))
+        ));
+        assert!(super::zero_key_for(true, Some(lan)));
+        assert!(!super::zero_key_for(false, Some(lan)));
+        assert!(!super::zero_key_for(false, None));
     }
 }

@@ -67,6 +67,9 @@ pub(crate) struct Writer {
     peer_read: Option<Instant>,
     /// Where a client masks a large frame (see [`Writer::write_message`]).
     scratch: Vec<u8>,
+    /// A client's frames carry the all-zero masking key (see
+    /// [`Writer::use_zero_key`]): masking them changes no byte.
+    zero_key: bool,
 }
 
 impl Writer {
@@ -80,7 +83,29 @@ impl Writer {
             interrupted: false,
             peer_read: None,
             scratch: Vec::new(),
+            zero_key: false,
         }
+    }
+
+    /// Make a client's frames carry the all-zero masking key, which RFC
+    /// 6455 allows as a value (the frame is masked: the server unmasks it as
+    /// any other) but which leaves every byte as it is, so that a large
+    /// frame goes from the caller's buffers to the socket as a server's
+    /// does, with no pass over it. The key's purpose (§10.3) is to keep a
+    /// script's chosen bytes from reaching an intermediary that reads clear
+    /// text; the caller asks for this only where no such intermediary can
+    /// exist: over loopback and under TLS.
+    pub(crate) fn use_zero_key(&mut self) {
+        self.zero_key = self.keys.is_some();
+    }
+
+    /// The masking key of the next frame: none for a server's, all zero or
+    /// the next unpredictable one for a client's.
+    fn next_key(&mut self) -> Option<[u8; 4]> {
+        if self.zero_key {
+            return Some([0; 4]);
+        }
+        self.keys.as_mut().map(KeySource::next_key)
     }
 
     /// Bytes queued that the socket has not taken yet.
@@ -117,12 +142,12 @@ impl Writer {
         if op == opcode::CLOSE {
             self.closed = true;
         }
-        let key = self.keys.as_mut().map(KeySource::next_key);
+        let key = self.next_key();
         let (h, n) = header(true, op, payload.len(), key);
         self.pending.extend_from_slice(&h[..n]);
         let at = self.pending.len();
         self.pending.extend_from_slice(payload);
-        if let Some(k) = key {
+        if let Some(k) = key.filter(|k| *k != [0; 4]) {
             mask::apply(&mut self.pending[at..], k, 0);
         }
         Ok(())
@@ -182,7 +207,7 @@ impl Writer {
             return self.drain(w, stalled);
         }
         self.drain(w, stalled)?;
-        let key = self.keys.as_mut().map(KeySource::next_key);
+        let key = self.next_key();
         let (h, hlen) = header(true, opcode::BINARY, len, key);
         let head = &h[..hlen];
         let total = hlen + len;
@@ -196,7 +221,7 @@ impl Writer {
                 break Ok(());
             }
             let result = match key {
-                None => {
+                None | Some([0, 0, 0, 0]) => {
                     let mut slices = [IoSlice::new(&[]); MAX_SLICES];
                     let n = slices_from(done, head, parts, &mut slices);
                     w.write_vectored(&slices[..n])
@@ -238,14 +263,14 @@ impl Writer {
             return Err(closing());
         }
         let len = parts.iter().map(|p| p.len()).sum();
-        let key = self.keys.as_mut().map(KeySource::next_key);
+        let key = self.next_key();
         let (h, n) = header(true, op, len, key);
         self.pending.extend_from_slice(&h[..n]);
         let at = self.pending.len();
         for p in parts {
             self.pending.extend_from_slice(p);
         }
-        if let Some(k) = key {
+        if let Some(k) = key.filter(|k| *k != [0; 4]) {
             mask::apply(&mut self.pending[at..], k, 0);
         }
         Ok(())
@@ -481,6 +506,54 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn a_zero_key_frame_is_masked_and_carries_its_bytes_as_they_are() {
+        use tungstenite::protocol::Role;
+        use tungstenite::{Message, WebSocket};
+        for len in [3usize, 70_000, 300_000] {
+            let payload: Vec<u8> = (0..len).map(|i| (i % 241) as u8 + 1).collect();
+            let parts: Vec<&[u8]> = payload.chunks(100_000).collect();
+            for zero in [true, false] {
+                let mut w = Writer::new(true);
+                if zero {
+                    w.use_zero_key();
+                }
+                let mut wire = Vec::new();
+                w.write_message(&mut wire, &parts, &mut |_, _| Ok(()))
+                    .unwrap();
+                // The mask bit is set and the key follows the length.
+                assert_eq!(wire[1] & 0x80, 0x80, "{len}");
+                let at = match wire[1] & 0x7f {
+                    126 => 4,
+                    127 => 10,
+                    _ => 2,
+                };
+                let (key, body) = wire[at..].split_at(4);
+                assert_eq!(key == [0; 4], zero, "{len}");
+                // All zero: the payload is the caller's bytes; else masked.
+                assert_eq!(body == payload.as_slice(), zero, "{len}");
+                // Both read back, by our server's reader and by tungstenite.
+                let mut r = Reader::new(true, 1 << 20, &[]);
+                match r.read(&mut Cursor::new(wire.clone())).unwrap() {
+                    Incoming::Message(m) => assert!(m.as_ref() == payload.as_slice(), "{len}"),
+                    other => panic!("{other:?}"),
+                }
+                let mut ws = WebSocket::from_raw_socket(Cursor::new(wire), Role::Server, None);
+                match ws.read().unwrap() {
+                    Message::Binary(got) => assert!(got.as_ref() == payload.as_slice(), "{len}"),
+                    other => panic!("{other:?}"),
+                }
+            }
+        }
+        // A server's writer has no key to make zero.
+        let mut w = Writer::new(false);
+        w.use_zero_key();
+        let mut wire = Vec::new();
+        w.write_message(&mut wire, &[b"abc"], &mut |_, _| Ok(()))
+            .unwrap();
+        assert_eq!(wire, [0x82, 3, b'a', b'b', b'c']);
     }
 
     #[test]

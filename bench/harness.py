@@ -29,13 +29,16 @@ ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 from peers import WORKLOADS  # noqa: E402
 
-PEERS = ["simplerpc", "simplerpc-speedups", "simplerpc-rust", "simplerpyc", "rpyc", "pyro5"]
+PEERS = ["simplerpc", "simplerpc-tls", "simplerpc-speedups", "simplerpc-rust", "simplerpc-rust-tls",
+         "simplerpyc", "rpyc", "pyro5"]
 COLUMNS = ["floor"] + PEERS
 LABEL = {
     "floor": "loopback floor",
     "simplerpc": "simplerpc Python",
     "simplerpc-speedups": "simplerpc Python + _speedups",
+    "simplerpc-tls": "simplerpc Python wss://",
     "simplerpc-rust": "simplerpc Rust",
+    "simplerpc-rust-tls": "simplerpc Rust wss://",
     "simplerpyc": "simplerpyc",
     "rpyc": "RPyC",
     "pyro5": "Pyro5",
@@ -47,6 +50,8 @@ ROUND_TRIPS = {  # f(1), env step, down, up
     "simplerpc": "1 / 1 / 1 / 1",
     "simplerpc-speedups": "1 / 1 / 1 / 1",
     "simplerpc-rust": "1 / 1 / 1 / 1",
+    "simplerpc-tls": "1 / 1 / 1 / 1",
+    "simplerpc-rust-tls": "1 / 1 / 1 / 1",
     "simplerpyc": "2 / 2 / 1 / 2",
     "rpyc": "1 / 2 / 1 / 1",
     "pyro5": "1 / 1 / 1 / 1",
@@ -306,8 +311,27 @@ def run_floor(p, sizes, log_dir):
     return records, bulk
 
 
-def peer_commands(peer, py, target):
+def certificates(target, log_dir):
+    """A CA and a certificate for localhost made for this run (the TLS
+    columns), with the `lab_cert` example run.sh builds: (cert, key, ca)."""
+    d = log_dir / "certs"
+    if not (d / "ca.pem").exists():
+        subprocess.run([str(target / "examples" / "lab_cert"), str(d), "localhost"], check=True,
+                       capture_output=True, timeout=60)
+    return d / "cert.pem", d / "key.pem", d / "ca.pem"
+
+
+def peer_commands(peer, py, target, log_dir=None):
     """(server command, port regex, token regex, client command prefix)"""
+    if peer in ("simplerpc-tls", "simplerpc-rust-tls"):
+        cert, key, ca = certificates(target, log_dir)
+        tls = ["--certfile", str(cert), "--keyfile", str(key)]
+        if peer == "simplerpc-tls":
+            return ([py, "-m", "simplerpc.server", "--host", "127.0.0.1", "--port", "0", "--log-level", "WARNING"]
+                    + tls, r"SIMPLERPC_PORT='(\d+)'", r"SIMPLERPC_TOKEN='([^']+)'",
+                    [py, str(BENCH / "peers.py"), "client", peer, "--cafile", str(ca)])
+        return ([str(target / "bench-rpc-server")] + tls, r"SIMPLERPC_PORT='(\d+)'", r"SIMPLERPC_TOKEN='([^']+)'",
+                [str(target / "bench-rpc-client"), "--cafile", str(ca)])
     if peer in ("simplerpc", "simplerpc-speedups"):
         return ([py, "-m", "simplerpc.server", "--host", "127.0.0.1", "--port", "0", "--log-level", "WARNING"],
                 r"SIMPLERPC_PORT='(\d+)'", r"SIMPLERPC_TOKEN='([^']+)'", [py, str(BENCH / "peers.py"), "client", peer])
@@ -329,10 +353,12 @@ def run_peer(peer, p, sizes, log_dir):
     else:
         os.environ["SIMPLERPC_NO_SPEEDUPS"] = "1"
     target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release"
-    server_cmd, port_re, token_re, client_cmd = peer_commands(peer, sys.executable, target)
+    server_cmd, port_re, token_re, client_cmd = peer_commands(peer, sys.executable, target, log_dir)
     proc, port, token = start_server(peer, server_cmd, log_dir, port_re, token_re)
     try:
-        cmd = client_cmd + ["--host", "127.0.0.1", "--port", str(port)]
+        # The TLS columns connect by the name in the certificate.
+        host = "localhost" if peer.endswith("-tls") else "127.0.0.1"
+        cmd = client_cmd + ["--host", host, "--port", str(port)]
         if token:
             cmd += [f"--token={token}"]  # = : a token may start with -
         return run_lines(peer, cmd + policy_args(p, sizes), log_dir, p["client_timeout"])
@@ -532,7 +558,7 @@ def write_plot(path, results, meta):
     import matplotlib.pyplot as plt
 
     colors = {"floor": "black", "simplerpc": "tab:blue", "simplerpc-speedups": "tab:purple", "simplerpc-rust": "tab:cyan", "simplerpyc": "tab:orange",
-              "rpyc": "tab:green", "pyro5": "tab:red"}
+              "rpyc": "tab:green", "pyro5": "tab:red", "simplerpc-tls": "tab:olive", "simplerpc-rust-tls": "tab:gray"}
     fig, ax = plt.subplots(figsize=(12, 7.5))
     for c in COLUMNS:
         if c not in results:

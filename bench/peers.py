@@ -73,11 +73,23 @@ WORKLOADS = {
         "down": "as simplerpc, with the accelerator",
         "up": "as simplerpc, with the accelerator",
     },
+    "simplerpc-tls": {
+        "f1": "as simplerpc, over wss:// (TLS 1.3, rustls with ring, a CA made for the run)",
+        "env_step": "as simplerpc, over wss://",
+        "down": "as simplerpc, over wss://",
+        "up": "as simplerpc, over wss://",
+    },
     "simplerpc-rust": {
         "f1": "f.call_args([1])?.materialize()? (pipelined: 1 round trip)",
         "env_step": "step.call_args([0.0])?.materialize()? (pipelined: 1 round trip)",
         "down": "arr.materialize()? (1 round trip)",
         "up": "nbytes.call_args([array])?.materialize()? (pipelined: 1 round trip)",
+    },
+    "simplerpc-rust-tls": {
+        "f1": "as simplerpc Rust, over wss:// (TLS 1.3, rustls with ring)",
+        "env_step": "as simplerpc Rust, over wss://",
+        "down": "as simplerpc Rust, over wss://",
+        "up": "as simplerpc Rust, over wss://",
     },
     "simplerpyc": {
         "f1": "materialize(f(1)) (2 round trips)",
@@ -149,16 +161,20 @@ def check(ok, what):
 class SimpleRPCClient:
     """simplerpc and the stock simplerpyc: the same user API."""
 
-    def __init__(self, module_name, host, port, token):
+    def __init__(self, module_name, host, port, token, cafile=None):
         import importlib
 
         self.mod = importlib.import_module(module_name)
         self.args = (host, port, token)
+        self.cafile = cafile
         self.conn = None
 
     def connect(self):
         host, port, token = self.args
-        self.conn = self.mod.connect(host, port, token=token)
+        if self.cafile:  # wss://, trusting the run's own CA
+            self.conn = self.mod.connect(f"wss://{host}:{port}", token=token, cafile=self.cafile)
+        else:
+            self.conn = self.mod.connect(host, port, token=token)
         self.conn.execute(SERVER_CODE)
 
     def close(self):
@@ -322,6 +338,8 @@ def run_client(args):
         client = SimpleRPCClient(args.peer, args.host, args.port, args.token)
     elif args.peer == "simplerpc-speedups":  # the same package; the harness turns the accelerator on
         client = SimpleRPCClient("simplerpc", args.host, args.port, args.token)
+    elif args.peer == "simplerpc-tls":
+        client = SimpleRPCClient("simplerpc", args.host, args.port, args.token, cafile=args.cafile)
     elif args.peer == "rpyc":
         client = RPyCClient(args.host, args.port, args.token)
     elif args.peer == "pyro5":
@@ -423,7 +441,8 @@ def main(argv=None):
     s.add_argument("peer", choices=["rpyc", "pyro5"])
     s.add_argument("--host", default="127.0.0.1")
     c = sub.add_parser("client")
-    c.add_argument("peer", choices=["simplerpc", "simplerpc-speedups", "simplerpyc", "rpyc", "pyro5"])
+    c.add_argument("peer", choices=["simplerpc", "simplerpc-speedups", "simplerpc-tls", "simplerpyc", "rpyc", "pyro5"])
+    c.add_argument("--cafile", default=None, help="simplerpc-tls: the CA of the server's certificate")
     c.add_argument("--host", default="127.0.0.1")
     c.add_argument("--port", type=int, required=True)
     c.add_argument("--token", default=None)

@@ -28,6 +28,8 @@ if [ "$install" = 1 ] || [ ! -x "$venv/bin/python" ]; then
   SIMPLERPC_SPEEDUPS=1 "$venv/bin/python" -m pip install -q --force-reinstall --no-deps ./bindings/python
   "$venv/bin/python" -c "from simplerpc import _native; assert _native.speedups_enabled(), 'the accelerator was not built'"
 fi
-echo "==> cargo build --release -p simplerpc-bench"
+echo "==> cargo build --release -p simplerpc-bench, and the lab_cert example"
 cargo build --release -q -p simplerpc-bench
+# The TLS columns' certificates are made by this example, for each run.
+cargo build --release -q -p simplerpc-ws --example lab_cert
 exec "$venv/bin/python" bench/harness.py ${args[@]+"${args[@]}"}

@@ -209,6 +209,25 @@ def test_certfile_without_keyfile_is_refused() -> None:
     assert r.returncode != 0 and "--keyfile" in r.stderr, r.stderr
 
 
+def test_fd_refuses_the_tls_flags_and_ignores_the_tls_variables(lab: Dict[str, Path]) -> None:
+    import os
+
+    # The flags with --fd (a socketpair to the parent) are refused, saying why.
+    r = subprocess.run(
+        simplerpc_server_argv() + ["--fd", "0", "--certfile", str(lab["cert"]), "--keyfile", str(lab["key"])],
+        capture_output=True,
+        text=True,
+        timeout=BOUND,
+    )
+    assert r.returncode != 0 and "TLS does not apply" in r.stderr, r.stderr
+    # A spawned child inherits its parent's environment: a server's TLS
+    # variables there, even half of them, must not stop it.
+    env = dict(os.environ, SIMPLERPC_SERVER_CERTFILE=str(lab["cert"]))
+    env.pop("SIMPLERPC_SERVER_KEYFILE", None)
+    with simplerpc.spawn(env=env) as conn:
+        assert simplerpc.materialize(conn.eval("6 * 7")) == 42
+
+
 def _free_port() -> int:
     import socket
 

@@ -316,6 +316,15 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--parent", type=int, default=None, metavar="PID", help="with --fd: exit when process PID (the parent) is gone")
     parser.add_argument("--parent-death-signal", action="store_true", help="with --parent, on Linux: also have the kernel kill this process when the thread that started it ends (PR_SET_PDEATHSIG)")
     args = parser.parse_args(argv)
+    if args.fd is not None:
+        # A socketpair to the parent: no network, so no TLS. The flags are a
+        # mistake worth saying; the variables (which a spawned child inherits
+        # from its parent's environment) are for listening servers.
+        if args.certfile is not None or args.keyfile is not None:
+            parser.error("--fd serves a socketpair to the parent process, which never leaves this machine: TLS does not apply there; leave out --certfile and --keyfile")
+        logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        _serve_spawned(args.fd, args.parent, args.parent_death_signal, args.max_objects, args.max_message_size)
+        return
     tls_sources: Dict[str, str] = {}
     for name, var in (("certfile", CERTFILE_VAR), ("keyfile", KEYFILE_VAR)):
         if getattr(args, name) is not None:
@@ -326,10 +335,6 @@ def main(argv: Optional[List[str]] = None) -> None:
     if (args.certfile is None) != (args.keyfile is None):
         given = " and ".join(tls_sources.values())
         parser.error(f"--certfile and --keyfile go together (or {CERTFILE_VAR} and {KEYFILE_VAR}): TLS needs both, and only {given} is set")
-    if args.fd is not None:
-        logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
-        _serve_spawned(args.fd, args.parent, args.parent_death_signal, args.max_objects, args.max_message_size)
-        return
     try:
         host, port, token, sources = _resolve_settings({"host": args.host, "port": args.port, "token": args.token})
     except ValueError as e:

@@ -359,7 +359,7 @@ impl Conn {
                 return Err(e);
             }
         }
-        if let Err(e) = write_frame(&mut self.stream, &frame, |_| Ok(())) {
+        if let Err(e) = write_frame(&mut self.stream, &[&frame], |_| Ok(())) {
             return Err(self.end(format!("cannot send a request: {e}")));
         }
         self.in_flight.push_back(frame.len());

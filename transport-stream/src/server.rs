@@ -174,8 +174,10 @@ fn run<S: Socket, E: Executor>(
                 Err(ReadError::Io(e)) => return Err(Error::Io(e)),
             }
         };
-        let response = session.handle_frame(frame);
-        let written = write_frame(stream, &response, |s| {
+        // Large arrays in the answer are spliced in where they lie, not
+        // copied into the frame (see `OutFrame`).
+        let response = session.respond(frame);
+        let written = write_frame(stream, &response.parts(), |s| {
             // The client is not reading: read what it writes meanwhile.
             if queued_bytes > QUEUED_MAX || failure.is_some() {
                 return Ok(());
@@ -216,7 +218,7 @@ fn run<S: Socket, E: Executor>(
             }
             return Err(Error::Io(e));
         }
-        session.recycle(response);
+        session.recycle(response.into_buffer());
     }
 }
 

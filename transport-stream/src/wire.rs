@@ -64,25 +64,27 @@ fn bad_hello(peer: &str, line: &[u8]) -> Error {
     ))
 }
 
-/// Write one frame: its length, then its bytes, with vectored writes (the
-/// frame is not copied behind a prefix). `on_stall` runs whenever the
-/// socket times out without taking anything (the write timeout); an error
-/// from it ends the write.
+/// At most this many buffers go to one vectored write.
+const MAX_SLICES: usize = 16;
+
+/// Write one frame carrying `parts` joined: its length, then its bytes,
+/// with vectored writes (nothing is copied behind a prefix or joined: a
+/// large array spliced into a response goes from where it lies). `on_stall`
+/// runs whenever the socket times out without taking anything (the write
+/// timeout); an error from it ends the write.
 pub(crate) fn write_frame<W: Write>(
     stream: &mut W,
-    frame: &[u8],
+    parts: &[&[u8]],
     mut on_stall: impl FnMut(&mut W) -> io::Result<()>,
 ) -> io::Result<()> {
-    let head = (frame.len() as u64).to_le_bytes();
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let head = (len as u64).to_le_bytes();
     let mut done = 0usize;
-    let total = PREFIX + frame.len();
+    let total = PREFIX + len;
     while done < total {
-        let result = if done < PREFIX {
-            stream.write_vectored(&[IoSlice::new(&head[done..]), IoSlice::new(frame)])
-        } else {
-            stream.write(&frame[done - PREFIX..])
-        };
-        match result {
+        let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+        let n = slices_from(done, &head, parts, &mut slices);
+        match stream.write_vectored(&slices[..n]) {
             Ok(0) => {
                 return Err(io::Error::new(
                     io::ErrorKind::WriteZero,
@@ -96,6 +98,30 @@ pub(crate) fn write_frame<W: Write>(
         }
     }
     Ok(())
+}
+
+/// The slices of `head` + `parts` from byte `done` on (at most `out.len()`
+/// of them, empty ones left out); returns how many.
+fn slices_from<'a>(
+    mut done: usize,
+    head: &'a [u8],
+    parts: &[&'a [u8]],
+    out: &mut [IoSlice<'a>],
+) -> usize {
+    let mut n = 0;
+    for p in std::iter::once(head).chain(parts.iter().copied()) {
+        if n == out.len() {
+            break;
+        }
+        if done >= p.len() {
+            done -= p.len();
+            continue;
+        }
+        out[n] = IoSlice::new(&p[done..]);
+        done = 0;
+        n += 1;
+    }
+    n
 }
 
 /// Why a frame could not be read.
@@ -204,7 +230,7 @@ mod tests {
     #[test]
     fn a_frame_round_trips_and_a_long_one_is_refused_unallocated() {
         let mut out = Vec::new();
-        write_frame(&mut out, b"hello", |_| Ok(())).unwrap();
+        write_frame(&mut out, &[b"hello"], |_| Ok(())).unwrap();
         assert_eq!(&out[..8], &5u64.to_le_bytes());
         let mut r = FrameReader::new(16);
         assert_eq!(&r.read(&mut &out[..]).unwrap()[..], b"hello");
@@ -217,6 +243,43 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(r.body.is_none());
+    }
+
+    /// Takes at most `step` bytes per write, and only from the first slice.
+    struct Trickle {
+        out: Vec<u8>,
+        step: usize,
+    }
+
+    impl Write for Trickle {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let n = buf.len().min(self.step);
+            self.out.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_frame_in_parts_reads_back_joined_however_the_socket_takes_it() {
+        let whole: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        // Empty parts, tiny ones, and more parts than one vectored write takes.
+        let mut cuts = vec![0usize, 0, 1, 2, 3, 50_000, 50_000, 70_000];
+        cuts.extend((0..20).map(|i| 70_001 + i * 100));
+        cuts.push(whole.len());
+        let parts: Vec<&[u8]> = cuts.windows(2).map(|w| &whole[w[0]..w[1]]).collect();
+        for step in [1usize, 5, 8, 9, 4096, usize::MAX] {
+            let mut sock = Trickle {
+                out: Vec::new(),
+                step,
+            };
+            write_frame(&mut sock, &parts, |_| Ok(())).unwrap();
+            let mut r = FrameReader::new(1 << 20);
+            let got = r.read(&mut &sock.out[..]).unwrap();
+            assert!(got[..] == whole[..], "step {step}");
+        }
     }
 
     #[test]

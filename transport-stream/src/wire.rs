@@ -71,18 +71,43 @@ fn bad_hello(peer: &str, line: &[u8]) -> Error {
 pub(crate) fn write_frame<W: Write>(
     stream: &mut W,
     frame: &[u8],
+    on_stall: impl FnMut(&mut W) -> io::Result<()>,
+) -> io::Result<()> {
+    write_frame_parts(stream, &[frame], on_stall)
+}
+
+/// At most this many buffers go to one vectored write.
+const MAX_SLICES: usize = 16;
+
+/// [`write_frame`] for a frame given as buffers to be joined, in order
+/// (its own bytes and the array payloads spliced in): they go to the
+/// socket from where they lie, nothing is joined.
+pub(crate) fn write_frame_parts<W: Write>(
+    stream: &mut W,
+    parts: &[&[u8]],
     mut on_stall: impl FnMut(&mut W) -> io::Result<()>,
 ) -> io::Result<()> {
-    let head = (frame.len() as u64).to_le_bytes();
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let head = (len as u64).to_le_bytes();
     let mut done = 0usize;
-    let total = PREFIX + frame.len();
+    let total = PREFIX + len;
     while done < total {
-        let result = if done < PREFIX {
-            stream.write_vectored(&[IoSlice::new(&head[done..]), IoSlice::new(frame)])
-        } else {
-            stream.write(&frame[done - PREFIX..])
-        };
-        match result {
+        let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+        let mut n = 0;
+        let mut skip = done;
+        for p in std::iter::once(&head[..]).chain(parts.iter().copied()) {
+            if n == MAX_SLICES {
+                break;
+            }
+            if skip >= p.len() {
+                skip -= p.len();
+                continue;
+            }
+            slices[n] = IoSlice::new(&p[skip..]);
+            skip = 0;
+            n += 1;
+        }
+        match stream.write_vectored(&slices[..n]) {
             Ok(0) => {
                 return Err(io::Error::new(
                     io::ErrorKind::WriteZero,
@@ -217,6 +242,35 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(r.body.is_none());
+    }
+
+    /// Takes at most 7 bytes a write, so every part boundary is crossed
+    /// mid-write.
+    struct Dribble(Vec<u8>);
+
+    impl Write for Dribble {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let n = buf.len().min(7);
+            self.0.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_frame_in_parts_is_the_frame_joined() {
+        let parts: Vec<Vec<u8>> = (0..40u8).map(|i| vec![i; usize::from(i % 5) * 3]).collect();
+        let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+        let joined = parts.concat();
+        let mut out = Dribble(Vec::new());
+        write_frame_parts(&mut out, &refs, |_| Ok(())).unwrap();
+        let mut one = Vec::new();
+        write_frame(&mut one, &joined, |_| Ok(())).unwrap();
+        assert_eq!(out.0, one);
+        let mut r = FrameReader::new(1 << 20);
+        assert_eq!(&r.read(&mut &out.0[..]).unwrap()[..], &joined[..]);
     }
 
     #[test]

@@ -580,7 +580,9 @@ impl<'a> From<&'a Vec<u8>> for Raw<'a> {
 
 /// A `call` or `getitem` whose value fields a host already holds as msgpack
 /// (the C ABI, Python): the bytes are copied once into the frame as they
-/// are and checked there, never decoded and encoded again.
+/// are and checked there, never decoded and encoded again; with
+/// [`encode_request_raw_parts_in`], the large bin payloads among
+/// [`Raw::Parts`] are not copied at all (see [`BorrowedFrame`]).
 #[derive(Debug, Clone, Copy)]
 pub enum RawRequest<'a> {
     /// `call` with `args` a msgpack array and `kwargs` a msgpack map (empty: none).

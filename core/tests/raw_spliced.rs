@@ -313,3 +313,136 @@ fn a_64_mib_array_is_referenced_not_copied() {
     assert!(holds(&frame, parts[1]));
     assert_eq!(frame.into_vec(), one);
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn element() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            // No byte 0xc6 outside bin headers, so that `payloads` finds them.
+            (-1000i64..1000).prop_map(Value::Int),
+            "[a-z]{0,20}".prop_map(Value::Str),
+            prop::collection::vec(0u8..0x80, 0..40).prop_map(|b| Value::Bin(b.into())),
+            prop_oneof![
+                Just(SPLICE_MIN - 1),
+                Just(SPLICE_MIN),
+                Just(SPLICE_MIN + 1),
+                Just(2 * SPLICE_MIN + 3)
+            ]
+            .prop_map(|n| Value::Bin(vec![0; n].into())),
+            (0usize..3).prop_map(|k| array([10, SPLICE_MIN, SPLICE_MIN + 9][k], k as u8)),
+        ]
+    }
+
+    /// Where the payloads of `bytes`' bins of at least [`SPLICE_MIN`] bytes
+    /// lie (`bytes` as encoded: large bins hold zeros).
+    fn payloads(bytes: &[u8]) -> Vec<std::ops::Range<usize>> {
+        let mut out: Vec<_> = codec::split_bins(bytes, SPLICE_MIN).unwrap().1;
+        let mut i = 0;
+        while i + 5 <= bytes.len() {
+            if let Some(r) = out.iter().find(|r| r.contains(&i)) {
+                i = r.end;
+                continue;
+            }
+            if bytes[i] == 0xc6 {
+                let len = u32::from_be_bytes(bytes[i + 1..i + 5].try_into().unwrap()) as usize;
+                if len >= SPLICE_MIN {
+                    // (An array's data is in `out` already.)
+                    if !out.contains(&(i + 5..i + 5 + len)) {
+                        out.push(i + 5..i + 5 + len);
+                    }
+                    i += 5 + len;
+                    continue;
+                }
+            }
+            i += 1;
+        }
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(96))]
+
+        /// Any value cut anywhere (and at each bin payload), perhaps with a
+        /// byte changed or the end cut off: the frame in parts is the frame
+        /// in one buffer, or both are refused with the same error.
+        #[test]
+        fn parts_give_the_joined_frame_or_its_error(
+            items in prop::collection::vec(element(), 0..6),
+            as_map in any::<bool>(),
+            cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..6),
+            flip in proptest::option::of((any::<prop::sample::Index>(), 1u8..=255)),
+            cut_end in proptest::option::of(any::<prop::sample::Index>()),
+        ) {
+            let value = if as_map {
+                Value::Map(items.iter().enumerate().map(|(i, v)| (Value::Str(format!("k{i}")), v.clone())).collect())
+            } else {
+                Value::List(items)
+            };
+            let mut bytes = codec::to_vec(&value).unwrap();
+            // A byte changed, or the end cut off, where it matters: outside
+            // the large payloads (whose bytes any bin may hold).
+            let large = payloads(&bytes);
+            let outside: Vec<usize> =
+                (0..bytes.len()).filter(|i| !large.iter().any(|r| r.contains(i))).collect();
+            if let Some((at, x)) = flip {
+                bytes[outside[at.index(outside.len())]] ^= x;
+            }
+            if let Some(end) = cut_end {
+                bytes.truncate(outside[end.index(outside.len())]);
+            }
+            // Cut at every large payload's edges (when the bytes still have
+            // them), and at the random points.
+            let mut at: Vec<usize> = cuts.iter().map(|i| i.index(bytes.len() + 1)).collect();
+            let mut arrays = Vec::new();
+            if let Ok((_, ranges)) = codec::split_bins(&bytes, 1) {
+                for r in ranges {
+                    at.extend([r.start, r.end]);
+                    arrays.push(r);
+                }
+            }
+            // Each bin32 header outside the arrays' data (a large bin's
+            // payload is zeros): its payload's edges.
+            let mut i = 0;
+            while i + 5 <= bytes.len() {
+                if let Some(r) = arrays.iter().find(|r| r.contains(&i)) {
+                    i = r.end;
+                    continue;
+                }
+                if bytes[i] == 0xc6 {
+                    let len = u32::from_be_bytes(bytes[i + 1..i + 5].try_into().unwrap()) as usize;
+                    at.extend([i + 5, i + 5 + len]);
+                }
+                i += 1;
+            }
+            at.sort_unstable();
+            at.dedup();
+            let mut parts = Vec::new();
+            let mut from = 0;
+            for &c in &at {
+                if c > from && c <= bytes.len() {
+                    parts.push(&bytes[from..c]);
+                    from = c;
+                }
+            }
+            parts.push(&bytes[from..]);
+            let r = if as_map {
+                call(Raw::One(b"\x90"), Raw::Parts(&parts))
+            } else {
+                call(Raw::Parts(&parts), Raw::One(b""))
+            };
+            let (p, one) = both(&r);
+            if let (Ok(p), None, None, true) = (&p, flip, cut_end, cuts.is_empty()) {
+                // Unbroken and cut only at payloads: every large payload is
+                // spliced in, by reference.
+                for r in &large {
+                    prop_assert!(holds(p, &bytes[r.clone()]));
+                }
+                let spliced: usize = large.iter().map(|r| r.len()).sum();
+                prop_assert!(p.own_len() < 1024 + bytes.len() - spliced);
+            }
+            prop_assert_eq!(p.map(BorrowedFrame::into_vec), one);
+        }
+    }
+}

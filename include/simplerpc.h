@@ -657,8 +657,15 @@ typedef struct srpc_call {
   /*
    Client only (an executor gets NULL): `args` as several buffers that
    make the msgpack array when joined, so that a large array's own
-   memory is copied once, into the frame, instead of being joined into
-   one buffer first. NULL: `args` holds the array.
+   memory is not joined into one buffer first. On a connection
+   (srpc_client_request() and the send functions), a buffer of at least
+   64 KiB that is exactly the payload of a bin (the buffers before it
+   end with that bin's header, as a msgpack-numpy array's `data` is cut)
+   is not copied at all: it is written to the socket from where it lies
+   before the call returns. Other buffers are copied once, into the
+   frame; a client session (srpc_client_session_send()) copies them
+   all. Either way the buffers need only live until the call returns.
+   NULL: `args` holds the array.
    */
   const struct srpc_slice *args_parts;
   /*
@@ -1250,7 +1257,8 @@ srpc_status srpc_client_live_objects(const struct srpc_client *client, uint64_t 
 
 /*
  Send `call` and wait for its response. `args`, `kwargs` and `key` go into
- the request frame as they are (checked, copied once); a value comes back
+ the request frame as they are (checked, copied once; the large array
+ payloads of `args_parts` written from where they lie, not copied); a value comes back
  in `response->value` as the response frame holds it (not re-encoded; see
  srpc_response). A remote exception returns SRPC_STATUS_ERR_REMOTE with
  the details in srpc_last_error_type() and friends, writes `*response`
@@ -1887,7 +1895,10 @@ void srpc_client_session_free(struct srpc_client_session *session);
 /*
  Build the frame for `call`. Writes the frame (free with srpc_buf_free())
  and the request's id. `args`, `kwargs` and `key` go into the frame as they
- are (checked once, copied once, never re-encoded). Requests may be
+ are (checked once, copied once, never re-encoded): the frame is one
+ buffer the host owns, so `args_parts` are copied in too (a connection,
+ srpc_client_request(), writes large array payloads from where they
+ lie instead). Requests may be
  pipelined: send several, then feed their responses in order to
  srpc_client_session_receive() (or srpc_client_session_store(), then take
  this request's answer with srpc_client_session_take()).

@@ -30,7 +30,9 @@ use bytes::Bytes;
 
 use crate::codec::EncodeError;
 use crate::extensions::Extensions;
-use crate::message::{self, FrameError, OutFrame, RawRequest, RemoteError, Request, Response};
+use crate::message::{
+    self, BorrowedFrame, FrameError, OutFrame, RawRequest, RemoteError, Request, Response,
+};
 use crate::value::{ObjId, RawValue, Value};
 
 /// Identifies one request of a client session, counting from 0.
@@ -271,11 +273,53 @@ impl ClientSession {
     }
 
     /// Build the frame for a request whose value fields are msgpack the
-    /// caller already holds (checked, then copied once into the frame).
+    /// caller already holds (checked, then copied once into the frame), in
+    /// one buffer (a transport uses [`ClientSession::send_raw_frame`],
+    /// which leaves large array payloads where they are).
     pub fn send_raw(
         &mut self,
         request: &RawRequest<'_>,
     ) -> Result<(RequestId, Vec<u8>), FrameError> {
+        self.check_raw(request)?;
+        let bound = message::raw_request_size_bound(request, self.releases.len());
+        let spare = message::spare_for(&mut self.spare, bound);
+        let frame = message::encode_request_raw_in(
+            request,
+            Some(self.next_id),
+            &self.releases,
+            self.extensions,
+            spare,
+        )?;
+        Ok(self.next(frame))
+    }
+
+    /// As [`ClientSession::send_raw`], with the parts of [`Raw::Parts`]
+    /// fields that are whole payloads of large bins (an array's data)
+    /// spliced in by reference, not copied (see [`BorrowedFrame`]): the
+    /// frame borrows them, so write it before they go. Once it is written,
+    /// hand [`BorrowedFrame::into_buffer`] to [`ClientSession::recycle`].
+    ///
+    /// [`Raw::Parts`]: crate::Raw::Parts
+    pub fn send_raw_frame<'a>(
+        &mut self,
+        request: &RawRequest<'a>,
+    ) -> Result<(RequestId, BorrowedFrame<'a>), FrameError> {
+        self.check_raw(request)?;
+        let need = message::raw_request_buffer_len(request, self.releases.len());
+        let spare = message::spare_for(&mut self.spare, need);
+        let frame = message::encode_request_raw_parts_in(
+            request,
+            Some(self.next_id),
+            &self.releases,
+            self.extensions,
+            spare,
+        )?;
+        Ok(self.next(frame))
+    }
+
+    /// Refuse a raw request this session cannot send: a promise it cannot
+    /// name, a frame over the size limit.
+    fn check_raw(&self, request: &RawRequest<'_>) -> Result<(), FrameError> {
         let obj = match *request {
             RawRequest::Call { obj_id, .. } => obj_id,
             RawRequest::GetItem { obj_id, .. } => Some(obj_id),
@@ -286,16 +330,7 @@ impl ClientSession {
         }
         let bound = message::raw_request_size_bound(request, self.releases.len());
         self.check_size(bound)
-            .map_err(|e| FrameError::Encode(e.to_string()))?;
-        let spare = message::spare_for(&mut self.spare, bound);
-        let frame = message::encode_request_raw_in(
-            request,
-            Some(self.next_id),
-            &self.releases,
-            self.extensions,
-            spare,
-        )?;
-        Ok(self.next(frame))
+            .map_err(|e| FrameError::Encode(e.to_string()))
     }
 
     /// Send `request` without waiting for its answer: the returned promise
@@ -334,6 +369,20 @@ impl ClientSession {
             return Err(ClientError::NoPromises);
         }
         let (id, frame) = self.send_raw(request)?;
+        self.pipelined.insert(id.0);
+        Ok((id, ObjId::promise(id.0), frame))
+    }
+
+    /// [`ClientSession::send_raw_pipelined`] with large parts spliced in
+    /// (see [`ClientSession::send_raw_frame`]).
+    pub fn send_raw_pipelined_frame<'a>(
+        &mut self,
+        request: &RawRequest<'a>,
+    ) -> Result<(RequestId, ObjId, BorrowedFrame<'a>), ClientError> {
+        if !self.promises() {
+            return Err(ClientError::NoPromises);
+        }
+        let (id, frame) = self.send_raw_frame(request)?;
         self.pipelined.insert(id.0);
         Ok((id, ObjId::promise(id.0), frame))
     }

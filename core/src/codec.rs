@@ -666,6 +666,26 @@ pub(crate) fn decode_field(data: &[u8]) -> Result<Value, DecodeError> {
     Ok(v)
 }
 
+/// As [`decode_field`], for a field whose large bin payloads were left out
+/// of `skeleton`: each `(offset, len)` of `holes` (ascending offsets into
+/// `skeleton`) says that `len` bytes stood at `offset`, and they must be
+/// exactly the payload of a bin, which the decoder then skips without its
+/// bytes. The value is the one [`decode_field`] gives for the joined bytes
+/// (bin data comes out empty either way). An `Err` says only that the
+/// skeleton is not that: a hole read as anything but a whole bin payload,
+/// or the joined bytes are malformed; the caller checks the joined bytes
+/// for the error to report.
+pub(crate) fn decode_field_elided(
+    skeleton: &[u8],
+    holes: &[(usize, usize)],
+) -> Result<Value, DecodeError> {
+    let mut d = Decoder::new(skeleton, None);
+    d.holes = holes;
+    let v = d.value(1)?;
+    d.finish()?;
+    Ok(v)
+}
+
 /// Where the payload of the first bin of at least `min` bytes begins, in the
 /// msgpack value that `prefix` starts with (the first bytes of a message are
 /// enough), or `None` if the prefix ends first or is not msgpack. A
@@ -957,6 +977,10 @@ struct Decoder<'a> {
     values: usize,
     /// Whether `{"__tuple__": [...]}` decodes to [`Value::Tuple`].
     tuples: bool,
+    /// Bin payloads left out of `buf` (see [`decode_field_elided`]):
+    /// `(offset in buf, len)`, ascending; `hole` is the next one to meet.
+    holes: &'a [(usize, usize)],
+    hole: usize,
 }
 
 impl<'a> Decoder<'a> {
@@ -967,12 +991,23 @@ impl<'a> Decoder<'a> {
             pos: 0,
             values: 0,
             tuples: false,
+            holes: &[],
+            hole: 0,
         }
     }
 
     fn finish(&self) -> Result<(), DecodeError> {
         if self.pos != self.buf.len() {
             return Err(DecodeError::TrailingBytes(self.buf.len() - self.pos));
+        }
+        // A left-out payload not met exactly where a bin's payload began
+        // (`take_bytes`): the walk read past it as if it were not there,
+        // so what it decoded is not what the joined bytes hold. (A hole is
+        // met only at its offset, and the walk never goes back, so one it
+        // passed stays unmet.) The caller then checks the joined bytes,
+        // so this error is never shown.
+        if let Some(&(_, len)) = self.holes.get(self.hole) {
+            return Err(DecodeError::TrailingBytes(len));
         }
         Ok(())
     }
@@ -992,6 +1027,12 @@ impl<'a> Decoder<'a> {
     }
 
     fn take_bytes(&mut self, n: usize) -> Result<Bytes, DecodeError> {
+        if self.holes.get(self.hole) == Some(&(self.pos, n)) && self.owner.is_none() {
+            // A bin payload left out of the skeleton: skipped, as checking
+            // would skip its bytes (its data comes out empty).
+            self.hole += 1;
+            return Ok(Bytes::new());
+        }
         let start = self.pos;
         self.take(n)?;
         Ok(match self.owner {

@@ -45,6 +45,8 @@ pub use bytes::Bytes;
 pub use client::{ClientError, ClientSession, RequestId};
 pub use executor::{Arguments, ExecError, ExecResult, Executor, Key, Target};
 pub use extensions::Extensions;
-pub use message::{Cause, OutFrame, Raw, RawRequest, RemoteError, Request, Response, SessionStats};
+pub use message::{
+    BorrowedFrame, Cause, OutFrame, Raw, RawRequest, RemoteError, Request, Response, SessionStats,
+};
 pub use server::ServerSession;
 pub use value::{Handle, ObjId, RawValue, Scalar, Slice, Value};

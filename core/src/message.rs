@@ -382,21 +382,11 @@ impl OutFrame {
     /// The frame's bytes as the buffers to write in order (never an empty
     /// one, unless the frame is empty).
     pub fn parts(&self) -> Vec<&[u8]> {
-        let mut out = Vec::with_capacity(2 * self.splices.len() + 1);
-        let mut at = 0;
-        for (offset, bytes) in &self.splices {
-            if *offset > at {
-                out.push(&self.buf[at..*offset]);
-            }
-            if !bytes.is_empty() {
-                out.push(&bytes[..]);
-            }
-            at = *offset;
-        }
-        if at < self.buf.len() || out.is_empty() {
-            out.push(&self.buf[at..]);
-        }
-        out
+        interleave(
+            &self.buf,
+            self.splices.len(),
+            self.splices.iter().map(|(at, b)| (*at, &b[..])),
+        )
     }
 
     /// The frame in one buffer: the spliced payloads are copied in (the
@@ -423,6 +413,102 @@ impl OutFrame {
 impl From<Vec<u8>> for OutFrame {
     fn from(buf: Vec<u8>) -> Self {
         OutFrame {
+            buf,
+            splices: Vec::new(),
+        }
+    }
+}
+
+/// `buf` with each `(offset, bytes)` of `splices` (ascending offsets, `n` of
+/// them) inserted at its offset: the buffers to write in order, none empty
+/// unless all are.
+fn interleave<'s>(
+    buf: &'s [u8],
+    n: usize,
+    splices: impl Iterator<Item = (usize, &'s [u8])>,
+) -> Vec<&'s [u8]> {
+    let mut out = Vec::with_capacity(2 * n + 1);
+    let mut at = 0;
+    for (offset, bytes) in splices {
+        if offset > at {
+            out.push(&buf[at..offset]);
+        }
+        if !bytes.is_empty() {
+            out.push(bytes);
+        }
+        at = offset;
+    }
+    if at < buf.len() || out.is_empty() {
+        out.push(&buf[at..]);
+    }
+    out
+}
+
+/// A frame to send built from msgpack a host holds in parts ([`Raw::Parts`]):
+/// as [`OutFrame`], except that the large parts spliced in are borrowed from
+/// the host for `'a`, not shared. A part is spliced in when it has at least
+/// [`codec::SPLICE_MIN`] bytes and is exactly the payload of a bin (the
+/// bytes before it end with that bin's header); everything else is copied
+/// into the frame's own buffer. A transport writes [`BorrowedFrame::parts`]
+/// before the call that built it returns, so the host's memory goes to the
+/// socket from where it lies and is free again once the call is done.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BorrowedFrame<'a> {
+    buf: Vec<u8>,
+    splices: Vec<(usize, &'a [u8])>,
+}
+
+impl<'a> BorrowedFrame<'a> {
+    /// The frame's length in bytes, spliced parts included.
+    pub fn len(&self) -> usize {
+        self.buf.len() + self.splices.iter().map(|(_, b)| b.len()).sum::<usize>()
+    }
+
+    /// Whether the frame has no bytes at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the frame is in one buffer (nothing spliced in).
+    pub fn is_one(&self) -> bool {
+        self.splices.is_empty()
+    }
+
+    /// The frame's bytes as the buffers to write in order (never an empty
+    /// one, unless the frame is empty).
+    pub fn parts(&self) -> Vec<&[u8]> {
+        interleave(&self.buf, self.splices.len(), self.splices.iter().copied())
+    }
+
+    /// The bytes the frame holds in its own buffer (the spliced parts
+    /// left out): the memory it took.
+    pub fn own_len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// The frame in one buffer: the spliced parts are copied in (the
+    /// frame's own buffer when there are none).
+    pub fn into_vec(self) -> Vec<u8> {
+        if self.splices.is_empty() {
+            return self.buf;
+        }
+        let mut out = Vec::with_capacity(self.len());
+        for p in self.parts() {
+            out.extend_from_slice(p);
+        }
+        out
+    }
+
+    /// The frame's own buffer, for reuse once the frame is written (see
+    /// [`ClientSession::recycle`](crate::ClientSession::recycle)).
+    pub fn into_buffer(self) -> Vec<u8> {
+        self.buf
+    }
+}
+
+impl From<Vec<u8>> for BorrowedFrame<'_> {
+    fn from(buf: Vec<u8>) -> Self {
+        BorrowedFrame {
             buf,
             splices: Vec::new(),
         }
@@ -494,7 +580,9 @@ impl<'a> From<&'a Vec<u8>> for Raw<'a> {
 
 /// A `call` or `getitem` whose value fields a host already holds as msgpack
 /// (the C ABI, Python): the bytes are copied once into the frame as they
-/// are and checked there, never decoded and encoded again.
+/// are and checked there, never decoded and encoded again; with
+/// [`encode_request_raw_parts_in`], the large bin payloads among
+/// [`Raw::Parts`] are not copied at all (see [`BorrowedFrame`]).
 #[derive(Debug, Clone, Copy)]
 pub enum RawRequest<'a> {
     /// `call` with `args` a msgpack array and `kwargs` a msgpack map (empty: none).
@@ -523,8 +611,20 @@ type Shape = Option<(&'static str, fn(u8) -> bool)>;
 fn check_raw(kind: &str, field: &'static str, bytes: &[u8], want: Shape) -> Result<(), FrameError> {
     let value =
         codec::decode_field(bytes).map_err(|error| FrameError::BadField { field, error })?;
+    check_value(kind, field, &value, bytes[0], want)
+}
+
+/// The checks of [`check_raw`] past decoding: `value` decoded from bytes
+/// whose first is `first`.
+fn check_value(
+    kind: &str,
+    field: &'static str,
+    value: &Value,
+    first: u8,
+    want: Shape,
+) -> Result<(), FrameError> {
     // The server takes keyword arguments by name only.
-    if let Value::Map(pairs) = &value {
+    if let Value::Map(pairs) = value {
         if field == "kwargs" {
             if let Some((k, _)) = pairs.iter().find(|(k, _)| !matches!(k, Value::Str(_))) {
                 return Err(FrameError::WrongField {
@@ -537,7 +637,7 @@ fn check_raw(kind: &str, field: &'static str, bytes: &[u8], want: Shape) -> Resu
         }
     }
     if let Some((what, ok)) = want {
-        if !ok(bytes[0]) {
+        if !ok(first) {
             return Err(FrameError::WrongField {
                 kind: kind.into(),
                 field,
@@ -574,6 +674,79 @@ fn put_raw(
         raw.write_to(buf);
     }
     check_raw(kind, field, &buf[at..], want)
+}
+
+/// As [`put_raw`], splicing the parts of `raw` that are whole large bin
+/// payloads in by reference (see [`BorrowedFrame`]) rather than copying
+/// them. The rest (the skeleton) is copied and checked with the payloads
+/// elided; when that check fails, or a payload turns out to be read as
+/// something else than a bin's, the field is copied whole and checked as
+/// [`put_raw`] does, so the same bytes give the same error.
+fn put_raw_spliced<'a>(
+    buf: &mut Vec<u8>,
+    kind: &str,
+    field: &'static str,
+    raw: Raw<'a>,
+    empty: u8,
+    want: Shape,
+    splices: &mut Vec<(usize, &'a [u8])>,
+) -> Result<(), FrameError> {
+    let Raw::Parts(parts) = raw else {
+        return put_raw(buf, kind, field, raw, empty, want);
+    };
+    let at = buf.len();
+    let first = splices.len();
+    // (offset in the field's skeleton, length) of each part spliced in.
+    let mut holes = Vec::new();
+    // Where the bytes since the last spliced part begin: a bin header must
+    // be among them, in this field.
+    let mut since = at;
+    for &p in parts {
+        if p.len() >= codec::SPLICE_MIN && ends_with_bin_header(&buf[since..], p.len()) {
+            holes.push((buf.len() - at, p.len()));
+            splices.push((buf.len(), p));
+            since = buf.len();
+        } else {
+            buf.extend_from_slice(p);
+        }
+    }
+    if holes.is_empty() {
+        return put_raw_checked(buf, kind, field, at, empty, want);
+    }
+    match codec::decode_field_elided(&buf[at..], &holes) {
+        Ok(value) => check_value(kind, field, &value, buf[at], want),
+        Err(_) => {
+            // Not what it looked like: copy it all, and check it as a whole.
+            splices.truncate(first);
+            buf.truncate(at);
+            put_raw(buf, kind, field, raw, empty, want)
+        }
+    }
+}
+
+/// Check the field `put_raw_spliced` copied whole to `buf[at..]` (or write
+/// `empty` when it has no bytes).
+fn put_raw_checked(
+    buf: &mut Vec<u8>,
+    kind: &str,
+    field: &'static str,
+    at: usize,
+    empty: u8,
+    want: Shape,
+) -> Result<(), FrameError> {
+    if buf.len() == at {
+        buf.push(empty);
+    }
+    check_raw(kind, field, &buf[at..], want)
+}
+
+/// Whether `before` ends with the header of a bin of `len` bytes.
+fn ends_with_bin_header(before: &[u8], len: usize) -> bool {
+    let n = before.len();
+    let be = |b: &[u8]| b.iter().fold(0usize, |a, &x| (a << 8) | usize::from(x));
+    (n >= 5 && before[n - 5] == 0xc6 && be(&before[n - 4..]) == len)
+        || (n >= 3 && before[n - 3] == 0xc5 && be(&before[n - 2..]) == len)
+        || (n >= 2 && before[n - 2] == 0xc4 && usize::from(before[n - 1]) == len)
 }
 
 /// The frame kept in `slot`, if a frame of about `need` bytes is worth
@@ -617,6 +790,57 @@ pub fn encode_request_raw_in(
     ext: Extensions,
     spare: Vec<u8>,
 ) -> Result<Vec<u8>, FrameError> {
+    encode_request_raw_with(r, id, release, ext, spare, None)
+}
+
+/// As [`encode_request_raw_in`], with the parts of [`Raw::Parts`] fields
+/// that are whole payloads of large bins (an array's data, from
+/// [`codec::SPLICE_MIN`] bytes) spliced in by reference rather than copied
+/// (see [`BorrowedFrame`]). The frame is checked as [`encode_request_raw`]
+/// checks it, with the same errors; it equals that frame byte for byte.
+pub fn encode_request_raw_parts_in<'a>(
+    r: &RawRequest<'a>,
+    id: Option<u64>,
+    release: &[ObjId],
+    ext: Extensions,
+    spare: Vec<u8>,
+) -> Result<BorrowedFrame<'a>, FrameError> {
+    let mut splices = Vec::new();
+    let buf = encode_request_raw_with(r, id, release, ext, spare, Some(&mut splices))?;
+    Ok(BorrowedFrame { buf, splices })
+}
+
+/// The bytes of a [`Raw`] field that a [`BorrowedFrame`] may leave out of
+/// its buffer: its parts of at least [`codec::SPLICE_MIN`] bytes.
+fn raw_spliced(raw: Raw<'_>) -> usize {
+    match raw {
+        Raw::One(_) => 0,
+        Raw::Parts(parts) => parts
+            .iter()
+            .map(|p| p.len())
+            .filter(|&n| n >= codec::SPLICE_MIN)
+            .sum(),
+    }
+}
+
+/// The bytes of `r`'s frame that go into its own buffer when large parts
+/// are spliced in (at least; what it reserves).
+pub(crate) fn raw_request_buffer_len(r: &RawRequest<'_>, releases: usize) -> usize {
+    let spliced = match *r {
+        RawRequest::Call { args, kwargs, .. } => raw_spliced(args) + raw_spliced(kwargs),
+        RawRequest::GetItem { key, .. } => raw_spliced(key),
+    };
+    raw_request_size_bound(r, releases).saturating_sub(spliced)
+}
+
+fn encode_request_raw_with<'a>(
+    r: &RawRequest<'a>,
+    id: Option<u64>,
+    release: &[ObjId],
+    ext: Extensions,
+    spare: Vec<u8>,
+    mut splices: Option<&mut Vec<(usize, &'a [u8])>>,
+) -> Result<Vec<u8>, FrameError> {
     let id = id.filter(|_| ext.request_ids());
     let release = if ext.release() { release } else { &[] };
     let extra = usize::from(id.is_some()) + usize::from(!release.is_empty());
@@ -629,10 +853,12 @@ pub fn encode_request_raw_in(
             args,
             kwargs,
         } => {
-            buf = reuse(
-                spare,
-                96 + path.len() + args.len() + kwargs.len() + 9 * release.len(),
-            );
+            let values = if splices.is_some() {
+                args.len() - raw_spliced(args) + kwargs.len() - raw_spliced(kwargs)
+            } else {
+                args.len() + kwargs.len()
+            };
+            buf = reuse(spare, 96 + path.len() + values + 9 * release.len());
             write_map_len(&mut buf, 5 + extra).map_err(enc)?;
             write_str(&mut buf, "type").map_err(enc)?;
             write_str(&mut buf, "call").map_err(enc)?;
@@ -642,10 +868,10 @@ pub fn encode_request_raw_in(
             write_opt_id(&mut buf, obj_id);
             write_str(&mut buf, "args").map_err(enc)?;
             let array = Some(("a msgpack array", is_array_marker as fn(u8) -> bool));
-            put_raw(&mut buf, "call", "args", args, 0x90, array)?;
+            put_field(&mut buf, "call", "args", args, 0x90, array, &mut splices)?;
             write_str(&mut buf, "kwargs").map_err(enc)?;
             let map = Some(("a msgpack map", is_map_marker as fn(u8) -> bool));
-            put_raw(&mut buf, "call", "kwargs", kwargs, 0x80, map)?;
+            put_field(&mut buf, "call", "kwargs", kwargs, 0x80, map, &mut splices)?;
         }
         RawRequest::GetItem { obj_id, key } => {
             if key.is_empty() {
@@ -654,18 +880,39 @@ pub fn encode_request_raw_in(
                     field: "key",
                 });
             }
-            buf = reuse(spare, 64 + key.len() + 9 * release.len());
+            let values = if splices.is_some() {
+                key.len() - raw_spliced(key)
+            } else {
+                key.len()
+            };
+            buf = reuse(spare, 64 + values + 9 * release.len());
             write_map_len(&mut buf, 3 + extra).map_err(enc)?;
             write_str(&mut buf, "type").map_err(enc)?;
             write_str(&mut buf, "getitem").map_err(enc)?;
             write_str(&mut buf, "obj_id").map_err(enc)?;
             write_obj_id(&mut buf, obj_id);
             write_str(&mut buf, "key").map_err(enc)?;
-            put_raw(&mut buf, "getitem", "key", key, 0xc0, None)?;
+            put_field(&mut buf, "getitem", "key", key, 0xc0, None, &mut splices)?;
         }
     }
     write_extension_fields(&mut buf, id, release).map_err(enc)?;
     Ok(buf)
+}
+
+/// [`put_raw_spliced`] when the frame takes splices, else [`put_raw`].
+fn put_field<'a>(
+    buf: &mut Vec<u8>,
+    kind: &str,
+    field: &'static str,
+    raw: Raw<'a>,
+    empty: u8,
+    want: Shape,
+    splices: &mut Option<&mut Vec<(usize, &'a [u8])>>,
+) -> Result<(), FrameError> {
+    match splices {
+        Some(sp) => put_raw_spliced(buf, kind, field, raw, empty, want, sp),
+        None => put_raw(buf, kind, field, raw, empty, want),
+    }
 }
 
 fn write_extension_fields(

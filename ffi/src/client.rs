@@ -635,7 +635,8 @@ pub unsafe extern "C" fn srpc_client_live_objects(
 }
 
 /// Send `call` and wait for its response. `args`, `kwargs` and `key` go into
-/// the request frame as they are (checked, copied once); a value comes back
+/// the request frame as they are (checked, copied once; the large array
+/// payloads of `args_parts` written from where they lie, not copied); a value comes back
 /// in `response->value` as the response frame holds it (not re-encoded; see
 /// srpc_response). A remote exception returns SRPC_STATUS_ERR_REMOTE with
 /// the details in srpc_last_error_type() and friends, writes `*response`

@@ -234,8 +234,15 @@ pub struct srpc_call {
     pub payload: srpc_slice,
     /// Client only (an executor gets NULL): `args` as several buffers that
     /// make the msgpack array when joined, so that a large array's own
-    /// memory is copied once, into the frame, instead of being joined into
-    /// one buffer first. NULL: `args` holds the array.
+    /// memory is not joined into one buffer first. On a connection
+    /// (srpc_client_request() and the send functions), a buffer of at least
+    /// 64 KiB that is exactly the payload of a bin (the buffers before it
+    /// end with that bin's header, as a msgpack-numpy array's `data` is cut)
+    /// is not copied at all: it is written to the socket from where it lies
+    /// before the call returns. Other buffers are copied once, into the
+    /// frame; a client session (srpc_client_session_send()) copies them
+    /// all. Either way the buffers need only live until the call returns.
+    /// NULL: `args` holds the array.
     pub args_parts: *const srpc_slice,
     /// The number of buffers in `args_parts`.
     pub args_parts_len: usize,
@@ -397,7 +404,8 @@ fn need_obj(o: u64, kind: &str) -> Result<ObjId, FfiError> {
 pub enum Outgoing<'a> {
     /// Everything but call and getitem.
     Request(Request),
-    /// call and getitem: args, kwargs or key copied once, and checked.
+    /// call and getitem: args, kwargs or key copied once (large array
+    /// payloads in `args_parts` not at all, on a connection), and checked.
     Raw(RawFields<'a>),
 }
 

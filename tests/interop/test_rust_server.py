@@ -141,3 +141,30 @@ def test_the_rust_server_reads_its_own_variables_not_the_clients(rust_server):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_a_64_mib_argument_reaches_the_rust_server_byte_exact(rust_server):
+    """A large array argument goes from the array's own memory into the
+    frame (by reference, not copied: core's raw_spliced tests show that);
+    here, that what arrives is the array: echoed back, its hash is the
+    one sent, alone, among other arguments, and pipelined."""
+    import hashlib
+
+    port, token, _ = rust_server
+    big = np.random.default_rng(9).integers(0, 256, 64 << 20, dtype=np.uint8)
+    other = np.random.default_rng(10).standard_normal((1 << 17,)).astype(">f8")  # 1 MiB, big-endian
+    digest = hashlib.sha256(big.tobytes()).hexdigest()
+    with simplerpc.connect("127.0.0.1", port, token=token) as conn:
+        echo = conn.modules.sim.echo
+        back = simplerpc.materialize(echo(big))
+        assert back.dtype == np.uint8 and back.shape == big.shape
+        assert hashlib.sha256(back.tobytes()).hexdigest() == digest
+        mixed = simplerpc.materialize(echo([other, b"x" * 100, big, {"k": other[:10]}]))
+        assert hashlib.sha256(mixed[2].tobytes()).hexdigest() == digest
+        assert mixed[0].dtype.str == ">f8" and np.array_equal(mixed[0], other)
+        assert mixed[1] == b"x" * 100 and np.array_equal(mixed[3]["k"], other[:10])
+        assert conn._pipelining
+        before = conn._native.round_trips
+        sent = echo(big)  # a promise: sent, not waited for
+        assert conn._native.round_trips == before
+        assert hashlib.sha256(simplerpc.materialize(sent).tobytes()).hexdigest() == digest

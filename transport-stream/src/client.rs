@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use simplerpc_core::{
-    ClientSession, Extensions, ObjId, RawRequest, RawValue, RemoteError, Request, RequestId,
-    Response,
+    BorrowedFrame, ClientSession, Extensions, ObjId, OutFrame, RawRequest, RawValue, RemoteError,
+    Request, RequestId, Response,
 };
 
 use crate::error::Error;
@@ -192,20 +192,24 @@ impl Client {
     /// takes its answer later.
     pub fn send(&self, request: &Request) -> Result<RequestId, Error> {
         let mut conn = self.begin()?;
-        let (id, frame) = conn.session.send(request)?;
+        let (id, frame) = conn.session.send_frame(request)?;
         conn.write(frame)?;
         Ok(id)
     }
 
     /// [`Client::send`] for a request whose arguments (or key) the caller
-    /// holds as msgpack (checked, then copied once into the frame).
+    /// holds as msgpack (checked, then copied once into the frame; in
+    /// [`Raw::Parts`], a part that is a whole large bin payload is not
+    /// copied but written from where it lies, before this returns).
+    ///
+    /// [`Raw::Parts`]: simplerpc_core::Raw::Parts
     pub fn send_raw(&self, request: &RawRequest<'_>) -> Result<RequestId, Error> {
         let mut conn = self.begin()?;
         let (id, frame) = conn
             .session
-            .send_raw(request)
+            .send_raw_frame(request)
             .map_err(Error::InvalidRequest)?;
-        conn.write(frame)?;
+        conn.write_borrowed(frame)?;
         Ok(id)
     }
 
@@ -213,7 +217,7 @@ impl Client {
     /// it will return (see the WebSocket client's `send_pipelined`).
     pub fn send_pipelined(&self, request: &Request) -> Result<ObjId, Error> {
         let mut conn = self.begin()?;
-        let (_, promise, frame) = conn.session.send_pipelined(request)?;
+        let (_, promise, frame) = conn.session.send_pipelined_frame(request)?;
         conn.write(frame)?;
         Ok(promise)
     }
@@ -222,8 +226,8 @@ impl Client {
     /// the caller holds as msgpack.
     pub fn send_raw_pipelined(&self, request: &RawRequest<'_>) -> Result<ObjId, Error> {
         let mut conn = self.begin()?;
-        let (_, promise, frame) = conn.session.send_raw_pipelined(request)?;
-        conn.write(frame)?;
+        let (_, promise, frame) = conn.session.send_raw_pipelined_frame(request)?;
+        conn.write_borrowed(frame)?;
         Ok(promise)
     }
 
@@ -349,8 +353,32 @@ impl Conn {
     }
 
     /// Write one request frame, after reading answers if the window is full.
-    fn write(&mut self, frame: Vec<u8>) -> Result<(), Error> {
-        while self.in_flight_bytes > 0 && self.in_flight_bytes + frame.len() > WINDOW {
+    fn write(&mut self, frame: OutFrame) -> Result<(), Error> {
+        self.write_parts(&frame.parts())?;
+        self.recycle(frame.into_buffer());
+        Ok(())
+    }
+
+    /// [`Conn::write`] for a frame whose large parts the caller lends
+    /// (msgpack a host packed in parts): they are written, or the write
+    /// failed and the connection is ended, before this returns.
+    fn write_borrowed(&mut self, frame: BorrowedFrame<'_>) -> Result<(), Error> {
+        self.write_parts(&frame.parts())?;
+        self.recycle(frame.into_buffer());
+        Ok(())
+    }
+
+    /// Keep a written frame's buffer for the next large request.
+    fn recycle(&mut self, frame: Vec<u8>) {
+        if (RECYCLE_MIN..=RECYCLE_MAX).contains(&frame.capacity()) {
+            self.session.recycle(frame);
+        }
+    }
+
+    /// Write one frame given as its parts in order (see [`Conn::write`]).
+    fn write_parts(&mut self, parts: &[&[u8]]) -> Result<(), Error> {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        while self.in_flight_bytes > 0 && self.in_flight_bytes + len > WINDOW {
             if let Err(e) = self.read_one(None) {
                 if matches!(e, Error::Interrupted) {
                     self.interrupted = true;
@@ -359,14 +387,11 @@ impl Conn {
                 return Err(e);
             }
         }
-        if let Err(e) = write_frame(&mut self.stream, &[&frame], |_| Ok(())) {
+        if let Err(e) = write_frame(&mut self.stream, parts, |_| Ok(())) {
             return Err(self.end(format!("cannot send a request: {e}")));
         }
-        self.in_flight.push_back(frame.len());
-        self.in_flight_bytes += frame.len();
-        if (RECYCLE_MIN..=RECYCLE_MAX).contains(&frame.capacity()) {
-            self.session.recycle(frame);
-        }
+        self.in_flight.push_back(len);
+        self.in_flight_bytes += len;
         Ok(())
     }
 

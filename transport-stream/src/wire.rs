@@ -262,6 +262,21 @@ mod tests {
         }
     }
 
+    /// Takes at most 7 bytes a write, so every part boundary is crossed
+    /// mid-write.
+    struct Dribble(Vec<u8>);
+
+    impl Write for Dribble {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let n = buf.len().min(7);
+            self.0.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
     #[test]
     fn a_frame_in_parts_reads_back_joined_however_the_socket_takes_it() {
         let whole: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
@@ -280,6 +295,20 @@ mod tests {
             let got = r.read(&mut &sock.out[..]).unwrap();
             assert!(got[..] == whole[..], "step {step}");
         }
+    }
+
+    #[test]
+    fn a_frame_in_parts_is_the_frame_joined() {
+        let parts: Vec<Vec<u8>> = (0..40u8).map(|i| vec![i; usize::from(i % 5) * 3]).collect();
+        let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+        let joined = parts.concat();
+        let mut out = Dribble(Vec::new());
+        write_frame(&mut out, &refs, |_| Ok(())).unwrap();
+        let mut one = Vec::new();
+        write_frame(&mut one, &[&joined], |_| Ok(())).unwrap();
+        assert_eq!(out.0, one);
+        let mut r = FrameReader::new(1 << 20);
+        assert_eq!(&r.read(&mut &out.0[..]).unwrap()[..], &joined[..]);
     }
 
     #[test]

@@ -290,3 +290,89 @@ fn the_longest_timeout_is_no_limit() {
     client.close();
     server.join().unwrap().unwrap();
 }
+
+/// `encoded` cut as the Python package cuts a call's arguments: each large
+/// array's data a part of its own, its bin header ending the part before.
+fn cut(encoded: &[u8]) -> Vec<&[u8]> {
+    let (_, ranges) = simplerpc_core::codec::split_bins(encoded, 1 << 16).unwrap();
+    let mut parts = Vec::new();
+    let mut at = 0;
+    for r in ranges {
+        parts.push(&encoded[at..r.start]);
+        parts.push(&encoded[r.clone()]);
+        at = r.end;
+    }
+    parts.push(&encoded[at..]);
+    parts
+}
+
+#[test]
+fn a_64_mib_argument_in_parts_arrives_byte_exact() {
+    use simplerpc_core::{codec, Raw, RawRequest};
+    let (a, server) = start(ServerConfig::default());
+    let client = Client::connect(a, &ClientConfig::default()).unwrap();
+    let sim = object(
+        client
+            .request(&Request::ImportModule {
+                module: "sim".into(),
+            })
+            .unwrap(),
+    );
+    let n = 64 << 20;
+    let data: Vec<u8> = (0..n)
+        .map(|i| (i as u32).wrapping_mul(2654435761) as u8)
+        .collect();
+    let arr = Value::Array(
+        NdArray::new(
+            simplerpc_core::DType::UInt8,
+            simplerpc_core::ByteOrder::NotApplicable,
+            vec![n],
+            data.into(),
+        )
+        .unwrap(),
+    );
+    let encoded = codec::to_vec(&Value::List(vec![arr.clone(), Value::Int(-1)])).unwrap();
+    let parts = cut(&encoded);
+    assert_eq!(parts.len(), 3);
+    assert_eq!(parts[1].len(), n);
+    let (r, _) = client
+        .request_raw_fields(&RawRequest::Call {
+            path: "sim.echo",
+            obj_id: Some(attr(&client, sim, "echo")),
+            args: Raw::Parts(&parts),
+            kwargs: Raw::One(&[]),
+        })
+        .unwrap();
+    // echo takes one argument: the array arrived whole, or this is an error.
+    let Response::Error(e) = r else {
+        panic!("echo of two arguments answered {r:?}")
+    };
+    assert!(e.message.contains("argument"), "{e}");
+    let encoded = codec::to_vec(&Value::List(vec![arr.clone()])).unwrap();
+    let parts = cut(&encoded);
+    let (r, _) = client
+        .request_raw_fields(&RawRequest::Call {
+            path: "sim.echo",
+            obj_id: Some(attr(&client, sim, "echo")),
+            args: Raw::Parts(&parts),
+            kwargs: Raw::One(&[]),
+        })
+        .unwrap();
+    let echoed = object(r);
+    assert_eq!(value(&client, echoed), arr);
+    // Pipelined: the sum of what arrived, through a promise.
+    let sum = attr(&client, sim, "sum");
+    let p = client
+        .send_raw_pipelined(&RawRequest::Call {
+            path: "sim.sum",
+            obj_id: Some(sum),
+            args: Raw::Parts(&parts),
+            kwargs: Raw::One(&[]),
+        })
+        .unwrap();
+    let Value::Array(a) = arr else { unreachable!() };
+    let want: u64 = a.data().iter().map(|&b| u64::from(b)).sum();
+    assert_eq!(value(&client, p), Value::UInt(want));
+    client.close();
+    server.join().unwrap().unwrap();
+}

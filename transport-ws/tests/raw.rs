@@ -83,3 +83,59 @@ fn msgpack_arguments_go_out_as_they_are_and_values_come_back_as_bytes() {
         Response::Namespace(_)
     ));
 }
+
+/// `encoded` cut as the Python package cuts a call's arguments: each large
+/// array's data a part of its own, its bin header ending the part before.
+fn cut(encoded: &[u8]) -> Vec<&[u8]> {
+    let (_, ranges) = codec::split_bins(encoded, 1 << 16).unwrap();
+    let mut parts = Vec::new();
+    let mut at = 0;
+    for r in ranges {
+        parts.push(&encoded[at..r.start]);
+        parts.push(&encoded[r.clone()]);
+        at = r.end;
+    }
+    parts.push(&encoded[at..]);
+    parts
+}
+
+#[test]
+fn a_64_mib_argument_in_parts_arrives_byte_exact() {
+    use simplerpc_core::{ByteOrder, DType, NdArray};
+    let (server, _state) = start();
+    let client = connect(&server);
+    let n = 64 << 20;
+    let data: Vec<u8> = (0..n)
+        .map(|i| (i as u32).wrapping_mul(2654435761) as u8)
+        .collect();
+    let arr = Value::Array(
+        NdArray::new(DType::UInt8, ByteOrder::NotApplicable, vec![n], data.into()).unwrap(),
+    );
+    let small = Value::Bin(vec![5u8; 100].into());
+    let encoded = codec::to_vec(&Value::List(vec![
+        arr.clone(),
+        Value::List(vec![small.clone(), arr.clone()]),
+    ]))
+    .unwrap();
+    let parts = cut(&encoded);
+    assert_eq!(parts.len(), 5);
+    let call = RawRequest::Call {
+        path: "m.echo",
+        obj_id: None,
+        args: Raw::Parts(&parts),
+        kwargs: Raw::One(&[]),
+    };
+    let echoed = object(client.request_raw_fields(&call).unwrap());
+    let (resp, _) = client
+        .request_raw(&Request::Materialize { obj_id: echoed })
+        .unwrap();
+    assert_eq!(resp, Response::Value(arr.clone()));
+    // Sent without waiting, and pipelined on a promise.
+    let id = client.send_raw(&call).unwrap();
+    assert!(matches!(client.wait(id).unwrap(), (Response::Object(_), _)));
+    let p = client.send_raw_pipelined(&call).unwrap();
+    let (resp, _) = client
+        .request_raw(&Request::Materialize { obj_id: p })
+        .unwrap();
+    assert_eq!(resp, Response::Value(arr));
+}

@@ -13,7 +13,7 @@ use std::io;
 use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
-use simplerpc_core::{ClientError, OutFrame, RawValue, RequestId, Response};
+use simplerpc_core::{BorrowedFrame, ClientError, OutFrame, RawValue, RequestId, Response};
 
 use super::conn::{Conn, Ended};
 use super::POLL;
@@ -42,6 +42,32 @@ impl Conn {
     /// from its own parts (array payloads where they lie), masked on the
     /// way a piece at a time.
     pub(super) fn write_frame(&mut self, frame: OutFrame) -> Result<(), Error> {
+        self.write_parts(&frame.parts())?;
+        self.recycle(frame.into_buffer());
+        Ok(())
+    }
+
+    /// [`Conn::write_frame`] for a frame whose large parts the caller lends
+    /// (msgpack a host packed in parts): they are written, or the write
+    /// failed and the connection is ended, before this returns, so nothing
+    /// keeps them afterwards (a small frame is copied into the pending
+    /// buffer; a large one goes from the parts to the socket).
+    pub(super) fn write_borrowed(&mut self, frame: BorrowedFrame<'_>) -> Result<(), Error> {
+        self.write_parts(&frame.parts())?;
+        self.recycle(frame.into_buffer());
+        Ok(())
+    }
+
+    /// Keep a written frame's buffer for the next large request (not a
+    /// huge one's: it would double the memory a huge upload takes).
+    fn recycle(&mut self, frame: Vec<u8>) {
+        if (RECYCLE_MIN..=RECYCLE_MAX).contains(&frame.capacity()) {
+            self.session.recycle(frame);
+        }
+    }
+
+    /// Write one frame given as its parts in order.
+    fn write_parts(&mut self, parts: &[&[u8]]) -> Result<(), Error> {
         self.set_read_timeout(Some(POLL))?;
         let session = &mut self.session;
         let dead_after = self.liveness.dead_after;
@@ -77,7 +103,7 @@ impl Conn {
                 Err(e) => Err(io::Error::other(e.to_string())),
             }
         };
-        let result = self.wire.write_message(&frame.parts(), &mut stalled);
+        let result = self.wire.write_message(parts, &mut stalled);
         if interrupted {
             self.wire.note_interrupted();
         }
@@ -95,12 +121,6 @@ impl Conn {
         }
         result.map_err(|e| self.fail_io(format!("cannot send a request: {e}")))?;
         self.last_request = Instant::now();
-        // Written: a large frame's memory serves the next large request
-        // (not a huge one's: it would double the memory a huge upload takes).
-        let frame = frame.into_buffer();
-        if (RECYCLE_MIN..=RECYCLE_MAX).contains(&frame.capacity()) {
-            self.session.recycle(frame);
-        }
         Ok(())
     }
 

@@ -177,9 +177,13 @@ impl Client {
 
     /// Send a `call` or `getitem` whose arguments (or key) the caller holds
     /// as msgpack: checked once and copied once into the frame, never decoded
-    /// and encoded again. Answers as [`Client::request_raw`]. Bytes that are
-    /// not the msgpack the request needs fail with [`Error::InvalidRequest`]
-    /// before anything is sent.
+    /// and encoded again; in [`Raw::Parts`], a part that is a whole large
+    /// bin payload (an array's data) is not copied at all but written from
+    /// where it lies, before this returns. Answers as
+    /// [`Client::request_raw`]. Bytes that are not the msgpack the request
+    /// needs fail with [`Error::InvalidRequest`] before anything is sent.
+    ///
+    /// [`Raw::Parts`]: simplerpc_core::Raw::Parts
     pub fn request_raw_fields(
         &self,
         request: &RawRequest<'_>,
@@ -187,9 +191,9 @@ impl Client {
         let mut conn = self.begin()?;
         let (id, frame) = conn
             .session
-            .send_raw(request)
+            .send_raw_frame(request)
             .map_err(Error::InvalidRequest)?;
-        conn.write_frame(frame.into())?;
+        conn.write_borrowed(frame)?;
         self.count_wait();
         Ok(conn.wait(id)??)
     }
@@ -259,8 +263,8 @@ impl Client {
     /// caller holds as msgpack (see [`Client::request_raw_fields`]).
     pub fn send_raw_pipelined(&self, request: &RawRequest<'_>) -> Result<ObjId, Error> {
         let mut conn = self.begin()?;
-        let (_, promise, frame) = conn.session.send_raw_pipelined(request)?;
-        conn.write_frame(frame.into())?;
+        let (_, promise, frame) = conn.session.send_raw_pipelined_frame(request)?;
+        conn.write_borrowed(frame)?;
         Ok(promise)
     }
 
@@ -279,9 +283,9 @@ impl Client {
         let mut conn = self.begin()?;
         let (id, frame) = conn
             .session
-            .send_raw(request)
+            .send_raw_frame(request)
             .map_err(Error::InvalidRequest)?;
-        conn.write_frame(frame.into())?;
+        conn.write_borrowed(frame)?;
         Ok(id)
     }
 

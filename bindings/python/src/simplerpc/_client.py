@@ -363,7 +363,8 @@ class Connection:
         connection's message limit are refused before they are joined into
         one buffer (``packb_parts`` leaves large arrays where they are). With
         ``join=False`` large arrays stay apart: a list of buffers the library
-        copies once, straight into the frame."""
+        takes as they are (a large array's data goes to the socket from
+        where it lies; the rest is copied once, into the frame)."""
         parts = _packed(packb_parts, value, proxy_owner=self, tuples=self._tuples)
         size = used + sum(memoryview(p).nbytes for p in parts)
         limit = self._max_message

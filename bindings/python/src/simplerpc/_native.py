@@ -735,7 +735,8 @@ class NativeClient:
 
     def _call(self, keep: "_Keep", kind: int, obj: Optional[int], name: str, path: str, args: Any, kwargs: bytes, key: bytes, payload: bytes) -> Call:
         """The srpc_call; ``args`` is bytes, or a list of buffers that make
-        them when joined (large arrays' own memory, copied once, into the frame)."""
+        them when joined (a large array's own memory, written to the socket
+        from where it lies: ``keep`` holds the buffers until the call returns)."""
         if not self._handle:
             raise ConnectionClosedError("the connection is closed")
         call = Call(

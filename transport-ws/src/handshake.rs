@@ -224,7 +224,13 @@ fn accept_tls(
     let Stream::Plain(stream) = plain else {
         return None;
     };
-    Some(tls::stream(conn, stream))
+    match tls::stream(conn, stream) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            log::warn!("client {peer}: TLS failed after its handshake: {e}");
+            None
+        }
+    }
 }
 
 /// Answer a plain HTTP request to a TLS server with HTTP 400 saying why,

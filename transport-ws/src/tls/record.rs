@@ -49,6 +49,9 @@ const EXPLICIT: usize = 8;
 pub(super) const INBOX: usize = 256 << 10;
 /// How much sealed output is buffered before a write waits for the socket.
 pub(super) const OUTBOX: usize = 256 << 10;
+/// A read into a buffer at least this large, with nothing at hand, goes
+/// straight from the socket into it (see [`TlsStream::read_direct`]).
+const DIRECT_MIN: usize = 32 << 10;
 /// A record is not cut shorter than this to fit the outgoing buffer (the
 /// rest waits for the next write): no tiny records in a stream of large ones.
 const MIN_CUT: usize = 4 << 10;
@@ -198,6 +201,9 @@ pub(crate) struct TlsStream {
     sent: usize,
     /// The peer sent close_notify: the end of the stream.
     peer_closed: bool,
+    /// Our key update answering the peer's request is queued, and no data
+    /// of ours followed it yet.
+    answered: bool,
     /// A fatal error ended the connection (reported again to later calls).
     failed: Option<rustls::Error>,
 }
@@ -252,6 +258,7 @@ impl TlsStream {
             out: Vec::with_capacity(OUTBOX + MAX_RECORD),
             sent: 0,
             peer_closed: false,
+            answered: false,
             failed: None,
         })
     }
@@ -438,11 +445,21 @@ impl TlsStream {
                 off = 0;
             }
             taken += take;
+            self.answered = false;
         }
         Ok(taken)
     }
 
     // ---- receiving ----
+
+    /// The largest record body the peer may send.
+    fn max_body(&self) -> usize {
+        if self.layout == Layout::Tls13 {
+            MAX_BODY_13
+        } else {
+            MAX_BODY_12
+        }
+    }
 
     /// Open the next whole record in the inbox, if any: `Ok(false)` when
     /// none is there (or the peer closed). Application data is left in
@@ -452,13 +469,9 @@ impl TlsStream {
             return Ok(false);
         }
         let h = &self.inbox[self.start..self.start + 5];
-        let (outer, len) = (h[0], usize::from(u16::from_be_bytes([h[3], h[4]])));
-        let max = if self.layout == Layout::Tls13 {
-            MAX_BODY_13
-        } else {
-            MAX_BODY_12
-        };
-        if len > max {
+        let header = [h[0], h[1], h[2], h[3], h[4]];
+        let len = usize::from(u16::from_be_bytes([h[3], h[4]]));
+        if len > self.max_body() {
             return Err(self.fail(
                 AlertDescription::RecordOverflow,
                 rustls::Error::PeerSentOversizedRecord,
@@ -467,108 +480,112 @@ impl TlsStream {
         if self.end - self.start < 5 + len {
             return Ok(false);
         }
-        let header = [h[0], h[1], h[2], h[3], h[4]];
         let body = self.start + 5;
         self.start = body + len;
-        let opened = self.open(header, body, len);
-        let (typ, from, to) = match opened {
+        let opened = open_record(
+            self.layout,
+            &self.rx,
+            header,
+            &mut self.inbox[body..body + len],
+            0,
+        );
+        let (typ, n) = match opened {
             Ok(r) => r,
             Err(e) => return Err(self.fail(AlertDescription::BadRecordMac, e)),
         };
         self.rx.advance()?;
-        match ContentType::from(typ) {
-            ContentType::ApplicationData => self.plain = (from, to),
-            ContentType::Alert => self.alert(from, to)?,
-            ContentType::Handshake => self.handshake(from, to)?,
-            _ => {
-                let e = rustls::Error::General(format!(
-                    "unexpected TLS record of type {typ} after the handshake (outer {outer})"
-                ));
-                return Err(self.fail(AlertDescription::UnexpectedMessage, e));
-            }
+        if typ == u8::from(ContentType::ApplicationData) {
+            self.plain = (body, body + n);
+        } else {
+            // (Rare and small: a copy spares juggling borrows.)
+            let data = self.inbox[body..body + n].to_vec();
+            self.control(typ, &data)?;
         }
         Ok(true)
     }
 
-    /// Open the record `header` + `inbox[body..body + len]` in place: its
-    /// content type and where its plaintext is.
-    fn open(
-        &mut self,
-        header: [u8; 5],
-        body: usize,
-        len: usize,
-    ) -> Result<(u8, usize, usize), rustls::Error> {
-        let record = &mut self.inbox[body..body + len];
-        match self.layout {
-            Layout::Tls13 => {
-                if header[0] != u8::from(ContentType::ApplicationData) {
-                    return Err(rustls::Error::General(format!(
-                        "unexpected TLS record of outer type {} after the handshake",
-                        header[0]
-                    )));
-                }
-                let plain = self
-                    .rx
-                    .key
-                    .open_in_place(
-                        aead::Nonce::assume_unique_for_key(self.rx.nonce()),
-                        aead::Aad::from(header),
-                        record,
-                    )
-                    .map_err(|_| rustls::Error::DecryptError)?;
-                // The inner plaintext: content, the type, zero padding.
-                let Some(at) = plain.iter().rposition(|&b| b != 0) else {
-                    return Err(rustls::Error::General(
-                        "a TLS 1.3 record without a content type".into(),
-                    ));
-                };
-                if at > MAX_PLAIN {
-                    return Err(rustls::Error::PeerSentOversizedRecord);
-                }
-                Ok((plain[at], body, body + at))
+    /// Read the socket straight into `buf` and open the records there, in
+    /// place, each one's plaintext moved down onto the last one's (ring
+    /// opens from one offset to another in a single pass): no copy at all.
+    /// A record cut at the end goes to the inbox (at most one record).
+    fn read_direct(&mut self, buf: &mut [u8]) -> io::Result<Direct> {
+        let n = self.sock.read(buf)?;
+        if n == 0 {
+            return Ok(Direct::Eof);
+        }
+        let (mut filled, mut at) = (0, 0);
+        let mut error = None;
+        while !self.peer_closed && n - at >= 5 {
+            let header = [buf[at], buf[at + 1], buf[at + 2], buf[at + 3], buf[at + 4]];
+            let len = usize::from(u16::from_be_bytes([header[3], header[4]]));
+            if len > self.max_body() {
+                let e = rustls::Error::PeerSentOversizedRecord;
+                error = Some(self.fail(AlertDescription::RecordOverflow, e));
+                break;
             }
-            Layout::Tls12Gcm | Layout::Tls12Chacha => {
-                let typ = header[0];
-                let gcm = self.layout == Layout::Tls12Gcm;
-                let skip = if gcm { EXPLICIT } else { 0 };
-                if len < skip + TAG {
-                    return Err(rustls::Error::DecryptError);
+            if n - at < 5 + len {
+                break;
+            }
+            let body = at + 5;
+            at = body + len;
+            let opened = open_record(
+                self.layout,
+                &self.rx,
+                header,
+                &mut buf[filled..at],
+                body - filled,
+            );
+            let (typ, plain) = match opened {
+                Ok(r) => r,
+                Err(e) => {
+                    error = Some(self.fail(AlertDescription::BadRecordMac, e));
+                    break;
                 }
-                let nonce = if gcm {
-                    let mut n = [0u8; 12];
-                    n[..4].copy_from_slice(&self.rx.iv[..4]);
-                    n[4..].copy_from_slice(&record[..EXPLICIT]);
-                    n
-                } else {
-                    self.rx.nonce()
-                };
-                let mut aad = [0u8; 13];
-                aad[..8].copy_from_slice(&self.rx.seq.to_be_bytes());
-                aad[8..11].copy_from_slice(&header[..3]);
-                aad[11..].copy_from_slice(&((len - skip - TAG) as u16).to_be_bytes());
-                let n = self
-                    .rx
-                    .key
-                    .open_within(
-                        aead::Nonce::assume_unique_for_key(nonce),
-                        aead::Aad::from(aad),
-                        record,
-                        skip..,
-                    )
-                    .map_err(|_| rustls::Error::DecryptError)?
-                    .len();
-                if n > MAX_PLAIN {
-                    return Err(rustls::Error::PeerSentOversizedRecord);
-                }
-                Ok((typ, body, body + n))
+            };
+            if let Err(e) = self.rx.advance() {
+                error = Some(e);
+                break;
+            }
+            if typ == u8::from(ContentType::ApplicationData) {
+                filled += plain;
+            } else if let Err(e) = self.control(typ, &buf[filled..filled + plain]) {
+                error = Some(e);
+                break;
+            }
+        }
+        if error.is_none() && !self.peer_closed {
+            let rest = &buf[at..n];
+            self.inbox[..rest.len()].copy_from_slice(rest);
+            (self.start, self.end) = (0, rest.len());
+        }
+        if filled > 0 {
+            // An error comes with the next read (it is kept in `failed`).
+            return Ok(Direct::Data(filled));
+        }
+        match error {
+            Some(e) => Err(e),
+            None if self.peer_closed => Ok(Direct::Eof),
+            None => Ok(Direct::Nothing),
+        }
+    }
+
+    /// A record other than application data: an alert or a handshake message.
+    fn control(&mut self, typ: u8, data: &[u8]) -> io::Result<()> {
+        match ContentType::from(typ) {
+            ContentType::Alert => self.alert(data),
+            ContentType::Handshake => self.handshake(data),
+            _ => {
+                let e = rustls::Error::General(format!(
+                    "unexpected TLS record of type {typ} after the handshake"
+                ));
+                Err(self.fail(AlertDescription::UnexpectedMessage, e))
             }
         }
     }
 
     /// An alert from the peer: close_notify ends the stream; a fatal one
     /// ends the connection with its reason.
-    fn alert(&mut self, from: usize, to: usize) -> io::Result<()> {
-        let a = &self.inbox[from..to];
+    fn alert(&mut self, a: &[u8]) -> io::Result<()> {
         if a.len() != 2 {
             let e = rustls::Error::General("a malformed TLS alert".into());
             return Err(self.fail(AlertDescription::DecodeError, e));
@@ -590,12 +607,12 @@ impl TlsStream {
 
     /// Handshake messages after the handshake: TLS 1.3's session tickets
     /// (to a client) and key updates.
-    fn handshake(&mut self, from: usize, to: usize) -> io::Result<()> {
+    fn handshake(&mut self, data: &[u8]) -> io::Result<()> {
         if self.layout != Layout::Tls13 {
             let e = rustls::Error::General("renegotiation is not supported".into());
             return Err(self.fail(AlertDescription::NoRenegotiation, e));
         }
-        self.hs.extend_from_slice(&self.inbox[from..to]);
+        self.hs.extend_from_slice(data);
         loop {
             if self.hs.len() < 4 {
                 return Ok(());
@@ -634,10 +651,12 @@ impl TlsStream {
                         .update_rx()
                         .map_err(|e| self.fail(AlertDescription::InternalError, e))?;
                     self.rx = Keys::new(seq, &secrets)?;
-                    if body[0] == 1 {
-                        // Ours goes out before any more data of ours (the
-                        // next write or flush sends it).
+                    // Ours goes out before any more data of ours (the next
+                    // write or flush sends it); one answers any number of
+                    // requests that come before our next data.
+                    if body[0] == 1 && !self.answered {
                         self.update_keys(false)?;
+                        self.answered = true;
                     }
                 }
                 other => {
@@ -664,11 +683,112 @@ impl TlsStream {
         }
         self.plain = (0, 0);
     }
+
+    /// Where a read into the inbox should stop to complete the partial
+    /// record there and no more (so the next read can go direct).
+    fn rest_of_record(&self) -> usize {
+        let have = self.end - self.start;
+        let whole = if have >= 5 {
+            let h = &self.inbox[self.start + 3..self.start + 5];
+            5 + usize::from(u16::from_be_bytes([h[0], h[1]]))
+        } else {
+            5
+        };
+        (self.end + whole.saturating_sub(have)).clamp(self.end + 1, self.inbox.len())
+    }
+}
+
+/// What a direct read gave.
+enum Direct {
+    /// This many bytes of plaintext at the start of the caller's buffer.
+    Data(usize),
+    /// The end of the stream.
+    Eof,
+    /// Records that were not data (or a partial one): read again.
+    Nothing,
+}
+
+/// Open the record `header` + `io[src..]` (its body) in place, its
+/// plaintext moved to the start of `io`: its content type and the
+/// plaintext's length.
+fn open_record(
+    layout: Layout,
+    rx: &Keys,
+    header: [u8; 5],
+    io: &mut [u8],
+    src: usize,
+) -> Result<(u8, usize), rustls::Error> {
+    let len = io.len() - src;
+    match layout {
+        Layout::Tls13 => {
+            if header[0] != u8::from(ContentType::ApplicationData) {
+                return Err(rustls::Error::General(format!(
+                    "unexpected TLS record of outer type {} after the handshake",
+                    header[0]
+                )));
+            }
+            let plain = rx
+                .key
+                .open_within(
+                    aead::Nonce::assume_unique_for_key(rx.nonce()),
+                    aead::Aad::from(header),
+                    io,
+                    src..,
+                )
+                .map_err(|_| rustls::Error::DecryptError)?;
+            // The inner plaintext: content, the type, zero padding.
+            let Some(at) = plain.iter().rposition(|&b| b != 0) else {
+                return Err(rustls::Error::General(
+                    "a TLS 1.3 record without a content type".into(),
+                ));
+            };
+            if at > MAX_PLAIN {
+                return Err(rustls::Error::PeerSentOversizedRecord);
+            }
+            Ok((plain[at], at))
+        }
+        Layout::Tls12Gcm | Layout::Tls12Chacha => {
+            let gcm = layout == Layout::Tls12Gcm;
+            let skip = if gcm { EXPLICIT } else { 0 };
+            if len < skip + TAG {
+                return Err(rustls::Error::DecryptError);
+            }
+            let nonce = if gcm {
+                let mut n = [0u8; 12];
+                n[..4].copy_from_slice(&rx.iv[..4]);
+                n[4..].copy_from_slice(&io[src..src + EXPLICIT]);
+                n
+            } else {
+                rx.nonce()
+            };
+            let mut aad = [0u8; 13];
+            aad[..8].copy_from_slice(&rx.seq.to_be_bytes());
+            aad[8..11].copy_from_slice(&header[..3]);
+            aad[11..].copy_from_slice(&((len - skip - TAG) as u16).to_be_bytes());
+            let n = rx
+                .key
+                .open_within(
+                    aead::Nonce::assume_unique_for_key(nonce),
+                    aead::Aad::from(aad),
+                    io,
+                    src + skip..,
+                )
+                .map_err(|_| rustls::Error::DecryptError)?
+                .len();
+            if n > MAX_PLAIN {
+                return Err(rustls::Error::PeerSentOversizedRecord);
+            }
+            Ok((header[0], n))
+        }
+    }
 }
 
 impl Read for TlsStream {
     /// Fills as much of `buf` as the records already read give, reading
-    /// the socket (once) only when there is nothing at all to return.
+    /// the socket (once) only when there is nothing at all to return. A
+    /// large `buf` with nothing at hand is read into directly (see
+    /// [`TlsStream::read_direct`]); bytes of `buf` past what is returned
+    /// may have been written.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
@@ -714,13 +834,28 @@ impl Read for TlsStream {
             if filled > 0 || self.peer_closed {
                 return Ok(filled);
             }
+            // Nothing at hand: read the socket. A timeout or a would-block
+            // is the socket's, and loses nothing.
+            let direct = buf.len() >= DIRECT_MIN;
+            if direct && self.start == self.end {
+                self.plain = (0, 0);
+                match self.read_direct(buf)? {
+                    Direct::Data(n) => return Ok(n),
+                    // Cut without close_notify (or mid-record): an end of
+                    // stream too, as on a plain socket (the framing tells
+                    // whether a frame was cut).
+                    Direct::Eof => return Ok(0),
+                    Direct::Nothing => continue,
+                }
+            }
             self.make_room();
-            // A timeout or a would-block is the socket's, and loses nothing.
-            let n = self.sock.read(&mut self.inbox[self.end..])?;
+            let stop = if direct {
+                self.rest_of_record()
+            } else {
+                self.inbox.len()
+            };
+            let n = self.sock.read(&mut self.inbox[self.end..stop])?;
             if n == 0 {
-                // Cut without close_notify (or mid-record): an end of
-                // stream too, as on a plain socket (the framing tells
-                // whether a frame was cut).
                 return Ok(0);
             }
             self.end += n;

@@ -418,3 +418,62 @@ fn many_small_messages_around_a_large_one_arrive_in_order_over_tls() {
         );
     }
 }
+
+#[test]
+fn the_provider_prefers_aes_128_and_keeps_every_suite() {
+    use rustls::CipherSuite as S;
+    let ours: Vec<S> = provider().cipher_suites.iter().map(|s| s.suite()).collect();
+    let mut all: Vec<S> = provider::default_provider()
+        .cipher_suites
+        .iter()
+        .map(|s| s.suite())
+        .collect();
+    assert_eq!(ours[0], S::TLS13_AES_128_GCM_SHA256);
+    assert_eq!(ours[1], S::TLS13_AES_256_GCM_SHA384);
+    let mut sorted = ours.clone();
+    sorted.sort_by_key(|s| u16::from(*s));
+    all.sort_by_key(|s| u16::from(*s));
+    assert_eq!(sorted, all);
+    // And a connection of our own configurations negotiates it.
+    let certs = certs();
+    let (l, port) = listener();
+    let dir = std::env::temp_dir().join(format!("simplerpc-tls-pref-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key, ca) = (dir.join("c.pem"), dir.join("k.pem"), dir.join("ca.pem"));
+    let pem = |tag: &str, der: &[u8]| {
+        use base64::Engine;
+        let b = base64::engine::general_purpose::STANDARD.encode(der);
+        let lines: Vec<&str> = b
+            .as_bytes()
+            .chunks(64)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect();
+        format!(
+            "-----BEGIN {tag}-----\n{}\n-----END {tag}-----\n",
+            lines.join("\n")
+        )
+    };
+    std::fs::write(&cert, pem("CERTIFICATE", &certs.chain[0])).unwrap();
+    std::fs::write(&key, pem("PRIVATE KEY", &certs.key)).unwrap();
+    std::fs::write(&ca, pem("CERTIFICATE", &certs.ca)).unwrap();
+    let scfg = server_config(&cert, &key).unwrap();
+    let ccfg = client_config(Some(&ca)).unwrap();
+    let peer = thread::spawn(move || {
+        let (sock, _) = l.accept().unwrap();
+        timeouts(&sock);
+        let mut hs = server_connection(&scfg).unwrap();
+        drive(&mut hs, &mut &sock).unwrap();
+        let suite = match &hs.conn {
+            Unbuffered::Server(s) => s.negotiated_cipher_suite().map(|s| s.suite()),
+            Unbuffered::Client(_) => None,
+        };
+        let mut s = stream(hs, sock).unwrap();
+        s.write_all(b"ok").unwrap();
+        s.flush().unwrap();
+        suite
+    });
+    let mut ours = our_client(&ccfg, port);
+    assert_eq!(read_len(&mut ours, 2, 64), b"ok");
+    assert_eq!(peer.join().unwrap(), Some(S::TLS13_AES_128_GCM_SHA256));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -514,6 +514,67 @@ mod tests {
         }
     }
 
+    /// A sink like TLS': it takes everything at once into a buffer of its
+    /// own, which its socket drains `step` bytes per flush (a slow but
+    /// live peer), timing out until it is empty.
+    struct Held {
+        held: usize,
+        step: usize,
+        out: usize,
+    }
+
+    impl Write for Held {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.held > 0 {
+                self.flush()?;
+            }
+            self.held += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            let n = self.held.min(self.step);
+            self.held -= n;
+            self.out += n;
+            if self.held > 0 {
+                return Err(io::ErrorKind::TimedOut.into());
+            }
+            Ok(())
+        }
+    }
+
+    impl Sink for Held {
+        fn held(&self) -> usize {
+            self.held
+        }
+    }
+
+    #[test]
+    fn bytes_the_socket_takes_from_tls_buffer_count_as_progress() {
+        // A small message (through the queue, then drained) and a large
+        // one: each takes ~30 stalls of 5 ms to go out, far longer than
+        // the 60 ms without progress that gives up on a peer; the peer
+        // takes bytes at every stall, so neither gives up.
+        for len in [60_000usize, 300_000] {
+            let mut sock = Held {
+                held: 0,
+                step: len / 30,
+                out: 0,
+            };
+            let mut w = Writer::new(false);
+            let payload = vec![7u8; len];
+            w.write_message(&mut sock, &[&payload], &mut |_, idle| {
+                if idle >= Duration::from_millis(60) {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, "no progress"));
+                }
+                std::thread::sleep(Duration::from_millis(5));
+                Ok(())
+            })
+            .unwrap();
+            while !w.flush(&mut sock).unwrap() {}
+            assert_eq!(sock.out, header(true, opcode::BINARY, len, None).1 + len);
+        }
+    }
+
     #[test]
     fn nothing_follows_a_close_frame() {
         let mut w = Writer::new(false);

@@ -81,6 +81,16 @@ impl Stream {
     }
 }
 
+#[cfg(test)]
+impl Stream {
+    /// Pretend the cipher's confidentiality limit is `records` away.
+    pub(crate) fn limit_records(&mut self, records: u64) {
+        if let Stream::Tls(t) = self {
+            t.limit_records(records);
+        }
+    }
+}
+
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {

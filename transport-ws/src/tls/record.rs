@@ -263,6 +263,12 @@ impl TlsStream {
         })
     }
 
+    /// Pretend the cipher's confidentiality limit is `records` away.
+    #[cfg(test)]
+    pub(crate) fn limit_records(&mut self, records: u64) {
+        self.tx_limit = self.tx.seq + records;
+    }
+
     /// Bytes of sealed records the socket has not taken yet.
     pub(crate) fn buffered(&self) -> usize {
         self.out.len() - self.sent
@@ -418,7 +424,9 @@ impl TlsStream {
         // Where the next record's plaintext starts: slice `i`, byte `off`.
         let (mut i, mut off) = (0, 0);
         while taken < total {
-            self.mind_limit()?;
+            if let Err(e) = self.mind_limit() {
+                return self.taken_or(taken, e);
+            }
             let room = (OUTBOX + MAX_RECORD / 2).saturating_sub(self.out.len());
             let want = (total - taken).min(MAX_PLAIN);
             let take = want.min(room.saturating_sub(overhead));
@@ -426,7 +434,7 @@ impl TlsStream {
                 break;
             }
             let mut left = take;
-            self.seal(u8::from(ContentType::ApplicationData), |out| {
+            let sealed = self.seal(u8::from(ContentType::ApplicationData), |out| {
                 while left > 0 {
                     let b = &bufs[i][off..];
                     let n = b.len().min(left);
@@ -438,7 +446,10 @@ impl TlsStream {
                         off = 0;
                     }
                 }
-            })?;
+            });
+            if let Err(e) = sealed {
+                return self.taken_or(taken, e);
+            }
             // Skip empty slices so that `bufs[i][off..]` is never past the end.
             while i < bufs.len() && off == bufs[i].len() {
                 i += 1;
@@ -448,6 +459,20 @@ impl TlsStream {
             self.answered = false;
         }
         Ok(taken)
+    }
+
+    /// After `e` while sealing: the plaintext already sealed was taken (it
+    /// is in the outgoing buffer, and must not be handed over again), so
+    /// that is returned and `e` comes with the next call.
+    fn taken_or(&mut self, taken: usize, e: io::Error) -> io::Result<usize> {
+        if self.failed.is_none() {
+            self.failed = Some(rustls::Error::General(e.to_string()));
+        }
+        if taken > 0 {
+            Ok(taken)
+        } else {
+            Err(e)
+        }
     }
 
     // ---- receiving ----

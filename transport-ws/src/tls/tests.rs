@@ -477,3 +477,60 @@ fn the_provider_prefers_aes_128_and_keeps_every_suite() {
     assert_eq!(peer.join().unwrap(), Some(S::TLS13_AES_128_GCM_SHA256));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn at_the_cipher_limit_tls13_updates_keys_and_tls12_stops() {
+    let certs = certs();
+    use provider::cipher_suite as s;
+    for suite in [
+        s::TLS13_AES_128_GCM_SHA256,
+        s::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+    ] {
+        let tls13 = suite.tls13().is_some();
+        let (l, port) = listener();
+        let scfg = server_cfg(&certs, Some(suite));
+        let peer = thread::spawn(move || {
+            let (sock, _) = l.accept().unwrap();
+            timeouts(&sock);
+            let mut s = StreamOwned::new(ServerConnection::new(scfg).unwrap(), sock);
+            let mut got = Vec::new();
+            if let Err(e) = s.read_to_end(&mut got) {
+                eprintln!("peer: {e} after {} bytes", got.len());
+            }
+            got
+        });
+        let mut ours = our_client(&client_cfg(&certs, Some(suite)), port);
+        // Three records to the limit, then 20 records' worth.
+        ours.limit_records(3);
+        let data = pattern(20 * MAX_PLAIN_TEST, 4);
+        let sent = ours.write_all(&data).and_then(|()| ours.flush());
+        // Take in the session tickets (closing with unread bytes would
+        // reset the connection before the peer read everything).
+        ours.tcp()
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let mut b = [0u8; 16];
+        if tls13 {
+            let e = ours.read(&mut b).unwrap_err();
+            assert!(matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ));
+        }
+        if tls13 {
+            sent.unwrap();
+            drop(ours);
+            // All of it, sealed under four generations of keys.
+            assert!(peer.join().unwrap() == data);
+        } else {
+            let e = sent.unwrap_err();
+            assert!(e.to_string().contains("reconnect"), "{e}");
+            drop(ours);
+            let got = peer.join().unwrap();
+            assert!(got.len() <= 3 * MAX_PLAIN_TEST && data.starts_with(&got));
+        }
+    }
+}
+
+/// The largest plaintext of a record.
+const MAX_PLAIN_TEST: usize = 1 << 14;

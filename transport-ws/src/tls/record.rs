@@ -1,17 +1,22 @@
 //! The TLS record layer once the handshake is done: rustls negotiates the
 //! keys (and computes new ones on a key update, and keeps the session
-//! tickets a server sends), and this module seals and opens the records
-//! itself, with `ring`'s AEADs (the same code rustls' `ring` provider runs),
-//! so that every byte is copied once on each side:
+//! tickets a server sends: its `kernel` API, made for this), and this
+//! module seals and opens the records itself, with `ring`'s AEADs (the
+//! code rustls' `ring` provider runs), so that bytes are copied as little
+//! as possible:
 //!
-//! - received records are read many at a time into one buffer, opened in
+//! - a read into a large buffer with nothing at hand reads the socket
+//!   straight into it and opens the records there, each one's plaintext
+//!   moved down onto the previous one's in the same pass: no copy but the
+//!   kernel's;
+//! - otherwise records are read many at a time into one buffer, opened in
 //!   place there, and their plaintext is copied once into the caller's
 //!   buffer (what a small buffer does not take stays where it is, opened);
 //! - sent plaintext is copied once, from the caller's slices straight into
-//!   the records of an outgoing buffer, and sealed in place there.
+//!   full records of an outgoing buffer, and sealed in place there.
 //!
-//! (rustls' own APIs copy each record through a fresh allocation, one more
-//! time each way; see `docs/` of rustls' `kernel` module, made for this.)
+//! (rustls 0.23's own APIs, the unbuffered one included, hand each record
+//! through a fresh allocation: two or three copies each way.)
 //!
 //! What the record layer must do besides, it does: TLS 1.3's inner content
 //! type and padding, its key updates (answering a requested one, and

@@ -98,6 +98,7 @@ pub(crate) fn accept(
         stream: &mut stream,
         deadline,
         read_timeout: Some(HANDSHAKE_POLL),
+        write_timeout: None,
     };
     let late = || log::warn!("client {peer}: no WebSocket handshake within {limit:?}; dropped");
     let mut attempt = tungstenite::accept_hdr_with_config(timed, callback, Some(ctx.ws_config));
@@ -196,6 +197,7 @@ fn accept_tls(
         stream: &mut plain,
         deadline,
         read_timeout: Some(HANDSHAKE_POLL),
+        write_timeout: None,
     };
     loop {
         match tls::drive(&mut conn, &mut timed) {
@@ -224,7 +226,13 @@ fn accept_tls(
     let Stream::Plain(stream) = plain else {
         return None;
     };
-    Some(tls::stream(conn, stream))
+    match tls::stream(conn, stream) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            log::warn!("client {peer}: TLS failed after its handshake: {e}");
+            None
+        }
+    }
 }
 
 /// Answer a plain HTTP request to a TLS server with HTTP 400 saying why,
@@ -268,6 +276,8 @@ struct Timed<'a> {
     deadline: Instant,
     /// The socket's read timeout, to skip redundant system calls.
     read_timeout: Option<Duration>,
+    /// The socket's write timeout as last set here (`None`: not yet).
+    write_timeout: Option<Duration>,
 }
 
 impl Read for Timed<'_> {
@@ -296,8 +306,33 @@ impl Read for Timed<'_> {
     }
 }
 
+impl Timed<'_> {
+    /// Before a write: no write starts after the deadline, and none waits
+    /// past it (the socket's write timeout is what is left).
+    fn bound_write(&mut self) -> io::Result<()> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left < Duration::from_millis(1) {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the handshake deadline passed",
+            ));
+        }
+        let wait = Some(left);
+        // Only when it shrank noticeably: a system call per write otherwise.
+        if self
+            .write_timeout
+            .map_or(true, |t| t > left + Duration::from_millis(50))
+        {
+            self.stream.tcp().set_write_timeout(wait)?;
+            self.write_timeout = wait;
+        }
+        Ok(())
+    }
+}
+
 impl Write for Timed<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.bound_write()?;
         loop {
             match self.stream.write(buf) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -307,6 +342,7 @@ impl Write for Timed<'_> {
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        self.bound_write()?;
         loop {
             match self.stream.flush() {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

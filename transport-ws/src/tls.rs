@@ -2,9 +2,12 @@
 //! and a little C/assembly built by `cc`: no system library to install).
 //!
 //! The connection stays blocking and one thread per connection: a
-//! [`Stream`] is either the bare socket or a rustls connection over it, and
-//! the WebSocket framing in [`crate::wire`] reads and writes it as it would
-//! the socket. Unlike rustls' own `StreamOwned`, reading here never waits
+//! [`Stream`] is either the bare socket or TLS over it, and the WebSocket
+//! framing in [`crate::wire`] reads and writes it as it would the socket.
+//! rustls runs the handshake (its unbuffered API, over our buffers) and
+//! keeps the keys; the records after it are sealed and opened in place by
+//! [`record`], so each byte is copied once on each side. Unlike rustls' own
+//! `StreamOwned`, reading here never waits
 //! for pending writes to go out (and writing never reads): a side stalled
 //! writing a large message reads the peer's meanwhile, as over plain TCP,
 //! so two peers sending each other large messages cannot deadlock.
@@ -20,22 +23,26 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
+use rustls::client::UnbufferedClientConnection;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::server::UnbufferedServerConnection;
+use rustls::unbuffered::{ConnectionState, EncodeError, UnbufferedStatus};
 use rustls::{CertificateError, RootCertStore};
 
 use crate::error::Error;
 
-/// How much encrypted output a connection buffers before a write waits for
-/// the socket: a few records, so a large message goes out in few system calls.
-const SEND_BUFFER: usize = 256 << 10;
+mod record;
 
-/// How much the socket is read at a time under TLS: many records per
-/// system call.
-const INBOX: usize = 256 << 10;
+use record::{Kernel, TlsStream};
 
 /// The first byte of a TLS handshake record (a ClientHello).
 pub(crate) const HANDSHAKE_RECORD: u8 = 0x16;
+
+/// The handshake's buffer of received records starts at this size and
+/// grows, up to [`HANDSHAKE_MAX`], for a long certificate chain.
+const HANDSHAKE_INBOX: usize = 32 << 10;
+const HANDSHAKE_MAX: usize = 1 << 20;
 
 /// A connection's byte stream: the socket, or TLS over it.
 pub(crate) enum Stream {
@@ -54,10 +61,33 @@ impl Stream {
         }
     }
 
-    /// Whether TLS holds encrypted bytes the socket has not taken yet
-    /// (written by the next flush).
-    pub(crate) fn buffered(&self) -> bool {
-        matches!(self, Stream::Tls(t) if t.conn.wants_write())
+    /// Bytes TLS holds, sealed, that the socket has not taken yet (written
+    /// by the next write or flush); none on a plain socket.
+    pub(crate) fn buffered(&self) -> usize {
+        match self {
+            Stream::Plain(_) => 0,
+            Stream::Tls(t) => t.buffered(),
+        }
+    }
+
+    /// Send a TLS 1.3 key update (for tests: rustls updates keys by itself
+    /// near a cipher's limit); `request`: ask the peer to update its own too.
+    #[cfg(test)]
+    pub(crate) fn update_keys(&mut self, request: bool) -> io::Result<()> {
+        match self {
+            Stream::Plain(_) => Err(io::ErrorKind::Unsupported.into()),
+            Stream::Tls(t) => t.update_keys(request),
+        }
+    }
+}
+
+#[cfg(test)]
+impl Stream {
+    /// Pretend the cipher's confidentiality limit is `records` away.
+    pub(crate) fn limit_records(&mut self, records: u64) {
+        if let Stream::Tls(t) = self {
+            t.limit_records(records);
+        }
     }
 }
 
@@ -93,110 +123,256 @@ impl Write for Stream {
     }
 }
 
-/// A rustls connection over a blocking socket, its handshake done.
-///
-/// `read` only reads (decrypting what arrives); `write` encrypts into
-/// rustls' buffer and hands the socket what it takes; `flush` waits (within
-/// the socket's write timeout) until the buffer is out. A timeout, a
-/// would-block or a signal loses nothing: call again.
-pub(crate) struct TlsStream {
-    conn: rustls::Connection,
-    sock: TcpStream,
-    /// Records read from the socket, not yet handed to rustls: one read
-    /// of the socket takes many records (rustls alone reads 4 KiB at a
-    /// time, a system call each).
-    inbox: Box<[u8]>,
-    /// `inbox[start..end]` is still to be handed to rustls.
-    start: usize,
-    end: usize,
+/// rustls' connection during the handshake (its unbuffered API: records
+/// go through our buffers).
+enum Unbuffered {
+    Client(Box<UnbufferedClientConnection>),
+    Server(Box<UnbufferedServerConnection>),
 }
 
-impl TlsStream {
-    /// Write buffered records until none is left (or the socket refuses).
-    fn push(&mut self) -> io::Result<()> {
-        while self.conn.wants_write() {
-            if self.conn.write_tls(&mut self.sock)? == 0 {
-                return Err(io::ErrorKind::WriteZero.into());
+/// A TLS handshake in progress: rustls' connection and the buffers it runs
+/// over. [`drive`] completes it, [`stream`] makes the stream of it.
+pub(crate) struct Handshake {
+    conn: Unbuffered,
+    /// `inbox[..end]`: records received, not yet processed.
+    inbox: Vec<u8>,
+    end: usize,
+    /// `out[sent..]`: records to send.
+    out: Vec<u8>,
+    sent: usize,
+    /// Application data that arrived with the handshake (a client's
+    /// request right after its Finished).
+    early: Vec<u8>,
+    done: bool,
+}
+
+/// What one step of the handshake leaves to do.
+enum Next {
+    Again,
+    Read,
+    Done,
+}
+
+impl Handshake {
+    fn new(conn: Unbuffered) -> Handshake {
+        Handshake {
+            conn,
+            inbox: vec![0u8; HANDSHAKE_INBOX],
+            end: 0,
+            out: Vec::new(),
+            sent: 0,
+            early: Vec::new(),
+            done: false,
+        }
+    }
+
+    /// Process what was received, write what is to be sent.
+    fn step(&mut self, io: &mut impl Write) -> io::Result<Next> {
+        let (discard, next) = match &mut self.conn {
+            Unbuffered::Client(c) => {
+                let status = c.process_tls_records(&mut self.inbox[..self.end]);
+                handle(status, &mut self.out, &mut self.sent, &mut self.early, io)
+            }
+            Unbuffered::Server(s) => {
+                let status = s.process_tls_records(&mut self.inbox[..self.end]);
+                handle(status, &mut self.out, &mut self.sent, &mut self.early, io)
+            }
+        };
+        self.inbox.copy_within(discard..self.end, 0);
+        self.end -= discard;
+        match next {
+            Err(Failed::Tls(e)) => {
+                self.alert(io);
+                Err(io::Error::new(io::ErrorKind::InvalidData, e))
+            }
+            Err(Failed::Io(e)) => Err(e),
+            Ok(next) => Ok(next),
+        }
+    }
+
+    /// After a failure: send the alert rustls queued, best effort. rustls
+    /// hands out a queued record before it looks at the inbox again, so
+    /// one call gets the alert without processing anything twice.
+    fn alert(&mut self, io: &mut impl Write) {
+        let mut ignored = Vec::new();
+        let (discard, next) = match &mut self.conn {
+            Unbuffered::Client(c) => {
+                let status = c.process_tls_records(&mut self.inbox[..self.end]);
+                handle(status, &mut self.out, &mut self.sent, &mut ignored, io)
+            }
+            Unbuffered::Server(s) => {
+                let status = s.process_tls_records(&mut self.inbox[..self.end]);
+                handle(status, &mut self.out, &mut self.sent, &mut ignored, io)
+            }
+        };
+        self.inbox.copy_within(discard..self.end, 0);
+        self.end -= discard;
+        if matches!(next, Ok(Next::Again)) {
+            let _ = io.write_all(&self.out[self.sent..]);
+            let _ = io.flush();
+        }
+    }
+
+    /// Read more records from `io`.
+    fn fill(&mut self, io: &mut impl Read) -> io::Result<()> {
+        if self.end == self.inbox.len() {
+            if self.inbox.len() >= HANDSHAKE_MAX {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    rustls::Error::General("an oversized TLS handshake".into()),
+                ));
+            }
+            self.inbox.resize(self.inbox.len() * 2, 0);
+        }
+        match io.read(&mut self.inbox[self.end..])? {
+            0 => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the peer closed the connection during the TLS handshake",
+            )),
+            n => {
+                self.end += n;
+                Ok(())
             }
         }
-        Ok(())
-    }
-
-    /// Hand the socket what it takes now; what it does not stays buffered
-    /// for the next write or flush (which report a broken socket).
-    fn push_some(&mut self) {
-        let _ = self.push();
     }
 }
 
-impl Read for TlsStream {
-    /// Fills as much of `buf` as the records already read give, reading
-    /// the socket (once) only when there is nothing at all to return.
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let mut filled = 0;
-        loop {
-            match self.conn.reader().read(&mut buf[filled..]) {
-                Ok(0) => return Ok(filled),
-                Ok(n) => {
-                    filled += n;
-                    if filled == buf.len() {
-                        return Ok(filled);
+/// Why a handshake step failed: TLS refused (an alert is due), or the socket.
+enum Failed {
+    Tls(rustls::Error),
+    Io(io::Error),
+}
+
+/// Act on one state of rustls' handshake: encode and send records, keep
+/// application data; returns how many bytes of the inbox were consumed.
+fn handle<Data>(
+    status: UnbufferedStatus<'_, '_, Data>,
+    out: &mut Vec<u8>,
+    sent: &mut usize,
+    early: &mut Vec<u8>,
+    io: &mut impl Write,
+) -> (usize, Result<Next, Failed>) {
+    let mut discard = status.discard;
+    let state = match status.state {
+        Ok(state) => state,
+        Err(e) => return (discard, Err(Failed::Tls(e))),
+    };
+    let next = match state {
+        ConnectionState::EncodeTlsData(mut enc) => {
+            let at = out.len();
+            out.resize(at + 4096, 0);
+            loop {
+                match enc.encode(&mut out[at..]) {
+                    Ok(n) => {
+                        out.truncate(at + n);
+                        break Ok(Next::Again);
+                    }
+                    Err(EncodeError::InsufficientSize(s)) => out.resize(at + s.required_size, 0),
+                    Err(EncodeError::AlreadyEncoded) => {
+                        out.truncate(at);
+                        break Ok(Next::Again);
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                // Cut without TLS's close_notify: an end of stream, as on a
-                // plain socket (the framing tells whether a frame was cut).
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(filled),
-                Err(e) if filled > 0 => {
-                    log::debug!("TLS read: {e}");
-                    return Ok(filled);
-                }
-                Err(e) => return Err(e),
-            }
-            if self.start == self.end {
-                if filled > 0 {
-                    // Hand over what is here rather than wait for more.
-                    return Ok(filled);
-                }
-                // A timeout or a would-block is the socket's, and loses nothing.
-                let n = self.sock.read(&mut self.inbox)?;
-                self.start = 0;
-                self.end = n;
-                if n == 0 {
-                    // The end of the stream: rustls notes it (and tells a
-                    // clean close from a cut one at the next read).
-                    self.conn.read_tls(&mut io::empty())?;
-                    continue;
-                }
-            }
-            let mut records = &self.inbox[self.start..self.end];
-            self.start += self.conn.read_tls(&mut records)?;
-            if let Err(e) = self.conn.process_new_packets() {
-                // Tell the peer why (an alert), best effort.
-                self.push_some();
-                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
             }
         }
-    }
+        ConnectionState::TransmitTlsData(tx) => {
+            // On a timeout `done` is not called: rustls asks again, and
+            // what is left of `out` goes then.
+            let mut result = Ok(Next::Again);
+            while *sent < out.len() {
+                match io.write(&out[*sent..]) {
+                    Ok(0) => {
+                        result = Err(Failed::Io(io::ErrorKind::WriteZero.into()));
+                        break;
+                    }
+                    Ok(n) => *sent += n,
+                    Err(e) => {
+                        result = Err(Failed::Io(e));
+                        break;
+                    }
+                }
+            }
+            if result.is_ok() {
+                if let Err(e) = io.flush() {
+                    result = Err(Failed::Io(e));
+                }
+            }
+            if result.is_ok() {
+                out.clear();
+                *sent = 0;
+                tx.done();
+            }
+            result
+        }
+        ConnectionState::BlockedHandshake => Ok(Next::Read),
+        ConnectionState::WriteTraffic(_) => Ok(Next::Done),
+        ConnectionState::ReadTraffic(mut data) => {
+            let mut result = Ok(Next::Again);
+            while let Some(record) = data.next_record() {
+                match record {
+                    Ok(r) => {
+                        early.extend_from_slice(r.payload);
+                        discard += r.discard;
+                    }
+                    Err(e) => {
+                        result = Err(Failed::Tls(e));
+                        break;
+                    }
+                }
+            }
+            result
+        }
+        ConnectionState::PeerClosed | ConnectionState::Closed => Err(Failed::Io(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the peer closed the connection during the TLS handshake",
+        ))),
+        other => Err(Failed::Tls(rustls::Error::General(format!(
+            "unexpected TLS state {other:?} during the handshake"
+        )))),
+    };
+    (discard, next)
 }
 
-impl Write for TlsStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.write_vectored(&[IoSlice::new(buf)])
-    }
+/// Accept TLS (the handshake runs over what [`drive`] is given).
+pub(crate) fn server_connection(config: &Arc<rustls::ServerConfig>) -> io::Result<Handshake> {
+    let conn = UnbufferedServerConnection::new(config.clone()).map_err(io::Error::other)?;
+    Ok(Handshake::new(Unbuffered::Server(Box::new(conn))))
+}
 
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        // Earlier records first: until they are out, take nothing more
-        // (so what this returns is what the socket is taking).
-        self.push()?;
-        let n = self.conn.writer().write_vectored(bufs)?;
-        self.push_some();
-        Ok(n)
+/// Complete a handshake started by [`server_connection`] or
+/// [`client_connection`] over `io` (the socket with timeouts, or a wrapper
+/// that bounds it): an error of a timeout or would-block kind means "not
+/// yet, call again"; any other ends it (a TLS refusal is an error of kind
+/// `InvalidData` carrying the `rustls::Error`, after an alert to the peer).
+pub(crate) fn drive(hs: &mut Handshake, io: &mut (impl Read + Write)) -> io::Result<()> {
+    while !hs.done {
+        match hs.step(io)? {
+            Next::Again => {}
+            Next::Read => hs.fill(io)?,
+            Next::Done => hs.done = true,
+        }
     }
+    Ok(())
+}
 
-    fn flush(&mut self) -> io::Result<()> {
-        self.push()
+/// The stream once `hs` is done: the record layer takes over from rustls.
+pub(crate) fn stream(hs: Handshake, sock: TcpStream) -> io::Result<Stream> {
+    let to_io = |e: rustls::Error| io::Error::new(io::ErrorKind::InvalidData, e);
+    if !hs.done {
+        return Err(to_io(rustls::Error::HandshakeNotComplete));
     }
+    let (secrets, kernel) = match hs.conn {
+        Unbuffered::Client(c) => {
+            let (s, k) = c.dangerous_into_kernel_connection().map_err(to_io)?;
+            (s, Kernel::Client(k))
+        }
+        Unbuffered::Server(s) => {
+            let (s, k) = s.dangerous_into_kernel_connection().map_err(to_io)?;
+            (s, Kernel::Server(k))
+        }
+    };
+    let t = TlsStream::new(sock, secrets, kernel, hs.early, &hs.inbox[..hs.end])?;
+    Ok(Stream::Tls(Box::new(t)))
 }
 
 /// The server's TLS setup, loaded once at bind.
@@ -226,7 +402,7 @@ pub(crate) fn server_config(
             keyfile.display()
         ))
     })?;
-    let config = rustls::ServerConfig::builder_with_provider(provider())
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::Config(format!("TLS setup: {e}")))?
         .with_no_client_auth()
@@ -238,42 +414,9 @@ pub(crate) fn server_config(
                 keyfile.display()
             ))
         })?;
+    // Our record layer takes the keys once the handshake is done.
+    config.enable_secret_extraction = true;
     Ok(Arc::new(config))
-}
-
-/// Accept TLS on `sock` (the handshake runs over `io`, the same socket
-/// bounded by the caller's deadline).
-pub(crate) fn server_connection(
-    config: &Arc<rustls::ServerConfig>,
-) -> io::Result<rustls::Connection> {
-    let mut conn = rustls::ServerConnection::new(config.clone()).map_err(io::Error::other)?;
-    conn.set_buffer_limit(Some(SEND_BUFFER));
-    Ok(conn.into())
-}
-
-/// Complete a handshake started by [`server_connection`] or
-/// [`client_connection`] over `io` (the socket with timeouts, or a wrapper
-/// that bounds it): an error of a timeout or would-block kind means "not
-/// yet, call again"; any other ends it.
-pub(crate) fn drive(conn: &mut rustls::Connection, io: &mut (impl Read + Write)) -> io::Result<()> {
-    while conn.is_handshaking() {
-        conn.complete_io(io)?;
-    }
-    while conn.wants_write() {
-        conn.write_tls(io)?;
-    }
-    Ok(())
-}
-
-/// The stream once `conn`'s handshake is done.
-pub(crate) fn stream(conn: rustls::Connection, sock: TcpStream) -> Stream {
-    Stream::Tls(Box::new(TlsStream {
-        conn,
-        sock,
-        inbox: vec![0u8; INBOX].into_boxed_slice(),
-        start: 0,
-        end: 0,
-    }))
 }
 
 /// The client's TLS setup: the platform's roots, or those of `cafile`.
@@ -302,11 +445,12 @@ pub(crate) fn client_config(cafile: Option<&Path>) -> Result<Arc<rustls::ClientC
         }
         None => native_roots()?,
     };
-    let config = rustls::ClientConfig::builder_with_provider(provider())
+    let mut config = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::Config(format!("TLS setup: {e}")))?
         .with_root_certificates(roots)
         .with_no_client_auth();
+    config.enable_secret_extraction = true;
     Ok(Arc::new(config))
 }
 
@@ -339,13 +483,12 @@ fn native_roots() -> Result<Arc<RootCertStore>, Error> {
 pub(crate) fn client_connection(
     config: &Arc<rustls::ClientConfig>,
     host: &str,
-) -> Result<rustls::Connection, Error> {
+) -> Result<Handshake, Error> {
     let name = ServerName::try_from(host.to_owned())
         .map_err(|e| Error::Config(format!("{host:?} is not a host name TLS can check: {e}")))?;
-    let mut conn = rustls::ClientConnection::new(config.clone(), name)
+    let conn = UnbufferedClientConnection::new(config.clone(), name)
         .map_err(|e| Error::Config(e.to_string()))?;
-    conn.set_buffer_limit(Some(SEND_BUFFER));
-    Ok(conn.into())
+    Ok(Handshake::new(Unbuffered::Client(Box::new(conn))))
 }
 
 /// What a failed client handshake means, for a person: the reason a
@@ -405,7 +548,34 @@ fn explain_certificate(host: &str, e: &CertificateError) -> String {
 }
 
 /// The crypto provider: `ring`, chosen explicitly for each configuration
-/// (nothing is installed process-wide).
+/// (nothing is installed process-wide), with all of its cipher suites and
+/// versions. Only their order differs: AES-128-GCM before AES-256-GCM (in
+/// each protocol version), ~12% faster on the data. The key exchange
+/// (X25519, P-256) is at the 128-bit level anyway, so the larger key adds
+/// no strength to the connection; the suites a peer may pick are the same.
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    use rustls::CipherSuite as S;
+    let mut p = rustls::crypto::ring::default_provider();
+    // A stable sort: only AES-256 suites move, each after the AES-128 one
+    // of its version and key type.
+    p.cipher_suites.sort_by_key(|s| {
+        let v = u8::from(s.version().version == rustls::ProtocolVersion::TLSv1_2);
+        let aes256 = matches!(
+            s.suite(),
+            S::TLS13_AES_256_GCM_SHA384
+                | S::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
+                | S::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384
+        );
+        let chacha = matches!(
+            s.suite(),
+            S::TLS13_CHACHA20_POLY1305_SHA256
+                | S::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256
+                | S::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256
+        );
+        (v, u8::from(aes256) + 2 * u8::from(chacha))
+    });
+    Arc::new(p)
 }
+
+#[cfg(test)]
+mod tests;

@@ -203,7 +203,10 @@ fn start_tls(
         return Err(plain_http_answer(addr, &sock.first));
     }
     match driven {
-        Ok(()) => Ok(tls::stream(conn, stream)),
+        Ok(()) => tls::stream(conn, stream).map_err(|e| Error::Tls {
+            addr: addr.into(),
+            reason: tls::explain_client_failure(host, &e),
+        }),
         Err(e)
             if matches!(
                 e.kind(),

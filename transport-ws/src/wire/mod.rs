@@ -289,10 +289,10 @@ impl Wire {
         Ok(())
     }
 
-    /// Bytes of queued frames the socket has not taken yet (plus one while
-    /// TLS holds encrypted bytes back: a flush is still due).
+    /// Bytes the socket has not taken yet: of queued frames, and (under
+    /// TLS) of sealed records (so progress is what the socket took).
     pub(crate) fn pending(&self) -> usize {
-        self.writer.pending() + usize::from(self.stream.buffered())
+        self.writer.pending() + self.stream.buffered()
     }
 
     /// Whether our close frame was queued (nothing more may be sent).

@@ -53,6 +53,24 @@ pub(crate) fn is_retry(e: &io::Error) -> bool {
     )
 }
 
+/// Where frames are written: a socket, or TLS over one, which may hold
+/// sealed bytes the socket has not taken yet.
+pub(crate) trait Sink: Write {
+    /// Bytes written here that the socket has not taken yet: progress is
+    /// what the socket took, not what was handed over.
+    fn held(&self) -> usize {
+        0
+    }
+}
+
+impl Sink for crate::tls::Stream {
+    fn held(&self) -> usize {
+        self.buffered()
+    }
+}
+
+impl Sink for Vec<u8> {}
+
 /// Writes frames; masks them when it is a client's.
 pub(crate) struct Writer {
     keys: Option<KeySource>,
@@ -192,7 +210,7 @@ impl Writer {
     /// may read meanwhile (so two peers writing large messages to each other
     /// cannot deadlock), and its error gives up (the frame is then cut short,
     /// and the connection must end).
-    pub(crate) fn write_message<W: Write>(
+    pub(crate) fn write_message<W: Sink>(
         &mut self,
         w: &mut W,
         parts: &[&[u8]],
@@ -212,6 +230,7 @@ impl Writer {
         let head = &h[..hlen];
         let total = hlen + len;
         let mut progress = Instant::now();
+        let mut held = w.held();
         let mut done = 0;
         // A client's frame: bytes [from, to) of it, masked, in the scratch.
         let mut scratch = std::mem::take(&mut self.scratch);
@@ -239,11 +258,20 @@ impl Writer {
                 Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     done += n;
+                    held = w.held();
                     progress = Instant::now();
                     self.peer_read = Some(progress);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => self.interrupted = true,
                 Err(e) if is_retry(&e) => {
+                    // Under TLS the socket may have taken sealed bytes
+                    // before the write timed out: that is progress too.
+                    let now = w.held();
+                    if now < held {
+                        progress = Instant::now();
+                        self.peer_read = Some(progress);
+                    }
+                    held = now;
                     if let Err(e) = stalled(w, progress.elapsed()) {
                         break Err(e);
                     }
@@ -347,16 +375,17 @@ fn fill_masked(out: &mut [u8], at: usize, head: &[u8], parts: &[&[u8]], key: [u8
 
 impl Writer {
     /// Flush everything pending, calling `stalled` while the socket takes nothing.
-    fn drain<W: Write>(
+    fn drain<W: Sink>(
         &mut self,
         w: &mut W,
         stalled: &mut dyn FnMut(&mut W, Duration) -> io::Result<()>,
     ) -> io::Result<()> {
-        let mut left = self.pending();
+        let mut left = self.pending() + w.held();
         let mut progress = Instant::now();
         while !self.flush(w)? {
-            if self.pending() < left {
-                left = self.pending();
+            let now = self.pending() + w.held();
+            if now < left {
+                left = now;
                 progress = Instant::now();
             }
             stalled(w, progress.elapsed())?;
@@ -401,6 +430,8 @@ mod tests {
             Ok(())
         }
     }
+
+    impl Sink for Slow {}
 
     #[test]
     fn what_is_written_reads_back_for_either_role_and_any_size() {
@@ -505,6 +536,67 @@ mod tests {
                 Message::Binary(got) => assert_eq!(got.as_ref(), want.as_slice(), "{len}"),
                 other => panic!("{other:?}"),
             }
+        }
+    }
+
+    /// A sink like TLS': it takes everything at once into a buffer of its
+    /// own, which its socket drains `step` bytes per flush (a slow but
+    /// live peer), timing out until it is empty.
+    struct Held {
+        held: usize,
+        step: usize,
+        out: usize,
+    }
+
+    impl Write for Held {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.held > 0 {
+                self.flush()?;
+            }
+            self.held += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            let n = self.held.min(self.step);
+            self.held -= n;
+            self.out += n;
+            if self.held > 0 {
+                return Err(io::ErrorKind::TimedOut.into());
+            }
+            Ok(())
+        }
+    }
+
+    impl Sink for Held {
+        fn held(&self) -> usize {
+            self.held
+        }
+    }
+
+    #[test]
+    fn bytes_the_socket_takes_from_tls_buffer_count_as_progress() {
+        // A small message (through the queue, then drained) and a large
+        // one: each takes ~30 stalls of 5 ms to go out, far longer than
+        // the 60 ms without progress that gives up on a peer; the peer
+        // takes bytes at every stall, so neither gives up.
+        for len in [60_000usize, 300_000] {
+            let mut sock = Held {
+                held: 0,
+                step: len / 30,
+                out: 0,
+            };
+            let mut w = Writer::new(false);
+            let payload = vec![7u8; len];
+            w.write_message(&mut sock, &[&payload], &mut |_, idle| {
+                if idle >= Duration::from_millis(60) {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, "no progress"));
+                }
+                std::thread::sleep(Duration::from_millis(5));
+                Ok(())
+            })
+            .unwrap();
+            while !w.flush(&mut sock).unwrap() {}
+            assert_eq!(sock.out, header(true, opcode::BINARY, len, None).1 + len);
         }
     }
 

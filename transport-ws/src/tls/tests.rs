@@ -534,3 +534,300 @@ fn at_the_cipher_limit_tls13_updates_keys_and_tls12_stops() {
 
 /// The largest plaintext of a record.
 const MAX_PLAIN_TEST: usize = 1 << 14;
+
+// ---- hostile records: authenticated, but malformed ----
+
+/// A rustls server that hands its keys over after the handshake, so that
+/// the test seals records of its own making: they pass the tag check, so
+/// what our side makes of their contents is what is tested.
+struct Forger {
+    sock: TcpStream,
+    key: ring::aead::LessSafeKey,
+    iv: [u8; 12],
+    seq: u64,
+    tls13: bool,
+    gcm12: bool,
+}
+
+impl Forger {
+    fn accept(l: &TcpListener, cfg: Arc<rustls::ServerConfig>) -> Forger {
+        let (mut sock, _) = l.accept().unwrap();
+        timeouts(&sock);
+        let mut conn = ServerConnection::new(cfg).unwrap();
+        while conn.is_handshaking() {
+            conn.complete_io(&mut sock).unwrap();
+        }
+        // The session tickets (TLS 1.3), sealed by rustls.
+        while conn.wants_write() {
+            conn.write_tls(&mut sock).unwrap();
+        }
+        let tls13 = conn.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3);
+        let (seq, secrets) = conn.dangerous_extract_secrets().unwrap().tx;
+        use ring::aead::{self, LessSafeKey, UnboundKey};
+        let (alg, key, iv, gcm) = match &secrets {
+            rustls::ConnectionTrafficSecrets::Aes128Gcm { key, iv } => {
+                (&aead::AES_128_GCM, key, iv, true)
+            }
+            rustls::ConnectionTrafficSecrets::Aes256Gcm { key, iv } => {
+                (&aead::AES_256_GCM, key, iv, true)
+            }
+            rustls::ConnectionTrafficSecrets::Chacha20Poly1305 { key, iv } => {
+                (&aead::CHACHA20_POLY1305, key, iv, false)
+            }
+            _ => unreachable!(),
+        };
+        Forger {
+            sock,
+            key: LessSafeKey::new(UnboundKey::new(alg, key.as_ref()).unwrap()),
+            iv: iv.as_ref().try_into().unwrap(),
+            seq,
+            tls13,
+            gcm12: gcm && !tls13,
+        }
+    }
+
+    fn nonce(&self) -> [u8; 12] {
+        let mut n = self.iv;
+        for (b, s) in n[4..].iter_mut().zip(self.seq.to_be_bytes()) {
+            *b ^= s;
+        }
+        n
+    }
+
+    /// A TLS 1.3 record of this inner plaintext (content, type, padding).
+    fn inner(&mut self, inner: &[u8]) -> Vec<u8> {
+        let len = inner.len() + 16;
+        let mut rec = vec![23, 3, 3];
+        rec.extend_from_slice(&(len as u16).to_be_bytes());
+        let aad = ring::aead::Aad::from(<[u8; 5]>::try_from(&rec[..5]).unwrap());
+        let mut body = inner.to_vec();
+        let nonce = ring::aead::Nonce::assume_unique_for_key(self.nonce());
+        self.key
+            .seal_in_place_append_tag(nonce, aad, &mut body)
+            .unwrap();
+        self.seq += 1;
+        rec.extend_from_slice(&body);
+        rec
+    }
+
+    /// A record of type `typ` carrying `content`, in either version.
+    fn record(&mut self, typ: u8, content: &[u8]) -> Vec<u8> {
+        if self.tls13 {
+            let mut inner = content.to_vec();
+            inner.push(typ);
+            return self.inner(&inner);
+        }
+        let nonce = self.nonce();
+        let explicit = if self.gcm12 { 8 } else { 0 };
+        let mut rec = vec![typ, 3, 3];
+        rec.extend_from_slice(&((explicit + content.len() + 16) as u16).to_be_bytes());
+        if self.gcm12 {
+            rec.extend_from_slice(&nonce[4..]);
+        }
+        let mut aad = self.seq.to_be_bytes().to_vec();
+        aad.extend_from_slice(&[typ, 3, 3]);
+        aad.extend_from_slice(&(content.len() as u16).to_be_bytes());
+        let mut body = content.to_vec();
+        self.key
+            .seal_in_place_append_tag(
+                ring::aead::Nonce::assume_unique_for_key(nonce),
+                ring::aead::Aad::from(aad),
+                &mut body,
+            )
+            .unwrap();
+        self.seq += 1;
+        rec.extend_from_slice(&body);
+        rec
+    }
+}
+
+/// What our side read on a connection the forger sent `make`'s bytes on:
+/// the data, and the error it ended with (`None`: the end of the stream).
+/// An error must come again on the next read.
+fn read_forged(
+    suite: SupportedCipherSuite,
+    step: usize,
+    make: impl FnOnce(&mut Forger) -> Vec<u8> + Send + 'static,
+) -> (Vec<u8>, Option<io::Error>) {
+    let certs = certs();
+    let (l, port) = listener();
+    let scfg = server_cfg(&certs, Some(suite));
+    let peer = thread::spawn(move || {
+        let mut f = Forger::accept(&l, scfg);
+        // After our side's first record: what comes with the end of the
+        // handshake is rustls' to read (TLS 1.2's last flight is the server's).
+        let mut first = [0u8; 64];
+        assert!(f.sock.read(&mut first).unwrap() > 0);
+        let bytes = make(&mut f);
+        f.sock.write_all(&bytes).unwrap();
+        let _ = f.sock.shutdown(std::net::Shutdown::Write);
+        // Whatever our side answers (alerts, its close), so that closing
+        // does not reset the connection before it read everything.
+        let mut sink = Vec::new();
+        let _ = f.sock.read_to_end(&mut sink);
+    });
+    let mut ours = our_client(&client_cfg(&certs, Some(suite)), port);
+    ours.write_all(b"ready").unwrap();
+    ours.flush().unwrap();
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; step];
+    let mut end = None;
+    for _ in 0..10_000 {
+        match ours.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => {
+                let again = ours.read(&mut buf);
+                assert!(again.is_err(), "an error must stay: {e}, then {again:?}");
+                let w = ours.write(b"x");
+                assert!(w.is_err(), "writes fail after {e} too: {w:?}");
+                end = Some(e);
+                break;
+            }
+        }
+    }
+    drop(ours);
+    peer.join().unwrap();
+    (got, end)
+}
+
+/// Small reads (through the inbox) and a large one (opened in the buffer).
+const STEPS: [usize; 2] = [64, 1 << 20];
+
+fn tls13() -> SupportedCipherSuite {
+    provider::cipher_suite::TLS13_AES_128_GCM_SHA256
+}
+
+/// The `rustls::Error` inside `e`, as text (for messages and matching).
+fn tls_error(e: &Option<io::Error>) -> String {
+    match e {
+        Some(e) => {
+            assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+            format!(
+                "{:?}",
+                e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>())
+            )
+        }
+        None => "the end of the stream".into(),
+    }
+}
+
+#[test]
+fn malformed_tls13_records_are_fatal_errors() {
+    type Make = fn(&mut Forger) -> Vec<u8>;
+    let cases: [(&str, Make); 9] = [
+        ("no content type", |f| f.inner(&[0, 0, 0])),
+        ("empty inner plaintext", |f| f.inner(&[])),
+        ("unknown content type", |f| f.record(99, b"x")),
+        ("change_cipher_spec", |f| f.record(20, &[1])),
+        ("short alert", |f| f.record(21, &[2])),
+        ("long alert", |f| f.record(21, &[1, 0, 0])),
+        ("oversized content", |f| {
+            f.record(23, &vec![7; (1 << 14) + 1])
+        }),
+        ("huge handshake message", |f| {
+            f.record(22, &[4, 0xff, 0xff, 0xff])
+        }),
+        ("key update not ending its record", |f| {
+            f.record(22, &[24, 0, 0, 1, 0, 24])
+        }),
+    ];
+    for (what, make) in cases {
+        for step in STEPS {
+            let (got, e) = read_forged(tls13(), step, move |f| {
+                let mut b = f.record(23, b"before");
+                b.extend(make(f));
+                b.extend(f.record(23, b"after"));
+                b
+            });
+            assert_eq!(got, b"before", "{what}, reads of {step}");
+            assert!(e.is_some(), "{what}, reads of {step}: no error");
+            tls_error(&e);
+        }
+    }
+}
+
+#[test]
+fn what_follows_close_notify_is_never_read_and_empty_records_are_data() {
+    for suite in [
+        tls13(),
+        provider::cipher_suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+    ] {
+        for step in STEPS {
+            let (got, e) = read_forged(suite, step, |f| {
+                let mut b = f.record(23, b"");
+                b.extend(f.record(23, b"one"));
+                b.extend(f.record(23, b""));
+                b.extend(f.record(23, b"two"));
+                b.extend(f.record(21, &[1, 0]));
+                b.extend(f.record(23, b"after the end"));
+                b.extend(b"\x17\x03\x03\xff\xff garbage");
+                b
+            });
+            assert_eq!(got, b"onetwo", "{suite:?}, reads of {step}");
+            assert!(e.is_none(), "{suite:?}, reads of {step}: {e:?}");
+        }
+    }
+}
+
+#[test]
+fn malformed_records_are_fatal_errors_in_every_version() {
+    type Make = fn(&mut Forger) -> Vec<u8>;
+    let cases: [(&str, Make); 6] = [
+        ("zero-length ciphertext", |_| {
+            b"\x17\x03\x03\x00\x00".to_vec()
+        }),
+        ("a length past the limit", |_| {
+            let mut b = b"\x17\x03\x03\x48\x01".to_vec();
+            b.resize(5 + 0x4801, 0);
+            b
+        }),
+        ("a ciphertext shorter than its tag", |_| {
+            b"\x17\x03\x03\x00\x0f0123456789abcde".to_vec()
+        }),
+        ("other version bytes", |f| {
+            let mut r = f.record(23, b"x");
+            r[2] = 1;
+            r
+        }),
+        ("change_cipher_spec", |f| f.record(20, &[1])),
+        ("a fatal alert", |f| f.record(21, &[2, 40])),
+    ];
+    use provider::cipher_suite as s;
+    for suite in [
+        tls13(),
+        s::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        s::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+    ] {
+        for (what, make) in cases {
+            for step in STEPS {
+                let (got, e) = read_forged(suite, step, move |f| {
+                    let mut b = f.record(23, b"before");
+                    b.extend(make(f));
+                    b.extend(f.record(23, b"after"));
+                    b
+                });
+                assert_eq!(got, b"before", "{suite:?}, {what}, reads of {step}");
+                assert!(e.is_some(), "{suite:?}, {what}, reads of {step}: no error");
+                tls_error(&e);
+            }
+        }
+    }
+}
+
+#[test]
+fn tls12_refuses_renegotiation_and_passes_warnings() {
+    let suite = provider::cipher_suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256;
+    for step in STEPS {
+        let (got, e) = read_forged(suite, step, |f| {
+            // A warning (no_renegotiation), then a hello request.
+            let mut b = f.record(21, &[1, 100]);
+            b.extend(f.record(23, b"data"));
+            b.extend(f.record(22, &[0, 0, 0, 0]));
+            b.extend(f.record(23, b"after"));
+            b
+        });
+        assert_eq!(got, b"data", "reads of {step}");
+        assert!(e.is_some(), "reads of {step}: no error");
+    }
+}

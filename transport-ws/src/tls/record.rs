@@ -766,15 +766,17 @@ fn open_record(
                     src..,
                 )
                 .map_err(|_| rustls::Error::DecryptError)?;
-            // The inner plaintext: content, the type, zero padding.
+            // The inner plaintext: content, the type, zero padding, in
+            // all at most 2^14 + 1 bytes (RFC 8446 §5.4: padding does not
+            // stretch a record past that).
+            if plain.len() > MAX_PLAIN + 1 {
+                return Err(rustls::Error::PeerSentOversizedRecord);
+            }
             let Some(at) = plain.iter().rposition(|&b| b != 0) else {
                 return Err(rustls::Error::General(
                     "a TLS 1.3 record without a content type".into(),
                 ));
             };
-            if at > MAX_PLAIN {
-                return Err(rustls::Error::PeerSentOversizedRecord);
-            }
             Ok((plain[at], at))
         }
         Layout::Tls12Gcm | Layout::Tls12Chacha => {

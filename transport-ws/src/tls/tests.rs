@@ -831,3 +831,21 @@ fn tls12_refuses_renegotiation_and_passes_warnings() {
         assert!(e.is_some(), "reads of {step}: no error");
     }
 }
+
+#[test]
+fn an_inner_plaintext_padded_past_the_limit_is_refused() {
+    for step in STEPS {
+        let (got, e) = read_forged(tls13(), step, |f| {
+            // 2^14 bytes of content, its type and a byte of padding: one
+            // byte more than RFC 8446 §5.4 allows (2^14 + 1).
+            let mut inner = vec![7; 1 << 14];
+            inner.extend_from_slice(&[23, 0]);
+            f.inner(&inner)
+        });
+        assert!(got.is_empty(), "reads of {step}: {} bytes", got.len());
+        assert!(
+            tls_error(&e).contains("PeerSentOversizedRecord"),
+            "reads of {step}: {e:?}"
+        );
+    }
+}

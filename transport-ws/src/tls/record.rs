@@ -524,6 +524,7 @@ impl TlsStream {
             Err(e) => return Err(self.fail(AlertDescription::BadRecordMac, e)),
         };
         self.rx.advance()?;
+        self.not_inside_handshake(typ)?;
         if typ == u8::from(ContentType::ApplicationData) {
             self.plain = (body, body + n);
         } else {
@@ -572,7 +573,11 @@ impl TlsStream {
                     break;
                 }
             };
-            if let Err(e) = self.rx.advance() {
+            if let Err(e) = self
+                .rx
+                .advance()
+                .and_then(|()| self.not_inside_handshake(typ))
+            {
                 error = Some(e);
                 break;
             }
@@ -597,6 +602,18 @@ impl TlsStream {
             None if self.peer_closed => Ok(Direct::Eof),
             None => Ok(Direct::Nothing),
         }
+    }
+
+    /// A handshake message in pieces is not interleaved with other records
+    /// (RFC 8446 §5.1).
+    fn not_inside_handshake(&mut self, typ: u8) -> io::Result<()> {
+        if self.hs.is_empty() || typ == u8::from(ContentType::Handshake) {
+            return Ok(());
+        }
+        let e = rustls::Error::General(format!(
+            "a TLS record of type {typ} inside a fragmented handshake message"
+        ));
+        Err(self.fail(AlertDescription::UnexpectedMessage, e))
     }
 
     /// A record other than application data: an alert or a handshake message.
@@ -641,6 +658,11 @@ impl TlsStream {
         if self.layout != Layout::Tls13 {
             let e = rustls::Error::General("renegotiation is not supported".into());
             return Err(self.fail(AlertDescription::NoRenegotiation, e));
+        }
+        // RFC 8446 §5.1: no zero-length fragments of handshake messages.
+        if data.is_empty() {
+            let e = rustls::Error::General("an empty TLS handshake record".into());
+            return Err(self.fail(AlertDescription::UnexpectedMessage, e));
         }
         self.hs.extend_from_slice(data);
         loop {

@@ -849,3 +849,38 @@ fn an_inner_plaintext_padded_past_the_limit_is_refused() {
         );
     }
 }
+
+#[test]
+fn other_records_inside_a_fragmented_handshake_message_are_refused() {
+    type Make = fn(&mut Forger) -> Vec<u8>;
+    let cases: [(&str, Make); 3] = [
+        ("application data", |f| f.record(23, b"in between")),
+        ("an alert", |f| f.record(21, &[1, 0])),
+        ("a zero-length handshake record", |f| f.record(22, &[])),
+    ];
+    for (what, make) in cases {
+        for step in STEPS {
+            let (got, e) = read_forged(tls13(), step, move |f| {
+                let mut b = f.record(23, b"before");
+                // The first two bytes of a key update, then something else.
+                b.extend(f.record(22, &[24, 0]));
+                b.extend(make(f));
+                b.extend(f.record(22, &[0, 1, 0]));
+                b.extend(f.record(23, b"after"));
+                b
+            });
+            assert_eq!(got, b"before", "{what}, reads of {step}");
+            assert!(e.is_some(), "{what}, reads of {step}: no error");
+            tls_error(&e);
+        }
+    }
+    // Nor does a zero-length handshake record pass on its own.
+    for step in STEPS {
+        let (got, e) = read_forged(tls13(), step, |f| {
+            let mut b = f.record(22, &[]);
+            b.extend(f.record(23, b"after"));
+            b
+        });
+        assert!(got.is_empty() && e.is_some(), "reads of {step}: {got:?}");
+    }
+}

@@ -126,7 +126,8 @@ impl Keys {
         n
     }
 
-    /// Count a record; a sequence number never repeats (so neither does a nonce).
+    /// Count a record; a sequence number never repeats (so neither does a
+    /// nonce): past the last one, every later call fails too.
     fn advance(&mut self) -> io::Result<()> {
         self.seq = self.seq.checked_add(1).ok_or_else(|| {
             fatal(rustls::Error::General(
@@ -274,6 +275,14 @@ impl TlsStream {
         self.tx_limit = self.tx.seq + records;
     }
 
+    /// Pretend our sequence numbers are used up but for the last one (and
+    /// the cipher has no limit before).
+    #[cfg(test)]
+    pub(crate) fn exhaust_sequence(&mut self) {
+        self.tx.seq = u64::MAX;
+        self.tx_limit = u64::MAX;
+    }
+
     /// Bytes of sealed records the socket has not taken yet.
     pub(crate) fn buffered(&self) -> usize {
         self.out.len() - self.sent
@@ -311,14 +320,19 @@ impl TlsStream {
 
     /// Append one record of type `typ` to the outgoing buffer, its
     /// plaintext appended by `fill`, and seal it in place.
+    ///
+    /// The record's sequence number is taken before anything is sealed:
+    /// whatever happens next, no other record is sealed with its nonce.
     fn seal(&mut self, typ: u8, fill: impl FnOnce(&mut Vec<u8>)) -> io::Result<()> {
+        let seq = self.tx.seq;
+        let nonce = self.tx.nonce();
+        self.tx.advance()?;
         let at = self.out.len();
         let outer = match self.layout {
             Layout::Tls13 => u8::from(ContentType::ApplicationData),
             _ => typ,
         };
         self.out.extend_from_slice(&[outer, 3, 3, 0, 0]);
-        let nonce = self.tx.nonce();
         if self.layout == Layout::Tls12Gcm {
             self.out.extend_from_slice(&nonce[4..]);
         }
@@ -338,7 +352,7 @@ impl TlsStream {
                 &aad[..5]
             }
             _ => {
-                aad[..8].copy_from_slice(&self.tx.seq.to_be_bytes());
+                aad[..8].copy_from_slice(&seq.to_be_bytes());
                 aad[8..11].copy_from_slice(&[typ, 3, 3]);
                 aad[11..].copy_from_slice(&(plain_len as u16).to_be_bytes());
                 &aad
@@ -352,7 +366,7 @@ impl TlsStream {
         match sealed {
             Ok(tag) => {
                 self.out.extend_from_slice(tag.as_ref());
-                self.tx.advance()
+                Ok(())
             }
             Err(_) => {
                 self.out.truncate(at);
@@ -381,6 +395,7 @@ impl TlsStream {
     /// Send a key update (queued first in the outgoing buffer) and seal
     /// what follows with new keys; `request`: ask the peer to update its own.
     pub(crate) fn update_keys(&mut self, request: bool) -> io::Result<()> {
+        self.check()?;
         if self.layout != Layout::Tls13 {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
@@ -593,6 +608,9 @@ impl TlsStream {
             self.inbox[..rest.len()].copy_from_slice(rest);
             (self.start, self.end) = (0, rest.len());
         }
+        if let Some(e) = &error {
+            self.stick(e);
+        }
         if filled > 0 {
             // An error comes with the next read (it is kept in `failed`).
             return Ok(Direct::Data(filled));
@@ -614,6 +632,19 @@ impl TlsStream {
             "a TLS record of type {typ} inside a fragmented handshake message"
         ));
         Err(self.fail(AlertDescription::UnexpectedMessage, e))
+    }
+
+    /// Keep a fatal error of the record layer (of kind `InvalidData`; not
+    /// the socket's) for every later call, however it arose.
+    fn stick(&mut self, e: &io::Error) {
+        if self.failed.is_none() && e.kind() == io::ErrorKind::InvalidData {
+            let inner = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>());
+            self.failed = Some(
+                inner
+                    .cloned()
+                    .unwrap_or_else(|| rustls::Error::General(e.to_string())),
+            );
+        }
     }
 
     /// A record other than application data: an alert or a handshake message.
@@ -837,13 +868,13 @@ fn open_record(
     }
 }
 
-impl Read for TlsStream {
+impl TlsStream {
     /// Fills as much of `buf` as the records already read give, reading
     /// the socket (once) only when there is nothing at all to return. A
     /// large `buf` with nothing at hand is read into directly (see
     /// [`TlsStream::read_direct`]); bytes of `buf` past what is returned
     /// may have been written.
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+    fn read_records(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
         }
@@ -882,7 +913,10 @@ impl Read for TlsStream {
                 Ok(false) => {}
                 // What was read before the error is handed over; the error
                 // comes with the next read.
-                Err(_) if filled > 0 => return Ok(filled),
+                Err(e) if filled > 0 => {
+                    self.stick(&e);
+                    return Ok(filled);
+                }
                 Err(e) => return Err(e),
             }
             if filled > 0 || self.peer_closed {
@@ -917,6 +951,18 @@ impl Read for TlsStream {
     }
 }
 
+impl Read for TlsStream {
+    /// See [`TlsStream::read_records`]; an error of the record layer is
+    /// reported again by every later call.
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let r = self.read_records(buf);
+        if let Err(e) = &r {
+            self.stick(e);
+        }
+        r
+    }
+}
+
 impl Write for TlsStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.write_vectored(&[IoSlice::new(buf)])
@@ -927,7 +973,7 @@ impl Write for TlsStream {
         // Earlier records first: until they are out, take nothing more
         // (so what this returns is what the socket is taking).
         self.push()?;
-        let n = self.seal_slices(bufs)?;
+        let n = self.seal_slices(bufs).inspect_err(|e| self.stick(e))?;
         // Hand the socket what it takes now; what it does not stays
         // buffered for the next write or flush (which report a broken socket).
         let _ = self.push();

@@ -884,3 +884,43 @@ fn other_records_inside_a_fragmented_handshake_message_are_refused() {
         assert!(got.is_empty() && e.is_some(), "reads of {step}: {got:?}");
     }
 }
+
+#[test]
+fn used_up_sequence_numbers_seal_nothing_more_and_fail_for_good() {
+    let certs = certs();
+    let suite = provider::cipher_suite::TLS13_CHACHA20_POLY1305_SHA256;
+    let (l, port) = listener();
+    let scfg = server_cfg(&certs, Some(suite));
+    let peer = thread::spawn(move || {
+        let (sock, _) = l.accept().unwrap();
+        timeouts(&sock);
+        let mut s = StreamOwned::new(ServerConnection::new(scfg).unwrap(), sock);
+        let mut got = Vec::new();
+        let _ = s.read_to_end(&mut got);
+        got
+    });
+    let mut ours = our_client(&client_cfg(&certs, Some(suite)), port);
+    ours.write_all(b"first").unwrap();
+    ours.flush().unwrap();
+    ours.exhaust_sequence();
+    // The last sequence number is never used: the key update due there
+    // is not sealed (a record sealed but not counted would be sealed
+    // again with the same nonce), and the connection stays failed.
+    let e = ours.write(b"second").unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+    assert!(e.to_string().contains("exhausted"), "{e}");
+    assert_eq!(
+        ours.buffered(),
+        0,
+        "a record was sealed past the last number"
+    );
+    assert!(ours.write(b"third").is_err());
+    assert!(ours.flush().is_err());
+    assert!(ours.update_keys(false).is_err());
+    assert_eq!(ours.buffered(), 0);
+    let mut b = [0u8; 16];
+    assert!(ours.read(&mut b).is_err());
+    drop(ours);
+    let got = peer.join().unwrap();
+    assert_eq!(got, b"first");
+}

@@ -34,6 +34,9 @@ use crate::error::Error;
 
 mod record;
 
+#[cfg(feature = "fuzzing")]
+pub use record::fuzzing;
+
 use record::{Kernel, TlsStream};
 
 /// The first byte of a TLS handshake record (a ClientHello).

@@ -143,6 +143,9 @@ impl Keys {
 pub(super) enum Kernel {
     Client(KernelConnection<ClientConnectionData>),
     Server(KernelConnection<ServerConnectionData>),
+    /// Keys of the fuzz target's making (see [`fuzzing`]).
+    #[cfg(feature = "fuzzing")]
+    Fuzz(fuzzing::FakeKernel),
 }
 
 impl Kernel {
@@ -150,6 +153,8 @@ impl Kernel {
         match self {
             Kernel::Client(k) => k.protocol_version(),
             Kernel::Server(k) => k.protocol_version(),
+            #[cfg(feature = "fuzzing")]
+            Kernel::Fuzz(k) => k.suite.version().version,
         }
     }
 
@@ -157,6 +162,8 @@ impl Kernel {
         match self {
             Kernel::Client(k) => k.negotiated_cipher_suite(),
             Kernel::Server(k) => k.negotiated_cipher_suite(),
+            #[cfg(feature = "fuzzing")]
+            Kernel::Fuzz(k) => k.suite,
         }
     }
 
@@ -164,6 +171,8 @@ impl Kernel {
         match self {
             Kernel::Client(k) => k.update_tx_secret(),
             Kernel::Server(k) => k.update_tx_secret(),
+            #[cfg(feature = "fuzzing")]
+            Kernel::Fuzz(k) => Ok(k.next(false)),
         }
     }
 
@@ -171,6 +180,8 @@ impl Kernel {
         match self {
             Kernel::Client(k) => k.update_rx_secret(),
             Kernel::Server(k) => k.update_rx_secret(),
+            #[cfg(feature = "fuzzing")]
+            Kernel::Fuzz(k) => Ok(k.next(true)),
         }
     }
 }
@@ -718,6 +729,13 @@ impl TlsStream {
                         Kernel::Server(_) => Err(rustls::Error::General(
                             "a session ticket from a client".into(),
                         )),
+                        // Taken as a client would, unread.
+                        #[cfg(feature = "fuzzing")]
+                        Kernel::Fuzz(k) if k.client => Ok(()),
+                        #[cfg(feature = "fuzzing")]
+                        Kernel::Fuzz(_) => Err(rustls::Error::General(
+                            "a session ticket from a client".into(),
+                        )),
                     };
                     if let Err(e) = done {
                         return Err(self.fail(AlertDescription::UnexpectedMessage, e));
@@ -999,5 +1017,82 @@ impl Drop for TlsStream {
             let _ = self.sock.set_nonblocking(true);
             let _ = self.sock.write(&self.out[self.sent..]);
         }
+    }
+}
+
+/// The record layer on input of a fuzz target's making (feature
+/// `fuzzing`): a stream as after a handshake, with keys known to the
+/// target, so that what it seals passes the tag check. Not an API.
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing {
+    use super::*;
+    use rustls::crypto::cipher::{AeadKey, Iv};
+    use rustls::crypto::ring::cipher_suite as cs;
+
+    /// What stands for rustls' kernel connection: key generations.
+    pub(crate) struct FakeKernel {
+        pub(super) suite: SupportedCipherSuite,
+        pub(super) client: bool,
+        rx: u8,
+        tx: u8,
+    }
+
+    impl FakeKernel {
+        /// The next generation's keys (a key update), sequence numbers from 0.
+        pub(super) fn next(&mut self, rx: bool) -> (u64, ConnectionTrafficSecrets) {
+            let g = if rx { &mut self.rx } else { &mut self.tx };
+            *g = g.wrapping_add(1);
+            (0, secrets(self.suite, *g))
+        }
+    }
+
+    /// The suites a fuzz input picks from (`suite % 4`).
+    pub const SUITES: [SupportedCipherSuite; 4] = [
+        cs::TLS13_AES_256_GCM_SHA384,
+        cs::TLS13_CHACHA20_POLY1305_SHA256,
+        cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        cs::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+    ];
+
+    /// The key and IV of generation `g`: the first (0) of both directions,
+    /// then one more each key update.
+    pub fn keys(g: u8) -> ([u8; 32], [u8; 12]) {
+        ([g ^ 0x5a; 32], [g.wrapping_mul(3) ^ 0xa5; 12])
+    }
+
+    fn secrets(suite: SupportedCipherSuite, g: u8) -> ConnectionTrafficSecrets {
+        let (key, iv) = keys(g);
+        let (key, iv) = (AeadKey::from(key), Iv::new(iv));
+        if suite.suite() == cs::TLS13_CHACHA20_POLY1305_SHA256.suite()
+            || suite.suite() == cs::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256.suite()
+        {
+            ConnectionTrafficSecrets::Chacha20Poly1305 { key, iv }
+        } else {
+            ConnectionTrafficSecrets::Aes256Gcm { key, iv }
+        }
+    }
+
+    /// A stream over `sock` as after a handshake of `SUITES[suite % 4]`,
+    /// keys of generation 0 both ways and sequence numbers from 0, as a
+    /// client (which takes session tickets) or a server, with `records`
+    /// read past the handshake.
+    pub fn stream(
+        sock: TcpStream,
+        suite: u8,
+        client: bool,
+        records: &[u8],
+    ) -> io::Result<impl Read + Write> {
+        let suite = SUITES[usize::from(suite % 4)];
+        let secrets = ExtractedSecrets {
+            tx: (0, secrets(suite, 0)),
+            rx: (0, secrets(suite, 0)),
+        };
+        let kernel = Kernel::Fuzz(FakeKernel {
+            suite,
+            client,
+            rx: 0,
+            tx: 0,
+        });
+        TlsStream::new(sock, secrets, kernel, Vec::new(), records)
     }
 }

@@ -547,7 +547,7 @@ impl TlsStream {
         );
         let (typ, n) = match opened {
             Ok(r) => r,
-            Err(e) => return Err(self.fail(AlertDescription::BadRecordMac, e)),
+            Err(e) => return Err(self.fail(refusal(&e), e)),
         };
         self.rx.advance()?;
         self.not_inside_handshake(typ)?;
@@ -595,7 +595,7 @@ impl TlsStream {
             let (typ, plain) = match opened {
                 Ok(r) => r,
                 Err(e) => {
-                    error = Some(self.fail(AlertDescription::BadRecordMac, e));
+                    error = Some(self.fail(refusal(&e), e));
                     break;
                 }
             };
@@ -807,6 +807,17 @@ enum Direct {
     Eof,
     /// Records that were not data (or a partial one): read again.
     Nothing,
+}
+
+/// The alert that answers a record [`open_record`] refused (RFC 8446 §5,
+/// §5.2, §5.4): a tag that does not verify, a record too large, or one
+/// that should not be there.
+fn refusal(e: &rustls::Error) -> AlertDescription {
+    match e {
+        rustls::Error::DecryptError => AlertDescription::BadRecordMac,
+        rustls::Error::PeerSentOversizedRecord => AlertDescription::RecordOverflow,
+        _ => AlertDescription::UnexpectedMessage,
+    }
 }
 
 /// Open the record `header` + `io[src..]` (its body) in place, its

@@ -547,6 +547,29 @@ struct Forger {
     seq: u64,
     tls13: bool,
     gcm12: bool,
+    /// What our side sends: key, IV, sequence number.
+    rx: (ring::aead::LessSafeKey, [u8; 12], u64),
+}
+
+/// A ring key of extracted secrets, its IV, and whether it is AES-GCM.
+fn aead_key(
+    secrets: &rustls::ConnectionTrafficSecrets,
+) -> (ring::aead::LessSafeKey, [u8; 12], bool) {
+    use ring::aead::{self, LessSafeKey, UnboundKey};
+    let (alg, key, iv, gcm) = match secrets {
+        rustls::ConnectionTrafficSecrets::Aes128Gcm { key, iv } => {
+            (&aead::AES_128_GCM, key, iv, true)
+        }
+        rustls::ConnectionTrafficSecrets::Aes256Gcm { key, iv } => {
+            (&aead::AES_256_GCM, key, iv, true)
+        }
+        rustls::ConnectionTrafficSecrets::Chacha20Poly1305 { key, iv } => {
+            (&aead::CHACHA20_POLY1305, key, iv, false)
+        }
+        _ => unreachable!(),
+    };
+    let key = LessSafeKey::new(UnboundKey::new(alg, key.as_ref()).unwrap());
+    (key, iv.as_ref().try_into().unwrap(), gcm)
 }
 
 impl Forger {
@@ -562,28 +585,51 @@ impl Forger {
             conn.write_tls(&mut sock).unwrap();
         }
         let tls13 = conn.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3);
-        let (seq, secrets) = conn.dangerous_extract_secrets().unwrap().tx;
-        use ring::aead::{self, LessSafeKey, UnboundKey};
-        let (alg, key, iv, gcm) = match &secrets {
-            rustls::ConnectionTrafficSecrets::Aes128Gcm { key, iv } => {
-                (&aead::AES_128_GCM, key, iv, true)
-            }
-            rustls::ConnectionTrafficSecrets::Aes256Gcm { key, iv } => {
-                (&aead::AES_256_GCM, key, iv, true)
-            }
-            rustls::ConnectionTrafficSecrets::Chacha20Poly1305 { key, iv } => {
-                (&aead::CHACHA20_POLY1305, key, iv, false)
-            }
-            _ => unreachable!(),
-        };
+        let secrets = conn.dangerous_extract_secrets().unwrap();
+        let (key, iv, gcm) = aead_key(&secrets.tx.1);
+        let (rx_key, rx_iv, _) = aead_key(&secrets.rx.1);
         Forger {
             sock,
-            key: LessSafeKey::new(UnboundKey::new(alg, key.as_ref()).unwrap()),
-            iv: iv.as_ref().try_into().unwrap(),
-            seq,
+            key,
+            iv,
+            seq: secrets.tx.0,
             tls13,
             gcm12: gcm && !tls13,
+            rx: (rx_key, rx_iv, secrets.rx.0),
         }
+    }
+
+    /// The TLS 1.3 records of ours in `bytes`, opened: (type, content),
+    /// up to the first that does not open.
+    fn opened(&mut self, mut bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
+        let mut records = Vec::new();
+        while self.tls13 && bytes.len() >= 5 {
+            let len = usize::from(u16::from_be_bytes([bytes[3], bytes[4]]));
+            if bytes.len() < 5 + len {
+                break;
+            }
+            let (key, iv, seq) = &mut self.rx;
+            let mut nonce = *iv;
+            for (b, s) in nonce[4..].iter_mut().zip(seq.to_be_bytes()) {
+                *b ^= s;
+            }
+            *seq += 1;
+            let aad = ring::aead::Aad::from(<[u8; 5]>::try_from(&bytes[..5]).unwrap());
+            let mut body = bytes[5..5 + len].to_vec();
+            bytes = &bytes[5 + len..];
+            let Ok(plain) = key.open_in_place(
+                ring::aead::Nonce::assume_unique_for_key(nonce),
+                aad,
+                &mut body,
+            ) else {
+                break;
+            };
+            let Some(at) = plain.iter().rposition(|&b| b != 0) else {
+                break;
+            };
+            records.push((plain[at], plain[..at].to_vec()));
+        }
+        records
     }
 
     fn nonce(&self) -> [u8; 12] {
@@ -642,13 +688,14 @@ impl Forger {
 }
 
 /// What our side read on a connection the forger sent `make`'s bytes on:
-/// the data, and the error it ended with (`None`: the end of the stream).
-/// An error must come again on the next read.
+/// the data, and the error it ended with (`None`: the end of the stream),
+/// and (TLS 1.3) the descriptions of the alerts it sent. An error must
+/// come again on the next read.
 fn read_forged(
     suite: SupportedCipherSuite,
     step: usize,
     make: impl FnOnce(&mut Forger) -> Vec<u8> + Send + 'static,
-) -> (Vec<u8>, Option<io::Error>) {
+) -> (Vec<u8>, Option<io::Error>, Vec<u8>) {
     let certs = certs();
     let (l, port) = listener();
     let scfg = server_cfg(&certs, Some(suite));
@@ -656,8 +703,14 @@ fn read_forged(
         let mut f = Forger::accept(&l, scfg);
         // After our side's first record: what comes with the end of the
         // handshake is rustls' to read (TLS 1.2's last flight is the server's).
-        let mut first = [0u8; 64];
-        assert!(f.sock.read(&mut first).unwrap() > 0);
+        let mut first = [0u8; 5];
+        f.sock.read_exact(&mut first).unwrap();
+        let mut first = first.to_vec();
+        first.resize(5 + usize::from(u16::from_be_bytes([first[3], first[4]])), 0);
+        f.sock.read_exact(&mut first[5..]).unwrap();
+        if f.tls13 {
+            assert_eq!(f.opened(&first), [(23, b"ready".to_vec())]);
+        }
         let bytes = make(&mut f);
         f.sock.write_all(&bytes).unwrap();
         let _ = f.sock.shutdown(std::net::Shutdown::Write);
@@ -665,6 +718,12 @@ fn read_forged(
         // does not reset the connection before it read everything.
         let mut sink = Vec::new();
         let _ = f.sock.read_to_end(&mut sink);
+        let opened = f.opened(&sink);
+        opened
+            .into_iter()
+            .filter(|(typ, _)| *typ == 21)
+            .map(|(_, alert)| alert[1])
+            .collect::<Vec<u8>>()
     });
     let mut ours = our_client(&client_cfg(&certs, Some(suite)), port);
     ours.write_all(b"ready").unwrap();
@@ -687,8 +746,7 @@ fn read_forged(
         }
     }
     drop(ours);
-    peer.join().unwrap();
-    (got, end)
+    (got, end, peer.join().unwrap())
 }
 
 /// Small reads (through the inbox) and a large one (opened in the buffer).
@@ -734,7 +792,7 @@ fn malformed_tls13_records_are_fatal_errors() {
     ];
     for (what, make) in cases {
         for step in STEPS {
-            let (got, e) = read_forged(tls13(), step, move |f| {
+            let (got, e, _) = read_forged(tls13(), step, move |f| {
                 let mut b = f.record(23, b"before");
                 b.extend(make(f));
                 b.extend(f.record(23, b"after"));
@@ -754,7 +812,7 @@ fn what_follows_close_notify_is_never_read_and_empty_records_are_data() {
         provider::cipher_suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
     ] {
         for step in STEPS {
-            let (got, e) = read_forged(suite, step, |f| {
+            let (got, e, _) = read_forged(suite, step, |f| {
                 let mut b = f.record(23, b"");
                 b.extend(f.record(23, b"one"));
                 b.extend(f.record(23, b""));
@@ -801,7 +859,7 @@ fn malformed_records_are_fatal_errors_in_every_version() {
     ] {
         for (what, make) in cases {
             for step in STEPS {
-                let (got, e) = read_forged(suite, step, move |f| {
+                let (got, e, _) = read_forged(suite, step, move |f| {
                     let mut b = f.record(23, b"before");
                     b.extend(make(f));
                     b.extend(f.record(23, b"after"));
@@ -819,7 +877,7 @@ fn malformed_records_are_fatal_errors_in_every_version() {
 fn tls12_refuses_renegotiation_and_passes_warnings() {
     let suite = provider::cipher_suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256;
     for step in STEPS {
-        let (got, e) = read_forged(suite, step, |f| {
+        let (got, e, _) = read_forged(suite, step, |f| {
             // A warning (no_renegotiation), then a hello request.
             let mut b = f.record(21, &[1, 100]);
             b.extend(f.record(23, b"data"));
@@ -835,7 +893,7 @@ fn tls12_refuses_renegotiation_and_passes_warnings() {
 #[test]
 fn an_inner_plaintext_padded_past_the_limit_is_refused() {
     for step in STEPS {
-        let (got, e) = read_forged(tls13(), step, |f| {
+        let (got, e, _) = read_forged(tls13(), step, |f| {
             // 2^14 bytes of content, its type and a byte of padding: one
             // byte more than RFC 8446 §5.4 allows (2^14 + 1).
             let mut inner = vec![7; 1 << 14];
@@ -860,7 +918,7 @@ fn other_records_inside_a_fragmented_handshake_message_are_refused() {
     ];
     for (what, make) in cases {
         for step in STEPS {
-            let (got, e) = read_forged(tls13(), step, move |f| {
+            let (got, e, _) = read_forged(tls13(), step, move |f| {
                 let mut b = f.record(23, b"before");
                 // The first two bytes of a key update, then something else.
                 b.extend(f.record(22, &[24, 0]));
@@ -876,7 +934,7 @@ fn other_records_inside_a_fragmented_handshake_message_are_refused() {
     }
     // Nor does a zero-length handshake record pass on its own.
     for step in STEPS {
-        let (got, e) = read_forged(tls13(), step, |f| {
+        let (got, e, _) = read_forged(tls13(), step, |f| {
             let mut b = f.record(22, &[]);
             b.extend(f.record(23, b"after"));
             b
@@ -923,4 +981,44 @@ fn used_up_sequence_numbers_seal_nothing_more_and_fail_for_good() {
     drop(ours);
     let got = peer.join().unwrap();
     assert_eq!(got, b"first");
+}
+
+#[test]
+fn a_refused_record_is_answered_with_the_alert_that_says_why() {
+    type Make = fn(&mut Forger) -> Vec<u8>;
+    // RFC 8446 §5.2, §5.4, §5: bad_record_mac (20), record_overflow (22),
+    // unexpected_message (10).
+    let cases: [(&str, Make, u8); 4] = [
+        (
+            "a bad tag",
+            |f| {
+                let mut r = f.record(23, b"x");
+                r[6] ^= 1;
+                r
+            },
+            20,
+        ),
+        (
+            "padding past the limit",
+            |f| {
+                let mut inner = vec![7; 1 << 14];
+                inner.extend_from_slice(&[23, 0]);
+                f.inner(&inner)
+            },
+            22,
+        ),
+        (
+            "an outer change_cipher_spec",
+            |_| b"\x14\x03\x03\x00\x01\x01".to_vec(),
+            10,
+        ),
+        ("no content type", |f| f.inner(&[0, 0]), 10),
+    ];
+    for (what, make, alert) in cases {
+        for step in STEPS {
+            let (_, e, alerts) = read_forged(tls13(), step, make);
+            assert!(e.is_some(), "{what}, reads of {step}: no error");
+            assert_eq!(alerts, [alert], "{what}, reads of {step}: {e:?}");
+        }
+    }
 }

@@ -742,10 +742,22 @@ impl TlsStream {
                     }
                 }
                 HandshakeType::KeyUpdate => {
-                    // It must end its record (the keys change after it).
-                    if body.len() != 1 || body[0] > 1 || !self.hs.is_empty() {
-                        let e = rustls::Error::General("a malformed TLS key update".into());
-                        return Err(self.fail(AlertDescription::DecodeError, e));
+                    // One byte, 0 or 1 (RFC 8446 §4.6.3), ending its record
+                    // (§5.1: the keys change after it).
+                    let bad = if body.len() != 1 {
+                        Some(AlertDescription::DecodeError)
+                    } else if body[0] > 1 {
+                        Some(AlertDescription::IllegalParameter)
+                    } else if !self.hs.is_empty() {
+                        Some(AlertDescription::UnexpectedMessage)
+                    } else {
+                        None
+                    };
+                    if let Some(alert) = bad {
+                        let e = rustls::Error::General(format!(
+                            "a malformed TLS key update ({alert:?})"
+                        ));
+                        return Err(self.fail(alert, e));
                     }
                     let (seq, secrets) = self
                         .kernel

@@ -1022,3 +1022,29 @@ fn a_refused_record_is_answered_with_the_alert_that_says_why() {
         }
     }
 }
+
+#[test]
+fn a_bad_key_update_is_answered_with_the_alert_rfc_8446_names() {
+    type Make = fn(&mut Forger) -> Vec<u8>;
+    // §4.6.3: a request_update other than 0 or 1 is illegal_parameter
+    // (47); §5.1: a key update not at the end of its record is
+    // unexpected_message (10); a body of another length, decode_error (50).
+    let cases: [(&str, Make, u8); 3] = [
+        ("request_update 2", |f| f.record(22, &[24, 0, 0, 1, 2]), 47),
+        (
+            "not ending its record",
+            |f| f.record(22, &[24, 0, 0, 1, 0, 24]),
+            10,
+        ),
+        (
+            "a body of two bytes",
+            |f| f.record(22, &[24, 0, 0, 2, 0, 0]),
+            50,
+        ),
+    ];
+    for (what, make, alert) in cases {
+        let (_, e, alerts) = read_forged(tls13(), 64, make);
+        assert!(e.is_some(), "{what}: no error");
+        assert_eq!(alerts, [alert], "{what}: {e:?}");
+    }
+}

@@ -280,6 +280,12 @@ impl TlsStream {
         })
     }
 
+    /// The peer's close_notify came with the handshake: the end of the
+    /// stream once the data that came with it is read.
+    pub(super) fn peer_closed(&mut self) {
+        self.peer_closed = true;
+    }
+
     /// Pretend the cipher's confidentiality limit is `records` away.
     #[cfg(test)]
     pub(crate) fn limit_records(&mut self, records: u64) {

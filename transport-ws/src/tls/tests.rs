@@ -1048,3 +1048,60 @@ fn a_bad_key_update_is_answered_with_the_alert_rfc_8446_names() {
         assert_eq!(alerts, [alert], "{what}: {e:?}");
     }
 }
+
+#[test]
+fn data_and_close_notify_with_the_last_handshake_flight_arrive() {
+    let certs = certs();
+    use provider::cipher_suite as s;
+    for suite in [
+        s::TLS13_AES_128_GCM_SHA256,
+        s::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+    ] {
+        let (l, port) = listener();
+        let ccfg = client_cfg(&certs, Some(suite));
+        let peer = thread::spawn(move || {
+            let mut sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            timeouts(&sock);
+            let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+            let mut conn = ClientConnection::new(ccfg, name).unwrap();
+            while conn.is_handshaking() {
+                while conn.wants_write() {
+                    conn.write_tls(&mut sock).unwrap();
+                }
+                conn.read_tls(&mut sock).unwrap();
+                conn.process_new_packets().unwrap();
+            }
+            // The client's Finished (TLS 1.3), data and close_notify: one
+            // flight, one write.
+            conn.writer().write_all(b"request").unwrap();
+            conn.send_close_notify();
+            let mut flight = Vec::new();
+            while conn.wants_write() {
+                conn.write_tls(&mut flight).unwrap();
+            }
+            sock.write_all(&flight).unwrap();
+            let mut s = StreamOwned::new(conn, sock);
+            let mut got = Vec::new();
+            let _ = s.read_to_end(&mut got);
+            got
+        });
+        let (sock, _) = l.accept().unwrap();
+        timeouts(&sock);
+        let mut hs = server_connection(&server_cfg(&certs, Some(suite))).unwrap();
+        drive(&mut hs, &mut &sock).unwrap();
+        let mut ours = stream(hs, sock).unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 64];
+        for _ in 0..100 {
+            match ours.read(&mut buf).unwrap() {
+                0 => break,
+                n => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        assert_eq!(got, b"request", "{suite:?}");
+        ours.write_all(b"answer").unwrap();
+        ours.flush().unwrap();
+        drop(ours);
+        assert_eq!(peer.join().unwrap(), b"answer", "{suite:?}");
+    }
+}

@@ -17,7 +17,8 @@ golden=$root/core/tests/golden
 max_seed=4096
 
 decoder=$out/frame_decoder server=$out/server_session client=$out/client_session
-mkdir -p "$decoder" "$server" "$client"
+tls=$out/tls_records
+mkdir -p "$decoder" "$server" "$client" "$tls"
 
 # ---- msgpack by hand: each function writes its bytes to stdout.
 hex() { local b x; for b in "$@"; do printf -v x '\\x%02x' "$b"; printf "$x"; done; }
@@ -182,4 +183,29 @@ failed() { map 3; str type; str error; str error; str boom; str id; int "$1"; }
   hex 3; framed ok_val 1 0
 } >"$client/session-ids"
 
-echo "seeds in $out: $(ls "$decoder" | wc -l) decoder, $(ls "$server" | wc -l) server, $(ls "$client" | wc -l) client"
+# TLS records (fuzz/fuzz_targets/tls_records.rs): a setup byte (suite,
+# client, records with the handshake), a read size byte, then operations.
+# Data, a key update asked for, more data and close_notify, in each suite
+# and through small reads and a direct one; a full record padded; a
+# session ticket in two pieces; a corrupted record; a cut.
+for suite in 0 1 2 3; do
+  for size in 7 0x80; do
+    {
+      hex $((suite | 4)) $size
+      hex 0 23 5; printf hello
+      hex 3 1
+      hex 1 23 3; printf abc; hex 9
+      hex 0 23 0
+      hex 7 0
+    } >"$tls/data-$suite-$size"
+  done
+  { hex $((suite | 8 | 3 << 4)) 0x80; hex 2 23 0x61 0 0x40 0 0 23 4; printf more; hex 7 9; } \
+    >"$tls/full-$suite"
+done
+{ hex 4 0x80; hex 0 22 2 4 0; hex 0 22 2 0 1; hex 0 22 1 0; hex 0 23 2; printf ok; hex 7 0; } \
+  >"$tls/ticket"
+{ hex 0 16; hex 0 23 2; printf ok; hex 5 4; printf abcd; hex 9 0x10; hex 0 23 2; printf no; } \
+  >"$tls/corrupt"
+{ hex 1 0x80; hex 6 3 0x41 23 0; hex 6 2 0 0; hex 0 21 2 2 40; } >"$tls/inner"
+
+echo "seeds in $out: $(ls "$decoder" | wc -l) decoder, $(ls "$server" | wc -l) server, $(ls "$client" | wc -l) client, $(ls "$tls" | wc -l) tls"

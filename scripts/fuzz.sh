@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fuzz every cargo-fuzz target in fuzz/ (the frame decoder, the server
-# session, the client session), or the TARGETs named, for
+# session, the client session, the TLS record layer), or the TARGETs named, for
 # SECONDS_PER_TARGET seconds each (default 20), from seeds made of the
 # golden frames (fuzz/seeds.sh). Fails when a
 # target crashes; libFuzzer leaves the input that did it in
@@ -20,7 +20,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 secs=${1:-20}
-targets=(frame_decoder server_session client_session)
+targets=(frame_decoder server_session client_session tls_records)
 if [ $# -gt 1 ]; then
   targets=("${@:2}")
 fi

@@ -65,6 +65,12 @@ mod tls;
 pub mod token;
 mod wire;
 
+/// The TLS record layer for the fuzz target `tls_records` (feature
+/// `fuzzing`): not an API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub use tls::fuzzing;
+
 pub use client::Client;
 pub use config::{ClientConfig, ServerConfig};
 pub use error::Error;

@@ -34,6 +34,9 @@ use crate::error::Error;
 
 mod record;
 
+#[cfg(feature = "fuzzing")]
+pub use record::fuzzing;
+
 use record::{Kernel, TlsStream};
 
 /// The first byte of a TLS handshake record (a ClientHello).
@@ -87,6 +90,13 @@ impl Stream {
     pub(crate) fn limit_records(&mut self, records: u64) {
         if let Stream::Tls(t) = self {
             t.limit_records(records);
+        }
+    }
+
+    /// Pretend our TLS sequence numbers are used up.
+    pub(crate) fn exhaust_sequence(&mut self) {
+        if let Stream::Tls(t) = self {
+            t.exhaust_sequence();
         }
     }
 }
@@ -143,6 +153,9 @@ pub(crate) struct Handshake {
     /// Application data that arrived with the handshake (a client's
     /// request right after its Finished).
     early: Vec<u8>,
+    /// close_notify came with the end of the handshake (after the data in
+    /// `early`): the stream starts ended.
+    peer_closed: bool,
     done: bool,
 }
 
@@ -151,6 +164,8 @@ enum Next {
     Again,
     Read,
     Done,
+    /// The peer sent close_notify: the handshake may still be complete.
+    PeerClosed,
 }
 
 impl Handshake {
@@ -162,6 +177,7 @@ impl Handshake {
             out: Vec::new(),
             sent: 0,
             early: Vec::new(),
+            peer_closed: false,
             done: false,
         }
     }
@@ -186,6 +202,14 @@ impl Handshake {
                 Err(io::Error::new(io::ErrorKind::InvalidData, e))
             }
             Err(Failed::Io(e)) => Err(e),
+            // Data and close_notify may follow a client's Finished in one
+            // flight: rustls reads them all before it says the handshake
+            // is done. Anything but done after close_notify is a cut.
+            Ok(Next::PeerClosed) => {
+                self.peer_closed = true;
+                Ok(Next::Again)
+            }
+            Ok(Next::Read) if self.peer_closed => Err(closed_in_handshake()),
             Ok(next) => Ok(next),
         }
     }
@@ -225,16 +249,20 @@ impl Handshake {
             self.inbox.resize(self.inbox.len() * 2, 0);
         }
         match io.read(&mut self.inbox[self.end..])? {
-            0 => Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the peer closed the connection during the TLS handshake",
-            )),
+            0 => Err(closed_in_handshake()),
             n => {
                 self.end += n;
                 Ok(())
             }
         }
     }
+}
+
+fn closed_in_handshake() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "the peer closed the connection during the TLS handshake",
+    )
 }
 
 /// Why a handshake step failed: TLS refused (an alert is due), or the socket.
@@ -322,10 +350,8 @@ fn handle<Data>(
             }
             result
         }
-        ConnectionState::PeerClosed | ConnectionState::Closed => Err(Failed::Io(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "the peer closed the connection during the TLS handshake",
-        ))),
+        ConnectionState::PeerClosed => Ok(Next::PeerClosed),
+        ConnectionState::Closed => Err(Failed::Io(closed_in_handshake())),
         other => Err(Failed::Tls(rustls::Error::General(format!(
             "unexpected TLS state {other:?} during the handshake"
         )))),
@@ -347,7 +373,7 @@ pub(crate) fn server_connection(config: &Arc<rustls::ServerConfig>) -> io::Resul
 pub(crate) fn drive(hs: &mut Handshake, io: &mut (impl Read + Write)) -> io::Result<()> {
     while !hs.done {
         match hs.step(io)? {
-            Next::Again => {}
+            Next::Again | Next::PeerClosed => {}
             Next::Read => hs.fill(io)?,
             Next::Done => hs.done = true,
         }
@@ -371,7 +397,15 @@ pub(crate) fn stream(hs: Handshake, sock: TcpStream) -> io::Result<Stream> {
             (s, Kernel::Server(k))
         }
     };
-    let t = TlsStream::new(sock, secrets, kernel, hs.early, &hs.inbox[..hs.end])?;
+    let records = if hs.peer_closed {
+        &[][..]
+    } else {
+        &hs.inbox[..hs.end]
+    };
+    let mut t = TlsStream::new(sock, secrets, kernel, hs.early, records)?;
+    if hs.peer_closed {
+        t.peer_closed();
+    }
     Ok(Stream::Tls(Box::new(t)))
 }
 

@@ -126,7 +126,8 @@ impl Keys {
         n
     }
 
-    /// Count a record; a sequence number never repeats (so neither does a nonce).
+    /// Count a record; a sequence number never repeats (so neither does a
+    /// nonce): past the last one, every later call fails too.
     fn advance(&mut self) -> io::Result<()> {
         self.seq = self.seq.checked_add(1).ok_or_else(|| {
             fatal(rustls::Error::General(
@@ -142,6 +143,9 @@ impl Keys {
 pub(super) enum Kernel {
     Client(KernelConnection<ClientConnectionData>),
     Server(KernelConnection<ServerConnectionData>),
+    /// Keys of the fuzz target's making (see [`fuzzing`]).
+    #[cfg(feature = "fuzzing")]
+    Fuzz(fuzzing::FakeKernel),
 }
 
 impl Kernel {
@@ -149,6 +153,8 @@ impl Kernel {
         match self {
             Kernel::Client(k) => k.protocol_version(),
             Kernel::Server(k) => k.protocol_version(),
+            #[cfg(feature = "fuzzing")]
+            Kernel::Fuzz(k) => k.suite.version().version,
         }
     }
 
@@ -156,6 +162,8 @@ impl Kernel {
         match self {
             Kernel::Client(k) => k.negotiated_cipher_suite(),
             Kernel::Server(k) => k.negotiated_cipher_suite(),
+            #[cfg(feature = "fuzzing")]
+            Kernel::Fuzz(k) => k.suite,
         }
     }
 
@@ -163,6 +171,8 @@ impl Kernel {
         match self {
             Kernel::Client(k) => k.update_tx_secret(),
             Kernel::Server(k) => k.update_tx_secret(),
+            #[cfg(feature = "fuzzing")]
+            Kernel::Fuzz(k) => Ok(k.next(false)),
         }
     }
 
@@ -170,6 +180,8 @@ impl Kernel {
         match self {
             Kernel::Client(k) => k.update_rx_secret(),
             Kernel::Server(k) => k.update_rx_secret(),
+            #[cfg(feature = "fuzzing")]
+            Kernel::Fuzz(k) => Ok(k.next(true)),
         }
     }
 }
@@ -268,10 +280,24 @@ impl TlsStream {
         })
     }
 
+    /// The peer's close_notify came with the handshake: the end of the
+    /// stream once the data that came with it is read.
+    pub(super) fn peer_closed(&mut self) {
+        self.peer_closed = true;
+    }
+
     /// Pretend the cipher's confidentiality limit is `records` away.
     #[cfg(test)]
     pub(crate) fn limit_records(&mut self, records: u64) {
         self.tx_limit = self.tx.seq + records;
+    }
+
+    /// Pretend our sequence numbers are used up but for the last one (and
+    /// the cipher has no limit before).
+    #[cfg(test)]
+    pub(crate) fn exhaust_sequence(&mut self) {
+        self.tx.seq = u64::MAX;
+        self.tx_limit = u64::MAX;
     }
 
     /// Bytes of sealed records the socket has not taken yet.
@@ -311,14 +337,19 @@ impl TlsStream {
 
     /// Append one record of type `typ` to the outgoing buffer, its
     /// plaintext appended by `fill`, and seal it in place.
+    ///
+    /// The record's sequence number is taken before anything is sealed:
+    /// whatever happens next, no other record is sealed with its nonce.
     fn seal(&mut self, typ: u8, fill: impl FnOnce(&mut Vec<u8>)) -> io::Result<()> {
+        let seq = self.tx.seq;
+        let nonce = self.tx.nonce();
+        self.tx.advance()?;
         let at = self.out.len();
         let outer = match self.layout {
             Layout::Tls13 => u8::from(ContentType::ApplicationData),
             _ => typ,
         };
         self.out.extend_from_slice(&[outer, 3, 3, 0, 0]);
-        let nonce = self.tx.nonce();
         if self.layout == Layout::Tls12Gcm {
             self.out.extend_from_slice(&nonce[4..]);
         }
@@ -338,7 +369,7 @@ impl TlsStream {
                 &aad[..5]
             }
             _ => {
-                aad[..8].copy_from_slice(&self.tx.seq.to_be_bytes());
+                aad[..8].copy_from_slice(&seq.to_be_bytes());
                 aad[8..11].copy_from_slice(&[typ, 3, 3]);
                 aad[11..].copy_from_slice(&(plain_len as u16).to_be_bytes());
                 &aad
@@ -352,7 +383,7 @@ impl TlsStream {
         match sealed {
             Ok(tag) => {
                 self.out.extend_from_slice(tag.as_ref());
-                self.tx.advance()
+                Ok(())
             }
             Err(_) => {
                 self.out.truncate(at);
@@ -381,6 +412,7 @@ impl TlsStream {
     /// Send a key update (queued first in the outgoing buffer) and seal
     /// what follows with new keys; `request`: ask the peer to update its own.
     pub(crate) fn update_keys(&mut self, request: bool) -> io::Result<()> {
+        self.check()?;
         if self.layout != Layout::Tls13 {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
@@ -521,9 +553,10 @@ impl TlsStream {
         );
         let (typ, n) = match opened {
             Ok(r) => r,
-            Err(e) => return Err(self.fail(AlertDescription::BadRecordMac, e)),
+            Err(e) => return Err(self.fail(refusal(&e), e)),
         };
         self.rx.advance()?;
+        self.not_inside_handshake(typ)?;
         if typ == u8::from(ContentType::ApplicationData) {
             self.plain = (body, body + n);
         } else {
@@ -568,11 +601,15 @@ impl TlsStream {
             let (typ, plain) = match opened {
                 Ok(r) => r,
                 Err(e) => {
-                    error = Some(self.fail(AlertDescription::BadRecordMac, e));
+                    error = Some(self.fail(refusal(&e), e));
                     break;
                 }
             };
-            if let Err(e) = self.rx.advance() {
+            if let Err(e) = self
+                .rx
+                .advance()
+                .and_then(|()| self.not_inside_handshake(typ))
+            {
                 error = Some(e);
                 break;
             }
@@ -588,6 +625,9 @@ impl TlsStream {
             self.inbox[..rest.len()].copy_from_slice(rest);
             (self.start, self.end) = (0, rest.len());
         }
+        if let Some(e) = &error {
+            self.stick(e);
+        }
         if filled > 0 {
             // An error comes with the next read (it is kept in `failed`).
             return Ok(Direct::Data(filled));
@@ -596,6 +636,31 @@ impl TlsStream {
             Some(e) => Err(e),
             None if self.peer_closed => Ok(Direct::Eof),
             None => Ok(Direct::Nothing),
+        }
+    }
+
+    /// A handshake message in pieces is not interleaved with other records
+    /// (RFC 8446 §5.1).
+    fn not_inside_handshake(&mut self, typ: u8) -> io::Result<()> {
+        if self.hs.is_empty() || typ == u8::from(ContentType::Handshake) {
+            return Ok(());
+        }
+        let e = rustls::Error::General(format!(
+            "a TLS record of type {typ} inside a fragmented handshake message"
+        ));
+        Err(self.fail(AlertDescription::UnexpectedMessage, e))
+    }
+
+    /// Keep a fatal error of the record layer (of kind `InvalidData`; not
+    /// the socket's) for every later call, however it arose.
+    fn stick(&mut self, e: &io::Error) {
+        if self.failed.is_none() && e.kind() == io::ErrorKind::InvalidData {
+            let inner = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>());
+            self.failed = Some(
+                inner
+                    .cloned()
+                    .unwrap_or_else(|| rustls::Error::General(e.to_string())),
+            );
         }
     }
 
@@ -642,6 +707,11 @@ impl TlsStream {
             let e = rustls::Error::General("renegotiation is not supported".into());
             return Err(self.fail(AlertDescription::NoRenegotiation, e));
         }
+        // RFC 8446 §5.1: no zero-length fragments of handshake messages.
+        if data.is_empty() {
+            let e = rustls::Error::General("an empty TLS handshake record".into());
+            return Err(self.fail(AlertDescription::UnexpectedMessage, e));
+        }
         self.hs.extend_from_slice(data);
         loop {
             if self.hs.len() < 4 {
@@ -665,16 +735,35 @@ impl TlsStream {
                         Kernel::Server(_) => Err(rustls::Error::General(
                             "a session ticket from a client".into(),
                         )),
+                        // Taken as a client would, unread.
+                        #[cfg(feature = "fuzzing")]
+                        Kernel::Fuzz(k) if k.client => Ok(()),
+                        #[cfg(feature = "fuzzing")]
+                        Kernel::Fuzz(_) => Err(rustls::Error::General(
+                            "a session ticket from a client".into(),
+                        )),
                     };
                     if let Err(e) = done {
                         return Err(self.fail(AlertDescription::UnexpectedMessage, e));
                     }
                 }
                 HandshakeType::KeyUpdate => {
-                    // It must end its record (the keys change after it).
-                    if body.len() != 1 || body[0] > 1 || !self.hs.is_empty() {
-                        let e = rustls::Error::General("a malformed TLS key update".into());
-                        return Err(self.fail(AlertDescription::DecodeError, e));
+                    // One byte, 0 or 1 (RFC 8446 §4.6.3), ending its record
+                    // (§5.1: the keys change after it).
+                    let bad = if body.len() != 1 {
+                        Some(AlertDescription::DecodeError)
+                    } else if body[0] > 1 {
+                        Some(AlertDescription::IllegalParameter)
+                    } else if !self.hs.is_empty() {
+                        Some(AlertDescription::UnexpectedMessage)
+                    } else {
+                        None
+                    };
+                    if let Some(alert) = bad {
+                        let e = rustls::Error::General(format!(
+                            "a malformed TLS key update ({alert:?})"
+                        ));
+                        return Err(self.fail(alert, e));
                     }
                     let (seq, secrets) = self
                         .kernel
@@ -738,6 +827,17 @@ enum Direct {
     Nothing,
 }
 
+/// The alert that answers a record [`open_record`] refused (RFC 8446 §5,
+/// §5.2, §5.4): a tag that does not verify, a record too large, or one
+/// that should not be there.
+fn refusal(e: &rustls::Error) -> AlertDescription {
+    match e {
+        rustls::Error::DecryptError => AlertDescription::BadRecordMac,
+        rustls::Error::PeerSentOversizedRecord => AlertDescription::RecordOverflow,
+        _ => AlertDescription::UnexpectedMessage,
+    }
+}
+
 /// Open the record `header` + `io[src..]` (its body) in place, its
 /// plaintext moved to the start of `io`: its content type and the
 /// plaintext's length.
@@ -766,15 +866,17 @@ fn open_record(
                     src..,
                 )
                 .map_err(|_| rustls::Error::DecryptError)?;
-            // The inner plaintext: content, the type, zero padding.
+            // The inner plaintext: content, the type, zero padding, in
+            // all at most 2^14 + 1 bytes (RFC 8446 §5.4: padding does not
+            // stretch a record past that).
+            if plain.len() > MAX_PLAIN + 1 {
+                return Err(rustls::Error::PeerSentOversizedRecord);
+            }
             let Some(at) = plain.iter().rposition(|&b| b != 0) else {
                 return Err(rustls::Error::General(
                     "a TLS 1.3 record without a content type".into(),
                 ));
             };
-            if at > MAX_PLAIN {
-                return Err(rustls::Error::PeerSentOversizedRecord);
-            }
             Ok((plain[at], at))
         }
         Layout::Tls12Gcm | Layout::Tls12Chacha => {
@@ -813,13 +915,13 @@ fn open_record(
     }
 }
 
-impl Read for TlsStream {
+impl TlsStream {
     /// Fills as much of `buf` as the records already read give, reading
     /// the socket (once) only when there is nothing at all to return. A
     /// large `buf` with nothing at hand is read into directly (see
     /// [`TlsStream::read_direct`]); bytes of `buf` past what is returned
     /// may have been written.
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+    fn read_records(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
         }
@@ -858,7 +960,10 @@ impl Read for TlsStream {
                 Ok(false) => {}
                 // What was read before the error is handed over; the error
                 // comes with the next read.
-                Err(_) if filled > 0 => return Ok(filled),
+                Err(e) if filled > 0 => {
+                    self.stick(&e);
+                    return Ok(filled);
+                }
                 Err(e) => return Err(e),
             }
             if filled > 0 || self.peer_closed {
@@ -893,6 +998,18 @@ impl Read for TlsStream {
     }
 }
 
+impl Read for TlsStream {
+    /// See [`TlsStream::read_records`]; an error of the record layer is
+    /// reported again by every later call.
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let r = self.read_records(buf);
+        if let Err(e) = &r {
+            self.stick(e);
+        }
+        r
+    }
+}
+
 impl Write for TlsStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.write_vectored(&[IoSlice::new(buf)])
@@ -903,7 +1020,7 @@ impl Write for TlsStream {
         // Earlier records first: until they are out, take nothing more
         // (so what this returns is what the socket is taking).
         self.push()?;
-        let n = self.seal_slices(bufs)?;
+        let n = self.seal_slices(bufs).inspect_err(|e| self.stick(e))?;
         // Hand the socket what it takes now; what it does not stays
         // buffered for the next write or flush (which report a broken socket).
         let _ = self.push();
@@ -929,5 +1046,82 @@ impl Drop for TlsStream {
             let _ = self.sock.set_nonblocking(true);
             let _ = self.sock.write(&self.out[self.sent..]);
         }
+    }
+}
+
+/// The record layer on input of a fuzz target's making (feature
+/// `fuzzing`): a stream as after a handshake, with keys known to the
+/// target, so that what it seals passes the tag check. Not an API.
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing {
+    use super::*;
+    use rustls::crypto::cipher::{AeadKey, Iv};
+    use rustls::crypto::ring::cipher_suite as cs;
+
+    /// What stands for rustls' kernel connection: key generations.
+    pub(crate) struct FakeKernel {
+        pub(super) suite: SupportedCipherSuite,
+        pub(super) client: bool,
+        rx: u8,
+        tx: u8,
+    }
+
+    impl FakeKernel {
+        /// The next generation's keys (a key update), sequence numbers from 0.
+        pub(super) fn next(&mut self, rx: bool) -> (u64, ConnectionTrafficSecrets) {
+            let g = if rx { &mut self.rx } else { &mut self.tx };
+            *g = g.wrapping_add(1);
+            (0, secrets(self.suite, *g))
+        }
+    }
+
+    /// The suites a fuzz input picks from (`suite % 4`).
+    pub const SUITES: [SupportedCipherSuite; 4] = [
+        cs::TLS13_AES_256_GCM_SHA384,
+        cs::TLS13_CHACHA20_POLY1305_SHA256,
+        cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        cs::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+    ];
+
+    /// The key and IV of generation `g`: the first (0) of both directions,
+    /// then one more each key update.
+    pub fn keys(g: u8) -> ([u8; 32], [u8; 12]) {
+        ([g ^ 0x5a; 32], [g.wrapping_mul(3) ^ 0xa5; 12])
+    }
+
+    fn secrets(suite: SupportedCipherSuite, g: u8) -> ConnectionTrafficSecrets {
+        let (key, iv) = keys(g);
+        let (key, iv) = (AeadKey::from(key), Iv::new(iv));
+        if suite.suite() == cs::TLS13_CHACHA20_POLY1305_SHA256.suite()
+            || suite.suite() == cs::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256.suite()
+        {
+            ConnectionTrafficSecrets::Chacha20Poly1305 { key, iv }
+        } else {
+            ConnectionTrafficSecrets::Aes256Gcm { key, iv }
+        }
+    }
+
+    /// A stream over `sock` as after a handshake of `SUITES[suite % 4]`,
+    /// keys of generation 0 both ways and sequence numbers from 0, as a
+    /// client (which takes session tickets) or a server, with `records`
+    /// read past the handshake.
+    pub fn stream(
+        sock: TcpStream,
+        suite: u8,
+        client: bool,
+        records: &[u8],
+    ) -> io::Result<impl Read + Write> {
+        let suite = SUITES[usize::from(suite % 4)];
+        let secrets = ExtractedSecrets {
+            tx: (0, secrets(suite, 0)),
+            rx: (0, secrets(suite, 0)),
+        };
+        let kernel = Kernel::Fuzz(FakeKernel {
+            suite,
+            client,
+            rx: 0,
+            tx: 0,
+        });
+        TlsStream::new(sock, secrets, kernel, Vec::new(), records)
     }
 }

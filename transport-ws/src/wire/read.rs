@@ -3,7 +3,8 @@
 //! A message's payload goes into a buffer of exactly its size, allocated
 //! fallibly once its header is read and refused before any allocation when
 //! it is over the limit. Large payloads are read from the socket straight
-//! into that buffer and unmasked there in cache-sized pieces; small frames
+//! into that buffer and unmasked there in cache-sized pieces (a zero-keyed
+//! one, as unmasked, in large pieces and left as it is); small frames
 //! and headers come through a small fixed buffer. Nothing is kept between
 //! messages but that small buffer, so a 1 GiB message leaves nothing behind
 //! once its bytes are dropped.

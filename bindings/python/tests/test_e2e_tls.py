@@ -291,3 +291,65 @@ def test_the_tls_files_may_come_from_the_server_variables(lab: Dict[str, Path]) 
     finally:
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=BOUND)
+
+
+def test_a_signal_during_the_tls_handshake_does_not_fail_the_connect(tls_server: Any, lab: Dict[str, Path]) -> None:
+    """A handled signal (a profiler's timer, SIGUSR1) that interrupts the
+    client's wait for the server's TLS answer: connect reads again, as over
+    plain ws:// (it failed with 'Interrupted system call')."""
+    import signal
+    import socket
+    import time
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals are delivered to the main thread")
+    main = threading.main_thread().ident
+    handled = threading.Event()
+    # A relay to the server that holds the ClientHello back until the
+    # client, waiting for the answer, has been sent a signal.
+    relay = socket.socket()
+    relay.bind((HOST, 0))
+    relay.listen(1)
+
+    def pipe(a: socket.socket, b: socket.socket) -> None:
+        try:
+            while True:
+                data = a.recv(1 << 16)
+                if not data:
+                    break
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def serve() -> None:
+        relay.settimeout(BOUND)
+        client, _ = relay.accept()
+        client.settimeout(BOUND)
+        hello = client.recv(1 << 16)  # the ClientHello: the client now waits
+        time.sleep(0.2)
+        signal.pthread_kill(main, signal.SIGUSR1)
+        # Python runs the handler only once connect returns; the read the
+        # signal interrupted is over by now.
+        time.sleep(0.3)
+        upstream = socket.create_connection((HOST, tls_server.port), timeout=BOUND)
+        upstream.sendall(hello)
+        threading.Thread(target=pipe, args=(client, upstream), daemon=True).start()
+        pipe(upstream, client)
+
+    old = signal.signal(signal.SIGUSR1, lambda *_: handled.set())
+    relayer = threading.Thread(target=serve, daemon=True)
+    relayer.start()
+    try:
+        url = f"wss://{HOST}:{relay.getsockname()[1]}"
+        with simplerpc.connect(url, token=tls_server.token, cafile=str(lab["ca"]), timeout=BOUND) as conn:
+            assert materialize(conn.eval("6 * 7")) == 42
+    finally:
+        signal.signal(signal.SIGUSR1, old)
+        relay.close()
+    assert handled.is_set(), "the signal was delivered"

@@ -40,7 +40,7 @@ impl Conn {
     /// will not take it at once (so a large pipeline cannot deadlock against
     /// a server that is writing to us). A large frame goes to the socket
     /// from its own parts (array payloads where they lie), masked on the
-    /// way a piece at a time.
+    /// way a piece at a time unless its key is all zero (loopback, TLS).
     pub(super) fn write_frame(&mut self, frame: OutFrame) -> Result<(), Error> {
         self.write_parts(&frame.parts())?;
         self.recycle(frame.into_buffer());

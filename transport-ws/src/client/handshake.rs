@@ -248,8 +248,15 @@ struct Bounded<'a> {
 
 impl io::Read for Bounded<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        bound(self.sock, self.deadline)?;
-        let n = io::Read::read(&mut self.sock, buf)?;
+        // A signal during the handshake is not a failure: read again (as
+        // `Tap` does for the WebSocket upgrade; the deadline still bounds it).
+        let n = loop {
+            bound(self.sock, self.deadline)?;
+            match io::Read::read(&mut self.sock, buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other?,
+            }
+        };
         let keep = n.min(FIRST_KEPT - self.first.len());
         self.first.extend_from_slice(&buf[..keep]);
         Ok(n)
@@ -285,8 +292,13 @@ fn plain_http_answer(addr: &str, bytes: &[u8]) -> Error {
 
 impl io::Write for Bounded<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        bound(self.sock, self.deadline)?;
-        io::Write::write(&mut self.sock, buf)
+        loop {
+            bound(self.sock, self.deadline)?;
+            match io::Write::write(&mut self.sock, buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => return other,
+            }
+        }
     }
 
     fn flush(&mut self) -> io::Result<()> {

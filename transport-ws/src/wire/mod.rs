@@ -9,7 +9,8 @@
 //! into its write buffer to mask it; and it cannot let one thread read
 //! while another writes. Here a message is read into a buffer of exactly
 //! its size, allocated fallibly after the size check; a large frame is
-//! written from the caller's own buffer (masked in place); and a read or
+//! written from the caller's own buffers (a client with a random key masks
+//! it a piece at a time on the way); and a read or
 //! write that times out or is interrupted by a signal goes on where it
 //! stopped.
 //!

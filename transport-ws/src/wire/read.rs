@@ -3,7 +3,8 @@
 //! A message's payload goes into a buffer of exactly its size, allocated
 //! fallibly once its header is read and refused before any allocation when
 //! it is over the limit. Large payloads are read from the socket straight
-//! into that buffer and unmasked there in cache-sized pieces; small frames
+//! into that buffer and unmasked there in cache-sized pieces (a zero-keyed
+//! one, as unmasked, in large pieces and left as it is); small frames
 //! and headers come through a small fixed buffer. Nothing is kept between
 //! messages but that small buffer, so a 1 GiB message leaves nothing behind
 //! once its bytes are dropped.
@@ -549,6 +550,51 @@ mod tests {
                     got[4]
                 );
             }
+        }
+    }
+
+    #[test]
+    fn zero_keyed_frames_read_back_among_random_keyed_ones() {
+        // Our client's all-zero key, frame by frame among other keys (as a
+        // peer may mix them): fragments, a control frame between them, a
+        // large message placed for alignment; the server reads each frame
+        // with its own key.
+        let big: Vec<u8> = (0..300_000).map(|i| (i % 253) as u8).collect();
+        let (zero, other) = (Some([0u8; 4]), Some([5u8, 6, 7, 8]));
+        let mut wire = frame(false, opcode::BINARY, &big[..70_000], zero);
+        wire.extend(frame(true, opcode::PING, b"p", zero));
+        wire.extend(frame(
+            false,
+            opcode::CONTINUATION,
+            &big[70_000..150_001],
+            other,
+        ));
+        wire.extend(frame(true, opcode::CONTINUATION, &big[150_001..], zero));
+        wire.extend(frame(true, opcode::CLOSE, b"\x03\xe8bye", zero));
+        for step in [1, 7, 1000, 1 << 20] {
+            let got = read_all(wire.clone(), true, step);
+            assert_eq!(got.len(), 3, "step {step}");
+            assert!(matches!(&got[0], Incoming::Ping(p) if p == b"p"));
+            assert!(matches!(&got[1], Incoming::Message(m) if m.as_ref() == big.as_slice()));
+            assert!(matches!(&got[2], Incoming::Close(Some((1000, r))) if r == "bye"));
+        }
+        let mut payload: Vec<u8> = (0..(3usize << 20) + 5).map(|i| (i % 251) as u8).collect();
+        payload[0] = 20;
+        let mut r = Reader::new(true, 1 << 30, &[]);
+        r.set_align(|p| Some(p[0] as usize % 64));
+        let mut src = Cursor::new(frame(true, opcode::BINARY, &payload, zero));
+        let got = loop {
+            match r.read(&mut src) {
+                Err(WireError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
+                other => break other.unwrap(),
+            }
+        };
+        match got {
+            Incoming::Message(m) => {
+                assert_eq!(m.as_ref(), payload.as_slice());
+                assert_eq!((m.as_ptr() as usize + 20) % ALIGNMENT, 0);
+            }
+            other => panic!("{other:?}"),
         }
     }
 

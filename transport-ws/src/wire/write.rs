@@ -4,10 +4,12 @@
 //! response the peer is not reading yet waits there while the connection
 //! goes on (the caller bounds how much may wait). A large frame is written
 //! straight from the caller's buffers (the parts of an outgoing frame: its
-//! own bytes and the array payloads spliced in): a server hands its header
-//! and parts to the kernel together (vectored writes); a client masks them
-//! a cache-sized piece at a time into a scratch buffer and writes that, so
-//! no buffer ever grows to the frame's size and nothing is joined.
+//! own bytes and the array payloads spliced in): a server, and a client
+//! whose frames carry the all-zero key (over loopback and TLS), hands its
+//! header and parts to the kernel together (vectored writes); a client with
+//! a random key masks them a cache-sized piece at a time into a scratch
+//! buffer and writes that, so no buffer ever grows to the frame's size and
+//! nothing is joined.
 
 use std::io::{self, IoSlice, Write};
 use std::time::{Duration, Instant};
@@ -202,8 +204,9 @@ impl Writer {
 
     /// Write a binary message of one frame carrying `parts` joined, after
     /// what is pending. A large one goes straight from `parts` to the socket:
-    /// a server's with vectored writes, a client's masked a piece at a time
-    /// into a cache-sized scratch buffer and written from there, so no
+    /// a server's (and a zero-keyed client's) with vectored writes, a
+    /// random-keyed client's masked a piece at a time into a cache-sized
+    /// scratch buffer and written from there, so no
     /// buffer ever grows to its size, nothing is joined and `parts` are left
     /// as they were. Each time the socket takes nothing within its write
     /// timeout, `stalled` is called with how long it has taken nothing: it

@@ -195,7 +195,8 @@ pub(crate) struct Wire {
 /// (an intermediary sees only ciphertext) or to a loopback address (there is
 /// no intermediary).
 fn zero_key_for(tls: bool, peer: Option<std::net::IpAddr>) -> bool {
-    tls || peer.is_some_and(|ip| ip.is_loopback())
+    // An IPv4-mapped IPv6 address (`::ffff:127.0.0.1`) counts as its IPv4 one.
+    tls || peer.is_some_and(|ip| ip.to_canonical().is_loopback())
 }
 
 impl Wire {
@@ -404,6 +405,10 @@ mod tests {
             false,
             Some(IpAddr::V6(Ipv6Addr::LOCALHOST))
         ));
+        let mapped = IpAddr::V6(Ipv4Addr::LOCALHOST.to_ipv6_mapped());
+        assert!(super::zero_key_for(false, Some(mapped)));
+        let mapped_lan = IpAddr::V6(Ipv4Addr::new(10, 0, 0, 7).to_ipv6_mapped());
+        assert!(!super::zero_key_for(false, Some(mapped_lan)));
         assert!(super::zero_key_for(true, Some(lan)));
         assert!(!super::zero_key_for(false, Some(lan)));
         assert!(!super::zero_key_for(false, None));

@@ -25,11 +25,14 @@ const BUF: usize = 64 << 10;
 /// A payload with at least this much left to read is read straight into
 /// its buffer rather than through the small one.
 const DIRECT: usize = 16 << 10;
-/// How much of a large masked payload is read (and unmasked) at a time:
-/// small enough to stay in the CPU's cache between the two.
+/// How much of a large payload is read at a time: small enough to stay in
+/// the CPU's cache between the kernel's copy and an unmasking, and so that
+/// the kernel frees the socket's buffers soon and the sender refills them
+/// while they are still in cache. Measured on loopback between two CPUs
+/// (64 MiB, Rust pair, medians): unmasked reads of 256 KiB against 8 MiB
+/// took a download from 3.1 to 4.7-4.9 GB/s and an upload from 2.2-2.3 to
+/// 2.8-3.0 GB/s (with writes of at most 1 MiB, see `wire::write`).
 const PIECE: usize = 256 << 10;
-/// How much of a large unmasked payload is read at a time.
-const BIG_PIECE: usize = 8 << 20;
 /// A read that is still receiving one large frame after this long returns a
 /// would-block (a retry), so that its caller can do what is due meanwhile:
 /// a server tells its client it lives while a slow upload comes in.
@@ -382,11 +385,10 @@ impl Reader {
                 self.start += n;
                 n
             } else {
-                // Straight from the socket into the reserved capacity: a
-                // large piece when there is nothing to unmask (few system
-                // calls), a cache-sized one when there is (unmasked while
-                // still in the cache).
-                let want = left.min(if key.is_some() { PIECE } else { BIG_PIECE });
+                // Straight from the socket into the reserved capacity, a
+                // cache-sized piece at a time (unmasked, if it must be,
+                // while still in the cache).
+                let want = left.min(PIECE);
                 let got = r.read(into.room(want)).map_err(WireError::Io)?;
                 if got == 0 {
                     return Err(WireError::Eof { mid_frame: true });

@@ -12,9 +12,11 @@ the ``bdist_wheel`` of ``wheel`` (setuptools < 70.1) or of setuptools.
 """
 
 import os
+import shutil
 
 import setuptools
 from setuptools import setup
+from setuptools.command.build_py import build_py as _build_py
 from setuptools_rust import Binding, RustExtension
 
 try:  # setuptools >= 70.1 has its own bdist_wheel
@@ -23,6 +25,21 @@ except ImportError:  # older setuptools: the one of the `wheel` package
     from wheel.bdist_wheel import bdist_wheel as _bdist_wheel
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class build_py(_build_py):
+    """The build, from a clean package directory.
+
+    pip builds in the source tree, and setuptools leaves ``build/lib*`` in
+    place: a file from an earlier build (a module since deleted, or the
+    accelerator of a ``SIMPLERPC_SPEEDUPS=1`` build) went into every later
+    wheel. The package's build directory is emptied first (build_py runs
+    before the extensions are built into it).
+    """
+
+    def run(self):
+        shutil.rmtree(os.path.join(self.build_lib, "simplerpc"), ignore_errors=True)
+        super().run()
 
 
 class bdist_wheel(_bdist_wheel):
@@ -84,7 +101,7 @@ if SPEEDUPS:
 
 setup(
     rust_extensions=extensions,
-    cmdclass={"bdist_wheel": bdist_wheel},
+    cmdclass={"bdist_wheel": bdist_wheel, "build_py": build_py},
     zip_safe=False,
     **_license_metadata(),
 )

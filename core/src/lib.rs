@@ -47,6 +47,7 @@ pub use executor::{Arguments, ExecError, ExecResult, Executor, Key, Target};
 pub use extensions::Extensions;
 pub use message::{
     BorrowedFrame, Cause, OutFrame, Raw, RawRequest, RemoteError, Request, Response, SessionStats,
+    SplicedFrame,
 };
 pub use server::ServerSession;
 pub use value::{Handle, ObjId, RawValue, Scalar, Slice, Value};

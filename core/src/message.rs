@@ -351,22 +351,42 @@ fn write_opt_id(buf: &mut Vec<u8>, id: Option<ObjId>) {
     }
 }
 
-/// A frame to send: its bytes built in one buffer, with the payloads of
-/// large arrays and bins (from [`codec::SPLICE_MIN`] bytes) spliced in by
-/// reference, not copied. A transport writes [`OutFrame::parts`] in order
-/// (a vectored write), so an array's memory goes from where it lies to the
-/// socket; [`OutFrame::into_vec`] joins them for a caller that needs one
+/// A frame to send: its bytes built in one buffer, with large payloads
+/// spliced in by reference rather than copied (each `P` is one, inserted at
+/// its offset). A transport writes [`SplicedFrame::parts`] in order (a
+/// vectored write), so an array's memory goes from where it lies to the
+/// socket; [`SplicedFrame::into_vec`] joins them for a caller that needs one
 /// buffer. A frame without large payloads is one part.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct OutFrame {
+pub struct SplicedFrame<P> {
     buf: Vec<u8>,
-    splices: codec::Splices,
+    splices: Vec<(usize, P)>,
 }
 
-impl OutFrame {
+/// A frame whose spliced payloads are shared (`Bytes`): the payloads of
+/// large arrays and bins (from [`codec::SPLICE_MIN`] bytes) of the values
+/// it was encoded from.
+pub type OutFrame = SplicedFrame<Bytes>;
+
+/// A frame built from msgpack a host holds in parts ([`Raw::Parts`]), whose
+/// spliced parts are borrowed from the host for `'a`. A part is spliced in
+/// when it has at least [`codec::SPLICE_MIN`] bytes and is exactly the
+/// payload of a bin (the bytes before it end with that bin's header);
+/// everything else is copied into the frame's own buffer. A transport
+/// writes [`SplicedFrame::parts`] before the call that built it returns, so
+/// the host's memory goes to the socket from where it lies and is free
+/// again once the call is done.
+pub type BorrowedFrame<'a> = SplicedFrame<&'a [u8]>;
+
+impl<P: AsRef<[u8]>> SplicedFrame<P> {
     /// The frame's length in bytes, spliced payloads included.
     pub fn len(&self) -> usize {
-        self.buf.len() + self.splices.iter().map(|(_, b)| b.len()).sum::<usize>()
+        self.buf.len()
+            + self
+                .splices
+                .iter()
+                .map(|(_, b)| b.as_ref().len())
+                .sum::<usize>()
     }
 
     /// Whether the frame has no bytes at all.
@@ -379,14 +399,31 @@ impl OutFrame {
         self.splices.is_empty()
     }
 
+    /// The bytes the frame holds in its own buffer (the spliced payloads
+    /// left out): the memory it took.
+    pub fn own_len(&self) -> usize {
+        self.buf.len()
+    }
+
     /// The frame's bytes as the buffers to write in order (never an empty
     /// one, unless the frame is empty).
     pub fn parts(&self) -> Vec<&[u8]> {
-        interleave(
-            &self.buf,
-            self.splices.len(),
-            self.splices.iter().map(|(at, b)| (*at, &b[..])),
-        )
+        let mut out = Vec::with_capacity(2 * self.splices.len() + 1);
+        let mut at = 0;
+        for (offset, bytes) in &self.splices {
+            let bytes = bytes.as_ref();
+            if *offset > at {
+                out.push(&self.buf[at..*offset]);
+            }
+            if !bytes.is_empty() {
+                out.push(bytes);
+            }
+            at = *offset;
+        }
+        if at < self.buf.len() || out.is_empty() {
+            out.push(&self.buf[at..]);
+        }
+        out
     }
 
     /// The frame in one buffer: the spliced payloads are copied in (the
@@ -403,112 +440,17 @@ impl OutFrame {
     }
 
     /// The frame's own buffer, for reuse once the frame is written (see
-    /// [`ServerSession::recycle`](crate::ServerSession::recycle)); the
+    /// [`ServerSession::recycle`](crate::ServerSession::recycle) and
+    /// [`ClientSession::recycle`](crate::ClientSession::recycle)); the
     /// spliced payloads are let go.
     pub fn into_buffer(self) -> Vec<u8> {
         self.buf
     }
 }
 
-impl From<Vec<u8>> for OutFrame {
+impl<P> From<Vec<u8>> for SplicedFrame<P> {
     fn from(buf: Vec<u8>) -> Self {
-        OutFrame {
-            buf,
-            splices: Vec::new(),
-        }
-    }
-}
-
-/// `buf` with each `(offset, bytes)` of `splices` (ascending offsets, `n` of
-/// them) inserted at its offset: the buffers to write in order, none empty
-/// unless all are.
-fn interleave<'s>(
-    buf: &'s [u8],
-    n: usize,
-    splices: impl Iterator<Item = (usize, &'s [u8])>,
-) -> Vec<&'s [u8]> {
-    let mut out = Vec::with_capacity(2 * n + 1);
-    let mut at = 0;
-    for (offset, bytes) in splices {
-        if offset > at {
-            out.push(&buf[at..offset]);
-        }
-        if !bytes.is_empty() {
-            out.push(bytes);
-        }
-        at = offset;
-    }
-    if at < buf.len() || out.is_empty() {
-        out.push(&buf[at..]);
-    }
-    out
-}
-
-/// A frame to send built from msgpack a host holds in parts ([`Raw::Parts`]):
-/// as [`OutFrame`], except that the large parts spliced in are borrowed from
-/// the host for `'a`, not shared. A part is spliced in when it has at least
-/// [`codec::SPLICE_MIN`] bytes and is exactly the payload of a bin (the
-/// bytes before it end with that bin's header); everything else is copied
-/// into the frame's own buffer. A transport writes [`BorrowedFrame::parts`]
-/// before the call that built it returns, so the host's memory goes to the
-/// socket from where it lies and is free again once the call is done.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct BorrowedFrame<'a> {
-    buf: Vec<u8>,
-    splices: Vec<(usize, &'a [u8])>,
-}
-
-impl<'a> BorrowedFrame<'a> {
-    /// The frame's length in bytes, spliced parts included.
-    pub fn len(&self) -> usize {
-        self.buf.len() + self.splices.iter().map(|(_, b)| b.len()).sum::<usize>()
-    }
-
-    /// Whether the frame has no bytes at all.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Whether the frame is in one buffer (nothing spliced in).
-    pub fn is_one(&self) -> bool {
-        self.splices.is_empty()
-    }
-
-    /// The frame's bytes as the buffers to write in order (never an empty
-    /// one, unless the frame is empty).
-    pub fn parts(&self) -> Vec<&[u8]> {
-        interleave(&self.buf, self.splices.len(), self.splices.iter().copied())
-    }
-
-    /// The bytes the frame holds in its own buffer (the spliced parts
-    /// left out): the memory it took.
-    pub fn own_len(&self) -> usize {
-        self.buf.len()
-    }
-
-    /// The frame in one buffer: the spliced parts are copied in (the
-    /// frame's own buffer when there are none).
-    pub fn into_vec(self) -> Vec<u8> {
-        if self.splices.is_empty() {
-            return self.buf;
-        }
-        let mut out = Vec::with_capacity(self.len());
-        for p in self.parts() {
-            out.extend_from_slice(p);
-        }
-        out
-    }
-
-    /// The frame's own buffer, for reuse once the frame is written (see
-    /// [`ClientSession::recycle`](crate::ClientSession::recycle)).
-    pub fn into_buffer(self) -> Vec<u8> {
-        self.buf
-    }
-}
-
-impl From<Vec<u8>> for BorrowedFrame<'_> {
-    fn from(buf: Vec<u8>) -> Self {
-        BorrowedFrame {
+        SplicedFrame {
             buf,
             splices: Vec::new(),
         }

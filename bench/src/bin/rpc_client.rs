@@ -7,6 +7,7 @@
 //!                  [--warmup 100] [--iters 2000] [--seconds 5] [--min-iters 5]
 //!                  [--hard-seconds 30] [--sweep-seconds 2] [--budget-bytes N]
 //!                  [--cafile PEM]   (TLS: wss://, trusting this CA)
+//!                  [--only f1,env_step,down,up]   (a subset, for profiling by hand)
 //! ```
 //! Prints one JSON object per line, as `bench/peers.py` does:
 //! `{"workload": W, "size": N or null, "samples": [µs, ...]}`, or `"error"`
@@ -50,30 +51,38 @@ fn main() {
     );
     // Optional: TLS (wss://) trusting this CA file.
     config.cafile = a.get("cafile").map(Into::into);
+    let only: Option<Vec<String>> = a
+        .get("only")
+        .map(|s| s.split(',').map(str::to_string).collect());
+    let wanted = |w: &str| only.as_ref().map_or(true, |o| o.iter().any(|x| x == w));
     let client = Client::connect(&config).expect("connect to bench-rpc-server");
     let m = client.module("bench").expect("module bench");
 
     // materialize(f(1)): call (returns a proxy), then materialize.
     let f = m.getattr("f").expect("bench.f");
-    let r = measure(p, || {
-        let v = f.call_args(vec![Value::UInt(1)])?.materialize()?;
-        check(v.as_u64() == Some(1), "f(1)")
-    });
-    emit("f1", None, r);
+    if wanted("f1") {
+        let r = measure(p, || {
+            let v = f.call_args(vec![Value::UInt(1)])?.materialize()?;
+            check(v.as_u64() == Some(1), "f(1)")
+        });
+        emit("f1", None, r);
+    }
 
     // materialize(env.step(a)) with the bound method fetched once.
-    let step = (|| m.getattr("make_env")?.call0()?.getattr("step"))().expect("env.step");
-    let r = measure(p, || {
-        let v = step.call_args(vec![Value::Float(0.0)])?.materialize()?;
-        let ok = matches!(&v, Value::List(x) if matches!(&x[0], Value::Array(o) if o.shape() == [480, 640, 3]));
-        check(ok, "env.step")
-    });
-    emit("env_step", None, r);
+    if wanted("env_step") {
+        let step = (|| m.getattr("make_env")?.call0()?.getattr("step"))().expect("env.step");
+        let r = measure(p, || {
+            let v = step.call_args(vec![Value::Float(0.0)])?.materialize()?;
+            let ok = matches!(&v, Value::List(x) if matches!(&x[0], Value::Array(o) if o.shape() == [480, 640, 3]));
+            check(ok, "env.step")
+        });
+        emit("env_step", None, r);
+    }
 
     let sizes = sizes(&a);
     let make_array = m.getattr("make_array").expect("bench.make_array");
     let nbytes = m.getattr("nbytes").expect("bench.nbytes");
-    for dir in ["down", "up"] {
+    for dir in ["down", "up"].into_iter().filter(|d| wanted(d)) {
         for &n in &sizes {
             let pn = p.for_size(n, sweep_seconds, budget);
             let r = if dir == "down" {

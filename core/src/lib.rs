@@ -17,6 +17,8 @@
 //! - [`server`]: [`ServerSession`], one per connected client, over an [`Executor`].
 //! - [`client`]: [`ClientSession`], one per connection.
 //! - [`trail`]: what every client adds to a request: path trails, tuple keys.
+//! - [`pool`]: buffers of large incoming frames, kept for the next ones (the
+//!   memory every transport reads into; no I/O).
 
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
@@ -29,6 +31,7 @@ pub mod element;
 pub mod executor;
 pub mod extensions;
 pub mod message;
+pub mod pool;
 pub mod server;
 pub mod trail;
 pub mod typed;

@@ -14,14 +14,13 @@
 //! write that times out or is interrupted by a signal goes on where it
 //! stopped.
 //!
-//! - `read`: [`Reader`], frames in, messages out.
+//! - `read`: [`Reader`], frames in, messages out (a large one into a buffer
+//!   of core's [`simplerpc_core::pool::FramePool`], kept for the next ones).
 //! - `write`: [`Writer`], frames out.
 //! - `mask`: the masking, and the masking keys.
-//! - `pool`: buffers of large messages, kept for the next ones.
 //! - `tap`: keeps the bytes read past the handshake for the [`Reader`].
 
 mod mask;
-mod pool;
 mod read;
 mod tap;
 mod write;

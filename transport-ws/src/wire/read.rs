@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::pool::{Pool, POOLED_MIN};
 use super::{close_code, mask, opcode, Incoming, WireError};
+use simplerpc_core::pool::{FramePool as Pool, POOLED_MIN};
 
 /// The small buffer's size: headers, control frames and small messages.
 const BUF: usize = 64 << 10;

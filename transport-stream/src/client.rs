@@ -31,6 +31,10 @@ pub const WINDOW: usize = 32 << 20;
 const RECYCLE_MIN: usize = 1 << 20;
 /// ...up to this size.
 const RECYCLE_MAX: usize = 256 << 20;
+/// A client this long without a request lets the buffers it kept for
+/// large frames go, when it makes the next one (it has no thread of its
+/// own to do it meanwhile).
+const IDLE_TRIM: Duration = Duration::from_secs(1);
 
 /// How a client talks to its server.
 #[derive(Debug, Clone)]
@@ -87,6 +91,8 @@ struct Conn {
     interrupted: bool,
     /// The stream's read timeout as last set.
     read_timeout: Option<Duration>,
+    /// When the last request began.
+    last_request: Instant,
 }
 
 impl std::fmt::Debug for Client {
@@ -131,6 +137,7 @@ impl Client {
                     interruptible: false,
                     interrupted: false,
                     read_timeout: config.timeout,
+                    last_request: Instant::now(),
                 }),
                 releases: Mutex::new(Vec::new()),
                 extensions: accepted,
@@ -341,6 +348,11 @@ impl Client {
         for id in released {
             conn.session.release(id);
         }
+        if conn.last_request.elapsed() >= IDLE_TRIM {
+            conn.reader.trim();
+            conn.session.trim();
+        }
+        conn.last_request = Instant::now();
         Ok(conn)
     }
 }

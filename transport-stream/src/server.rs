@@ -159,6 +159,7 @@ fn run<S: Socket, E: Executor>(
                     if e.kind() != io::ErrorKind::Interrupted && !reader.mid_frame() {
                         // Idle: large buffers go back to the system.
                         session.trim();
+                        reader.trim();
                         busy = false;
                         stream.set_read_timeout(None)?;
                     }

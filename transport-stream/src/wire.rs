@@ -5,6 +5,7 @@ use std::io::{self, IoSlice, Read, Write};
 use bytes::Bytes;
 
 use crate::error::Error;
+use simplerpc_core::pool::{FramePool as Pool, POOLED_MIN};
 
 /// The first word of each hello line: the protocol and its version.
 pub const MAGIC: &str = "simplerpc-stream/1";
@@ -137,15 +138,35 @@ pub(crate) enum ReadError {
     Io(io::Error),
 }
 
+/// Frames at least this large are placed so that the first large bin (an
+/// array's data) starts on an [`ALIGNMENT`]-byte boundary: a host (Python)
+/// then makes the array over the frame in place, whatever its dtype.
+const PLACED_MIN: usize = 1 << 20;
+/// The boundary: a cache line, enough for every numpy dtype.
+const ALIGNMENT: usize = 64;
+/// How much of a large frame's first bytes is read before it is placed.
+const PLACE_PREFIX: usize = 4096;
+/// Bins from this size up are an array's data worth aligning (as the
+/// codec splices them).
+const LARGE_BIN: usize = 64 << 10;
+
 /// Reads frames, resuming where a timeout or a signal left it.
 #[derive(Debug)]
 pub(crate) struct FrameReader {
     head: [u8; PREFIX],
     head_len: usize,
-    /// The frame being read, allocated at its exact size once the prefix is in.
+    /// The buffer of the frame being read, allocated once the prefix is in.
     body: Option<Vec<u8>>,
+    /// Where in `body` the frame starts.
+    start: usize,
+    /// The frame's length, and how much of it is in.
+    len: usize,
     filled: usize,
+    /// A large frame not yet placed (see [`PLACED_MIN`]): its first bytes
+    /// are read first, at [`ALIGNMENT`], and moved once they say where.
+    placing: bool,
     max: usize,
+    pool: Pool,
 }
 
 impl FrameReader {
@@ -154,14 +175,23 @@ impl FrameReader {
             head: [0; PREFIX],
             head_len: 0,
             body: None,
+            start: 0,
+            len: 0,
             filled: 0,
+            placing: false,
             max,
+            pool: Pool::default(),
         }
     }
 
     /// Whether part of a frame has been read.
     pub(crate) fn mid_frame(&self) -> bool {
         self.head_len > 0
+    }
+
+    /// Let the buffers kept for large frames go (the connection idles).
+    pub(crate) fn trim(&self) {
+        self.pool.trim();
     }
 
     /// Read until one whole frame is in.
@@ -183,32 +213,81 @@ impl FrameReader {
                     limit: self.max,
                 }));
             }
-            // Exact size; zeroed memory of this size comes from the OS as
-            // fresh pages, so the zeroing costs nothing but the touch.
-            self.body = Some(vec![0u8; len as usize]);
+            let len = len as usize;
+            let room = if len >= PLACED_MIN { ALIGNMENT } else { 0 };
+            // A large frame goes into a buffer an earlier one left, if one
+            // fits (no fresh memory to fault in); else zeroed memory of
+            // this size, which comes from the OS as fresh pages, so the
+            // zeroing costs nothing but the touch.
+            let body = match (len >= POOLED_MIN)
+                .then(|| self.pool.take(len + room))
+                .flatten()
+            {
+                Some(mut kept) => {
+                    if kept.len() < len + room {
+                        kept.resize(len + room, 0);
+                    }
+                    kept
+                }
+                None => vec![0u8; len + room],
+            };
+            self.body = Some(body);
+            self.start = room;
+            self.len = len;
             self.filled = 0;
+            self.placing = room > 0;
         }
-        loop {
-            let len = self.body.as_ref().map_or(0, Vec::len);
-            if self.filled == len {
-                break;
-            }
+        while self.filled < self.len {
             let n = self.fill(stream, Some(()))?;
             self.filled += n;
+            if self.placing && self.filled == self.len.min(PLACE_PREFIX) {
+                self.place();
+            }
         }
         self.head_len = 0;
-        self.filled = 0;
-        Ok(Bytes::from(self.body.take().unwrap_or_default()))
+        let (start, len) = (self.start, self.len);
+        let mut body = self.body.take().unwrap_or_default();
+        body.truncate(start + len);
+        Ok(if body.capacity() >= POOLED_MIN {
+            self.pool.lend(body, start)
+        } else {
+            Bytes::from(body).slice(start..)
+        })
+    }
+
+    /// Move a large frame's first bytes so that its first large bin starts
+    /// on an [`ALIGNMENT`] boundary (they were read at `ALIGNMENT`).
+    fn place(&mut self) {
+        self.placing = false;
+        let Some(body) = self.body.as_mut() else {
+            return;
+        };
+        let first = &body[self.start..self.start + self.filled];
+        let Some(at) = simplerpc_core::codec::first_large_bin(first, LARGE_BIN) else {
+            return;
+        };
+        let addr = body.as_ptr() as usize + at;
+        let pad = (ALIGNMENT - addr % ALIGNMENT) % ALIGNMENT;
+        body.copy_within(self.start..self.start + self.filled, pad);
+        self.start = pad;
     }
 
     /// One read into the prefix (`body: None`) or the body.
     fn fill(&mut self, stream: &mut impl Read, body: Option<()>) -> Result<usize, ReadError> {
         let buf = match body {
             None => &mut self.head[self.head_len..],
-            Some(()) => match self.body.as_mut() {
-                Some(b) => &mut b[self.filled..],
-                None => return Ok(0),
-            },
+            Some(()) => {
+                // A large frame not yet placed: its first bytes only.
+                let end = if self.placing {
+                    self.len.min(PLACE_PREFIX)
+                } else {
+                    self.len
+                };
+                match self.body.as_mut() {
+                    Some(b) => &mut b[self.start + self.filled..self.start + end],
+                    None => return Ok(0),
+                }
+            }
         };
         match stream.read(buf) {
             Ok(0) => Err(ReadError::Eof {
@@ -243,6 +322,76 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(r.body.is_none());
+    }
+
+    /// A reader that hands out at most `step` bytes per read, and says
+    /// "not now" (a timeout) every other call.
+    struct Slow<'a> {
+        data: &'a [u8],
+        step: usize,
+        calls: usize,
+    }
+
+    impl Read for Slow<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.calls += 1;
+            if self.calls % 2 == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let n = buf.len().min(self.step).min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_large_frame_lands_aligned_and_its_buffer_comes_back() {
+        // A msgpack list: a str of `lead` bytes, then a bin of 17 MiB (an
+        // array's data, at an odd offset in the frame).
+        for (lead, step) in [(3usize, 1usize << 20), (40, 4093), (200, 7)] {
+            let n = (17 << 20) + 5;
+            let mut msg = vec![0x92, 0xd9, lead as u8];
+            msg.extend(std::iter::repeat(b'x').take(lead));
+            msg.push(0xc6);
+            msg.extend_from_slice(&(n as u32).to_be_bytes());
+            let at = msg.len();
+            msg.extend((0..n).map(|i| (i % 251) as u8));
+            let mut wire = Vec::new();
+            write_frame(&mut wire, &[&msg], |_| Ok(())).unwrap();
+            let mut r = FrameReader::new(64 << 20);
+            // A small step reads the whole 17 MiB only at the end of a long
+            // test: the small ones stop after the first 4096 bytes are in
+            // and placed, and a large step then reads the rest.
+            let mut src = Slow {
+                data: &wire,
+                step,
+                calls: 0,
+            };
+            let frame = loop {
+                match r.read(&mut src) {
+                    Ok(f) => break f,
+                    Err(ReadError::Retry(_)) => {
+                        if r.filled >= PLACE_PREFIX {
+                            src.step = 1 << 20;
+                        }
+                    }
+                    Err(e) => panic!("{e:?}"),
+                }
+            };
+            assert_eq!(&frame[..], &msg[..], "lead {lead}");
+            assert_eq!((frame.as_ptr() as usize + at) % ALIGNMENT, 0, "lead {lead}");
+            let buffer = frame.as_ptr() as usize - r.start;
+            drop(frame);
+            assert_eq!(r.pool.kept(), 1, "the buffer came back");
+            // The next large frame reuses it.
+            let again = r.read(&mut &wire[..]).unwrap();
+            assert_eq!(&again[..], &msg[..]);
+            assert_eq!(again.as_ptr() as usize - r.start, buffer);
+            drop(again);
+            r.trim();
+            assert_eq!(r.pool.kept(), 0);
+        }
     }
 
     /// Takes at most `step` bytes per write, and only from the first slice.

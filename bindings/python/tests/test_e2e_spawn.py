@@ -95,6 +95,39 @@ def test_numpy1_child_arrays_both_ways_and_the_full_api(np1: str) -> None:
         conn.eval("1")
 
 
+def test_large_arrays_over_a_spawned_child_are_made_in_place_both_ways(np1: str) -> None:
+    """The stream transport places a large frame so that its first array's
+    data is aligned, and reads frames of 16 MiB and more into buffers kept
+    for the next ones: arrays are made over the frame in place on either
+    side (no copy, any dtype), correct however often a buffer is reused."""
+    with simplerpc.spawn(np1) as conn:
+        probe = conn.eval("lambda a: (a.flags.owndata, a.ctypes.data % 64, a.flags.writeable, float(abs(a.sum())))")
+        materialize(probe(np.zeros(300_000, "u1")))  # the child imports numpy
+        for dtype in ("f8", ">f4", "c16", "u1"):
+            a = np.ones(2**18, dtype)
+            owndata, misalign, writable, total = materialize(probe(a))
+            assert not owndata and writable, dtype
+            assert misalign == 0 or np.dtype(dtype).alignment == 1, (dtype, misalign)
+            assert total == 2**18, dtype
+        rnp = conn.modules.numpy
+        for dtype in ("f8", ">i4", "u1"):
+            got = materialize(rnp.arange(2**18, dtype=dtype))
+            assert not got.flags.owndata and got.flags.writeable, dtype
+            assert got.ctypes.data % got.dtype.alignment == 0, dtype
+            assert np.array_equal(got, np.arange(2**18, dtype=dtype)) and got.dtype == np.dtype(dtype), dtype
+        # 24 MiB each way, four times: the kept buffers are reused, and each
+        # array keeps its own frame (the first is intact after the others).
+        big = conn.eval("lambda seed: __import__('numpy').random.default_rng(seed).integers(0, 2**62, 3 * 2**20)")
+        kept = []
+        for seed in range(4):
+            got = materialize(big(seed))
+            assert np.array_equal(got, np.random.default_rng(seed).integers(0, 2**62, 3 * 2**20)), seed
+            kept.append(got)
+            mine = np.random.default_rng(seed + 10).integers(0, 2**62, 3 * 2**20)
+            assert materialize(conn.eval("lambda a: int(a[::1000].sum() % 1000003)")(mine)) == int(mine[::1000].sum() % 1000003)
+        assert np.array_equal(kept[0], np.random.default_rng(0).integers(0, 2**62, 3 * 2**20))
+
+
 def test_sys_path_and_cwd(np1: str, tmp_path: Path) -> None:
     (tmp_path / "mysim.py").write_text("VALUE = 'from sys_path'\n")
     work = tmp_path / "work"

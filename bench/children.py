@@ -13,7 +13,11 @@ Prints JSON lines, one per figure, each with the samples in µs:
   (a 480x640x3 uint8 observation), as ``materialize(env.step(a))`` and as
   ``simplerpc.gym.RemoteEnv.step(a)`` over a spawned child (the stream
   transport); with ``--port``/``--token`` of a running server also
-  ``env_step_ws`` / ``remote_env_step_ws`` over WebSocket.
+  ``env_step_ws`` / ``remote_env_step_ws`` over WebSocket;
+- ``down_64mib_spawn`` / ``up_64mib_spawn``: a 64 MiB uint8 array over a
+  spawned child, ``materialize(arr)`` of one made there and
+  ``materialize(nbytes(a))`` of one sent there (``size`` set, as the
+  harness's sweep records are).
 """
 
 from __future__ import annotations
@@ -114,6 +118,24 @@ def env_steps(conn, suffix, n):
     env.close()
 
 
+def big_arrays_spawn(conn, n):
+    """64 MiB each way over the stream transport, as the harness's sweep
+    moves it over WebSocket."""
+    size = 64 << 20
+    remote = conn.eval(f"__import__('numpy').frombuffer(__import__('os').urandom({size}), 'u1')")
+    nbytes = conn.eval("lambda a: a.nbytes")
+    mine = np.frombuffer(np.random.default_rng(5).bytes(size), np.uint8)
+
+    def down():
+        assert materialize(remote).nbytes == size
+
+    def up():
+        assert materialize(nbytes(mine)) == size
+
+    emit("down_64mib_spawn", timed(down, n), bytes=size)
+    emit("up_64mib_spawn", timed(up, n), bytes=size)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
@@ -126,6 +148,7 @@ def main():
     eight_children(10 if args.quick else 50)
     with simplerpc.spawn() as conn:
         env_steps(conn, "spawn", n)
+        big_arrays_spawn(conn, 5 if args.quick else 30)
     if args.port:
         with simplerpc.connect(args.host, args.port, args.token) as conn:
             env_steps(conn, "ws", n)

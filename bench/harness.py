@@ -530,6 +530,8 @@ CHILDREN_ROWS = [
     ("remote_env_step_spawn", "the same env as `simplerpc.gym.RemoteEnv(...).step(a)`, spawned child"),
     ("env_step_ws", "env step `materialize(env.step(a))` over WebSocket (our Python server)"),
     ("remote_env_step_ws", "the same env as `RemoteEnv(...).step(a)` over WebSocket"),
+    ("down_64mib_spawn", "64 MiB uint8 array down (`materialize(arr)`), spawned child"),
+    ("up_64mib_spawn", "64 MiB uint8 array up (`materialize(nbytes(a))`), spawned child"),
 ]
 
 
@@ -545,7 +547,8 @@ def children_markdown(section):
             continue
         st = r["stats"]
         unit, div = ("ms", 1000.0) if st["median_us"] >= 10_000 else ("µs", 1.0)
-        lines.append(f"| {what} | {st['median_us'] / div:,.1f} {unit} | {st['p90_us'] / div:,.1f} {unit} |")
+        rate = f" ({r['bytes'] / st['median_us']:,.0f} MB/s)" if r.get("bytes") else ""
+        lines.append(f"| {what} | {st['median_us'] / div:,.1f} {unit}{rate} | {st['p90_us'] / div:,.1f} {unit} |")
     if section.get("note"):
         lines.append(f"\nIncomplete: {section['note']}.")
     return lines + [""]

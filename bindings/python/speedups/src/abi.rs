@@ -91,6 +91,9 @@ pub type CloseFn = unsafe extern "C" fn(*mut c_void, *mut c_void);
 pub type CallFn = unsafe extern "C" fn(*mut c_void, *mut c_void, *const Call, *mut c_void) -> u32;
 /// `srpc_release_fn`.
 pub type ReleaseFn = unsafe extern "C" fn(*mut c_void, *mut c_void, u64);
+/// `srpc_lent_release_fn`: called once, from any thread, when the library
+/// no longer reads memory lent by `srpc_reply_value_lent`.
+pub type LentReleaseFn = unsafe extern "C" fn(*mut c_void);
 /// `srpc_free_fn`.
 pub type FreeFn = unsafe extern "C" fn(*mut c_void);
 
@@ -139,6 +142,13 @@ pub struct Table {
     pub reply_extensions: unsafe extern "C" fn(*const c_void) -> u32,
     pub reply_value: unsafe extern "C" fn(*mut c_void, *const u8, usize) -> u32,
     pub reply_value_parts: unsafe extern "C" fn(*mut c_void, *const Bytes, usize) -> u32,
+    pub reply_value_lent: unsafe extern "C" fn(
+        *mut c_void,
+        *const Bytes,
+        usize,
+        Option<LentReleaseFn>,
+        *mut c_void,
+    ) -> u32,
     pub reply_error: unsafe extern "C" fn(*mut c_void, Bytes, Bytes, Bytes, Bytes) -> u32,
 }
 
@@ -195,6 +205,7 @@ pub fn bind(addresses: &Bound<'_, PyDict>) -> PyResult<()> {
         reply_extensions: f!("srpc_reply_extensions"),
         reply_value: f!("srpc_reply_value"),
         reply_value_parts: f!("srpc_reply_value_parts"),
+        reply_value_lent: f!("srpc_reply_value_lent"),
         reply_error: f!("srpc_reply_error"),
     };
     let first = table.client_request as usize;

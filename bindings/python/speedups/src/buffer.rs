@@ -117,3 +117,40 @@ impl Drop for Borrowed<'_> {
         }
     }
 }
+
+impl<'py> Borrowed<'py> {
+    /// What keeps the bytes valid, held past this GIL scope (see [`Held`]);
+    /// the pointer [`Borrowed::bytes`] gave stays valid until it is released.
+    pub fn into_held(mut self) -> Held {
+        let view = self.view.take();
+        let keep = self._keep.clone().unbind();
+        // `self` no longer has a view to release when it drops here.
+        Held {
+            view,
+            keep: Some(keep),
+        }
+    }
+}
+
+/// The bytes of a Python object, held beyond the GIL scope they were taken in
+/// (an answer lent to the library until it calls back). Give them back with
+/// [`Held::release`], with the GIL held. Dropped without it, the buffer is
+/// never released (the object stays alive and its memory valid): a leak,
+/// never a use after free.
+pub struct Held {
+    view: Option<Box<PyBufferView>>,
+    keep: Option<Py<PyAny>>,
+}
+
+impl Held {
+    /// Release the buffer and the object; `_py` proves the GIL is held.
+    pub fn release(mut self, _py: Python<'_>) {
+        if let Some(mut view) = self.view.take() {
+            // SAFETY: the view was filled by a successful PyObject_GetBuffer
+            // and is released once (taken out of `self`); the GIL is held.
+            unsafe { PyBuffer_Release(&mut *view) };
+        }
+        // Dropped with the GIL held: the reference goes now.
+        drop(self.keep.take());
+    }
+}

@@ -7,6 +7,7 @@
 use std::ffi::c_void;
 use std::os::raw::c_int;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::ThreadId;
 
 use pyo3::exceptions::{PyNotImplementedError, PyUnicodeDecodeError};
@@ -15,22 +16,32 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString};
 
 use crate::abi::{self, Bytes, Call, Executor};
-use crate::buffer::Borrowed;
+use crate::buffer::{Borrowed, Held};
 
 /// Call arguments at least this large are decoded by the package's own
 /// decoder for large values (arrays over the request frame in place), as
 /// `_native._decode_borrowed` decides (`_SPLIT_VALUE`).
 const SPLIT_VALUE: usize = 256 << 10;
 
+/// Parts of an answer from this size up are lent to the library
+/// (`srpc_reply_value_lent`), not copied, while one client is connected: the
+/// package's `_native._LEND_MIN` (the library's SPLICE_MIN).
+const LEND_MIN: usize = 64 << 10;
+
 /// PyBUF_READ: a read-only memoryview.
 const PYBUF_READ: c_int = 0x100;
 
-/// What every session's callbacks share: the Python callables.
+/// What every session's callbacks share: the Python callables, and the
+/// number of open sessions.
 struct Shared {
     make_executor: Py<PyAny>,
     describe_exception: Py<PyAny>,
     large_decoder: Py<PyAny>,
     refused: Py<PyAny>,
+    /// Sessions opened (on_open) and not yet closed (on_close), as
+    /// `len(NativeServer._sessions)`: large answers are lent only while
+    /// there is one.
+    sessions: AtomicUsize,
 }
 
 /// One client's session: its executor, and the thread state kept for the
@@ -77,6 +88,7 @@ impl Dispatcher {
             describe_exception,
             large_decoder,
             refused,
+            sessions: AtomicUsize::new(0),
         });
         let table = Box::new(Executor {
             userdata: &*shared as *const Shared as *mut c_void,
@@ -115,6 +127,7 @@ unsafe extern "C" fn on_open(userdata: *mut c_void, session_out: *mut *mut c_voi
                     });
                     // SAFETY: session_out is the library's out-pointer.
                     unsafe { *session_out = Box::into_raw(session) as *mut c_void };
+                    shared.sessions.fetch_add(1, Ordering::SeqCst);
                     abi::STATUS_OK
                 }
                 Err(e) => {
@@ -127,10 +140,14 @@ unsafe extern "C" fn on_open(userdata: *mut c_void, session_out: *mut *mut c_voi
     .unwrap_or(abi::STATUS_ERR_PANIC)
 }
 
-unsafe extern "C" fn on_close(_userdata: *mut c_void, session: *mut c_void) {
+unsafe extern "C" fn on_close(userdata: *mut c_void, session: *mut c_void) {
     if session.is_null() {
         return;
     }
+    // SAFETY: userdata is the Shared of a Dispatcher that outlives the server.
+    let shared = unsafe { &*(userdata as *const Shared) };
+    // A non-NULL session is one on_open counted.
+    shared.sessions.fetch_sub(1, Ordering::SeqCst);
     let _ = catch_unwind(AssertUnwindSafe(|| {
         Python::attach(|_py| {
             // SAFETY: `session` came from Box::into_raw in on_open and is closed once.
@@ -315,13 +332,42 @@ fn dispatch(
                 ex.call_method0("namespace")?
             };
             if let Ok(list) = data.cast::<PyList>() {
-                // Parts (an array's own memory among them): the library
-                // copies each once, straight into the response frame.
+                // Parts (an array's own memory among them).
                 let parts = list
                     .iter()
                     .map(|p| Borrowed::new(&p))
                     .collect::<PyResult<Vec<_>>>()?;
                 let slices: Vec<Bytes> = parts.iter().map(Borrowed::bytes).collect();
+                if shared.sessions.load(Ordering::SeqCst) == 1
+                    && slices.iter().any(|b| b.len >= LEND_MIN)
+                {
+                    // One client: the large parts are lent. The library
+                    // writes them to the socket where they lie, after this
+                    // callback, and calls `release_lent` once done (the
+                    // buffers and objects are kept alive till then).
+                    let lent = Box::new(Lent {
+                        parts: parts.into_iter().map(Borrowed::into_held).collect(),
+                    });
+                    let ctx = Box::into_raw(lent) as *mut c_void;
+                    // SAFETY: `slices` point into the buffers `ctx` holds,
+                    // which stay valid and unchanged (the views are held:
+                    // numpy refuses to resize an array with exported
+                    // buffers) until the library calls `release_lent(ctx)`,
+                    // exactly once, also when this call fails; `ctx` is not
+                    // touched here after the call.
+                    return Ok(unsafe {
+                        (t.reply_value_lent)(
+                            reply,
+                            slices.as_ptr(),
+                            slices.len(),
+                            Some(release_lent),
+                            ctx,
+                        )
+                    });
+                }
+                // Several clients: another's call could change the array
+                // while it is written, so the library copies every part
+                // now, into the response frame (a snapshot).
                 // SAFETY: the parts stay borrowed until this returns.
                 return Ok(unsafe { (t.reply_value_parts)(reply, slices.as_ptr(), slices.len()) });
             }
@@ -339,6 +385,43 @@ fn dispatch(
     let handle: u64 = handle.extract()?;
     // SAFETY: `reply` is the library's reply for this callback.
     Ok(unsafe { (t.reply_handle)(reply, handle) })
+}
+
+/// The parts of an answer lent to the library (`srpc_reply_value_lent`).
+struct Lent {
+    parts: Vec<Held>,
+}
+
+/// The release function of a lent answer: called once by the library, from
+/// any thread (its I/O thread, once the frame is written or dropped; or
+/// during `srpc_reply_value_lent` itself), possibly long after the callback.
+unsafe extern "C" fn release_lent(ctx: *mut c_void) {
+    if ctx.is_null() {
+        return;
+    }
+    // SAFETY: `ctx` came from Box::into_raw in `dispatch` and the library
+    // hands it back exactly once. The Held parts are only touched with the
+    // GIL held, whichever thread this runs on.
+    let lent = unsafe { Box::from_raw(ctx as *mut Lent) };
+    let _ = catch_unwind(AssertUnwindSafe(move || {
+        // try_attach: nothing when the interpreter is gone (or, on builds
+        // that can tell, finalizing), where taking the GIL could hang or end
+        // this thread. The buffers are then left as they are (the process is
+        // ending; dropping a Held without release only leaks). Servers are
+        // closed at exit (atexit) before finalization, so this is the
+        // exception.
+        let mut lent = Some(lent);
+        let released = Python::try_attach(|py| {
+            if let Some(lent) = lent.take() {
+                for part in lent.parts {
+                    part.release(py);
+                }
+            }
+        });
+        if released.is_none() {
+            std::mem::forget(lent);
+        }
+    }));
 }
 
 /// Answer with the error `e`, described by the package's `describe_exception`.

@@ -350,7 +350,7 @@ def _load_speedups() -> Any:
     names = (
         "srpc_client_request", "srpc_client_send", "srpc_client_send_pipelined", "srpc_client_wait",
         "srpc_trail", "srpc_buf_free", "srpc_reply_handle", "srpc_reply_extensions",
-        "srpc_reply_value", "srpc_reply_value_parts", "srpc_reply_error",
+        "srpc_reply_value", "srpc_reply_value_parts", "srpc_reply_value_lent", "srpc_reply_error",
     )
     try:
         _speedups.bind({name: ctypes.cast(getattr(_lib, name), c_void_p).value for name in names})

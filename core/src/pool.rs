@@ -26,8 +26,19 @@ pub const POOLED_MAX: usize = 256 << 20;
 pub const KEPT: usize = 2;
 
 /// A connection's pool of frame buffers. Cheap to clone (one pool).
-#[derive(Clone, Default, Debug)]
+#[derive(Clone, Default)]
 pub struct FramePool(Arc<Mutex<Vec<Vec<u8>>>>);
+
+impl std::fmt::Debug for FramePool {
+    /// The capacities of the kept buffers, not their bytes (up to
+    /// [`KEPT`] x [`POOLED_MAX`] of them).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        f.debug_struct("FramePool")
+            .field("kept", &kept.iter().map(Vec::capacity).collect::<Vec<_>>())
+            .finish()
+    }
+}
 
 impl FramePool {
     /// A kept buffer with room for `len` bytes and not more than twice
@@ -132,5 +143,13 @@ mod tests {
         let bytes = pool.lend(vec![1u8; 10], 0);
         drop(pool);
         drop(bytes);
+    }
+
+    #[test]
+    fn debug_names_the_kept_buffers_not_their_bytes() {
+        let pool = FramePool::default();
+        drop(pool.lend(vec![0u8; 1 << 20], 0));
+        let shown = format!("{pool:?}");
+        assert_eq!(shown, format!("FramePool {{ kept: [{}] }}", 1 << 20));
     }
 }

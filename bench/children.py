@@ -16,8 +16,8 @@ Prints JSON lines, one per figure, each with the samples in µs:
   ``env_step_ws`` / ``remote_env_step_ws`` over WebSocket;
 - ``down_64mib_spawn`` / ``up_64mib_spawn``: a 64 MiB uint8 array over a
   spawned child, ``materialize(arr)`` of one made there and
-  ``materialize(nbytes(a))`` of one sent there (``size`` set, as the
-  harness's sweep records are).
+  ``materialize(nbytes(a))`` of one sent there (with ``bytes``, the
+  array's size, from which the harness shows MB/s).
 """
 
 from __future__ import annotations

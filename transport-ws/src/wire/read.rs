@@ -1,13 +1,17 @@
 //! Reading WebSocket frames (RFC 6455 §5) from a blocking socket.
 //!
-//! A message's payload goes into a buffer of exactly its size, allocated
-//! fallibly once its header is read and refused before any allocation when
-//! it is over the limit. Large payloads are read from the socket straight
-//! into that buffer and unmasked there in cache-sized pieces (a zero-keyed
-//! one, as unmasked, in large pieces and left as it is); small frames
-//! and headers come through a small fixed buffer. Nothing is kept between
-//! messages but that small buffer, so a 1 GiB message leaves nothing behind
-//! once its bytes are dropped.
+//! A message's payload goes into a buffer of its size (a large one with
+//! up to a page and a cache line more in front, to place it: see
+//! [`PAGE_SKEW`] and [`Align`]), allocated fallibly once its header is read
+//! and refused before any allocation when it is over the limit. Large
+//! payloads are read from the socket straight into that buffer and unmasked
+//! there in cache-sized pieces (a zero-keyed one, as unmasked, in large
+//! pieces and left as it is); small frames and headers come through a small
+//! fixed buffer. Between messages the reader keeps that small buffer and at
+//! most two buffers of 16 to 256 MiB messages (core's
+//! [`FramePool`](simplerpc_core::pool::FramePool), let go when the
+//! connection idles), so a 1 GiB message leaves nothing behind once its
+//! bytes are dropped.
 //!
 //! A read that times out, would block or is interrupted by a signal loses
 //! nothing: the next call goes on where it stopped.

@@ -55,13 +55,20 @@ class Server(NamedTuple):
 
     def rss(self) -> int:
         """The server's resident set size in bytes (VmRSS of /proc/<pid>/status)."""
+        return self._status_bytes("VmRSS")
+
+    def hwm(self) -> int:
+        """The server's peak resident set size in bytes (VmHWM)."""
+        return self._status_bytes("VmHWM")
+
+    def _status_bytes(self, field: str) -> int:
         with open(f"/proc/{self.proc.pid}/status") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     value, unit = line.split()[1:3]
                     assert unit == "kB", line
                     return int(value) * 1024
-        raise AssertionError(f"no VmRSS in /proc/{self.proc.pid}/status")
+        raise AssertionError(f"no {field} in /proc/{self.proc.pid}/status")
 
 
 def _child_env() -> Dict[str, str]:

@@ -54,17 +54,6 @@ def _same(got: Any, want: Any) -> None:
     assert got.tobytes() == np.ascontiguousarray(want).tobytes()
 
 
-def _hwm(pid: int) -> int:
-    """The process's peak resident set size in bytes (VmHWM)."""
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                value, unit = line.split()[1:3]
-                assert unit == "kB", line
-                return int(value) * 1024
-    raise AssertionError(f"no VmHWM in /proc/{pid}/status")
-
-
 def _gone(conn: Any, name: str) -> bool:
     """Whether the server-side weak reference ``name`` is dead, asked up to
     100 times (the library lets the lent memory go on its I/O thread once
@@ -76,14 +65,20 @@ def _gone(conn: Any, name: str) -> bool:
     return False
 
 
+def _use_dispatch(dispatch: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the server processes started next use ``dispatch`` ("accelerator"
+    or "ctypes"); skip when the accelerator is asked for and not built."""
+    if dispatch == "accelerator" and importlib.util.find_spec("simplerpc._speedups") is None:
+        pytest.skip("simplerpc._speedups is not built (SIMPLERPC_SPEEDUPS=1 pip install ./bindings/python)")
+    # The server process inherits this (conftest's _child_env keeps it).
+    monkeypatch.setenv("SIMPLERPC_NO_SPEEDUPS", "" if dispatch == "accelerator" else "1")
+
+
 @pytest.fixture(params=["accelerator", "ctypes"])
 def lab(request: pytest.FixtureRequest, start_server: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """A server process with the given dispatch, and a client connected to it."""
     accelerated = request.param == "accelerator"
-    if accelerated and importlib.util.find_spec("simplerpc._speedups") is None:
-        pytest.skip("simplerpc._speedups is not built (SIMPLERPC_SPEEDUPS=1 pip install ./bindings/python)")
-    # The server process inherits this (conftest's _child_env keeps it).
-    monkeypatch.setenv("SIMPLERPC_NO_SPEEDUPS", "" if accelerated else "1")
+    _use_dispatch(request.param, monkeypatch)
     with start_server() as srv:
         host, port, token, _ = srv
         with simplerpc.connect(host, port, token) as conn:
@@ -118,7 +113,7 @@ def test_large_arrays_come_back_byte_exact_with_one_and_with_two_clients(lab: An
 
 def test_one_client_is_lent_two_are_copied_and_each_array_is_let_go(lab: Any) -> None:
     srv, conn = lab
-    host, port, token, proc = srv
+    host, port, token, _ = srv
     size = 128 * MIB
     n = size // 8
     make = f"big = np.arange({n}, dtype='<u8'); alive = weakref.ref(big)"
@@ -126,10 +121,10 @@ def test_one_client_is_lent_two_are_copied_and_each_array_is_let_go(lab: Any) ->
     assert materialize(conn.eval("int(big[-1])")) == n - 1  # made and resident
 
     # One client: lent, written where it lies; no frame-sized copy.
-    before = _hwm(proc.pid)
+    before = srv.hwm()
     remote = conn.eval("big")
     back = materialize(remote)
-    lent_growth = _hwm(proc.pid) - before
+    lent_growth = srv.hwm() - before
     assert back.shape == (n,) and int(back[0]) == 0 and int(back[-1]) == n - 1
     del back
     assert lent_growth < size // 4, f"one client: server peak RSS grew by {lent_growth / MIB:.0f} MiB (copied?)"
@@ -145,9 +140,9 @@ def test_one_client_is_lent_two_are_copied_and_each_array_is_let_go(lab: Any) ->
     assert materialize(conn.eval("int(big[-1])")) == n - 1
     with simplerpc.connect(host, port, token) as other:
         assert materialize(other.eval("1 + 1")) == 2
-        before = _hwm(proc.pid)
+        before = srv.hwm()
         back = materialize(conn.eval("big"))
-        copied_growth = _hwm(proc.pid) - before
+        copied_growth = srv.hwm() - before
         assert back.shape == (n,) and int(back[-1]) == n - 1
         del back
     assert copied_growth > size * 3 // 4, f"two clients: server peak RSS grew by {copied_growth / MIB:.0f} MiB (lent?)"
@@ -208,9 +203,7 @@ def _stalled_staller(srv: Any) -> Any:
 def test_a_lent_write_to_a_client_killed_midway_is_released(
     dispatch: str, start_server: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if dispatch == "accelerator" and importlib.util.find_spec("simplerpc._speedups") is None:
-        pytest.skip("simplerpc._speedups is not built")
-    monkeypatch.setenv("SIMPLERPC_NO_SPEEDUPS", "" if dispatch == "accelerator" else "1")
+    _use_dispatch(dispatch, monkeypatch)
     with start_server() as srv:
         proc = _stalled_staller(srv)
         proc.kill()
@@ -228,9 +221,7 @@ def test_a_lent_write_to_a_client_killed_midway_is_released(
 def test_a_server_stopped_during_a_stalled_lent_write_exits_cleanly(
     dispatch: str, start_server: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if dispatch == "accelerator" and importlib.util.find_spec("simplerpc._speedups") is None:
-        pytest.skip("simplerpc._speedups is not built")
-    monkeypatch.setenv("SIMPLERPC_NO_SPEEDUPS", "" if dispatch == "accelerator" else "1")
+    _use_dispatch(dispatch, monkeypatch)
     proc = None
     try:
         with start_server() as srv:  # at the end: SIGINT, and it must exit 0 within 15 s

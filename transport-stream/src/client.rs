@@ -31,9 +31,10 @@ pub const WINDOW: usize = 32 << 20;
 const RECYCLE_MIN: usize = 1 << 20;
 /// ...up to this size.
 const RECYCLE_MAX: usize = 256 << 20;
-/// A client this long without a request lets the buffers it kept for
-/// large frames go, when it makes the next one (it has no thread of its
-/// own to do it meanwhile).
+/// A client this long without traffic (no request begun, no answer read:
+/// a request waiting for a long call is no idleness) lets the buffers it
+/// kept for large frames go, when it makes the next request (it has no
+/// thread of its own to do it meanwhile).
 const IDLE_TRIM: Duration = Duration::from_secs(1);
 
 /// How a client talks to its server.
@@ -91,8 +92,8 @@ struct Conn {
     interrupted: bool,
     /// The stream's read timeout as last set.
     read_timeout: Option<Duration>,
-    /// When the last request began.
-    last_request: Instant,
+    /// When the last request began or the last answer came in.
+    last_active: Instant,
 }
 
 impl std::fmt::Debug for Client {
@@ -137,7 +138,7 @@ impl Client {
                     interruptible: false,
                     interrupted: false,
                     read_timeout: config.timeout,
-                    last_request: Instant::now(),
+                    last_active: Instant::now(),
                 }),
                 releases: Mutex::new(Vec::new()),
                 extensions: accepted,
@@ -348,11 +349,11 @@ impl Client {
         for id in released {
             conn.session.release(id);
         }
-        if conn.last_request.elapsed() >= IDLE_TRIM {
+        if conn.last_active.elapsed() >= IDLE_TRIM {
             conn.reader.trim();
             conn.session.trim();
         }
-        conn.last_request = Instant::now();
+        conn.last_active = Instant::now();
         Ok(conn)
     }
 }
@@ -443,6 +444,7 @@ impl Conn {
     fn read_one_raw(&mut self) -> Result<(), Error> {
         match self.reader.read(&mut self.stream) {
             Ok(frame) => {
+                self.last_active = Instant::now();
                 let len = self.in_flight.pop_front().unwrap_or(0);
                 self.in_flight_bytes -= len;
                 if let Err(e) = self.session.receive(frame) {
@@ -470,5 +472,88 @@ impl Conn {
             }
             Err(ReadError::Io(e)) => Err(self.end(format!("cannot read an answer: {e}"))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixStream;
+
+    use ndarray::Array1;
+    use simplerpc_core::{ObjId, Value};
+    use simplerpc_registry::{Array, Module, Registry};
+
+    fn object(client: &Client, request: Request) -> ObjId {
+        match client.request(&request).unwrap() {
+            Response::Object(id) => id,
+            other => panic!("expected an object, got {other:?}"),
+        }
+    }
+
+    fn call(client: &Client, f: ObjId, arg: usize) -> ObjId {
+        object(
+            client,
+            Request::Call {
+                path: String::new(),
+                obj_id: Some(f),
+                args: vec![Value::from(arg)],
+                kwargs: vec![],
+            },
+        )
+    }
+
+    #[test]
+    fn a_long_call_is_no_idleness_the_buffers_kept_stay() {
+        let registry = Arc::new(
+            Registry::new().module(
+                Module::new("sim")
+                    .function("ramp", |n: usize| {
+                        Array(Array1::<f64>::from_iter((0..n).map(|i| i as f64)))
+                    })
+                    .function("nap", |ms: usize| {
+                        std::thread::sleep(Duration::from_millis(ms as u64));
+                        ms
+                    }),
+            ),
+        );
+        let (a, b) = UnixStream::pair().unwrap();
+        let server = std::thread::spawn(move || {
+            crate::serve(b, registry.executor(), &crate::ServerConfig::default())
+        });
+        let client = Client::connect(a, &ClientConfig::default()).unwrap();
+        let sim = object(
+            &client,
+            Request::ImportModule {
+                module: "sim".into(),
+            },
+        );
+        let attr = |name: &str| {
+            object(
+                &client,
+                Request::GetAttr {
+                    path: String::new(),
+                    obj_id: Some(sim),
+                    attr: name.into(),
+                },
+            )
+        };
+        let (ramp, nap) = (attr("ramp"), attr("nap"));
+        // A 24 MiB answer, read into a buffer that comes back to the pool
+        // once the value is dropped.
+        let big = call(&client, ramp, 3 << 20);
+        drop(
+            client
+                .request(&Request::Materialize { obj_id: big })
+                .unwrap(),
+        );
+        assert_eq!(client.lock().reader.kept(), 1);
+        // A call that runs past IDLE_TRIM: the client waited, it did not
+        // idle, so the next request keeps the buffer for the next answer.
+        call(&client, nap, IDLE_TRIM.as_millis() as usize + 300);
+        call(&client, ramp, 1);
+        assert_eq!(client.lock().reader.kept(), 1, "trimmed after a long call");
+        client.close();
+        server.join().unwrap().unwrap();
     }
 }

@@ -194,6 +194,12 @@ impl FrameReader {
         self.pool.trim();
     }
 
+    /// How many buffers of large frames are kept (for tests).
+    #[cfg(test)]
+    pub(crate) fn kept(&self) -> usize {
+        self.pool.kept()
+    }
+
     /// Read until one whole frame is in.
     pub(crate) fn read(&mut self, stream: &mut impl Read) -> Result<Bytes, ReadError> {
         while self.head_len < PREFIX {

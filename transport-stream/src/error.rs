@@ -25,6 +25,16 @@ pub enum Error {
         /// this side's `max_message_size`
         limit: usize,
     },
+    /// A message within the limit could not be given memory; nothing of it
+    /// was kept and the connection was closed.
+    #[error(
+        "no memory for a message of {size} bytes; the connection was closed (free memory, \
+         or lower max_message_size so that such a message is refused up front)"
+    )]
+    NoMemory {
+        /// the announced length
+        size: u64,
+    },
     /// The peer broke the framing.
     #[error("the peer broke the stream framing: {0}; the connection was closed")]
     Framing(String),

@@ -149,6 +149,8 @@ const PLACE_PREFIX: usize = 4096;
 /// Bins from this size up are an array's data worth aligning (as the
 /// codec splices them).
 const LARGE_BIN: usize = 64 << 10;
+/// The most a single read takes: a cache-sized piece.
+const PIECE: usize = 256 << 10;
 
 /// Reads frames, resuming where a timeout or a signal left it.
 #[derive(Debug)]
@@ -219,24 +221,26 @@ impl FrameReader {
                     limit: self.max,
                 }));
             }
-            let len = len as usize;
-            let room = if len >= PLACED_MIN { ALIGNMENT } else { 0 };
-            // A large frame goes into a buffer an earlier one left, if one
-            // fits (no fresh memory to fault in); else zeroed memory of
-            // this size, which comes from the OS as fresh pages, so the
-            // zeroing costs nothing but the touch.
-            let body = match (len >= POOLED_MIN)
-                .then(|| self.pool.take(len + room))
-                .flatten()
-            {
-                Some(mut kept) => {
-                    if kept.len() < len + room {
-                        kept.resize(len + room, 0);
-                    }
-                    kept
-                }
-                None => vec![0u8; len + room],
+            let room = if len >= PLACED_MIN as u64 {
+                ALIGNMENT
+            } else {
+                0
             };
+            let no_memory = || ReadError::Refused(Error::NoMemory { size: len });
+            let need = usize::try_from(len)
+                .ok()
+                .and_then(|n| n.checked_add(room))
+                .ok_or_else(no_memory)?;
+            let len = need - room;
+            // A large frame goes into a buffer an earlier one left, if one
+            // fits (no fresh memory to fault in); else into memory reserved
+            // here, fallibly, and zeroed a piece at a time as it is read.
+            let mut body: Vec<u8> = (len >= POOLED_MIN)
+                .then(|| self.pool.take(need))
+                .flatten()
+                .unwrap_or_default();
+            body.try_reserve_exact(need.saturating_sub(body.len()))
+                .map_err(|_| no_memory())?;
             self.body = Some(body);
             self.start = room;
             self.len = len;
@@ -254,7 +258,7 @@ impl FrameReader {
         let (start, len) = (self.start, self.len);
         let mut body = self.body.take().unwrap_or_default();
         body.truncate(start + len);
-        Ok(if body.capacity() >= POOLED_MIN {
+        Ok(if len >= POOLED_MIN {
             self.pool.lend(body, start)
         } else {
             Bytes::from(body).slice(start..)
@@ -289,8 +293,17 @@ impl FrameReader {
                 } else {
                     self.len
                 };
+                // At most a piece at a time: the bytes of it not yet
+                // initialized are zeroed just before the read (in the cache).
+                let from = self.start + self.filled;
+                let to = self.start + end.min(self.filled + PIECE);
                 match self.body.as_mut() {
-                    Some(b) => &mut b[self.start + self.filled..self.start + end],
+                    Some(b) => {
+                        if b.len() < to {
+                            b.resize(to, 0);
+                        }
+                        &mut b[from..to]
+                    }
                     None => return Ok(0),
                 }
             }
@@ -328,6 +341,20 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(r.body.is_none());
+    }
+
+    #[test]
+    fn a_frame_no_memory_can_hold_is_refused_not_aborted() {
+        // Within an unlimited max_message_size: a length whose buffer (with
+        // the placing room) overflows, and one no allocator can give.
+        for len in [u64::MAX, 1u64 << 60] {
+            let head = len.to_le_bytes();
+            let mut r = FrameReader::new(usize::MAX);
+            match r.read(&mut &head[..]) {
+                Err(ReadError::Refused(Error::NoMemory { size })) => assert_eq!(size, len),
+                other => panic!("{len}: {other:?}"),
+            }
+        }
     }
 
     /// A reader that hands out at most `step` bytes per read, and says

@@ -97,7 +97,9 @@ impl Message {
     fn finish(mut self, pool: &Pool) -> Bytes {
         self.data.truncate(self.filled);
         let pad = self.pad;
-        if self.data.capacity() >= POOLED_MIN {
+        // (A message a little under POOLED_MIN has a buffer over it, for
+        // the placing room: not kept, as no message that size takes one.)
+        if self.filled - pad >= POOLED_MIN {
             pool.lend(self.data, pad)
         } else {
             Bytes::from(self.data).slice(pad..)

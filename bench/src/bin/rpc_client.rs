@@ -54,6 +54,15 @@ fn main() {
     let only: Option<Vec<String>> = a
         .get("only")
         .map(|s| s.split(',').map(str::to_string).collect());
+    const WORKLOADS: [&str; 4] = ["f1", "env_step", "down", "up"];
+    if let Some(bad) = only
+        .iter()
+        .flatten()
+        .find(|w| !WORKLOADS.contains(&w.as_str()))
+    {
+        eprintln!("--only: no workload {bad:?} (the workloads: {WORKLOADS:?})");
+        std::process::exit(2);
+    }
     let wanted = |w: &str| only.as_ref().map_or(true, |o| o.iter().any(|x| x == w));
     let client = Client::connect(&config).expect("connect to bench-rpc-server");
     let m = client.module("bench").expect("module bench");

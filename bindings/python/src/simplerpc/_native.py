@@ -161,6 +161,10 @@ class Call(Structure):
         ("payload", Slice),
         ("args_parts", POINTER(Slice)),
         ("args_parts_len", c_size_t),
+        ("kwargs_parts", POINTER(Slice)),
+        ("kwargs_parts_len", c_size_t),
+        ("key_parts", POINTER(Slice)),
+        ("key_parts_len", c_size_t),
         ("refs", POINTER(c_uint64)),
         ("refs_len", c_size_t),
     ]
@@ -733,27 +737,33 @@ class NativeClient:
         """The negotiated extension bits (0 against a stock simplerpyc server)."""
         return _client_extensions(self._handle) if self._handle else 0
 
-    def _call(self, keep: "_Keep", kind: int, obj: Optional[int], name: str, path: str, args: Any, kwargs: bytes, key: bytes, payload: bytes) -> Call:
-        """The srpc_call; ``args`` is bytes, or a list of buffers that make
-        them when joined (a large array's own memory, written to the socket
-        from where it lies: ``keep`` holds the buffers until the call returns)."""
+    def _call(self, keep: "_Keep", kind: int, obj: Optional[int], name: str, path: str, args: Any, kwargs: Any, key: Any, payload: bytes) -> Call:
+        """The srpc_call; ``args``, ``kwargs`` and ``key`` are each bytes,
+        or a list of buffers that make them when joined (a large array's own
+        memory, written to the socket from where it lies: ``keep`` holds the
+        buffers until the call returns)."""
         if not self._handle:
             raise ConnectionClosedError("the connection is closed")
+
+        def one(b: Any) -> Slice:
+            return Slice(None, 0) if isinstance(b, list) else keep.slice(b)
+
         call = Call(
             kind,
             SRPC_NO_OBJECT if obj is None else obj,
             keep.str(name),
             keep.str(path),
-            Slice(None, 0) if isinstance(args, list) else keep.slice(args),
-            keep.slice(kwargs),
-            keep.slice(key),
+            one(args),
+            one(kwargs),
+            one(key),
             keep.slice(payload),
         )
-        if isinstance(args, list):
-            parts = (Slice * len(args))(*(keep.readonly_slice(p) for p in args))
-            keep.items.append(parts)
-            call.args_parts = ctypes.cast(parts, POINTER(Slice))
-            call.args_parts_len = len(args)
+        for field, value in (("args", args), ("kwargs", kwargs), ("key", key)):
+            if isinstance(value, list):
+                parts = (Slice * len(value))(*(keep.readonly_slice(p) for p in value))
+                keep.items.append(parts)
+                setattr(call, field + "_parts", ctypes.cast(parts, POINTER(Slice)))
+                setattr(call, field + "_parts_len", len(value))
         return call
 
     def _answer(self, resp: Response, allow_pickle: Optional[bool] = None) -> Tuple[int, Any]:

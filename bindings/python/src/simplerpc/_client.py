@@ -380,7 +380,7 @@ class Connection:
     def _call(self, proxy: RPCProxy, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> RPCProxy:
         path = proxy._rpc_path
         packed_args, used = self._pack(list(args), join=False)
-        packed_kwargs, _ = self._pack(kwargs, used)
+        packed_kwargs, _ = self._pack(kwargs, used, join=False)
         child = _trail("CALL", path)
         if self._pipelining:
             return self._promise(child, _KIND_CALL, proxy._rpc_obj_id, path=path, args=packed_args, kwargs=packed_kwargs)

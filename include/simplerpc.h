@@ -2209,6 +2209,24 @@ srpc_status srpc_trail(srpc_trail_kind kind,
                        struct srpc_buf *out);
 
 /*
+ As srpc_trail(), with the key in `key_len` parts that make it when
+ joined, cut as srpc_call.key_parts is: a part of at least 64 KiB that
+ is exactly a bin's payload (an array's data) is not read at all (a
+ trail never shows a large bin's bytes, `x[<ndarray>]`), so the trail of
+ a large array key costs no copy of it. Other parts are copied once.
+
+ # Safety
+ As srpc_trail(); `key` is NULL with `key_len` 0 or points to `key_len`
+ srpc_slices, each NULL with length 0 or valid for its length.
+ */
+srpc_status srpc_trail_parts(srpc_trail_kind kind,
+                             struct srpc_str parent,
+                             struct srpc_str a,
+                             const struct srpc_slice *key,
+                             size_t key_len,
+                             struct srpc_buf *out);
+
+/*
  The name of the builtin a tuple key is built with (`"tuple"`), static
  and NUL-terminated.
  */

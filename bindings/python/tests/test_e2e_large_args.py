@@ -133,28 +133,58 @@ def check_keyword_arguments(conn: Any, budget: int) -> None:
     assert kwargs["s"][1:] == [1, "x"] and np.array_equal(kwargs["z"], small)
 
 
-def test_keyword_arguments_to_the_python_server(conn: simplerpc.Connection) -> None:
+def check_array_keys(conn: Any, budget: int) -> None:
+    """Large arrays as a getitem key (``p[mask]``, ``p[indices]``, inside a
+    list or a tuple key) index byte-exact."""
+    rng = np.random.default_rng(9)
+    n = budget // 8
+    local = rng.standard_normal(n).astype(">f8")
+    conn.execute(HASH_SOURCE)
+    remote = conn.modules.numpy.asarray(local)  # sent by position
+    mask = rng.integers(0, 2, n).astype(bool)  # n bytes
+    indices = rng.integers(0, n, max(n // 8, (1 << 16) // 8 + 1)).astype("<i8")  # >= 64 KiB
+    for name, key in (("mask", mask), ("indices", indices)):
+        got = materialize(remote[key])
+        assert got.dtype.str == ">f8" and sha(got) == sha(local[key]), name
+    # Inside a tuple key (numpy's multi-axis indexing), with a slice.
+    grid = local[: (n // 64) * 64].reshape(-1, 64)
+    remote_grid = conn.modules.numpy.asarray(grid)
+    rows = rng.integers(0, 2, grid.shape[0]).astype(bool)
+    got = materialize(remote_grid[rows, 1:5])
+    assert sha(got) == sha(grid[rows, 1:5])
+    # The key reaches __getitem__ as it was: hashed there.
+    keyed = conn.eval("type('K', (), {'__getitem__': lambda self, k: _h(k)})()")
+    assert materialize(keyed[mask]) == digest(mask)
+    big_bytes = bytes(range(256)) * (budget // 512)
+    assert materialize(keyed[big_bytes]) == digest(big_bytes)
+
+
+def test_keyword_arguments_and_keys_to_the_python_server(conn: simplerpc.Connection) -> None:
     check_keyword_arguments(conn, 2 << 20)
+    check_array_keys(conn, 2 << 20)
 
 
-def test_keyword_arguments_to_the_stock_server(reference_server: Any) -> None:
+def test_keyword_arguments_and_keys_to_the_stock_server(reference_server: Any) -> None:
     # The stock server takes messages of 1 MiB at most: arrays of 128 KiB.
     host, port, token, _ = reference_server
     with simplerpc.connect(host, port, token) as conn:
         assert conn._native.extensions == 0
         check_keyword_arguments(conn, 128 << 10)
+        check_array_keys(conn, 512 << 10)
 
 
-def test_keyword_arguments_over_the_stream_transport() -> None:
+def test_keyword_arguments_and_keys_over_the_stream_transport() -> None:
     with simplerpc.spawn() as conn:
         check_keyword_arguments(conn, 1 << 20)
+        check_array_keys(conn, 1 << 20)
 
 
 # A client in a fresh process (its peak RSS is its own) sends one 256 MiB
-# array as a keyword argument, then as a positional one, and reports how
-# much its peak resident set size (VmHWM) grew with each call. A keyword
-# argument joined into one buffer and copied into the frame raised it by
-# twice the array; sent from where it lies, the growth is small.
+# array as a keyword argument, then as a positional one, then as a getitem
+# key, and reports how much its peak resident set size (VmHWM) grew with
+# each. A keyword argument joined into one buffer and copied into the frame
+# raised it by twice the array (a key by more: its trail copied it too);
+# sent from where it lies, the growth is small.
 PEAK_CLIENT = """
 import sys, numpy as np, simplerpc
 from simplerpc import materialize
@@ -180,12 +210,17 @@ with simplerpc.connect(host, port, token) as conn:
     got = materialize(check(a))
     pos = hwm() - before
     assert got == want, (got, want)
-    print(kw, pos, flush=True)
+    keyed = conn.eval("type('K', (), {'__getitem__': lambda self, v: [(v.nbytes, int(v[::4096].sum()), int(v[-1]))]})()")
+    before = hwm()
+    got = materialize(keyed[a])
+    key = hwm() - before
+    assert got == want, (got, want)
+    print(kw, pos, key, flush=True)
 """
 
 
 @pytest.mark.parametrize("dispatch", ["accelerator", "ctypes"])
-def test_a_256_mib_keyword_argument_is_not_copied_by_the_client(server: Any, dispatch: str) -> None:
+def test_a_256_mib_keyword_argument_or_key_is_not_copied_by_the_client(server: Any, dispatch: str) -> None:
     import importlib.util
 
     if dispatch == "accelerator" and importlib.util.find_spec("simplerpc._speedups") is None:
@@ -201,9 +236,10 @@ def test_a_256_mib_keyword_argument_is_not_copied_by_the_client(server: Any, dis
         timeout=300,
     )
     assert out.returncode == 0, out.stdout + out.stderr
-    kw, pos = (int(v) for v in out.stdout.split())
+    kw, pos, key = (int(v) for v in out.stdout.split())
     mib = 1 << 20
     # Joined and copied, the peak grew by 512 MiB; from where it lies, by
     # the frame's small own buffer and the answer.
     assert kw < size // 4, f"a keyword argument raised the client's peak RSS by {kw / mib:.0f} MiB (copied?)"
     assert pos < size // 4, f"a positional argument raised the client's peak RSS by {pos / mib:.0f} MiB (copied?)"
+    assert key < size // 4, f"a getitem key raised the client's peak RSS by {key / mib:.0f} MiB (copied?)"

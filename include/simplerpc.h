@@ -687,7 +687,8 @@ typedef struct srpc_call {
   /*
    Client only (an executor gets NULL): `key` as several buffers that
    make the msgpack value when joined, taken as `args_parts` is (an
-   index that is a large array, `p[mask]`). NULL: `key` holds the value.
+   index that is a large array, `p[mask]`; srpc_trail_parts() gives its
+   trail from the same parts). NULL: `key` holds the value.
    */
   const struct srpc_slice *key_parts;
   /*

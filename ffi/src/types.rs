@@ -256,7 +256,8 @@ pub struct srpc_call {
     pub kwargs_parts_len: usize,
     /// Client only (an executor gets NULL): `key` as several buffers that
     /// make the msgpack value when joined, taken as `args_parts` is (an
-    /// index that is a large array, `p[mask]`). NULL: `key` holds the value.
+    /// index that is a large array, `p[mask]`; srpc_trail_parts() gives its
+    /// trail from the same parts). NULL: `key` holds the value.
     pub key_parts: *const srpc_slice,
     /// The number of buffers in `key_parts`.
     pub key_parts_len: usize,

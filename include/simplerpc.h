@@ -673,6 +673,29 @@ typedef struct srpc_call {
    */
   size_t args_parts_len;
   /*
+   Client only (an executor gets NULL): `kwargs` as several buffers
+   that make the msgpack map when joined, taken as `args_parts` is (on
+   a connection a buffer of at least 64 KiB that is exactly a bin's
+   payload is written to the socket from where it lies; a client
+   session copies them all). NULL: `kwargs` holds the map.
+   */
+  const struct srpc_slice *kwargs_parts;
+  /*
+   The number of buffers in `kwargs_parts`.
+   */
+  size_t kwargs_parts_len;
+  /*
+   Client only (an executor gets NULL): `key` as several buffers that
+   make the msgpack value when joined, taken as `args_parts` is (an
+   index that is a large array, `p[mask]`; srpc_trail_parts() gives its
+   trail from the same parts). NULL: `key` holds the value.
+   */
+  const struct srpc_slice *key_parts;
+  /*
+   The number of buffers in `key_parts`.
+   */
+  size_t key_parts_len;
+  /*
    Executor callbacks only (a client ignores it): the handle each
    reference in `args`, then `kwargs` (or in `key`) stands for, in the
    order the references appear in the bytes, proxies and promises alike;
@@ -1258,8 +1281,9 @@ srpc_status srpc_client_live_objects(const struct srpc_client *client, uint64_t 
 /*
  Send `call` and wait for its response. `args`, `kwargs` and `key` go into
  the request frame as they are (checked, copied once; the large array
- payloads of `args_parts` written from where they lie, not copied); a value comes back
- in `response->value` as the response frame holds it (not re-encoded; see
+ payloads of `args_parts`, `kwargs_parts` and `key_parts` written from
+ where they lie, not copied); a value comes back in `response->value` as
+ the response frame holds it (not re-encoded; see
  srpc_response). A remote exception returns SRPC_STATUS_ERR_REMOTE with
  the details in srpc_last_error_type() and friends, writes `*response`
  with kind SRPC_RESPONSE_KIND_ERROR, and the connection stays usable.
@@ -1742,8 +1766,9 @@ srpc_status srpc_ndarray_encode(const struct srpc_ndarray *a, struct srpc_buf *o
 /*
  As srpc_ndarray_encode(), but `*out` gets everything except the data's
  own bytes, which follow it: pass `{header, a->data}` as two parts
- (srpc_call.args_parts, srpc_reply_value_parts()) so a large array is
- copied once, straight into the frame.
+ (srpc_call.args_parts, kwargs_parts or key_parts, or
+ srpc_reply_value_parts()) so a large array is copied once, straight into
+ the frame.
 
  # Safety
  As srpc_ndarray_encode().
@@ -1896,9 +1921,9 @@ void srpc_client_session_free(struct srpc_client_session *session);
  Build the frame for `call`. Writes the frame (free with srpc_buf_free())
  and the request's id. `args`, `kwargs` and `key` go into the frame as they
  are (checked once, copied once, never re-encoded): the frame is one
- buffer the host owns, so `args_parts` are copied in too (a connection,
- srpc_client_request(), writes large array payloads from where they
- lie instead). Requests may be
+ buffer the host owns, so `args_parts`, `kwargs_parts` and `key_parts`
+ are copied in too (a connection, srpc_client_request(), writes large
+ array payloads from where they lie instead). Requests may be
  pipelined: send several, then feed their responses in order to
  srpc_client_session_receive() (or srpc_client_session_store(), then take
  this request's answer with srpc_client_session_take()).
@@ -2183,6 +2208,24 @@ srpc_status srpc_trail(srpc_trail_kind kind,
                        struct srpc_str a,
                        struct srpc_slice key,
                        struct srpc_buf *out);
+
+/*
+ As srpc_trail(), with the key in `key_len` parts that make it when
+ joined, cut as srpc_call.key_parts is: a part of at least 64 KiB that
+ is exactly a bin's payload (an array's data) is not read at all (a
+ trail never shows a large bin's bytes, `x[<ndarray>]`), so the trail of
+ a large array key costs no copy of it. Other parts are copied once.
+
+ # Safety
+ As srpc_trail(); `key` is NULL with `key_len` 0 or points to `key_len`
+ srpc_slices, each NULL with length 0 or valid for its length.
+ */
+srpc_status srpc_trail_parts(srpc_trail_kind kind,
+                             struct srpc_str parent,
+                             struct srpc_str a,
+                             const struct srpc_slice *key,
+                             size_t key_len,
+                             struct srpc_buf *out);
 
 /*
  The name of the builtin a tuple key is built with (`"tuple"`), static

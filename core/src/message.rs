@@ -683,7 +683,7 @@ fn put_raw_checked(
 }
 
 /// Whether `before` ends with the header of a bin of `len` bytes.
-fn ends_with_bin_header(before: &[u8], len: usize) -> bool {
+pub(crate) fn ends_with_bin_header(before: &[u8], len: usize) -> bool {
     let n = before.len();
     let be = |b: &[u8]| b.iter().fold(0usize, |a, &x| (a << 8) | usize::from(x));
     (n >= 5 && before[n - 5] == 0xc6 && be(&before[n - 4..]) == len)

@@ -18,8 +18,10 @@
 //! ([`tuple_request`]), and the `getitem` names the result by reference.
 //! A list key stays a list.
 
-use crate::message::Request;
+use crate::codec::{self, DecodeError, SPLICE_MIN};
+use crate::message::{ends_with_bin_header, Request};
 use crate::value::{ObjId, Value};
+use bytes::Bytes;
 
 /// The trail of an imported module: its name.
 pub fn module(name: &str) -> String {
@@ -66,6 +68,32 @@ pub fn getitem(parent: &str, key: &Value, is_tuple: bool) -> String {
         other => key_text(other),
     };
     format!("{parent}[{text}]")
+}
+
+/// A key a host holds in parts (as a frame takes it,
+/// [`Raw::Parts`](crate::message::Raw::Parts)), decoded for its trail
+/// ([`getitem`]) as [`codec::from_bytes`] decodes the joined bytes, but
+/// without reading the parts a frame splices in by reference (at least
+/// [`SPLICE_MIN`] bytes, exactly the payload of a bin: an array's data): a
+/// trail never shows a large bin's bytes (`x[<ndarray>]`), so those come
+/// out as zeros, in memory the allocator hands out zeroed and nothing
+/// touches. The other parts are copied once.
+pub fn key_of_parts(parts: &[&[u8]]) -> Result<Value, DecodeError> {
+    let len = parts.iter().map(|p| p.len()).sum();
+    // Zeroed memory of a large size is fresh pages: only what is written
+    // below becomes resident.
+    let mut joined = vec![0u8; len];
+    let (mut at, mut since) = (0, 0);
+    for &p in parts {
+        let end = at + p.len();
+        if p.len() >= SPLICE_MIN && ends_with_bin_header(&joined[since..at], p.len()) {
+            since = end;
+        } else {
+            joined[at..end].copy_from_slice(p);
+        }
+        at = end;
+    }
+    codec::from_bytes(&Bytes::from(joined))
 }
 
 /// A key as it reads in a subscript.
@@ -172,6 +200,71 @@ mod tests {
         ]);
         assert_eq!(getitem("x", &t, true), "x[-1, ::2]");
         assert_eq!(getitem("x", &t, false), "x[[-1, ::2]]");
+    }
+
+    #[test]
+    fn a_key_in_parts_has_the_trail_of_the_joined_key() {
+        use crate::array::{DType, NdArray};
+        let data: Vec<u8> = (0..SPLICE_MIN as u32 + 8)
+            .map(|i| (i % 7) as u8 + 1)
+            .collect();
+        let (dtype, order) = DType::parse("<u8").unwrap();
+        let array = NdArray::new(
+            dtype,
+            order,
+            vec![data.len() / 8],
+            Bytes::from(data.clone()),
+        )
+        .expect("an array");
+        // The array's data and the bytes differ, so each is found once.
+        let other: Vec<u8> = data.iter().map(|b| b + 100).collect();
+        let key = Value::List(vec![
+            Value::UInt(1),
+            Value::Array(array),
+            Value::Bin(Bytes::from(other.clone())),
+            Value::Tuple(vec![Value::str("a")]),
+        ]);
+        let joined = codec::to_vec(&key).unwrap();
+        // Cut around both large payloads (each a part of its own), and
+        // elsewhere: the same trail as the joined bytes give.
+        let mut cuts = vec![0, 1];
+        for payload in [&data, &other] {
+            let at = joined
+                .windows(payload.len())
+                .position(|w| w == &payload[..])
+                .unwrap();
+            cuts.extend([at, at + payload.len()]);
+        }
+        cuts.push(joined.len());
+        cuts.dedup();
+        let parts: Vec<&[u8]> = cuts.windows(2).map(|w| &joined[w[0]..w[1]]).collect();
+        assert!(parts.iter().filter(|p| p.len() >= SPLICE_MIN).count() == 2);
+        let whole = codec::from_bytes(&Bytes::from(joined.clone())).unwrap();
+        let from_parts = key_of_parts(&parts).unwrap();
+        assert_eq!(
+            getitem("x", &from_parts, false),
+            getitem("x", &whole, false)
+        );
+        assert_eq!(
+            getitem("x", &from_parts, false),
+            "x[[1, <ndarray>, <bytes>, ('a',)]]"
+        );
+        // The large payloads are not read: junk in their place gives the
+        // same trail.
+        let junk = vec![0xc1u8; data.len()];
+        let swapped: Vec<&[u8]> = parts
+            .iter()
+            .map(|p| if p.len() >= SPLICE_MIN { &junk[..] } else { *p })
+            .collect();
+        assert_eq!(
+            getitem("x", &key_of_parts(&swapped).unwrap(), false),
+            getitem("x", &whole, false)
+        );
+        // A large part that is not a bin's payload is read (copied).
+        let not_bin = [&joined[..1], &joined[1..]];
+        assert_eq!(key_of_parts(&not_bin).unwrap(), whole);
+        // Malformed parts are refused as the joined bytes are.
+        assert!(key_of_parts(&[&[0x92, 0x01]]).is_err());
     }
 
     #[test]

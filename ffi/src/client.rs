@@ -636,8 +636,9 @@ pub unsafe extern "C" fn srpc_client_live_objects(
 
 /// Send `call` and wait for its response. `args`, `kwargs` and `key` go into
 /// the request frame as they are (checked, copied once; the large array
-/// payloads of `args_parts` written from where they lie, not copied); a value comes back
-/// in `response->value` as the response frame holds it (not re-encoded; see
+/// payloads of `args_parts`, `kwargs_parts` and `key_parts` written from
+/// where they lie, not copied); a value comes back in `response->value` as
+/// the response frame holds it (not re-encoded; see
 /// srpc_response). A remote exception returns SRPC_STATUS_ERR_REMOTE with
 /// the details in srpc_last_error_type() and friends, writes `*response`
 /// with kind SRPC_RESPONSE_KIND_ERROR, and the connection stays usable.
@@ -696,6 +697,10 @@ fn simple(kind: srpc_call_kind, obj: u64, name: srpc_str, path: srpc_str) -> srp
         payload: none,
         args_parts: std::ptr::null(),
         args_parts_len: 0,
+        kwargs_parts: std::ptr::null(),
+        kwargs_parts_len: 0,
+        key_parts: std::ptr::null(),
+        key_parts_len: 0,
         refs: std::ptr::null(),
         refs_len: 0,
     }

@@ -634,6 +634,10 @@ impl CExecutor {
             payload: slice(d.payload),
             args_parts: std::ptr::null(),
             args_parts_len: 0,
+            kwargs_parts: std::ptr::null(),
+            kwargs_parts_len: 0,
+            key_parts: std::ptr::null(),
+            key_parts_len: 0,
             refs: if d.refs.is_empty() {
                 std::ptr::null()
             } else {

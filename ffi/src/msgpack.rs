@@ -464,8 +464,9 @@ pub unsafe extern "C" fn srpc_ndarray_encode(
 
 /// As srpc_ndarray_encode(), but `*out` gets everything except the data's
 /// own bytes, which follow it: pass `{header, a->data}` as two parts
-/// (srpc_call.args_parts, srpc_reply_value_parts()) so a large array is
-/// copied once, straight into the frame.
+/// (srpc_call.args_parts, kwargs_parts or key_parts, or
+/// srpc_reply_value_parts()) so a large array is copied once, straight into
+/// the frame.
 ///
 /// # Safety
 /// As srpc_ndarray_encode().

@@ -103,9 +103,9 @@ pub unsafe extern "C" fn srpc_client_session_free(session: *mut srpc_client_sess
 /// Build the frame for `call`. Writes the frame (free with srpc_buf_free())
 /// and the request's id. `args`, `kwargs` and `key` go into the frame as they
 /// are (checked once, copied once, never re-encoded): the frame is one
-/// buffer the host owns, so `args_parts` are copied in too (a connection,
-/// srpc_client_request(), writes large array payloads from where they
-/// lie instead). Requests may be
+/// buffer the host owns, so `args_parts`, `kwargs_parts` and `key_parts`
+/// are copied in too (a connection, srpc_client_request(), writes large
+/// array payloads from where they lie instead). Requests may be
 /// pipelined: send several, then feed their responses in order to
 /// srpc_client_session_receive() (or srpc_client_session_store(), then take
 /// this request's answer with srpc_client_session_take()).

@@ -246,6 +246,21 @@ pub struct srpc_call {
     pub args_parts: *const srpc_slice,
     /// The number of buffers in `args_parts`.
     pub args_parts_len: usize,
+    /// Client only (an executor gets NULL): `kwargs` as several buffers
+    /// that make the msgpack map when joined, taken as `args_parts` is (on
+    /// a connection a buffer of at least 64 KiB that is exactly a bin's
+    /// payload is written to the socket from where it lies; a client
+    /// session copies them all). NULL: `kwargs` holds the map.
+    pub kwargs_parts: *const srpc_slice,
+    /// The number of buffers in `kwargs_parts`.
+    pub kwargs_parts_len: usize,
+    /// Client only (an executor gets NULL): `key` as several buffers that
+    /// make the msgpack value when joined, taken as `args_parts` is (an
+    /// index that is a large array, `p[mask]`; srpc_trail_parts() gives its
+    /// trail from the same parts). NULL: `key` holds the value.
+    pub key_parts: *const srpc_slice,
+    /// The number of buffers in `key_parts`.
+    pub key_parts_len: usize,
     /// Executor callbacks only (a client ignores it): the handle each
     /// reference in `args`, then `kwargs` (or in `key`) stands for, in the
     /// order the references appear in the bytes, proxies and promises alike;
@@ -405,11 +420,36 @@ pub enum Outgoing<'a> {
     /// Everything but call and getitem.
     Request(Request),
     /// call and getitem: args, kwargs or key copied once (large array
-    /// payloads in `args_parts` not at all, on a connection), and checked.
+    /// payloads in `args_parts`, `kwargs_parts` and `key_parts` not at all,
+    /// on a connection), and checked.
     Raw(RawFields<'a>),
 }
 
-/// The borrowed msgpack fields of a call or getitem (`args` perhaps in parts).
+/// A msgpack field of a call or getitem as the host handed it in: one
+/// buffer, or several that make it when joined.
+pub enum RawField<'a> {
+    /// One buffer.
+    One(&'a [u8]),
+    /// Buffers to be joined, in order (gathered once from the host's list).
+    Parts(Vec<&'a [u8]>),
+}
+
+impl RawField<'_> {
+    /// The field as core takes it.
+    pub fn raw(&self) -> Raw<'_> {
+        match self {
+            RawField::One(b) => Raw::One(b),
+            RawField::Parts(p) => Raw::Parts(p),
+        }
+    }
+
+    /// Whether the field has no bytes at all.
+    pub fn is_empty(&self) -> bool {
+        self.raw().is_empty()
+    }
+}
+
+/// The borrowed msgpack fields of a call or getitem (each perhaps in parts).
 pub enum RawFields<'a> {
     /// call
     Call {
@@ -417,19 +457,17 @@ pub enum RawFields<'a> {
         path: &'a str,
         /// the object
         obj_id: Option<ObjId>,
-        /// the positional arguments, when they came in one buffer
-        args: &'a [u8],
+        /// the positional arguments
+        args: RawField<'a>,
         /// the keyword arguments
-        kwargs: &'a [u8],
-        /// the positional arguments, when they came in parts
-        parts: Vec<&'a [u8]>,
+        kwargs: RawField<'a>,
     },
     /// getitem
     GetItem {
         /// the object
         obj_id: ObjId,
         /// the key
-        key: &'a [u8],
+        key: RawField<'a>,
     },
 }
 
@@ -442,23 +480,45 @@ impl RawFields<'_> {
                 obj_id,
                 args,
                 kwargs,
-                parts,
             } => RawRequest::Call {
                 path,
                 obj_id: *obj_id,
-                args: if parts.is_empty() {
-                    Raw::One(args)
-                } else {
-                    Raw::Parts(parts)
-                },
-                kwargs: Raw::One(kwargs),
+                args: args.raw(),
+                kwargs: kwargs.raw(),
             },
             RawFields::GetItem { obj_id, key } => RawRequest::GetItem {
                 obj_id: *obj_id,
-                key: Raw::One(key),
+                key: key.raw(),
             },
         }
     }
+}
+
+/// `one`, or when `parts` is not NULL the `len` buffers it points to.
+///
+/// # Safety
+/// `one` is NULL with length 0 or valid for its length; `parts` is NULL or
+/// points to `len` slices each valid for its length, for `'a`.
+unsafe fn raw_field<'a>(
+    one: &srpc_slice,
+    parts: *const srpc_slice,
+    len: usize,
+    what: &str,
+    parts_what: &str,
+) -> Result<RawField<'a>, FfiError> {
+    if parts.is_null() {
+        // SAFETY: forwarded precondition. (A NULL list with a non-zero
+        // length is ignored as it always was for `args_parts`.)
+        return Ok(RawField::One(unsafe { one.as_bytes(what)? }));
+    }
+    // SAFETY: forwarded precondition.
+    let slices = unsafe { raw_parts(parts, len, parts_what)? };
+    let mut out = Vec::with_capacity(slices.len());
+    for p in slices {
+        // SAFETY: each part is valid for its length (forwarded precondition).
+        out.push(unsafe { p.as_bytes(parts_what)? });
+    }
+    Ok(RawField::Parts(out))
 }
 
 impl srpc_call {
@@ -484,40 +544,49 @@ impl srpc_call {
                 attr: name()?,
             },
             srpc_call_kind::SrpcCallKindCall => {
-                // A call's args in one buffer need no list (no allocation
-                // on the common path); parts are gathered once here.
-                let mut parts = Vec::new();
-                let args: &[u8] = if self.args_parts.is_null() {
-                    // SAFETY: `args` is valid for its length, for as long as
-                    // the result is used (the caller's contract).
-                    unsafe { self.args.as_bytes("args")? }
-                } else {
-                    // SAFETY: `args_parts` points to `args_parts_len` slices
-                    // (the caller's contract).
-                    let slices =
-                        unsafe { raw_parts(self.args_parts, self.args_parts_len, "args_parts")? };
-                    parts.reserve(slices.len());
-                    for p in slices {
-                        // SAFETY: each part is valid for its length (the caller's contract).
-                        parts.push(unsafe { p.as_bytes("args_parts")? });
-                    }
-                    &[]
-                };
+                // A field in one buffer needs no list (no allocation on the
+                // common path); parts are gathered once here.
                 return Ok(Outgoing::Raw(RawFields::Call {
                     // SAFETY: `path` is valid for its length (the caller's contract).
                     path: unsafe { self.path.as_str("path")? },
                     obj_id: obj(self.obj),
-                    args,
+                    // SAFETY: `args` and `args_parts` are valid for their
+                    // lengths, for as long as the result is used (the
+                    // caller's contract).
+                    args: unsafe {
+                        raw_field(
+                            &self.args,
+                            self.args_parts,
+                            self.args_parts_len,
+                            "args",
+                            "args_parts",
+                        )?
+                    },
                     // SAFETY: as for `args`.
-                    kwargs: unsafe { self.kwargs.as_bytes("kwargs")? },
-                    parts,
+                    kwargs: unsafe {
+                        raw_field(
+                            &self.kwargs,
+                            self.kwargs_parts,
+                            self.kwargs_parts_len,
+                            "kwargs",
+                            "kwargs_parts",
+                        )?
+                    },
                 }));
             }
             srpc_call_kind::SrpcCallKindGetItem => {
                 let obj_id = need_obj(self.obj, "getitem")?;
-                // SAFETY: `key` is valid for its length, for as long as the
-                // result is used (the caller's contract).
-                let key = unsafe { self.key.as_bytes("key")? };
+                // SAFETY: `key` and `key_parts` are valid for their lengths,
+                // for as long as the result is used (the caller's contract).
+                let key = unsafe {
+                    raw_field(
+                        &self.key,
+                        self.key_parts,
+                        self.key_parts_len,
+                        "key",
+                        "key_parts",
+                    )?
+                };
                 if key.is_empty() {
                     return Err(FfiError::invalid(
                         "key must be one msgpack value (it is empty)",

@@ -13,7 +13,7 @@ use simplerpc::client::{
 use simplerpc::error::{srpc_last_error_message, srpc_last_error_status, srpc_status};
 use simplerpc::types::{
     srpc_buf, srpc_buf_free, srpc_call, srpc_call_kind, srpc_response, srpc_response_kind,
-    SRPC_NO_OBJECT,
+    srpc_slice, SRPC_NO_OBJECT,
 };
 
 struct Client(*mut srpc_client);
@@ -91,6 +91,10 @@ fn call_of(kind: srpc_call_kind, obj: u64) -> srpc_call {
         payload: sl(&[]),
         args_parts: std::ptr::null(),
         args_parts_len: 0,
+        kwargs_parts: std::ptr::null(),
+        kwargs_parts_len: 0,
+        key_parts: std::ptr::null(),
+        key_parts_len: 0,
         refs: std::ptr::null(),
         refs_len: 0,
     }
@@ -474,6 +478,100 @@ fn args_in_parts_reach_the_executor_joined() {
     let st = unsafe { srpc_client_request(c.0, &call, &mut r) };
     assert_eq!(st, srpc_status::SrpcStatusErrInvalidArgument);
     assert!(last_message().contains("args"), "{}", last_message());
+}
+
+#[test]
+fn kwargs_and_key_in_parts_reach_the_executor_joined() {
+    let server = Server::start();
+    let c = Client::connect(&server);
+    let m = c.import("t");
+    let echo = c.getattr(m, "echo");
+    // A bin of 70,000 bytes: its payload is a part of its own, large enough
+    // to be written from where it lies.
+    let payload: Vec<u8> = (0..70_000u32).map(|i| (i * 7 + 3) as u8).collect();
+    let mut bin_header = vec![0xc6];
+    bin_header.extend((payload.len() as u32).to_be_bytes());
+    let mut r = srpc_response {
+        kind: srpc_response_kind::SrpcResponseKindError,
+        obj: 0,
+        request_id: 0,
+        value: srpc_buf::empty(),
+    };
+    // kwargs {"x": bin, "y": ref(m)}, in parts, the payload on its own;
+    // args [1] in parts too.
+    let mut head = vec![0x82, 0xa1, b'x'];
+    head.extend(&bin_header);
+    let mut tail = vec![0xa1, b'y'];
+    tail.extend(common::marker(m));
+    let kwargs: Vec<u8> = [&head[..], &payload, &tail].concat();
+    let kw_parts = [sl(&head[..2]), sl(&head[2..]), sl(&payload), sl(&tail)];
+    let args = [0x91u8, 0x01];
+    let args_parts = [sl(&args[..1]), sl(&args[1..])];
+    let mut call = call_of(srpc_call_kind::SrpcCallKindCall, echo);
+    call.args_parts = args_parts.as_ptr();
+    call.args_parts_len = args_parts.len();
+    call.kwargs_parts = kw_parts.as_ptr();
+    call.kwargs_parts_len = kw_parts.len();
+    // SAFETY: live client; the call's parts are valid for the call.
+    let st = unsafe { srpc_client_request(c.0, &call, &mut r) };
+    assert_eq!(st, srpc_status::SrpcStatusOk, "{}", last_message());
+    let (got_args, got_kwargs, refs) = server.calls()[0].clone();
+    assert_eq!(got_args, args);
+    assert_eq!(got_kwargs, kwargs);
+    assert_eq!(refs, vec![common::MODULE]);
+    // `kwargs` itself is ignored when `kwargs_parts` is given.
+    call.kwargs = sl(&[0x92, 0x01]);
+    // SAFETY: as above.
+    let st = unsafe { srpc_client_request(c.0, &call, &mut r) };
+    assert_eq!(st, srpc_status::SrpcStatusOk, "{}", last_message());
+    assert_eq!(server.calls()[1].1, kwargs);
+    // Parts that do not join into one msgpack map are refused, naming kwargs.
+    let bad = [sl(&[0x91]), sl(&[0x01])];
+    call.kwargs_parts = bad.as_ptr();
+    call.kwargs_parts_len = bad.len();
+    // SAFETY: as above.
+    let st = unsafe { srpc_client_request(c.0, &call, &mut r) };
+    assert_eq!(st, srpc_status::SrpcStatusErrInvalidArgument);
+    assert!(last_message().contains("kwargs"), "{}", last_message());
+    // A NULL part with a length is refused, naming the list.
+    let null = [srpc_slice {
+        ptr: std::ptr::null(),
+        len: 1,
+    }];
+    call.kwargs_parts = null.as_ptr();
+    call.kwargs_parts_len = 1;
+    // SAFETY: as above (the NULL part is what is tested).
+    let st = unsafe { srpc_client_request(c.0, &call, &mut r) };
+    assert_eq!(st, srpc_status::SrpcStatusErrNullArgument);
+    assert!(
+        last_message().contains("kwargs_parts"),
+        "{}",
+        last_message()
+    );
+
+    // A key in parts: [bin, ref(m)], the payload on its own.
+    let mut key_head = vec![0x92];
+    key_head.extend(&bin_header);
+    let key_tail = common::marker(m);
+    let key: Vec<u8> = [&key_head[..], &payload, &key_tail].concat();
+    let key_parts = [sl(&key_head), sl(&payload), sl(&key_tail)];
+    let mut get = call_of(srpc_call_kind::SrpcCallKindGetItem, m);
+    get.key_parts = key_parts.as_ptr();
+    get.key_parts_len = key_parts.len();
+    // SAFETY: as above.
+    let st = unsafe { srpc_client_request(c.0, &get, &mut r) };
+    assert_eq!(st, srpc_status::SrpcStatusOk, "{}", last_message());
+    let (got_key, _, refs) = server.calls()[2].clone();
+    assert_eq!(got_key, key);
+    assert_eq!(refs, vec![common::MODULE]);
+    // Parts that join into nothing are an empty key, refused.
+    let none: [srpc_slice; 0] = [];
+    get.key_parts = none.as_ptr();
+    get.key_parts_len = 0;
+    // SAFETY: as above.
+    let st = unsafe { srpc_client_request(c.0, &get, &mut r) };
+    assert_eq!(st, srpc_status::SrpcStatusErrInvalidArgument);
+    assert!(last_message().contains("key"), "{}", last_message());
 }
 
 /// A tuple argument as our Python client writes it with the tuple

@@ -74,6 +74,10 @@ fn call(kind: srpc_call_kind, obj: u64, name: &'static str) -> srpc_call {
         payload: sl(&[]),
         args_parts: std::ptr::null(),
         args_parts_len: 0,
+        kwargs_parts: std::ptr::null(),
+        kwargs_parts_len: 0,
+        key_parts: std::ptr::null(),
+        key_parts_len: 0,
         refs: std::ptr::null(),
         refs_len: 0,
     }

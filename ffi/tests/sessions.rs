@@ -212,6 +212,10 @@ fn call_of(kind: srpc_call_kind, obj: u64, name: &'static str) -> srpc_call {
         payload: sl(&[]),
         args_parts: std::ptr::null(),
         args_parts_len: 0,
+        kwargs_parts: std::ptr::null(),
+        kwargs_parts_len: 0,
+        key_parts: std::ptr::null(),
+        key_parts_len: 0,
         refs: std::ptr::null(),
         refs_len: 0,
     }
@@ -247,6 +251,45 @@ fn values_and_arguments_cross_both_sessions_untouched() {
         assert_eq!(st, srpc_status::SrpcStatusErrRemote);
         assert_eq!(r.kind, srpc_response_kind::SrpcResponseKindError);
     }
+}
+
+#[test]
+fn a_session_copies_kwargs_and_key_parts_into_its_frame() {
+    let p = Pair::new(SRPC_EXT_ALL);
+    let m = p.object(&call_of(
+        srpc_call_kind::SrpcCallKindImportModule,
+        SRPC_NO_OBJECT,
+        "t",
+    ));
+    let echo = p.object(&call_of(srpc_call_kind::SrpcCallKindGetAttr, m, "echo"));
+    // {"x": bin of 70,000 bytes}, the payload a part of its own.
+    let payload: Vec<u8> = (0..70_000u32).map(|i| (i * 13 + 1) as u8).collect();
+    let mut head = vec![0x81, 0xa1, b'x', 0xc6];
+    head.extend((payload.len() as u32).to_be_bytes());
+    let kw_parts = [sl(&head), sl(&payload)];
+    let mut call = call_of(srpc_call_kind::SrpcCallKindCall, echo, "");
+    call.kwargs_parts = kw_parts.as_ptr();
+    call.kwargs_parts_len = kw_parts.len();
+    let result = p.object(&call);
+    let mut expected = vec![0x93, 0x90];
+    expected.extend(&head);
+    expected.extend(&payload);
+    expected.push(0x90);
+    assert_eq!(p.value(result), expected);
+    // The key [1, bin] in parts reaches the executor joined: `t[key]`
+    // answers an object whose value is what the executor recorded.
+    let mut key_head = vec![0x92, 0x01, 0xc6];
+    key_head.extend((payload.len() as u32).to_be_bytes());
+    let key_parts = [sl(&key_head[..1]), sl(&key_head[1..]), sl(&payload)];
+    let mut get = call_of(srpc_call_kind::SrpcCallKindGetItem, m, "");
+    get.key_parts = key_parts.as_ptr();
+    get.key_parts_len = key_parts.len();
+    let item = p.object(&get);
+    let mut key_expected = vec![0x93];
+    key_expected.extend(&key_head);
+    key_expected.extend(&payload);
+    key_expected.extend([0x80, 0x90]);
+    assert_eq!(p.value(item), key_expected);
 }
 
 #[test]

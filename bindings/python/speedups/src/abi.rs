@@ -62,6 +62,10 @@ pub struct Call {
     pub payload: Bytes,
     pub args_parts: *const Bytes,
     pub args_parts_len: usize,
+    pub kwargs_parts: *const Bytes,
+    pub kwargs_parts_len: usize,
+    pub key_parts: *const Bytes,
+    pub key_parts_len: usize,
     pub refs: *const u64,
     pub refs_len: usize,
 }

@@ -14,13 +14,60 @@ const OP_REQUEST: u32 = 0;
 const OP_SEND: u32 = 1;
 const OP_SEND_PIPELINED: u32 = 2;
 
+/// A msgpack field of a call as Python hands it in: bytes-like, or a list
+/// of buffers that make it when joined (each passed to the library as it is,
+/// so that a large array's own memory goes to the socket from where it lies).
+struct Field<'py> {
+    one: Option<Borrowed<'py>>,
+    // Holds the parts' buffers while `slices` points into them.
+    _parts: Vec<Borrowed<'py>>,
+    slices: Vec<Bytes>,
+}
+
+impl<'py> Field<'py> {
+    fn new(obj: &Bound<'py, PyAny>) -> PyResult<Self> {
+        let Ok(list) = obj.cast::<PyList>() else {
+            return Ok(Field {
+                one: Some(Borrowed::new(obj)?),
+                _parts: Vec::new(),
+                slices: Vec::new(),
+            });
+        };
+        let mut parts = Vec::with_capacity(list.len());
+        for p in list.iter() {
+            parts.push(Borrowed::new(&p)?);
+        }
+        let slices = parts.iter().map(Borrowed::bytes).collect();
+        Ok(Field {
+            one: None,
+            _parts: parts,
+            slices,
+        })
+    }
+
+    /// The one buffer (empty when in parts).
+    fn one(&self) -> Bytes {
+        self.one.as_ref().map_or(Bytes::EMPTY, Borrowed::bytes)
+    }
+
+    /// The parts and their number (NULL when in one buffer); valid while
+    /// `self` lives.
+    fn parts(&self) -> (*const Bytes, usize) {
+        if self.one.is_some() {
+            (std::ptr::null(), 0)
+        } else {
+            (self.slices.as_ptr(), self.slices.len())
+        }
+    }
+}
+
 /// One request: `op` 0 is `srpc_client_request` (`out` is the address of
 /// an `srpc_response`), 1 `srpc_client_send` and 2
 /// `srpc_client_send_pipelined` (`out`: the address of a `uint64_t`).
-/// `handle` is the `srpc_client*`; `args` is bytes, or a list of buffers
-/// that make them when joined (each passed to the library as it is);
-/// the other values are bytes-like. Returns the srpc_status; the caller
-/// turns an error into an exception as for a ctypes call.
+/// `handle` is the `srpc_client*`; `args`, `kwargs` and `key` are each
+/// bytes, or a list of buffers that make them when joined (each passed to
+/// the library as it is); `payload` is bytes-like. Returns the srpc_status;
+/// the caller turns an error into an exception as for a ctypes call.
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
 #[pyo3(signature = (op, handle, out, kind, obj, name, path, args, kwargs, key, payload))]
@@ -44,46 +91,39 @@ pub fn client_call(
             "client_call(): a NULL client or output",
         ));
     }
-    let mut parts: Vec<Borrowed<'_>> = Vec::new();
-    let mut part_slices: Vec<Bytes> = Vec::new();
-    let args_one = if let Ok(list) = args.cast::<PyList>() {
-        for p in list.iter() {
-            parts.push(Borrowed::new(&p)?);
-        }
-        part_slices.extend(parts.iter().map(Borrowed::bytes));
-        None
-    } else {
-        Some(Borrowed::new(args)?)
-    };
-    let kwargs = Borrowed::new(kwargs)?;
-    let key = Borrowed::new(key)?;
+    let args = Field::new(args)?;
+    let kwargs = Field::new(kwargs)?;
+    let key = Field::new(key)?;
     let payload = Borrowed::new(payload)?;
-    let mut call = Call {
+    let (args_parts, args_parts_len) = args.parts();
+    let (kwargs_parts, kwargs_parts_len) = kwargs.parts();
+    let (key_parts, key_parts_len) = key.parts();
+    let call = Call {
         kind,
         obj,
         name: Bytes::of(name.as_bytes()),
         path: Bytes::of(path.as_bytes()),
-        args: args_one.as_ref().map_or(Bytes::EMPTY, Borrowed::bytes),
-        kwargs: kwargs.bytes(),
-        key: key.bytes(),
+        args: args.one(),
+        kwargs: kwargs.one(),
+        key: key.one(),
         payload: payload.bytes(),
-        args_parts: std::ptr::null(),
-        args_parts_len: 0,
+        args_parts,
+        args_parts_len,
+        kwargs_parts,
+        kwargs_parts_len,
+        key_parts,
+        key_parts_len,
         refs: std::ptr::null(),
         refs_len: 0,
     };
-    if args_one.is_none() {
-        call.args_parts = part_slices.as_ptr();
-        call.args_parts_len = part_slices.len();
-    }
     let call_addr = &call as *const Call as usize;
     let status = py.detach(move || {
         let call = call_addr as *const Call;
         let client = handle as *const c_void;
         // SAFETY: `handle` is a live srpc_client* (the package checks it is
-        // not closed), `call` points at the Call above whose buffers stay
-        // borrowed until this returns, and `out` at the caller's
-        // srpc_response or uint64_t, matching `op`.
+        // not closed), `call` points at the Call above whose buffers (and
+        // lists of parts) stay borrowed until this returns, and `out` at the
+        // caller's srpc_response or uint64_t, matching `op`.
         unsafe {
             match op {
                 OP_REQUEST => (t.client_request)(client, call, out as *mut Response),
@@ -93,7 +133,7 @@ pub fn client_call(
             }
         }
     });
-    drop(parts);
+    drop((args, kwargs, key, payload));
     if status == u32::MAX {
         return Err(pyo3::exceptions::PyValueError::new_err(format!(
             "client_call(): unknown op {op}"

@@ -14,7 +14,7 @@ from ._serialization import local_imports, local_numpy, packb, packb_parts, unpa
 from .errors import AuthenticationError, ConnectionClosedError, ConnectionRefusedError, RemoteException, SimpleRPCError
 
 
-def _trail(kind: str, parent: str = "", a: str = "", key: bytes = b"") -> str:
+def _trail(kind: str, parent: str = "", a: str = "", key: Any = b"") -> str:
     """A path trail as core prescribes it (``srpc_trail``); ``kind`` is the
     suffix of an ``SRPC_TRAIL_KIND_*`` name. The library is loaded on first
     use, so ``import simplerpc`` alone needs none."""
@@ -380,7 +380,7 @@ class Connection:
     def _call(self, proxy: RPCProxy, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> RPCProxy:
         path = proxy._rpc_path
         packed_args, used = self._pack(list(args), join=False)
-        packed_kwargs, _ = self._pack(kwargs, used)
+        packed_kwargs, _ = self._pack(kwargs, used, join=False)
         child = _trail("CALL", path)
         if self._pipelining:
             return self._promise(child, _KIND_CALL, proxy._rpc_obj_id, path=path, args=packed_args, kwargs=packed_kwargs)
@@ -395,7 +395,8 @@ class Connection:
             key = self._wire(key)  # tuples in it too: p[1, (2, 3)]
             packed = packb(key, proxy_owner=self)
         else:
-            packed, _ = self._pack(key)
+            # A large array in the key stays where it lies, as in a call.
+            packed, _ = self._pack(key, join=False)
             path = _trail("GETITEM", proxy._rpc_path, key=packed)
         if self._pipelining:
             return self._promise(path, _KIND_GET_ITEM, proxy._rpc_obj_id, key=packed)

@@ -161,6 +161,10 @@ class Call(Structure):
         ("payload", Slice),
         ("args_parts", POINTER(Slice)),
         ("args_parts_len", c_size_t),
+        ("kwargs_parts", POINTER(Slice)),
+        ("kwargs_parts_len", c_size_t),
+        ("key_parts", POINTER(Slice)),
+        ("key_parts_len", c_size_t),
         ("refs", POINTER(c_uint64)),
         ("refs_len", c_size_t),
     ]
@@ -332,6 +336,7 @@ _LEND_MIN = 64 << 10
 _reply_keep_input = _declare("srpc_reply_keep_input", c_uint32, c_void_p, c_uint32, POINTER(Buf))
 _reply_error = _declare("srpc_reply_error", c_uint32, c_void_p, Str, Str, Str, Slice)
 _trail = _declare("srpc_trail", c_uint32, c_uint32, Str, Str, Slice, POINTER(Buf))
+_trail_parts = _declare("srpc_trail_parts", c_uint32, c_uint32, Str, Str, POINTER(Slice), c_size_t, POINTER(Buf))
 _trail_tuple_builtin = _declare("srpc_trail_tuple_builtin", c_void_p)
 
 
@@ -380,16 +385,24 @@ def _cstr(p: Optional[int]) -> str:
     return ctypes.string_at(p).decode("utf-8", "replace") if p else ""
 
 
-def trail(kind: int, parent: str = "", a: str = "", key: bytes = b"") -> str:
+def trail(kind: int, parent: str = "", a: str = "", key: Any = b"") -> str:
     """The path trail core prescribes (``srpc_trail``): ``kind`` is an
     ``SRPC_TRAIL_KIND_*``, ``parent`` the parent's trail, ``a`` the name
-    (module, builtin, attribute, expression) and ``key`` a msgpack key."""
+    (module, builtin, attribute, expression) and ``key`` a msgpack key:
+    bytes, or a list of buffers that make it when joined (``srpc_trail_parts``,
+    which does not read a large array's data)."""
+    keep = _Keep()
+    out = Buf()
+    if isinstance(key, list):
+        parts = (Slice * len(key))(*(keep.readonly_slice(p) for p in key))
+        st = _trail_parts(kind, keep.str(parent), keep.str(a), parts, len(key), byref(out))
+        if st != SRPC_STATUS_OK:
+            _raise(st)
+        return _take(out).decode("utf-8")
     if _sp is not None:
         text: Optional[str] = _sp.trail(kind, parent, a, key)
         if text is not None:
             return text
-    keep = _Keep()
-    out = Buf()
     st = _trail(kind, keep.str(parent), keep.str(a), keep.slice(key), byref(out))
     if st != SRPC_STATUS_OK:
         _raise(st)
@@ -733,27 +746,33 @@ class NativeClient:
         """The negotiated extension bits (0 against a stock simplerpyc server)."""
         return _client_extensions(self._handle) if self._handle else 0
 
-    def _call(self, keep: "_Keep", kind: int, obj: Optional[int], name: str, path: str, args: Any, kwargs: bytes, key: bytes, payload: bytes) -> Call:
-        """The srpc_call; ``args`` is bytes, or a list of buffers that make
-        them when joined (a large array's own memory, written to the socket
-        from where it lies: ``keep`` holds the buffers until the call returns)."""
+    def _call(self, keep: "_Keep", kind: int, obj: Optional[int], name: str, path: str, args: Any, kwargs: Any, key: Any, payload: bytes) -> Call:
+        """The srpc_call; ``args``, ``kwargs`` and ``key`` are each bytes,
+        or a list of buffers that make them when joined (a large array's own
+        memory, written to the socket from where it lies: ``keep`` holds the
+        buffers until the call returns)."""
         if not self._handle:
             raise ConnectionClosedError("the connection is closed")
+
+        def one(b: Any) -> Slice:
+            return Slice(None, 0) if isinstance(b, list) else keep.slice(b)
+
         call = Call(
             kind,
             SRPC_NO_OBJECT if obj is None else obj,
             keep.str(name),
             keep.str(path),
-            Slice(None, 0) if isinstance(args, list) else keep.slice(args),
-            keep.slice(kwargs),
-            keep.slice(key),
+            one(args),
+            one(kwargs),
+            one(key),
             keep.slice(payload),
         )
-        if isinstance(args, list):
-            parts = (Slice * len(args))(*(keep.readonly_slice(p) for p in args))
-            keep.items.append(parts)
-            call.args_parts = ctypes.cast(parts, POINTER(Slice))
-            call.args_parts_len = len(args)
+        for field, value in (("args", args), ("kwargs", kwargs), ("key", key)):
+            if isinstance(value, list):
+                parts = (Slice * len(value))(*(keep.readonly_slice(p) for p in value))
+                keep.items.append(parts)
+                setattr(call, field + "_parts", ctypes.cast(parts, POINTER(Slice)))
+                setattr(call, field + "_parts_len", len(value))
         return call
 
     def _answer(self, resp: Response, allow_pickle: Optional[bool] = None) -> Tuple[int, Any]:
@@ -766,7 +785,7 @@ class NativeClient:
             return resp.kind, _decode_value_and_free(resp.value, allow_pickle, self.tuples)
         return resp.kind, resp.obj
 
-    def _request(self, kind: int, obj: Optional[int] = None, name: str = "", path: str = "", args: bytes = b"", kwargs: bytes = b"", key: bytes = b"", payload: bytes = b"", allow_pickle: Optional[bool] = None) -> Tuple[int, Any]:
+    def _request(self, kind: int, obj: Optional[int] = None, name: str = "", path: str = "", args: Any = b"", kwargs: Any = b"", key: Any = b"", payload: bytes = b"", allow_pickle: Optional[bool] = None) -> Tuple[int, Any]:
         if _sp is not None:
             if not self._handle:
                 raise ConnectionClosedError("the connection is closed")
@@ -873,7 +892,7 @@ class NativeClient:
             _raise(st)
         return int(out.value)
 
-    def send_pipelined(self, kind: int, obj: Optional[int] = None, name: str = "", path: str = "", args: bytes = b"", kwargs: bytes = b"", key: bytes = b"") -> int:
+    def send_pipelined(self, kind: int, obj: Optional[int] = None, name: str = "", path: str = "", args: Any = b"", kwargs: Any = b"", key: Any = b"") -> int:
         """Send without waiting; the promise of the object it will return (an id with SRPC_PROMISE_BIT)."""
         out = c_uint64(_NO_REQUEST)
         if _sp is not None:
@@ -902,7 +921,7 @@ class NativeClient:
             _raise(st)
         return out.value
 
-    def send(self, kind: int, obj: Optional[int] = None, name: str = "", path: str = "", args: bytes = b"", kwargs: bytes = b"", key: bytes = b"", payload: bytes = b"") -> int:
+    def send(self, kind: int, obj: Optional[int] = None, name: str = "", path: str = "", args: Any = b"", kwargs: Any = b"", key: Any = b"", payload: bytes = b"") -> int:
         """Send and return the request id without waiting (see :meth:`wait`)."""
         out = c_uint64(_NO_REQUEST)
         if _sp is not None:
@@ -976,10 +995,10 @@ class NativeClient:
     def getattr(self, obj_id: Optional[int], path: str, attr: str) -> int:
         return self._request(SRPC_CALL_KIND_GET_ATTR, obj_id, name=attr, path=path)[1]
 
-    def call(self, obj_id: Optional[int], path: str, args: bytes, kwargs: bytes) -> int:
+    def call(self, obj_id: Optional[int], path: str, args: Any, kwargs: Any) -> int:
         return self._request(SRPC_CALL_KIND_CALL, obj_id, path=path, args=args, kwargs=kwargs)[1]
 
-    def getitem(self, obj_id: int, key: bytes) -> int:
+    def getitem(self, obj_id: int, key: Any) -> int:
         return self._request(SRPC_CALL_KIND_GET_ITEM, obj_id, key=key)[1]
 
     def materialize(self, obj_id: int) -> bytes:

@@ -77,21 +77,38 @@ pub fn getitem(parent: &str, key: &Value, is_tuple: bool) -> String {
 /// [`SPLICE_MIN`] bytes, exactly the payload of a bin: an array's data): a
 /// trail never shows a large bin's bytes (`x[<ndarray>]`), so those come
 /// out as zeros, in memory the allocator hands out zeroed and nothing
-/// touches. The other parts are copied once.
+/// touches. The other parts are copied once (twice, when some are left
+/// out: once more to check that what was left out is bin payloads).
 pub fn key_of_parts(parts: &[&[u8]]) -> Result<Value, DecodeError> {
     let len = parts.iter().map(|p| p.len()).sum();
     // Zeroed memory of a large size is fresh pages: only what is written
     // below becomes resident.
     let mut joined = vec![0u8; len];
+    // The parts read, and where those left out stood in them, to check
+    // as a frame checks them (put_raw_spliced).
+    let (mut skeleton, mut holes) = (Vec::new(), Vec::new());
     let (mut at, mut since) = (0, 0);
     for &p in parts {
         let end = at + p.len();
         if p.len() >= SPLICE_MIN && ends_with_bin_header(&joined[since..at], p.len()) {
+            holes.push((skeleton.len(), p.len()));
             since = end;
         } else {
             joined[at..end].copy_from_slice(p);
+            skeleton.extend_from_slice(p);
         }
         at = end;
+    }
+    if !holes.is_empty() && codec::decode_field_elided(&skeleton, &holes).is_err() {
+        // A part left out is not a bin's payload after all (the bytes
+        // before it only looked like a bin's header), or the key is
+        // malformed: read every part, so that the key decodes (or fails)
+        // as the joined bytes do.
+        let mut at = 0;
+        for &p in parts {
+            joined[at..at + p.len()].copy_from_slice(p);
+            at += p.len();
+        }
     }
     codec::from_bytes(&Bytes::from(joined))
 }
@@ -265,6 +282,24 @@ mod tests {
         assert_eq!(key_of_parts(&not_bin).unwrap(), whole);
         // Malformed parts are refused as the joined bytes are.
         assert!(key_of_parts(&[&[0x92, 0x01]]).is_err());
+    }
+
+    #[test]
+    fn a_large_part_after_bytes_that_only_look_like_a_bin_header_is_read() {
+        // [bin "ab" c6 <len>, [1; n]]: the small bin's own bytes end as the
+        // header of a bin as long as the next part, which is not a bin's
+        // payload but a list of n ones. The frame checks that and copies
+        // the part (put_raw_spliced); the trail must read it too.
+        let n = SPLICE_MIN as u32 + 10;
+        let list_len = 5 + n;
+        let mut head = vec![0x92, 0xc4, 7, b'a', b'b', 0xc6];
+        head.extend(list_len.to_be_bytes());
+        let mut list = vec![0xdd];
+        list.extend(n.to_be_bytes());
+        list.resize(list_len as usize, 0x01);
+        let joined = [&head[..], &list].concat();
+        let whole = codec::from_bytes(&Bytes::from(joined)).expect("valid msgpack");
+        assert_eq!(key_of_parts(&[&head, &list]).expect("the same key"), whole);
     }
 
     #[test]

@@ -50,7 +50,9 @@ pub struct srpc_stream_config {
 pub(crate) fn stream_error(e: Error) -> FfiError {
     let status = match &e {
         Error::Remote(r) => return FfiError::remote(r.clone()),
-        Error::Closed(_) => SrpcStatusErrClosed,
+        // No memory for an incoming message ends the connection: later
+        // calls report it closed, and so does this one.
+        Error::Closed(_) | Error::NoMemory { .. } => SrpcStatusErrClosed,
         Error::Timeout(_) => SrpcStatusErrTimeout,
         Error::Interrupted => crate::error::SrpcStatusInterrupted,
         Error::Io(_) => SrpcStatusErrIo,
@@ -198,4 +200,20 @@ pub unsafe extern "C" fn srpc_client_connect_fd(
         *o = Box::into_raw(Box::new(srpc_client(Transport::Stream(client))));
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_memory_for_a_message_reports_the_connection_closed() {
+        // Not an invalid argument (a ValueError in Python): the host gave
+        // none, and the connection is gone.
+        let e = stream_error(Error::NoMemory { size: 1 << 40 });
+        assert_eq!(e.status, SrpcStatusErrClosed);
+        assert!(e
+            .message
+            .contains("no memory for a message of 1099511627776 bytes"));
+    }
 }

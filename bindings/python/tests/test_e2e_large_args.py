@@ -243,3 +243,31 @@ def test_a_256_mib_keyword_argument_or_key_is_not_copied_by_the_client(server: A
     assert kw < size // 4, f"a keyword argument raised the client's peak RSS by {kw / mib:.0f} MiB (copied?)"
     assert pos < size // 4, f"a positional argument raised the client's peak RSS by {pos / mib:.0f} MiB (copied?)"
     assert key < size // 4, f"a getitem key raised the client's peak RSS by {key / mib:.0f} MiB (copied?)"
+
+
+def test_a_tuple_key_built_on_the_server_takes_its_trail_from_parts(conn: simplerpc.Connection, monkeypatch: Any) -> None:
+    # Without the tuple extension (a Rust or C server by default, the stock
+    # server) `p[rows, 1:3]` builds the tuple on the server; its trail is
+    # named from the key in parts, not from the mask joined into bytes.
+    from simplerpc import _client
+    from simplerpc._serialization import packb
+
+    seen: List[Any] = []
+    real = _client._trail
+
+    def spy(kind: str, parent: str = "", a: str = "", key: Any = b"") -> str:
+        seen.append((kind, key))
+        return real(kind, parent, a, key)
+
+    grid = np.arange(70000 * 4, dtype="<f8").reshape(-1, 4)
+    rows = np.arange(grid.shape[0]) % 3 == 0  # 70,000 bytes: a part of its own
+    remote = conn.modules.numpy.asarray(grid)
+    monkeypatch.setattr(conn, "_tuples", False)
+    monkeypatch.setattr(_client, "_trail", spy)
+    item = remote[rows, 1:3]
+    assert np.array_equal(materialize(item), grid[rows, 1:3])
+    keys = [key for kind, key in seen if kind == "GETITEM_TUPLE"]
+    assert len(keys) == 1
+    assert isinstance(keys[0], list), "the key was joined into one buffer for its trail"
+    assert not any(isinstance(p, bytes) and len(p) >= rows.nbytes for p in keys[0]), "the mask was copied"
+    assert item._rpc_path == real("GETITEM_TUPLE", remote._rpc_path, key=packb([rows, slice(1, 3)]))

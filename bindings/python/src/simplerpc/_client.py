@@ -391,7 +391,10 @@ class Connection:
             # No tuple on the wire (a server takes an array for a list, numpy
             # for fancy indexing): the tuple is built on the server with the
             # builtin core names, and indexed with by reference.
-            path = _trail("GETITEM_TUPLE", proxy._rpc_path, key=_packed(packb, list(key), proxy_owner=self))
+            # The trail reads the key in parts: a large array (a mask) in
+            # it is not copied for it (srpc_trail_parts).
+            parts = _packed(packb_parts, list(key), proxy_owner=self)
+            path = _trail("GETITEM_TUPLE", proxy._rpc_path, key=parts[0] if len(parts) == 1 and isinstance(parts[0], bytes) else list(parts))
             key = self._wire(key)  # tuples in it too: p[1, (2, 3)]
             packed = packb(key, proxy_owner=self)
         else:

@@ -114,9 +114,9 @@
 #include <stdbool.h>
 
 /* The version of this header; srpc_version() gives the loaded library's. */
-#define SRPC_VERSION "0.1.0"
+#define SRPC_VERSION "0.2.0"
 #define SRPC_VERSION_MAJOR 0
-#define SRPC_VERSION_MINOR 1
+#define SRPC_VERSION_MINOR 2
 #define SRPC_VERSION_PATCH 0
 
 /*
@@ -2264,7 +2264,7 @@ srpc_status srpc_value_split(struct srpc_slice value,
                              struct srpc_buf *bins_out);
 
 /*
- The version of the loaded libsimplerpc ("0.1.0"): static, NUL-terminated,
+ The version of the loaded libsimplerpc ("0.2.0"): static, NUL-terminated,
  never NULL; do not free. Compare it with SRPC_VERSION_MAJOR and friends
  (the header's version) to catch a header and library that do not match.
  The shared library's SONAME is `libsimplerpc.so.<major>`.

@@ -5,7 +5,7 @@ use std::ffi::c_char;
 /// The crate version as a NUL-terminated string literal.
 const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
 
-/// The version of the loaded libsimplerpc ("0.1.0"): static, NUL-terminated,
+/// The version of the loaded libsimplerpc ("0.2.0"): static, NUL-terminated,
 /// never NULL; do not free. Compare it with SRPC_VERSION_MAJOR and friends
 /// (the header's version) to catch a header and library that do not match.
 /// The shared library's SONAME is `libsimplerpc.so.<major>`.

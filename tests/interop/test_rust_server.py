@@ -20,7 +20,7 @@ def test_stock_client_steps_the_rust_env(rust_server):
     try:
         sim = conn.modules.sim
         assert simplerpyc.materialize(sim.add(2, 3.5)) == 5.5
-        assert simplerpyc.materialize(sim.version) == "0.1.0"
+        assert simplerpyc.materialize(sim.version) == "0.2.0"
         env = sim.make(7)
         obs = simplerpyc.materialize(env.reset(7))
         assert obs.shape == (480, 640, 3) and obs.dtype == np.uint8 and obs[0, 0, 0] == 7
@@ -103,10 +103,10 @@ def test_proxy_operations_on_a_server_without_python_say_what_to_do(rust_server)
     port, token, _ = rust_server
     with simplerpc.connect("127.0.0.1", port, token=token) as conn:
         version = conn.modules.sim.version
-        for op in (bool, len, lambda p: p == "0.1.0", lambda p: p + "x", list):
+        for op in (bool, len, lambda p: p == "0.2.0", lambda p: p + "x", list):
             with pytest.raises(TypeError, match="materialize"):
                 op(version)
-        assert simplerpc.materialize(version) == "0.1.0"  # the connection goes on
+        assert simplerpc.materialize(version) == "0.2.0"  # the connection goes on
 
 
 def test_the_rust_server_reads_its_own_variables_not_the_clients(rust_server):

@@ -32,7 +32,7 @@ from .errors import (
 # Public, but not in __all__: a star import would shadow the builtins.
 from .errors import ConnectionError, ConnectionRefusedError  # noqa: F401,A004
 
-__version__ = "0.1.0.dev0"
+__version__ = "0.2.0.dev0"
 
 __all__ = [
     "connect",

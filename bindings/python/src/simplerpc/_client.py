@@ -358,7 +358,7 @@ class Connection:
             return self._promise(child, _KIND_GET_ATTR, proxy._rpc_obj_id, name=name, path=path)
         return self._request_object(child, self._native.getattr, proxy._rpc_obj_id, path, name)
 
-    def _pack(self, value: Any, used: int = 0, join: bool = True) -> Tuple[Any, int]:
+    def _pack(self, value: Any, used: int = 0, join: bool = True, what: str = "the arguments take") -> Tuple[Any, int]:
         """``value`` packed, and the bytes packed so far. Arguments over the
         connection's message limit are refused before they are joined into
         one buffer (``packb_parts`` leaves large arrays where they are). With
@@ -370,7 +370,7 @@ class Connection:
         limit = self._max_message
         if limit and size > limit:
             raise ValueError(
-                f"the arguments take {size} bytes, over the message limit of {limit} bytes; "
+                f"{what} {size} bytes, over the message limit of {limit} bytes; "
                 "send the data in smaller parts, or raise the limit on both ends"
             )
         if len(parts) == 1 and isinstance(parts[0], bytes):
@@ -399,7 +399,7 @@ class Connection:
             packed = packb(key, proxy_owner=self)
         else:
             # A large array in the key stays where it lies, as in a call.
-            packed, _ = self._pack(key, join=False)
+            packed, _ = self._pack(key, join=False, what="the key takes")
             path = _trail("GETITEM", proxy._rpc_path, key=packed)
         if self._pipelining:
             return self._promise(path, _KIND_GET_ITEM, proxy._rpc_obj_id, key=packed)

@@ -79,6 +79,26 @@ def test_struct_sizes_and_field_offsets_match(c_view):
             assert getattr(cls, field).offset == c_view[("offset", f"{cname}.{field}")], f"offsetof({cname}, {field})"
 
 
+def test_the_accelerators_structs_match_the_header(c_view):
+    """``simplerpc._speedups`` mirrors some structs in Rust (it fills an
+    ``srpc_call`` and reads one in its executor callbacks): each struct it
+    mirrors has the header's size, and each of its fields (the accelerator
+    names every field the header has, no more, no fewer) the header's offset."""
+    try:
+        from simplerpc import _speedups  # type: ignore[attr-defined]
+    except ImportError:
+        pytest.skip("simplerpc._speedups is not built (SIMPLERPC_SPEEDUPS=1 pip install ./bindings/python)")
+    mirrored = _speedups.layout()
+    assert {"srpc_call", "srpc_response", "srpc_executor"} <= set(mirrored)
+    structs = _structs()
+    for cname, fields in mirrored.items():
+        assert fields.pop("size") == c_view[("size", cname)], f"sizeof({cname})"
+        declared = [f for f, _ in structs[cname]._fields_]
+        assert sorted(fields) == sorted(declared), f"{cname}: the accelerator mirrors {sorted(fields)}, the header has {sorted(declared)}"
+        for field, offset in fields.items():
+            assert offset == c_view[("offset", f"{cname}.{field}")], f"offsetof({cname}, {field})"
+
+
 def test_every_enum_constant_matches(c_view):
     constants = _header_constants()
     assert constants, "no SRPC_ constants found in the header"

@@ -87,6 +87,57 @@ pub struct Response {
     pub value: Buf,
 }
 
+/// The size of each structure this module mirrors and the offset of each of
+/// its fields, named as in the header (`{"srpc_call": {"size": 136,
+/// "kind": 0, ...}, ...}`): tests/test_abi_header.py compares them with
+/// what a C compiler makes of include/simplerpc.h, so that a field added to
+/// the ABI and not here fails a test instead of corrupting memory.
+#[pyfunction]
+pub fn layout(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    use std::mem::{offset_of, size_of};
+    let out = PyDict::new(py);
+    macro_rules! mirror {
+        ($c:literal, $t:ty, [$($f:ident),* $(,)?]) => {{
+            let d = PyDict::new(py);
+            d.set_item("size", size_of::<$t>())?;
+            $(d.set_item(stringify!($f), offset_of!($t, $f))?;)*
+            out.set_item($c, d)?;
+        }};
+    }
+    mirror!("srpc_slice", Bytes, [ptr, len]);
+    mirror!("srpc_str", Bytes, [ptr, len]);
+    mirror!("srpc_buf", Buf, [data, len, owner]);
+    mirror!("srpc_response", Response, [kind, obj, request_id, value]);
+    mirror!(
+        "srpc_call",
+        Call,
+        [
+            kind,
+            obj,
+            name,
+            path,
+            args,
+            kwargs,
+            key,
+            payload,
+            args_parts,
+            args_parts_len,
+            kwargs_parts,
+            kwargs_parts_len,
+            key_parts,
+            key_parts_len,
+            refs,
+            refs_len,
+        ]
+    );
+    mirror!(
+        "srpc_executor",
+        Executor,
+        [userdata, open, close, call, release, free_userdata]
+    );
+    Ok(out)
+}
+
 /// `srpc_open_fn`.
 pub type OpenFn = unsafe extern "C" fn(*mut c_void, *mut *mut c_void) -> u32;
 /// `srpc_close_fn`.

@@ -38,6 +38,7 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _speedups(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(abi::bind, m)?)?;
+    m.add_function(wrap_pyfunction!(abi::layout, m)?)?;
     m.add_function(wrap_pyfunction!(client::client_call, m)?)?;
     m.add_function(wrap_pyfunction!(client::client_wait, m)?)?;
     m.add_function(wrap_pyfunction!(client::trail, m)?)?;

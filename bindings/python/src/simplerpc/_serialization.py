@@ -496,7 +496,10 @@ def local_numpy(*, import_it: bool) -> Any:
 def _numpy() -> Any:
     np = local_numpy(import_it=True)
     if np is None:  # pragma: no cover - depends on the environment
-        raise ImportError("a numpy array or scalar arrived but numpy is not installed")
+        raise ImportError(
+            "a numpy array or scalar arrived but numpy is not installed in this Python: "
+            "pip install numpy here, or convert the value on the server (materialize(p.tolist()))"
+        )
     return np
 
 

@@ -690,7 +690,10 @@ def _packed(pack: Callable[..., _T], value: Any, **kw: Any) -> _T:
         if clear is None:
             raise
         clear._simplerpc_hinted = True  # type: ignore[attr-defined]
-    raise clear
+    try:
+        raise clear
+    finally:
+        del clear  # no cycle through this frame, which holds the value (see _raise_failure)
 
 
 def connect(

@@ -257,6 +257,12 @@ fn main() {
     println!("export SIMPLERPC_HOST='{}'", config.host);
     println!("export SIMPLERPC_PORT='{port}'");
     println!("export SIMPLERPC_TOKEN='{}'", server.token());
+    if server.is_tls() {
+        // The variables carry no TLS setting: a client that only pastes
+        // them speaks ws:// and is refused with HTTP 400.
+        println!("and connect with TLS, trusting the CA that signed the certificate:");
+        println!("  Python: simplerpc.connect(tls=True, cafile='ca.pem'); Rust: ClientConfig {{ tls: true, cafile: Some(..), ..ClientConfig::from_env()? }}");
+    }
     if let Err(e) = server.serve() {
         eprintln!("error: {e}");
         std::process::exit(1);

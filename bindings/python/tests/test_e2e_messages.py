@@ -247,6 +247,25 @@ def frames(tb: str) -> List[Any]:
     return TRACEBACK_FILE.findall(tb)
 
 
+def test_an_array_arriving_where_numpy_is_missing_says_what_to_do(server: Any) -> None:
+    # `pip install ./bindings/python` alone brings no numpy; the Quick start's
+    # first materialize then needs it. (numpy is hidden from the child with
+    # sys.modules["numpy"] = None, which makes `import numpy` fail.)
+    code = (
+        "import sys; sys.modules['numpy'] = None\n"
+        "import simplerpc\n"
+        f"c = simplerpc.connect({server.host!r}, {server.port}, {server.token!r})\n"
+        "assert simplerpc.materialize(c.eval('[1, 2]')) == [1, 2]\n"
+        "try:\n"
+        "    simplerpc.materialize(c.eval('__import__(\"numpy\").arange(3)'))\n"
+        "except ImportError as e:\n"
+        "    print(e)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "numpy is not installed" in done.stdout and "pip install numpy" in done.stdout, done.stdout
+
+
 def test_remote_tracebacks_start_at_the_users_code(conn: simplerpc.Connection, tmp_path: Any) -> None:
     remote, path = user_module_function(conn, tmp_path)
     with pytest.raises(ZeroDivisionError) as info:

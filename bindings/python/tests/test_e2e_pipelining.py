@@ -131,6 +131,49 @@ def test_live_objects_goes_down_after_del_and_the_next_request(conn: Any) -> Non
     assert trips(conn) - trips_before == 1
 
 
+def test_a_raised_error_frees_the_proxies_of_the_wait_without_the_cyclic_gc(conn: Any) -> None:
+    # A wait that raises (its own error, or an earlier request's nobody
+    # waited for), or an argument without wire form, must leave no
+    # reference cycle through the frames that raised: such a
+    # cycle kept the proxy being waited for, and its server object, until
+    # Python's cyclic GC happened to run (against --max-objects too).
+    d = conn.eval("{}")
+    blen = conn.builtins.len
+    materialize(blen([1]))
+    with pytest.raises(AttributeError):  # the first setattr caches builtins.setattr
+        conn.eval("object()").x = 0
+    with pytest.raises(TypeError):  # and the first unsendable argument what it needs
+        blen(conn.eval("[0]"), lambda: 0)
+    gc.collect()
+    base = conn.live_objects()
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for i in range(5):
+            unwaited = d["missing"]
+            del unwaited  # an error nobody waits for...
+            try:
+                materialize(blen([i]))  # ...raised by this wait instead of its value
+            except KeyError:
+                pass
+            frozen = conn.eval("object()")
+            try:
+                frozen.x = i  # its own error, raised with the proxy in the frames
+            except AttributeError:
+                pass
+            del frozen
+            held = conn.eval("[0]")
+            try:
+                blen(held, lambda: 0)  # no wire form: a TypeError before anything is sent
+            except TypeError:
+                pass
+            del held
+        assert conn.live_objects() == base
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def test_live_objects_needs_our_server(reference_server: Any) -> None:
     host, port, token, _ = reference_server
     with simplerpc.connect(host, port, token) as c:

@@ -468,6 +468,16 @@ def test_probes_stay_local(rconn: Any) -> None:
     assert trips(rconn) == before
 
 
+def test_a_probe_left_local_says_how_to_ask_the_server(rconn: Any) -> None:
+    # `module.__file__` is one of the names answered locally: its error
+    # must not read as "the remote module has no __file__".
+    mod = rconn.modules.json
+    with pytest.raises(AttributeError, match=r"__file__ .*not asked of the server.*conn\.builtins\.getattr\(p, '__file__'\)"):
+        mod.__file__
+    assert getattr(mod, "__file__", None) is None  # still an AttributeError for getattr/hasattr
+    assert materialize(rconn.builtins.getattr(mod, "__file__")).endswith("__init__.py")
+
+
 # ---------------------------------------------------------------- pipelining (our server)
 
 

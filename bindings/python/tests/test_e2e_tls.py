@@ -14,6 +14,7 @@ import ipaddress
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Tuple
 
@@ -132,6 +133,28 @@ def test_the_startup_lines_say_wss(tls_server: Any) -> None:
     out = tls_server.output
     assert f"Serving on wss://{HOST}:{tls_server.port}" in out, out
     assert "UNENCRYPTED" not in out, out
+
+
+def test_the_startup_lines_tell_a_client_to_speak_tls(
+    tls_server: Any, lab: Dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The export lines alone make connect() speak ws://, which this server
+    # refuses; the lines after them say what else a client passes.
+    for _ in range(600):  # the lines after the exports may still be on their way
+        if "connect(tls=True, cafile=" in tls_server.output:
+            break
+        time.sleep(0.1)
+    assert "connect(tls=True, cafile=" in tls_server.output, tls_server.output
+    monkeypatch.setenv("SIMPLERPC_HOST", HOST)
+    monkeypatch.setenv("SIMPLERPC_PORT", str(tls_server.port))
+    monkeypatch.setenv("SIMPLERPC_TOKEN", tls_server.token)
+    with pytest.raises(simplerpc.ConnectionError, match="TLS only"):
+        _bounded("a client with only the exports", lambda: simplerpc.connect())
+    conn = _bounded("a client following the startup lines", lambda: simplerpc.connect(tls=True, cafile=str(lab["ca"])))
+    try:
+        assert materialize(conn.builtins.len([1, 2, 3])) == 3
+    finally:
+        conn.disconnect()
 
 
 def test_a_round_trip_over_wss_with_a_large_array(tls_server: Any, lab: Dict[str, Path]) -> None:

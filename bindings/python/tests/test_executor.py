@@ -210,6 +210,30 @@ def test_release_frees_the_object(ex: PythonExecutor) -> None:
         ex.materialize(h)
 
 
+def test_a_value_without_wire_form_is_freed_without_the_cyclic_gc(ex: PythonExecutor) -> None:
+    # materialize()'s TypeError must not make a reference cycle through the
+    # frame holding the value: the object stayed after its release until
+    # the server's cyclic GC ran.
+    ex.execute("class Thing:\n    pass")
+    h = ex.eval("Thing()")
+    probe = weakref.ref(ex.objects[h])
+    gc.collect()
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        try:
+            ex.materialize(h)
+        except TypeError as e:
+            assert "Thing" in str(e)
+        else:
+            raise AssertionError("a Thing has no wire form")
+        ex.release(h)
+        assert probe() is None
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def test_errors_propagate_as_the_original_exceptions(ex: PythonExecutor) -> None:
     with pytest.raises(ZeroDivisionError):
         ex.eval("1 / 0")

@@ -341,7 +341,10 @@ class Connection:
             promise = self._native.send_pipelined(kind, obj, **fields)
         except NativeRemoteError as e:  # pragma: no cover - sending raises no remote error
             exc, cause = remote_exception(e, allow_pickle=self._allow_pickle)
-            raise exc from cause
+            try:
+                raise exc from cause
+            finally:
+                del exc, cause  # no cycle through this frame (see _raise_failure)
         self._exprs[promise & ~_PROMISE_BIT] = expr
         return RPCProxy(self, promise, expr)
 
@@ -629,7 +632,11 @@ class Connection:
                 self._raise_failure()
             return result
         exc, cause = remote_exception(error, allow_pickle=self._allow_pickle)
-        raise exc from cause
+        del error  # its traceback holds this frame
+        try:
+            raise exc from cause
+        finally:
+            del exc, cause  # no cycle through this frame (see _raise_failure)
 
     def _request_object(self, path: str, method: Callable[..., int], *args: Any) -> RPCProxy:
         """A request that returns an object id, held as a proxy named ``path``."""
@@ -644,7 +651,17 @@ class Connection:
         expr = self._exprs.get(request, f"request {request}")
         error.message = f"{error.message} (raised by {expr}, whose result nobody waited for)"
         exc, cause = remote_exception(error, allow_pickle=self._allow_pickle)
-        raise exc from cause
+        del failure, error
+        try:
+            raise exc from cause
+        finally:
+            # The traceback holds this frame and every caller's down to the
+            # user's code; a local still naming the exception (or its cause,
+            # whose frames lead back here) would make a
+            # cycle keeping them, and so the proxy a wait was for (the
+            # locals of materialize()), alive until the cyclic GC ran: its
+            # server object stayed, against max_objects too.
+            del exc, cause
 
 
 def _unsendable(error: TypeError, what: str) -> TypeError:
@@ -673,7 +690,10 @@ def _packed(pack: Callable[..., _T], value: Any, **kw: Any) -> _T:
         if clear is None:
             raise
         clear._simplerpc_hinted = True  # type: ignore[attr-defined]
-    raise clear
+    try:
+        raise clear
+    finally:
+        del clear  # no cycle through this frame, which holds the value (see _raise_failure)
 
 
 def connect(

@@ -189,7 +189,11 @@ class PythonExecutor:
             clear = no_wire_form(e, value, "materialize")
             if clear is None:
                 raise
-        raise clear
+        del value
+        try:
+            raise clear
+        finally:
+            del clear  # its traceback holds this frame: no cycle keeping the value alive
 
     def eval(self, expr: str) -> int:
         """Evaluate ``expr`` in this client's globals."""

@@ -108,8 +108,15 @@ class RPCProxy:
         object.__setattr__(self, "_rpc_hash", None)
 
     def __getattr__(self, name: str) -> "RPCProxy":
-        if name.startswith("_rpc_") or name in _LOCAL_ONLY:
+        if name.startswith("_rpc_"):
             raise AttributeError(name)
+        if name in _LOCAL_ONLY:
+            # A bare AttributeError("__file__") read as "the remote module
+            # has no file"; say why and how to ask the server.
+            raise AttributeError(
+                f"{name} of a proxy is not asked of the server (Python's own machinery probes it on "
+                f"every object): read the remote one with materialize(conn.builtins.getattr(p, {name!r}))"
+            )
         return self._rpc_connection._getattr(self, name)
 
     def __call__(self, *args: Any, **kwargs: Any) -> "RPCProxy":

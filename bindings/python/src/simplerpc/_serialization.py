@@ -335,7 +335,13 @@ def _encode_special(obj: Any, proxy_owner: Any, spliced: List[Tuple[bytes, Any]]
         return {"__rpc_proxy__": True, "obj_id": obj_id}
     error = TypeError(f"can not serialize {type(obj).__qualname__!r} object")
     error.unserializable = obj  # type: ignore[attr-defined] # for _messages.no_wire_form()
-    raise error
+    try:
+        raise error
+    finally:
+        # A local naming the exception whose traceback holds this frame is a
+        # cycle: it kept the packer's frames, and the proxies and arrays
+        # being sent, alive until the cyclic GC ran.
+        del error
 
 
 def _encode_array(np: Any, arr: Any, spliced: List[Tuple[bytes, Any]]) -> Dict[bytes, Any]:
@@ -496,7 +502,10 @@ def local_numpy(*, import_it: bool) -> Any:
 def _numpy() -> Any:
     np = local_numpy(import_it=True)
     if np is None:  # pragma: no cover - depends on the environment
-        raise ImportError("a numpy array or scalar arrived but numpy is not installed")
+        raise ImportError(
+            "a numpy array or scalar arrived but numpy is not installed in this Python: "
+            "pip install numpy here, or convert the value on the server (materialize(p.tolist()))"
+        )
     return np
 
 

@@ -116,6 +116,11 @@ def serve(
         print(f"  export SIMPLERPC_HOST='{host}'")
         print(f"  export SIMPLERPC_PORT='{server.port}'")
         print(f"  export SIMPLERPC_TOKEN='{server.token}'")
+        if server.tls:
+            # The variables carry no TLS setting: a client that only pastes
+            # them speaks ws:// and is refused with HTTP 400.
+            print("and connect with TLS, trusting the CA that signed the certificate:")
+            print("  simplerpc.connect(tls=True, cafile='ca.pem')   (or a wss://host:port URL)")
         sys.stdout.flush()
         if ready is not None:
             ready.set()

@@ -25,6 +25,9 @@ def _start(cmd: List[str], patterns: Tuple[str, str], stdin: bool = False) -> Tu
         line = proc.stdout.readline()
         if not line:
             break
+        # The token goes in export lines, never in a URL (shell histories
+        # and logs keep URLs).
+        assert "token=" not in line, f"{cmd[0]} printed its token in a URL: {line!r}"
         m = re.search(patterns[0], line)
         if m:
             port = int(m.group(1))

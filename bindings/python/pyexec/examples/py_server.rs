@@ -58,8 +58,19 @@ fn main() {
         }
     };
     println!("WARNING: this server speaks plain ws://: tokens and data travel unencrypted. Use it on localhost or a trusted network.");
-    println!("Serving Python objects on {}", server.url());
-    println!("  export SIMPLERPC_HOST='{}'", server.local_addr().ip());
+    // The address without the token (the export lines carry it): a URL
+    // with a token is what shells' histories and logs keep.
+    let ip = server.local_addr().ip();
+    println!(
+        "Serving Python objects on ws://{}:{}",
+        if ip.is_ipv6() {
+            format!("[{ip}]")
+        } else {
+            ip.to_string()
+        },
+        server.local_addr().port()
+    );
+    println!("  export SIMPLERPC_HOST='{ip}'");
     println!("  export SIMPLERPC_PORT='{}'", server.local_addr().port());
     println!("  export SIMPLERPC_TOKEN='{}'", server.token());
     if let Err(e) = server.serve() {

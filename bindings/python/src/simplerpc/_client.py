@@ -799,7 +799,7 @@ def connect(
                 "export the token this server printed, or pass connect(token=...)"
             )
         else:
-            hint = "pass the token this server printed: connect(token=...)"
+            hint = "the token passed to connect(token=...) is not this server's"
         raise AuthenticationError(f"{e} ({hint})") from None
     except ConnectionRefusedError as e:
         if {where["host"], where["port"]} <= {"from the argument", "from the URL"}:

@@ -68,9 +68,12 @@ TRANSPORTS = ("ws", "wss", "spawn", "rust", "gym")
 SLOPE_LIMIT_KIB = 100.0
 GROWTH_LIMIT_KIB = 4096.0
 
-# Runs first in a server child: SIGKILL when this process dies, then exec.
+# Runs first in a server child: SIGKILL when this process dies; SIGINT back
+# to its default (a script's `cmd &` starts this process with SIGINT ignored,
+# and an exec keeps that: the server would never see the stop), then exec.
 _LAUNCHER = """
 import ctypes, os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_DFL)
 libc = ctypes.CDLL(None, use_errno=True)
 if libc.prctl(1, int(signal.SIGKILL), 0, 0, 0) != 0:
     sys.exit("prctl(PR_SET_PDEATHSIG) failed")
@@ -140,6 +143,7 @@ class ServerProcess:
         self.port = int(found["port"])
         self.token = found["token"]
         self.exit_code: Optional[int] = None
+        self.stacks = ""
 
     @property
     def pid(self) -> int:
@@ -155,7 +159,14 @@ class ServerProcess:
             try:
                 self.proc.wait(15)
             except subprocess.TimeoutExpired:
-                self.lines.append("[soak] no exit within 15 s of SIGINT: killed\n")
+                self.lines.append("[soak] no exit within 15 s of SIGINT: its threads' stacks (gdb), then killed\n")
+                with contextlib.suppress(Exception):
+                    gdb = subprocess.run(
+                        ["gdb", "-p", str(self.proc.pid), "-batch", "-ex", "thread apply all bt"],
+                        capture_output=True, text=True, timeout=60,
+                    )
+                    self.stacks = gdb.stdout
+                    self.lines.append(gdb.stdout[-6000:])
                 self.proc.kill()
                 self.proc.wait()
         self.exit_code = self.proc.returncode
@@ -205,7 +216,11 @@ class Driver:
         if self.server is None:
             return {}
         self.server.stop()
-        return {"server_exit_code": self.server.exit_code, "server_output_tail": "".join(self.server.lines)[-2000:]}
+        return {
+            "server_exit_code": self.server.exit_code,
+            "server_output_tail": "".join(self.server.lines)[-2000:],
+            "server_stacks_at_stop": self.server.stacks,
+        }
 
     # client side
     def connect(self) -> None:

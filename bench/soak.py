@@ -82,6 +82,8 @@ if os.getppid() != int(sys.argv[1]):
 os.execv(sys.argv[2], sys.argv[2:])
 """
 
+_HEAP_EXPR = "(__import__('sys').getallocatedblocks(), len(__import__('gc').get_objects()))"
+
 _PORT_RE = re.compile(r"export SIMPLERPC_PORT='?(\d+)'?")
 _TOKEN_RE = re.compile(r"export SIMPLERPC_TOKEN='?([^'\s]+)'?")
 
@@ -271,6 +273,16 @@ class Driver:
     def client_exprs(self) -> Optional[int]:
         return len(getattr(self.conn, "_exprs", ()))
 
+    python_server = True
+
+    def server_heap(self) -> Optional[List[int]]:
+        """A Python server's ``sys.getallocatedblocks()`` and gc-tracked
+        objects: growth there is Python objects kept, growth of RSS alone
+        is native memory or the allocators' (one round trip)."""
+        if not self.python_server:
+            return None
+        return list(materialize(self.conn.eval(_HEAP_EXPR)))
+
 
 class WsDriver(Driver):
     tls = False
@@ -310,6 +322,8 @@ class SpawnDriver(Driver):
 class RustDriver(Driver):
     """The ``sim_server`` example: ``sim.make(seed)`` -> ``Env`` with
     ``reset(seed) -> obs`` and ``step(a) -> {obs, reward, done, truncated, info}``."""
+
+    python_server = False
 
     def start(self) -> None:
         exe = Path(self.args.sim_server or target_dir() / "release" / "examples" / "sim_server")
@@ -419,6 +433,7 @@ def sample(driver: Driver, t0: float, steps: int, episodes: int, **extra: Any) -
     row["live_objects"] = driver.live_objects() if driver.conn is not None else None
     row["client_proxies"] = count_proxies()
     row["client_exprs"] = driver.client_exprs() if driver.conn is not None else None
+    row["server_heap"] = driver.server_heap() if driver.conn is not None else None
     row.update(extra)
     return row
 
@@ -473,19 +488,27 @@ def summarize(rows: List[Dict[str, Any]], warmup_s: float) -> Dict[str, Any]:
     out["live_objects_last"] = lo[-1] if lo else None
     cp = [r["client_proxies"] for r in warm]
     out["client_proxies_max"] = max(cp) if cp else None
+    heap = [r for r in warm if r.get("server_heap")]
+    if len(heap) >= 2:
+        xs = [float(r["steps"]) for r in heap]
+        out["server_blocks_slope_per_10k_steps"] = round(fit_slope(xs, [float(r["server_heap"][0]) for r in heap]) * 10_000, 1)
+        out["server_gc_objects_slope_per_10k_steps"] = round(fit_slope(xs, [float(r["server_heap"][1]) for r in heap]) * 10_000, 1)
+        out["server_blocks_warm_end"] = [heap[0]["server_heap"][0], heap[-1]["server_heap"][0]]
+        out["server_gc_objects_warm_end"] = [heap[0]["server_heap"][1], heap[-1]["server_heap"][1]]
     return out
 
 
 def print_table(rows: List[Dict[str, Any]]) -> None:
-    head = f"{'t s':>7} {'steps':>8} {'ep':>5} | {'cli RSS MiB':>11} {'fd':>4} {'thr':>4} | {'srv RSS MiB':>11} {'fd':>4} {'thr':>4} | {'live':>5} {'proxies':>7} {'exprs':>5}  phase"
+    head = f"{'t s':>7} {'steps':>8} {'ep':>5} | {'cli RSS MiB':>11} {'fd':>4} {'thr':>4} | {'srv RSS MiB':>11} {'fd':>4} {'thr':>4} | {'live':>5} {'proxies':>7} {'exprs':>5} | {'srv blocks':>10} {'gc objs':>7}  phase"
     print(head)
     print("-" * len(head))
     for r in rows:
         c, s = r["client"], r["server"] or {"rss_kib": 0, "fds": 0, "threads": 0}
+        heap = r.get("server_heap") or ["-", "-"]
         print(
             f"{r['t']:7.1f} {r['steps']:8d} {r['episodes']:5d} | {c['rss_kib'] / KiB:11.1f} {c['fds']:4d} {c['threads']:4d} | "
             f"{s['rss_kib'] / KiB:11.1f} {s['fds']:4d} {s['threads']:4d} | {str(r['live_objects']):>5} {r['client_proxies']:7d} "
-            f"{str(r['client_exprs']):>5}  {r.get('phase', '')}"
+            f"{str(r['client_exprs']):>5} | {heap[0]:>10} {heap[1]:>7}  {r.get('phase', '')}"
         )
 
 
@@ -578,6 +601,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--sim-server", default=None, help="the sim_server binary (rust; default target/release/examples/sim_server)")
     p.add_argument("--json", default=None, help="write the samples and the summary here")
     args = p.parse_args(argv)
+    args.server_python = os.path.abspath(args.server_python)  # the server runs in bench/
     if args.warmup is None:
         args.warmup = min(60.0, args.seconds / 5)
     # A hang is a finding too: past this, every thread's stack and exit.
@@ -607,8 +631,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         )
     print(f"  server objects of the connection: max {s['live_objects_max']}, last {s['live_objects_last']}; "
           f"client RPCProxy objects: max {s['client_proxies_max']}")
+    if "server_blocks_slope_per_10k_steps" in s:
+        print(f"  server Python heap: allocated blocks {s['server_blocks_warm_end'][0]} -> {s['server_blocks_warm_end'][1]} "
+              f"({s['server_blocks_slope_per_10k_steps']:+.1f} per 10k steps), gc objects {s['server_gc_objects_warm_end'][0]} -> "
+              f"{s['server_gc_objects_warm_end'][1]} ({s['server_gc_objects_slope_per_10k_steps']:+.1f} per 10k steps)")
     if "server_exit_code" in result:
-        print(f"  server exit code after stop: {result['server_exit_code']}")
+        how = "SIGKILL (the example has no SIGINT handler)" if args.transport == "rust" else "SIGINT"
+        print(f"  server exit code after stop by {how}: {result['server_exit_code']}")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=1))

@@ -54,9 +54,11 @@ pub struct ServerSession<E: Executor> {
     promise_of: HashMap<ObjId, u64>,
     /// `promise` extension: the errors of failed requests, by request id,
     /// each with `cause` set to the request that failed first; the newest
-    /// [`FAILED_KEPT`] are kept.
+    /// [`FAILED_KEPT`] are kept, fewer when they pass [`FAILED_KEPT_BYTES`].
     failed: HashMap<u64, RemoteError>,
     failed_order: VecDeque<u64>,
+    /// What the kept errors hold ([`kept_cost`]).
+    failed_bytes: usize,
     /// The most objects the client may hold at once.
     max_objects: usize,
     /// A written response frame to build the next one in.
@@ -65,6 +67,22 @@ pub struct ServerSession<E: Executor> {
 
 /// How many failed requests a session remembers for promises built on them.
 pub const FAILED_KEPT: usize = 4096;
+
+/// How many bytes of errors (type, message, traceback, payload) a session
+/// keeps for promises built on failed requests: past it the oldest are
+/// forgotten, the newest is always kept. Without it the kept errors were
+/// bounded in count only, and 4096 errors that each carry a large message
+/// or pickle (an exception holding an array) could hold gigabytes.
+pub const FAILED_KEPT_BYTES: usize = 8 << 20;
+
+/// The bytes a kept error holds, as counted against [`FAILED_KEPT_BYTES`].
+fn kept_cost(e: &RemoteError) -> usize {
+    std::mem::size_of::<RemoteError>()
+        + e.exception_type.len()
+        + e.message.len()
+        + e.traceback.len()
+        + e.payload.as_ref().map_or(0, |p| p.len())
+}
 
 /// Why a request stops before (or while) it runs.
 enum Stop {
@@ -94,6 +112,7 @@ impl<E: Executor> ServerSession<E> {
             promise_of: HashMap::new(),
             failed: HashMap::new(),
             failed_order: VecDeque::new(),
+            failed_bytes: 0,
             max_objects: DEFAULT_MAX_OBJECTS,
             spare: None,
         }
@@ -142,6 +161,13 @@ impl<E: Executor> ServerSession<E> {
             live_objects: self.objects.len() as u64,
             requests: self.requests,
         }
+    }
+
+    /// The errors this session keeps for promises built on failed requests:
+    /// how many, and the bytes they hold (at most [`FAILED_KEPT`] and
+    /// [`FAILED_KEPT_BYTES`], the newest always kept). For tests and leak checks.
+    pub fn failures_kept(&self) -> (usize, usize) {
+        (self.failed.len(), self.failed_bytes)
     }
 
     /// The executor.
@@ -296,12 +322,20 @@ impl<E: Executor> ServerSession<E> {
                 if e.cause.get().is_none() {
                     e.cause = message::Cause::of(n);
                 }
-                if self.failed.insert(n, e).is_none() {
-                    self.failed_order.push_back(n);
+                self.failed_bytes += kept_cost(&e);
+                match self.failed.insert(n, e) {
+                    // A client that reused an id: the new error replaces the old.
+                    Some(old) => self.failed_bytes -= kept_cost(&old),
+                    None => self.failed_order.push_back(n),
                 }
-                while self.failed_order.len() > FAILED_KEPT {
-                    if let Some(old) = self.failed_order.pop_front() {
-                        self.failed.remove(&old);
+                while self.failed_order.len() > FAILED_KEPT
+                    || (self.failed_bytes > FAILED_KEPT_BYTES && self.failed_order.len() > 1)
+                {
+                    let Some(old) = self.failed_order.pop_front() else {
+                        break;
+                    };
+                    if let Some(e) = self.failed.remove(&old) {
+                        self.failed_bytes -= kept_cost(&e);
                     }
                 }
             }
@@ -315,6 +349,7 @@ impl<E: Executor> ServerSession<E> {
         self.promise_of.clear();
         self.failed.clear();
         self.failed_order.clear();
+        self.failed_bytes = 0;
         self.objects.clear();
         let handles: Vec<Handle> = self.refs.drain().map(|(h, _)| h).collect();
         for h in handles {
@@ -376,8 +411,9 @@ impl<E: Executor> ServerSession<E> {
             PROTOCOL_ERROR,
             format!(
                 "promise {n} names no earlier request of this connection whose object is still held \
-                 (the request answered a value, its object was released, it failed more than \
-                 {FAILED_KEPT} failures ago, or it has not been sent)"
+                 (the request answered a value, its object was released, it failed before the \
+                 newest {FAILED_KEPT} failures or {} MiB of them, or it has not been sent)",
+                FAILED_KEPT_BYTES >> 20
             ),
         )))
     }

@@ -419,3 +419,73 @@ fn the_size_limit_counts_the_frame_not_an_estimate() {
     let err = c.send(&big).unwrap_err();
     assert!(err.to_string().contains("4096"), "{err}");
 }
+
+/// A session keeps the errors of failed requests for promises built on
+/// them, the newest 4096, but never more than `FAILED_KEPT_BYTES` of them:
+/// errors with large messages (or pickles) once stayed by the thousand,
+/// megabytes each (a soak's server grew by gigabytes).
+#[test]
+fn kept_errors_are_bounded_in_bytes_and_the_newest_is_always_kept() {
+    use simplerpc_core::server::FAILED_KEPT_BYTES;
+    use simplerpc_core::ExecError;
+    use simplerpc_registry::{Module, Registry};
+
+    let registry = Registry::new().module(
+        Module::new("big").function("fail", |n: usize| -> Result<Value, ExecError> {
+            Err(ExecError::value_error("x".repeat(n)))
+        }),
+    );
+    let mut l = Link {
+        client: ClientSession::new(Extensions::ALL),
+        server: ServerSession::new(std::sync::Arc::new(registry).executor(), Extensions::ALL),
+        wire: Vec::new(),
+        round_trips: 0,
+    };
+    let big = l.send(Request::ImportModule {
+        module: "big".into(),
+    });
+    let Response::Object(big) = l.wait(big) else {
+        panic!()
+    };
+    let fail = l.pipelined(getattr(big, "big", "fail"));
+    const MIB: usize = 1 << 20;
+    let failed: Vec<ObjId> = (0..24)
+        .map(|_| l.pipelined(call(fail, "big.fail", vec![Value::from(MIB as u64)])))
+        .collect();
+    l.round_trip();
+    let (count, bytes) = l.server.failures_kept();
+    assert!(
+        bytes <= FAILED_KEPT_BYTES,
+        "{count} errors of 1 MiB kept, {bytes} bytes, over the {FAILED_KEPT_BYTES}-byte bound"
+    );
+    assert!((1..24).contains(&count), "{count} errors kept");
+    // The newest still fails what is built on it with its own error...
+    let m = l.send(Request::Materialize {
+        obj_id: *failed.last().unwrap(),
+    });
+    let Response::Error(e) = l.wait(m) else {
+        panic!("the newest failure resolves")
+    };
+    assert_eq!(e.exception_type, "builtins.ValueError");
+    assert_eq!(e.message.len(), MIB);
+    // ... and the oldest, forgotten, is named as such.
+    let m = l.send(Request::Materialize { obj_id: failed[0] });
+    let Response::Error(e) = l.wait(m) else {
+        panic!("a forgotten failure answers an error")
+    };
+    assert_eq!(e.exception_type, PROTOCOL_ERROR, "{}", e.message);
+    assert!(e.message.contains("MiB of them"), "{}", e.message);
+    // One error larger than the whole bound is still kept, alone.
+    let huge = l.pipelined(call(
+        fail,
+        "big.fail",
+        vec![Value::from((FAILED_KEPT_BYTES + MIB) as u64)],
+    ));
+    l.round_trip();
+    assert_eq!(l.server.failures_kept().0, 1);
+    let m = l.send(Request::Materialize { obj_id: huge });
+    let Response::Error(e) = l.wait(m) else {
+        panic!("the newest failure resolves")
+    };
+    assert_eq!(e.message.len(), FAILED_KEPT_BYTES + MIB);
+}

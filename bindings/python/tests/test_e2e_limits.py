@@ -87,6 +87,33 @@ def test_objects_past_max_objects_raise_until_released(start_server):
             assert materialize(conn.eval("7")) == 7
 
 
+def test_failed_calls_with_large_errors_do_not_pile_up_on_the_server(start_server):
+    """The server keeps the errors of failed requests for promises built on
+    them: the newest 4096, but at most 8 MiB of them. Before that bound in
+    bytes, each 4 MiB error here stayed (with its traceback and pickle about
+    20 MiB), so 40 of them grew the server by some 800 MiB."""
+    failures = 40
+    with start_server(_argv()) as s:
+        with simplerpc.connect(s.host, s.port, s.token) as conn:
+            conn.execute("def fail():\n    raise ValueError('x' * (4 << 20))\n")
+            fail = conn.eval("fail")
+            for _ in range(2):  # warm: the first error imports what formats it
+                with pytest.raises(ValueError):
+                    materialize(fail())
+            base = s.rss()
+            for _ in range(failures):
+                with pytest.raises(ValueError) as e:
+                    materialize(fail())
+                assert len(str(e.value)) >= 4 << 20
+            grown = s.rss() - base
+            # Still the newest error for a promise built on it, in full.
+            last = fail()
+            with pytest.raises(ValueError) as e:
+                materialize(last.real)
+            assert e.value.exception_type == "builtins.ValueError" and "x" * 1000 in str(e.value)
+    assert grown < 200 << 20, f"the server grew {grown >> 20} MiB for {failures} failed calls with 4 MiB errors"
+
+
 def test_one_connection_past_max_connections_is_refused_naming_the_cap(start_server):
     with start_server(_argv("--max-connections", "2")) as s:
         a = simplerpc.connect(s.host, s.port, s.token)

@@ -54,6 +54,7 @@ use simplerpc_core::{Executor, Extensions, OutFrame, ServerSession};
 use crate::config::Liveness;
 use crate::handshake;
 use crate::server::{ClientInfo, Context, Control};
+use crate::spin::Spin;
 use crate::tls::Stream;
 use crate::wire::{close_code, Incoming, Reader, Wire, WireError};
 
@@ -78,11 +79,6 @@ const HEARTBEAT: Duration = Duration::from_millis(250);
 /// A connection idle this long lets the buffers it kept for large messages
 /// go, so memory goes back to the system after a transfer.
 const IDLE_TRIM: Duration = Duration::from_secs(1);
-/// How long the connection thread polls for the next request, after an
-/// answer, before it sleeps: a client stepping in a loop often sends it
-/// within this, and a thread that does not sleep is not woken (tens of
-/// microseconds on a machine with few cores).
-const SPIN: Duration = Duration::from_micros(60);
 
 /// Why the connection ended, for the log.
 type Ended = String;
@@ -196,8 +192,12 @@ fn serve<E: Executor>(
     ctx: &Context,
     mut session: ServerSession<E>,
 ) -> (Ended, u64) {
-    // An answer was just sent: poll briefly for the next request.
+    // An answer was just sent: poll briefly for the next request, as long
+    // as the client usually takes to send one (see `spin`).
     let mut answered = false;
+    let mut spin = Spin::default();
+    // When the poll for the next request began.
+    let mut waiting_since: Option<Instant> = None;
     // When the last request came.
     let mut last_call = Instant::now();
     let reason = loop {
@@ -216,6 +216,7 @@ fn serve<E: Executor>(
             let mut state = shared.state();
             if let Some(frame) = state.queued.pop_front() {
                 state.queued_bytes -= frame.len();
+                waiting_since = None;
                 Some(frame)
             } else if let Some(ended) = state.ended.take() {
                 break ended;
@@ -229,7 +230,8 @@ fn serve<E: Executor>(
                 let mut socket = shared.socket();
                 let spun = if answered {
                     answered = false;
-                    socket.spin_for_request()
+                    waiting_since = Some(Instant::now());
+                    socket.spin_for_request(spin.budget())
                 } else {
                     Ok(None)
                 };
@@ -237,7 +239,12 @@ fn serve<E: Executor>(
                     Some(f) => Ok(Some(f)),
                     None => socket.read_request(false),
                 }) {
-                    Ok(Some(frame)) => frame,
+                    Ok(Some(frame)) => {
+                        if let Some(since) = waiting_since.take() {
+                            spin.observe(since.elapsed());
+                        }
+                        frame
+                    }
                     Ok(None) => {
                         // Idle a while: the buffers kept for large messages
                         // go, and keep going (one lent out comes back later).
@@ -494,12 +501,12 @@ impl Socket {
         Ok(())
     }
 
-    /// Poll for a request without sleeping, for [`SPIN`] at most.
-    fn spin_for_request(&mut self) -> Result<Option<Bytes>, Ended> {
+    /// Poll for a request without sleeping, for `budget` at most.
+    fn spin_for_request(&mut self, budget: Duration) -> Result<Option<Bytes>, Ended> {
         if self.wire.pending() > 0 || self.wire.set_nonblocking(true).is_err() {
             return Ok(None);
         }
-        let until = Instant::now() + SPIN;
+        let until = Instant::now() + budget;
         let mut got = Ok(None);
         while Instant::now() < until {
             got = self.read_request(true);

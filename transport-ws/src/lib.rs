@@ -61,6 +61,7 @@ mod error;
 mod handshake;
 mod proxy;
 mod server;
+mod spin;
 mod tls;
 pub mod token;
 mod wire;

@@ -49,6 +49,8 @@ pub(super) struct Conn {
     /// When the last request was written or answered (the keepalive thread
     /// lets kept buffers go once the connection has idled a while).
     pub(super) last_request: std::time::Instant,
+    /// How long a wait polls before it sleeps, learnt from the server's answers.
+    pub(super) spin: crate::spin::Spin,
 }
 
 impl Conn {
@@ -71,6 +73,7 @@ impl Conn {
             interruptible: false,
             last_ping: None,
             last_request: std::time::Instant::now(),
+            spin: crate::spin::Spin::default(),
         }
     }
 

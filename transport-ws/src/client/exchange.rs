@@ -21,8 +21,6 @@ use crate::error::Error;
 use crate::tls::Stream;
 use crate::wire::{Incoming, Reader, WireError};
 
-/// How long a wait polls before it sleeps (see `Conn::spin_for`).
-const SPIN: Duration = Duration::from_micros(60);
 /// Request frames from this size up are kept to build the next one in...
 const RECYCLE_MIN: usize = 1 << 20;
 /// ...up to this size.
@@ -131,6 +129,8 @@ impl Conn {
             return Err(Error::Interrupted);
         }
         self.flush_all()?;
+        // How long the server takes, for the next wait's poll.
+        let since = (!self.session.is_answered(id)).then(Instant::now);
         self.spin_for(id)?;
         // A timeout past what an Instant can hold (Duration::MAX) is none.
         let deadline = self
@@ -159,18 +159,22 @@ impl Conn {
             self.keepalive()?;
         }
         self.last_request = Instant::now();
+        if let Some(since) = since {
+            self.spin.observe(self.last_request - since);
+        }
         self.take(id)
     }
 
-    /// Poll the socket without sleeping for a short while ([`SPIN`]): a
-    /// small call is often answered within it, and a thread that never
-    /// sleeps is not woken, which on a machine with few cores costs tens of
+    /// Poll the socket without sleeping for a short while, as long as the
+    /// server usually takes to answer (see `crate::spin`): a small call is
+    /// often answered within it, and a thread that never sleeps is not
+    /// woken, which on a machine with few cores costs tens of
     /// microseconds, the better part of a small round trip.
     fn spin_for(&mut self, id: RequestId) -> Result<(), Error> {
         if self.session.is_answered(id) || self.wire.set_nonblocking(true).is_err() {
             return Ok(());
         }
-        let until = Instant::now() + SPIN;
+        let until = Instant::now() + self.spin.budget();
         let mut result = Ok(());
         while !self.session.is_answered(id) && Instant::now() < until {
             if let Err(e) = self.read_one() {

@@ -324,8 +324,16 @@ impl<E: Executor> ServerSession<E> {
                 }
                 self.failed_bytes += kept_cost(&e);
                 match self.failed.insert(n, e) {
-                    // A client that reused an id: the new error replaces the old.
-                    Some(old) => self.failed_bytes -= kept_cost(&old),
+                    // A client that reused an id: the new error replaces the
+                    // old, and is the newest (kept in the old place, it was
+                    // the first the bound in bytes forgot).
+                    Some(old) => {
+                        self.failed_bytes -= kept_cost(&old);
+                        if let Some(at) = self.failed_order.iter().position(|&k| k == n) {
+                            self.failed_order.remove(at);
+                        }
+                        self.failed_order.push_back(n);
+                    }
                     None => self.failed_order.push_back(n),
                 }
                 while self.failed_order.len() > FAILED_KEPT

@@ -489,3 +489,78 @@ fn kept_errors_are_bounded_in_bytes_and_the_newest_is_always_kept() {
     };
     assert_eq!(e.message.len(), FAILED_KEPT_BYTES + MIB);
 }
+
+/// A client that reuses a request id for a new failure: that error is the
+/// newest, so it is the one kept when the bound in bytes forgets the
+/// others (it once kept the id's old place, at the front, and was the
+/// first forgotten).
+#[test]
+fn a_reused_id_s_new_error_counts_as_the_newest() {
+    use simplerpc_core::ExecError;
+    use simplerpc_registry::{Module, Registry};
+
+    let registry = std::sync::Arc::new(Registry::new().module(
+        Module::new("big").function("fail", |n: usize| -> Result<Value, ExecError> {
+            Err(ExecError::value_error("x".repeat(n)))
+        }),
+    ));
+    let mut server = ServerSession::new(registry.executor(), Extensions::ALL);
+    const MIB: usize = 1 << 20;
+    // Two clients on one session: the second's ids are the first's again.
+    let mut clients = [
+        ClientSession::new(Extensions::ALL),
+        ClientSession::new(Extensions::ALL),
+    ];
+    let mut run = |c: &mut ClientSession, r: Request| -> Response {
+        let (id, frame) = c.send(&r).unwrap();
+        let answer = server.handle_frame(Bytes::from(frame));
+        c.receive(Bytes::from(answer)).unwrap();
+        c.take(id).unwrap().unwrap().0
+    };
+    let mut fails = Vec::new();
+    for c in clients.iter_mut() {
+        let Response::Object(big) = run(
+            c,
+            Request::ImportModule {
+                module: "big".into(),
+            },
+        ) else {
+            panic!()
+        };
+        let Response::Object(fail) = run(c, getattr(big, "big", "fail")) else {
+            panic!()
+        };
+        fails.push(fail);
+    }
+    // Client 0: its third request fails small, its fourth with 7 MiB.
+    let [first, second] = &mut clients;
+    for n in [10, 7 * MIB] {
+        let r = run(
+            first,
+            call(fails[0], "big.fail", vec![Value::from(n as u64)]),
+        );
+        assert!(matches!(r, Response::Error(_)));
+    }
+    // Client 1: its third request (the same id) fails with 2 MiB, past the
+    // 8 MiB bound with the 7 MiB one: the older goes, the newest stays.
+    let (_, promise, frame) = second
+        .send_pipelined(&call(
+            fails[1],
+            "big.fail",
+            vec![Value::from(2 * MIB as u64)],
+        ))
+        .unwrap();
+    let answer = server.handle_frame(Bytes::from(frame));
+    second.receive(Bytes::from(answer)).unwrap();
+    assert_eq!(server.failures_kept().0, 1);
+    let (id, frame) = second
+        .send(&Request::Materialize { obj_id: promise })
+        .unwrap();
+    let answer = server.handle_frame(Bytes::from(frame));
+    second.receive(Bytes::from(answer)).unwrap();
+    let Response::Error(e) = second.take(id).unwrap().unwrap().0 else {
+        panic!("a failure resolves to an error")
+    };
+    assert_eq!(e.exception_type, "builtins.ValueError", "{}", e.message);
+    assert_eq!(e.message.len(), 2 * MIB);
+}

@@ -27,7 +27,10 @@ def _start(cmd: List[str], patterns: Tuple[str, str], stdin: bool = False) -> Tu
             break
         # The token goes in export lines, never in a URL (shell histories
         # and logs keep URLs).
-        assert "token=" not in line, f"{cmd[0]} printed its token in a URL: {line!r}"
+        if "token=" in line:
+            proc.kill()  # not left serving after the failed assertion
+            proc.wait()
+            raise AssertionError(f"{cmd[0]} printed its token in a URL: {line!r}")
         m = re.search(patterns[0], line)
         if m:
             port = int(m.group(1))

@@ -15,7 +15,8 @@
 
 use std::time::Duration;
 
-/// The poll when the peer is slow or unknown (the old fixed poll).
+/// The poll when the peer is slow (the old fixed poll); an unknown peer
+/// starts at an average of this, a poll of twice it.
 pub(crate) const SPIN_MIN: Duration = Duration::from_micros(60);
 /// The longest poll, for a peer that usually answers within it.
 pub(crate) const SPIN_MAX: Duration = Duration::from_micros(300);
